@@ -1,0 +1,30 @@
+"""structlog set-up, done once by the CLI: readable console lines for people, one JSON
+object per line with --log-json for machines. Logs go to standard error so that
+standard output stays clean for tables and `--json -`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+
+def configure_logging(json: bool = False, level: str = "info") -> None:
+    lvl = logging.getLevelNamesMapping().get(level.upper())
+    if lvl is None:
+        raise ValueError(f"unknown log level {level!r}")
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer() if json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(lvl),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )

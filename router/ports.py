@@ -1,0 +1,159 @@
+"""What the core needs from the outside world, as structural interfaces.
+
+Simulated venues (simulators/, dealers/) and real ones implement the same ports; the
+engine cannot tell them apart. This module imports only `router.domain`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from router.domain import (
+    ChildId,
+    ChildOrder,
+    DealerId,
+    Event,
+    Nanos,
+    ParentOrder,
+    RfqId,
+    Side,
+    Symbol,
+    VenueId,
+    VenueKind,
+)
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """Injected time: simulated in backtests, wall-clock in the live service."""
+
+    def now_ns(self) -> Nanos: ...
+
+
+class EventSink(Protocol):
+    """Receives events; a sink never blocks and never raises into the producer."""
+
+    def publish(self, event: Event) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class VenueQuote:
+    """Top of one lit venue's book as a trader sees it (prices in ticks)."""
+
+    venue: VenueId
+    bid_ticks: int | None
+    bid_qty: int
+    ask_ticks: int | None
+    ask_qty: int
+    bid_depth: int = 0  # visible shares within the snapshot's depth window
+    ask_depth: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MarketSnapshot:
+    """Everything a trader can see at one instant; no simulator internals."""
+
+    ts_ns: Nanos
+    symbol: Symbol
+    tick_size: float
+    bid_ticks: int | None  # consolidated best bid across lit venues
+    ask_ticks: int | None
+    bid_depth: int  # shares within `depth_levels` ticks of the touch, all lit venues
+    ask_depth: int
+    venues: tuple[VenueQuote, ...]
+    last_ticks: int | None
+    volume: int  # market volume traded since the session opened (all lit venues)
+    vwap_num: float  # sum of price * qty of that volume, for the market VWAP
+
+    @property
+    def mid(self) -> float | None:
+        if self.bid_ticks is None or self.ask_ticks is None:
+            return None
+        return 0.5 * (self.bid_ticks + self.ask_ticks) * self.tick_size
+
+    @property
+    def spread_ticks(self) -> int | None:
+        if self.bid_ticks is None or self.ask_ticks is None:
+            return None
+        return self.ask_ticks - self.bid_ticks
+
+
+class MarketData(Protocol):
+    def snapshot(self) -> MarketSnapshot: ...
+
+
+class Venue(Protocol):
+    """An order venue: a lit book, a dark pool, or a real exchange session.
+
+    Orders are acknowledged, filled, canceled and rejected asynchronously through the
+    sink given to the venue; calls return at once.
+    """
+
+    @property
+    def venue_id(self) -> VenueId: ...
+
+    @property
+    def kind(self) -> VenueKind: ...
+
+    def submit(self, child: ChildOrder) -> None: ...
+
+    def cancel(self, child_id: ChildId) -> None: ...
+
+    def firm_up(self, child_id: ChildId, qty: int) -> None:
+        """Answer a FirmUpRequested for a conditional order (dark pools only)."""
+        ...
+
+
+class RfqChannel(Protocol):
+    """Requests quotes from a panel of dealers; quotes come back as events."""
+
+    def request(
+        self, rfq_id: RfqId, symbol: Symbol, side: Side | None, qty: int,
+        dealers: Sequence[DealerId], time_limit_ns: Nanos,
+    ) -> None: ...
+
+    def accept(self, rfq_id: RfqId, dealer: DealerId, qty: int) -> None: ...
+
+
+class FillModel(Protocol):
+    """Probability that an order at a venue and level fills within a horizon."""
+
+    def p_fill(self, features: Sequence[float]) -> float: ...
+
+
+class DealerModel(Protocol):
+    """Probability that a dealer answers a request with the best quote."""
+
+    def p_best(self, dealer: DealerId, features: Sequence[float]) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionState:
+    """A parent order's progress, as the slicer sees it."""
+
+    parent: ParentOrder
+    now_ns: Nanos
+    filled_qty: int
+    market: MarketSnapshot
+
+    @property
+    def remaining_qty(self) -> int:
+        return self.parent.qty - self.filled_qty
+
+    @property
+    def elapsed_fraction(self) -> float:
+        return min(1.0, max(0.0, (self.now_ns - self.parent.start_ns) / self.parent.horizon_ns))
+
+
+class SlicerPolicy(Protocol):
+    """Says how much of the parent should be done by now (cumulative target shares)."""
+
+    name: str
+
+    def target_filled(self, state: ExecutionState) -> int: ...
+
+
+#: A callable that schedules `callback` to run at a clock time (simulated or live).
+Scheduler = Callable[[Nanos, Callable[[], None]], None]

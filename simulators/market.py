@@ -1,0 +1,303 @@
+"""The simulated market of one instrument: its lit books, the background participants
+and the exogenous price path, built from a scenario and one master seed.
+
+`SimMarket` is the kernel's continuous process. It turns the scenario into a per-step
+schedule (numpy, here), keeps the books (simulators/book.py) and runs the compiled
+background flow (simulators/flow.py) in 100 ms steps whenever the kernel asks it to
+catch up. It also serves `MarketData` snapshots (what a trader sees) and records the
+path that evaluation code needs (reference price, consolidated best bid/ask per step):
+that record is for TCA and measurement, never for strategies.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from router.domain import NANOS_PER_SECOND, Nanos, Side, VenueId
+from router.ports import MarketSnapshot, VenueQuote
+from simulators import book, flow
+from simulators.scenario import SESSION_CLOSE_S, SESSION_OPEN_S, Scenario
+
+STEP_S = 0.1
+WARMUP_S = 600.0  # background flow runs this long before the parent arrives
+TAIL_S = 900.0  # and this long after the horizon, for post-trade markouts
+SESSION_S = SESSION_CLOSE_S - SESSION_OPEN_S
+DEPTH_LEVELS = 10  # ticks counted in a snapshot's bid_depth / ask_depth
+
+#: called for every fill of a client order: (owner, ts, venue index, price ticks, qty,
+#: client was maker, maker's leaves after the fill)
+FillCallback = Callable[[int, Nanos, int, int, int, bool, int], None]
+
+
+class BookFullError(RuntimeError):
+    pass
+
+
+def volume_profile(tod_s: np.ndarray) -> np.ndarray:
+    """Intraday U-shape of volume intensity, mean 1 over the session (09:30-16:00)."""
+    x = np.clip((tod_s - SESSION_OPEN_S) / SESSION_S, 0.0, 1.0)
+    return 0.6 + 1.2 * (2.0 * x - 1.0) ** 2
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    slot: int  # resting slot, -1 if nothing rests
+    leaves: int  # quantity not filled on arrival
+    status: int  # simulators.book status code
+
+
+class SimMarket:
+    def __init__(self, scenario: Scenario, rng: np.random.Generator) -> None:
+        self.scenario = scenario
+        self.instrument = scenario.instrument
+        self.venue_ids: tuple[VenueId, ...] = tuple(v.venue_id for v in scenario.lit)
+        m = scenario.market
+        tick = self.instrument.tick_size
+        self.price_ticks0 = m.price / tick
+        self.step_ns = int(STEP_S * NANOS_PER_SECOND)
+        self.t0_ns = -int(WARMUP_S * NANOS_PER_SECOND)  # time of step 0
+        self.n_steps = int(round((WARMUP_S + scenario.horizon_s + TAIL_S) / STEP_S))
+        self.steps_per_bar = int(round(1.0 / STEP_S))
+        self._gen = rng
+        self.sched, self.params = self._build_schedule(rng)
+        n_ticks = int(self.price_ticks0 * 2) + 1
+        n_bars = self.n_steps // self.steps_per_bar + 1
+        self.state = book.new_book_state(len(self.venue_ids), n_ticks, 1 << 16, n_bars)
+        self.fills = book.new_fill_buffer(1 << 14)
+        shares = np.array([v.share for v in scenario.lit], dtype=np.float64)
+        self._cum_share = np.cumsum(shares) / shares.sum()
+        self.impact = np.zeros(flow.N_IMPACT, dtype=np.float64)
+        self.ref_path = np.full(self.n_steps, np.nan)
+        self.bid_path = np.full(self.n_steps, -1, dtype=np.int64)
+        self.ask_path = np.full(self.n_steps, -1, dtype=np.int64)
+        self._steps_done = 0
+        self._on_fill: FillCallback | None = None
+        self.advance_to(0)  # warm the book up to the parent's arrival
+
+    # ------------------------------------------------------------------ schedule
+
+    def _build_schedule(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        sc, m, inst = self.scenario, self.scenario.market, self.instrument
+        n = self.n_steps
+        t = self.t0_ns / NANOS_PER_SECOND + np.arange(n) * STEP_S  # seconds from arrival
+        profile = volume_profile(sc.start_tod_s + t)
+
+        def phased(attr: str, default: float, combine: str = "mul") -> np.ndarray:
+            out = np.full(n, default)
+            for ph in sc.phases:
+                active = (t >= ph.start_s) & (t < ph.end_s)
+                if combine == "mul":
+                    out[active] *= getattr(ph, attr)
+                else:
+                    out[active] += getattr(ph, attr)
+            return out
+
+        # exogenous reference price: stochastic volatility, drift, jumps
+        px = self.price_ticks0
+        sigma_step = m.daily_vol * px / math.sqrt(SESSION_S / STEP_S)
+        decay = math.exp(-STEP_S / m.vol_reversion_s)
+        shocks = rng.standard_normal(n) * m.vol_of_vol * math.sqrt(1 - decay * decay)
+        logvol = np.empty(n)
+        h = rng.standard_normal() * m.vol_of_vol
+        for i in range(n):  # an AR(1) recursion; 1e5 steps, runs once per scenario
+            h = h * decay + shocks[i]
+            logvol[i] = h
+        # exp(h - vv^2) has E[vol^2] = 1, so daily_vol is the session's volatility
+        vol = np.exp(logvol - m.vol_of_vol**2) * phased("vol", 1.0) * np.sqrt(profile)
+        dx = sigma_step * vol * rng.standard_normal(n)
+        dx += phased("drift_bps_per_h", 0.0, "add") * 1e-4 * px * STEP_S / 3600.0
+        jump_p = m.jumps_per_day * STEP_S / SESSION_S
+        jumps = rng.random(n) < jump_p
+        dx[jumps] += rng.standard_normal(int(jumps.sum())) * m.jump_bps * 1e-4 * px
+        for ph in sc.phases:
+            if ph.jump_bps:
+                i = int(round((ph.start_s - t[0]) / STEP_S))
+                dx[i] += ph.jump_bps * 1e-4 * px
+        exo = px + np.cumsum(dx)
+
+        # participants' rates
+        mean_size = m.order_size_median * math.exp(0.5 * m.order_size_sigma**2)
+        flow_mult = phased("flow", 1.0) * profile
+        taker_orders = inst.adv / SESSION_S * STEP_S * flow_mult / mean_size
+        informed = taker_orders * m.informed_share * phased("informed", 1.0)
+        momentum = taker_orders * m.momentum_share * phased("momentum", 1.0)
+        noise = taker_orders * (1.0 - m.informed_share - m.momentum_share)
+        pressure = phased("buy_pressure", 0.0, "add").clip(-1.0, 1.0)
+        depth_orders = m.book_depth_adv * inst.adv / mean_size
+        refill = depth_orders * STEP_S / m.order_lifetime_s
+        adds = refill * profile + 0.5 * taker_orders
+
+        sched = np.empty((flow.N_SCHEDULE_ROWS, n))
+        sched[flow.S_EXO] = exo
+        sched[flow.S_HALF_SPREAD] = 0.5 * (m.spread_ticks * phased("spread", 1.0) - 1.0)
+        sched[flow.S_ADD_BID] = adds * phased("bid_depth", 1.0)
+        sched[flow.S_ADD_ASK] = adds * phased("ask_depth", 1.0)
+        sched[flow.S_NOISE_BUY] = noise * 0.5 * (1.0 + pressure)
+        sched[flow.S_NOISE_SELL] = noise * 0.5 * (1.0 - pressure)
+        sched[flow.S_MOMENTUM] = momentum
+        sched[flow.S_INFORMED] = informed
+
+        params = np.zeros(flow.N_PARAMS)
+        params[flow.P_ADV] = inst.adv
+        params[flow.P_Y_SIGMA] = m.impact_y * m.daily_vol * px
+        params[flow.P_MEMORY_DECAY] = math.exp(-STEP_S / m.impact_memory_s)
+        params[flow.P_LOCK_RATE] = STEP_S / m.impact_lock_s
+        params[flow.P_CANCEL_HAZARD] = STEP_S / m.order_lifetime_s
+        params[flow.P_LOG_SIZE] = math.log(max(m.order_size_median / inst.lot_size, 1.0))
+        params[flow.P_SIZE_SIGMA] = m.order_size_sigma
+        params[flow.P_DEPTH_SCALE] = m.depth_scale_ticks
+        params[flow.P_LOOKAHEAD] = round(60.0 / STEP_S)
+        params[flow.P_LOOKBACK] = round(60.0 / STEP_S)
+        params[flow.P_MAX_SLIPPAGE] = 3.0 * m.spread_ticks
+        params[flow.P_LOT] = inst.lot_size
+        params[flow.P_STEP_NS] = self.step_ns
+        return sched, params
+
+    # ------------------------------------------------------------------ time
+
+    def step_of(self, ts: Nanos) -> int:
+        return (ts - self.t0_ns) // self.step_ns
+
+    def bar_of(self, ts: Nanos) -> int:
+        return min(self.step_of(ts) // self.steps_per_bar, self.state.tape_vol.shape[0] - 1)
+
+    def advance_to(self, ts: Nanos) -> None:
+        """Run every background step that starts at or before `ts`."""
+        target = min(self.step_of(ts) + 1, self.n_steps)
+        if target <= self._steps_done:
+            return
+        flow.advance(
+            self.state, self.fills, self._gen, self.sched, self.params, self._cum_share,
+            self.impact, self.ref_path, self.bid_path, self.ask_path, self._steps_done,
+            target, self.t0_ns, 0, self.steps_per_bar,
+        )
+        self._steps_done = target
+        self._drain_fills()
+
+    @property
+    def end_ns(self) -> Nanos:
+        return self.t0_ns + self.n_steps * self.step_ns
+
+    # ------------------------------------------------------------------ client orders
+
+    def on_client_fill(self, callback: FillCallback) -> None:
+        self._on_fill = callback
+
+    def submit(
+        self, ts: Nanos, venue: int, side: Side, price_ticks: int, qty: int, owner: int,
+        flags: int = 0, peak: int = 0,
+    ) -> SubmitResult:
+        s = book.BID if side is Side.BUY else book.ASK
+        slot, leaves, status = book.submit(
+            self.state, self.fills, venue, s, price_ticks, qty, peak, owner, flags, ts,
+            self.bar_of(ts),
+        )
+        self._drain_fills()
+        if status == book.BOOK_FULL:
+            raise BookFullError("order book capacity exhausted")
+        return SubmitResult(int(slot), int(leaves), int(status))
+
+    def cancel(self, slot: int) -> int:
+        return int(book.cancel(self.state, slot))
+
+    def _drain_fills(self) -> None:
+        fb = self.fills
+        n = int(fb.n[0])
+        if n == 0:
+            return
+        if n > fb.ts.shape[0]:
+            raise BookFullError(f"fill buffer overflow: {n} client fills in one step")
+        cb = self._on_fill
+        if cb is not None:
+            # copy out first: the callback may submit orders that append new fills
+            rows = [
+                (int(fb.ts[i]), int(fb.venue[i]), int(fb.price[i]), int(fb.qty[i]),
+                 int(fb.maker_owner[i]), int(fb.maker_leaves[i]), int(fb.taker_owner[i]))
+                for i in range(n)
+            ]
+            fb.n[0] = 0
+            for ts, v, p, q, maker, leaves, taker in rows:
+                if maker:
+                    cb(maker, ts, v, p, q, True, leaves)
+                if taker:
+                    cb(taker, ts, v, p, q, False, 0)
+        else:
+            fb.n[0] = 0
+
+    # ------------------------------------------------------------------ market data
+
+    def snapshot(self, ts: Nanos) -> MarketSnapshot:
+        st = self.state
+        n_ticks = st.depth.shape[2]
+        quotes = []
+        bb, ba = -1, n_ticks
+        for v, vid in enumerate(self.venue_ids):
+            b, a = int(st.best[v, book.BID]), int(st.best[v, book.ASK])
+            bb, ba = max(bb, b), min(ba, a)
+        lo, hi = max(0, bb - DEPTH_LEVELS + 1), ba + DEPTH_LEVELS
+        for v, vid in enumerate(self.venue_ids):
+            b, a = int(st.best[v, book.BID]), int(st.best[v, book.ASK])
+            quotes.append(VenueQuote(
+                venue=vid,
+                bid_ticks=b if b >= 0 else None,
+                bid_qty=int(st.depth[v, book.BID, b]) if b >= 0 else 0,
+                ask_ticks=a if a < n_ticks else None,
+                ask_qty=int(st.depth[v, book.ASK, a]) if a < n_ticks else 0,
+                bid_depth=int(st.depth[v, book.BID, lo: bb + 1].sum()) if bb >= 0 else 0,
+                ask_depth=int(st.depth[v, book.ASK, ba:hi].sum()) if ba < n_ticks else 0,
+            ))
+        bid_depth = sum(q.bid_depth for q in quotes)
+        ask_depth = sum(q.ask_depth for q in quotes)
+        bar = self.bar_of(ts)
+        last = int(st.last_px.max())
+        return MarketSnapshot(
+            ts_ns=ts, symbol=self.instrument.symbol, tick_size=self.instrument.tick_size,
+            bid_ticks=bb if bb >= 0 else None, ask_ticks=ba if ba < n_ticks else None,
+            bid_depth=bid_depth, ask_depth=ask_depth, venues=tuple(quotes),
+            last_ticks=last if last >= 0 else None,
+            volume=int(st.tape_vol[self.bar_of(0): bar + 1].sum()),
+            vwap_num=float(st.tape_pv[self.bar_of(0): bar + 1].sum()) * self.instrument.tick_size,
+        )
+
+    def mid_ticks(self) -> float | None:
+        """Consolidated lit midpoint now (what a dark pool crosses at)."""
+        st = self.state
+        bb = int(st.best[:, book.BID].max())
+        ba = int(st.best[:, book.ASK].min())
+        if bb < 0 or ba >= st.depth.shape[2] or bb >= ba:
+            return None
+        return 0.5 * (bb + ba)
+
+    def mid_at(self, ts: Nanos) -> float:
+        """Consolidated mid (ticks) at the last step at or before `ts` that had one."""
+        mids = self.mid_path()[: min(self.step_of(ts), self.n_steps - 1) + 1]
+        valid = np.flatnonzero(~np.isnan(mids))
+        if valid.size == 0:
+            raise RuntimeError("the lit market never had two sides")
+        return float(mids[valid[-1]])
+
+    def mid_path(self) -> np.ndarray:
+        """Consolidated mid per step (ticks), NaN where a side was empty or not yet run."""
+        bid = self.bid_path.astype(np.float64)
+        ask = self.ask_path.astype(np.float64)
+        n_ticks = self.state.depth.shape[2]
+        bad = (self.bid_path < 0) | (self.ask_path >= n_ticks) | (self.ask_path < 0)
+        mid = 0.5 * (bid + ask)
+        mid[bad] = np.nan
+        mid[self._steps_done:] = np.nan
+        return mid
+
+    def step_time_s(self) -> np.ndarray:
+        """Time (seconds from the parent's arrival) at the end of each step."""
+        return (self.t0_ns / NANOS_PER_SECOND) + (np.arange(self.n_steps) + 1) * STEP_S
+
+    def future_move_sign(self, ts: Nanos, horizon_s: float) -> float:
+        """Sign of the exogenous move over the next `horizon_s`: for informed simulated
+        participants (dark pool contra), never for strategies."""
+        i = min(max(self.step_of(ts), 0), self.n_steps - 1)
+        j = min(i + int(horizon_s / STEP_S), self.n_steps - 1)
+        return float(np.sign(self.sched[flow.S_EXO, j] - self.sched[flow.S_EXO, i]))
