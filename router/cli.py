@@ -89,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     bb.add_argument("--no-python", action="store_true",
                     help="skip the plain-Python reference book")
     bb.add_argument("--json", dest="json_path")
+    bi = bsub.add_parser("impact", help="square-root law, impact decay, return statistics")
+    bi.add_argument("--scenario", default="calm")
+    bi.add_argument("--seeds", type=_positive_int, default=20)
+    bi.add_argument("--duration", type=_duration, default=1800.0, help="metaorder duration")
+    bi.add_argument("--json", dest="json_path")
     bs = bsub.add_parser("scenario", help="one full simulation: wall time and memory")
     bs.add_argument("--scenario", default="news-shock")
     bs.add_argument("--strategy", default="twap")
@@ -153,6 +158,31 @@ def _cmd_bench(args: argparse.Namespace) -> None:
             if "python_events_per_s" in doc:
                 print(f"plain Python book: {doc['python_events_per_s']:,.0f} events/s; "
                       f"speed-up {doc['speedup_vs_python']:.1f}x")
+    elif args.bench == "impact":
+        from bench.impact import run_impact_study
+
+        def progress(done: int, total: int) -> None:
+            print(f"\rimpact study: {done}/{total} runs", end="", file=sys.stderr, flush=True)
+
+        doc = run_impact_study(args.scenario, args.seeds, duration_s=args.duration,
+                               config_dir=args.config_dir, progress=progress)
+        print(file=sys.stderr)
+        if args.json_path != "-":
+            print(f"{'Q/ADV':>8}{'impact bps':>12}{'+-':>6}{'I/sigma':>9}"
+                  f"{'+1x bps':>9}{'+2x bps':>9}")
+            for r in doc["rows"]:
+                print(f"{r['q_over_adv']:>8.2%}{r['impact_bps']:>12.2f}"
+                      f"{r['impact_stderr_bps']:>6.2f}{r['impact_over_sigma']:>9.3f}"
+                      f"{r['after_1x_bps']:>9.2f}{r['after_2x_bps']:>9.2f}")
+            ret = doc["returns_1min"]
+            if doc["exponent_above_1pct_adv"] is not None:
+                print(f"exponent fitted on Q/ADV >= 1%: {doc['exponent_above_1pct_adv']:.3f}")
+            print(f"impact ~ (Q/ADV)^{doc['exponent']:.3f}, Y = {doc['prefactor_y']:.2f}; "
+                  f"left after 1x/2x the duration: {doc['decay_ratio_1x']:.0%} / "
+                  f"{doc['decay_ratio_2x']:.0%}")
+            print(f"1-min returns: n={ret['n']}, sd {ret['std_bps']:.2f} bps, excess kurtosis "
+                  f"{ret['excess_kurtosis']:.2f}, lag-1 autocorrelation "
+                  f"{ret['lag1_autocorr']:.3f} +- {ret['lag1_autocorr_stderr']:.3f}")
     else:
         from bench.scenario import run_scenario_bench
 

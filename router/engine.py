@@ -99,6 +99,7 @@ class ParentExecution:
         self._on_event = on_event
         self.result = ExecutionResult(parent)
         self._open: dict[ChildId, _Child] = {}
+        self._sent: set[ChildId] = set()
         self._ids = itertools.count(1)
         self.done = False
 
@@ -221,6 +222,7 @@ class ParentExecution:
             self.result.decisions.append(decision)
             self._emit(decision)
             self._open[child.child_id] = _Child(child, take)
+            self._sent.add(child.child_id)
             self.result.children.append(child)
             self._emit(ChildOrderSent(now, child))
             self._venues[child.venue].submit(child)
@@ -237,16 +239,19 @@ class ParentExecution:
     def publish(self, event: Event) -> None:
         self._emit(event)
         if isinstance(event, ChildOrderFilled):
-            child = self._open.get(event.child_id)
-            if child is None:
+            # a fill counts even if its child already left the open set: venues may report
+            # an order's end before its last fill, and dropping that fill would overfill
+            if event.child_id not in self._sent:
                 return
-            child.open_qty -= event.qty
             self.result.filled_qty += event.qty
             self.result.notional += event.qty * event.price
             self.result.fees += event.fee
             self.result.fills.append(event)
-            if child.open_qty <= 0:
-                del self._open[event.child_id]
+            child = self._open.get(event.child_id)
+            if child is not None:
+                child.open_qty -= event.qty
+                if child.open_qty <= 0:
+                    del self._open[event.child_id]
         elif isinstance(event, ChildOrderExpired | ChildOrderCanceled | ChildOrderRejected):
             self._open.pop(event.child_id, None)
 

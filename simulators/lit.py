@@ -78,6 +78,7 @@ class SimLitVenue:
         self._latency = LatencyModel.from_micros(spec.latency_us, spec.latency_jitter)
         self._working: dict[ChildId, _Working] = {}
         self._by_owner: dict[int, _Working] = {}
+        self._last_report_ns: Nanos = 0
 
     @property
     def venue_id(self) -> VenueId:
@@ -109,10 +110,10 @@ class SimLitVenue:
         return self._kernel.clock.now_ns()
 
     def _report(self, event: Event) -> None:
-        self._kernel.schedule(
-            max(event.ts_ns, self._now()) + self._latency.sample(self._rng),
-            lambda: self._sink.publish(event),
-        )
+        # reports travel in sequence, as on a real session: never overtake each other
+        due = max(event.ts_ns, self._now()) + self._latency.sample(self._rng)
+        self._last_report_ns = max(due, self._last_report_ns)
+        self._kernel.schedule(self._last_report_ns, lambda: self._sink.publish(event))
 
     def _arrive(self, child: ChildOrder) -> None:
         now = self._now()

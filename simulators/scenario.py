@@ -57,8 +57,8 @@ class MarketParams:
     informed_share: float = 0.08  # share of taker volume that is informed
     momentum_share: float = 0.08
     impact_y: float = 0.7  # Y of the square-root law
-    impact_memory_s: float = 1800.0
-    impact_lock_s: float = 5400.0
+    impact_memory_s: float = 900.0
+    impact_lock_s: float = 10800.0
     jumps_per_day: float = 4.0
     jump_bps: float = 15.0
 

@@ -1,0 +1,49 @@
+from pathlib import Path
+
+import pytest
+
+from router.config import ConfigError, load_toml, parse_duration
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90.0), ("90s", 90.0), ("15m", 900.0), ("3h", 10800.0), ("250ms", 0.25), (45, 45.0)],
+)
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "3 hours", "-5m", "1h30", "m"])
+def test_bad_durations_are_refused(text):
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(text)
+
+
+def test_errors_name_the_file_and_the_key(tmp_path: Path):
+    f = tmp_path / "x.toml"
+    f.write_text('[market]\nspread_ticks = -1\nname = 3\n[[phase]]\nstart = "soon"\n')
+    t = load_toml(f)
+    with pytest.raises(ConfigError, match=r"x\.toml: market\.spread_ticks: must be > 0, got -1"):
+        t.table("market").get_float("spread_ticks", gt=0)
+    with pytest.raises(ConfigError, match=r"market\.name: must be a string"):
+        t.table("market").get_str("name")
+    with pytest.raises(ConfigError, match=r"phase\[0\]\.start: not a duration"):
+        next(t.tables("phase")).get_duration("start")
+    with pytest.raises(ConfigError, match=r"x\.toml: market\.missing: missing"):
+        t.table("market").get_float("missing")
+
+
+def test_unknown_keys_are_errors(tmp_path: Path):
+    f = tmp_path / "y.toml"
+    f.write_text("a = 1\ntypo = 2\n")
+    t = load_toml(f)
+    t.get_int("a")
+    with pytest.raises(ConfigError, match="typo: unknown key"):
+        t.check_no_unknown_keys()
+
+
+def test_malformed_toml(tmp_path: Path):
+    f = tmp_path / "bad.toml"
+    f.write_text("a = [1,\n")
+    with pytest.raises(ConfigError, match=r"bad\.toml: not valid TOML"):
+        load_toml(f)
