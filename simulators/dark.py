@@ -21,6 +21,7 @@ Why it looks like this:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -99,6 +100,8 @@ class SimDarkPool:
         contra_rng, self._rng = rng.spawn(2)  # contra stream | latency samples
         self._latency = LatencyModel.from_micros(spec.latency_us, spec.latency_jitter)
         self._window_ns = round(spec.firm_up_window_s * NANOS_PER_SECOND)
+        self._last_in_ns: Nanos = 0  # delivery time of the last message to the pool
+        self._last_out_ns: Nanos = 0  # and of the last report to the router
         self._working: dict[ChildId, _Working] = {}  # insertion order = time priority
         self._live: list[_Contra] = []  # arrived contra, in arrival order
         # for evaluation code only, never for strategies:
@@ -124,16 +127,13 @@ class SimDarkPool:
     # ---------------------------------------------------------------- Venue port
 
     def submit(self, child: ChildOrder) -> None:
-        self._kernel.schedule_in(self._latency.sample(self._rng), lambda: self._arrive(child))
+        self._inbound(lambda: self._arrive(child))
 
     def cancel(self, child_id: ChildId) -> None:
-        self._kernel.schedule_in(self._latency.sample(self._rng), lambda: self._cancel(child_id))
+        self._inbound(lambda: self._cancel(child_id))
 
     def firm_up(self, child_id: ChildId, qty: int) -> None:
-        self._kernel.schedule_in(
-            self._latency.sample(self._rng),
-            lambda: self._firm_up(child_id, qty),
-        )
+        self._inbound(lambda: self._firm_up(child_id, qty))
 
     # ---------------------------------------------------------------- contra stream
 
@@ -183,7 +183,8 @@ class SimDarkPool:
             if w.child.side is not side.opposite:
                 continue
             if w.child.conditional:
-                if w.invite is None or now > w.invite.deadline_ns:
+                old = w.invite
+                if old is None or now > old.deadline_ns or not old.contra.live(now):
                     self._invite(w, c, now)
             else:
                 self._cross(w, c, min(w.leaves, c.qty), now)
@@ -193,11 +194,19 @@ class SimDarkPool:
     def _now(self) -> Nanos:
         return self._kernel.clock.now_ns()
 
+    # Each direction is one ordered session (as over FIX/TCP): jitter delays messages
+    # but never reorders them, so a cancel cannot overtake its order, nor a fill its ack.
+
+    def _inbound(self, action: Callable[[], None]) -> None:
+        at = max(self._now() + self._latency.sample(self._rng), self._last_in_ns)
+        self._last_in_ns = at
+        self._kernel.schedule(at, action)
+
     def _report(self, event: Event) -> None:
-        self._kernel.schedule(
-            max(event.ts_ns, self._now()) + self._latency.sample(self._rng),
-            lambda: self._sink.publish(event),
-        )
+        at = max(event.ts_ns, self._now()) + self._latency.sample(self._rng)
+        at = max(at, self._last_out_ns)
+        self._last_out_ns = at
+        self._kernel.schedule(at, lambda: self._sink.publish(event))
 
     def _reject(self, now: Nanos, child_id: ChildId, reason: str) -> None:
         self._report(ChildOrderRejected(now, child_id, self.venue_id, reason))

@@ -7,6 +7,7 @@ fact. Reports are events (router.domain) published to the sink given at construc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,6 +80,7 @@ class SimLitVenue:
         self._working: dict[ChildId, _Working] = {}
         self._by_owner: dict[int, _Working] = {}
         self._last_report_ns: Nanos = 0
+        self._last_request_ns: Nanos = 0
 
     @property
     def venue_id(self) -> VenueId:
@@ -94,10 +96,16 @@ class SimLitVenue:
     # ---------------------------------------------------------------- Venue port
 
     def submit(self, child: ChildOrder) -> None:
-        self._kernel.schedule_in(self._latency.sample(self._rng), lambda: self._arrive(child))
+        self._send(lambda: self._arrive(child))
 
     def cancel(self, child_id: ChildId) -> None:
-        self._kernel.schedule_in(self._latency.sample(self._rng), lambda: self._cancel(child_id))
+        self._send(lambda: self._cancel(child_id))
+
+    def _send(self, action: Callable[[], None]) -> None:
+        # requests travel in sequence too: a cancel never overtakes its order
+        due = self._now() + self._latency.sample(self._rng)
+        self._last_request_ns = max(due, self._last_request_ns)
+        self._kernel.schedule(self._last_request_ns, action)
 
     def firm_up(self, child_id: ChildId, qty: int) -> None:
         self._report(ChildOrderRejected(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
@@ -50,6 +51,9 @@ def spec_of(scenario: Scenario, venue: str) -> DarkVenueSpec:
     return next(d for d in scenario.dark if d.venue_id == venue)
 
 
+E = TypeVar("E", bound=Event)
+
+
 class Sink:
     """Collects events; `on_event` lets a test play the router's part."""
 
@@ -62,7 +66,7 @@ class Sink:
         if self.on_event is not None:
             self.on_event(event)
 
-    def of(self, kind: type[Event]) -> list:
+    def of(self, kind: type[E]) -> list[E]:
         return [e for e in self.events if isinstance(e, kind)]
 
 
@@ -81,7 +85,7 @@ class World:
         return float(self.market.mid_path()[self.market.step_of(ts)])
 
 
-def make_world(scenario: Scenario, venue: str = "DARKX", seed: int = 1, **changes) -> World:
+def make_world(scenario: Scenario, venue: str = "DARKX", seed: int = 1, **changes: Any) -> World:
     market = SimMarket(scenario, rng_for(seed, "market"))
     kernel = Kernel(SimClock(0), market)
     sink = Sink()
@@ -133,7 +137,7 @@ def check_fill_reports(w: World, qty: int) -> list[ChildOrderFilled]:
 # ------------------------------------------------------------------------ resting orders
 
 
-def test_resting_day_sell_fills_at_the_midpoint_and_never_below_its_limit(calm):
+def test_resting_day_sell_fills_at_the_midpoint_and_never_below_its_limit(calm: Scenario) -> None:
     w = make_world(calm, "DARKX", seed=1)
     limit = int(w.market.mid_ticks() or 0)
     qty = 1_000_000
@@ -154,7 +158,7 @@ def test_resting_day_sell_fills_at_the_midpoint_and_never_below_its_limit(calm):
     assert sum(f.qty for f in fills) <= sum(buys)
 
 
-def test_contra_is_consumed_and_shared_in_time_priority(calm):
+def test_contra_is_consumed_and_shared_in_time_priority(calm: Scenario) -> None:
     w = make_world(calm, "DARKX", seed=1)
     w.pool.submit(child("first", "DARKX", Side.SELL, 2_000))
     w.run_for(1)
@@ -178,7 +182,7 @@ def test_contra_is_consumed_and_shared_in_time_priority(calm):
     assert any(len(g) == 2 for g in by_ts.values())  # one contra split between the two
 
 
-def test_fills_respect_the_orders_min_qty(calm):
+def test_fills_respect_the_orders_min_qty(calm: Scenario) -> None:
     qty, min_qty = 200_000, 10_000
     w = make_world(calm, "DARKX", seed=2)
     w.pool.submit(child("c1", "DARKX", Side.SELL, qty, min_qty=min_qty))
@@ -195,7 +199,7 @@ def test_fills_respect_the_orders_min_qty(calm):
     assert any(f.qty < min_qty for f in free.sink.of(ChildOrderFilled))
 
 
-def test_order_below_the_pool_minimum_is_rejected_and_changes_nothing(calm):
+def test_order_below_the_pool_minimum_is_rejected_and_changes_nothing(calm: Scenario) -> None:
     w = make_world(calm, "DARKY", seed=3)
     control = make_world(calm, "DARKY", seed=3)
     w.pool.submit(child("small", "DARKY", Side.SELL, 4_000))  # DARKY minimum: 5000
@@ -210,7 +214,7 @@ def test_order_below_the_pool_minimum_is_rejected_and_changes_nothing(calm):
     assert w.pool.contra_log
 
 
-def test_cancel_returns_the_open_quantity(calm):
+def test_cancel_returns_the_open_quantity(calm: Scenario) -> None:
     qty = 1_000_000
     w = make_world(calm, "DARKX", seed=1)
     w.pool.submit(child("c1", "DARKX", Side.SELL, qty))
@@ -235,7 +239,23 @@ def test_cancel_returns_the_open_quantity(calm):
     ]
 
 
-def test_ioc_takes_live_contra_and_expires_the_rest(calm):
+def test_messages_are_not_reordered_by_latency_jitter(calm: Scenario) -> None:
+    w = make_world(calm, "DARKY", seed=5)
+    ids = [ChildId(f"c{i}") for i in range(30)]
+    for cid in ids:  # a cancel sent right after its order must not overtake it
+        w.pool.submit(child(cid, "DARKY", Side.BUY, 5_000 + int(cid[1:])))
+        w.pool.cancel(cid)
+    w.run_for(1)
+    canceled = w.sink.of(ChildOrderCanceled)
+    assert [(c.child_id, c.canceled_qty) for c in canceled] == [
+        (cid, 5_000 + i) for i, cid in enumerate(ids)
+    ]
+    acks = [e.child_id for e in w.sink.events if isinstance(e, ChildOrderAccepted)]
+    assert acks == ids
+    assert [type(e) for e in w.sink.events[:2]] == [ChildOrderAccepted, ChildOrderCanceled]
+
+
+def test_ioc_takes_live_contra_and_expires_the_rest(calm: Scenario) -> None:
     probe = make_world(calm, "DARKX", seed=4)
     probe.run_for(3600)
     arrival, _, contra_qty, _ = next(c for c in probe.pool.contra_log if c[1] is Side.BUY)
@@ -284,7 +304,7 @@ def run_conditional(calm: Scenario, answer_delay_s: float | None) -> World:
     return w
 
 
-def test_conditional_trades_only_when_firmed_up_in_time(calm):
+def test_conditional_trades_only_when_firmed_up_in_time(calm: Scenario) -> None:
     w = run_conditional(calm, answer_delay_s=0.0)
     requests = w.sink.of(FirmUpRequested)
     fills = check_fill_reports(w, 1_000_000)
@@ -303,7 +323,7 @@ def test_conditional_trades_only_when_firmed_up_in_time(calm):
     assert silent.sink.of(ChildOrderFilled) == []  # a conditional never trades on its own
 
 
-def test_late_firm_up_does_not_trade_and_the_conditional_keeps_resting(calm):
+def test_late_firm_up_does_not_trade_and_the_conditional_keeps_resting(calm: Scenario) -> None:
     w = run_conditional(calm, answer_delay_s=float("inf"))
     requests = w.sink.of(FirmUpRequested)
     rejects = w.sink.of(ChildOrderRejected)
@@ -335,7 +355,7 @@ def world_events(scenario: Scenario, seed: int) -> list[str]:
     return [repr(e) for e in sink.events]
 
 
-def test_same_seed_same_events(calm):
+def test_same_seed_same_events(calm: Scenario) -> None:
     first = world_events(calm, 7)
     assert any("ChildOrderFilled" in e for e in first)
     assert world_events(calm, 7) == first
@@ -345,7 +365,7 @@ def test_same_seed_same_events(calm):
 # ------------------------------------------------------------------------ adverse selection
 
 
-def test_toxic_contra_moves_the_price_against_the_seller(calm):
+def test_toxic_contra_moves_the_price_against_the_seller(calm: Scenario) -> None:
     """Sell fills in DARKY (toxicity 0.35) are followed by a rise of the mid over the
     next 60 s; the same pool with toxicity 0 shows no such drift.
 
