@@ -38,13 +38,20 @@ class _Sink:
             self.target(event)
 
 
-def _mid_path(scenario: Scenario, seed: int, qty: int, side: Side, duration_s: float,
-              until_s: float) -> tuple[np.ndarray, np.ndarray]:
+def _mid_path(
+    scenario: Scenario, seed: int, qty: int, side: Side, duration_s: float, until_s: float
+) -> tuple[np.ndarray, np.ndarray]:
     sink = _Sink()
     world = SimWorld.build(scenario, seed, sink)
     if qty > 0:
-        parent = ParentOrder(ParentId("metaorder"), scenario.instrument.symbol, side, qty, 0,
-                             int(duration_s * NANOS_PER_SECOND))
+        parent = ParentOrder(
+            ParentId("metaorder"),
+            scenario.instrument.symbol,
+            side,
+            qty,
+            0,
+            int(duration_s * NANOS_PER_SECOND),
+        )
         market = world.market
 
         class _View:
@@ -52,8 +59,16 @@ def _mid_path(scenario: Scenario, seed: int, qty: int, side: Side, duration_s: f
                 return market.snapshot(world.clock.now_ns())
 
         fees = {s.venue_id: LitFees(s.taker_fee, s.maker_fee) for s in scenario.lit}
-        ex = ParentExecution(parent, make_slicer("twap"), world.lit, fees, _View(), world.clock,
-                             world.kernel.schedule, lot_size=scenario.instrument.lot_size)
+        ex = ParentExecution(
+            parent,
+            make_slicer("twap"),
+            world.lit,
+            fees,
+            _View(),
+            world.clock,
+            world.kernel.schedule,
+            lot_size=scenario.instrument.lot_size,
+        )
         sink.target = ex.publish
         ex.start()
     world.kernel.run_until(int(until_s * NANOS_PER_SECOND))
@@ -62,17 +77,21 @@ def _mid_path(scenario: Scenario, seed: int, qty: int, side: Side, duration_s: f
 
 def _at(times: np.ndarray, mids: np.ndarray, t: float) -> float:
     i = int(np.searchsorted(times, t))
-    window = mids[max(0, i - 5): i + 5]  # +-0.5 s around t: robust to a one-sided instant
+    window = mids[max(0, i - 5) : i + 5]  # +-0.5 s around t: robust to a one-sided instant
     return float(np.nanmean(window))
 
 
 def run_impact_study(
-    scenario_name: str = "calm", seeds: int = 20, sizes: Sequence[float] = DEFAULT_SIZES,
-    duration_s: float = 1800.0, config_dir: Path | None = None,
+    scenario_name: str = "calm",
+    seeds: int = 20,
+    sizes: Sequence[float] = DEFAULT_SIZES,
+    duration_s: float = 1800.0,
+    config_dir: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    scenario = load_scenario(scenario_name, config_dir) if config_dir else load_scenario(
-        scenario_name)
+    scenario = (
+        load_scenario(scenario_name, config_dir) if config_dir else load_scenario(scenario_name)
+    )
     adv = scenario.instrument.adv
     lot = scenario.instrument.lot_size
     side = Side.SELL
@@ -113,7 +132,9 @@ def run_impact_study(
     kurt = float(np.mean(r**4) / np.mean(r**2) ** 2 - 3.0)
     ac = [float(np.corrcoef(x_[:-1], x_[1:])[0, 1]) for x_ in returns if len(x_) > 3]
     return {
-        "scenario": scenario_name, "seeds": seeds, "duration_s": duration_s,
+        "scenario": scenario_name,
+        "seeds": seeds,
+        "duration_s": duration_s,
         "rows": [
             {
                 "q_over_adv": frac,
@@ -131,7 +152,9 @@ def run_impact_study(
         "decay_ratio_1x": float(mean[ok, 1].sum() / peak[ok].sum()),
         "decay_ratio_2x": float(mean[ok, 2].sum() / peak[ok].sum()),
         "returns_1min": {
-            "n": int(r.size), "std_bps": 1e4 * float(r.std()), "excess_kurtosis": kurt,
+            "n": int(r.size),
+            "std_bps": 1e4 * float(r.std()),
+            "excess_kurtosis": kurt,
             "lag1_autocorr": float(np.mean(ac)),
             "lag1_autocorr_stderr": float(np.std(ac, ddof=1) / math.sqrt(len(ac))),
         },

@@ -31,8 +31,13 @@ def run_scenario_bench(
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return {
-        "scenario": scenario, "strategy": strategy, "seed": seed, "repeat": repeat,
-        "seconds": min(times), "median_seconds": statistics.median(times),
-        "first_seconds": first, "peak_traced_mb": peak / 2**20,
+        "scenario": scenario,
+        "strategy": strategy,
+        "seed": seed,
+        "repeat": repeat,
+        "seconds": min(times),
+        "median_seconds": statistics.median(times),
+        "first_seconds": first,
+        "peak_traced_mb": peak / 2**20,
         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }

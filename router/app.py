@@ -76,16 +76,21 @@ class SimulationReport:
             "scenario": self.scenario,
             "seed": self.seed,
             "parent": {
-                "symbol": self.parent.symbol, "side": self.parent.side.value,
-                "qty": self.parent.qty, "horizon_s": self.parent.horizon_s,
+                "symbol": self.parent.symbol,
+                "side": self.parent.side.value,
+                "qty": self.parent.qty,
+                "horizon_s": self.parent.horizon_s,
                 "arrival_mid": self.arrival_mid,
             },
             "results": [
                 {
-                    "strategy": r.strategy, "is_bps": r.tca.is_bps,
-                    "filled_qty": r.tca.filled_qty, "avg_price": r.tca.avg_price,
+                    "strategy": r.strategy,
+                    "is_bps": r.tca.is_bps,
+                    "filled_qty": r.tca.filled_qty,
+                    "avg_price": r.tca.avg_price,
                     "vwap_slippage_bps": r.tca.vwap_slippage_bps,
-                    "n_child_orders": r.n_child_orders, "completion": r.tca.completion,
+                    "n_child_orders": r.n_child_orders,
+                    "completion": r.tca.completion,
                     "venue_mix": r.tca.venue_mix,
                 }
                 for r in self.results
@@ -135,8 +140,11 @@ def run_strategy(scenario: Scenario, seed: int, strategy: str) -> tuple[Strategy
     inst = scenario.instrument
     arrival_mid = _mid(market, 0)
     parent = ParentOrder(
-        parent_id=ParentId(f"P-{scenario.name}-{seed}"), symbol=inst.symbol,
-        side=scenario.side, qty=scenario.qty, start_ns=0,
+        parent_id=ParentId(f"P-{scenario.name}-{seed}"),
+        symbol=inst.symbol,
+        side=scenario.side,
+        qty=scenario.qty,
+        start_ns=0,
         horizon_ns=int(scenario.horizon_s * NANOS_PER_SECOND),
     )
     events: list[Event] = []
@@ -145,9 +153,15 @@ def run_strategy(scenario: Scenario, seed: int, strategy: str) -> tuple[Strategy
         for spec in scenario.lit
     }
     execution = ParentExecution(
-        parent, make_slicer(strategy), world.venues, fees,
-        market=_Snapshots(market, world), clock=world.clock, schedule=world.kernel.schedule,
-        lot_size=inst.lot_size, on_event=events.append,
+        parent,
+        make_slicer(strategy),
+        world.venues,
+        fees,
+        market=_Snapshots(market, world),
+        clock=world.clock,
+        schedule=world.kernel.schedule,
+        lot_size=inst.lot_size,
+        on_event=events.append,
     )
     sink.target = execution.publish
     execution.start()
@@ -155,8 +169,13 @@ def run_strategy(scenario: Scenario, seed: int, strategy: str) -> tuple[Strategy
     end_mid = _mid(market, parent.end_ns)
     kinds: dict[VenueId, VenueKind] = {v: venue.kind for v, venue in world.venues.items()}
     tca = summarize(
-        parent.side, parent.qty, arrival_mid, end_mid,
-        market_vwap(market, 0, parent.end_ns), execution.result.fills, kinds,
+        parent.side,
+        parent.qty,
+        arrival_mid,
+        end_mid,
+        market_vwap(market, 0, parent.end_ns),
+        execution.result.fills,
+        kinds,
     )
     run = StrategyRun(strategy, tca, len(execution.result.children), tuple(events))
     log.debug("strategy done", strategy=strategy, is_bps=round(tca.is_bps, 2))
@@ -184,7 +203,9 @@ class _Snapshots:
 
 
 def simulate(
-    scenario: Scenario, strategies: Sequence[str], seed: int,
+    scenario: Scenario,
+    strategies: Sequence[str],
+    seed: int,
     progress: Callable[[str], None] | None = None,
 ) -> SimulationReport:
     check_strategies(strategies)
@@ -196,8 +217,11 @@ def simulate(
         run, arrival = run_strategy(scenario, seed, name)
         runs.append(run)
     return SimulationReport(
-        scenario=scenario.name, seed=seed,
-        parent=ParentSpec(scenario.instrument.symbol, scenario.side, scenario.qty,
-                          scenario.horizon_s),
-        arrival_mid=arrival, results=tuple(runs),
+        scenario=scenario.name,
+        seed=seed,
+        parent=ParentSpec(
+            scenario.instrument.symbol, scenario.side, scenario.qty, scenario.horizon_s
+        ),
+        arrival_mid=arrival,
+        results=tuple(runs),
     )

@@ -69,8 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="blockroute", description="Smart order router for block trades.")
     p.add_argument("--log-json", action="store_true", help="log JSON lines to stderr")
     p.add_argument("--log-level", default="warning", help="debug, info, warning, error")
-    p.add_argument("--config-dir", type=Path, default=DEFAULT_CONFIG_DIR,
-                   help="folder with instruments.toml, venues/ and scenarios/")
+    p.add_argument(
+        "--config-dir",
+        type=Path,
+        default=DEFAULT_CONFIG_DIR,
+        help="folder with instruments.toml, venues/ and scenarios/",
+    )
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     sim = sub.add_parser("simulate", help="run one parent order through a scenario")
@@ -86,8 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     bsub = bench.add_subparsers(dest="bench", required=True, parser_class=_Parser)
     bb = bsub.add_parser("book", help="matching engine alone")
     bb.add_argument("--events", type=_positive_int, default=1_000_000)
-    bb.add_argument("--no-python", action="store_true",
-                    help="skip the plain-Python reference book")
+    bb.add_argument("--no-python", action="store_true", help="skip the plain-Python reference book")
     bb.add_argument("--json", dest="json_path")
     bi = bsub.add_parser("impact", help="square-root law, impact decay, return statistics")
     bi.add_argument("--scenario", default="calm")
@@ -127,23 +130,31 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
         if not parent.is_dir():
             raise UsageError(f"--json: folder {parent} does not exist")
     report = simulate(
-        scenario, strategies, args.seed,
+        scenario,
+        strategies,
+        args.seed,
         progress=lambda name: log.info("running strategy", strategy=name),
     )
     doc = report.to_json()
     if args.json_path != "-":
         p = doc["parent"]
-        print(f"scenario {doc['scenario']}  seed {doc['seed']}  {p['side']} {p['qty']:,} "
-              f"{p['symbol']} over {p['horizon_s'] / 60:g} min, arrival mid "
-              f"{p['arrival_mid']:.4f}")
-        print(f"{'strategy':<10}{'IS bps':>9}{'filled':>11}{'avg px':>11}{'vs VWAP':>9}"
-              f"{'children':>9}{'done':>7}   lit/dark/rfq")
+        print(
+            f"scenario {doc['scenario']}  seed {doc['seed']}  {p['side']} {p['qty']:,} "
+            f"{p['symbol']} over {p['horizon_s'] / 60:g} min, arrival mid "
+            f"{p['arrival_mid']:.4f}"
+        )
+        print(
+            f"{'strategy':<10}{'IS bps':>9}{'filled':>11}{'avg px':>11}{'vs VWAP':>9}"
+            f"{'children':>9}{'done':>7}   lit/dark/rfq"
+        )
         for r in doc["results"]:
             mix = r["venue_mix"]
-            print(f"{r['strategy']:<10}{r['is_bps']:>9.2f}{r['filled_qty']:>11,}"
-                  f"{r['avg_price']:>11.4f}{r['vwap_slippage_bps']:>9.2f}"
-                  f"{r['n_child_orders']:>9}{r['completion']:>7.1%}   "
-                  f"{mix['lit']:.0%}/{mix['dark']:.0%}/{mix['rfq']:.0%}")
+            print(
+                f"{r['strategy']:<10}{r['is_bps']:>9.2f}{r['filled_qty']:>11,}"
+                f"{r['avg_price']:>11.4f}{r['vwap_slippage_bps']:>9.2f}"
+                f"{r['n_child_orders']:>9}{r['completion']:>7.1%}   "
+                f"{mix['lit']:.0%}/{mix['dark']:.0%}/{mix['rfq']:.0%}"
+            )
     _emit_json(args.json_path, doc)
 
 
@@ -153,46 +164,65 @@ def _cmd_bench(args: argparse.Namespace) -> None:
 
         doc = run_book_bench(args.events, compare_python=not args.no_python)
         if args.json_path != "-":
-            print(f"book: {doc['events']:,} events in {doc['seconds']:.3f} s = "
-                  f"{doc['events_per_s']:,.0f} events/s")
+            print(
+                f"book: {doc['events']:,} events in {doc['seconds']:.3f} s = "
+                f"{doc['events_per_s']:,.0f} events/s"
+            )
             if "python_events_per_s" in doc:
-                print(f"plain Python book: {doc['python_events_per_s']:,.0f} events/s; "
-                      f"speed-up {doc['speedup_vs_python']:.1f}x")
+                print(
+                    f"plain Python book: {doc['python_events_per_s']:,.0f} events/s; "
+                    f"speed-up {doc['speedup_vs_python']:.1f}x"
+                )
     elif args.bench == "impact":
         from bench.impact import run_impact_study
 
         def progress(done: int, total: int) -> None:
             print(f"\rimpact study: {done}/{total} runs", end="", file=sys.stderr, flush=True)
 
-        doc = run_impact_study(args.scenario, args.seeds, duration_s=args.duration,
-                               config_dir=args.config_dir, progress=progress)
+        doc = run_impact_study(
+            args.scenario,
+            args.seeds,
+            duration_s=args.duration,
+            config_dir=args.config_dir,
+            progress=progress,
+        )
         print(file=sys.stderr)
         if args.json_path != "-":
-            print(f"{'Q/ADV':>8}{'impact bps':>12}{'+-':>6}{'I/sigma':>9}"
-                  f"{'+1x bps':>9}{'+2x bps':>9}")
+            print(
+                f"{'Q/ADV':>8}{'impact bps':>12}{'+-':>6}{'I/sigma':>9}{'+1x bps':>9}{'+2x bps':>9}"
+            )
             for r in doc["rows"]:
-                print(f"{r['q_over_adv']:>8.2%}{r['impact_bps']:>12.2f}"
-                      f"{r['impact_stderr_bps']:>6.2f}{r['impact_over_sigma']:>9.3f}"
-                      f"{r['after_1x_bps']:>9.2f}{r['after_2x_bps']:>9.2f}")
+                print(
+                    f"{r['q_over_adv']:>8.2%}{r['impact_bps']:>12.2f}"
+                    f"{r['impact_stderr_bps']:>6.2f}{r['impact_over_sigma']:>9.3f}"
+                    f"{r['after_1x_bps']:>9.2f}{r['after_2x_bps']:>9.2f}"
+                )
             ret = doc["returns_1min"]
             if doc["exponent_above_1pct_adv"] is not None:
                 print(f"exponent fitted on Q/ADV >= 1%: {doc['exponent_above_1pct_adv']:.3f}")
-            print(f"impact ~ (Q/ADV)^{doc['exponent']:.3f}, Y = {doc['prefactor_y']:.2f}; "
-                  f"left after 1x/2x the duration: {doc['decay_ratio_1x']:.0%} / "
-                  f"{doc['decay_ratio_2x']:.0%}")
-            print(f"1-min returns: n={ret['n']}, sd {ret['std_bps']:.2f} bps, excess kurtosis "
-                  f"{ret['excess_kurtosis']:.2f}, lag-1 autocorrelation "
-                  f"{ret['lag1_autocorr']:.3f} +- {ret['lag1_autocorr_stderr']:.3f}")
+            print(
+                f"impact ~ (Q/ADV)^{doc['exponent']:.3f}, Y = {doc['prefactor_y']:.2f}; "
+                f"left after 1x/2x the duration: {doc['decay_ratio_1x']:.0%} / "
+                f"{doc['decay_ratio_2x']:.0%}"
+            )
+            print(
+                f"1-min returns: n={ret['n']}, sd {ret['std_bps']:.2f} bps, excess kurtosis "
+                f"{ret['excess_kurtosis']:.2f}, lag-1 autocorrelation "
+                f"{ret['lag1_autocorr']:.3f} +- {ret['lag1_autocorr_stderr']:.3f}"
+            )
     else:
         from bench.scenario import run_scenario_bench
 
-        doc = run_scenario_bench(args.scenario, args.strategy, args.seed, args.repeat,
-                                 args.config_dir)
+        doc = run_scenario_bench(
+            args.scenario, args.strategy, args.seed, args.repeat, args.config_dir
+        )
         if args.json_path != "-":
-            print(f"{doc['scenario']} with {doc['strategy']}: best {doc['seconds']:.3f} s, "
-                  f"median {doc['median_seconds']:.3f} s over {doc['repeat']} runs; "
-                  f"first run incl. start-up {doc['first_seconds']:.3f} s; peak traced "
-                  f"memory {doc['peak_traced_mb']:.1f} MB, max RSS {doc['max_rss_mb']:.0f} MB")
+            print(
+                f"{doc['scenario']} with {doc['strategy']}: best {doc['seconds']:.3f} s, "
+                f"median {doc['median_seconds']:.3f} s over {doc['repeat']} runs; "
+                f"first run incl. start-up {doc['first_seconds']:.3f} s; peak traced "
+                f"memory {doc['peak_traced_mb']:.1f} MB, max RSS {doc['max_rss_mb']:.0f} MB"
+            )
     _emit_json(args.json_path, doc)
 
 

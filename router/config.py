@@ -96,8 +96,13 @@ class ConfigTable:
         return value
 
     def get_float(
-        self, key: str, default: Any = None, *, min: float | None = None,
-        max: float | None = None, gt: float | None = None,
+        self,
+        key: str,
+        default: Any = None,
+        *,
+        min: float | None = None,
+        max: float | None = None,
+        gt: float | None = None,
     ) -> float:
         value = self._raw(key, _REQUIRED if default is None else default)
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -105,7 +110,12 @@ class ConfigTable:
         return _check_range(self, key, float(value), min, max, gt)
 
     def get_int(
-        self, key: str, default: Any = None, *, min: int | None = None, max: int | None = None,
+        self,
+        key: str,
+        default: Any = None,
+        *,
+        min: int | None = None,
+        max: int | None = None,
         gt: int | None = None,
     ) -> int:
         value = self._raw(key, _REQUIRED if default is None else default)

@@ -82,9 +82,16 @@ class ExecutionResult:
 
 class ParentExecution:
     def __init__(
-        self, parent: ParentOrder, slicer: SlicerPolicy, venues: Mapping[VenueId, Venue],
-        fees: Mapping[VenueId, LitFees], market: MarketData, clock: Clock,
-        schedule: Scheduler, config: EngineConfig | None = None, lot_size: int = 1,
+        self,
+        parent: ParentOrder,
+        slicer: SlicerPolicy,
+        venues: Mapping[VenueId, Venue],
+        fees: Mapping[VenueId, LitFees],
+        market: MarketData,
+        clock: Clock,
+        schedule: Scheduler,
+        config: EngineConfig | None = None,
+        lot_size: int = 1,
         on_event: Callable[[Event], None] | None = None,
     ) -> None:
         self.parent = parent
@@ -157,10 +164,14 @@ class ParentExecution:
         self.done = True
         for child_id, child in list(self._open.items()):
             self._venues[child.order.venue].cancel(child_id)
-        self._emit(ParentOrderCompleted(
-            self._clock.now_ns(), self.parent.parent_id, self.result.filled_qty,
-            self.result.avg_price,
-        ))
+        self._emit(
+            ParentOrderCompleted(
+                self._clock.now_ns(),
+                self.parent.parent_id,
+                self.result.filled_qty,
+                self.result.avg_price,
+            )
+        )
 
     def _take(self, qty: int, reach_ticks: int, why: str) -> None:
         """Send `qty` as marketable IOC limits, best fee-adjusted venue first, each venue
@@ -201,21 +212,32 @@ class ParentExecution:
                 if side.sign * (touch - self.parent.limit_ticks) > 0:
                     continue  # the market is through our limit here: wait
                 limit = (
-                    min(limit, self.parent.limit_ticks) if side is Side.BUY
+                    min(limit, self.parent.limit_ticks)
+                    if side is Side.BUY
                     else max(limit, self.parent.limit_ticks)
                 )
             child = ChildOrder(
                 child_id=ChildId(f"{self.parent.parent_id}-{next(self._ids)}"),
-                parent_id=self.parent.parent_id, venue=VenueId(venue), side=side, qty=take,
-                ord_type=OrdType.LIMIT, tif=TimeInForce.IOC, limit_ticks=limit,
+                parent_id=self.parent.parent_id,
+                venue=VenueId(venue),
+                side=side,
+                qty=take,
+                ord_type=OrdType.LIMIT,
+                tif=TimeInForce.IOC,
+                limit_ticks=limit,
             )
             decision = DecisionRecorded(
-                ts_ns=now, decision_id=DecisionId(f"{child.child_id}-d"),
-                parent_id=self.parent.parent_id, chosen=f"take {take} on {venue} ({why})",
+                ts_ns=now,
+                decision_id=DecisionId(f"{child.child_id}-d"),
+                parent_id=self.parent.parent_id,
+                chosen=f"take {take} on {venue} ({why})",
                 inputs={
-                    "qty": float(take), "limit_ticks": float(limit),
-                    "touch_ticks": float(touch), "venue_depth": float(depths[venue]),
-                    "filled": float(self.result.filled_qty), "remaining": float(self.remaining),
+                    "qty": float(take),
+                    "limit_ticks": float(limit),
+                    "touch_ticks": float(touch),
+                    "venue_depth": float(depths[venue]),
+                    "filled": float(self.result.filled_qty),
+                    "remaining": float(self.remaining),
                 },
                 alternatives={f"{v}_cost_ticks": side.sign * scores[v] for v in ranked},
             )

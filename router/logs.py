@@ -15,7 +15,8 @@ def configure_logging(json: bool = False, level: str = "info") -> None:
     if lvl is None:
         raise ValueError(f"unknown log level {level!r}")
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if json
+        structlog.processors.JSONRenderer()
+        if json
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     structlog.configure(

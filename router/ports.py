@@ -110,8 +110,13 @@ class RfqChannel(Protocol):
     """Requests quotes from a panel of dealers; quotes come back as events."""
 
     def request(
-        self, rfq_id: RfqId, symbol: Symbol, side: Side | None, qty: int,
-        dealers: Sequence[DealerId], time_limit_ns: Nanos,
+        self,
+        rfq_id: RfqId,
+        symbol: Symbol,
+        side: Side | None,
+        qty: int,
+        dealers: Sequence[DealerId],
+        time_limit_ns: Nanos,
     ) -> None: ...
 
     def accept(self, rfq_id: RfqId, dealer: DealerId, qty: int) -> None: ...

@@ -24,7 +24,10 @@ class TcaSummary:
 
 
 def implementation_shortfall_bps(
-    side: Side, qty: int, arrival_mid: float, end_mid: float,
+    side: Side,
+    qty: int,
+    arrival_mid: float,
+    end_mid: float,
     fills: Iterable[ChildOrderFilled],
 ) -> float:
     filled = 0
@@ -38,8 +41,13 @@ def implementation_shortfall_bps(
 
 
 def summarize(
-    side: Side, qty: int, arrival_mid: float, end_mid: float, market_vwap: float | None,
-    fills: list[ChildOrderFilled], venue_kinds: Mapping[VenueId, VenueKind],
+    side: Side,
+    qty: int,
+    arrival_mid: float,
+    end_mid: float,
+    market_vwap: float | None,
+    fills: list[ChildOrderFilled],
+    venue_kinds: Mapping[VenueId, VenueKind],
 ) -> TcaSummary:
     filled = sum(f.qty for f in fills)
     avg = sum(f.qty * f.price for f in fills) / filled if filled else 0.0
@@ -51,6 +59,9 @@ def summarize(
         slip = 1e4 * side.sign * (avg - market_vwap) / market_vwap
     return TcaSummary(
         is_bps=implementation_shortfall_bps(side, qty, arrival_mid, end_mid, fills),
-        filled_qty=filled, avg_price=avg, vwap_slippage_bps=slip,
-        completion=filled / qty, venue_mix=mix,
+        filled_qty=filled,
+        avg_price=avg,
+        vwap_slippage_bps=slip,
+        completion=filled / qty,
+        venue_mix=mix,
     )

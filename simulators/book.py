@@ -226,8 +226,16 @@ def _release(st: BookState, slot: int) -> None:
 
 @njit(cache=True, inline="always")
 def _record(
-    st: BookState, fb: FillBuffer, ts: int, bar: int, v: int, p: int, q: int, taker_side: int,
-    maker: int, taker_owner: int,
+    st: BookState,
+    fb: FillBuffer,
+    ts: int,
+    bar: int,
+    v: int,
+    p: int,
+    q: int,
+    taker_side: int,
+    maker: int,
+    taker_owner: int,
 ) -> None:
     st.tape_vol[bar] += q
     st.tape_pv[bar] += p * q
@@ -259,8 +267,15 @@ def _record(
 
 @njit(cache=True)
 def _match(
-    st: BookState, fb: FillBuffer, v: int, side: int, limit: int, qty: int, owner: int,
-    ts: int, bar: int,
+    st: BookState,
+    fb: FillBuffer,
+    v: int,
+    side: int,
+    limit: int,
+    qty: int,
+    owner: int,
+    ts: int,
+    bar: int,
 ) -> int:
     """Match an incoming order against the opposite side; returns the quantity left."""
     o = 1 - side
@@ -300,9 +315,7 @@ def _match(
 
 
 @njit(cache=True)
-def _rest(
-    st: BookState, v: int, side: int, price: int, qty: int, peak: int, owner: int
-) -> int:
+def _rest(st: BookState, v: int, side: int, price: int, qty: int, peak: int, owner: int) -> int:
     slot = _alloc(st)
     if slot < 0:
         return -1
@@ -334,8 +347,17 @@ def _rest(
 
 @njit(cache=True)
 def submit(
-    st: BookState, fb: FillBuffer, v: int, side: int, price: int, qty: int, peak: int,
-    owner: int, flags: int, ts: int, bar: int,
+    st: BookState,
+    fb: FillBuffer,
+    v: int,
+    side: int,
+    price: int,
+    qty: int,
+    peak: int,
+    owner: int,
+    flags: int,
+    ts: int,
+    bar: int,
 ) -> tuple[int, int, int]:
     """Add a limit order (a market order is a limit at the far end of the book).
 
@@ -403,8 +425,14 @@ def reduce(st: BookState, slot: int, new_qty: int) -> int:
 
 @njit(cache=True)
 def replace(
-    st: BookState, fb: FillBuffer, slot: int, new_price: int, new_qty: int, flags: int,
-    ts: int, bar: int,
+    st: BookState,
+    fb: FillBuffer,
+    slot: int,
+    new_price: int,
+    new_qty: int,
+    flags: int,
+    ts: int,
+    bar: int,
 ) -> tuple[int, int, int]:
     """Cancel/replace. Same price and lower quantity keeps priority; anything else is a
     new order at the back of its level (and may trade if it now crosses).
@@ -427,9 +455,11 @@ def replace(
     owner = st.o_owner[slot]
     peak = st.o_peak[slot]
     # a post-only replace that would cross is refused and leaves the original intact
-    if flags & POST_ONLY:
-        if (s == BID and st.best[v, ASK] <= new_price) or (s == ASK and st.best[v, BID] >= new_price):
-            return slot, total, REJECT_POST_ONLY
+    would_cross = (s == BID and st.best[v, ASK] <= new_price) or (
+        s == ASK and st.best[v, BID] >= new_price
+    )
+    if flags & POST_ONLY and would_cross:
+        return slot, total, REJECT_POST_ONLY
     cancel(st, slot)
     return submit(st, fb, v, s, new_price, new_qty, peak, owner, flags, ts, bar)
 
@@ -477,8 +507,15 @@ EV_MARKET = 2
 
 @njit(cache=True)
 def apply_events(
-    st: BookState, fb: FillBuffer, v: int, kinds: np.ndarray, sides: np.ndarray,
-    offsets: np.ndarray, qtys: np.ndarray, uniforms: np.ndarray, mid0: int,
+    st: BookState,
+    fb: FillBuffer,
+    v: int,
+    kinds: np.ndarray,
+    sides: np.ndarray,
+    offsets: np.ndarray,
+    qtys: np.ndarray,
+    uniforms: np.ndarray,
+    mid0: int,
 ) -> int:
     """Apply a stream of background events to venue `v`; returns the events applied.
 

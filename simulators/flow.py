@@ -150,8 +150,15 @@ def _pull_stale(st: BookState, v: int, side: int, bound: int) -> None:
 
 @njit(cache=True)
 def _taker(
-    st: BookState, fb: FillBuffer, gen: np.random.Generator, side: int, ref: float,
-    hs: float, params: np.ndarray, ts: int, bar: int,
+    st: BookState,
+    fb: FillBuffer,
+    gen: np.random.Generator,
+    side: int,
+    ref: float,
+    hs: float,
+    params: np.ndarray,
+    ts: int,
+    bar: int,
 ) -> None:
     v = _best_venue(st, side, int(gen.random() * st.best.shape[0]))
     if v < 0:
@@ -170,10 +177,21 @@ def _taker(
 
 @njit(cache=True)
 def advance(
-    st: BookState, fb: FillBuffer, gen: np.random.Generator, sched: np.ndarray,
-    params: np.ndarray, cum_share: np.ndarray, impact: np.ndarray, ref_out: np.ndarray,
-    bid_out: np.ndarray, ask_out: np.ndarray, i0: int, i1: int, t0_ns: int,
-    step0_bar: int, steps_per_bar: int,
+    st: BookState,
+    fb: FillBuffer,
+    gen: np.random.Generator,
+    sched: np.ndarray,
+    params: np.ndarray,
+    cum_share: np.ndarray,
+    impact: np.ndarray,
+    ref_out: np.ndarray,
+    bid_out: np.ndarray,
+    ask_out: np.ndarray,
+    i0: int,
+    i1: int,
+    t0_ns: int,
+    step0_bar: int,
+    steps_per_bar: int,
 ) -> None:
     """Run background steps [i0, i1). Step i starts at t0_ns + i * step_ns.
 

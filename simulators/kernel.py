@@ -28,7 +28,9 @@ def rng_for(master_seed: int, component: str) -> np.random.Generator:
     in sequence from one generator).
     """
     key = zlib.crc32(component.encode())
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(master_seed, spawn_key=(key,))))
+    return np.random.Generator(
+        np.random.PCG64(np.random.SeedSequence(master_seed, spawn_key=(key,)))
+    )
 
 
 class SimClock:

@@ -66,8 +66,14 @@ class OwnerRegistry:
 
 class SimLitVenue:
     def __init__(
-        self, spec: LitVenueSpec, index: int, market: SimMarket, kernel: Kernel,
-        sink: EventSink, rng: np.random.Generator, owners: OwnerRegistry,
+        self,
+        spec: LitVenueSpec,
+        index: int,
+        market: SimMarket,
+        kernel: Kernel,
+        sink: EventSink,
+        rng: np.random.Generator,
+        owners: OwnerRegistry,
     ) -> None:
         self.spec = spec
         self._index = index
@@ -108,9 +114,14 @@ class SimLitVenue:
         self._kernel.schedule(self._last_request_ns, action)
 
     def firm_up(self, child_id: ChildId, qty: int) -> None:
-        self._report(ChildOrderRejected(
-            self._now(), child_id, self.venue_id, "firm-up is for dark pool conditionals",
-        ))
+        self._report(
+            ChildOrderRejected(
+                self._now(),
+                child_id,
+                self.venue_id,
+                "firm-up is for dark pool conditionals",
+            )
+        )
 
     # ---------------------------------------------------------------- at the venue
 
@@ -129,9 +140,14 @@ class SimLitVenue:
             self._report(ChildOrderRejected(now, child.child_id, self.venue_id, "duplicate id"))
             return
         if child.conditional or child.min_qty:
-            self._report(ChildOrderRejected(
-                now, child.child_id, self.venue_id, "lit venues take no conditional/min-qty",
-            ))
+            self._report(
+                ChildOrderRejected(
+                    now,
+                    child.child_id,
+                    self.venue_id,
+                    "lit venues take no conditional/min-qty",
+                )
+            )
             return
         n_ticks = self._market.state.depth.shape[2]
         if child.ord_type is OrdType.MARKET:
@@ -149,9 +165,14 @@ class SimLitVenue:
         res = self._market.submit(now, self._index, child.side, price, child.qty, w.owner, flags)
         if res.status != book.OK:
             self._forget(w)
-            self._report(ChildOrderRejected(
-                now, child.child_id, self.venue_id, _REJECT_TEXT.get(res.status, "rejected"),
-            ))
+            self._report(
+                ChildOrderRejected(
+                    now,
+                    child.child_id,
+                    self.venue_id,
+                    _REJECT_TEXT.get(res.status, "rejected"),
+                )
+            )
             return
         w.slot = res.slot
         if res.slot < 0:
@@ -170,18 +191,28 @@ class SimLitVenue:
         self._forget(w)
         self._report(ChildOrderCanceled(now, child_id, self.venue_id, canceled))
 
-    def on_fill(self, owner: int, ts: Nanos, price: int, qty: int, maker: bool, leaves: int) -> None:
+    def on_fill(
+        self, owner: int, ts: Nanos, price: int, qty: int, maker: bool, leaves: int
+    ) -> None:
         """Called by the market for every fill of one of this venue's client orders."""
         w = self._by_owner.get(owner)
         if w is None:
             return
         w.leaves -= qty
         fee_rate = self.spec.maker_fee if maker else self.spec.taker_fee
-        self._report(ChildOrderFilled(
-            ts_ns=ts, child_id=w.child.child_id, venue=self.venue_id, side=w.child.side,
-            qty=qty, price=self._market.instrument.to_price(price), fee=fee_rate * qty,
-            liquidity="maker" if maker else "taker", leaves_qty=w.leaves,
-        ))
+        self._report(
+            ChildOrderFilled(
+                ts_ns=ts,
+                child_id=w.child.child_id,
+                venue=self.venue_id,
+                side=w.child.side,
+                qty=qty,
+                price=self._market.instrument.to_price(price),
+                fee=fee_rate * qty,
+                liquidity="maker" if maker else "taker",
+                leaves_qty=w.leaves,
+            )
+        )
         if maker and w.leaves == 0:
             self._forget(w)
 

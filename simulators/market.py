@@ -60,8 +60,8 @@ class SimMarket:
         self.price_ticks0 = m.price / tick
         self.step_ns = int(STEP_S * NANOS_PER_SECOND)
         self.t0_ns = -int(WARMUP_S * NANOS_PER_SECOND)  # time of step 0
-        self.n_steps = int(round((WARMUP_S + scenario.horizon_s + TAIL_S) / STEP_S))
-        self.steps_per_bar = int(round(1.0 / STEP_S))
+        self.n_steps = round((WARMUP_S + scenario.horizon_s + TAIL_S) / STEP_S)
+        self.steps_per_bar = round(1.0 / STEP_S)
         self._gen = rng
         self.sched, self.params = self._build_schedule(rng)
         n_ticks = int(self.price_ticks0 * 2) + 1
@@ -115,7 +115,7 @@ class SimMarket:
         dx[jumps] += rng.standard_normal(int(jumps.sum())) * m.jump_bps * 1e-4 * px
         for ph in sc.phases:
             if ph.jump_bps:
-                i = int(round((ph.start_s - t[0]) / STEP_S))
+                i = round((ph.start_s - t[0]) / STEP_S)
                 dx[i] += ph.jump_bps * 1e-4 * px
         exo = px + np.cumsum(dx)
 
@@ -171,9 +171,21 @@ class SimMarket:
         if target <= self._steps_done:
             return
         flow.advance(
-            self.state, self.fills, self._gen, self.sched, self.params, self._cum_share,
-            self.impact, self.ref_path, self.bid_path, self.ask_path, self._steps_done,
-            target, self.t0_ns, 0, self.steps_per_bar,
+            self.state,
+            self.fills,
+            self._gen,
+            self.sched,
+            self.params,
+            self._cum_share,
+            self.impact,
+            self.ref_path,
+            self.bid_path,
+            self.ask_path,
+            self._steps_done,
+            target,
+            self.t0_ns,
+            0,
+            self.steps_per_bar,
         )
         self._steps_done = target
         self._drain_fills()
@@ -188,12 +200,28 @@ class SimMarket:
         self._on_fill = callback
 
     def submit(
-        self, ts: Nanos, venue: int, side: Side, price_ticks: int, qty: int, owner: int,
-        flags: int = 0, peak: int = 0,
+        self,
+        ts: Nanos,
+        venue: int,
+        side: Side,
+        price_ticks: int,
+        qty: int,
+        owner: int,
+        flags: int = 0,
+        peak: int = 0,
     ) -> SubmitResult:
         s = book.BID if side is Side.BUY else book.ASK
         slot, leaves, status = book.submit(
-            self.state, self.fills, venue, s, price_ticks, qty, peak, owner, flags, ts,
+            self.state,
+            self.fills,
+            venue,
+            s,
+            price_ticks,
+            qty,
+            peak,
+            owner,
+            flags,
+            ts,
             self.bar_of(ts),
         )
         self._drain_fills()
@@ -215,8 +243,15 @@ class SimMarket:
         if cb is not None:
             # copy out first: the callback may submit orders that append new fills
             rows = [
-                (int(fb.ts[i]), int(fb.venue[i]), int(fb.price[i]), int(fb.qty[i]),
-                 int(fb.maker_owner[i]), int(fb.maker_leaves[i]), int(fb.taker_owner[i]))
+                (
+                    int(fb.ts[i]),
+                    int(fb.venue[i]),
+                    int(fb.price[i]),
+                    int(fb.qty[i]),
+                    int(fb.maker_owner[i]),
+                    int(fb.maker_leaves[i]),
+                    int(fb.taker_owner[i]),
+                )
                 for i in range(n)
             ]
             fb.n[0] = 0
@@ -235,32 +270,39 @@ class SimMarket:
         n_ticks = st.depth.shape[2]
         quotes = []
         bb, ba = -1, n_ticks
-        for v, vid in enumerate(self.venue_ids):
-            b, a = int(st.best[v, book.BID]), int(st.best[v, book.ASK])
-            bb, ba = max(bb, b), min(ba, a)
+        for v in range(len(self.venue_ids)):
+            bb = max(bb, int(st.best[v, book.BID]))
+            ba = min(ba, int(st.best[v, book.ASK]))
         lo, hi = max(0, bb - DEPTH_LEVELS + 1), ba + DEPTH_LEVELS
         for v, vid in enumerate(self.venue_ids):
             b, a = int(st.best[v, book.BID]), int(st.best[v, book.ASK])
-            quotes.append(VenueQuote(
-                venue=vid,
-                bid_ticks=b if b >= 0 else None,
-                bid_qty=int(st.depth[v, book.BID, b]) if b >= 0 else 0,
-                ask_ticks=a if a < n_ticks else None,
-                ask_qty=int(st.depth[v, book.ASK, a]) if a < n_ticks else 0,
-                bid_depth=int(st.depth[v, book.BID, lo: bb + 1].sum()) if bb >= 0 else 0,
-                ask_depth=int(st.depth[v, book.ASK, ba:hi].sum()) if ba < n_ticks else 0,
-            ))
+            quotes.append(
+                VenueQuote(
+                    venue=vid,
+                    bid_ticks=b if b >= 0 else None,
+                    bid_qty=int(st.depth[v, book.BID, b]) if b >= 0 else 0,
+                    ask_ticks=a if a < n_ticks else None,
+                    ask_qty=int(st.depth[v, book.ASK, a]) if a < n_ticks else 0,
+                    bid_depth=int(st.depth[v, book.BID, lo : bb + 1].sum()) if bb >= 0 else 0,
+                    ask_depth=int(st.depth[v, book.ASK, ba:hi].sum()) if ba < n_ticks else 0,
+                )
+            )
         bid_depth = sum(q.bid_depth for q in quotes)
         ask_depth = sum(q.ask_depth for q in quotes)
         bar = self.bar_of(ts)
         last = int(st.last_px.max())
         return MarketSnapshot(
-            ts_ns=ts, symbol=self.instrument.symbol, tick_size=self.instrument.tick_size,
-            bid_ticks=bb if bb >= 0 else None, ask_ticks=ba if ba < n_ticks else None,
-            bid_depth=bid_depth, ask_depth=ask_depth, venues=tuple(quotes),
+            ts_ns=ts,
+            symbol=self.instrument.symbol,
+            tick_size=self.instrument.tick_size,
+            bid_ticks=bb if bb >= 0 else None,
+            ask_ticks=ba if ba < n_ticks else None,
+            bid_depth=bid_depth,
+            ask_depth=ask_depth,
+            venues=tuple(quotes),
             last_ticks=last if last >= 0 else None,
-            volume=int(st.tape_vol[self.bar_of(0): bar + 1].sum()),
-            vwap_num=float(st.tape_pv[self.bar_of(0): bar + 1].sum()) * self.instrument.tick_size,
+            volume=int(st.tape_vol[self.bar_of(0) : bar + 1].sum()),
+            vwap_num=float(st.tape_pv[self.bar_of(0) : bar + 1].sum()) * self.instrument.tick_size,
         )
 
     def mid_ticks(self) -> float | None:
@@ -288,7 +330,7 @@ class SimMarket:
         bad = (self.bid_path < 0) | (self.ask_path >= n_ticks) | (self.ask_path < 0)
         mid = 0.5 * (bid + ask)
         mid[bad] = np.nan
-        mid[self._steps_done:] = np.nan
+        mid[self._steps_done :] = np.nan
         return mid
 
     def step_time_s(self) -> np.ndarray:

@@ -122,9 +122,17 @@ def load_scenario(name: str, config_dir: Path = DEFAULT_CONFIG_DIR) -> Scenario:
     description = t.get_str("description", "")
     t.check_no_unknown_keys()
     return Scenario(
-        name=name, description=description, instrument=instrument,
-        lit=lit, dark=dark, start_tod_s=start_tod, horizon_s=horizon, side=side, qty=qty,
-        market=market, phases=phases,
+        name=name,
+        description=description,
+        instrument=instrument,
+        lit=lit,
+        dark=dark,
+        start_tod_s=start_tod,
+        horizon_s=horizon,
+        side=side,
+        qty=qty,
+        market=market,
+        phases=phases,
     )
 
 
@@ -135,8 +143,10 @@ def load_instrument(symbol: str, config_dir: Path, where: str = "") -> Instrumen
         raise ConfigError(f"{where or path}: unknown instrument {symbol!r}")
     i = t.table(symbol)
     inst = Instrument(
-        symbol=Symbol(symbol), tick_size=i.get_float("tick_size", gt=0),
-        currency=i.get_str("currency"), adv=i.get_int("adv", gt=0),
+        symbol=Symbol(symbol),
+        tick_size=i.get_float("tick_size", gt=0),
+        currency=i.get_str("currency"),
+        adv=i.get_int("adv", gt=0),
         lot_size=i.get_int("lot_size", 1, gt=0),
     )
     i.check_no_unknown_keys()
@@ -152,26 +162,34 @@ def load_venues(
     t = load_toml(path)
     lit = []
     for v in t.tables("lit"):
-        lit.append(LitVenueSpec(
-            venue_id=VenueId(v.get_str("id")), share=v.get_float("share", gt=0, max=1),
-            maker_fee=v.get_float("maker_fee"), taker_fee=v.get_float("taker_fee"),
-            latency_us=v.get_float("latency_us", gt=0),
-            latency_jitter=v.get_float("latency_jitter", 0.0, min=0),
-        ))
+        lit.append(
+            LitVenueSpec(
+                venue_id=VenueId(v.get_str("id")),
+                share=v.get_float("share", gt=0, max=1),
+                maker_fee=v.get_float("maker_fee"),
+                taker_fee=v.get_float("taker_fee"),
+                latency_us=v.get_float("latency_us", gt=0),
+                latency_jitter=v.get_float("latency_jitter", 0.0, min=0),
+            )
+        )
         v.check_no_unknown_keys()
     dark = []
     for v in t.tables("dark"):
-        dark.append(DarkVenueSpec(
-            venue_id=VenueId(v.get_str("id")),
-            contra_per_hour=v.get_float("contra_per_hour", gt=0),
-            contra_median=v.get_int("contra_median", gt=0),
-            contra_sigma=v.get_float("contra_sigma", min=0),
-            contra_lifetime_s=v.get_duration("contra_lifetime", gt=0),
-            min_qty=v.get_int("min_qty", min=0), toxicity=v.get_probability("toxicity"),
-            fee=v.get_float("fee"), latency_us=v.get_float("latency_us", gt=0),
-            latency_jitter=v.get_float("latency_jitter", 0.0, min=0),
-            firm_up_window_s=v.get_duration("firm_up_window", gt=0),
-        ))
+        dark.append(
+            DarkVenueSpec(
+                venue_id=VenueId(v.get_str("id")),
+                contra_per_hour=v.get_float("contra_per_hour", gt=0),
+                contra_median=v.get_int("contra_median", gt=0),
+                contra_sigma=v.get_float("contra_sigma", min=0),
+                contra_lifetime_s=v.get_duration("contra_lifetime", gt=0),
+                min_qty=v.get_int("min_qty", min=0),
+                toxicity=v.get_probability("toxicity"),
+                fee=v.get_float("fee"),
+                latency_us=v.get_float("latency_us", gt=0),
+                latency_jitter=v.get_float("latency_jitter", 0.0, min=0),
+                firm_up_window_s=v.get_duration("firm_up_window", gt=0),
+            )
+        )
         v.check_no_unknown_keys()
     t.check_no_unknown_keys()
     if not lit:
@@ -231,11 +249,14 @@ def _phase(p: ConfigTable, horizon: float) -> Phase:
     if end > horizon:
         raise p.error("end", f"is after the horizon ({horizon:g} s)")
     phase = Phase(
-        start_s=start, end_s=end,
-        vol=p.get_float("vol", 1.0, gt=0), spread=p.get_float("spread", 1.0, gt=0),
+        start_s=start,
+        end_s=end,
+        vol=p.get_float("vol", 1.0, gt=0),
+        spread=p.get_float("spread", 1.0, gt=0),
         bid_depth=p.get_float("bid_depth", 1.0, gt=0),
         ask_depth=p.get_float("ask_depth", 1.0, gt=0),
-        flow=p.get_float("flow", 1.0, gt=0), informed=p.get_float("informed", 1.0, min=0),
+        flow=p.get_float("flow", 1.0, gt=0),
+        informed=p.get_float("informed", 1.0, min=0),
         momentum=p.get_float("momentum", 1.0, min=0),
         buy_pressure=p.get_float("buy_pressure", 0.0, min=-1, max=1),
         drift_bps_per_h=p.get_float("drift_bps_per_h", 0.0),

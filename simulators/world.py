@@ -36,7 +36,13 @@ class SimWorld:
         owners = OwnerRegistry()
         lit = {
             spec.venue_id: SimLitVenue(
-                spec, i, market, kernel, sink, rng_for(seed, f"lit/{spec.venue_id}"), owners,
+                spec,
+                i,
+                market,
+                kernel,
+                sink,
+                rng_for(seed, f"lit/{spec.venue_id}"),
+                owners,
             )
             for i, spec in enumerate(scenario.lit)
         }
@@ -51,7 +57,11 @@ class SimWorld:
         market.on_client_fill(route_fill)
         dark = {
             spec.venue_id: SimDarkPool(
-                spec, market, kernel, sink, rng_for(seed, f"dark/{spec.venue_id}"),
+                spec,
+                market,
+                kernel,
+                sink,
+                rng_for(seed, f"dark/{spec.venue_id}"),
             )
             for spec in scenario.dark
         }

@@ -23,8 +23,16 @@ def test_simulate_news_shock_json_follows_the_contract(tmp_path: Path, capsys):
     assert doc["parent"]["qty"] == 500_000 and doc["parent"]["horizon_s"] == 10800
     assert 95 < doc["parent"]["arrival_mid"] < 105
     (r,) = doc["results"]
-    assert set(r) == {"strategy", "is_bps", "filled_qty", "avg_price", "vwap_slippage_bps",
-                      "n_child_orders", "completion", "venue_mix"}
+    assert set(r) == {
+        "strategy",
+        "is_bps",
+        "filled_qty",
+        "avg_price",
+        "vwap_slippage_bps",
+        "n_child_orders",
+        "completion",
+        "venue_mix",
+    }
     assert r["strategy"] == "twap" and r["filled_qty"] == 500_000 and r["completion"] == 1.0
     assert set(r["venue_mix"]) == {"lit", "dark", "rfq"}
     table = capsys.readouterr().out
@@ -33,8 +41,22 @@ def test_simulate_news_shock_json_follows_the_contract(tmp_path: Path, capsys):
 
 def test_same_seed_same_result_different_seed_differs(capsys):
     def once(seed: str) -> dict:
-        assert run_cli("simulate", "--scenario", "calm", "--seed", seed, "--horizon", "20m",
-                       "--qty", "30000", "--json", "-") == 0
+        assert (
+            run_cli(
+                "simulate",
+                "--scenario",
+                "calm",
+                "--seed",
+                seed,
+                "--horizon",
+                "20m",
+                "--qty",
+                "30000",
+                "--json",
+                "-",
+            )
+            == 0
+        )
         return json.loads(capsys.readouterr().out)
 
     a, b, c = once("5"), once("5"), once("6")
@@ -43,8 +65,22 @@ def test_same_seed_same_result_different_seed_differs(capsys):
 
 
 def test_overrides(capsys):
-    assert run_cli("simulate", "--scenario", "calm", "--qty", "20000", "--side", "buy",
-                   "--horizon", "15m", "--json", "-") == 0
+    assert (
+        run_cli(
+            "simulate",
+            "--scenario",
+            "calm",
+            "--qty",
+            "20000",
+            "--side",
+            "buy",
+            "--horizon",
+            "15m",
+            "--json",
+            "-",
+        )
+        == 0
+    )
     doc = json.loads(capsys.readouterr().out)
     assert doc["parent"] == {**doc["parent"], "qty": 20000, "side": "buy", "horizon_s": 900.0}
     assert doc["results"][0]["filled_qty"] == 20000
@@ -81,12 +117,27 @@ def test_malformed_config_exits_2(tmp_path, capsys):
 
 
 def test_console_script_runs_and_reports_usage_errors():
-    ok = subprocess.run([sys.executable, "-m", "router.cli", "simulate", "--scenario", "calm",
-                         "--horizon", "10m", "--qty", "10000"], capture_output=True, text=True)
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "router.cli",
+            "simulate",
+            "--scenario",
+            "calm",
+            "--horizon",
+            "10m",
+            "--qty",
+            "10000",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0, ok.stderr
     assert "twap" in ok.stdout
-    bad = subprocess.run([sys.executable, "-m", "router.cli", "simulate"], capture_output=True,
-                         text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "router.cli", "simulate"], capture_output=True, text=True
+    )
     assert bad.returncode == 2
     assert "--scenario" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 

@@ -53,12 +53,25 @@ def test_parent_limit_is_never_crossed():
     world = SimWorld.build(sc, 3, sink)
     arrival = world.market.mid_ticks()
     limit = int(arrival) - 20  # sell no lower than 20 bps under arrival
-    parent = ParentOrder(ParentId("P"), sc.instrument.symbol, Side.SELL, 100_000, 0,
-                         int(5400 * 1e9), limit_ticks=limit)
-    ex = ParentExecution(parent, make_slicer("twap"), world.venues,
-                         {s.venue_id: LitFees(s.taker_fee, s.maker_fee) for s in sc.lit},
-                         _Snapshots(world.market, world), world.clock, world.kernel.schedule,
-                         lot_size=100)
+    parent = ParentOrder(
+        ParentId("P"),
+        sc.instrument.symbol,
+        Side.SELL,
+        100_000,
+        0,
+        int(5400 * 1e9),
+        limit_ticks=limit,
+    )
+    ex = ParentExecution(
+        parent,
+        make_slicer("twap"),
+        world.venues,
+        {s.venue_id: LitFees(s.taker_fee, s.maker_fee) for s in sc.lit},
+        _Snapshots(world.market, world),
+        world.clock,
+        world.kernel.schedule,
+        lot_size=100,
+    )
     sink.target = ex.publish
     ex.start()
     world.kernel.run_until(parent.end_ns)

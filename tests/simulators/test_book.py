@@ -8,6 +8,7 @@ pure-Python model of the same rules kept at the bottom of this file.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -880,7 +881,7 @@ class Harness:
                     seen += len(slots)
                     assert int(st_.tail[v, s, p]) == slots[-1]
                     assert int(st_.o_prev[slots[0]]) == -1
-                    for a, b in zip(slots, slots[1:], strict=False):
+                    for a, b in itertools.pairwise(slots):
                         assert int(st_.o_prev[b]) == a
                     # (d) depth is the visible quantity along the list
                     assert int(st_.depth[v, s, p]) == int(st_.o_qty[slots].sum())

@@ -23,8 +23,17 @@ class Sink:
 
 
 def child(cid, side, qty, limit, tif=TimeInForce.DAY, post_only=False):
-    return ChildOrder(ChildId(cid), ParentId("P"), VenueId("LITA"), side, qty, OrdType.LIMIT,
-                      tif, limit_ticks=limit, post_only=post_only)
+    return ChildOrder(
+        ChildId(cid),
+        ParentId("P"),
+        VenueId("LITA"),
+        side,
+        qty,
+        OrdType.LIMIT,
+        tif,
+        limit_ticks=limit,
+        post_only=post_only,
+    )
 
 
 def test_cancel_right_after_submit_never_overtakes_it():
@@ -45,8 +54,7 @@ def test_taker_fills_pay_the_taker_fee_and_report_in_order():
     sink = Sink()
     w = SimWorld.build(load_scenario("calm"), 1, sink)
     snap = w.market.snapshot(0)
-    w.lit[VenueId("LITA")].submit(child("t", Side.SELL, 300, snap.bid_ticks - 3,
-                                        TimeInForce.IOC))
+    w.lit[VenueId("LITA")].submit(child("t", Side.SELL, 300, snap.bid_ticks - 3, TimeInForce.IOC))
     w.kernel.run_until(10**9)
     assert isinstance(sink.events[0], ChildOrderAccepted)
     fills = [e for e in sink.events if isinstance(e, ChildOrderFilled)]

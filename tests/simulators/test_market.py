@@ -50,8 +50,9 @@ def test_news_shock_widens_the_spread_thins_bids_and_declines():
         spreads_before.append(np.nanmean(_window(m, 600, 3500, spread)))
         spreads_after.append(np.nanmean(_window(m, 3700, 7100, spread)))
         mid = m.mid_path()
-        drops.append(np.nanmean(_window(m, 3400, 3590, mid))
-                     - np.nanmean(_window(m, 7000, 7190, mid)))
+        drops.append(
+            np.nanmean(_window(m, 3400, 3590, mid)) - np.nanmean(_window(m, 7000, 7190, mid))
+        )
     assert 0.04 <= np.mean(spreads_before) <= 0.08
     assert 0.11 <= np.mean(spreads_after) <= 0.20
     assert np.mean(drops) > 30  # ticks (30 bps): the news starts a decline
@@ -103,6 +104,6 @@ def test_client_fills_reach_the_callback_with_prices_and_leaves():
     assert res.slot >= 0 and res.leaves == 500
     m.advance_to(H)
     assert got, "no fill within an hour at the touch"
-    owner, ts, venue, price, qty, maker, leaves = got[0]
+    owner, _ts, venue, price, qty, maker, leaves = got[0]
     assert (owner, venue, maker) == (77, 0, True)
     assert price == snap.venues[0].bid_ticks and 0 < qty <= 500 and leaves == 500 - qty

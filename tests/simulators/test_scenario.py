@@ -11,7 +11,7 @@ REQUIRED = {"calm", "news-shock", "liquidity-squeeze", "trending", "high-vol", "
 
 
 def test_all_contract_scenarios_exist_and_load():
-    assert REQUIRED <= set(available_scenarios())
+    assert set(available_scenarios()) >= REQUIRED
     for name in REQUIRED:
         sc = load_scenario(name)
         assert sc.horizon_s > 0 and sc.qty > 0
