@@ -93,7 +93,8 @@ def test_same_price_bids_fill_in_arrival_order() -> None:
     slot, left, status = sub(st_, fb, ASK, 30, 7, owner=99)
     assert (slot, left, status) == (-1, 0, OK)
     rows = fills(fb)
-    assert [(r["maker_owner"], r["qty"], r["maker_leaves"]) for r in rows] == [(11, 5, 0), (12, 2, 3)]
+    got = [(r["maker_owner"], r["qty"], r["maker_leaves"]) for r in rows]
+    assert got == [(11, 5, 0), (12, 2, 3)]
     assert level_slots(st_, 0, BID, 30) == [b, c]
     assert int(st_.o_qty[b]) == 3
     assert int(st_.depth[0, BID, 30]) == 8
