@@ -159,6 +159,7 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> None:
+    doc: dict[str, Any]
     if args.bench == "book":
         from bench.book import run_book_bench
 

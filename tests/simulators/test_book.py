@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from simulators.book import (
@@ -47,7 +47,20 @@ def make_book(n_venues: int = N_VENUES, capacity: int = CAPACITY) -> tuple[BookS
     return new_book_state(n_venues, N_TICKS, capacity, N_BARS), new_fill_buffer(1 << 14)
 
 
-def sub(st_, fb, side, price, qty, *, v=0, peak=0, owner=1, flags=0, ts=0, bar=0):
+def sub(
+    st_: BookState,
+    fb: FillBuffer,
+    side: int,
+    price: int,
+    qty: int,
+    *,
+    v: int = 0,
+    peak: int = 0,
+    owner: int = 1,
+    flags: int = 0,
+    ts: int = 0,
+    bar: int = 0,
+) -> tuple[int, int, int]:
     return submit(st_, fb, v, side, price, qty, peak, owner, flags, ts, bar)
 
 
@@ -174,7 +187,7 @@ def test_partial_fill_of_maker_keeps_it_at_head() -> None:
 
 
 @pytest.mark.parametrize(("side", "price"), [(BID, 40), (BID, 45), (ASK, 30), (ASK, 20)])
-def test_post_only_that_would_cross_is_rejected_and_changes_nothing(side, price) -> None:
+def test_post_only_that_would_cross_is_rejected_and_changes_nothing(side: int, price: int) -> None:
     st_, fb = make_book()
     sub(st_, fb, BID, 30, 5, owner=1)
     sub(st_, fb, ASK, 40, 5, owner=2)
@@ -193,7 +206,7 @@ def test_post_only_that_does_not_cross_rests() -> None:
 
 
 @pytest.mark.parametrize("price", [-1, -100, N_TICKS, N_TICKS + 5])
-def test_out_of_range_price_rejected(price) -> None:
+def test_out_of_range_price_rejected(price: int) -> None:
     st_, fb = make_book()
     sub(st_, fb, BID, 30, 5, owner=1)
     sub(st_, fb, ASK, 40, 5, owner=2)
@@ -204,7 +217,7 @@ def test_out_of_range_price_rejected(price) -> None:
 
 
 @pytest.mark.parametrize("qty", [0, -1, -50])
-def test_non_positive_qty_rejected(qty) -> None:
+def test_non_positive_qty_rejected(qty: int) -> None:
     st_, fb = make_book()
     sub(st_, fb, BID, 30, 5, owner=1)
     sub(st_, fb, ASK, 40, 5, owner=2)
@@ -540,9 +553,7 @@ class RefBook:
 
     def __init__(self, n_venues: int, n_ticks: int) -> None:
         self.n_ticks = n_ticks
-        self.levels: list[list[dict[int, list[RefOrder]]]] = [
-            [{}, {}] for _ in range(n_venues)
-        ]
+        self.levels: list[list[dict[int, list[RefOrder]]]] = [[{}, {}] for _ in range(n_venues)]
         self.orders: dict[int, RefOrder] = {}
 
     def best(self, v: int, s: int) -> int:
@@ -681,8 +692,9 @@ class Harness:
     """Drives the numba book and the reference model with the same operations."""
 
     def __init__(self) -> None:
-        self.st, self.fb = new_book_state(N_VENUES, N_TICKS, CAPACITY, N_BARS), new_fill_buffer(
-            1 << 16
+        self.st, self.fb = (
+            new_book_state(N_VENUES, N_TICKS, CAPACITY, N_BARS),
+            new_fill_buffer(1 << 16),
         )
         self.ref = RefBook(N_VENUES, N_TICKS)
         self.next_oid = 1
@@ -915,22 +927,30 @@ class Harness:
         assert np.array_equal(st_.venue_vol, self.vvol)
 
 
+# no explain phase: tracing the harness on a failure takes minutes and gigabytes
+PHASES = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink)
 PROPERTY_SETTINGS = settings(
     max_examples=300,
     deadline=None,
+    phases=PHASES,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
 
 @PROPERTY_SETTINGS
 @given(st.lists(op_strategy, min_size=20, max_size=80))
-def test_random_operation_sequences_keep_invariants(ops) -> None:
+def test_random_operation_sequences_keep_invariants(ops: list[tuple[int, ...]]) -> None:
     h = Harness()
     for i, op in enumerate(ops):
         h.apply(op, i)
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=80,
+    deadline=None,
+    phases=PHASES,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(
     st.lists(
         st.tuples(
@@ -947,7 +967,7 @@ def test_random_operation_sequences_keep_invariants(ops) -> None:
         max_size=200,
     )
 )
-def test_long_single_venue_sequences_match_reference(ops) -> None:
+def test_long_single_venue_sequences_match_reference(ops: list[tuple[int, ...]]) -> None:
     h = Harness()
     for i, op in enumerate(ops):
         h.apply(op, i)
