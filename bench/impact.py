@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from router.domain import NANOS_PER_SECOND, Event, ParentId, ParentOrder, Side
+from router.app import EventForwarder, WorldMarketData
+from router.domain import NANOS_PER_SECOND, ParentId, ParentOrder, Side
 from router.engine import LitFees, ParentExecution
-from router.ports import MarketSnapshot
 from router.strategies import make_slicer
 from simulators.scenario import Scenario, load_scenario
 from simulators.world import SimWorld
@@ -29,19 +29,10 @@ from simulators.world import SimWorld
 DEFAULT_SIZES = (0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2)
 
 
-class _Sink:
-    def __init__(self) -> None:
-        self.target: Callable[[Event], None] | None = None
-
-    def publish(self, event: Event) -> None:
-        if self.target is not None:
-            self.target(event)
-
-
 def _mid_path(
     scenario: Scenario, seed: int, qty: int, side: Side, duration_s: float, until_s: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    sink = _Sink()
+    sink = EventForwarder()
     world = SimWorld.build(scenario, seed, sink)
     if qty > 0:
         parent = ParentOrder(
@@ -52,11 +43,6 @@ def _mid_path(
             0,
             int(duration_s * NANOS_PER_SECOND),
         )
-        market = world.market
-
-        class _View:
-            def snapshot(self) -> MarketSnapshot:
-                return market.snapshot(world.clock.now_ns())
 
         fees = {s.venue_id: LitFees(s.taker_fee, s.maker_fee) for s in scenario.lit}
         ex = ParentExecution(
@@ -64,7 +50,7 @@ def _mid_path(
             make_slicer("twap"),
             world.lit,
             fees,
-            _View(),
+            WorldMarketData(world),
             world.clock,
             world.kernel.schedule,
             lot_size=scenario.instrument.lot_size,

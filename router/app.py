@@ -36,7 +36,7 @@ from simulators.world import SimWorld
 log = structlog.get_logger("blockroute.sim")
 
 
-class _Forward:
+class EventForwarder:
     """The venues' event sink: forwards to the execution once it exists."""
 
     def __init__(self) -> None:
@@ -134,7 +134,7 @@ def _mid(market: SimMarket, ts: int) -> float:
 
 def run_strategy(scenario: Scenario, seed: int, strategy: str) -> tuple[StrategyRun, float]:
     """One parent order through one scenario with one strategy; returns (run, arrival mid)."""
-    sink = _Forward()
+    sink = EventForwarder()
     world = SimWorld.build(scenario, seed, sink)
     market = world.market
     inst = scenario.instrument
@@ -157,7 +157,7 @@ def run_strategy(scenario: Scenario, seed: int, strategy: str) -> tuple[Strategy
         make_slicer(strategy),
         world.venues,
         fees,
-        market=_Snapshots(market, world),
+        market=WorldMarketData(world),
         clock=world.clock,
         schedule=world.kernel.schedule,
         lot_size=inst.lot_size,
@@ -191,15 +191,14 @@ def market_vwap(market: SimMarket, t0: int, t1: int) -> float | None:
     return float(st.tape_pv[b0:b1].sum()) / vol * market.instrument.tick_size
 
 
-class _Snapshots:
-    """MarketData for the engine: the market as seen at the kernel's current time."""
+class WorldMarketData:
+    """MarketData for the engine: the world's market as seen at the kernel's current time."""
 
-    def __init__(self, market: SimMarket, world: SimWorld) -> None:
-        self._market = market
+    def __init__(self, world: SimWorld) -> None:
         self._world = world
 
     def snapshot(self) -> MarketSnapshot:
-        return self._market.snapshot(self._world.clock.now_ns())
+        return self._world.market.snapshot(self._world.clock.now_ns())
 
 
 def simulate(

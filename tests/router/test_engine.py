@@ -40,16 +40,14 @@ def test_every_child_has_a_decision_with_alternatives(news_run):
 
 
 def test_parent_limit_is_never_crossed():
-    from dataclasses import replace
-
-    from router.app import _Forward, _Snapshots
+    from router.app import EventForwarder, WorldMarketData
     from router.domain import ParentId, ParentOrder
     from router.engine import LitFees, ParentExecution
     from router.strategies import make_slicer
     from simulators.world import SimWorld
 
     sc = apply_overrides(load_scenario("news-shock"), 100_000, None, 5400.0)
-    sink = _Forward()
+    sink = EventForwarder()
     world = SimWorld.build(sc, 3, sink)
     arrival = world.market.mid_ticks()
     limit = int(arrival) - 20  # sell no lower than 20 bps under arrival
@@ -67,7 +65,7 @@ def test_parent_limit_is_never_crossed():
         make_slicer("twap"),
         world.venues,
         {s.venue_id: LitFees(s.taker_fee, s.maker_fee) for s in sc.lit},
-        _Snapshots(world.market, world),
+        WorldMarketData(world),
         world.clock,
         world.kernel.schedule,
         lot_size=100,
@@ -79,4 +77,3 @@ def test_parent_limit_is_never_crossed():
     assert all(f.price >= limit * 0.01 - 1e-9 for f in ex.result.fills)
     assert all(c.limit_ticks >= limit for c in ex.result.children)
     assert ex.result.filled_qty <= 100_000
-    _ = replace  # keep import used
