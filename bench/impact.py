@@ -22,7 +22,8 @@ import numpy as np
 from router.app import EventForwarder, WorldMarketData
 from router.domain import NANOS_PER_SECOND, ParentId, ParentOrder, Side
 from router.engine import LitFees, ParentExecution
-from router.strategies import make_slicer
+from router.risk import RiskGate, RiskLimits
+from router.strategies.twap import TwapSlicer
 from simulators.scenario import Scenario, load_scenario
 from simulators.world import SimWorld
 
@@ -47,13 +48,15 @@ def _mid_path(
         fees = {s.venue_id: LitFees(s.taker_fee, s.maker_fee) for s in scenario.lit}
         ex = ParentExecution(
             parent,
-            make_slicer("twap"),
+            TwapSlicer(),
             world.lit,
             fees,
             WorldMarketData(world),
             world.clock,
             world.kernel.schedule,
             lot_size=scenario.instrument.lot_size,
+            # a study of impact, not of risk limits: metaorders may be any share of volume
+            risk=RiskGate(RiskLimits(max_participation=1.0)),
         )
         sink.target = ex.publish
         ex.start()

@@ -1,22 +1,31 @@
-"""Composition root: wires simulated venues, the engine and the slicers together.
+"""Composition root of simulations: wires simulated venues, the engine, the strategies
+and the TCA together.
 
-Only this module and router/cli.py import across layers. Every strategy of a
-simulation runs in its own world built from the same scenario and seed, so all of them
-face the same background market (paired comparison); their own orders still move
-that market differently, which is the point.
+Only this module and router/cli.py import across layers. An `Episode` is one parent
+order in one scenario with one seed. Every strategy of an episode runs in its own world
+built from the same scenario and seed, so all of them face the same background market
+(paired comparison); their own orders still move that market differently, which is the
+point. The episode also runs the market once with no parent at all (the unimpacted
+path): the TCA uses it to split price moves into own impact and market timing, and the
+hindsight oracle plans on it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
+import numpy as np
 import structlog
 
 from router.domain import (
     NANOS_PER_SECOND,
+    ChildId,
+    ChildOrderFilled,
     DomainError,
     Event,
     ParentId,
@@ -25,15 +34,30 @@ from router.domain import (
     VenueId,
     VenueKind,
 )
-from router.engine import LitFees, ParentExecution
-from router.ports import MarketSnapshot
-from router.strategies import SLICERS, make_slicer
-from router.tca import TcaSummary, summarize
-from simulators.market import SimMarket
-from simulators.scenario import SESSION_CLOSE_S, Scenario
+from router.engine import EngineConfig, LitFees, ParentExecution
+from router.ports import MarketHistory, MarketSnapshot, SlicerPolicy
+from router.risk import RiskGate, RiskLimits
+from router.strategies import STRATEGIES, strategy_spec
+from router.strategies.schedule import ScheduleSlicer
+from router.tca import PricePath, TcaReport, analyze, gap_captured, hindsight_schedule
+from simulators.kernel import rng_for
+from simulators.market import STEP_S, SimMarket, volume_profile
+from simulators.scenario import SESSION_CLOSE_S, SESSION_OPEN_S, Scenario
 from simulators.world import SimWorld
 
 log = structlog.get_logger("blockroute.sim")
+
+HINDSIGHT = "hindsight"
+MARKOUT_TAIL_S = 300.0  # the market runs on this long after the horizon, for markouts
+HISTORY_BUCKET_S = 300.0
+HINDSIGHT_BUCKET_S = 60.0
+# The oracle may trade up to all of a bucket's volume: its quadratic impact cost, not a
+# cap, keeps it from doing so; the risk gate's participation cap is lifted for it too.
+HINDSIGHT_MAX_PARTICIPATION = 1.0
+# The desk's estimate of the square-root law's prefactor Y for these instruments, as
+# measured on past metaorders (`blockroute bench impact`: Y = 0.84 on Q/ADV >= 1%).
+IMPACT_Y_ESTIMATE = 0.84
+SESSION_S = SESSION_CLOSE_S - SESSION_OPEN_S
 
 
 class EventForwarder:
@@ -47,6 +71,16 @@ class EventForwarder:
             self.target(event)
 
 
+class WorldMarketData:
+    """MarketData for the engine: the world's market as seen at the kernel's current time."""
+
+    def __init__(self, world: SimWorld) -> None:
+        self._world = world
+
+    def snapshot(self) -> MarketSnapshot:
+        return self._world.market.snapshot(self._world.clock.now_ns())
+
+
 @dataclass(frozen=True, slots=True)
 class ParentSpec:
     symbol: str
@@ -58,9 +92,56 @@ class ParentSpec:
 @dataclass(frozen=True, slots=True)
 class StrategyRun:
     strategy: str
-    tca: TcaSummary
+    tca: TcaReport
     n_child_orders: int
     events: tuple[Event, ...]
+    parent: ParentOrder
+    schedule: tuple[tuple[int, int, int], ...]  # (ts_ns, target, filled) per decision
+    sent_ns: dict[ChildId, int]
+    path: PricePath  # the realised market, own trading included, to the markout tail
+    risk_blocked: int = 0
+
+    @property
+    def fills(self) -> list[ChildOrderFilled]:
+        return [e for e in self.events if isinstance(e, ChildOrderFilled)]
+
+    def detail_json(self, kinds: dict[VenueId, VenueKind], n_decisions: int = 40) -> dict[str, Any]:
+        """The report's extras: schedule vs realised, fills, a sample of decisions."""
+        from router.domain import DecisionRecorded
+
+        fills = self.fills
+        decisions = [e for e in self.events if isinstance(e, DecisionRecorded)]
+        step = max(1, len(decisions) // n_decisions)
+        p = self.path.resample(10.0)
+        return {
+            "tca": self.tca.to_json(),
+            "path": {
+                "t_s": [float(t) for t in p.times_s],
+                "bid": [_num(b) for b in p.bid],
+                "ask": [_num(a) for a in p.ask],
+            },
+            "schedule": {
+                "t_s": [t / NANOS_PER_SECOND for t, _, _ in self.schedule],
+                "target": [g for _, g, _ in self.schedule],
+                "filled": [f for _, _, f in self.schedule],
+            },
+            "fills": {
+                "t_s": [f.ts_ns / NANOS_PER_SECOND for f in fills],
+                "price": [f.price for f in fills],
+                "qty": [f.qty for f in fills],
+                "venue": [f.venue for f in fills],
+                "kind": [kinds[f.venue].value for f in fills],
+            },
+            "decisions": [
+                {
+                    "t_s": d.ts_ns / NANOS_PER_SECOND,
+                    "chosen": d.chosen,
+                    "inputs": d.inputs,
+                    "alternatives": d.alternatives,
+                }
+                for d in decisions[::step][:n_decisions]
+            ],
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +151,13 @@ class SimulationReport:
     parent: ParentSpec
     arrival_mid: float
     results: tuple[StrategyRun, ...]
+    hindsight: StrategyRun | None = None
+    unimpacted: PricePath | None = None
+    venue_kinds: dict[VenueId, VenueKind] | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        return {
+    def to_json(self, detail: bool = False) -> dict[str, Any]:
+        """CONTRACT.md's keys; `detail` adds what the HTML report plots."""
+        doc: dict[str, Any] = {
             "scenario": self.scenario,
             "seed": self.seed,
             "parent": {
@@ -82,29 +167,61 @@ class SimulationReport:
                 "horizon_s": self.parent.horizon_s,
                 "arrival_mid": self.arrival_mid,
             },
-            "results": [
-                {
-                    "strategy": r.strategy,
-                    "is_bps": r.tca.is_bps,
-                    "filled_qty": r.tca.filled_qty,
-                    "avg_price": r.tca.avg_price,
-                    "vwap_slippage_bps": r.tca.vwap_slippage_bps,
-                    "n_child_orders": r.n_child_orders,
-                    "completion": r.tca.completion,
-                    "venue_mix": r.tca.venue_mix,
-                }
-                for r in self.results
-            ],
+            "results": [],
         }
+        twap = next((r for r in self.results if r.strategy == "twap"), None)
+        for r in self.results:
+            row: dict[str, Any] = {
+                "strategy": r.strategy,
+                "is_bps": r.tca.is_bps,
+                "filled_qty": r.tca.filled_qty,
+                "avg_price": r.tca.avg_price,
+                "vwap_slippage_bps": r.tca.vwap_slippage_bps,
+                "n_child_orders": r.n_child_orders,
+                "completion": r.tca.completion,
+                "venue_mix": r.tca.venue_mix,
+                "is_parts_bps": {
+                    "spread_fees": r.tca.spread_fees_bps,
+                    "impact": r.tca.impact_bps,
+                    "timing": r.tca.timing_bps,
+                    "opportunity": r.tca.opportunity_bps,
+                },
+            }
+            if detail and self.venue_kinds is not None:
+                row.update(r.detail_json(self.venue_kinds))
+            doc["results"].append(row)
+        if self.hindsight is not None:
+            doc["hindsight"] = {"is_bps": self.hindsight.tca.is_bps}
+            if twap is not None:
+                doc["gap_captured"] = {
+                    r.strategy: gap_captured(
+                        r.tca.is_bps, twap.tca.is_bps, self.hindsight.tca.is_bps
+                    )
+                    for r in self.results
+                }
+        if detail and self.unimpacted is not None:
+            # the market as it would have been without the parent: the common reference
+            p = self.unimpacted.resample(10.0)
+            doc["path"] = {
+                "t_s": [float(t) for t in p.times_s],
+                "bid": [_num(b) for b in p.bid],
+                "ask": [_num(a) for a in p.ask],
+            }
+        return doc
+
+
+def _num(x: float) -> float | None:
+    return None if np.isnan(x) else float(x)
 
 
 def check_strategies(names: Sequence[str]) -> None:
-    unknown = [n for n in names if n not in SLICERS]
-    if unknown:
-        known = ", ".join(sorted(SLICERS))
-        raise DomainError(f"unknown strategy {unknown[0]!r} (known: {known})")
     if not names:
         raise DomainError("no strategy given")
+    for n in names:
+        strategy_spec(n)
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise DomainError(f"strategy {sorted(dup)[0]!r} given twice")
 
 
 def apply_overrides(
@@ -120,66 +237,37 @@ def apply_overrides(
                 f"horizon {horizon_s:g} s runs past the session close (16:00) for "
                 f"scenario {scenario.name!r}"
             )
-    return dataclasses.replace(
+    out = dataclasses.replace(
         scenario,
         qty=qty if qty is not None else scenario.qty,
         side=side if side is not None else scenario.side,
         horizon_s=horizon_s if horizon_s is not None else scenario.horizon_s,
     )
+    check_capacity(out)
+    return out
 
 
-def _mid(market: SimMarket, ts: int) -> float:
-    return market.mid_at(ts) * market.instrument.tick_size
+MAX_SHARE_OF_HORIZON_VOLUME = 1.0
 
 
-def run_strategy(scenario: Scenario, seed: int, strategy: str) -> tuple[StrategyRun, float]:
-    """One parent order through one scenario with one strategy; returns (run, arrival mid)."""
-    sink = EventForwarder()
-    world = SimWorld.build(scenario, seed, sink)
-    market = world.market
-    inst = scenario.instrument
-    arrival_mid = _mid(market, 0)
-    parent = ParentOrder(
-        parent_id=ParentId(f"P-{scenario.name}-{seed}"),
-        symbol=inst.symbol,
-        side=scenario.side,
-        qty=scenario.qty,
-        start_ns=0,
-        horizon_ns=int(scenario.horizon_s * NANOS_PER_SECOND),
-    )
-    events: list[Event] = []
-    fees = {
-        spec.venue_id: LitFees(taker_fee=spec.taker_fee, maker_fee=spec.maker_fee)
-        for spec in scenario.lit
-    }
-    execution = ParentExecution(
-        parent,
-        make_slicer(strategy),
-        world.venues,
-        fees,
-        market=WorldMarketData(world),
-        clock=world.clock,
-        schedule=world.kernel.schedule,
-        lot_size=inst.lot_size,
-        on_event=events.append,
-    )
-    sink.target = execution.publish
-    execution.start()
-    world.kernel.run_until(parent.end_ns)
-    end_mid = _mid(market, parent.end_ns)
-    kinds: dict[VenueId, VenueKind] = {v: venue.kind for v, venue in world.venues.items()}
-    tca = summarize(
-        parent.side,
-        parent.qty,
-        arrival_mid,
-        end_mid,
-        market_vwap(market, 0, parent.end_ns),
-        execution.result.fills,
-        kinds,
-    )
-    run = StrategyRun(strategy, tca, len(execution.result.children), tuple(events))
-    log.debug("strategy done", strategy=strategy, is_bps=round(tca.is_bps, 2))
-    return run, arrival_mid
+def check_capacity(scenario: Scenario) -> None:
+    """Refuse a parent larger than the market can bear over its horizon: more than the
+    whole expected market volume of the horizon is no execution but a market event."""
+    expected = expected_volume(scenario, scenario.start_tod_s, scenario.horizon_s)
+    if scenario.qty > MAX_SHARE_OF_HORIZON_VOLUME * expected:
+        raise DomainError(
+            f"quantity {scenario.qty:,} is more than the {expected:,.0f} shares the market "
+            f"is expected to trade in {scenario.horizon_s / 60:g} min "
+            f"({scenario.instrument.symbol}, ADV {scenario.instrument.adv:,}); "
+            "lengthen the horizon or split the order"
+        )
+
+
+def expected_volume(scenario: Scenario, start_tod_s: float, seconds: float) -> float:
+    """Market volume expected over a window from the historical intraday profile."""
+    n = max(1, round(seconds / 10.0))
+    t = start_tod_s + (np.arange(n) + 0.5) * seconds / n
+    return float(scenario.instrument.adv * volume_profile(t).mean() * seconds / SESSION_S)
 
 
 def market_vwap(market: SimMarket, t0: int, t1: int) -> float | None:
@@ -191,14 +279,207 @@ def market_vwap(market: SimMarket, t0: int, t1: int) -> float | None:
     return float(st.tape_pv[b0:b1].sum()) / vol * market.instrument.tick_size
 
 
-class WorldMarketData:
-    """MarketData for the engine: the world's market as seen at the kernel's current time."""
+def price_path(market: SimMarket, from_s: float = 0.0) -> PricePath:
+    """The consolidated top of book of the steps run so far, from `from_s` on."""
+    n = market._steps_done
+    t = market.step_time_s()[:n]
+    keep = t >= from_s
+    tick = market.instrument.tick_size
+    n_ticks = market.state.depth.shape[2]
+    bid = market.bid_path[:n].astype(np.float64)
+    ask = market.ask_path[:n].astype(np.float64)
+    bid[(market.bid_path[:n] < 0)] = np.nan
+    ask[(market.ask_path[:n] < 0) | (market.ask_path[:n] >= n_ticks)] = np.nan
+    return PricePath(t[keep], bid[keep] * tick, ask[keep] * tick)
 
-    def __init__(self, world: SimWorld) -> None:
-        self._world = world
 
-    def snapshot(self) -> MarketSnapshot:
-        return self._world.market.snapshot(self._world.clock.now_ns())
+class Episode:
+    """One parent order in one scenario and seed; runs strategies on paired paths."""
+
+    def __init__(self, scenario: Scenario, seed: int, limit_price: float | None = None) -> None:
+        self.scenario = scenario
+        self.seed = seed
+        inst = scenario.instrument
+        self._unimpacted = SimMarket(scenario, rng_for(seed, "market"))
+        self.arrival_mid = self._unimpacted.mid_at(0) * inst.tick_size
+        limit_ticks = None
+        if limit_price is not None:
+            limit_ticks = self._check_limit(limit_price)
+        self.parent = ParentOrder(
+            parent_id=ParentId(f"P-{scenario.name}-{seed}"),
+            symbol=inst.symbol,
+            side=scenario.side,
+            qty=scenario.qty,
+            start_ns=0,
+            horizon_ns=int(scenario.horizon_s * NANOS_PER_SECOND),
+            limit_ticks=limit_ticks,
+        )
+        self.end_s = scenario.horizon_s
+        self.venue_kinds: dict[VenueId, VenueKind] = {
+            **{s.venue_id: VenueKind.LIT for s in scenario.lit},
+            **{s.venue_id: VenueKind.DARK for s in scenario.dark},
+        }
+
+    def _check_limit(self, price: float) -> int:
+        """A limit must be a positive price on the order's own side of the market at
+        arrival: a sell limit above the ask (or a buy limit below the bid) could never
+        trade as placed and is almost always a side or price typo."""
+        inst, side = self.scenario.instrument, self.scenario.side
+        if not price > 0:
+            raise DomainError(f"limit price must be > 0, got {price:g}")
+        snap = self._unimpacted.snapshot(0)
+        bid = None if snap.bid_ticks is None else snap.bid_ticks * inst.tick_size
+        ask = None if snap.ask_ticks is None else snap.ask_ticks * inst.tick_size
+        if side is Side.SELL and ask is not None and price > ask:
+            raise DomainError(
+                f"limit {price:g} is above the ask {ask:g} at arrival: a sell limited there "
+                "cannot trade; is the side or the price wrong?"
+            )
+        if side is Side.BUY and bid is not None and price < bid:
+            raise DomainError(
+                f"limit {price:g} is below the bid {bid:g} at arrival: a buy limited there "
+                "cannot trade; is the side or the price wrong?"
+            )
+        return inst.to_ticks(price)
+
+    @cached_property
+    def unimpacted_path(self) -> PricePath:
+        """The market with no parent at all, to the end of the markout tail."""
+        m = self._unimpacted
+        m.advance_to(self.parent.end_ns + int(MARKOUT_TAIL_S * NANOS_PER_SECOND))
+        return price_path(m)
+
+    @cached_property
+    def history(self) -> MarketHistory:
+        """What the desk knows at arrival: the instrument's reference data and long-run
+        statistics (ADV, daily volatility of past days, the impact estimate), the
+        historical intraday volume profile, and the spread seen in the session so far."""
+        sc, m = self.scenario, self._unimpacted
+        inst = sc.instrument
+        pre = price_path(m, from_s=-1e9)
+        before = pre.times_s <= 0
+        spread = float(np.nanmean(pre.ask[before] - pre.bid[before]))
+        # equal buckets of about HISTORY_BUCKET_S that tile the horizon exactly
+        n_buckets = max(1, round(sc.horizon_s / HISTORY_BUCKET_S))
+        bucket_s = sc.horizon_s / n_buckets
+        vols = np.array(
+            [expected_volume(sc, sc.start_tod_s + i * bucket_s, bucket_s) for i in range(n_buckets)]
+        )
+        return MarketHistory(
+            symbol=inst.symbol,
+            tick_size=inst.tick_size,
+            price=self.arrival_mid,
+            adv=float(inst.adv),
+            daily_vol=sc.market.daily_vol,
+            spread=spread,
+            impact_y=IMPACT_Y_ESTIMATE,
+            bucket_s=bucket_s,
+            volume_profile=tuple(float(v) for v in vols / vols.sum()),
+            horizon_volume=float(vols.sum()),
+            taker_fee=float(np.mean([v.taker_fee for v in sc.lit])),
+        )
+
+    def hindsight_slicer(self) -> SlicerPolicy:
+        """The oracle's schedule: planned on the unimpacted path it could not know (see
+        router.tca.solve_hindsight), then executed like any taker strategy."""
+        path = self.unimpacted_path
+        edges = np.arange(0.0, self.end_s + 1e-9, HINDSIGHT_BUCKET_S)
+        if edges[-1] < self.end_s:
+            edges = np.append(edges, self.end_s)
+        mids = path.mean_mids(edges)
+        m = self._unimpacted
+        bars = [m.bar_of(int(t * NANOS_PER_SECOND)) for t in edges]
+        vols = np.array(
+            [m.state.tape_vol[b0:b1].sum() for b0, b1 in itertools.pairwise(bars)],
+            dtype=np.float64,
+        )
+        inside = (path.times_s >= 0) & (path.times_s <= self.end_s)
+        half = 0.5 * float(np.nanmean(path.ask[inside] - path.bid[inside]))
+        sc = self.scenario
+        qty = hindsight_schedule(
+            self.parent.side,
+            self.parent.qty,
+            edges[:-1],
+            mids,
+            np.maximum(vols, 1.0),
+            half,
+            IMPACT_Y_ESTIMATE,
+            sc.market.daily_vol,
+            float(sc.instrument.adv),
+            sc.instrument.lot_size,
+            HINDSIGHT_MAX_PARTICIPATION,
+        )
+        cum = np.concatenate([[0], np.cumsum(qty)]).astype(int)
+        return ScheduleSlicer(HINDSIGHT, [float(t) for t in edges], [int(c) for c in cum])
+
+    def run(self, strategy: str) -> StrategyRun:
+        if strategy == HINDSIGHT:
+            return self._execute(HINDSIGHT, self.hindsight_slicer(), "taker")
+        spec = strategy_spec(strategy)
+        slicer = spec.slicer(self.history, self.parent.qty, self.scenario.horizon_s)
+        return self._execute(strategy, slicer, spec.routing)
+
+    def _execute(self, name: str, slicer: SlicerPolicy, routing: str) -> StrategyRun:
+        sc, parent = self.scenario, self.parent
+        sink = EventForwarder()
+        world = SimWorld.build(sc, self.seed, sink)
+        events: list[Event] = []
+        fees = {s.venue_id: LitFees(taker_fee=s.taker_fee, maker_fee=s.maker_fee) for s in sc.lit}
+        execution = ParentExecution(
+            parent,
+            slicer,
+            world.venues,
+            fees,
+            market=WorldMarketData(world),
+            clock=world.clock,
+            schedule=world.kernel.schedule,
+            config=EngineConfig(routing=routing),
+            lot_size=sc.instrument.lot_size,
+            on_event=events.append,
+            risk=RiskGate(RiskLimits(max_participation=1.0) if name == HINDSIGHT else RiskLimits()),
+            rng=rng_for(self.seed, f"router/{name}"),
+            dark_min_qty={s.venue_id: s.min_qty for s in sc.dark},
+            volume_rate_hint=self.history.horizon_volume / sc.horizon_s,
+        )
+        sink.target = execution.publish
+        execution.start()
+        world.kernel.run_until(parent.end_ns)
+        market = world.market
+        vwap = market_vwap(market, 0, parent.end_ns)
+        # the background market runs on for the post-trade markouts
+        market.advance_to(parent.end_ns + int(MARKOUT_TAIL_S * NANOS_PER_SECOND))
+        result = execution.result
+        path = price_path(market)
+        tca = analyze(
+            parent.side,
+            parent.qty,
+            self.arrival_mid,
+            self.end_s,
+            result.fills,
+            result.children,
+            path,
+            self.unimpacted_path,
+            self.venue_kinds,
+            vwap,
+        )
+        log.debug("strategy done", strategy=name, is_bps=round(tca.is_bps, 2))
+        return StrategyRun(
+            name,
+            tca,
+            len(result.children),
+            tuple(events),
+            parent,
+            tuple(result.schedule),
+            dict(result.sent_ns),
+            path,
+            execution.risk.blocked,
+        )
+
+
+def run_strategy(scenario: Scenario, seed: int, strategy: str) -> tuple[StrategyRun, float]:
+    """One strategy on one episode; returns (run, arrival mid)."""
+    episode = Episode(scenario, seed)
+    return episode.run(strategy), episode.arrival_mid
 
 
 def simulate(
@@ -206,21 +487,33 @@ def simulate(
     strategies: Sequence[str],
     seed: int,
     progress: Callable[[str], None] | None = None,
+    hindsight: bool = True,
+    limit_price: float | None = None,
 ) -> SimulationReport:
     check_strategies(strategies)
+    episode = Episode(scenario, seed, limit_price)
     runs = []
-    arrival = 0.0
     for name in strategies:
         if progress:
             progress(name)
-        run, arrival = run_strategy(scenario, seed, name)
-        runs.append(run)
+        runs.append(episode.run(name))
+    oracle = None
+    if hindsight:
+        if progress:
+            progress(HINDSIGHT)
+        oracle = episode.run(HINDSIGHT)
     return SimulationReport(
         scenario=scenario.name,
         seed=seed,
         parent=ParentSpec(
             scenario.instrument.symbol, scenario.side, scenario.qty, scenario.horizon_s
         ),
-        arrival_mid=arrival,
+        arrival_mid=episode.arrival_mid,
         results=tuple(runs),
+        hindsight=oracle,
+        unimpacted=episode.unimpacted_path,
+        venue_kinds=episode.venue_kinds,
     )
+
+
+__all__ = ["STEP_S", "STRATEGIES", "Episode", "SimulationReport", "simulate"]

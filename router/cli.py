@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -65,6 +67,22 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
 
 
+def _paper_time(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return _duration(text)
+
+
+def _db_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--db-url",
+        default=None,
+        help="database for runs, orders, fills and decisions: sqlite:///file.db, "
+        "postgresql://user@host/db, or 'none' (default: blockroute.db here)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="blockroute", description="Smart order router for block trades.")
     p.add_argument("--log-json", action="store_true", help="log JSON lines to stderr")
@@ -85,6 +103,41 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--side", type=_side, help="buy or sell (default: the scenario's)")
     sim.add_argument("--horizon", type=_duration, help="e.g. 90m, 3h (default: scenario's)")
     sim.add_argument("--json", dest="json_path", help="write JSON here ('-' = stdout)")
+    sim.add_argument("--limit", type=float, help="limit price of the parent (default: none)")
+    sim.add_argument("--report", type=Path, help="write a self-contained HTML report here")
+    _db_args(sim)
+
+    bt = sub.add_parser("backtest", help="many episodes per scenario, strategies paired")
+    bt.add_argument("--scenarios", required=True, help="comma-separated scenario names")
+    bt.add_argument("--strategies", default="twap,vwap,pov,ac,sor")
+    bt.add_argument("--episodes", type=_positive_int, required=True)
+    bt.add_argument("--seed0", type=_int, default=1000)
+    bt.add_argument("--workers", type=_positive_int, default=1, help="worker processes")
+    bt.add_argument("--json", dest="json_path", help="write JSON here ('-' = stdout)")
+    bt.add_argument("--report", type=Path, help="write a self-contained HTML report here")
+    bt.add_argument("--batch", help="label stored with every run (default: a timestamp)")
+    _db_args(bt)
+
+    sched = sub.add_parser("schedule", help="closed-form execution schedules")
+    ssub = sched.add_subparsers(dest="schedule", required=True, parser_class=_Parser)
+    ac = ssub.add_parser("ac", help="Almgren-Chriss (2000) optimal trajectory")
+    ac.add_argument("--qty", type=float, required=True, help="X, shares to sell")
+    ac.add_argument(
+        "--horizon",
+        type=_paper_time,
+        required=True,
+        help="T in the paper's time unit (a plain number), or a duration like 3h (seconds)",
+    )
+    ac.add_argument("--periods", type=_positive_int, required=True, help="N")
+    ac.add_argument("--sigma", type=float, required=True, help="volatility per unit time^0.5")
+    ac.add_argument("--eta", type=float, required=True, help="temporary impact")
+    ac.add_argument("--gamma", type=float, required=True, help="permanent impact")
+    ac.add_argument("--epsilon", type=float, required=True, help="fixed cost per share")
+    ac.add_argument("--risk-aversion", type=float, required=True, help="lambda")
+    ac.add_argument(
+        "--frontier", type=_positive_int, help="also print N points of the efficient frontier"
+    )
+    ac.add_argument("--json", dest="json_path")
 
     bench = sub.add_parser("bench", help="benchmarks")
     bsub = bench.add_subparsers(dest="bench", required=True, parser_class=_Parser)
@@ -116,6 +169,57 @@ def _emit_json(path: str | None, doc: dict[str, Any]) -> None:
         Path(path).write_text(text)
 
 
+def _check_json_path(path: str | None) -> None:
+    if path not in (None, "-"):
+        parent = Path(path).resolve().parent
+        if not parent.is_dir():
+            raise UsageError(f"--json: folder {parent} does not exist")
+
+
+def _check_report_dir(path: Path | None) -> None:
+    if path is not None and path.exists() and not path.is_dir():
+        raise UsageError(f"--report: {path} exists and is not a folder")
+
+
+def _open_store(url: str | None) -> Any:
+    """The run store, or None with --db-url none. Opened before any work is done, so a
+    bad URL fails fast."""
+    if url is not None and url.lower() == "none":
+        return None
+    from router.store import Store
+
+    return Store.open(url)
+
+
+def _now() -> datetime:
+    # the composition root may read the wall clock: it labels stored runs
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+class _Progress:
+    """A one-line progress bar on stderr (a line per tenth when stderr is not a terminal)."""
+
+    def __init__(self, label: str) -> None:
+        self._label = label
+        self._start = time.perf_counter()
+        self._tty = sys.stderr.isatty()
+        self._last_tenth = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        elapsed = time.perf_counter() - self._start
+        eta = elapsed / done * (total - done) if done else 0.0
+        width = 30
+        filled = int(width * done / total) if total else width
+        bar = "#" * filled + "." * (width - filled)
+        line = f"{self._label} [{bar}] {done}/{total}  {elapsed:.0f} s, about {eta:.0f} s left"
+        if self._tty:
+            end = "\n" if done == total else ""
+            print(f"\r{line}", end=end, file=sys.stderr, flush=True)
+        elif (tenth := 10 * done // max(total, 1)) != self._last_tenth:
+            self._last_tenth = tenth
+            print(line, file=sys.stderr, flush=True)
+
+
 def _cmd_simulate(args: argparse.Namespace) -> None:
     from router.app import apply_overrides, check_strategies, simulate
     from simulators.scenario import load_scenario
@@ -125,16 +229,26 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
     scenario = apply_overrides(
         load_scenario(args.scenario, args.config_dir), args.qty, args.side, args.horizon
     )
-    if args.json_path not in (None, "-"):
-        parent = Path(args.json_path).resolve().parent
-        if not parent.is_dir():
-            raise UsageError(f"--json: folder {parent} does not exist")
-    report = simulate(
-        scenario,
-        strategies,
-        args.seed,
-        progress=lambda name: log.info("running strategy", strategy=name),
-    )
+    _check_json_path(args.json_path)
+    _check_report_dir(args.report)
+    store = _open_store(args.db_url)
+    steps = [*strategies, "hindsight"]
+    bar = _Progress(f"simulate {scenario.name}")
+
+    def progress(name: str) -> None:
+        log.info("running strategy", strategy=name)
+        bar(steps.index(name), len(steps))
+
+    report = simulate(scenario, strategies, args.seed, progress=progress, limit_price=args.limit)
+    bar(len(steps), len(steps))
+    if store is not None:
+        from router.store import RunMeta
+
+        created = _now()
+        for run in (*report.results, *([report.hindsight] if report.hindsight else [])):
+            children = _sent_children(run.events)
+            meta = RunMeta("simulate", scenario.name, args.seed, run.strategy, created)
+            store.record_run(meta, run.parent, children, run.sent_ns, run.events, run.tca.to_json())
     doc = report.to_json()
     if args.json_path != "-":
         p = doc["parent"]
@@ -144,16 +258,154 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
             f"{p['arrival_mid']:.4f}"
         )
         print(
-            f"{'strategy':<10}{'IS bps':>9}{'filled':>11}{'avg px':>11}{'vs VWAP':>9}"
-            f"{'children':>9}{'done':>7}   lit/dark/rfq"
+            f"{'strategy':<10}{'IS bps':>9}{'spread':>8}{'impact':>8}{'timing':>8}{'opport':>8}"
+            f"{'vs VWAP':>9}{'filled':>10}{'children':>9}{'done':>7}   lit/dark/rfq  gap"
         )
+        gaps = doc.get("gap_captured", {})
         for r in doc["results"]:
-            mix = r["venue_mix"]
+            mix, parts = r["venue_mix"], r["is_parts_bps"]
+            gap = gaps.get(r["strategy"])
             print(
-                f"{r['strategy']:<10}{r['is_bps']:>9.2f}{r['filled_qty']:>11,}"
-                f"{r['avg_price']:>11.4f}{r['vwap_slippage_bps']:>9.2f}"
+                f"{r['strategy']:<10}{r['is_bps']:>9.2f}{parts['spread_fees']:>8.2f}"
+                f"{parts['impact']:>8.2f}{parts['timing']:>8.2f}{parts['opportunity']:>8.2f}"
+                f"{r['vwap_slippage_bps']:>9.2f}{r['filled_qty']:>10,}"
                 f"{r['n_child_orders']:>9}{r['completion']:>7.1%}   "
-                f"{mix['lit']:.0%}/{mix['dark']:.0%}/{mix['rfq']:.0%}"
+                f"{mix['lit']:>4.0%}/{mix['dark']:.0%}/{mix['rfq']:.0%}" + _pct(gap, 8)
+            )
+        if "hindsight" in doc:
+            print(
+                f"hindsight bound (oracle schedule on the unimpacted path): "
+                f"{doc['hindsight']['is_bps']:.2f} bps; gap = share of the TWAP-to-oracle "
+                "gap captured"
+            )
+    if args.report is not None:
+        from router.report import write_simulate_report
+
+        index = _write_report(write_simulate_report, report.to_json(detail=True), args.report)
+        if args.json_path != "-":
+            print(f"report: {index}")
+    _emit_json(args.json_path, doc)
+
+
+def _write_report(writer: Any, doc: dict[str, Any], out: Path) -> Path:
+    try:
+        index: Path = writer(doc, out)
+    except OSError as exc:
+        raise UsageError(f"--report: cannot write {out}: {exc.strerror or exc}") from None
+    return index
+
+
+def _pct(x: float | None, width: int) -> str:
+    return f"{x:>{width}.0%}" if x is not None else " " * width
+
+
+def _sent_children(events: Any) -> list[Any]:
+    from router.domain import ChildOrderSent
+
+    return [e.child for e in events if isinstance(e, ChildOrderSent)]
+
+
+def _cmd_backtest(args: argparse.Namespace) -> None:
+    from router.app import check_strategies
+    from router.backtest import backtest
+
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    if not scenarios:
+        raise UsageError("--scenarios: no scenario given")
+    check_strategies(strategies)
+    _check_json_path(args.json_path)
+    _check_report_dir(args.report)
+    store = _open_store(args.db_url)  # fail fast; workers open their own connections
+    created = _now()
+    n = len(scenarios) * args.episodes
+    doc = backtest(
+        scenarios,
+        strategies,
+        args.episodes,
+        args.seed0,
+        args.workers,
+        args.config_dir,
+        db_url=None if store is None else store.url,
+        batch=args.batch or f"backtest {created.isoformat()}",
+        created_at=created,
+        progress=_Progress(f"backtest {n} episodes x {len(strategies) + 1} runs"),
+    )
+    if args.json_path != "-":
+        print(
+            f"{'scenario':<18}{'strategy':<10}{'episodes':>9}{'IS mean':>10}{'+-se':>7}"
+            f"{'std':>8}{'vs twap':>10}{'+-se':>7}{'gap':>7}{'done':>8}"
+        )
+        paired = {(p["scenario"], p["strategy"]): p for p in doc["paired"]}
+        gaps = {(g["scenario"], g["strategy"]): g["share"] for g in doc["gap_captured"]}
+        hind = {h["scenario"]: h for h in doc["hindsight"]}
+        last = None
+        for r in doc["rows"]:
+            key = (r["scenario"], r["strategy"])
+            if last is not None and r["scenario"] != last:
+                h = hind[last]
+                print(
+                    f"{'':<18}{'hindsight':<10}{'':>9}{h['is_bps_mean']:>10.2f}{h['is_bps_stderr']:>7.2f}"
+                )
+            last = r["scenario"]
+            d = paired.get(key)
+            diff = f"{d['diff_mean_bps']:>10.2f}{d['diff_stderr_bps']:>7.2f}" if d else f"{'':>17}"
+            gap = gaps.get(key)
+            print(
+                f"{r['scenario']:<18}{r['strategy']:<10}{r['episodes']:>9}"
+                f"{r['is_bps_mean']:>10.2f}{r['is_bps_stderr']:>7.2f}{r['is_bps_std']:>8.2f}"
+                f"{diff}{_pct(gap, 7)}"
+                f"{r['completion_mean']:>8.1%}"
+            )
+        if last is not None:
+            h = hind[last]
+            print(
+                f"{'':<18}{'hindsight':<10}{'':>9}{h['is_bps_mean']:>10.2f}{h['is_bps_stderr']:>7.2f}"
+            )
+        m = doc["meta"]
+        print(f"{n} episodes on {m['workers']} worker(s) in {m['wall_s']:.1f} s")
+    if args.report is not None:
+        from router.report import write_backtest_report
+
+        index = _write_report(write_backtest_report, doc, args.report)
+        if args.json_path != "-":
+            print(f"report: {index}")
+    _emit_json(args.json_path, doc)
+
+
+def _cmd_schedule(args: argparse.Namespace) -> None:
+    from router.strategies.almgren_chriss import (
+        AcParams,
+        ac_trajectory,
+        efficient_frontier,
+        schedule_table,
+    )
+
+    params = AcParams(
+        X=args.qty,
+        T=args.horizon,
+        N=args.periods,
+        sigma=args.sigma,
+        eta=args.eta,
+        gamma=args.gamma,
+        epsilon=args.epsilon,
+        lam=args.risk_aversion,
+    )
+    schedule = ac_trajectory(params)
+    doc: dict[str, Any] = schedule.to_json()
+    if args.frontier:
+        top = max(params.lam, 1e-12) * 100
+        lams = [top * (k / args.frontier) ** 3 for k in range(args.frontier + 1)]
+        doc["frontier"] = [
+            {"risk_aversion": f.lam, "expected_cost": f.expected_cost, "variance": f.variance}
+            for f in efficient_frontier(params, lams)
+        ]
+    if args.json_path != "-":
+        print(schedule_table(schedule))
+        for f in doc.get("frontier", []):
+            print(
+                f"lambda {f['risk_aversion']:.3g}: E {f['expected_cost']:.6g}  "
+                f"V {f['variance']:.6g}"
             )
     _emit_json(args.json_path, doc)
 
@@ -227,6 +479,12 @@ def _cmd_bench(args: argparse.Namespace) -> None:
     _emit_json(args.json_path, doc)
 
 
+def _store_error() -> type[Exception]:
+    from router.store import StoreError
+
+    return StoreError
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -237,10 +495,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError(f"--log-level: {exc}") from None
         if args.command == "simulate":
             _cmd_simulate(args)
+        elif args.command == "backtest":
+            _cmd_backtest(args)
+        elif args.command == "schedule":
+            _cmd_schedule(args)
         elif args.command == "bench":
             _cmd_bench(args)
         return 0
-    except (UsageError, ConfigError, DomainError) as exc:
+    except (UsageError, ConfigError, DomainError, _store_error()) as exc:
         print(f"blockroute: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

@@ -1,24 +1,39 @@
-"""The execution loop of one parent order: slices from a slicer, child orders to venues.
+"""The smart order router: one parent order becomes child orders across venues.
 
 One `ParentExecution` owns the state of one parent order. A scheduler (the simulated
-kernel, or the asyncio loop in the service) wakes it at each decision time, and the
-venues' events come back through `publish`. It never reads a clock of its own and never
-touches a transport: everything arrives through the ports.
+kernel, or the asyncio loop of the service: `router.runtime`) wakes it at each decision
+time, and the venues' events come back through `publish`. It never reads a clock of its
+own and never touches a transport: everything arrives through the ports.
 
-This first router takes liquidity: each slice goes as a marketable IOC limit order to
-the lit venue with the best fee-adjusted price. It re-plans each interval (a slice
-that was not filled is carried into the next one) and sweeps what is left just before
-the horizon. It never sends more than the parent's remaining quantity, never prices
-through the parent's limit, and records every decision with the alternatives it
-weighed.
+At each decision time the slicer says how much should be done by now; the router then
+places what is missing with one of two tactics:
+
+- `taker` (the schedule baselines twap/vwap/pov/ac): marketable IOC limit orders on the
+  lit venues with the best fee-adjusted price, split by displayed depth; the further
+  behind schedule, the further past the touch an order may reach.
+- `smart` (`sor`): cancels last interval's passive orders, then splits the next slice
+  between taking now and resting passively (join the touch, or improve it by a tick) on
+  each lit venue by the Cont-Kukanov expected cost (router.allocation) with outflows
+  learned from its own passive fills, and keeps midpoint orders resting in the dark pools
+  for up to a capped amount ahead of schedule.
+
+Both tactics sweep what is left before the horizon, never have more shares working or
+done than the parent's quantity, never price through the parent's limit, pass every
+child through the risk gate (router.risk) and record every decision with the
+alternatives it weighed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from router.allocation import AllocationProblem, OutflowEstimator, PassiveOption, allocate
 from router.domain import (
     NANOS_PER_SECOND,
     ChildId,
@@ -30,6 +45,7 @@ from router.domain import (
     ChildOrderSent,
     DecisionId,
     DecisionRecorded,
+    DomainError,
     Event,
     Nanos,
     OrdType,
@@ -38,19 +54,38 @@ from router.domain import (
     Side,
     TimeInForce,
     VenueId,
+    VenueKind,
 )
-from router.ports import Clock, ExecutionState, MarketData, SlicerPolicy, Venue
+from router.ports import Clock, ExecutionState, MarketData, MarketSnapshot, SlicerPolicy, Venue
+from router.risk import RiskGate
 
 Scheduler = Callable[[Nanos, Callable[[], None]], None]
+
+ROUTINGS = ("taker", "smart")
 
 
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
+    routing: str = "taker"
     decision_interval_s: float = 30.0
     aggression_ticks: int = 2  # a marketable limit may reach this far past the touch
     final_sweep_s: float = 60.0  # start sweeping the remainder this long before the end
     sweep_interval_s: float = 5.0
     sweep_ticks: int = 15  # how far past the touch a catch-up or final sweep may reach
+    # smart routing
+    replan_delay_s: float = 0.05  # place after last interval's cancels have gone through
+    urgency_ticks: float = 0.5  # lambda_u over the cost of taking: patience has a price
+    urgency_per_slice_ticks: float = 1.0  # ... which grows with every slice behind
+    ahead_cost_ticks: float = 0.25  # lambda_o: a share done ahead of the slice
+    dark: bool = True
+    dark_max_ahead: float = 0.2  # dark orders may work this share of the parent ahead
+    warmup_s: float = 60.0  # participation is checked once this much volume was seen
+
+    def __post_init__(self) -> None:
+        if self.routing not in ROUTINGS:
+            raise DomainError(f"routing must be one of {', '.join(ROUTINGS)}, got {self.routing!r}")
+        if self.decision_interval_s <= 0 or self.sweep_interval_s <= 0:
+            raise DomainError("decision and sweep intervals must be > 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +98,11 @@ class LitFees:
 class _Child:
     order: ChildOrder
     open_qty: int
+    sent_ns: Nanos
+    passive: bool = False
+    queue_ahead: int = 0
+    filled: int = 0
+    cancel_pending: bool = False
 
 
 @dataclass
@@ -74,6 +114,9 @@ class ExecutionResult:
     fills: list[ChildOrderFilled] = field(default_factory=list)
     decisions: list[DecisionRecorded] = field(default_factory=list)
     children: list[ChildOrder] = field(default_factory=list)
+    sent_ns: dict[ChildId, Nanos] = field(default_factory=dict)
+    # (time, target by then, filled by then) at every decision: schedule vs realised
+    schedule: list[tuple[Nanos, int, int]] = field(default_factory=list)
 
     @property
     def avg_price(self) -> float:
@@ -93,6 +136,10 @@ class ParentExecution:
         config: EngineConfig | None = None,
         lot_size: int = 1,
         on_event: Callable[[Event], None] | None = None,
+        risk: RiskGate | None = None,
+        rng: np.random.Generator | None = None,
+        dark_min_qty: Mapping[VenueId, int] | None = None,
+        volume_rate_hint: float = 0.0,
     ) -> None:
         self.parent = parent
         self.slicer = slicer
@@ -104,10 +151,18 @@ class ParentExecution:
         self.config = config or EngineConfig()
         self._lot = lot_size
         self._on_event = on_event
+        self.risk = risk or RiskGate()
+        # the allocation's outflow samples; seeded by the composition root
+        self._rng = rng if rng is not None else np.random.default_rng(0)
+        self._dark_min = dict(dark_min_qty or {})
+        self._volume_rate_hint = volume_rate_hint  # shares/s expected before any is seen
         self.result = ExecutionResult(parent)
         self._open: dict[ChildId, _Child] = {}
         self._sent: set[ChildId] = set()
         self._ids = itertools.count(1)
+        self._volume_seen: deque[tuple[Nanos, int]] = deque()
+        self._outflow = OutflowEstimator()
+        self._sweeping = False
         self.done = False
 
     # ------------------------------------------------------------ lifecycle
@@ -134,36 +189,71 @@ class ParentExecution:
     def in_flight(self) -> int:
         return sum(c.open_qty for c in self._open.values())
 
+    @property
+    def uncommitted(self) -> int:
+        """Shares neither done nor working anywhere: the most any new child may take."""
+        return self.remaining - self.in_flight
+
+    def halt(self, reason: str) -> None:
+        """Pull every open child now (kill switch, cancel of the parent)."""
+        for child_id in list(self._open):
+            self._cancel(child_id)
+
     # ------------------------------------------------------------ decisions
+
+    def _target(self, snap: MarketSnapshot, at_ns: Nanos) -> int:
+        state = ExecutionState(self.parent, at_ns, self.result.filled_qty, snap)
+        return max(0, min(self.slicer.target_filled(state), self.parent.qty))
+
+    def _slice_qty(self) -> float:
+        horizon_s = self.parent.horizon_ns / NANOS_PER_SECOND
+        return max(1.0, self.parent.qty * self.config.decision_interval_s / horizon_s)
 
     def _decide(self) -> None:
         if self.done:
             return
+        if self.risk.kill.engaged:
+            self.halt(self.risk.kill.reason)
+            return
+        now = self._clock.now_ns()
         snap = self._market.snapshot()
-        state = ExecutionState(self.parent, self._clock.now_ns(), self.result.filled_qty, snap)
-        target = min(self.slicer.target_filled(state), self.parent.qty)
+        self._volume_seen.append((now, snap.volume))
+        target = self._target(snap, now)
+        self.result.schedule.append((now, target, self.result.filled_qty))
+        if self.config.routing == "smart":
+            self._smart_cancel()
+            delay = int(self.config.replan_delay_s * NANOS_PER_SECOND)
+            self._schedule(now + delay, self._smart_place)
+            return
         want = self._round_lot(target - self.result.filled_qty - self.in_flight)
         if want > 0:
             # reach further the more slices we are behind the schedule
-            horizon_s = self.parent.horizon_ns / NANOS_PER_SECOND
-            slice_qty = max(1.0, self.parent.qty * self.config.decision_interval_s / horizon_s)
-            behind = int(want / slice_qty)
+            behind = int(want / self._slice_qty())
             reach = min(self.config.aggression_ticks + behind, self.config.sweep_ticks)
             self._take(want, reach, "slice" if behind <= 1 else f"catch-up, {behind} slices")
 
     def _sweep(self) -> None:
         if self.done:
             return
-        want = self.remaining - self.in_flight
+        if not self._sweeping:
+            self._sweeping = True
+            # the end is near: passive and dark orders would only hold shares back
+            for child_id, child in list(self._open.items()):
+                if child.passive:
+                    self._cancel(child_id)
+        now = self._clock.now_ns()
+        self.result.schedule.append((now, self.parent.qty, self.result.filled_qty))
+        want = self.uncommitted
         if want > 0:
-            self._take(want, self.config.sweep_ticks, "final sweep")
+            self._take(want, self.config.sweep_ticks, "final sweep", exempt=True)
 
     def _finish(self) -> None:
         if self.done:
             return
         self.done = True
-        for child_id, child in list(self._open.items()):
-            self._venues[child.order.venue].cancel(child_id)
+        for child_id in list(self._open):
+            self._cancel(child_id)
+        self.result.schedule.append((self._clock.now_ns(), self.parent.qty, self.result.filled_qty))
         self._emit(
             ParentOrderCompleted(
                 self._clock.now_ns(),
@@ -173,7 +263,9 @@ class ParentExecution:
             )
         )
 
-    def _take(self, qty: int, reach_ticks: int, why: str) -> None:
+    # ------------------------------------------------------------ taking liquidity
+
+    def _take(self, qty: int, reach_ticks: int, why: str, exempt: bool = False) -> None:
         """Send `qty` as marketable IOC limits, best fee-adjusted venue first, each venue
         getting what its visible depth can absorb (the best venue takes the rest)."""
         snap = self._market.snapshot()
@@ -204,32 +296,21 @@ class ParentExecution:
                 break
         if left > 0:  # more than all the visible depth: the best venue gets the rest
             plan[0] = (plan[0][0], plan[0][1] + left) if plan else (ranked[0], left)
-        now = self._clock.now_ns()
+        alternatives = {f"{v}_cost_ticks": side.sign * scores[v] for v in ranked}
         for venue, take in plan:
             touch = touches[venue]
             limit = touch + side.sign * reach_ticks
             if self.parent.limit_ticks is not None:
                 if side.sign * (touch - self.parent.limit_ticks) > 0:
                     continue  # the market is through our limit here: wait
-                limit = (
-                    min(limit, self.parent.limit_ticks)
-                    if side is Side.BUY
-                    else max(limit, self.parent.limit_ticks)
-                )
-            child = ChildOrder(
-                child_id=ChildId(f"{self.parent.parent_id}-{next(self._ids)}"),
-                parent_id=self.parent.parent_id,
-                venue=VenueId(venue),
-                side=side,
-                qty=take,
-                ord_type=OrdType.LIMIT,
-                tif=TimeInForce.IOC,
-                limit_ticks=limit,
-            )
-            decision = DecisionRecorded(
-                ts_ns=now,
-                decision_id=DecisionId(f"{child.child_id}-d"),
-                parent_id=self.parent.parent_id,
+                limit = self._within_limit(limit)
+            self._send(
+                venue,
+                take,
+                OrdType.LIMIT,
+                TimeInForce.IOC,
+                limit,
+                snap,
                 chosen=f"take {take} on {venue} ({why})",
                 inputs={
                     "qty": float(take),
@@ -239,22 +320,319 @@ class ParentExecution:
                     "filled": float(self.result.filled_qty),
                     "remaining": float(self.remaining),
                 },
-                alternatives={f"{v}_cost_ticks": side.sign * scores[v] for v in ranked},
+                alternatives=alternatives,
+                aggressive=True,
+                exempt=exempt,
             )
-            self.result.decisions.append(decision)
-            self._emit(decision)
-            self._open[child.child_id] = _Child(child, take)
-            self._sent.add(child.child_id)
-            self.result.children.append(child)
-            self._emit(ChildOrderSent(now, child))
-            self._venues[child.venue].submit(child)
+
+    # ------------------------------------------------------------ smart routing
+
+    def _smart_cancel(self) -> None:
+        """Pull last interval's passive and dark orders: the new plan re-places them at
+        current prices and sizes (a dark pool keeps no queue worth keeping)."""
+        for child_id, child in list(self._open.items()):
+            if child.passive:
+                self._cancel(child_id)
+
+    def _smart_place(self) -> None:
+        if self.done or self._sweeping:
+            return
+        cfg = self.config
+        now = self._clock.now_ns()
+        snap = self._market.snapshot()
+        if snap.bid_ticks is None or snap.ask_ticks is None:
+            return  # one-sided market: nothing sensible to price against
+        interval_ns = int(cfg.decision_interval_s * NANOS_PER_SECOND)
+        filled = self.result.filled_qty
+        target_now = self._target(snap, now)
+        target_next = self._target(snap, now + interval_ns)
+        slice_qty = self._slice_qty()
+        behind = max(0.0, (target_now - filled) / slice_qty)
+        want = self._round_lot(target_next - filled - self._lit_in_flight())
+        if want > 0:
+            self._allocate_lit(want, behind, snap, now)
+        if cfg.dark:
+            self._refresh_dark(target_next, snap)
+
+    def _lit_in_flight(self) -> int:
+        return sum(
+            c.open_qty
+            for c in self._open.values()
+            if self._venues[c.order.venue].kind is VenueKind.LIT
+        )
+
+    def _allocate_lit(self, want: int, behind: float, snap: MarketSnapshot, now: Nanos) -> None:
+        cfg = self.config
+        side = self.parent.side
+        assert snap.bid_ticks is not None and snap.ask_ticks is not None
+        tick = snap.tick_size
+        spread = snap.ask_ticks - snap.bid_ticks
+        half = 0.5 * spread
+        rate = self._market_volume_rate(now)
+        depth_total = sum((q.ask_depth if side is Side.SELL else q.bid_depth) for q in snap.venues)
+        options: list[PassiveOption] = []
+        takers: list[float] = []
+        for q in snap.venues:
+            fees = self._fees.get(q.venue, LitFees(0.0, 0.0))
+            takers.append(fees.taker_fee)
+            # we rest on the far side of a taker: a sell rests on the ask
+            touch = q.ask_ticks if side is Side.SELL else q.bid_ticks
+            queue = q.ask_qty if side is Side.SELL else q.bid_qty
+            depth = q.ask_depth if side is Side.SELL else q.bid_depth
+            if touch is None:
+                continue
+            share = depth / depth_total if depth_total > 0 else 1.0 / len(snap.venues)
+            # half the traded volume hits each side; the venue's share of it by depth
+            prior = 0.5 * rate * share
+            mean = self._outflow.rate(q.venue, prior) * cfg.decision_interval_s
+            maker = fees.maker_fee / tick
+            # our price vs the consolidated mid, in ticks earned per share (sign-aware)
+            earn_join = side.sign * ((snap.bid_ticks + snap.ask_ticks) / 2 - touch)
+            options.append(
+                PassiveOption(
+                    q.venue, "join", self._within_limit(touch), queue, mean, maker - earn_join
+                )
+            )
+            better = touch + 1 if side is Side.BUY else touch - 1
+            crosses = better >= snap.ask_ticks if side is Side.BUY else better <= snap.bid_ticks
+            if not crosses:
+                earn = earn_join - 1.0
+                options.append(
+                    PassiveOption(
+                        q.venue, "improve", self._within_limit(better), 0, mean, maker - earn
+                    )
+                )
+        taker = min(takers) / tick if takers else 0.0
+        market_cost = half + taker
+        problem = AllocationProblem(
+            slice_qty=want,
+            max_qty=max(0, self._round_lot(self.uncommitted)),
+            market_cost_ticks=market_cost,
+            under_cost_ticks=market_cost + cfg.urgency_ticks + cfg.urgency_per_slice_ticks * behind,
+            over_cost_ticks=cfg.ahead_cost_ticks,
+            lot=self._lot,
+            options=tuple(o for o in options if self._price_ok(o.price_ticks)),
+        )
+        best, candidates = allocate(problem, self._rng)
+        alternatives = {
+            f"{c.label}: take {c.market_qty}, post {sum(q for _, q in c.passive)}": (
+                c.expected_cost_ticks
+            )
+            for c in candidates[:8]
+        }
+        inputs = {
+            "slice_qty": float(want),
+            "behind_slices": round(behind, 3),
+            "spread_ticks": float(spread),
+            "market_cost_ticks": market_cost,
+            "under_cost_ticks": problem.under_cost_ticks,
+            "volume_rate": rate,
+            "filled": float(self.result.filled_qty),
+            "remaining": float(self.remaining),
+            "expected_fill": best.expected_fill,
+            **{f"{o.venue}_{o.level}_outflow": o.outflow_mean for o in problem.options},
+            **{
+                f"{o.venue}_queue": float(o.queue_ahead)
+                for o in problem.options
+                if o.level == "join"
+            },
+        }
+        if best.market_qty > 0:
+            reach = min(cfg.aggression_ticks + int(behind), cfg.sweep_ticks)
+            self._take(best.market_qty, reach, f"{best.label}: take part")
+        for option, qty in best.passive:
+            qty = min(qty, self._round_lot(self.uncommitted))
+            if qty <= 0:
+                break
+            self._send(
+                option.venue,
+                qty,
+                OrdType.LIMIT,
+                TimeInForce.DAY,
+                option.price_ticks,
+                snap,
+                chosen=(
+                    f"post {qty} on {option.venue} at {option.price_ticks} "
+                    f"({option.level}; {best.label})"
+                ),
+                inputs={**inputs, "qty": float(qty), "limit_ticks": float(option.price_ticks)},
+                alternatives=alternatives,
+                passive=True,
+                queue_ahead=option.queue_ahead,
+            )
+
+    def _refresh_dark(self, target_next: int, snap: MarketSnapshot) -> None:
+        """Rest midpoint orders in the dark pools for what the lit orders do not cover of
+        the next slice plus a capped amount ahead of the schedule (midpoint fills save the
+        spread and print nowhere), split evenly among the pools whose minimum it meets."""
+        side = self.parent.side
+        assert snap.bid_ticks is not None and snap.ask_ticks is not None
+        # never cross in the dark at a worse price than the lit touch we would hit
+        limit = self._within_limit(snap.bid_ticks if side is Side.SELL else snap.ask_ticks)
+        if not self._price_ok(limit):
+            return
+        ahead_cap = int(self.config.dark_max_ahead * self.parent.qty)
+        uncovered = max(0, target_next - self.result.filled_qty - self._lit_in_flight())
+        total = self._round_lot(min(self.uncommitted, uncovered + ahead_cap))
+        pools = [v for v, venue in self._venues.items() if venue.kind is VenueKind.DARK]
+        while pools:
+            share = self._round_lot(total // len(pools))
+            small = [v for v in pools if share < self._dark_min.get(v, 0)]
+            if not small:
+                break
+            pools.remove(max(small, key=lambda v: (self._dark_min.get(v, 0), v)))
+        for venue_id in pools:
+            qty = self._round_lot(min(total // len(pools), self.uncommitted))
+            pool_min = self._dark_min.get(venue_id, 0)
+            if qty <= 0:
+                continue
+            self._send(
+                venue_id,
+                qty,
+                OrdType.LIMIT,
+                TimeInForce.DAY,
+                limit,
+                snap,
+                chosen=f"rest {qty} at the midpoint in {venue_id} (limit {limit})",
+                inputs={
+                    "qty": float(qty),
+                    "limit_ticks": float(limit),
+                    "pool_min_qty": float(pool_min),
+                    "ahead_cap": float(ahead_cap),
+                    "uncovered": float(uncovered),
+                    "filled": float(self.result.filled_qty),
+                    "remaining": float(self.remaining),
+                },
+                alternatives={
+                    "dark_saving_vs_taking_ticks": 0.5 * (snap.ask_ticks - snap.bid_ticks),
+                },
+                passive=True,
+                min_qty=min(pool_min, qty),
+            )
+
+    def _market_volume_rate(self, now: Nanos) -> float:
+        """Market volume per second over the recent past (the hint before any is seen)."""
+        window = int(600 * NANOS_PER_SECOND)
+        while len(self._volume_seen) > 2 and self._volume_seen[1][0] <= now - window:
+            self._volume_seen.popleft()
+        if len(self._volume_seen) < 2:
+            return self._volume_rate_hint
+        (t0, v0), (t1, v1) = self._volume_seen[0], self._volume_seen[-1]
+        if t1 <= t0:
+            return self._volume_rate_hint
+        return (v1 - v0) / ((t1 - t0) / NANOS_PER_SECOND)
+
+    # ------------------------------------------------------------ sending
+
+    def _within_limit(self, price: int) -> int:
+        lim = self.parent.limit_ticks
+        if lim is None:
+            return price
+        return min(price, lim) if self.parent.side is Side.BUY else max(price, lim)
+
+    def _price_ok(self, price: int) -> bool:
+        lim = self.parent.limit_ticks
+        return lim is None or self.parent.side.sign * (price - lim) <= 0
+
+    def _send(
+        self,
+        venue: str,
+        qty: int,
+        ord_type: OrdType,
+        tif: TimeInForce,
+        limit: int | None,
+        snap: MarketSnapshot,
+        *,
+        chosen: str,
+        inputs: dict[str, float],
+        alternatives: dict[str, float],
+        aggressive: bool = False,
+        passive: bool = False,
+        exempt: bool = False,
+        queue_ahead: int = 0,
+        min_qty: int = 0,
+    ) -> None:
+        now = self._clock.now_ns()
+        qty = min(qty, self.uncommitted)  # the last guard against overfilling
+        if qty <= 0:
+            return
+        child = ChildOrder(
+            child_id=ChildId(f"{self.parent.parent_id}-{next(self._ids)}"),
+            parent_id=self.parent.parent_id,
+            venue=VenueId(venue),
+            side=self.parent.side,
+            qty=qty,
+            ord_type=ord_type,
+            tif=tif,
+            limit_ticks=limit,
+            post_only=passive and self._venues[VenueId(venue)].kind is VenueKind.LIT,
+            min_qty=min_qty,
+        )
+        mid = None if snap.mid is None else snap.mid / snap.tick_size
+        verdict = self.risk.check(
+            child,
+            mid,
+            now,
+            self._window_volume(now, snap),
+            aggressive=aggressive,
+            exempt_participation=exempt or self._too_early(now),
+        )
+        if verdict.qty < child.qty:
+            if verdict.qty <= 0:
+                self._record(now, child, f"blocked: {verdict.reason}", inputs, alternatives)
+                return
+            child = dataclasses.replace(child, qty=verdict.qty, min_qty=min(min_qty, verdict.qty))
+            chosen = f"{chosen}; {verdict.reason}"
+        self._record(now, child, chosen, inputs, alternatives)
+        self._open[child.child_id] = _Child(child, child.qty, now, passive, queue_ahead)
+        self._sent.add(child.child_id)
+        self.result.children.append(child)
+        self.result.sent_ns[child.child_id] = now
+        self._emit(ChildOrderSent(now, child))
+        self._venues[child.venue].submit(child)
+
+    def _record(
+        self,
+        now: Nanos,
+        child: ChildOrder,
+        chosen: str,
+        inputs: dict[str, float],
+        alternatives: dict[str, float],
+    ) -> None:
+        decision = DecisionRecorded(
+            ts_ns=now,
+            decision_id=DecisionId(f"{child.child_id}-d"),
+            parent_id=self.parent.parent_id,
+            chosen=chosen,
+            inputs=inputs,
+            alternatives=alternatives,
+        )
+        self.result.decisions.append(decision)
+        self._emit(decision)
+
+    def _too_early(self, now: Nanos) -> bool:
+        return now - self.parent.start_ns < self.config.warmup_s * NANOS_PER_SECOND
+
+    def _window_volume(self, now: Nanos, snap: MarketSnapshot) -> int:
+        window = int(self.risk.limits.participation_window_s * NANOS_PER_SECOND)
+        base = next((v for t, v in self._volume_seen if t >= now - window), snap.volume)
+        return snap.volume - base
+
+    def _cancel(self, child_id: ChildId) -> None:
+        child = self._open.get(child_id)
+        if child is None or child.cancel_pending:
+            return
+        child.cancel_pending = True
+        self._venues[child.order.venue].cancel(child_id)
 
     def _round_lot(self, qty: int) -> int:
         if qty <= 0:
             return 0
         lots = qty // self._lot
-        # the last odd lot goes too, so the parent can complete exactly
-        return lots * self._lot if lots else min(qty, self.remaining - self.in_flight)
+        if lots:
+            return lots * self._lot
+        # below one lot: only the parent's final odd lot goes, so it completes exactly
+        return min(qty, self.uncommitted) if self.uncommitted < self._lot else 0
 
     # ------------------------------------------------------------ venue events
 
@@ -270,12 +648,30 @@ class ParentExecution:
             self.result.fees += event.fee
             self.result.fills.append(event)
             child = self._open.get(event.child_id)
+            passive = event.liquidity == "maker" or (child is not None and child.passive)
+            if passive and self._venues[event.venue].kind is VenueKind.LIT:
+                self.risk.record_lit_fill(event.ts_ns, event.qty)
             if child is not None:
                 child.open_qty -= event.qty
+                child.filled += event.qty
                 if child.open_qty <= 0:
-                    del self._open[event.child_id]
+                    self._closed(event.child_id, event.ts_ns)
         elif isinstance(event, ChildOrderExpired | ChildOrderCanceled | ChildOrderRejected):
-            self._open.pop(event.child_id, None)
+            self._closed(event.child_id, event.ts_ns)
+
+    def _closed(self, child_id: ChildId, ts: Nanos) -> None:
+        child = self._open.pop(child_id, None)
+        if child is None:
+            return
+        if not child.passive:
+            if child.open_qty > 0:
+                self.risk.release(ts, child.open_qty)
+            return
+        if self._venues[child.order.venue].kind is VenueKind.LIT:
+            rested_s = (ts - child.sent_ns) / NANOS_PER_SECOND
+            self._outflow.observe(
+                child.order.venue, child.queue_ahead, child.order.qty, child.filled, rested_s
+            )
 
     def _emit(self, event: Event) -> None:
         if self._on_event is not None:

@@ -160,5 +160,24 @@ class SlicerPolicy(Protocol):
     def target_filled(self, state: ExecutionState) -> int: ...
 
 
+@dataclass(frozen=True, slots=True)
+class MarketHistory:
+    """What a desk knows about an instrument before a parent order arrives: statistics of
+    past days and of the session so far. Slicers calibrate on it; it never holds the
+    future of the day being traded."""
+
+    symbol: Symbol
+    tick_size: float
+    price: float  # last consolidated mid before arrival
+    adv: float  # average daily volume (shares)
+    daily_vol: float  # daily return volatility, as a fraction of price
+    spread: float  # typical quoted spread, price units
+    impact_y: float  # prefactor Y of the square-root law, impact = Y * daily_vol * sqrt(Q/ADV)
+    bucket_s: float  # length of one bucket of `volume_profile`
+    volume_profile: tuple[float, ...]  # expected share of the horizon's volume per bucket
+    horizon_volume: float  # expected market volume over the horizon (shares)
+    taker_fee: float = 0.0  # typical fee per share for taking liquidity
+
+
 #: A callable that schedules `callback` to run at a clock time (simulated or live).
 Scheduler = Callable[[Nanos, Callable[[], None]], None]

@@ -1,16 +1,70 @@
-"""Slicers: how much of the parent should be done by now."""
+"""Strategies: a slicer (how much by when) and a routing tactic (where and how).
+
+The schedule baselines (twap, vwap, pov, ac) route as takers, so they differ only in
+timing; `sor` follows the TWAP schedule with the smart router (passive, dark, taking by
+expected cost), so `sor` vs `twap` isolates what routing is worth.
+"""
 
 from __future__ import annotations
 
-from router.ports import SlicerPolicy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from router.domain import DomainError
+from router.ports import MarketHistory, SlicerPolicy
+from router.strategies.almgren_chriss import AcSlicer
+from router.strategies.pov import PovSlicer
 from router.strategies.twap import TwapSlicer
+from router.strategies.vwap import VwapSlicer
 
-SLICERS: dict[str, type[SlicerPolicy]] = {"twap": TwapSlicer}
+SlicerFactory = Callable[[MarketHistory, int, float], SlicerPolicy]
 
 
-def make_slicer(name: str) -> SlicerPolicy:
+@dataclass(frozen=True, slots=True)
+class StrategySpec:
+    name: str
+    routing: str  # router.engine.ROUTINGS
+    description: str
+    slicer: SlicerFactory
+
+
+STRATEGIES: dict[str, StrategySpec] = {
+    s.name: s
+    for s in (
+        StrategySpec(
+            "twap", "taker", "equal slices over the horizon", lambda h, q, t: TwapSlicer()
+        ),
+        StrategySpec(
+            "vwap",
+            "taker",
+            "slices on the historical intraday volume profile",
+            lambda h, q, t: VwapSlicer.from_history(h, q),
+        ),
+        StrategySpec(
+            "pov",
+            "taker",
+            "a fixed share of the observed market volume",
+            lambda h, q, t: PovSlicer.from_history(h, q),
+        ),
+        StrategySpec(
+            "ac",
+            "taker",
+            "Almgren-Chriss optimal trajectory calibrated on history",
+            lambda h, q, t: AcSlicer.from_history(h, q, t),
+        ),
+        StrategySpec(
+            "sor",
+            "smart",
+            "TWAP schedule, Cont-Kukanov lit/dark placement",
+            lambda h, q, t: TwapSlicer(),
+        ),
+    )
+}
+
+
+def strategy_spec(name: str) -> StrategySpec:
     try:
-        return SLICERS[name]()
+        return STRATEGIES[name]
     except KeyError:
-        known = ", ".join(sorted(SLICERS))
-        raise ValueError(f"unknown strategy {name!r} (known: {known})") from None
+        known = ", ".join(STRATEGIES)
+        raise DomainError(f"unknown strategy {name!r} (known: {known})") from None

@@ -14,16 +14,22 @@ def run_cli(*args: str) -> int:
     return main(list(args))
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path, monkeypatch):
+    # simulate stores its runs in ./blockroute.db by default: keep that out of the checkout
+    monkeypatch.chdir(tmp_path)
+
+
 def test_simulate_news_shock_json_follows_the_contract(tmp_path: Path, capsys):
     out = tmp_path / "r.json"
     assert run_cli("simulate", "--scenario", "news-shock", "--json", str(out)) == 0
     doc = json.loads(out.read_text())
-    assert set(doc) == {"scenario", "seed", "parent", "results"}
+    assert {"scenario", "seed", "parent", "results"} <= set(doc)
     assert doc["parent"]["symbol"] == "QDI" and doc["parent"]["side"] == "sell"
     assert doc["parent"]["qty"] == 500_000 and doc["parent"]["horizon_s"] == 10800
     assert 95 < doc["parent"]["arrival_mid"] < 105
     (r,) = doc["results"]
-    assert set(r) == {
+    assert {
         "strategy",
         "is_bps",
         "filled_qty",
@@ -32,7 +38,10 @@ def test_simulate_news_shock_json_follows_the_contract(tmp_path: Path, capsys):
         "n_child_orders",
         "completion",
         "venue_mix",
-    }
+    } <= set(r)
+    parts = r["is_parts_bps"]
+    assert sum(parts.values()) == pytest.approx(r["is_bps"], abs=1e-9)
+    assert doc["hindsight"]["is_bps"] < r["is_bps"]
     assert r["strategy"] == "twap" and r["filled_qty"] == 500_000 and r["completion"] == 1.0
     assert set(r["venue_mix"]) == {"lit", "dark", "rfq"}
     table = capsys.readouterr().out
@@ -96,6 +105,13 @@ def test_overrides(capsys):
         (["--scenario", "calm", "--side", "short"], "side must be 'buy' or 'sell'"),
         (["--scenario", "calm", "--strategies", "magic"], "unknown strategy 'magic'"),
         (["--scenario", "calm", "--horizon", "9h"], "past the session close"),
+        (["--scenario", "news-shock", "--qty", "5000000"], "more than the"),
+        (["--scenario", "news-shock", "--limit", "120"], "above the ask"),
+        (["--scenario", "news-shock", "--side", "buy", "--limit", "80"], "below the bid"),
+        (["--scenario", "calm", "--limit", "-1"], "limit price must be > 0"),
+        (["--scenario", "calm", "--db-url", "mysql://x@y/z"], "database"),
+        (["--scenario", "calm", "--db-url", "sqlite:///no/such/dir/x.db"], "database"),
+        (["--scenario", "calm", "--db-url", "postgresql://u:secret@127.0.0.1:1/x"], "database"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, args, message):
@@ -104,6 +120,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, ar
     err = capsys.readouterr().err
     assert message in err
     assert len(err.strip().splitlines()) == 1
+    assert "secret" not in err
     assert not out.exists()
 
 
@@ -146,3 +163,72 @@ def test_bench_book_json(capsys):
     assert run_cli("bench", "book", "--events", "20000", "--no-python", "--json", "-") == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["events"] == 20000 and doc["events_per_s"] > 0 and doc["seconds"] > 0
+
+
+SHORT = ["--scenario", "calm", "--horizon", "10m", "--qty", "20000"]
+
+
+def test_simulate_stores_runs_and_writes_a_report(tmp_path, capsys):
+    from router.store import Store
+
+    db = tmp_path / "runs.db"
+    args = [*SHORT, "--strategies", "twap,sor", "--db-url", f"sqlite:///{db}"]
+    assert run_cli("simulate", *args, "--report", str(tmp_path / "rep")) == 0
+    assert "report:" in capsys.readouterr().out
+    html = (tmp_path / "rep" / "index.html").read_text()
+    assert "sor" in html and "<svg" in html
+    store = Store.open(f"sqlite:///{db}")
+    runs = store.runs()
+    assert sorted(r.strategy for r in runs) == ["hindsight", "sor", "twap"]
+    sor = next(r for r in runs if r.strategy == "sor")
+    fills = store.fills(sor.run_id)
+    assert sum(f.qty for f in fills) == 20_000 == sor.filled_qty
+    assert len(store.children(sor.run_id)) == sor.n_child_orders
+    assert len(store.decisions(sor.run_id)) >= sor.n_child_orders
+
+
+def test_default_store_is_blockroute_db_in_the_working_directory(tmp_path):
+    assert run_cli("simulate", *SHORT) == 0
+    assert (tmp_path / "blockroute.db").exists()
+    assert run_cli("simulate", *SHORT, "--db-url", "none") == 0
+
+
+def test_backtest_json_follows_the_contract(tmp_path, capsys):
+    args = ["--scenarios", "calm", "--strategies", "twap,sor", "--episodes", "2"]
+    extra = ["--db-url", "none", "--json", "-"]
+    assert run_cli("backtest", *args, "--workers", "1", *extra) == 0
+    doc = json.loads(capsys.readouterr().out)
+    rows = {r["strategy"]: r for r in doc["rows"]}
+    assert set(rows) == {"twap", "sor"}
+    for r in rows.values():
+        assert set(r) == {
+            "scenario",
+            "strategy",
+            "episodes",
+            "is_bps_mean",
+            "is_bps_std",
+            "is_bps_stderr",
+            "completion_mean",
+        }
+        assert r["episodes"] == 2 and r["completion_mean"] == 1.0
+    (p,) = doc["paired"]
+    assert p["strategy"] == "sor" and p["baseline"] == "twap" and p["n"] == 2
+
+
+def test_schedule_ac_json(capsys):
+    args = ["--qty", "1e6", "--horizon", "5", "--periods", "5", "--sigma", "0.95"]
+    args += ["--eta", "2.5e-6", "--gamma", "2.5e-7", "--epsilon", "0.0625"]
+    assert run_cli("schedule", "ac", *args, "--risk-aversion", "1e-6", "--json", "-") == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert set(doc) == {"holdings", "trades", "kappa", "expected_cost", "variance"}
+    assert doc["holdings"][0] == 1e6 and doc["holdings"][-1] == 0
+    assert sum(doc["trades"]) == pytest.approx(1e6)
+    assert doc["kappa"] == pytest.approx(0.6, abs=0.01)  # the paper's example: about 0.6/day
+
+
+def test_schedule_ac_bad_parameter_exits_2(capsys):
+    args = ["--qty", "1e6", "--horizon", "5", "--periods", "5", "--sigma", "0.95"]
+    args += ["--eta", "1e-9", "--gamma", "2.5e-7", "--epsilon", "0.0625"]
+    assert run_cli("schedule", "ac", *args, "--risk-aversion", "1e-6") == 2
+    err = capsys.readouterr().err
+    assert "eta" in err and len(err.strip().splitlines()) == 1

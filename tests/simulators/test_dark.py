@@ -85,11 +85,19 @@ class World:
         return float(self.market.mid_path()[self.market.step_of(ts)])
 
 
+# Busier pools than the shipped calibration, so that the statistical tests see enough
+# contra in a short run.
+BUSY = {
+    "DARKX": {"contra_per_hour": 12.0, "contra_median": 6000},
+    "DARKY": {"contra_per_hour": 4.0, "contra_median": 40000},
+}
+
+
 def make_world(scenario: Scenario, venue: str = "DARKX", seed: int = 1, **changes: Any) -> World:
     market = SimMarket(scenario, rng_for(seed, "market"))
     kernel = Kernel(SimClock(0), market)
     sink = Sink()
-    spec = replace(spec_of(scenario, venue), **changes)
+    spec = replace(spec_of(scenario, venue), **{**BUSY.get(venue, {}), **changes})
     pool = SimDarkPool(spec, market, kernel, sink, rng_for(seed, f"dark/{venue}"))
     return World(market, kernel, pool, sink)
 
@@ -372,7 +380,7 @@ def test_toxic_contra_moves_the_price_against_the_seller(calm: Scenario) -> None
     The two pools run side by side on one market with the same generator, so they see
     the same contra arrivals, sizes and lifetimes; only the informed flags differ.
     """
-    toxic = spec_of(calm, "DARKY")
+    toxic = replace(spec_of(calm, "DARKY"), **BUSY["DARKY"])
     clean = replace(toxic, toxicity=0.0)
     horizon = 2 * HOUR
     after = 60 * S

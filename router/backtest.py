@@ -1,0 +1,215 @@
+"""Backtests: many episodes per scenario, every strategy paired on the same paths.
+
+An episode (one scenario, one seed) runs every strategy and the hindsight oracle on the
+same market; episodes are independent, so they spread over worker processes. Results
+are aggregated per scenario and strategy (mean, standard deviation, standard error), and
+each strategy is compared with a baseline by paired differences per seed, whose
+standard error is much smaller than the unpaired one because the market's own moves
+cancel out.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from router.app import HINDSIGHT, Episode, check_strategies
+from router.domain import DomainError
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeOutcome:
+    scenario: str
+    seed: int
+    is_bps: dict[str, float]
+    completion: dict[str, float]
+    run_ids: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    scenario: str
+    seed: int
+    strategies: tuple[str, ...]
+    config_dir: str
+    db_url: str | None
+    batch: str | None
+    created_at: datetime
+
+
+def run_episode(job: _Job) -> EpisodeOutcome:
+    """One episode in a worker: every strategy, then the oracle; stored if asked."""
+    from simulators.scenario import load_scenario
+
+    scenario = load_scenario(job.scenario, Path(job.config_dir))
+    episode = Episode(scenario, job.seed)
+    runs = [episode.run(s) for s in (*job.strategies, HINDSIGHT)]
+    run_ids: dict[str, int] = {}
+    if job.db_url is not None:
+        from router.store import RunMeta, Store
+
+        store = _worker_store(job.db_url)
+        for r in runs:
+            meta = RunMeta(
+                "backtest", job.scenario, job.seed, r.strategy, job.created_at, job.batch
+            )
+            run_ids[r.strategy] = store.record_run(
+                meta, r.parent, _children(r), r.sent_ns, r.events, r.tca.to_json()
+            )
+        del Store
+    return EpisodeOutcome(
+        job.scenario,
+        job.seed,
+        {r.strategy: r.tca.is_bps for r in runs},
+        {r.strategy: r.tca.completion for r in runs},
+        run_ids,
+    )
+
+
+def _children(run: Any) -> list[Any]:
+    from router.domain import ChildOrderSent
+
+    return [e.child for e in run.events if isinstance(e, ChildOrderSent)]
+
+
+_STORES: dict[str, Any] = {}
+
+
+def _worker_store(url: str) -> Any:
+    # one connection pool per worker process, opened on its first episode
+    from router.store import Store
+
+    if url not in _STORES:
+        _STORES[url] = Store.open(url)
+    return _STORES[url]
+
+
+def _stats(values: Sequence[float]) -> tuple[float, float, float]:
+    n = len(values)
+    mean = sum(values) / n
+    var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
+    std = math.sqrt(var)
+    return mean, std, std / math.sqrt(n) if n else 0.0
+
+
+def aggregate(
+    outcomes: Sequence[EpisodeOutcome],
+    scenarios: Sequence[str],
+    strategies: Sequence[str],
+    baseline: str = "twap",
+) -> dict[str, Any]:
+    """CONTRACT.md's rows, plus paired differences, the hindsight bound and the share of
+    the baseline-to-oracle gap each strategy captured."""
+    rows: list[dict[str, Any]] = []
+    paired: list[dict[str, Any]] = []
+    hindsight: list[dict[str, Any]] = []
+    gap: list[dict[str, Any]] = []
+    for sc in scenarios:
+        eps = sorted((o for o in outcomes if o.scenario == sc), key=lambda o: o.seed)
+        if not eps:
+            continue
+        oracle = [o.is_bps[HINDSIGHT] for o in eps]
+        o_mean, _, o_se = _stats(oracle)
+        hindsight.append({"scenario": sc, "is_bps_mean": o_mean, "is_bps_stderr": o_se})
+        base = [o.is_bps[baseline] for o in eps] if baseline in strategies else None
+        for st in strategies:
+            vals = [o.is_bps[st] for o in eps]
+            mean, std, se = _stats(vals)
+            rows.append(
+                {
+                    "scenario": sc,
+                    "strategy": st,
+                    "episodes": len(vals),
+                    "is_bps_mean": mean,
+                    "is_bps_std": std,
+                    "is_bps_stderr": se,
+                    "completion_mean": sum(o.completion[st] for o in eps) / len(eps),
+                }
+            )
+            if base is not None:
+                b_mean = sum(base) / len(base)
+                share = (b_mean - mean) / (b_mean - o_mean) if abs(b_mean - o_mean) > 1e-9 else None
+                gap.append({"scenario": sc, "strategy": st, "share": share})
+                if st != baseline:
+                    d_mean, _, d_se = _stats([v - b for v, b in zip(vals, base, strict=True)])
+                    paired.append(
+                        {
+                            "scenario": sc,
+                            "strategy": st,
+                            "baseline": baseline,
+                            "diff_mean_bps": d_mean,
+                            "diff_stderr_bps": d_se,
+                            "n": len(vals),
+                        }
+                    )
+    return {"rows": rows, "paired": paired, "hindsight": hindsight, "gap_captured": gap}
+
+
+def backtest(
+    scenarios: Sequence[str],
+    strategies: Sequence[str],
+    episodes: int,
+    seed0: int,
+    workers: int,
+    config_dir: Path,
+    db_url: str | None = None,
+    batch: str | None = None,
+    created_at: datetime | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    from simulators.scenario import load_scenario
+
+    check_strategies(strategies)
+    if episodes <= 0:
+        raise DomainError(f"--episodes must be > 0, got {episodes}")
+    if workers <= 0:
+        raise DomainError(f"--workers must be > 0, got {workers}")
+    for sc in scenarios:  # fail fast on a bad name, before any worker starts
+        load_scenario(sc, config_dir)
+    jobs = [
+        _Job(
+            sc,
+            seed0 + k,
+            tuple(strategies),
+            str(config_dir),
+            db_url,
+            batch,
+            created_at or datetime.now(UTC),
+        )
+        for sc in scenarios
+        for k in range(episodes)
+    ]
+    start = time.perf_counter()
+    outcomes: list[EpisodeOutcome] = []
+    if workers == 1:
+        for i, job in enumerate(jobs):
+            outcomes.append(run_episode(job))
+            if progress:
+                progress(i + 1, len(jobs))
+    else:
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+            pending: set[Future[EpisodeOutcome]] = {pool.submit(run_episode, j) for j in jobs}
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in done:
+                    outcomes.append(f.result())
+                if progress:
+                    progress(len(outcomes), len(jobs))
+    doc = aggregate(outcomes, scenarios, strategies)
+    doc["meta"] = {
+        "episodes": episodes,
+        "seed0": seed0,
+        "workers": workers,
+        "wall_s": time.perf_counter() - start,
+        "cpus": os.cpu_count(),
+    }
+    return doc
