@@ -247,12 +247,14 @@ def apply_overrides(
     return out
 
 
-MAX_SHARE_OF_HORIZON_VOLUME = 1.0
+MAX_SHARE_OF_HORIZON_VOLUME = 2.0
 
 
 def check_capacity(scenario: Scenario) -> None:
-    """Refuse a parent larger than the market can bear over its horizon: more than the
-    whole expected market volume of the horizon is no execution but a market event."""
+    """Refuse a parent larger than the market can bear over its horizon: more than twice
+    the lit market's expected volume over the horizon (dark pools and dealers may carry
+    some of a block, but not a multiple of the whole market) is no execution but a
+    market event."""
     expected = expected_volume(scenario, scenario.start_tod_s, scenario.horizon_s)
     if scenario.qty > MAX_SHARE_OF_HORIZON_VOLUME * expected:
         raise DomainError(

@@ -22,6 +22,7 @@ from typing import Any
 
 from router.app import HINDSIGHT, Episode, check_strategies
 from router.domain import DomainError
+from router.tca import gap_captured
 
 Progress = Callable[[int, int], None]
 
@@ -137,7 +138,7 @@ def aggregate(
             )
             if base is not None:
                 b_mean = sum(base) / len(base)
-                share = (b_mean - mean) / (b_mean - o_mean) if abs(b_mean - o_mean) > 1e-9 else None
+                share = gap_captured(mean, b_mean, o_mean, min_gap_bps=0.5)
                 gap.append({"scenario": sc, "strategy": st, "share": share})
                 if st != baseline:
                     d_mean, _, d_se = _stats([v - b for v, b in zip(vals, base, strict=True)])

@@ -470,9 +470,10 @@ def gap_captured(
 ) -> float | None:
     """Share of the TWAP-to-oracle IS gap a strategy captured: 0 = as TWAP, 1 = as the
     hindsight oracle, < 0 worse than TWAP, > 1 better than the (approximate) oracle.
-    None when |TWAP - oracle| < `min_gap_bps`, where the ratio would be noise."""
+    None unless the oracle beat TWAP by at least `min_gap_bps`: below that, or when the
+    approximate oracle did worse than TWAP, the ratio would be noise."""
     gap = is_twap - is_oracle
-    if not math.isfinite(gap) or abs(gap) < min_gap_bps:
+    if not math.isfinite(gap) or gap < min_gap_bps:
         return None
     return (is_twap - is_strategy) / gap
 

@@ -199,6 +199,8 @@ class SimLitVenue:
         if w is None:
             return
         w.leaves -= qty
+        if maker:
+            self._market.record_passive_client_fill(w.child.side, qty)
         fee_rate = self.spec.maker_fee if maker else self.spec.taker_fee
         self._report(
             ChildOrderFilled(

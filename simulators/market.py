@@ -232,6 +232,15 @@ class SimMarket:
     def cancel(self, slot: int) -> int:
         return int(book.cancel(self.state, slot))
 
+    def record_passive_client_fill(self, side: Side, qty: int) -> None:
+        """Count a client's passive fill as the client's own signed flow in the price
+        reaction. The aggressor who hit the client order is already counted, but without
+        the client it would have hit someone else's: the difference the client makes is
+        its own side's volume, as for an aggressive fill. So a metaorder's impact follows
+        the square-root law whether it is worked passively or aggressively, as measured
+        on real metaorders (Toth et al. 2011), instead of passive selling being free."""
+        self.state.meta[flow.M_SIGNED_CUM] += side.sign * qty
+
     def _drain_fills(self) -> None:
         fb = self.fills
         n = int(fb.n[0])
