@@ -24,8 +24,6 @@ Everything is in ticks and shares; this module knows nothing of venues' transpor
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,77 +74,65 @@ def allocate(
         return empty, [empty]
     # one outflow sample per option; the same draws score every candidate (common random
     # numbers), so the ranking is not noise
+    n_opt = len(p.options)
     means = np.array([max(o.outflow_mean, 1e-9) for o in p.options])
-    xi = rng.exponential(1.0, size=(n_samples, len(p.options))) * means
+    xi = rng.exponential(1.0, size=(n_samples, n_opt)) * means
     queues = np.array([o.queue_ahead for o in p.options], dtype=np.float64)
-    beyond = np.maximum(xi - queues, 0.0)
+    beyond = np.maximum(xi - queues, 0.0)  # (samples, options)
     costs = np.array([o.cost_ticks for o in p.options])
-    levels = sorted({o.level for o in p.options})
-    candidates: list[Allocation] = []
-    seen: set[tuple[int, tuple[tuple[int, int], ...]]] = set()
+    labels: list[str] = []
+    markets: list[int] = []
+    sizes: list[np.ndarray] = []
+    seen: set[tuple[int, ...]] = set()
+    # how a passive total splits among the venues of one price level: in proportion to
+    # the volume expected to reach us there, E[(xi - Q)+] = mu exp(-Q / mu) for an
+    # exponential outflow (short queues, busy venues first, as in Cont-Kukanov)
+    reach = means * np.exp(-queues / means)
+    splits: dict[str, np.ndarray] = {}
+    for level in sorted({o.level for o in p.options}):
+        mask = np.array([o.level == level for o in p.options])
+        w = np.where(mask, reach, 0.0)
+        if w.sum() > 0:
+            splits[level] = w / w.sum()
     for m_share in MARKET_SHARES:
         market = _lots(min(p.slice_qty * m_share, p.max_qty), p.lot)
         rest = p.slice_qty - market
-        for level in levels or ["join"]:
-            idx = [i for i, o in enumerate(p.options) if o.level == level]
-            for mult in PASSIVE_MULTIPLES if idx else (0.0,):
-                total = min(rest * mult, p.max_qty - market)
-                sizes = _split(total, idx, means, queues, p.lot)
-                key = (market, tuple(sorted(sizes.items())))
+        for level, share in splits.items() or [("join", np.zeros(n_opt))]:
+            for mult in PASSIVE_MULTIPLES if share.any() else (0.0,):
+                total = max(0.0, min(rest * mult, p.max_qty - market))
+                row = (np.floor(total * share / p.lot) * p.lot).astype(np.int64)
+                key = (market, *row.tolist())
                 if key in seen:
                     continue
                 seen.add(key)
-                candidates.append(
-                    _score(p, market, sizes, beyond, costs, f"{m_share:.0%} take, {level}")
-                )
-    candidates.sort(key=lambda a: (a.expected_cost_ticks, -a.expected_fill, a.label))
-    return candidates[0], candidates
-
-
-def _score(
-    p: AllocationProblem,
-    market: int,
-    sizes: dict[int, int],
-    beyond: np.ndarray,
-    costs: np.ndarray,
-    label: str,
-) -> Allocation:
-    filled = np.full(beyond.shape[0], float(market))
-    passive_cost = np.zeros(beyond.shape[0])
-    for i, size in sizes.items():
-        f = np.minimum(beyond[:, i], size)
-        filled += f
-        passive_cost += costs[i] * f
+                labels.append(f"{m_share:.0%} take, {level}")
+                markets.append(market)
+                sizes.append(row)
+    # score every candidate at once: (candidates, samples)
+    size_m = np.array(sizes, dtype=np.float64).reshape(len(sizes), n_opt)
+    market_v = np.array(markets, dtype=np.float64)
+    fills = np.minimum(beyond[None, :, :], size_m[:, None, :])  # (cand, samples, options)
+    filled = market_v[:, None] + fills.sum(axis=2)
     cost = (
-        p.market_cost_ticks * market
-        + passive_cost
+        p.market_cost_ticks * market_v[:, None]
+        + fills @ costs
         + p.under_cost_ticks * np.maximum(p.slice_qty - filled, 0.0)
         + p.over_cost_ticks * np.maximum(filled - p.slice_qty, 0.0)
     )
-    opts = {i: p.options[i] for i in sizes}
-    return Allocation(
-        market_qty=market,
-        passive=tuple((opts[i], q) for i, q in sorted(sizes.items()) if q > 0),
-        expected_cost_ticks=float(cost.mean()) / p.slice_qty,
-        expected_fill=float(filled.mean()),
-        label=label,
-    )
-
-
-def _split(
-    total: float, idx: Sequence[int], means: np.ndarray, queues: np.ndarray, lot: int
-) -> dict[int, int]:
-    """Share `total` among venues in proportion to the volume expected to reach us there:
-    E[(xi - Q)+] = mu exp(-Q / mu) for an exponential outflow (short queues, busy venues
-    first, as in Cont-Kukanov's optimal split)."""
-    if total <= 0 or not idx:
-        return {}
-    reach = {i: means[i] * math.exp(-queues[i] / means[i]) for i in idx}
-    weight = sum(reach.values())
-    if weight <= 0:
-        return {}
-    sizes = {i: _lots(total * r / weight, lot) for i, r in reach.items()}
-    return {i: q for i, q in sizes.items() if q > 0}
+    per_share = cost.mean(axis=1) / p.slice_qty
+    expected_fill = filled.mean(axis=1)
+    candidates = [
+        Allocation(
+            market_qty=markets[c],
+            passive=tuple((p.options[i], int(q)) for i, q in enumerate(sizes[c]) if q > 0),
+            expected_cost_ticks=float(per_share[c]),
+            expected_fill=float(expected_fill[c]),
+            label=labels[c],
+        )
+        for c in range(len(labels))
+    ]
+    candidates.sort(key=lambda a: (a.expected_cost_ticks, -a.expected_fill, a.label))
+    return candidates[0], candidates
 
 
 def _lots(qty: float, lot: int) -> int:

@@ -303,6 +303,7 @@ class Episode:
         self.seed = seed
         inst = scenario.instrument
         self._unimpacted = SimMarket(scenario, rng_for(seed, "market"))
+        self._at_arrival = self._unimpacted.fork()  # each strategy's world starts here
         self.arrival_mid = self._unimpacted.mid_at(0) * inst.tick_size
         limit_ticks = None
         if limit_price is not None:
@@ -424,7 +425,7 @@ class Episode:
     def _execute(self, name: str, slicer: SlicerPolicy, routing: str) -> StrategyRun:
         sc, parent = self.scenario, self.parent
         sink = EventForwarder()
-        world = SimWorld.build(sc, self.seed, sink)
+        world = SimWorld.build(sc, self.seed, sink, self._at_arrival.fork())
         events: list[Event] = []
         fees = {s.venue_id: LitFees(taker_fee=s.taker_fee, maker_fee=s.maker_fee) for s in sc.lit}
         execution = ParentExecution(

@@ -45,6 +45,8 @@ class _Job:
     db_url: str | None
     batch: str | None
     created_at: datetime
+    hindsight: bool = True
+    store_orders: bool = False
 
 
 def run_episode(job: _Job) -> EpisodeOutcome:
@@ -53,7 +55,8 @@ def run_episode(job: _Job) -> EpisodeOutcome:
 
     scenario = load_scenario(job.scenario, Path(job.config_dir))
     episode = Episode(scenario, job.seed)
-    runs = [episode.run(s) for s in (*job.strategies, HINDSIGHT)]
+    names = (*job.strategies, HINDSIGHT) if job.hindsight else job.strategies
+    runs = [episode.run(s) for s in names]
     run_ids: dict[str, int] = {}
     if job.db_url is not None:
         from router.store import RunMeta, Store
@@ -64,7 +67,13 @@ def run_episode(job: _Job) -> EpisodeOutcome:
                 "backtest", job.scenario, job.seed, r.strategy, job.created_at, job.batch
             )
             run_ids[r.strategy] = store.record_run(
-                meta, r.parent, _children(r), r.sent_ns, r.events, r.tca.to_json()
+                meta,
+                r.parent,
+                _children(r),
+                r.sent_ns,
+                r.events,
+                r.tca.to_json(),
+                detail=job.store_orders,
             )
         del Store
     return EpisodeOutcome(
@@ -118,9 +127,10 @@ def aggregate(
         eps = sorted((o for o in outcomes if o.scenario == sc), key=lambda o: o.seed)
         if not eps:
             continue
-        oracle = [o.is_bps[HINDSIGHT] for o in eps]
-        o_mean, _, o_se = _stats(oracle)
-        hindsight.append({"scenario": sc, "is_bps_mean": o_mean, "is_bps_stderr": o_se})
+        o_mean: float | None = None
+        if all(HINDSIGHT in o.is_bps for o in eps):
+            o_mean, _, o_se = _stats([o.is_bps[HINDSIGHT] for o in eps])
+            hindsight.append({"scenario": sc, "is_bps_mean": o_mean, "is_bps_stderr": o_se})
         base = [o.is_bps[baseline] for o in eps] if baseline in strategies else None
         for st in strategies:
             vals = [o.is_bps[st] for o in eps]
@@ -138,8 +148,9 @@ def aggregate(
             )
             if base is not None:
                 b_mean = sum(base) / len(base)
-                share = gap_captured(mean, b_mean, o_mean, min_gap_bps=0.5)
-                gap.append({"scenario": sc, "strategy": st, "share": share})
+                if o_mean is not None:
+                    share = gap_captured(mean, b_mean, o_mean, min_gap_bps=0.5)
+                    gap.append({"scenario": sc, "strategy": st, "share": share})
                 if st != baseline:
                     d_mean, _, d_se = _stats([v - b for v, b in zip(vals, base, strict=True)])
                     paired.append(
@@ -166,6 +177,8 @@ def backtest(
     batch: str | None = None,
     created_at: datetime | None = None,
     progress: Progress | None = None,
+    hindsight: bool = True,
+    store_orders: bool = False,
 ) -> dict[str, Any]:
     from simulators.scenario import load_scenario
 
@@ -185,6 +198,8 @@ def backtest(
             db_url,
             batch,
             created_at or datetime.now(UTC),
+            hindsight,
+            store_orders,
         )
         for sc in scenarios
         for k in range(episodes)
@@ -212,5 +227,6 @@ def backtest(
         "workers": workers,
         "wall_s": time.perf_counter() - start,
         "cpus": os.cpu_count(),
+        "hindsight": hindsight,
     }
     return doc

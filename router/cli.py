@@ -116,6 +116,17 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--json", dest="json_path", help="write JSON here ('-' = stdout)")
     bt.add_argument("--report", type=Path, help="write a self-contained HTML report here")
     bt.add_argument("--batch", help="label stored with every run (default: a timestamp)")
+    bt.add_argument(
+        "--no-hindsight",
+        action="store_true",
+        help="skip the hindsight oracle (one simulation less per episode)",
+    )
+    bt.add_argument(
+        "--store-orders",
+        action="store_true",
+        help="store every child order, fill and decision too (about 0.6 MB per run), "
+        "not only each run's summary and TCA",
+    )
     _db_args(bt)
 
     sched = sub.add_parser("schedule", help="closed-form execution schedules")
@@ -329,7 +340,9 @@ def _cmd_backtest(args: argparse.Namespace) -> None:
         db_url=None if store is None else store.url,
         batch=args.batch or f"backtest {created.isoformat()}",
         created_at=created,
-        progress=_Progress(f"backtest {n} episodes x {len(strategies) + 1} runs"),
+        progress=_Progress(f"backtest {n} episodes"),
+        hindsight=not args.no_hindsight,
+        store_orders=args.store_orders,
     )
     if args.json_path != "-":
         print(
@@ -342,7 +355,7 @@ def _cmd_backtest(args: argparse.Namespace) -> None:
         last = None
         for r in doc["rows"]:
             key = (r["scenario"], r["strategy"])
-            if last is not None and r["scenario"] != last:
+            if last is not None and r["scenario"] != last and last in hind:
                 h = hind[last]
                 print(
                     f"{'':<18}{'hindsight':<10}{'':>9}{h['is_bps_mean']:>10.2f}{h['is_bps_stderr']:>7.2f}"
@@ -357,7 +370,7 @@ def _cmd_backtest(args: argparse.Namespace) -> None:
                 f"{diff}{_pct(gap, 7)}"
                 f"{r['completion_mean']:>8.1%}"
             )
-        if last is not None:
+        if last is not None and last in hind:
             h = hind[last]
             print(
                 f"{'':<18}{'hindsight':<10}{'':>9}{h['is_bps_mean']:>10.2f}{h['is_bps_stderr']:>7.2f}"

@@ -381,16 +381,25 @@ def _sim_schedule(doc: Mapping[str, Any]) -> str:
 
 def _sim_price_panels(doc: Mapping[str, Any]) -> str:
     results = _results(doc)
-    path = _dict(doc.get("path"))
-    pt, bid, ask = _nums(path.get("t_s")), _nums(path.get("bid")), _nums(path.get("ask"))
-    mid = [None if b is None or a is None else (a + b) / 2 for b, a in zip(bid, ask, strict=False)]
+    common = _dict(doc.get("path"))
+    # each strategy's own realised market when the document has it (its own impact is
+    # in it), else the common path
+    paths = []
+    for r in results:
+        p = _dict(r.get("path")) or common
+        pt_, bid_, ask_ = _nums(p.get("t_s")), _nums(p.get("bid")), _nums(p.get("ask"))
+        mid_ = [
+            None if b is None or a is None else (a + b) / 2
+            for b, a in zip(bid_, ask_, strict=False)
+        ]
+        paths.append((pt_, bid_, ask_, mid_))
     fills = [_dict(r.get("fills")) for r in results]
-    if not any(_list(f.get("t_s")) for f in fills) and not pt:
+    if not any(_list(f.get("t_s")) for f in fills) and not any(p[0] for p in paths):
         return _na("Market path and fills")
 
-    prices = [v for v in bid + ask if v is not None]
+    prices = [v for p in paths for v in p[1] + p[2] if v is not None]
     qty_max = 0.0
-    t_max = max((v for v in pt if v is not None), default=0.0)
+    t_max = max((v for p in paths for v in p[0] if v is not None), default=0.0)
     for f in fills:
         prices += [v for v in _nums(f.get("price")) if v is not None]
         qty_max = max([qty_max, *(v for v in _nums(f.get("qty")) if v is not None)])
@@ -409,7 +418,7 @@ def _sim_price_panels(doc: Mapping[str, Any]) -> str:
     refs = [RefLine(arrival, "arrival mid")] if arrival is not None else []
 
     panels = []
-    for i, (r, f) in enumerate(zip(results, fills, strict=True)):
+    for i, (r, f, (pt, bid, ask, mid)) in enumerate(zip(results, fills, paths, strict=True)):
         t = _nums(f.get("t_s"))
         price = _nums(f.get("price"))
         q = _nums(f.get("qty"))

@@ -312,8 +312,12 @@ class Store:
         sent_ns: Mapping[ChildId, int],
         events: Sequence[Event],
         tca: Mapping[str, Any],
+        *,
+        detail: bool = True,
     ) -> int:
-        """Store one run in one transaction; returns its run_id.
+        """Store one run in one transaction; returns its run_id. Without `detail` only
+        the run and its parent order are stored (large backtests), still summarised
+        from all the events.
 
         Child and parent fill quantities and final statuses are derived from the events
         (the fills are the truth), so the stored rows agree with each other. Raises
@@ -349,12 +353,14 @@ class Store:
                 run_id = run.run_id
                 # Core-style bulk inserts (executemany of plain dicts): about 90k rows/s
                 # on SQLite against about 16k for session.add_all of row objects.
-                for table, batch in (
-                    (ParentOrderRow, [rows.parent]),
-                    (ChildOrderRow, rows.children),
-                    (FillRow, rows.fills),
-                    (DecisionRow, rows.decisions),
-                ):
+                tables: list[tuple[Any, list[dict[str, Any]]]] = [(ParentOrderRow, [rows.parent])]
+                if detail:
+                    tables += [
+                        (ChildOrderRow, rows.children),
+                        (FillRow, rows.fills),
+                        (DecisionRow, rows.decisions),
+                    ]
+                for table, batch in tables:
                     if batch:
                         session.execute(insert(table), [{**r, "run_id": run_id} for r in batch])
             return run_id
@@ -605,16 +611,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
         cursor.close()
 
 
-def _create_tables(engine: Engine) -> None:
-    try:
-        SQLModel.metadata.create_all(engine)
-    except (OperationalError, ProgrammingError, IntegrityError) as exc:
-        # Workers opening a new database together race on CREATE TABLE ("already
-        # exists"; on PostgreSQL also a duplicate pg_type key); the loser's second look
-        # finds the tables.
-        if not isinstance(exc, IntegrityError) and "already exists" not in str(exc):
-            raise
-        SQLModel.metadata.create_all(engine)
+def _create_tables(engine: Engine, attempts: int = 10) -> None:
+    for attempt in range(attempts):
+        try:
+            SQLModel.metadata.create_all(engine)
+            return
+        except (OperationalError, ProgrammingError, IntegrityError) as exc:
+            # Workers opening a new database together race on CREATE TABLE ("already
+            # exists"; on PostgreSQL also a duplicate pg_type key): each table may be lost
+            # to another writer, so look again until every table is there.
+            lost_race = isinstance(exc, IntegrityError) or "already exists" in str(exc)
+            if not lost_race or attempt == attempts - 1:
+                raise
 
 
 def _cause(exc: BaseException) -> str:

@@ -11,6 +11,7 @@ that record is for TCA and measurement, never for strategies.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,6 +78,14 @@ class SimMarket:
         self._steps_done = 0
         self._on_fill: FillCallback | None = None
         self.advance_to(0)  # warm the book up to the parent's arrival
+
+    def fork(self) -> SimMarket:
+        """An independent copy in the same state (books, generator, impact): the
+        strategies of one episode each get one at arrival instead of redoing the
+        warm-up. Only a market no client has touched may be forked."""
+        if self._on_fill is not None:
+            raise RuntimeError("fork a market before any client is attached to it")
+        return copy.deepcopy(self)
 
     # ------------------------------------------------------------------ schedule
 

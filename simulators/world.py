@@ -29,8 +29,14 @@ class SimWorld:
         return {**self.lit, **self.dark}
 
     @classmethod
-    def build(cls, scenario: Scenario, seed: int, sink: EventSink) -> SimWorld:
-        market = SimMarket(scenario, rng_for(seed, "market"))
+    def build(
+        cls, scenario: Scenario, seed: int, sink: EventSink, market: SimMarket | None = None
+    ) -> SimWorld:
+        """A world for one seed. `market`, when given, is a copy of this seed's market
+        at the parent's arrival (made by `SimMarket.fork`): the same state a fresh one
+        would reach, without running its warm-up again."""
+        if market is None:
+            market = SimMarket(scenario, rng_for(seed, "market"))
         clock = SimClock(0)
         kernel = Kernel(clock, market)
         owners = OwnerRegistry()

@@ -47,8 +47,10 @@ class PovSlicer:
         max_rate: float = 0.5,
         buffer: float = 1.1,
     ) -> PovSlicer:
-        """The rate that would finish `qty` with `buffer` to spare if the horizon traded
-        its expected volume: min(max_rate, buffer * qty / horizon_volume), at least 1%."""
+        """The rate that would finish `qty` with `buffer` to spare if the others traded
+        the horizon's expected volume: our prints add to the tape we follow, so our share
+        of the total is qty / (qty + horizon_volume), not qty / horizon_volume.
+        min(max_rate, buffer * that), at least 1%."""
         if qty <= 0:
             raise DomainError(f"pov: quantity must be > 0, got {qty}")
         if not math.isfinite(history.horizon_volume) or history.horizon_volume <= 0:
@@ -60,7 +62,7 @@ class PovSlicer:
             raise DomainError(f"pov: max_rate must be in [{MIN_RATE}, 1], got {max_rate}")
         if not math.isfinite(buffer) or buffer <= 0:
             raise DomainError(f"pov: buffer must be > 0, got {buffer}")
-        rate = min(max_rate, buffer * qty / history.horizon_volume)
+        rate = min(max_rate, buffer * qty / (qty + history.horizon_volume))
         return cls(max(MIN_RATE, rate))
 
     def target_filled(self, state: ExecutionState) -> int:

@@ -66,10 +66,11 @@ def test_never_negative_if_the_volume_counter_goes_back():
 
 
 def test_from_history_sizes_the_rate_with_a_buffer():
+    # our share of the total tape: 100,000 / (100,000 + 1,000,000), times the buffer
     s = PovSlicer.from_history(history(1_000_000), 100_000)
-    assert s.rate == pytest.approx(0.11)
+    assert s.rate == pytest.approx(0.1)
     s = PovSlicer.from_history(history(1_000_000), 100_000, buffer=1.5)
-    assert s.rate == pytest.approx(0.15)
+    assert s.rate == pytest.approx(1.5 / 11)
 
 
 def test_from_history_caps_and_floors_the_rate():
