@@ -39,7 +39,7 @@ from router.ports import MarketHistory, MarketSnapshot, SlicerPolicy
 from router.risk import RiskGate, RiskLimits
 from router.strategies import STRATEGIES, strategy_spec
 from router.strategies.schedule import ScheduleSlicer
-from router.tca import PricePath, TcaReport, analyze, gap_captured, hindsight_schedule
+from router.tca import PricePath, TcaReport, analyze, gap_captured, solve_hindsight
 from simulators.kernel import rng_for
 from simulators.market import STEP_S, SimMarket, volume_profile
 from simulators.scenario import SESSION_CLOSE_S, SESSION_OPEN_S, Scenario
@@ -399,7 +399,7 @@ class Episode:
         inside = (path.times_s >= 0) & (path.times_s <= self.end_s)
         half = 0.5 * float(np.nanmean(path.ask[inside] - path.bid[inside]))
         sc = self.scenario
-        qty = hindsight_schedule(
+        plan = solve_hindsight(
             self.parent.side,
             self.parent.qty,
             edges[:-1],
@@ -412,7 +412,7 @@ class Episode:
             sc.instrument.lot_size,
             HINDSIGHT_MAX_PARTICIPATION,
         )
-        cum = np.concatenate([[0], np.cumsum(qty)]).astype(int)
+        cum = np.concatenate([[0], np.cumsum(plan.quantities)]).astype(int)
         return ScheduleSlicer(HINDSIGHT, [float(t) for t in edges], [int(c) for c in cum])
 
     def run(self, strategy: str) -> StrategyRun:

@@ -128,6 +128,18 @@ def _run_fk() -> ForeignKeyConstraint:
     return ForeignKeyConstraint(["run_id"], ["runs.run_id"], ondelete="CASCADE")
 
 
+def _parent_fk(table: str) -> tuple[ForeignKeyConstraint, Index]:
+    """A row that belongs to a parent order of its run, indexed the way it is queried."""
+    return (
+        ForeignKeyConstraint(
+            ["run_id", "parent_id"],
+            ["parent_orders.run_id", "parent_orders.parent_id"],
+            ondelete="CASCADE",
+        ),
+        Index(f"ix_{table}_run_parent", "run_id", "parent_id"),
+    )
+
+
 class RunRow(SQLModel, table=True):
     """One simulation or backtest episode of one strategy, with its summary metrics."""
 
@@ -173,15 +185,7 @@ class ParentOrderRow(SQLModel, table=True):
 
 class ChildOrderRow(SQLModel, table=True):
     __tablename__ = "child_orders"
-    __table_args__ = (
-        _run_fk(),
-        ForeignKeyConstraint(
-            ["run_id", "parent_id"],
-            ["parent_orders.run_id", "parent_orders.parent_id"],
-            ondelete="CASCADE",
-        ),
-        Index("ix_child_orders_run_parent", "run_id", "parent_id"),
-    )
+    __table_args__ = (_run_fk(), *_parent_fk("child_orders"))
 
     run_id: int = Field(primary_key=True)
     child_id: str = Field(primary_key=True)
@@ -226,15 +230,7 @@ class FillRow(SQLModel, table=True):
 
 class DecisionRow(SQLModel, table=True):
     __tablename__ = "decisions"
-    __table_args__ = (
-        _run_fk(),
-        ForeignKeyConstraint(
-            ["run_id", "parent_id"],
-            ["parent_orders.run_id", "parent_orders.parent_id"],
-            ondelete="CASCADE",
-        ),
-        Index("ix_decisions_run_parent", "run_id", "parent_id"),
-    )
+    __table_args__ = (_run_fk(), *_parent_fk("decisions"))
 
     run_id: int = Field(primary_key=True)
     decision_id: str = Field(primary_key=True)

@@ -20,7 +20,7 @@ convention "positive = good for us": price improvement s (far touch - p) / p and
 markouts s (m(t + h) - p) / p, both in bps of the fill price: a buy followed by a rise
 scores positive, and adverse selection (a fall after we bought) shows as negative.
 
-`hindsight_schedule` is an approximate oracle: the best bucket schedule given perfect
+`solve_hindsight` is an approximate oracle: the best bucket schedule given perfect
 knowledge of the unimpacted mid path, under a simple cost model; the composition root
 runs it through the simulator like any strategy so its IS is measured the same way.
 """
@@ -142,7 +142,7 @@ class PricePath:
     def mean_mids(self, edges_s: npt.ArrayLike) -> FloatArray:
         """Time-weighted mean of the (step) mid over each [edges[k], edges[k+1]).
 
-        Suits the per-bucket mids of `hindsight_schedule`: what spreading a bucket's
+        Suits the per-bucket mids of `solve_hindsight`: what spreading a bucket's
         trades evenly over it would meet on average.
         """
         e = np.asarray(edges_s, dtype=np.float64)
@@ -669,33 +669,3 @@ def _settle_lots(
         y[i] -= 1
         y[j] += 1
     return y
-
-
-def hindsight_schedule(
-    side: Side,
-    qty: int,
-    times_s: npt.ArrayLike,
-    mids: npt.ArrayLike,
-    volumes: npt.ArrayLike,
-    half_spread: float,
-    impact_y: float,
-    daily_vol: float,
-    adv: float,
-    lot_size: int,
-    max_participation: float,
-) -> list[int]:
-    """Per-bucket quantities of the hindsight oracle; see `solve_hindsight`."""
-    plan = solve_hindsight(
-        side,
-        qty,
-        times_s,
-        mids,
-        volumes,
-        half_spread,
-        impact_y,
-        daily_vol,
-        adv,
-        lot_size,
-        max_participation,
-    )
-    return list(plan.quantities)

@@ -25,7 +25,6 @@ from router.tca import (
     PricePath,
     analyze,
     gap_captured,
-    hindsight_schedule,
     implementation_shortfall_bps,
     solve_hindsight,
     summarize,
@@ -373,8 +372,20 @@ def test_schedule_respects_caps_and_lots_with_an_odd_lot():
     volumes = rng.uniform(5_000, 20_000, n)
     mids = 100 + np.cumsum(rng.normal(0, 0.05, n))
     x = np.array(
-        hindsight_schedule(
-            Side.SELL, 40_050, np.arange(n) * 60.0, mids, volumes, 0.025, 0.7, 0.02, 2e6, 100, 0.2
+        list(
+            solve_hindsight(
+                Side.SELL,
+                40_050,
+                np.arange(n) * 60.0,
+                mids,
+                volumes,
+                0.025,
+                0.7,
+                0.02,
+                2e6,
+                100,
+                0.2,
+            ).quantities
         )
     )
     assert x.sum() == 40_050
@@ -419,18 +430,20 @@ def test_a_late_fall_makes_a_buy_trade_late_and_a_sell_early(side):
     n = 20
     mids = np.where(np.arange(n) < n // 2, 100.0, 99.8)
     x = np.array(
-        hindsight_schedule(
-            side,
-            20_000,
-            np.arange(n) * 60.0,
-            mids,
-            np.full(n, 20_000.0),
-            0.02,
-            0.7,
-            0.02,
-            2e6,
-            100,
-            0.25,
+        list(
+            solve_hindsight(
+                side,
+                20_000,
+                np.arange(n) * 60.0,
+                mids,
+                np.full(n, 20_000.0),
+                0.02,
+                0.7,
+                0.02,
+                2e6,
+                100,
+                0.25,
+            ).quantities
         )
     )
     # the 0.2 move is traded against impact: c = 0.7 * 0.02 * 100 * sqrt(0.01) * 20 = 2.8,
@@ -441,14 +454,28 @@ def test_a_late_fall_makes_a_buy_trade_late_and_a_sell_early(side):
 
 def test_without_impact_the_oracle_fills_the_cheapest_buckets_first():
     mids = np.array([100.0, 99.0, 99.5, 101.0])
-    x = hindsight_schedule(
-        Side.BUY, 2_500, np.arange(4.0), mids, np.full(4, 10_000.0), 0.01, 0.0, 0.02, 1e6, 100, 0.2
+    x = list(
+        solve_hindsight(
+            Side.BUY,
+            2_500,
+            np.arange(4.0),
+            mids,
+            np.full(4, 10_000.0),
+            0.01,
+            0.0,
+            0.02,
+            1e6,
+            100,
+            0.2,
+        ).quantities
     )
     assert x == [0, 2_000, 500, 0]
 
 
 def test_hindsight_refuses_a_market_without_volume():
     with pytest.raises(DomainError, match="volume"):
-        hindsight_schedule(
-            Side.BUY, 100, [0.0, 1.0], [100.0, 100.0], [0.0, 0.0], 0.01, 0.7, 0.02, 1e6, 1, 0.1
+        list(
+            solve_hindsight(
+                Side.BUY, 100, [0.0, 1.0], [100.0, 100.0], [0.0, 0.0], 0.01, 0.7, 0.02, 1e6, 1, 0.1
+            ).quantities
         )
