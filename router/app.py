@@ -17,7 +17,7 @@ import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import structlog
@@ -25,7 +25,10 @@ import structlog
 from router.domain import (
     NANOS_PER_SECOND,
     ChildId,
+    ChildOrder,
     ChildOrderFilled,
+    ChildOrderSent,
+    DecisionRecorded,
     DomainError,
     Event,
     ParentId,
@@ -37,13 +40,16 @@ from router.domain import (
 from router.engine import EngineConfig, LitFees, ParentExecution
 from router.ports import MarketHistory, MarketSnapshot, SlicerPolicy
 from router.risk import RiskGate, RiskLimits
-from router.strategies import STRATEGIES, strategy_spec
+from router.strategies import strategy_spec
 from router.strategies.schedule import ScheduleSlicer
 from router.tca import PricePath, TcaReport, analyze, gap_captured, solve_hindsight
 from simulators.kernel import rng_for
-from simulators.market import STEP_S, SimMarket, volume_profile
+from simulators.market import SimMarket, volume_profile
 from simulators.scenario import SESSION_CLOSE_S, SESSION_OPEN_S, Scenario
 from simulators.world import SimWorld
+
+if TYPE_CHECKING:  # the store (SQLAlchemy) loads only when a command stores runs
+    from router.store import RunMeta, Store
 
 log = structlog.get_logger("blockroute.sim")
 
@@ -105,10 +111,24 @@ class StrategyRun:
     def fills(self) -> list[ChildOrderFilled]:
         return [e for e in self.events if isinstance(e, ChildOrderFilled)]
 
+    @property
+    def children(self) -> list[ChildOrder]:
+        return [e.child for e in self.events if isinstance(e, ChildOrderSent)]
+
+    def record(self, store: Store, meta: RunMeta, detail: bool = True) -> int:
+        """Store this run (its orders, fills and decisions too with `detail`)."""
+        return store.record_run(
+            meta,
+            self.parent,
+            self.children,
+            self.sent_ns,
+            self.events,
+            self.tca.to_json(),
+            detail=detail,
+        )
+
     def detail_json(self, kinds: dict[VenueId, VenueKind], n_decisions: int = 40) -> dict[str, Any]:
         """The report's extras: schedule vs realised, fills, a sample of decisions."""
-        from router.domain import DecisionRecorded
-
         fills = self.fills
         decisions = [e for e in self.events if isinstance(e, DecisionRecorded)]
         step = max(1, len(decisions) // n_decisions)
@@ -517,6 +537,3 @@ def simulate(
         unimpacted=episode.unimpacted_path,
         venue_kinds=episode.venue_kinds,
     )
-
-
-__all__ = ["STEP_S", "STRATEGIES", "Episode", "SimulationReport", "simulate"]

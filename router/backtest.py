@@ -59,23 +59,14 @@ def run_episode(job: _Job) -> EpisodeOutcome:
     runs = [episode.run(s) for s in names]
     run_ids: dict[str, int] = {}
     if job.db_url is not None:
-        from router.store import RunMeta, Store
+        from router.store import RunMeta
 
         store = _worker_store(job.db_url)
         for r in runs:
             meta = RunMeta(
                 "backtest", job.scenario, job.seed, r.strategy, job.created_at, job.batch
             )
-            run_ids[r.strategy] = store.record_run(
-                meta,
-                r.parent,
-                _children(r),
-                r.sent_ns,
-                r.events,
-                r.tca.to_json(),
-                detail=job.store_orders,
-            )
-        del Store
+            run_ids[r.strategy] = r.record(store, meta, detail=job.store_orders)
     return EpisodeOutcome(
         job.scenario,
         job.seed,
@@ -83,12 +74,6 @@ def run_episode(job: _Job) -> EpisodeOutcome:
         {r.strategy: r.tca.completion for r in runs},
         run_ids,
     )
-
-
-def _children(run: Any) -> list[Any]:
-    from router.domain import ChildOrderSent
-
-    return [e.child for e in run.events if isinstance(e, ChildOrderSent)]
 
 
 _STORES: dict[str, Any] = {}

@@ -257,9 +257,7 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
 
         created = _now()
         for run in (*report.results, *([report.hindsight] if report.hindsight else [])):
-            children = _sent_children(run.events)
-            meta = RunMeta("simulate", scenario.name, args.seed, run.strategy, created)
-            store.record_run(meta, run.parent, children, run.sent_ns, run.events, run.tca.to_json())
+            run.record(store, RunMeta("simulate", scenario.name, args.seed, run.strategy, created))
     doc = report.to_json()
     if args.json_path != "-":
         p = doc["parent"]
@@ -308,12 +306,6 @@ def _write_report(writer: Any, doc: dict[str, Any], out: Path) -> Path:
 
 def _pct(x: float | None, width: int) -> str:
     return f"{x:>{width}.0%}" if x is not None else " " * width
-
-
-def _sent_children(events: Any) -> list[Any]:
-    from router.domain import ChildOrderSent
-
-    return [e.child for e in events if isinstance(e, ChildOrderSent)]
 
 
 def _cmd_backtest(args: argparse.Namespace) -> None:
