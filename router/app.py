@@ -13,6 +13,7 @@ hindsight oracle plans on it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import structlog
 
+from dealers.config import DealerPanel, load_panel
+from dealers.panel import HeuristicPanel
 from router.domain import (
     NANOS_PER_SECOND,
     ChildId,
@@ -37,7 +40,7 @@ from router.domain import (
     VenueId,
     VenueKind,
 )
-from router.engine import EngineConfig, LitFees, ParentExecution
+from router.engine import EngineConfig, LitFees, ParentExecution, RfqRouting
 from router.ports import MarketHistory, MarketSnapshot, SlicerPolicy
 from router.risk import RiskGate, RiskLimits
 from router.strategies import strategy_spec
@@ -45,7 +48,7 @@ from router.strategies.schedule import ScheduleSlicer
 from router.tca import PricePath, TcaReport, analyze, gap_captured, solve_hindsight
 from simulators.kernel import rng_for
 from simulators.market import SimMarket, volume_profile
-from simulators.scenario import SESSION_CLOSE_S, SESSION_OPEN_S, Scenario
+from simulators.scenario import SESSION_CLOSE_S, SESSION_OPEN_S, Scenario, load_scenario
 from simulators.world import SimWorld
 
 if TYPE_CHECKING:  # the store (SQLAlchemy) loads only when a command stores runs
@@ -303,16 +306,7 @@ def market_vwap(market: SimMarket, t0: int, t1: int) -> float | None:
 
 def price_path(market: SimMarket, from_s: float = 0.0) -> PricePath:
     """The consolidated top of book of the steps run so far, from `from_s` on."""
-    n = market._steps_done
-    t = market.step_time_s()[:n]
-    keep = t >= from_s
-    tick = market.instrument.tick_size
-    n_ticks = market.state.depth.shape[2]
-    bid = market.bid_path[:n].astype(np.float64)
-    ask = market.ask_path[:n].astype(np.float64)
-    bid[(market.bid_path[:n] < 0)] = np.nan
-    ask[(market.ask_path[:n] < 0) | (market.ask_path[:n] >= n_ticks)] = np.nan
-    return PricePath(t[keep], bid[keep] * tick, ask[keep] * tick)
+    return PricePath(*market.top_of_book(from_s))
 
 
 class Episode:
@@ -338,9 +332,13 @@ class Episode:
             limit_ticks=limit_ticks,
         )
         self.end_s = scenario.horizon_s
+        self.panel: DealerPanel | None = None
+        if scenario.dealer_panel is not None:
+            self.panel = load_panel(scenario.dealer_panel)
         self.venue_kinds: dict[VenueId, VenueKind] = {
             **{s.venue_id: VenueKind.LIT for s in scenario.lit},
             **{s.venue_id: VenueKind.DARK for s in scenario.dark},
+            **({VenueId(d): VenueKind.RFQ for d in self.panel.ids} if self.panel else {}),
         }
 
     def _check_limit(self, price: float) -> int:
@@ -435,19 +433,41 @@ class Episode:
         cum = np.concatenate([[0], np.cumsum(plan.quantities)]).astype(int)
         return ScheduleSlicer(HINDSIGHT, [float(t) for t in edges], [int(c) for c in cum])
 
-    def run(self, strategy: str) -> StrategyRun:
+    def run(self, strategy: str, config: EngineConfig | None = None) -> StrategyRun:
+        """Run one strategy; `config` overrides the engine's defaults (its routing is
+        always the strategy's)."""
         if strategy == HINDSIGHT:
-            return self._execute(HINDSIGHT, self.hindsight_slicer(), "taker")
+            return self._execute(HINDSIGHT, self.hindsight_slicer(), "taker", False, config)
         spec = strategy_spec(strategy)
         slicer = spec.slicer(self.history, self.parent.qty, self.scenario.horizon_s)
-        return self._execute(strategy, slicer, spec.routing)
+        return self._execute(strategy, slicer, spec.routing, spec.rfq, config)
 
-    def _execute(self, name: str, slicer: SlicerPolicy, routing: str) -> StrategyRun:
+    def _execute(
+        self,
+        name: str,
+        slicer: SlicerPolicy,
+        routing: str,
+        use_rfq: bool,
+        config: EngineConfig | None,
+    ) -> StrategyRun:
         sc, parent = self.scenario, self.parent
         sink = EventForwarder()
-        world = SimWorld.build(sc, self.seed, sink, self._at_arrival.fork())
+        panel = self.panel if use_rfq else None
+        world = SimWorld.build(sc, self.seed, sink, self._at_arrival.fork(), panel)
         events: list[Event] = []
         fees = {s.venue_id: LitFees(taker_fee=s.taker_fee, maker_fee=s.maker_fee) for s in sc.lit}
+        cfg = dataclasses.replace(config or EngineConfig(), routing=routing)
+        rfq = None
+        if panel is not None and world.rfq is not None:
+            cfg = dataclasses.replace(cfg, rfq_time_limit_s=panel.time_limit_s)
+            if config is not None:  # an explicit time limit wins over the panel's
+                cfg = dataclasses.replace(cfg, rfq_time_limit_s=config.rfq_time_limit_s)
+            rfq = RfqRouting(
+                channel=world.rfq,
+                selector=desk_selector(sc, panel),
+                impact_bps=IMPACT_Y_ESTIMATE * sc.market.daily_vol * 1e4,
+                adv=float(sc.instrument.adv),
+            )
         execution = ParentExecution(
             parent,
             slicer,
@@ -456,13 +476,14 @@ class Episode:
             market=WorldMarketData(world),
             clock=world.clock,
             schedule=world.kernel.schedule,
-            config=EngineConfig(routing=routing),
+            config=cfg,
             lot_size=sc.instrument.lot_size,
             on_event=events.append,
             risk=RiskGate(RiskLimits(max_participation=1.0) if name == HINDSIGHT else RiskLimits()),
             rng=rng_for(self.seed, f"router/{name}"),
             dark_min_qty={s.venue_id: s.min_qty for s in sc.dark},
             volume_rate_hint=self.history.horizon_volume / sc.horizon_s,
+            rfq=rfq,
         )
         sink.target = execution.publish
         execution.start()
@@ -497,6 +518,29 @@ class Episode:
             path,
             execution.risk.blocked,
         )
+
+
+HISTORY_DAYS = 2
+HISTORY_RFQS_PER_DAY = 80
+HISTORY_SEED = 7_000_000  # the desk's past days; far from any episode's seed
+
+
+@functools.cache
+def _desk_history(scenario_name: str, panel_name: str) -> HeuristicPanel:
+    from dealers.stream import run_rfq_day  # the RFQ days build on this module's world
+
+    scenario = load_scenario(scenario_name)
+    panel = load_panel(panel_name)
+    selector = HeuristicPanel(panel.ids)
+    for day in range(HISTORY_DAYS):
+        run_rfq_day(scenario, panel, HISTORY_SEED + day, HISTORY_RFQS_PER_DAY, selector)
+    return selector
+
+
+def desk_selector(scenario: Scenario, panel: DealerPanel) -> HeuristicPanel:
+    """Panel selection as the desk would start a parent order: having seen its dealers
+    answer on past days (simulated with fixed seeds, once per process), learning on."""
+    return _desk_history(scenario.name, panel.name).copy()
 
 
 def run_strategy(scenario: Scenario, seed: int, strategy: str) -> tuple[StrategyRun, float]:

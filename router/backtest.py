@@ -164,6 +164,7 @@ def backtest(
     progress: Progress | None = None,
     hindsight: bool = True,
     store_orders: bool = False,
+    baseline: str = "twap",
 ) -> dict[str, Any]:
     from simulators.scenario import load_scenario
 
@@ -205,7 +206,7 @@ def backtest(
                     outcomes.append(f.result())
                 if progress:
                     progress(len(outcomes), len(jobs))
-    doc = aggregate(outcomes, scenarios, strategies)
+    doc = aggregate(outcomes, scenarios, strategies, baseline)
     doc["meta"] = {
         "episodes": episodes,
         "seed0": seed0,
@@ -213,5 +214,6 @@ def backtest(
         "wall_s": time.perf_counter() - start,
         "cpus": os.cpu_count(),
         "hindsight": hindsight,
+        "baseline": baseline,
     }
     return doc

@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--report", type=Path, help="write a self-contained HTML report here")
     bt.add_argument("--batch", help="label stored with every run (default: a timestamp)")
     bt.add_argument(
+        "--baseline", help="strategy the others are paired against (default: twap, if run)"
+    )
+    bt.add_argument(
         "--no-hindsight",
         action="store_true",
         help="skip the hindsight oracle (one simulation less per episode)",
@@ -128,6 +131,20 @@ def build_parser() -> argparse.ArgumentParser:
         "not only each run's summary and TCA",
     )
     _db_args(bt)
+
+    dl = sub.add_parser("dealers", help="dealer analytics")
+    dsub = dl.add_subparsers(dest="dealers", required=True, parser_class=_Parser)
+    sc = dsub.add_parser("scorecard", help="RFQ days against the panel; a scorecard per dealer")
+    sc.add_argument("--scenario", default="illiquid-bond")
+    sc.add_argument("--rfqs", type=_positive_int, default=300, help="RFQs in all")
+    sc.add_argument("--seed", type=_int, default=1, help="seed of the first day")
+    sc.add_argument("--per-day", type=_positive_int, default=80, help="RFQs per simulated day")
+    sc.add_argument("--panel-size", type=_positive_int, default=4, help="dealers per RFQ")
+    sc.add_argument(
+        "--two-sided", type=float, default=0.0, help="share of two-sided requests, 0..1"
+    )
+    sc.add_argument("--json", dest="json_path", help="write JSON here ('-' = stdout)")
+    sc.add_argument("--report", type=Path, help="write a self-contained HTML report here")
 
     sched = sub.add_parser("schedule", help="closed-form execution schedules")
     ssub = sched.add_subparsers(dest="schedule", required=True, parser_class=_Parser)
@@ -317,6 +334,9 @@ def _cmd_backtest(args: argparse.Namespace) -> None:
     if not scenarios:
         raise UsageError("--scenarios: no scenario given")
     check_strategies(strategies)
+    baseline = args.baseline or "twap"
+    if args.baseline and args.baseline not in strategies:
+        raise UsageError(f"--baseline: {args.baseline!r} is not one of --strategies")
     _check_json_path(args.json_path)
     _check_report_dir(args.report)
     store = _open_store(args.db_url)  # fail fast; workers open their own connections
@@ -335,11 +355,12 @@ def _cmd_backtest(args: argparse.Namespace) -> None:
         progress=_Progress(f"backtest {n} episodes"),
         hindsight=not args.no_hindsight,
         store_orders=args.store_orders,
+        baseline=baseline,
     )
     if args.json_path != "-":
         print(
             f"{'scenario':<18}{'strategy':<10}{'episodes':>9}{'IS mean':>10}{'+-se':>7}"
-            f"{'std':>8}{'vs twap':>10}{'+-se':>7}{'gap':>7}{'done':>8}"
+            f"{'std':>8}{'vs ' + baseline:>10}{'+-se':>7}{'gap':>7}{'done':>8}"
         )
         paired = {(p["scenario"], p["strategy"]): p for p in doc["paired"]}
         gaps = {(g["scenario"], g["strategy"]): g["share"] for g in doc["gap_captured"]}
@@ -373,6 +394,72 @@ def _cmd_backtest(args: argparse.Namespace) -> None:
         from router.report import write_backtest_report
 
         index = _write_report(write_backtest_report, doc, args.report)
+        if args.json_path != "-":
+            print(f"report: {index}")
+    _emit_json(args.json_path, doc)
+
+
+def _cmd_dealers(args: argparse.Namespace) -> None:
+    from dealers.config import load_panel
+    from dealers.panel import HeuristicPanel
+    from dealers.scorecard import Scorecard, format_table
+    from dealers.stream import run_rfq_day
+    from simulators.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario, args.config_dir)
+    if scenario.dealer_panel is None:
+        raise UsageError(f"--scenario: {scenario.name!r} has no dealer panel")
+    if not 0.0 <= args.two_sided <= 1.0:
+        raise UsageError(f"--two-sided: must be within [0, 1], got {args.two_sided:g}")
+    panel = load_panel(scenario.dealer_panel, args.config_dir)
+    if args.panel_size > len(panel.dealers):
+        raise UsageError(
+            f"--panel-size: the {panel.name} panel has {len(panel.dealers)} dealers, "
+            f"asked for {args.panel_size}"
+        )
+    _check_json_path(args.json_path)
+    _check_report_dir(args.report)
+    # a wider exploration than a desk's default: the scorecard should cover every dealer
+    selector = HeuristicPanel(panel.ids, explore=0.3)
+    card = Scorecard()
+    days = -(-args.rfqs // args.per_day)
+    bar = _Progress(f"scorecard {scenario.name}")
+    left = args.rfqs
+    for k in range(days):
+        n = min(args.per_day, left)
+        day = run_rfq_day(
+            scenario,
+            panel,
+            args.seed + k,
+            n,
+            selector,
+            panel_size=args.panel_size,
+            two_sided_share=args.two_sided,
+        )
+        card.add_day(day.events, day.path)
+        left -= n
+        bar(k + 1, days)
+    doc = card.to_json()
+    doc["meta"] = {
+        "scenario": scenario.name,
+        "panel": panel.name,
+        "seed": args.seed,
+        "days": days,
+        "panel_size": args.panel_size,
+        "two_sided": args.two_sided,
+    }
+    if args.json_path != "-":
+        print(f"dealer scorecard: {scenario.name}, panel {panel.name}, seeds {args.seed}..")
+        print(format_table(card))
+    if args.report is not None:
+        from dealers.report import write_scorecard_report
+
+        meta = {k: str(v) for k, v in doc["meta"].items()}
+        try:
+            index = write_scorecard_report(args.report, card, "Dealer scorecard", meta)
+        except OSError as exc:
+            why = exc.strerror or exc
+            raise UsageError(f"--report: cannot write {args.report}: {why}") from None
         if args.json_path != "-":
             print(f"report: {index}")
     _emit_json(args.json_path, doc)
@@ -504,6 +591,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _cmd_backtest(args)
         elif args.command == "schedule":
             _cmd_schedule(args)
+        elif args.command == "dealers":
+            _cmd_dealers(args)
         elif args.command == "bench":
             _cmd_bench(args)
         return 0

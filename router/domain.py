@@ -131,6 +131,7 @@ class ChildOrder:
     post_only: bool = False
     min_qty: int = 0  # dark pools: smallest acceptable execution
     conditional: bool = False  # dark pools: an indication that must firm up before it trades
+    quote_id: str | None = None  # RFQ: the dealer quote this order hits (FIX QuoteID 117)
 
     def __post_init__(self) -> None:
         if self.qty <= 0:
@@ -143,17 +144,89 @@ class ChildOrder:
             )
 
 
+class QuoteRespType(enum.IntEnum):
+    """FIX QuoteRespType (694): what a QuoteResponse (AJ) tells a dealer about its quote."""
+
+    HIT_LIFT = 1  # the client trades on this quote
+    COUNTER = 2
+    EXPIRED = 3  # the quote's validity ended before the client answered
+    COVER = 4  # the client traded elsewhere; this was the best quote not traded
+    DONE_AWAY = 5  # the client traded elsewhere
+    PASS = 6  # the client traded with nobody
+    END_TRADE = 7
+    TIMED_OUT = 8  # the dealer did not answer within the RFQ's time limit
+
+
+class QuoteRejectReason(enum.IntEnum):
+    """FIX QuoteRequestRejectReason (658): why a dealer declined to quote."""
+
+    UNKNOWN_SYMBOL = 1
+    EXCEEDS_LIMIT = 3
+    TOO_LATE = 4
+    NO_INVENTORY = 9
+    PASS = 10
+    INSUFFICIENT_CREDIT = 11
+    OTHER = 99
+
+
 @dataclass(frozen=True, slots=True)
-class Quote:
-    """A dealer's firm price for a quantity, valid until `valid_until_ns`."""
+class QuoteRequest:
+    """A request for quote (FIX QuoteRequest, 35=R) to a panel of dealers.
+
+    `side` None is a two-sided request: the client asks for a bid and an offer and does
+    not reveal which one it wants. `time_limit_ns` is how long the dealers have to answer.
+    """
 
     rfq_id: RfqId
-    dealer: DealerId
-    side: Side  # the side the dealer would take the client's order on (client's side)
+    symbol: Symbol
+    side: Side | None
     qty: int
-    price: float
+    dealers: tuple[DealerId, ...]
+    time_limit_ns: Nanos
+    parent_id: ParentId | None = None
+
+    def __post_init__(self) -> None:
+        if self.qty <= 0:
+            raise DomainError(f"RFQ {self.rfq_id}: quantity must be > 0, got {self.qty}")
+        if not self.dealers:
+            raise DomainError(f"RFQ {self.rfq_id}: needs at least one dealer")
+        dup = sorted({d for d in self.dealers if self.dealers.count(d) > 1})
+        if dup:
+            raise DomainError(f"RFQ {self.rfq_id}: dealer {dup[0]!r} is asked twice")
+        if self.time_limit_ns <= 0:
+            raise DomainError(f"RFQ {self.rfq_id}: time limit must be > 0")
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """A dealer's firm answer to an RFQ (FIX Quote, 35=S), valid until `valid_until_ns`.
+
+    `bid` is what the dealer pays if the client sells, `offer` what it asks if the client
+    buys; a one-sided request gets only the side the client asked for. `qty` may be less
+    than requested: a dealer may quote part of the size.
+    """
+
+    quote_id: str
+    rfq_id: RfqId
+    dealer: DealerId
+    qty: int
+    bid: float | None
+    offer: float | None
     ts_ns: Nanos
     valid_until_ns: Nanos
+
+    def __post_init__(self) -> None:
+        if self.qty <= 0:
+            raise DomainError(f"quote {self.quote_id}: quantity must be > 0, got {self.qty}")
+        if self.bid is None and self.offer is None:
+            raise DomainError(f"quote {self.quote_id}: needs a bid or an offer")
+        for name, px in (("bid", self.bid), ("offer", self.offer)):
+            if px is not None and not px > 0:
+                raise DomainError(f"quote {self.quote_id}: {name} must be > 0, got {px}")
+
+    def price_for(self, side: Side) -> float | None:
+        """The price at which the client can trade `side` on this quote."""
+        return self.offer if side is Side.BUY else self.bid
 
 
 # --------------------------------------------------------------------------------------
@@ -260,14 +333,94 @@ class FirmUpRequested(Event):
     deadline_ns: Nanos
 
 
+# RFQ workflow: one event per FIX message or protocol fact (dealers/rfq.py runs it).
+
+
+@dataclass(frozen=True, slots=True)
+class RfqRequested(Event):
+    """QuoteRequest (R) went to the panel."""
+
+    request: QuoteRequest
+
+
 @dataclass(frozen=True, slots=True)
 class QuoteReceived(Event):
+    """Quote (S) arrived within the time limit."""
+
     quote: Quote
 
 
 @dataclass(frozen=True, slots=True)
-class RfqExpired(Event):
+class QuoteRequestRejected(Event):
+    """QuoteRequestReject (AG): the dealer declined to quote."""
+
     rfq_id: RfqId
+    dealer: DealerId
+    reason: QuoteRejectReason
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteIgnored(Event):
+    """A dealer's answer came after the time limit (or after the RFQ ended): not used."""
+
+    rfq_id: RfqId
+    dealer: DealerId
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RfqClosed(Event):
+    """The time limit passed (or every dealer answered): the client decides now."""
+
+    rfq_id: RfqId
+    n_quotes: int
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteResponseSent(Event):
+    """QuoteResponse (AJ) for one dealer: the client's hit/lift or pass, or the venue's
+    notice of the outcome to a dealer it did not trade with (cover, done away, timed out,
+    expired). `price` is the dealer's own quoted price where it had one."""
+
+    rfq_id: RfqId
+    dealer: DealerId
+    resp_type: QuoteRespType
+    qty: int = 0
+    price: float | None = None
+    child_id: ChildId | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RfqTraded(Event):
+    """ExecutionReport (8) of a hit quote: the dealer confirmed after its last look."""
+
+    rfq_id: RfqId
+    dealer: DealerId
+    child_id: ChildId
+    side: Side
+    qty: int
+    price: float
+
+
+@dataclass(frozen=True, slots=True)
+class LastLookRejected(Event):
+    """The dealer turned the hit down in its last-look window."""
+
+    rfq_id: RfqId
+    dealer: DealerId
+    child_id: ChildId
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RfqEnded(Event):
+    """The RFQ is over: `state` is "done" (something traded), "passed" (the client traded
+    with nobody) or "expired" (no quote, or every quote lapsed unanswered)."""
+
+    rfq_id: RfqId
+    state: str
+    traded_qty: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,7 @@ from router.domain import (
     ChildOrderFilled,
     ChildOrderRejected,
     ChildOrderSent,
+    DealerId,
     DecisionId,
     DecisionRecorded,
     DomainError,
@@ -51,12 +52,26 @@ from router.domain import (
     OrdType,
     ParentOrder,
     ParentOrderCompleted,
+    Quote,
+    QuoteReceived,
+    QuoteRequest,
+    RfqClosed,
+    RfqId,
     Side,
     TimeInForce,
     VenueId,
     VenueKind,
 )
-from router.ports import Clock, ExecutionState, MarketData, MarketSnapshot, SlicerPolicy, Venue
+from router.ports import (
+    Clock,
+    ExecutionState,
+    MarketData,
+    MarketSnapshot,
+    PanelSelector,
+    RfqChannel,
+    SlicerPolicy,
+    Venue,
+)
 from router.risk import RiskGate
 
 Scheduler = Callable[[Nanos, Callable[[], None]], None]
@@ -80,18 +95,57 @@ class EngineConfig:
     dark: bool = True
     dark_max_ahead: float = 0.2  # dark orders may work this share of the parent ahead
     warmup_s: float = 60.0  # participation is checked once this much volume was seen
+    # dealers (smart routing, when the router has an RFQ channel)
+    rfq: bool = True
+    rfq_panel_size: int = 4
+    rfq_two_sided: bool = False
+    rfq_time_limit_s: float = 10.0
+    rfq_block_share: float = 0.25  # ask for up to this share of the parent at a time
+    rfq_max_ahead: float = 0.35  # never more than this share of the parent ahead of schedule
+    rfq_min_share: float = 0.03  # not worth a request below this share of the parent
+    rfq_cooldown_s: float = 300.0  # between requests; doubles after each one not traded
+    rfq_edge_bps: float = 0.0  # a quote must beat the lit alternative by this much
 
     def __post_init__(self) -> None:
         if self.routing not in ROUTINGS:
             raise DomainError(f"routing must be one of {', '.join(ROUTINGS)}, got {self.routing!r}")
         if self.decision_interval_s <= 0 or self.sweep_interval_s <= 0:
             raise DomainError("decision and sweep intervals must be > 0")
+        if self.rfq_panel_size < 1:
+            raise DomainError(f"rfq_panel_size must be >= 1, got {self.rfq_panel_size}")
+        if self.rfq_time_limit_s <= 0 or self.rfq_cooldown_s < 0:
+            raise DomainError("rfq_time_limit_s must be > 0 and rfq_cooldown_s >= 0")
 
 
 @dataclass(frozen=True, slots=True)
 class LitFees:
     taker_fee: float  # per share, negative = rebate
     maker_fee: float
+
+
+@dataclass(frozen=True, slots=True)
+class RfqRouting:
+    """The dealer side of the router: the RFQ venue, the panel selector, and what the
+    router needs to price the lit alternative of a block (the square-root law)."""
+
+    channel: RfqChannel
+    selector: PanelSelector
+    impact_bps: float  # Y * daily vol in bps: impact of q is impact_bps * sqrt(q / adv)
+    adv: float
+
+
+@dataclass
+class _RfqWork:
+    """The router's one RFQ in progress."""
+
+    request: QuoteRequest
+    reserved: int  # shares held back from lit and dark while the dealers answer
+    quotes: dict[DealerId, Quote] = field(default_factory=dict)
+    hits: dict[ChildId, int] = field(default_factory=dict)  # qty awaiting the last look
+    tried: set[DealerId] = field(default_factory=set)
+    lit_alternative_bps: float = 0.0
+    traded: int = 0
+    closed: bool = False
 
 
 @dataclass
@@ -140,6 +194,7 @@ class ParentExecution:
         rng: np.random.Generator | None = None,
         dark_min_qty: Mapping[VenueId, int] | None = None,
         volume_rate_hint: float = 0.0,
+        rfq: RfqRouting | None = None,
     ) -> None:
         self.parent = parent
         self.slicer = slicer
@@ -164,6 +219,11 @@ class ParentExecution:
         self._outflow = OutflowEstimator()
         self._sweeping = False
         self.done = False
+        self._rfq = rfq if self.config.routing == "smart" and self.config.rfq else None
+        self._rfq_work: _RfqWork | None = None
+        self._rfq_seq = itertools.count(1)
+        self._rfq_next_ns = parent.start_ns
+        self._rfq_passes = 0  # requests in a row that traded nothing
 
     # ------------------------------------------------------------ lifecycle
 
@@ -187,7 +247,8 @@ class ParentExecution:
 
     @property
     def in_flight(self) -> int:
-        return sum(c.open_qty for c in self._open.values())
+        reserved = self._rfq_work.reserved if self._rfq_work is not None else 0
+        return sum(c.open_qty for c in self._open.values()) + reserved
 
     @property
     def uncommitted(self) -> int:
@@ -253,6 +314,8 @@ class ParentExecution:
         self.done = True
         for child_id in list(self._open):
             self._cancel(child_id)
+        if self._rfq_work is not None and not self._rfq_work.hits:
+            self._end_rfq()
         self.result.schedule.append((self._clock.now_ns(), self.parent.qty, self.result.filled_qty))
         self._emit(
             ParentOrderCompleted(
@@ -348,6 +411,8 @@ class ParentExecution:
         target_next = self._target(snap, now + interval_ns)
         slice_qty = self._slice_qty()
         behind = max(0.0, (target_now - filled) / slice_qty)
+        if self._rfq is not None:
+            self._maybe_request_quotes(snap, now, target_now)
         want = self._round_lot(target_next - filled - self._lit_in_flight())
         if want > 0:
             self._allocate_lit(want, behind, snap, now)
@@ -356,9 +421,7 @@ class ParentExecution:
 
     def _lit_in_flight(self) -> int:
         return sum(
-            c.open_qty
-            for c in self._open.values()
-            if self._venues[c.order.venue].kind is VenueKind.LIT
+            c.open_qty for c in self._open.values() if self._kind(c.order.venue) is VenueKind.LIT
         )
 
     def _allocate_lit(self, want: int, behind: float, snap: MarketSnapshot, now: Nanos) -> None:
@@ -510,6 +573,171 @@ class ParentExecution:
                 min_qty=min(pool_min, qty),
             )
 
+    # ------------------------------------------------------------ dealers (RFQ)
+
+    def _maybe_request_quotes(self, snap: MarketSnapshot, now: Nanos, target_now: int) -> None:
+        """Ask a panel of dealers for a block: up to `rfq_block_share` of the parent, never
+        more than `rfq_max_ahead` of it ahead of the schedule. One RFQ at a time, and a
+        cooldown after each that doubles while requests trade nothing: every request
+        tells the dealers asked what we are doing, so asking in vain has a price."""
+        assert self._rfq is not None
+        cfg = self.config
+        if self._rfq_work is not None or now < self._rfq_next_ns:
+            return
+        time_left = self.parent.end_ns - now
+        if time_left < (cfg.final_sweep_s + 2 * cfg.rfq_time_limit_s) * NANOS_PER_SECOND:
+            return
+        q = self.parent.qty
+        committed = self.result.filled_qty + self.in_flight
+        room = target_now + int(cfg.rfq_max_ahead * q) - committed
+        size = self._round_lot(min(self.uncommitted, int(cfg.rfq_block_share * q), room))
+        if size < max(self._lot, cfg.rfq_min_share * q):
+            return
+        mid = snap.mid
+        if mid is None:
+            return
+        side = self.parent.side
+        panel, scores = self._rfq.selector.select(side, size, cfg.rfq_panel_size, self._rng)
+        if not panel:
+            return
+        rfq_id = RfqId(f"{self.parent.parent_id}-R{next(self._rfq_seq)}")
+        request = QuoteRequest(
+            rfq_id=rfq_id,
+            symbol=self.parent.symbol,
+            side=None if cfg.rfq_two_sided else side,
+            qty=size,
+            dealers=tuple(DealerId(d) for d in panel),
+            time_limit_ns=int(cfg.rfq_time_limit_s * NANOS_PER_SECOND),
+            parent_id=self.parent.parent_id,
+        )
+        lit_bps = self._lit_alternative_bps(snap, size)
+        self._record(
+            now,
+            f"{rfq_id}-request",
+            f"request quotes for {size} from {', '.join(panel)}"
+            + (" (two-sided)" if cfg.rfq_two_sided else ""),
+            {
+                "qty": float(size),
+                "ahead_room": float(room),
+                "panel_size": float(len(panel)),
+                "lit_alternative_bps": lit_bps,
+                "filled": float(self.result.filled_qty),
+                "remaining": float(self.remaining),
+            },
+            {f"score_{k}": v for k, v in scores.items()},
+        )
+        self._rfq_work = _RfqWork(request, size, lit_alternative_bps=lit_bps)
+        self._rfq.channel.request(request)
+
+    def _lit_alternative_bps(self, snap: MarketSnapshot, qty: int) -> float:
+        """What `qty` would cost on the screen, bps of the mid: half the spread, the
+        taker fee, and the average square-root impact of working it (2/3 of its peak)."""
+        assert self._rfq is not None and snap.mid is not None
+        spread = snap.spread_ticks or 0
+        fee = min((f.taker_fee for f in self._fees.values()), default=0.0)
+        half_bps = (0.5 * spread * snap.tick_size + fee) / snap.mid * 1e4
+        impact = self._rfq.impact_bps * (qty / self._rfq.adv) ** 0.5
+        return half_bps + 2.0 / 3.0 * impact
+
+    def _trade_on_quotes(self) -> None:
+        """At the time limit (or after a last-look refusal): hit the best quotes still
+        valid, best first, while each beats the lit alternative; then end the RFQ."""
+        work = self._rfq_work
+        if work is None or not work.closed:
+            return
+        now = self._clock.now_ns()
+        snap = self._market.snapshot()
+        side = self.parent.side
+        mid = snap.mid
+        valid = [
+            q
+            for d, q in work.quotes.items()
+            if d not in work.tried and q.valid_until_ns >= now and q.price_for(side) is not None
+        ]
+        if mid is None or self.done or self._sweeping:
+            valid = []
+
+        def price(q: Quote) -> float:
+            p = q.price_for(side)
+            assert p is not None
+            return p
+
+        valid.sort(key=lambda q: (side.sign * price(q), q.ts_ns, q.dealer))
+        costs = {q.dealer: side.sign * (price(q) - mid) / mid * 1e4 for q in valid} if mid else {}
+        alternatives = {f"{d}_bps": c for d, c in costs.items()}
+        alternatives["lit_alternative_bps"] = work.lit_alternative_bps
+        want = work.request.qty - work.traded - sum(work.hits.values())
+        for i, q in enumerate(valid):
+            if want <= 0:
+                break
+            cost = costs[q.dealer]
+            if cost > work.lit_alternative_bps - self.config.rfq_edge_bps:
+                break
+            qty = self._round_lot(min(q.qty, want))
+            work.tried.add(q.dealer)
+            if qty <= 0:
+                break
+            # the shares come out of the reservation into a child order
+            work.reserved = max(0, work.reserved - qty)
+            cover = costs[valid[i + 1].dealer] if i + 1 < len(valid) else float("nan")
+            child = self._send(
+                q.dealer,
+                qty,
+                OrdType.LIMIT,
+                TimeInForce.IOC,
+                round(price(q) / snap.tick_size),
+                snap,
+                chosen=(
+                    f"hit {q.dealer} for {qty} at {price(q):g}: {cost:.1f} bps vs "
+                    f"{work.lit_alternative_bps:.1f} bps on the screen"
+                ),
+                inputs={
+                    "qty": float(qty),
+                    "quote_bps": cost,
+                    "cover_bps": cover,
+                    "lit_alternative_bps": work.lit_alternative_bps,
+                    "n_quotes": float(len(work.quotes)),
+                    "filled": float(self.result.filled_qty),
+                    "remaining": float(self.remaining),
+                },
+                alternatives=alternatives,
+                aggressive=True,
+                quote_id=q.quote_id,
+            )
+            if child is not None:
+                work.hits[child.child_id] = child.qty
+                want -= child.qty
+        if not work.hits:
+            if work.traded == 0:
+                best = min(costs.values(), default=float("nan"))
+                why = (
+                    f"best quote {best:.1f} bps vs {work.lit_alternative_bps:.1f} bps on the "
+                    f"screen ({len(work.quotes)} quotes)"
+                    if costs
+                    else f"no quote left to trade on ({len(work.quotes)} quotes, "
+                    f"{len(work.tried)} refused at last look)"
+                )
+                self._record(
+                    now,
+                    f"{work.request.rfq_id}-pass",
+                    f"pass: {why}",
+                    {"best_quote_bps": best, "lit_alternative_bps": work.lit_alternative_bps},
+                    alternatives,
+                )
+            self._end_rfq()
+
+    def _end_rfq(self) -> None:
+        work = self._rfq_work
+        if work is None or work.hits:
+            return
+        assert self._rfq is not None
+        self._rfq_work = None
+        self._rfq.channel.finish(work.request.rfq_id)
+        self._rfq_passes = 0 if work.traded > 0 else self._rfq_passes + 1
+        backoff = 2 ** min(self._rfq_passes, 4)
+        cooldown = int(self.config.rfq_cooldown_s * backoff * NANOS_PER_SECOND)
+        self._rfq_next_ns = self._clock.now_ns() + cooldown
+
     def _market_volume_rate(self, now: Nanos) -> float:
         """Market volume per second over the recent past (the hint before any is seen)."""
         window = int(600 * NANOS_PER_SECOND)
@@ -551,11 +779,12 @@ class ParentExecution:
         exempt: bool = False,
         queue_ahead: int = 0,
         min_qty: int = 0,
-    ) -> None:
+        quote_id: str | None = None,
+    ) -> ChildOrder | None:
         now = self._clock.now_ns()
         qty = min(qty, self.uncommitted)  # the last guard against overfilling
         if qty <= 0:
-            return
+            return None
         child = ChildOrder(
             child_id=ChildId(f"{self.parent.parent_id}-{next(self._ids)}"),
             parent_id=self.parent.parent_id,
@@ -565,8 +794,9 @@ class ParentExecution:
             ord_type=ord_type,
             tif=tif,
             limit_ticks=limit,
-            post_only=passive and self._venues[VenueId(venue)].kind is VenueKind.LIT,
+            post_only=passive and self._kind(VenueId(venue)) is VenueKind.LIT,
             min_qty=min_qty,
+            quote_id=quote_id,
         )
         mid = None if snap.mid is None else snap.mid / snap.tick_size
         verdict = self.risk.check(
@@ -580,7 +810,7 @@ class ParentExecution:
         if verdict.qty < child.qty:
             if verdict.qty <= 0:
                 self._record(now, child, f"blocked: {verdict.reason}", inputs, alternatives)
-                return
+                return None
             child = dataclasses.replace(child, qty=verdict.qty, min_qty=min(min_qty, verdict.qty))
             chosen = f"{chosen}; {verdict.reason}"
         self._record(now, child, chosen, inputs, alternatives)
@@ -590,18 +820,21 @@ class ParentExecution:
         self.result.sent_ns[child.child_id] = now
         self._emit(ChildOrderSent(now, child))
         self._venues[child.venue].submit(child)
+        return child
 
     def _record(
         self,
         now: Nanos,
-        child: ChildOrder,
+        child: ChildOrder | str,
         chosen: str,
         inputs: dict[str, float],
         alternatives: dict[str, float],
     ) -> None:
+        """Record a decision about a child order (or, given an id, one that sent none)."""
+        key = child if isinstance(child, str) else child.child_id
         decision = DecisionRecorded(
             ts_ns=now,
-            decision_id=DecisionId(f"{child.child_id}-d"),
+            decision_id=DecisionId(f"{key}-d"),
             parent_id=self.parent.parent_id,
             chosen=chosen,
             inputs=inputs,
@@ -625,6 +858,9 @@ class ParentExecution:
         child.cancel_pending = True
         self._venues[child.order.venue].cancel(child_id)
 
+    def _kind(self, venue: VenueId) -> VenueKind:
+        return self._venues[venue].kind
+
     def _round_lot(self, qty: int) -> int:
         if qty <= 0:
             return 0
@@ -638,6 +874,19 @@ class ParentExecution:
 
     def publish(self, event: Event) -> None:
         self._emit(event)
+        if self._rfq is not None:
+            self._rfq.selector.observe(event)
+            work = self._rfq_work
+            if isinstance(event, QuoteReceived):
+                if work is not None and event.quote.rfq_id == work.request.rfq_id:
+                    work.quotes[event.quote.dealer] = event.quote
+            elif (
+                isinstance(event, RfqClosed)
+                and work is not None
+                and event.rfq_id == work.request.rfq_id
+            ):
+                work.closed = True
+                self._trade_on_quotes()
         if isinstance(event, ChildOrderFilled):
             # a fill counts even if its child already left the open set: venues may report
             # an order's end before its last fill, and dropping that fill would overfill
@@ -649,7 +898,7 @@ class ParentExecution:
             self.result.fills.append(event)
             child = self._open.get(event.child_id)
             passive = event.liquidity == "maker" or (child is not None and child.passive)
-            if passive and self._venues[event.venue].kind is VenueKind.LIT:
+            if passive and self._kind(event.venue) is VenueKind.LIT:
                 self.risk.record_lit_fill(event.ts_ns, event.qty)
             if child is not None:
                 child.open_qty -= event.qty
@@ -658,6 +907,15 @@ class ParentExecution:
                     self._closed(event.child_id, event.ts_ns)
         elif isinstance(event, ChildOrderExpired | ChildOrderCanceled | ChildOrderRejected):
             self._closed(event.child_id, event.ts_ns)
+        if isinstance(event, ChildOrderFilled | ChildOrderRejected):
+            work = self._rfq_work
+            if work is not None and event.child_id in work.hits:
+                del work.hits[event.child_id]
+                if isinstance(event, ChildOrderFilled):
+                    work.traded += event.qty
+                    self._end_rfq()
+                else:  # last look said no: the next quote, if still worth it
+                    self._trade_on_quotes()
 
     def _closed(self, child_id: ChildId, ts: Nanos) -> None:
         child = self._open.pop(child_id, None)
@@ -667,7 +925,7 @@ class ParentExecution:
             if child.open_qty > 0:
                 self.risk.release(ts, child.open_qty)
             return
-        if self._venues[child.order.venue].kind is VenueKind.LIT:
+        if self._kind(child.order.venue) is VenueKind.LIT:
             rested_s = (ts - child.sent_ns) / NANOS_PER_SECOND
             self._outflow.observe(
                 child.order.venue, child.queue_ahead, child.order.qty, child.filled, rested_s

@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+import numpy as np
+
 from router.domain import (
     ChildId,
     ChildOrder,
@@ -17,6 +19,7 @@ from router.domain import (
     Event,
     Nanos,
     ParentOrder,
+    QuoteRequest,
     RfqId,
     Side,
     Symbol,
@@ -107,19 +110,33 @@ class Venue(Protocol):
 
 
 class RfqChannel(Protocol):
-    """Requests quotes from a panel of dealers; quotes come back as events."""
+    """A multi-dealer RFQ venue (the client side of the protocol).
 
-    def request(
-        self,
-        rfq_id: RfqId,
-        symbol: Symbol,
-        side: Side | None,
-        qty: int,
-        dealers: Sequence[DealerId],
-        time_limit_ns: Nanos,
-    ) -> None: ...
+    `request` sends a QuoteRequest; the answers come back through the venue's sink as
+    QuoteReceived / QuoteRequestRejected / QuoteIgnored, then RfqClosed at the time limit.
+    The client trades on a quote by submitting a ChildOrder with `quote_id` to the
+    dealer's `Venue` (kind RFQ); the fill (ChildOrderFilled) or last-look rejection
+    (ChildOrderRejected) comes back like any venue's. `finish` ends the RFQ: every quote
+    not traded is passed, and the dealers learn the outcome (cover, done away...).
+    """
 
-    def accept(self, rfq_id: RfqId, dealer: DealerId, qty: int) -> None: ...
+    def request(self, request: QuoteRequest) -> None: ...
+
+    def finish(self, rfq_id: RfqId) -> None: ...
+
+
+class PanelSelector(Protocol):
+    """Chooses the dealers to ask for a quote, from the client's own RFQ history."""
+
+    def select(
+        self, side: Side, qty: int, n: int, rng: np.random.Generator
+    ) -> tuple[list[DealerId], dict[str, float]]:
+        """The panel (best first) and the scores it was chosen on, for the decision."""
+        ...
+
+    def observe(self, event: Event) -> None:
+        """Learn from an RFQ event (quotes, rejects, trades, outcomes)."""
+        ...
 
 
 class FillModel(Protocol):

@@ -1,11 +1,13 @@
 """Pre-trade risk checks, run before every child order leaves the router.
 
-Checks, in order: the kill switch (nothing goes out while it is engaged), the largest
-child order, the price collar around the current mid (a limit further from the mid than
-the collar is a fat finger or a broken market), and the participation cap (own lit fills
-plus this child over the trailing window, as a share of the market's volume). A check
-either passes the child unchanged, shrinks it (size and participation), or blocks it
-with a reason; the engine records the verdict in its decision.
+Checks, in order: the kill switch (nothing goes out while it is engaged), the price
+collar around the current mid (a limit further from the mid than the collar is a fat
+finger or a broken market), the largest child order, and the participation cap (own lit
+fills plus this child over the trailing window, as a share of the market's volume). A
+trade on a dealer's quote prints off-book: it has its own, larger size limit and is
+outside the participation cap. A check either passes the child unchanged, shrinks it
+(size and participation), or blocks it with a reason; the engine records the verdict in
+its decision.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from router.domain import NANOS_PER_SECOND, ChildOrder, DomainError, Nanos, OrdT
 @dataclass(frozen=True, slots=True)
 class RiskLimits:
     max_child_qty: int = 100_000
+    max_block_qty: int = 2_000_000  # the largest trade on a dealer's quote (off-book)
     collar_bps: float = 500.0  # a limit may sit at most this far through the mid
     max_participation: float = 0.6  # own lit fills / market volume over the window
     participation_window_s: float = 600.0
@@ -26,6 +29,8 @@ class RiskLimits:
     def __post_init__(self) -> None:
         if self.max_child_qty <= 0:
             raise DomainError(f"max_child_qty must be > 0, got {self.max_child_qty}")
+        if self.max_block_qty <= 0:
+            raise DomainError(f"max_block_qty must be > 0, got {self.max_block_qty}")
         if self.collar_bps <= 0:
             raise DomainError(f"collar_bps must be > 0, got {self.collar_bps:g}")
         if not 0.0 < self.max_participation <= 1.0:
@@ -107,6 +112,13 @@ class RiskGate:
                     f"the mid {mid_ticks:g} (price collar)"
                 )
         qty, reason = child.qty, ""
+        if child.quote_id is not None:
+            # a trade on a dealer's quote prints off-book: a block limit, no participation
+            if qty > lim.max_block_qty:
+                qty, reason = lim.max_block_qty, f"cut to the max block size {lim.max_block_qty}"
+            if qty < child.qty:
+                self.shrunk += 1
+            return RiskVerdict(qty, reason)
         if qty > lim.max_child_qty:
             qty, reason = lim.max_child_qty, f"cut to the max child size {lim.max_child_qty}"
         if aggressive and not exempt_participation:

@@ -351,9 +351,68 @@ class SimMarket:
         mid[self._steps_done :] = np.nan
         return mid
 
+    def top_of_book(self, from_s: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(time s, consolidated bid, ask) in price units for the steps run so far from
+        `from_s` on, NaN where a side was empty: the path that TCA and markouts read."""
+        n = self._steps_done
+        t = self.step_time_s()[:n]
+        keep = t >= from_s
+        tick = self.instrument.tick_size
+        n_ticks = self.state.depth.shape[2]
+        bid = self.bid_path[:n].astype(np.float64)
+        ask = self.ask_path[:n].astype(np.float64)
+        bid[(self.bid_path[:n] < 0)] = np.nan
+        ask[(self.ask_path[:n] < 0) | (self.ask_path[:n] >= n_ticks)] = np.nan
+        return t[keep], bid[keep] * tick, ask[keep] * tick
+
     def step_time_s(self) -> np.ndarray:
         """Time (seconds from the parent's arrival) at the end of each step."""
         return (self.t0_ns / NANOS_PER_SECOND) + (np.arange(self.n_steps) + 1) * STEP_S
+
+    def fair_ticks(self, ts: Nanos) -> float:
+        """The reference ("fair") price in ticks at the last step run at or before `ts`,
+        own and others' impact included: what a dealer prices against. Simulated
+        participants only; strategies see the books."""
+        i = min(max(self.step_of(ts), 0), self._steps_done - 1)
+        if i < 0:
+            return float(self.price_ticks0)
+        return float(self.ref_path[i])
+
+    def vol_ratio(self, ts: Nanos, window_s: float = 600.0, every_s: float = 10.0) -> float:
+        """Realised volatility of the fair price over the last `window_s` relative to the
+        scenario's normal daily volatility (1 = normal), from `every_s` samples."""
+        stride = max(1, round(every_s / STEP_S))
+        i1 = min(max(self.step_of(ts), 0), self._steps_done - 1)
+        i0 = max(0, i1 - round(window_s / STEP_S))
+        ref = self.ref_path[i0 : i1 + 1 : stride]
+        if ref.size < 3:
+            return 1.0
+        m = self.scenario.market
+        normal = m.daily_vol * self.price_ticks0 * math.sqrt(every_s / SESSION_S)
+        return float(np.std(np.diff(ref)) / normal)
+
+    def take(self, ts: Nanos, side: Side, qty: int, reach_ticks: int, owner: int) -> int:
+        """An outside participant's marketable IOC on the lit venue with the best price
+        for it, reaching `reach_ticks` past that touch; returns the quantity filled.
+        Simulated dealers hedge and front-run through it: their flow moves the price
+        like any aggressor's."""
+        st = self.state
+        if side is Side.BUY:
+            asks = st.best[:, book.ASK]
+            v = int(np.argmin(asks))
+            touch = int(asks[v])
+            if touch >= st.depth.shape[2]:
+                return 0
+            limit = min(touch + reach_ticks, st.depth.shape[2] - 1)
+        else:
+            bids = st.best[:, book.BID]
+            v = int(np.argmax(bids))
+            touch = int(bids[v])
+            if touch < 0:
+                return 0
+            limit = max(touch - reach_ticks, 0)
+        result = self.submit(ts, v, side, limit, qty, owner, book.IOC)
+        return qty - result.leaves
 
     def future_move_sign(self, ts: Nanos, horizon_s: float) -> float:
         """Sign of the exogenous move over the next `horizon_s`: for informed simulated

@@ -92,6 +92,7 @@ class Scenario:
     qty: int
     market: MarketParams
     phases: tuple[Phase, ...] = field(default_factory=tuple)
+    dealer_panel: str | None = None  # config/dealers/<name>.toml: the RFQ venue, if any
 
 
 def available_scenarios(config_dir: Path = DEFAULT_CONFIG_DIR) -> list[str]:
@@ -106,6 +107,9 @@ def load_scenario(name: str, config_dir: Path = DEFAULT_CONFIG_DIR) -> Scenario:
     t = load_toml(path)
     instrument = load_instrument(t.get_str("instrument"), config_dir, where=t.where("instrument"))
     lit, dark = load_venues(t.get_str("venues"), config_dir, where=t.where("venues"))
+    dealer_panel = t.get_str("dealers", "") or None
+    if dealer_panel is not None and not (config_dir / "dealers" / f"{dealer_panel}.toml").exists():
+        raise t.error("dealers", f"unknown dealer panel {dealer_panel!r}")
     start_tod = _time_of_day(t, "start_time")
     horizon = t.get_duration("horizon", gt=0)
     if start_tod + horizon > SESSION_CLOSE_S:
@@ -133,6 +137,7 @@ def load_scenario(name: str, config_dir: Path = DEFAULT_CONFIG_DIR) -> Scenario:
         qty=qty,
         market=market,
         phases=phases,
+        dealer_panel=dealer_panel,
     )
 
 

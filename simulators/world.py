@@ -4,6 +4,7 @@ market, lit venues and dark pools, each with its own generator from the seed tre
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from router.domain import Nanos, VenueId
 from router.ports import EventSink, Venue
@@ -12,6 +13,10 @@ from simulators.kernel import Kernel, SimClock, rng_for
 from simulators.lit import OwnerRegistry, SimLitVenue
 from simulators.market import SimMarket
 from simulators.scenario import Scenario
+
+if TYPE_CHECKING:
+    from dealers.config import DealerPanel
+    from dealers.simulator import SimRfqVenue
 
 
 @dataclass
@@ -23,18 +28,25 @@ class SimWorld:
     market: SimMarket
     lit: dict[VenueId, SimLitVenue]
     dark: dict[VenueId, SimDarkPool]
+    rfq: SimRfqVenue | None = None  # the dealers, when the world has a panel
 
     @property
     def venues(self) -> dict[VenueId, Venue]:
-        return {**self.lit, **self.dark}
+        dealers = self.rfq.venues if self.rfq is not None else {}
+        return {**self.lit, **self.dark, **dealers}
 
     @classmethod
     def build(
-        cls, scenario: Scenario, seed: int, sink: EventSink, market: SimMarket | None = None
+        cls,
+        scenario: Scenario,
+        seed: int,
+        sink: EventSink,
+        market: SimMarket | None = None,
+        panel: DealerPanel | None = None,
     ) -> SimWorld:
         """A world for one seed. `market`, when given, is a copy of this seed's market
         at the parent's arrival (made by `SimMarket.fork`): the same state a fresh one
-        would reach, without running its warm-up again."""
+        would reach, without running its warm-up again. `panel` adds the dealers."""
         if market is None:
             market = SimMarket(scenario, rng_for(seed, "market"))
         clock = SimClock(0)
@@ -71,4 +83,17 @@ class SimWorld:
             )
             for spec in scenario.dark
         }
-        return cls(scenario, seed, clock, kernel, market, lit, dark)
+        rfq = None
+        if panel is not None:
+            from dealers.simulator import SimRfqVenue  # dealers build on the simulators
+
+            rfq = SimRfqVenue(
+                panel,
+                scenario.instrument,
+                scenario.market.daily_vol,
+                market,
+                kernel,
+                sink,
+                lambda name: rng_for(seed, name),
+            )
+        return cls(scenario, seed, clock, kernel, market, lit, dark, rfq)

@@ -2,7 +2,9 @@
 
 The schedule baselines (twap, vwap, pov, ac) route as takers, so they differ only in
 timing; `sor` follows the TWAP schedule with the smart router (passive, dark, taking by
-expected cost), so `sor` vs `twap` isolates what routing is worth.
+expected cost, and blocks from a dealer panel by RFQ), so `sor` vs `twap` isolates what
+routing is worth; `sor-lit` is `sor` without the dealers, so `sor` vs `sor-lit` isolates
+what the RFQ venue is worth.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class StrategySpec:
     routing: str  # router.engine.ROUTINGS
     description: str
     slicer: SlicerFactory
+    rfq: bool = False  # may request quotes from the dealer panel
 
 
 STRATEGIES: dict[str, StrategySpec] = {
@@ -55,7 +58,14 @@ STRATEGIES: dict[str, StrategySpec] = {
         StrategySpec(
             "sor",
             "smart",
-            "TWAP schedule, Cont-Kukanov lit/dark placement",
+            "TWAP schedule, Cont-Kukanov lit/dark placement, dealer RFQ for blocks",
+            lambda h, q, t: TwapSlicer(),
+            rfq=True,
+        ),
+        StrategySpec(
+            "sor-lit",
+            "smart",
+            "sor without the dealers: lit and dark only",
             lambda h, q, t: TwapSlicer(),
         ),
     )

@@ -37,7 +37,7 @@ def news_twap():
 
 @pytest.fixture(scope="module")
 def news_sor():
-    run, _ = run_strategy(load_scenario("news-shock"), 11, "sor")
+    run, _ = run_strategy(load_scenario("news-shock"), 11, "sor-lit")
     return run
 
 
