@@ -459,9 +459,8 @@ class Episode:
         cfg = dataclasses.replace(config or EngineConfig(), routing=routing)
         rfq = None
         if panel is not None and world.rfq is not None:
-            cfg = dataclasses.replace(cfg, rfq_time_limit_s=panel.time_limit_s)
-            if config is not None:  # an explicit time limit wins over the panel's
-                cfg = dataclasses.replace(cfg, rfq_time_limit_s=config.rfq_time_limit_s)
+            if cfg.rfq_time_limit_s is None:  # the panel's usual, unless given
+                cfg = dataclasses.replace(cfg, rfq_time_limit_s=panel.time_limit_s)
             rfq = RfqRouting(
                 channel=world.rfq,
                 selector=desk_selector(sc, panel),

@@ -360,7 +360,7 @@ def _cmd_backtest(args: argparse.Namespace) -> None:
     if args.json_path != "-":
         print(
             f"{'scenario':<18}{'strategy':<10}{'episodes':>9}{'IS mean':>10}{'+-se':>7}"
-            f"{'std':>8}{'vs ' + baseline:>10}{'+-se':>7}{'gap':>7}{'done':>8}"
+            f"{'std':>8}{'vs ' + baseline:>12}{'+-se':>7}{'gap':>7}{'done':>8}"
         )
         paired = {(p["scenario"], p["strategy"]): p for p in doc["paired"]}
         gaps = {(g["scenario"], g["strategy"]): g["share"] for g in doc["gap_captured"]}
@@ -375,7 +375,7 @@ def _cmd_backtest(args: argparse.Namespace) -> None:
                 )
             last = r["scenario"]
             d = paired.get(key)
-            diff = f"{d['diff_mean_bps']:>10.2f}{d['diff_stderr_bps']:>7.2f}" if d else f"{'':>17}"
+            diff = f"{d['diff_mean_bps']:>12.2f}{d['diff_stderr_bps']:>7.2f}" if d else f"{'':>19}"
             gap = gaps.get(key)
             print(
                 f"{r['scenario']:<18}{r['strategy']:<10}{r['episodes']:>9}"

@@ -77,6 +77,7 @@ from router.risk import RiskGate
 Scheduler = Callable[[Nanos, Callable[[], None]], None]
 
 ROUTINGS = ("taker", "smart")
+DEFAULT_RFQ_TIME_LIMIT_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +100,7 @@ class EngineConfig:
     rfq: bool = True
     rfq_panel_size: int = 4
     rfq_two_sided: bool = False
-    rfq_time_limit_s: float = 10.0
+    rfq_time_limit_s: float | None = None  # None: the RFQ venue's usual time limit
     rfq_block_share: float = 0.25  # ask for up to this share of the parent at a time
     rfq_max_ahead: float = 0.35  # never more than this share of the parent ahead of schedule
     rfq_min_share: float = 0.03  # not worth a request below this share of the parent
@@ -113,7 +114,9 @@ class EngineConfig:
             raise DomainError("decision and sweep intervals must be > 0")
         if self.rfq_panel_size < 1:
             raise DomainError(f"rfq_panel_size must be >= 1, got {self.rfq_panel_size}")
-        if self.rfq_time_limit_s <= 0 or self.rfq_cooldown_s < 0:
+        if (self.rfq_time_limit_s is not None and self.rfq_time_limit_s <= 0) or (
+            self.rfq_cooldown_s < 0
+        ):
             raise DomainError("rfq_time_limit_s must be > 0 and rfq_cooldown_s >= 0")
 
 
@@ -584,8 +587,9 @@ class ParentExecution:
         cfg = self.config
         if self._rfq_work is not None or now < self._rfq_next_ns:
             return
+        time_limit_s = cfg.rfq_time_limit_s or DEFAULT_RFQ_TIME_LIMIT_S
         time_left = self.parent.end_ns - now
-        if time_left < (cfg.final_sweep_s + 2 * cfg.rfq_time_limit_s) * NANOS_PER_SECOND:
+        if time_left < (cfg.final_sweep_s + 2 * time_limit_s) * NANOS_PER_SECOND:
             return
         q = self.parent.qty
         committed = self.result.filled_qty + self.in_flight
@@ -607,7 +611,7 @@ class ParentExecution:
             side=None if cfg.rfq_two_sided else side,
             qty=size,
             dealers=tuple(DealerId(d) for d in panel),
-            time_limit_ns=int(cfg.rfq_time_limit_s * NANOS_PER_SECOND),
+            time_limit_ns=int(time_limit_s * NANOS_PER_SECOND),
             parent_id=self.parent.parent_id,
         )
         lit_bps = self._lit_alternative_bps(snap, size)

@@ -1,4 +1,4 @@
-"""Storage of runs, parent and child orders, fills and routing decisions (SQLModel).
+"""Storage of runs, parent and child orders, fills, routing decisions and RFQs (SQLModel).
 
 SQL rows are wire types: they live here, at the edge, and are built from domain objects
 and events. The default database is the SQLite file `blockroute.db` in the working
@@ -16,6 +16,8 @@ from __future__ import annotations
 import enum
 import json
 import re
+import sqlite3
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +31,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Text,
+    and_,
     event,
     insert,
 )
@@ -45,6 +48,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 from router.domain import (
+    NANOS_PER_SECOND,
     ChildId,
     ChildOrder,
     ChildOrderCanceled,
@@ -54,14 +58,25 @@ from router.domain import (
     ChildOrderSent,
     DecisionRecorded,
     Event,
+    LastLookRejected,
     ParentOrder,
     ParentOrderAccepted,
     ParentOrderCompleted,
     ParentOrderRejected,
+    QuoteIgnored,
+    QuoteReceived,
+    QuoteRequestRejected,
+    QuoteResponseSent,
+    QuoteRespType,
+    RfqClosed,
+    RfqEnded,
+    RfqRequested,
+    RfqTraded,
 )
 
 DEFAULT_URL = "sqlite:///blockroute.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000  # backtest workers write one run each; waits are short
+SQLITE_WAL_RETRY_S = 0.01  # the switch to WAL takes milliseconds
 PG_CONNECT_TIMEOUT_S = 10  # an unreachable host fails in seconds, not minutes
 
 T = TypeVar("T")
@@ -250,6 +265,81 @@ class DecisionRow(SQLModel, table=True):
         return result
 
 
+class RfqRow(SQLModel, table=True):
+    """One request for quote of a run (RfqRequested), with how it closed and ended.
+
+    Timestamps (`*_at`) are integer nanoseconds, like `ts_ns` elsewhere. `closed_at` and
+    `n_quotes` come from RfqClosed, `ended_at`, `state` and `traded_qty` from RfqEnded:
+    None when the run ended before.
+    """
+
+    __tablename__ = "rfqs"
+    # A parent-less RFQ (parent_id NULL) satisfies the composite parent key.
+    __table_args__ = (_run_fk(), *_parent_fk("rfqs"))
+
+    run_id: int = Field(primary_key=True)
+    rfq_id: str = Field(primary_key=True)
+    seq: int  # position of its RfqRequested among the run's RFQs: time order
+    parent_id: str | None = None
+    symbol: str
+    side: str | None = None  # None: two-sided
+    qty: int = Field(sa_type=BigInteger)
+    dealers: str = Field(sa_type=Text)  # comma-joined, in panel order
+    n_dealers: int
+    time_limit_s: float
+    requested_at: int = Field(sa_type=BigInteger)
+    closed_at: int | None = Field(default=None, sa_type=BigInteger)
+    n_quotes: int | None = None
+    ended_at: int | None = Field(default=None, sa_type=BigInteger)
+    state: str | None = None  # "done", "passed" or "expired"
+    traded_qty: int | None = Field(default=None, sa_type=BigInteger)
+
+    def panel(self) -> list[str]:
+        return self.dealers.split(",")
+
+
+class RfqLegRow(SQLModel, table=True):
+    """One dealer asked in one RFQ: its answer, the client's response and the trade.
+
+    `outcome` is the leg's last state: "asked" (nothing heard yet), "quoted", "declined",
+    "late", then the venue's notices "timed_out", "hit", "last_look_rejected", "cover",
+    "done_away", "passed", "expired" (other QuoteRespType names lower-case), and
+    "filled"; an answer ignored after a notice does not replace it, and "filled" is final.
+    `response_ms` is the first answer's delay (quote, decline or a late answer).
+    """
+
+    __tablename__ = "rfq_legs"
+    __table_args__ = (
+        _run_fk(),
+        ForeignKeyConstraint(
+            ["run_id", "rfq_id"], ["rfqs.run_id", "rfqs.rfq_id"], ondelete="CASCADE"
+        ),
+        Index("ix_rfq_legs_dealer", "dealer"),  # a dealer's history across runs
+    )
+
+    run_id: int = Field(primary_key=True)
+    rfq_id: str = Field(primary_key=True)
+    dealer: str = Field(primary_key=True)
+    position: int  # in the panel, from 0
+    outcome: str
+    response_ms: float | None = None
+    quote_id: str | None = None
+    quote_qty: int | None = Field(default=None, sa_type=BigInteger)
+    bid: float | None = None
+    offer: float | None = None
+    valid_until: int | None = Field(default=None, sa_type=BigInteger)  # nanoseconds
+    reject_reason: str | None = None  # QuoteRejectReason name
+    reject_text: str | None = None
+    late_reason: str | None = None  # QuoteIgnored: why the answer was not used
+    hit_qty: int | None = Field(default=None, sa_type=BigInteger)
+    hit_price: float | None = None  # the dealer's price the client hit
+    child_id: str | None = None  # the child order that hit this dealer's quote
+    last_look_ms: float | None = None  # from the hit to the dealer's fill or reject
+    traded_qty: int | None = Field(default=None, sa_type=BigInteger)
+    traded_price: float | None = None  # volume-weighted over the dealer's RfqTraded
+    last_look_reason: str | None = None
+
+
 # --------------------------------------------------------------------------------------
 # Repository
 # --------------------------------------------------------------------------------------
@@ -355,6 +445,8 @@ class Store:
                         (ChildOrderRow, rows.children),
                         (FillRow, rows.fills),
                         (DecisionRow, rows.decisions),
+                        (RfqRow, rows.rfqs),  # before its legs: foreign key
+                        (RfqLegRow, rows.rfq_legs),
                     ]
                 for table, batch in tables:
                     if batch:
@@ -400,6 +492,22 @@ class Store:
             query = query.where(DecisionRow.parent_id == parent_id)
         return self._read(query.order_by(col(DecisionRow.seq)))
 
+    def rfqs(self, run_id: int) -> list[RfqRow]:
+        """The run's RFQs in the order they were requested."""
+        query = select(RfqRow).where(RfqRow.run_id == run_id)
+        return self._read(query.order_by(col(RfqRow.seq)))
+
+    def rfq_legs(self, run_id: int, rfq_id: str | None = None) -> list[RfqLegRow]:
+        """The dealer legs of the run's RFQs (or of one), by RFQ then panel order."""
+        on = and_(
+            col(RfqRow.run_id) == col(RfqLegRow.run_id),
+            col(RfqRow.rfq_id) == col(RfqLegRow.rfq_id),
+        )
+        query = select(RfqLegRow).join(RfqRow, on).where(RfqLegRow.run_id == run_id)
+        if rfq_id is not None:
+            query = query.where(RfqLegRow.rfq_id == rfq_id)
+        return self._read(query.order_by(col(RfqRow.seq), col(RfqLegRow.position)))
+
     # ------------------------------------------------------------------ internals
 
     def _read(self, query: Any) -> list[Any]:
@@ -429,6 +537,8 @@ class _RunRows:
     children: list[dict[str, Any]]
     fills: list[dict[str, Any]]
     decisions: list[dict[str, Any]]
+    rfqs: list[dict[str, Any]]
+    rfq_legs: list[dict[str, Any]]
 
     @staticmethod
     def build(
@@ -449,6 +559,7 @@ class _RunRows:
         notional = 0.0
         arrival_mid: float | None = None
         parent_end: ParentStatus | None = None
+        rfq_log = _RfqLog()
         for e in events:
             if isinstance(e, ChildOrderFilled):
                 if e.child_id not in known:
@@ -491,6 +602,8 @@ class _RunRows:
                 parent_end = ParentStatus.DONE
             elif isinstance(e, ParentOrderRejected) and e.parent_id == parent.parent_id:
                 parent_end = ParentStatus.REJECTED
+            elif isinstance(e, _RFQ_EVENTS):
+                rfq_log.add(e)
 
         child_rows = []
         for seq, c in enumerate(children):
@@ -535,7 +648,166 @@ class _RunRows:
             "avg_price": notional / parent_filled if parent_filled else 0.0,
             "status": str(parent_end or ParentStatus.OPEN),
         }
-        return _RunRows(parent_row, child_rows, fills, decisions)
+        return _RunRows(
+            parent_row, child_rows, fills, decisions, rfq_log.rfq_rows(), rfq_log.leg_rows()
+        )
+
+
+_RFQ_EVENTS = (
+    RfqRequested,
+    QuoteReceived,
+    QuoteRequestRejected,
+    QuoteIgnored,
+    RfqClosed,
+    QuoteResponseSent,
+    RfqTraded,
+    LastLookRejected,
+    RfqEnded,
+)
+
+# A leg's outcome follows its events, but never goes back to a lower rank: a late answer
+# ignored after the venue's notice does not hide the notice, and a fill is final.
+_ANSWER, _NOTICE, _FILLED = 0, 1, 2
+# The spellings of the workflow; the other QuoteRespType names are used lower-case.
+_RESP_OUTCOME = {QuoteRespType.HIT_LIFT: "hit", QuoteRespType.PASS: "passed"}
+_NS_PER_MS = 1_000_000
+
+
+class _RfqLog:
+    """Builds the rfqs and rfq_legs rows of a run from its RFQ events, in event order.
+
+    Raises ValueError for an event of an RFQ not requested before it, or of a dealer not
+    on its panel.
+    """
+
+    def __init__(self) -> None:
+        self._rfqs: dict[str, dict[str, Any]] = {}
+        self._legs: dict[tuple[str, str], dict[str, Any]] = {}
+        self._rank: dict[tuple[str, str], int] = {}
+        self._hit_ns: dict[tuple[str, str], int] = {}
+        self._notional: dict[tuple[str, str], float] = {}
+
+    def add(self, e: Event) -> None:
+        if isinstance(e, RfqRequested):
+            self._request(e)
+        elif isinstance(e, RfqClosed):
+            rfq = self._rfq(e.rfq_id, e)
+            rfq.update(closed_at=e.ts_ns, n_quotes=e.n_quotes)
+        elif isinstance(e, RfqEnded):
+            rfq = self._rfq(e.rfq_id, e)
+            rfq.update(ended_at=e.ts_ns, state=e.state, traded_qty=e.traded_qty)
+        elif isinstance(e, QuoteReceived):
+            q = e.quote
+            leg = self._leg(q.rfq_id, q.dealer, e, _ANSWER, "quoted")
+            self._answered(leg, q.rfq_id, e.ts_ns)
+            # A new quote from the same dealer replaces the one before: the last is firm.
+            leg.update(
+                quote_id=q.quote_id,
+                quote_qty=q.qty,
+                bid=q.bid,
+                offer=q.offer,
+                valid_until=q.valid_until_ns,
+            )
+        elif isinstance(e, QuoteRequestRejected):
+            leg = self._leg(e.rfq_id, e.dealer, e, _ANSWER, "declined")
+            self._answered(leg, e.rfq_id, e.ts_ns)
+            leg.update(reject_reason=e.reason.name, reject_text=e.text)
+        elif isinstance(e, QuoteIgnored):
+            leg = self._leg(e.rfq_id, e.dealer, e, _ANSWER, "late")
+            self._answered(leg, e.rfq_id, e.ts_ns)
+            leg["late_reason"] = e.reason
+        elif isinstance(e, QuoteResponseSent):
+            outcome = _RESP_OUTCOME.get(e.resp_type, e.resp_type.name.lower())
+            leg = self._leg(e.rfq_id, e.dealer, e, _NOTICE, outcome)
+            if e.resp_type is QuoteRespType.HIT_LIFT:
+                self._hit_ns[e.rfq_id, e.dealer] = e.ts_ns
+                leg.update(hit_qty=e.qty, hit_price=e.price)
+                if e.child_id is not None:
+                    leg["child_id"] = e.child_id
+        elif isinstance(e, RfqTraded):
+            key = (e.rfq_id, e.dealer)
+            leg = self._leg(e.rfq_id, e.dealer, e, _FILLED, "filled")
+            self._last_look(leg, key, e.ts_ns, e.child_id)
+            leg["traded_qty"] = (leg["traded_qty"] or 0) + e.qty
+            self._notional[key] = self._notional.get(key, 0.0) + e.qty * e.price
+            leg["traded_price"] = self._notional[key] / leg["traded_qty"]
+        elif isinstance(e, LastLookRejected):
+            leg = self._leg(e.rfq_id, e.dealer, e, _NOTICE, "last_look_rejected")
+            self._last_look(leg, (e.rfq_id, e.dealer), e.ts_ns, e.child_id)
+            leg["last_look_reason"] = e.reason
+
+    def rfq_rows(self) -> list[dict[str, Any]]:
+        return list(self._rfqs.values())
+
+    def leg_rows(self) -> list[dict[str, Any]]:
+        return list(self._legs.values())
+
+    def _request(self, e: RfqRequested) -> None:
+        r = e.request
+        if r.rfq_id in self._rfqs:
+            raise ValueError(f"RFQ {r.rfq_id!r} requested twice (again at {e.ts_ns})")
+        self._rfqs[r.rfq_id] = {
+            "rfq_id": r.rfq_id,
+            "seq": len(self._rfqs),
+            "parent_id": r.parent_id,
+            "symbol": r.symbol,
+            "side": None if r.side is None else r.side.value,
+            "qty": r.qty,
+            "dealers": ",".join(r.dealers),
+            "n_dealers": len(r.dealers),
+            "time_limit_s": r.time_limit_ns / NANOS_PER_SECOND,
+            "requested_at": e.ts_ns,
+            "closed_at": None,
+            "n_quotes": None,
+            "ended_at": None,
+            "state": None,
+            "traded_qty": None,
+        }
+        for position, dealer in enumerate(r.dealers):
+            self._legs[r.rfq_id, dealer] = {name: None for name in _LEG_COLUMNS} | {
+                "rfq_id": r.rfq_id,
+                "dealer": dealer,
+                "position": position,
+                "outcome": "asked",
+            }
+            self._rank[r.rfq_id, dealer] = _ANSWER
+
+    def _rfq(self, rfq_id: str, e: Event) -> dict[str, Any]:
+        rfq = self._rfqs.get(rfq_id)
+        if rfq is None:
+            raise ValueError(f"{type(e).__name__} at {e.ts_ns} for unknown RFQ {rfq_id!r}")
+        return rfq
+
+    def _leg(self, rfq_id: str, dealer: str, e: Event, rank: int, outcome: str) -> dict[str, Any]:
+        """The leg of `dealer`, its outcome moved on to `outcome` unless it ranks lower."""
+        self._rfq(rfq_id, e)
+        key = (rfq_id, dealer)
+        leg = self._legs.get(key)
+        if leg is None:
+            raise ValueError(
+                f"{type(e).__name__} at {e.ts_ns}: dealer {dealer!r} is not on the panel"
+                f" of RFQ {rfq_id!r}"
+            )
+        if rank >= self._rank[key]:
+            self._rank[key] = rank
+            leg["outcome"] = outcome
+        return leg
+
+    def _answered(self, leg: dict[str, Any], rfq_id: str, ts_ns: int) -> None:
+        if leg["response_ms"] is None:
+            leg["response_ms"] = (ts_ns - self._rfqs[rfq_id]["requested_at"]) / _NS_PER_MS
+
+    def _last_look(
+        self, leg: dict[str, Any], key: tuple[str, str], ts_ns: int, child_id: str
+    ) -> None:
+        leg["child_id"] = child_id
+        hit_ns = self._hit_ns.get(key)
+        if hit_ns is not None:
+            leg["last_look_ms"] = (ts_ns - hit_ns) / _NS_PER_MS
+
+
+# Every column of rfq_legs but run_id: a leg row starts with all of them None.
+_LEG_COLUMNS = tuple(name for name in RfqLegRow.model_fields if name != "run_id")
 
 
 def _dumps(value: Mapping[str, Any]) -> str:
@@ -600,11 +872,24 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
     try:
         # busy_timeout first: switching to WAL must itself wait for other writers.
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _sqlite_wal(cursor)
         cursor.execute("PRAGMA synchronous = NORMAL")  # safe with WAL; one fsync per checkpoint
         cursor.execute("PRAGMA foreign_keys = ON")
     finally:
         cursor.close()
+
+
+def _sqlite_wal(cursor: Any, attempts: int = 100) -> None:
+    # Connections opening a new file together race to switch it to WAL; SQLite answers
+    # the losers "database is locked" at once, without the busy handler: try again.
+    for attempt in range(attempts):
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(SQLITE_WAL_RETRY_S)
 
 
 def _create_tables(engine: Engine, attempts: int = 10) -> None:

@@ -30,15 +30,30 @@ from router.domain import (
     ChildOrderFilled,
     ChildOrderRejected,
     ChildOrderSent,
+    DealerId,
     DecisionId,
     DecisionRecorded,
     Event,
+    LastLookRejected,
     OrdType,
     ParentId,
     ParentOrder,
     ParentOrderAccepted,
     ParentOrderCompleted,
     ParentOrderRejected,
+    Quote,
+    QuoteIgnored,
+    QuoteReceived,
+    QuoteRejectReason,
+    QuoteRequest,
+    QuoteRequestRejected,
+    QuoteResponseSent,
+    QuoteRespType,
+    RfqClosed,
+    RfqEnded,
+    RfqId,
+    RfqRequested,
+    RfqTraded,
     Side,
     Symbol,
     TimeInForce,
@@ -328,6 +343,251 @@ def test_created_at_is_stored_in_utc(sqlite_url: str) -> None:
     with Store.open(sqlite_url) as s:
         run = s.run(_record(s, meta))
     assert run.created_at == T0 and run.created_at.utcoffset() == timedelta(0)
+
+
+# --------------------------------------------------------------------------- RFQs
+
+# The sequences of dealers/rfq.py. R1 (sell 500 for P1, 5 s to answer) at 100 s: D1..D4
+# all quote; D1 is hit and turns the hit down in its last look, D2 is hit and fills; at the
+# end D3 (the best quote left) gets the cover, D1 and D4 a done-away. R2 (two-sided 200, no
+# parent, 3 s) at 150 s: D5 declines, D3's quote lapses at 2 s unanswered, D1 is timed out
+# at the close and its late answer is ignored.
+R1, R2 = RfqId("R1"), RfqId("R2")
+D1, D2, D3, D4, D5 = (DealerId(f"D{n}") for n in range(1, 6))
+RQ1 = NS0 + 100 * SEC
+RQ2 = NS0 + 150 * SEC
+C7 = _child(7, 300, "RFQ-D1", ord_type=OrdType.MARKET, limit_ticks=None)  # hits D1
+C8 = _child(8, 500, "RFQ-D2", ord_type=OrdType.MARKET, limit_ticks=None)  # hits D2
+RFQ_CHILDREN = [*CHILDREN, C7, C8]
+RFQ_SENT = {**SENT, C7.child_id: RQ1 + 4_100_000_000, C8.child_id: RQ1 + 4_400_000_000}
+
+
+def _quote(
+    qid: str,
+    rfq: RfqId,
+    dealer: DealerId,
+    at: int,
+    qty: int,
+    bid: float,
+    offer: float | None,
+    valid_until: int,
+) -> QuoteReceived:
+    return QuoteReceived(at, Quote(qid, rfq, dealer, qty, bid, offer, at, valid_until))
+
+
+def _rfq_events() -> list[Event]:
+    ms = 1_000_000
+    r1 = QuoteRequest(R1, Symbol("QDI"), Side.SELL, 500, (D1, D2, D3, D4), 5 * SEC, P1)
+    r2 = QuoteRequest(R2, Symbol("QDI"), None, 200, (D3, D5, D1), 3 * SEC)
+    hit = QuoteRespType.HIT_LIFT
+    return [
+        RfqRequested(RQ1, r1),
+        _quote("Q1", R1, D1, RQ1 + 800 * ms, 300, 99.97, None, RQ1 + 30 * SEC),
+        _quote("Q2", R1, D2, RQ1 + 1_200 * ms, 500, 99.95, None, RQ1 + 30 * SEC),
+        _quote("Q3", R1, D3, RQ1 + 2_500 * ms, 500, 99.90, None, RQ1 + 31 * SEC),
+        _quote("Q4", R1, D4, RQ1 + 4_000 * ms, 500, 99.85, None, RQ1 + 32 * SEC),
+        RfqClosed(RQ1 + 4_000 * ms, R1, 4),  # every dealer answered
+        QuoteResponseSent(RQ1 + 4_100 * ms, R1, D1, hit, 300, 99.97, C7.child_id),
+        LastLookRejected(RQ1 + 4_350 * ms, R1, D1, C7.child_id, "price moved"),
+        ChildOrderRejected(RQ1 + 4_350 * ms, C7.child_id, C7.venue, "last look"),
+        QuoteResponseSent(RQ1 + 4_400 * ms, R1, D2, hit, 500, 99.95, C8.child_id),
+        RfqTraded(RQ1 + 4_600 * ms, R1, D2, C8.child_id, Side.SELL, 500, 99.95),
+        _fill(100 * SEC + 4_600 * ms, C8, 500, 99.95, 0),
+        QuoteResponseSent(RQ1 + 4_700 * ms, R1, D1, QuoteRespType.DONE_AWAY, 300, 99.97),
+        QuoteResponseSent(RQ1 + 4_700 * ms, R1, D3, QuoteRespType.COVER, 500, 99.90),
+        QuoteResponseSent(RQ1 + 4_700 * ms, R1, D4, QuoteRespType.DONE_AWAY, 500, 99.85),
+        RfqEnded(RQ1 + 4_700 * ms, R1, "done", 500),
+        RfqRequested(RQ2, r2),
+        QuoteRequestRejected(
+            RQ2 + 500 * ms, R2, D5, QuoteRejectReason.NO_INVENTORY, "axed the other way"
+        ),
+        _quote("Q5", R2, D3, RQ2 + 1_000 * ms, 200, 99.80, 100.20, RQ2 + 2 * SEC),
+        QuoteResponseSent(RQ2 + 2_500 * ms, R2, D3, QuoteRespType.EXPIRED, 200),
+        RfqClosed(RQ2 + 3 * SEC, R2, 1),
+        QuoteResponseSent(RQ2 + 3 * SEC, R2, D1, QuoteRespType.TIMED_OUT),
+        RfqEnded(RQ2 + 3 * SEC, R2, "expired", 0),
+        # After the venue's timed-out notice: stored, but the leg stays timed out.
+        QuoteIgnored(RQ2 + 3_500 * ms, R2, D1, "late: after the time limit"),
+    ]
+
+
+def _record_rfqs(store: Store, *, detail: bool = True) -> int:
+    events = _events()
+    # The RFQs happen before the parent completes at its horizon (the last event).
+    events[-1:-1] = _rfq_events()
+    return store.record_run(_meta(), PARENT, RFQ_CHILDREN, RFQ_SENT, events, TCA, detail=detail)
+
+
+def test_rfqs_round_trip_with_every_field(store: Store) -> None:
+    run_id = _record_rfqs(store)
+
+    r1, r2 = store.rfqs(run_id)
+    assert r1.model_dump() == {
+        "run_id": run_id,
+        "rfq_id": "R1",
+        "seq": 0,
+        "parent_id": "P1",
+        "symbol": "QDI",
+        "side": "sell",
+        "qty": 500,
+        "dealers": "D1,D2,D3,D4",
+        "n_dealers": 4,
+        "time_limit_s": 5.0,
+        "requested_at": RQ1,
+        "closed_at": RQ1 + 4_000_000_000,
+        "n_quotes": 4,
+        "ended_at": RQ1 + 4_700_000_000,
+        "state": "done",
+        "traded_qty": 500,
+    }
+    assert r1.panel() == ["D1", "D2", "D3", "D4"]
+    assert r2.model_dump() == {
+        "run_id": run_id,
+        "rfq_id": "R2",
+        "seq": 1,
+        "parent_id": None,
+        "symbol": "QDI",
+        "side": None,  # two-sided
+        "qty": 200,
+        "dealers": "D3,D5,D1",
+        "n_dealers": 3,
+        "time_limit_s": 3.0,
+        "requested_at": RQ2,
+        "closed_at": RQ2 + 3 * SEC,
+        "n_quotes": 1,
+        "ended_at": RQ2 + 3 * SEC,
+        "state": "expired",
+        "traded_qty": 0,
+    }
+
+    none = dict.fromkeys(
+        [
+            "response_ms", "quote_id", "quote_qty", "bid", "offer", "valid_until",
+            "reject_reason", "reject_text", "late_reason", "hit_qty", "hit_price",
+            "child_id", "last_look_ms", "traded_qty", "traded_price", "last_look_reason",
+        ]
+    )  # fmt: skip
+
+    def leg(rfq: str, dealer: str, position: int, outcome: str, **values: object) -> dict:
+        return {**none, "run_id": run_id, "rfq_id": rfq, "dealer": dealer,
+                "position": position, "outcome": outcome, **values}  # fmt: skip
+
+    def quote(qid: str, qty: int, bid: float, offer: float | None, until: int) -> dict:
+        return {"quote_id": qid, "quote_qty": qty, "bid": bid, "offer": offer,
+                "valid_until": until}  # fmt: skip
+
+    legs = [row.model_dump() for row in store.rfq_legs(run_id)]
+    assert legs == [
+        # Hit at 4.1 s, rejected at 4.35 s (250 ms of last look), then the final notice.
+        leg("R1", "D1", 0, "done_away", response_ms=800.0,
+            **quote("Q1", 300, 99.97, None, RQ1 + 30 * SEC), hit_qty=300, hit_price=99.97,
+            child_id="P1-C7", last_look_ms=250.0, last_look_reason="price moved"),
+        # Hit at 4.4 s, filled at 4.6 s: 200 ms.
+        leg("R1", "D2", 1, "filled", response_ms=1200.0,
+            **quote("Q2", 500, 99.95, None, RQ1 + 30 * SEC), hit_qty=500, hit_price=99.95,
+            child_id="P1-C8", last_look_ms=200.0, traded_qty=500, traded_price=99.95),
+        leg("R1", "D3", 2, "cover", response_ms=2500.0,
+            **quote("Q3", 500, 99.90, None, RQ1 + 31 * SEC)),
+        leg("R1", "D4", 3, "done_away", response_ms=4000.0,
+            **quote("Q4", 500, 99.85, None, RQ1 + 32 * SEC)),
+        leg("R2", "D3", 0, "expired", response_ms=1000.0,
+            **quote("Q5", 200, 99.80, 100.20, RQ2 + 2 * SEC)),
+        leg("R2", "D5", 1, "declined", response_ms=500.0, reject_reason="NO_INVENTORY",
+            reject_text="axed the other way"),
+        # Its only answer came 3.5 s after the request, after its timed-out notice.
+        leg("R2", "D1", 2, "timed_out", response_ms=3500.0,
+            late_reason="late: after the time limit"),
+    ]  # fmt: skip
+    assert [row.model_dump() for row in store.rfq_legs(run_id, rfq_id="R2")] == legs[4:]
+    assert store.rfq_legs(run_id, rfq_id="R9") == []
+    assert store.rfqs(run_id + 1) == store.rfq_legs(run_id + 1) == []
+    # The rest of the run is stored as before, the RFQ children with it.
+    got = {c.child_id: (c.filled_qty, c.status) for c in store.children(run_id)}
+    assert got == {**EXPECTED, "P1-C7": (0, "rejected"), "P1-C8": (500, "filled")}
+    assert store.run(run_id).filled_qty == 370 + 500
+
+
+def test_rfqs_are_stored_only_with_detail(store: Store) -> None:
+    run_id = _record_rfqs(store, detail=False)
+    assert store.rfqs(run_id) == [] and store.rfq_legs(run_id) == []
+    assert store.children(run_id) == []
+    assert store.run(run_id).filled_qty == 870  # still summarised from every event
+
+
+def test_rfqs_in_progress_when_the_run_ends_and_a_passed_one(store: Store) -> None:
+    ms = 1_000_000
+    r3 = QuoteRequest(RfqId("R3"), Symbol("QDI"), Side.SELL, 100, (D1, D2), 5 * SEC, P1)
+    r4 = QuoteRequest(RfqId("R4"), Symbol("QDI"), Side.SELL, 100, (D4,), 5 * SEC, P1)
+    r5 = QuoteRequest(RfqId("R5"), Symbol("QDI"), Side.BUY, 100, (D5,), SEC, P1)
+    events: list[Event] = [
+        RfqRequested(NS0, r4),
+        _quote("Q7", r4.rfq_id, D4, NS0 + 300 * ms, 100, 99.5, None, NS0 + 10 * SEC),
+        RfqClosed(NS0 + 300 * ms, r4.rfq_id, 1),
+        QuoteResponseSent(NS0 + 900 * ms, r4.rfq_id, D4, QuoteRespType.PASS, 100, 99.5),
+        RfqEnded(NS0 + 900 * ms, r4.rfq_id, "passed", 0),
+        RfqRequested(NS0 + SEC, r3),  # the run ends 1.2 s later, before the time limit
+        _quote("Q6", r3.rfq_id, D2, NS0 + 2_200 * ms, 100, 99.9, None, NS0 + 9 * SEC),
+        RfqRequested(NS0 + 2 * SEC, r5),
+        _quote("Q8", r5.rfq_id, D5, NS0 + 2_100 * ms, 100, 99.0, 100.5, NS0 + 9 * SEC),
+        RfqClosed(NS0 + 2_100 * ms, r5.rfq_id, 1),
+        QuoteResponseSent(NS0 + 2_150 * ms, r5.rfq_id, D5, QuoteRespType.HIT_LIFT, 60, 100.5),
+        LastLookRejected(NS0 + 2_170 * ms, r5.rfq_id, D5, ChildId("P1-C9"), "credit"),
+    ]
+    run_id = store.record_run(_meta(), PARENT, [], {}, events, {})
+
+    r4_row, r3_row, r5_row = store.rfqs(run_id)
+    assert (r4_row.rfq_id, r4_row.state, r4_row.traded_qty) == ("R4", "passed", 0)
+    assert (r3_row.rfq_id, r3_row.requested_at, r3_row.n_dealers) == ("R3", NS0 + SEC, 2)
+    assert (r3_row.closed_at, r3_row.n_quotes) == (None, None)
+    assert (r3_row.ended_at, r3_row.state, r3_row.traded_qty) == (None, None, None)
+    assert (r5_row.closed_at, r5_row.n_quotes, r5_row.state) == (NS0 + 2_100 * ms, 1, None)
+    got = [(g.rfq_id, g.dealer, g.outcome, g.response_ms) for g in store.rfq_legs(run_id)]
+    assert got == [
+        ("R4", "D4", "passed", 300.0),
+        ("R3", "D1", "asked", None),  # nothing heard yet
+        ("R3", "D2", "quoted", 1200.0),
+        ("R5", "D5", "last_look_rejected", 100.0),  # no notice after it: the run ended
+    ]
+    (d5,) = store.rfq_legs(run_id, rfq_id="R5")
+    # The child comes from the last look when the hit named none; 20 ms from hit to reject.
+    assert (d5.hit_qty, d5.hit_price, d5.child_id) == (60, 100.5, "P1-C9")
+    assert (d5.last_look_ms, d5.last_look_reason, d5.traded_qty) == (20.0, "credit", None)
+
+
+def test_rfq_of_another_parent_fails_the_whole_run(store: Store) -> None:
+    stray = QuoteRequest(RfqId("RX"), Symbol("QDI"), Side.BUY, 10, (D1,), SEC, ParentId("P9"))
+    with pytest.raises(StoreError, match="cannot record a run"):
+        store.record_run(_meta(), PARENT, [], {}, [RfqRequested(NS0, stray)], {})
+    assert store.runs() == []
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        (RfqClosed(NS0, RfqId("R9"), 0), "RfqClosed at .* for unknown RFQ 'R9'"),
+        (
+            QuoteIgnored(NS0, RfqId("R9"), D1, "late"),
+            "QuoteIgnored at .* for unknown RFQ 'R9'",
+        ),
+        (
+            QuoteResponseSent(NS0, R2, D2, QuoteRespType.PASS),
+            "QuoteResponseSent at .*: dealer 'D2' is not on the panel of RFQ 'R2'",
+        ),
+        (
+            RfqRequested(NS0, QuoteRequest(R2, Symbol("QDI"), None, 1, (D1,), SEC)),
+            "RFQ 'R2' requested twice",
+        ),
+    ],
+)
+def test_inconsistent_rfq_events_are_refused_before_writing(
+    sqlite_url: str, event: Event, message: str
+) -> None:
+    events = [*_rfq_events(), event]
+    with Store.open(sqlite_url) as s:
+        for detail in (True, False):
+            with pytest.raises(ValueError, match=message):
+                s.record_run(_meta(), PARENT, RFQ_CHILDREN, RFQ_SENT, events, TCA, detail=detail)
+        assert s.runs() == []
 
 
 # --------------------------------------------------------------------------- input checks
