@@ -75,6 +75,7 @@ DEALER_OWNER_BASE = 1_000_000  # book owner ids of dealers' own lit orders
 FRONT_RUN_SLICES = 5
 HEDGE_SLICES = 10
 REACH_TICKS = 2  # how far past the touch a dealer's lit IOC may reach
+MIN_TWO_SIDED_HALF_BPS = 0.5  # a two-sided quote's bid stays at least 1 bps below its offer
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,8 +296,11 @@ class SimRfqVenue:
             fair = self._market.fair_ticks(now) * self.instrument.tick_size
             half = self._half_spread_bps(dealer.spec, request, now)
             skew = self._skew_bps(dealer)
-            offer = fair * (1 + (half - skew + answer.noise_bps) / 1e4)
-            bid = fair * (1 - (half + skew + answer.noise_bps) / 1e4)
+            width = half + answer.noise_bps
+            if request.side is None:  # both sides quoted: never crossed or locked
+                width = max(width, MIN_TWO_SIDED_HALF_BPS)
+            offer = fair * (1 + (width - skew) / 1e4)
+            bid = fair * (1 - (width + skew) / 1e4)
             lot = self.instrument.lot_size
             cap = max(lot, int(dealer.spec.max_qty_adv * self.instrument.adv) // lot * lot)
             quote = Quote(
@@ -352,9 +356,8 @@ class SimRfqVenue:
             reason = f"quote {child.quote_id} is {dealer_id}'s, not {child.venue}'s"
             self._publish([ChildOrderRejected(now, child.child_id, child.venue, reason)])
             return
-        side = child.side if rfq.side is None else None
-        try:
-            events = rfq.session.hit(dealer_id, child.qty, child.child_id, now, side=side)
+        try:  # the session refuses a side the request did not ask for
+            events = rfq.session.hit(dealer_id, child.qty, child.child_id, now, side=child.side)
         except RfqError as exc:
             self._publish([ChildOrderRejected(now, child.child_id, child.venue, str(exc))])
             return

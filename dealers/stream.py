@@ -12,7 +12,7 @@ platform logs it, with the dealers' true probabilities alongside.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -73,14 +73,14 @@ class _Desk:
         venue: SimRfqVenue,
         selector: HeuristicPanel,
         rng: np.random.Generator,
-        panel_size: int,
+        panel_sizes: Sequence[int],
         two_sided_share: float,
     ) -> None:
         self.world = world
         self.venue = venue
         self.selector = selector
         self.rng = rng
-        self.panel_size = panel_size
+        self.panel_sizes = tuple(panel_sizes)
         self.two_sided_share = two_sided_share
         self.pending: dict[RfqId, _Pending] = {}
         self._sides: dict[RfqId, Side] = {}  # a two-sided request still has one true side
@@ -114,7 +114,8 @@ class _Desk:
         self._seq += 1
         rfq_id = RfqId(f"Q{self.world.seed}-{self._seq}")
         two_sided = self.rng.random() < self.two_sided_share
-        dealers, _ = self.selector.select(side, qty, self.panel_size, self.rng)
+        n = self.panel_sizes[int(self.rng.integers(len(self.panel_sizes)))]
+        dealers, _ = self.selector.select(side, qty, n, self.rng)
         request = QuoteRequest(
             rfq_id=rfq_id,
             symbol=self.world.scenario.instrument.symbol,
@@ -181,18 +182,22 @@ def run_rfq_day(
     n_rfqs: int,
     selector: HeuristicPanel,
     *,
-    panel_size: int = 4,
+    panel_size: int | Sequence[int] = 4,
     block_share: float = 0.2,
     two_sided_share: float = 0.0,
 ) -> RfqDay:
-    """One simulated day of `n_rfqs` RFQs over the scenario's horizon."""
+    """One simulated day of `n_rfqs` RFQs over the scenario's horizon. With several
+    panel sizes, each RFQ asks a number of dealers drawn from them (a leakage study)."""
     if n_rfqs <= 0:
         raise ValueError(f"n_rfqs must be > 0, got {n_rfqs}")
+    sizes = (panel_size,) if isinstance(panel_size, int) else tuple(panel_size)
+    if not sizes or min(sizes) < 1 or max(sizes) > len(panel.dealers):
+        raise ValueError(f"panel sizes must be within 1..{len(panel.dealers)}, got {sizes}")
     sink = _Sink()
     world = SimWorld.build(scenario, seed, sink, panel=panel)
     assert world.rfq is not None
     rng = rng_for(seed, "desk")
-    desk = _Desk(world, world.rfq, selector, rng, panel_size, two_sided_share)
+    desk = _Desk(world, world.rfq, selector, rng, sizes, two_sided_share)
     sink.target = desk.publish
     inst = scenario.instrument
     horizon = scenario.horizon_s

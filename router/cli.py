@@ -139,7 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--rfqs", type=_positive_int, default=300, help="RFQs in all")
     sc.add_argument("--seed", type=_int, default=1, help="seed of the first day")
     sc.add_argument("--per-day", type=_positive_int, default=80, help="RFQs per simulated day")
-    sc.add_argument("--panel-size", type=_positive_int, default=4, help="dealers per RFQ")
+    sc.add_argument(
+        "--panel-size",
+        default="4",
+        help="dealers per RFQ; a comma-separated list draws one per RFQ (e.g. 2,4,8)",
+    )
     sc.add_argument(
         "--two-sided", type=float, default=0.0, help="share of two-sided requests, 0..1"
     )
@@ -412,7 +416,11 @@ def _cmd_dealers(args: argparse.Namespace) -> None:
     if not 0.0 <= args.two_sided <= 1.0:
         raise UsageError(f"--two-sided: must be within [0, 1], got {args.two_sided:g}")
     panel = load_panel(scenario.dealer_panel, args.config_dir)
-    if args.panel_size > len(panel.dealers):
+    try:
+        sizes = [int(x) for x in args.panel_size.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(f"--panel-size: not a list of integers: {args.panel_size!r}") from None
+    if not sizes or min(sizes) < 1 or max(sizes) > len(panel.dealers):
         raise UsageError(
             f"--panel-size: the {panel.name} panel has {len(panel.dealers)} dealers, "
             f"asked for {args.panel_size}"
@@ -433,7 +441,7 @@ def _cmd_dealers(args: argparse.Namespace) -> None:
             args.seed + k,
             n,
             selector,
-            panel_size=args.panel_size,
+            panel_size=sizes,
             two_sided_share=args.two_sided,
         )
         card.add_day(day.events, day.path)

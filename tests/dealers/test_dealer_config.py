@@ -107,7 +107,7 @@ def refused(tmp_path: Path, text: str, message: str) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def test_the_shipped_panels_are_listed():
+def test_the_shipped_panels_are_listed() -> None:
     assert available_panels() == ["bonds", "equities"]
 
 
@@ -115,7 +115,7 @@ def test_the_shipped_panels_are_listed():
     ("name", "n", "time_limit_s", "two_sided_bps"),
     [("equities", 8, 10.0, 3.0), ("bonds", 10, 30.0, 4.0)],
 )
-def test_shipped_panels_load(name: str, n: int, time_limit_s: float, two_sided_bps: float):
+def test_shipped_panels_load(name: str, n: int, time_limit_s: float, two_sided_bps: float) -> None:
     panel = load_panel(name)
     assert panel.name == name
     assert len(panel.dealers) == n >= MIN_DEALERS
@@ -126,7 +126,7 @@ def test_shipped_panels_load(name: str, n: int, time_limit_s: float, two_sided_b
 
 
 @pytest.mark.parametrize("name", ["equities", "bonds"])
-def test_shipped_dealers_have_distinct_personalities(name: str):
+def test_shipped_dealers_have_distinct_personalities(name: str) -> None:
     panel = load_panel(name)
     # no two dealers are the same numbers under a different name
     numbers = {replace(d, dealer_id=DealerId(""), description="") for d in panel.dealers}
@@ -138,13 +138,13 @@ def test_shipped_dealers_have_distinct_personalities(name: str):
 
 
 @pytest.mark.parametrize("name", available_scenarios())
-def test_every_scenario_names_a_loadable_panel(name: str):
+def test_every_scenario_names_a_loadable_panel(name: str) -> None:
     panel_name = load_scenario(name).dealer_panel
     if panel_name is not None:
         assert isinstance(load_panel(panel_name), DealerPanel)
 
 
-def test_panel_lookup_by_id():
+def test_panel_lookup_by_id() -> None:
     panel = load_panel("equities")
     assert panel.ids[0] == "ALPHA"
     assert panel.dealer("ALPHA") is panel.dealers[0]
@@ -152,7 +152,7 @@ def test_panel_lookup_by_id():
         panel.dealer("NOPE")
 
 
-def test_parse_panel_reads_a_table_directly():
+def test_parse_panel_reads_a_table_directly() -> None:
     path = DEFAULT_CONFIG_DIR / "dealers" / "bonds.toml"
     assert parse_panel(load_toml(path), "bonds") == load_panel("bonds")
 
@@ -162,7 +162,7 @@ def test_parse_panel_reads_a_table_directly():
 # --------------------------------------------------------------------------------------
 
 
-def test_values_defaults_and_durations(tmp_path: Path):
+def test_values_defaults_and_durations(tmp_path: Path) -> None:
     dropped = {
         k: _DROP
         for k in (
@@ -196,7 +196,7 @@ def test_values_defaults_and_durations(tmp_path: Path):
     assert d1.last_look_ms == 0.0
 
 
-def test_ids_are_stripped(tmp_path: Path):
+def test_ids_are_stripped(tmp_path: Path) -> None:
     write(tmp_path, panel_toml(dealer={0: {"id": "  D0  "}}))
     assert load_panel("x", tmp_path).ids[0] == "D0"
 
@@ -206,7 +206,7 @@ def test_ids_are_stripped(tmp_path: Path):
 # --------------------------------------------------------------------------------------
 
 
-def test_negative_spread(tmp_path: Path):
+def test_negative_spread(tmp_path: Path) -> None:
     text = panel_toml(dealer={3: {"spread_bps": -1.0}})
     refused(tmp_path, text, "dealer[3].spread_bps: must be >= 0, got -1")
 
@@ -224,7 +224,7 @@ def test_negative_spread(tmp_path: Path):
         ("hedge_share", -0.2, "must be >= 0, got -0.2"),
     ],
 )
-def test_probability_out_of_range(tmp_path: Path, key: str, value: float, problem: str):
+def test_probability_out_of_range(tmp_path: Path, key: str, value: float, problem: str) -> None:
     refused(tmp_path, panel_toml(dealer={5: {key: value}}), f"dealer[5].{key}: {problem}")
 
 
@@ -245,53 +245,53 @@ def test_probability_out_of_range(tmp_path: Path, key: str, value: float, proble
         ("description", 7, "must be a string, got 7"),
     ],
 )
-def test_bad_dealer_values(tmp_path: Path, key: str, value: Any, problem: str):
+def test_bad_dealer_values(tmp_path: Path, key: str, value: Any, problem: str) -> None:
     refused(tmp_path, panel_toml(dealer={2: {key: value}}), f"dealer[2].{key}: {problem}")
 
 
-def test_missing_dealer_key(tmp_path: Path):
+def test_missing_dealer_key(tmp_path: Path) -> None:
     text = panel_toml(dealer={4: {"hedge": _DROP}})
     refused(tmp_path, text, "dealer[4].hedge: missing")
 
 
 @pytest.mark.parametrize("bad_id", ["", "   ", "A B", "A,B"])
-def test_bad_dealer_id(tmp_path: Path, bad_id: str):
+def test_bad_dealer_id(tmp_path: Path, bad_id: str) -> None:
     problem = f"must be a non-empty word without spaces or commas, got {bad_id.strip()!r}"
     refused(tmp_path, panel_toml(dealer={0: {"id": bad_id}}), f"dealer[0].id: {problem}")
 
 
-def test_too_few_dealers(tmp_path: Path):
+def test_too_few_dealers(tmp_path: Path) -> None:
     refused(tmp_path, panel_toml(7), "a panel needs at least 8 dealers, got 7")
 
 
-def test_no_dealers_at_all(tmp_path: Path):
+def test_no_dealers_at_all(tmp_path: Path) -> None:
     refused(tmp_path, panel_toml(0), "a panel needs at least 8 dealers, got 0")
 
 
-def test_duplicate_dealer_id(tmp_path: Path):
+def test_duplicate_dealer_id(tmp_path: Path) -> None:
     text = panel_toml(dealer={6: {"id": "D2"}})
     refused(tmp_path, text, "dealer id 'D2' is used twice")
 
 
-def test_unknown_dealer_key(tmp_path: Path):
+def test_unknown_dealer_key(tmp_path: Path) -> None:
     text = panel_toml(dealer={2: {"colour": "red"}})
     refused(tmp_path, text, "dealer[2].colour: unknown key")
 
 
-def test_misspelt_dealer_key_reports_the_missing_one(tmp_path: Path):
+def test_misspelt_dealer_key_reports_the_missing_one(tmp_path: Path) -> None:
     text = panel_toml(dealer={1: {"spread_bps": _DROP, "sprad_bps": 3.0}})
     refused(tmp_path, text, "dealer[1].spread_bps: missing")
 
 
-def test_unknown_panel_key(tmp_path: Path):
+def test_unknown_panel_key(tmp_path: Path) -> None:
     refused(tmp_path, panel_toml(panel={"timelimit": "5s"}), "panel.timelimit: unknown key")
 
 
-def test_unknown_top_level_key(tmp_path: Path):
+def test_unknown_top_level_key(tmp_path: Path) -> None:
     refused(tmp_path, panel_toml(extra="owner = 'desk'\n"), "owner: unknown key")
 
 
-def test_missing_panel_table(tmp_path: Path):
+def test_missing_panel_table(tmp_path: Path) -> None:
     refused(tmp_path, panel_toml(with_panel=False), "panel: missing")
 
 
@@ -305,22 +305,22 @@ def test_missing_panel_table(tmp_path: Path):
         ("time_limit", _DROP, "missing"),
     ],
 )
-def test_bad_panel_values(tmp_path: Path, key: str, value: Any, problem: str):
+def test_bad_panel_values(tmp_path: Path, key: str, value: Any, problem: str) -> None:
     refused(tmp_path, panel_toml(panel={key: value}), f"panel.{key}: {problem}")
 
 
-def test_dealer_must_be_an_array_of_tables(tmp_path: Path):
+def test_dealer_must_be_an_array_of_tables(tmp_path: Path) -> None:
     text = "dealer = 3\n" + _table("[panel]", PANEL)
     refused(tmp_path, text, "dealer: must be an array of tables ([[...]])")
 
 
-def test_not_toml(tmp_path: Path):
+def test_not_toml(tmp_path: Path) -> None:
     path = write(tmp_path, "[panel\n")
     with pytest.raises(ConfigError, match="^" + re.escape(f"{path}: not valid TOML")):
         load_panel("x", tmp_path)
 
 
-def test_unknown_panel_name_lists_the_known_ones(tmp_path: Path):
+def test_unknown_panel_name_lists_the_known_ones(tmp_path: Path) -> None:
     write(tmp_path, panel_toml(), "alpha")
     write(tmp_path, panel_toml(), "beta")
     with pytest.raises(ConfigError) as info:
@@ -331,7 +331,7 @@ def test_unknown_panel_name_lists_the_known_ones(tmp_path: Path):
         load_panel("gamma", tmp_path, where="scenario.toml: dealers")
 
 
-def test_unknown_panel_name_with_no_panels(tmp_path: Path):
+def test_unknown_panel_name_with_no_panels(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"unknown dealer panel 'x' \(known: none\)$"):
         load_panel("x", tmp_path)
 
@@ -370,7 +370,7 @@ def quote(**kw: Any) -> Quote:
     return Quote(**{**args, **kw})
 
 
-def test_valid_request_and_quote():
+def test_valid_request_and_quote() -> None:
     assert request().dealers == (A, B)
     assert request(side=None).side is None  # two-sided
     q = quote()
@@ -389,7 +389,7 @@ def test_valid_request_and_quote():
         ({"time_limit_ns": 0}, "RFQ r1: time limit must be > 0"),
     ],
 )
-def test_bad_quote_requests(kw: dict[str, Any], message: str):
+def test_bad_quote_requests(kw: dict[str, Any], message: str) -> None:
     with pytest.raises(DomainError, match="^" + re.escape(message) + "$"):
         request(**kw)
 
@@ -405,6 +405,6 @@ def test_bad_quote_requests(kw: dict[str, Any], message: str):
         ({"qty": 0}, "quote q1: quantity must be > 0, got 0"),
     ],
 )
-def test_bad_quotes(kw: dict[str, Any], message: str):
+def test_bad_quotes(kw: dict[str, Any], message: str) -> None:
     with pytest.raises(DomainError, match="^" + re.escape(message) + "$"):
         quote(**kw)

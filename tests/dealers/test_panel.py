@@ -45,8 +45,8 @@ def rfq_log(
         events.append(QuoteReceived(ts + 1, q))
     if traded is not None:
         dealer, traded_side = traded
-        q = quotes[dealer]
-        price = q[1] if traded_side is Side.BUY else q[0]
+        bid_offer = quotes[dealer]
+        price = bid_offer[1] if traded_side is Side.BUY else bid_offer[0]
         assert price is not None
         child = ChildId(f"{rfq_id}-child")
         events.append(RfqTraded(ts + 5, rid, dealer, child, traded_side, 1000, price))
@@ -69,7 +69,7 @@ def history_log() -> list[Event]:
 # --------------------------------------------------------------------------------------
 
 
-def test_fresh_selector_ranks_by_priors_ties_by_id():
+def test_fresh_selector_ranks_by_priors_ties_by_id() -> None:
     sel = HeuristicPanel([D, B, E, A, C], explore=0.0)
     rng = np.random.default_rng(0)
     panel, scores = sel.select(Side.BUY, 1000, 3, rng)
@@ -82,7 +82,7 @@ def test_fresh_selector_ranks_by_priors_ties_by_id():
     assert sel.distance_bps(A) == pytest.approx(5.0)
 
 
-def test_custom_priors():
+def test_custom_priors() -> None:
     sel = HeuristicPanel(
         [A], prior_response=0.5, prior_hit=0.4, prior_distance_bps=10.0, price_weight=0.01
     )
@@ -90,7 +90,7 @@ def test_custom_priors():
     assert sel.score(A) == pytest.approx(0.1)
 
 
-def test_select_returns_n_or_every_dealer():
+def test_select_returns_n_or_every_dealer() -> None:
     sel = HeuristicPanel([A, B, C], explore=1.0)
     rng = np.random.default_rng(1)
     assert len(sel.select(Side.SELL, 10, 2, rng)[0]) == 2
@@ -100,7 +100,7 @@ def test_select_returns_n_or_every_dealer():
     assert scores["explore"] == 0.0
 
 
-def test_selector_needs_dealers_and_a_valid_explore():
+def test_selector_needs_dealers_and_a_valid_explore() -> None:
     with pytest.raises(ValueError, match="at least one dealer"):
         HeuristicPanel([])
     for bad in (-0.1, 1.5, float("nan")):
@@ -113,7 +113,7 @@ def test_selector_needs_dealers_and_a_valid_explore():
 # --------------------------------------------------------------------------------------
 
 
-def test_history_counts_and_scores_by_hand():
+def test_history_counts_and_scores_by_hand() -> None:
     sel = HeuristicPanel.from_log([A, B, C, D], history_log(), decay=1.0)
     h = sel.history
     assert (h[A].asked, h[A].quotes, h[A].wins) == (2, 2, 2)
@@ -143,7 +143,7 @@ def test_history_counts_and_scores_by_hand():
     assert sel.score(D) == pytest.approx(0.1)
 
 
-def test_the_winner_ranks_first_and_the_silent_dealer_falls():
+def test_the_winner_ranks_first_and_the_silent_dealer_falls() -> None:
     sel = HeuristicPanel.from_log([A, B, C, D], history_log(), decay=1.0, explore=0.0)
     panel, scores = sel.select(Side.BUY, 1000, 4, np.random.default_rng(0))
     # A 0.5125 > D 0.1 (prior) > C 0.0 (never answers) > B -0.0125 (answers, loses, wide)
@@ -153,7 +153,7 @@ def test_the_winner_ranks_first_and_the_silent_dealer_falls():
     assert top2 == [A, D]
 
 
-def test_two_sided_distance_uses_the_traded_side():
+def test_two_sided_distance_uses_the_traded_side() -> None:
     # two-sided, the client sold to B at the best bid 100.0; A bid 99.9: 10 bps behind
     log = rfq_log("r1", None, (A, B), {A: (99.9, 100.2), B: (100.0, 100.3)}, (B, Side.SELL))
     sel = HeuristicPanel.from_log([A, B], log, decay=1.0)
@@ -162,7 +162,7 @@ def test_two_sided_distance_uses_the_traded_side():
     assert (sel.history[A].distance_n, sel.history[B].distance_n) == (1, 1)
 
 
-def test_no_distance_without_a_side_or_a_second_quote():
+def test_no_distance_without_a_side_or_a_second_quote() -> None:
     # two-sided and nothing traded: no side to price against
     log = rfq_log("r1", None, (A, B), {A: (99.9, 100.2), B: (100.0, 100.3)}, None)
     # one-sided with a single quote: nothing to compare with
@@ -173,18 +173,22 @@ def test_no_distance_without_a_side_or_a_second_quote():
     assert sel.history[A].wins == 1
 
 
-def test_decay_weighs_recent_rfqs_more():
+def test_decay_weighs_recent_rfqs_more() -> None:
     log = history_log()
     sel = HeuristicPanel.from_log([A, B, C, D], log, decay=0.5)
     # counts are halved at every new request: asked = 1 * 0.5 + 1 = 1.5
     assert sel.history[A].asked == pytest.approx(1.5)
+    assert sel.history[A].quotes == pytest.approx(1.5)
     assert sel.history[A].wins == pytest.approx(1.5)
+    assert sel.history[D].asked == 0.0
+    # C, asked twice and silent: (0 + 1.6) / (1.5 + 2)
+    assert sel.response_rate(C) == pytest.approx(1.6 / 3.5)
     # distance: r1 5 bps decayed to 2.5, plus r2 10 bps; over 0.5 + 1 quotes
     assert sel.history[B].distance_sum == pytest.approx(12.5)
     assert sel.history[B].distance_n == pytest.approx(1.5)
 
 
-def test_events_of_unknown_rfqs_and_dealers_are_ignored():
+def test_events_of_unknown_rfqs_and_dealers_are_ignored() -> None:
     sel = HeuristicPanel([A, B], decay=1.0)
     # a quote for an RFQ it never saw requested, and a dealer outside its panel
     stray = rfq_log("r9", Side.BUY, (A, E), {A: (None, 100.0), E: (None, 99.0)}, (E, Side.BUY))
@@ -217,7 +221,7 @@ def explorer(explore: float) -> HeuristicPanel:
     return sel
 
 
-def test_explore_always_gives_the_last_seat_to_an_outsider():
+def test_explore_always_gives_the_last_seat_to_an_outsider() -> None:
     sel = explorer(1.0)
     rng = np.random.default_rng(42)
     picks: Counter[DealerId] = Counter()
@@ -235,7 +239,7 @@ def test_explore_always_gives_the_last_seat_to_an_outsider():
         assert abs(picks[d] / n_draws - p) < 4 * se, (d, picks[d])
 
 
-def test_explore_is_reproducible_with_a_seeded_generator():
+def test_explore_is_reproducible_with_a_seeded_generator() -> None:
     sel = explorer(0.5)
     a = [sel.select(Side.BUY, 1000, 2, np.random.default_rng(7))[0] for _ in range(3)]
     rng1, rng2 = np.random.default_rng(11), np.random.default_rng(11)
@@ -248,7 +252,7 @@ def test_explore_is_reproducible_with_a_seeded_generator():
     assert any(p[1] != B for p in run1)
 
 
-def test_no_exploration_at_zero():
+def test_no_exploration_at_zero() -> None:
     sel = explorer(0.0)
     rng = np.random.default_rng(3)
     for _ in range(500):
@@ -262,7 +266,7 @@ def test_no_exploration_at_zero():
 # --------------------------------------------------------------------------------------
 
 
-def test_copy_is_independent():
+def test_copy_is_independent() -> None:
     sel = HeuristicPanel.from_log(
         [A, B, C, D], history_log(), decay=1.0, explore=0.3, price_weight=0.05
     )

@@ -261,6 +261,7 @@ def test_dealers_scorecard_json_follows_the_contract(tmp_path, capsys):
     table = capsys.readouterr().out
     assert all(r["dealer"] in table for r in rows)
     assert "<svg" in (tmp_path / "rep" / "index.html").read_text()
+    assert list(doc["panel_leakage_bps"]) == ["4"]
     # the same seed gives the same scorecard
     again = tmp_path / "again.json"
     assert run_cli(*args, "--json", str(again)) == 0
@@ -274,6 +275,7 @@ def test_dealers_scorecard_json_follows_the_contract(tmp_path, capsys):
         (["--rfqs", "0"], "must be > 0"),
         (["--two-sided", "1.5"], "--two-sided: must be within [0, 1]"),
         (["--panel-size", "11"], "--panel-size: the bonds panel has 10 dealers"),
+        (["--panel-size", "2,x"], "--panel-size: not a list of integers"),
     ],
 )
 def test_dealers_scorecard_bad_input_exits_2(tmp_path, capsys, args, message):
