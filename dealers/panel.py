@@ -90,6 +90,10 @@ class HeuristicPanel:
         twin.price_weight = self.price_weight
         twin._prior = self._prior
         twin.history = {d: DealerHistory(**vars(h)) for d, h in self.history.items()}
+        twin._open = {
+            k: _Open(o.side, o.dealers, dict(o.quotes), o.traded_side)
+            for k, o in self._open.items()
+        }
         return twin
 
     # ------------------------------------------------------------------ scoring
@@ -112,6 +116,8 @@ class HeuristicPanel:
     def select(
         self, side: Side, qty: int, n: int, rng: np.random.Generator
     ) -> tuple[list[DealerId], dict[str, float]]:
+        if n < 1:
+            raise ValueError(f"a panel needs at least one dealer, asked for {n}")
         scores = {d: self.score(d) for d in self.dealers}
         ranked = sorted(self.dealers, key=lambda d: (-scores[d], d))
         n = min(n, len(ranked))

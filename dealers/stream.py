@@ -114,7 +114,9 @@ class _Desk:
         self._seq += 1
         rfq_id = RfqId(f"Q{self.world.seed}-{self._seq}")
         two_sided = self.rng.random() < self.two_sided_share
-        n = self.panel_sizes[int(self.rng.integers(len(self.panel_sizes)))]
+        n = self.panel_sizes[0]
+        if len(self.panel_sizes) > 1:  # one size draws nothing: the stream stays the same
+            n = self.panel_sizes[int(self.rng.integers(len(self.panel_sizes)))]
         dealers, _ = self.selector.select(side, qty, n, self.rng)
         request = QuoteRequest(
             rfq_id=rfq_id,
