@@ -76,6 +76,7 @@ FRONT_RUN_SLICES = 5
 HEDGE_SLICES = 10
 REACH_TICKS = 2  # how far past the touch a dealer's lit IOC may reach
 MIN_TWO_SIDED_HALF_BPS = 0.5  # a two-sided quote's bid stays at least 1 bps below its offer
+AXE_STEP_ADV = 0.025  # granularity of the published axes
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +112,6 @@ class _Dealer:
     owner: int
     inventory: float  # units; > 0 long
     credit_used: float = 0.0
-    axe: Side | None = None  # the side it wants the client to trade (published)
 
 
 @dataclass
@@ -174,14 +174,10 @@ class SimRfqVenue:
             rng = rng_for(f"dealer/{spec.dealer_id}")
             adv = instrument.adv
             inventory = float(rng.normal(0.0, spec.inventory_sd * adv))
-            axe = None
             if rng.random() < spec.axe_prob:
                 sign = 1.0 if rng.random() < 0.5 else -1.0
                 inventory = sign * spec.axe_size * adv
-                axe = Side.BUY if sign > 0 else Side.SELL  # long: wants the client to buy
-            self._dealers[spec.dealer_id] = _Dealer(
-                spec, rng, DEALER_OWNER_BASE + i, inventory, axe=axe
-            )
+            self._dealers[spec.dealer_id] = _Dealer(spec, rng, DEALER_OWNER_BASE + i, inventory)
         self._rfqs: dict[RfqId, _Rfq] = {}
         self._quotes: dict[str, tuple[RfqId, DealerId]] = {}
         self.venues: dict[VenueId, SimDealerVenue] = {
@@ -189,12 +185,27 @@ class SimRfqVenue:
         }
         self.truth: list[DealerTruth] = []
         self.log: list[Event] = []
+        # the axe feed: each dealer's position, rounded to AXE_STEP_ADV of ADV, as it
+        # publishes it to clients (what it wants to unwind); (ts, dealer, units) per change
+        self._axe_step = AXE_STEP_ADV * instrument.adv
+        self._published: dict[DealerId, float] = {}
+        self.axe_log: list[tuple[Nanos, DealerId, float]] = []
+        for d in self._dealers:
+            self._update_axe(d)
 
     # ---------------------------------------------------------------- public
 
-    def axes(self) -> dict[DealerId, Side | None]:
-        """The dealers' published axes: the side each wants the client to trade."""
-        return {d: dealer.axe for d, dealer in self._dealers.items()}
+    def axes(self) -> dict[DealerId, float]:
+        """The axe feed now: each dealer's published position in units (> 0 long: it
+        wants the client to buy), rounded to a 40th of ADV; 0 = no axe."""
+        return dict(self._published)
+
+    def _update_axe(self, dealer_id: DealerId) -> None:
+        inv = self._dealers[dealer_id].inventory
+        published = round(inv / self._axe_step) * self._axe_step
+        if self._published.get(dealer_id) != published:
+            self._published[dealer_id] = published
+            self.axe_log.append((self._kernel.clock.now_ns(), dealer_id, published))
 
     def inventory(self, dealer: DealerId) -> float:
         return self._dealers[dealer].inventory
@@ -392,6 +403,7 @@ class SimRfqVenue:
         qty = rfq.session.legs[dealer_id].hit_qty
         dealer.inventory -= child.side.sign * qty
         dealer.credit_used += qty * price
+        self._update_axe(dealer_id)
         self._publish(events)
         self._publish(
             [
@@ -454,6 +466,7 @@ class SimRfqVenue:
             now = self._kernel.clock.now_ns()
             filled = self._market.take(now, side, qty, REACH_TICKS, dealer.owner)
             dealer.inventory += side.sign * filled
+            self._update_axe(dealer.spec.dealer_id)
 
         return take
 

@@ -26,6 +26,7 @@ from router.domain import (
     ChildOrder,
     ChildOrderFilled,
     ChildOrderRejected,
+    DealerId,
     Event,
     OrdType,
     ParentId,
@@ -54,6 +55,7 @@ class RfqDay:
     path: PricePath
     truth: list[DealerTruth]
     panel: DealerPanel
+    axe_log: list[tuple[int, DealerId, float]]  # the axe feed: (ts, dealer, units)
 
 
 @dataclass
@@ -213,7 +215,7 @@ def run_rfq_day(
     end = int((horizon + TAIL_S) * NANOS_PER_SECOND)
     world.kernel.run_until(end)
     path = PricePath(*world.market.top_of_book(0.0))
-    return RfqDay(seed, desk.events, path, world.rfq.truth, panel)
+    return RfqDay(seed, desk.events, path, world.rfq.truth, panel, world.rfq.axe_log)
 
 
 def _sender(desk: _Desk, side: Side, qty: int) -> Callable[[], None]:

@@ -1,0 +1,314 @@
+"""Training rows for the dealer models, from RFQ logs.
+
+A log is a day's RFQ events in time order (as the platform and the store record them)
+and that day's lit top of book. Rows are built by replaying the log: at each request the
+features are taken from the desk's history *before* that request (a `HeuristicPanel`
+replaying the same events), the market up to that instant and the published axes; the
+labels come from what followed. The simulator's true probabilities ride along for
+evaluation only.
+
+Labels per (request, dealer):
+- `respond`: a quote within the time limit;
+- `best`: a quote, and the best one for the client's side (unknown for a two-sided
+  request that traded nothing: NaN);
+- `hit`, on the dealer's quote (rows of quoted dealers only, with the quote's distance
+  from the mid as a feature): the client traded on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dealers.config import DealerPanel, load_panel
+from dealers.panel import HeuristicPanel
+from dealers.simulator import DealerTruth
+from dealers.stream import RfqDay, run_rfq_day
+from models.features import DEALER_FEATURES, HIT_FEATURES, MarketContext, dealer_row
+from router.domain import (
+    NANOS_PER_SECOND,
+    DealerId,
+    Event,
+    Quote,
+    QuoteReceived,
+    QuoteRequest,
+    RfqEnded,
+    RfqId,
+    RfqRequested,
+    RfqTraded,
+    Side,
+)
+from router.tca import PricePath
+from simulators.scenario import SESSION_CLOSE_S, SESSION_OPEN_S, Scenario, load_scenario
+
+SESSION_S = SESSION_CLOSE_S - SESSION_OPEN_S
+VOL_WINDOW_S = 600.0
+PANEL_SIZES = (1, 2, 3, 4, 6, 8)  # varied so the models learn what the panel size does
+TWO_SIDED_SHARE = 0.2
+EXPLORE = 0.3
+RFQS_PER_DAY = 80
+
+
+@dataclass
+class DealerRows:
+    x: np.ndarray  # (n, len(DEALER_FEATURES))
+    respond: np.ndarray  # 0/1
+    best: np.ndarray  # 0/1, NaN where the side stayed unknown
+    oracle_respond: np.ndarray
+    oracle_best: np.ndarray  # NaN where the side stayed unknown
+    day: np.ndarray  # order of the day in the generation: the time axis of the split
+    x_hit: np.ndarray  # (m, len(HIT_FEATURES)) quoted dealers only
+    hit: np.ndarray
+    day_hit: np.ndarray
+
+    @classmethod
+    def concat(cls, parts: Sequence[DealerRows]) -> DealerRows:
+        def cat(name: str, width: int | None = None) -> np.ndarray:
+            arrays = [getattr(p, name) for p in parts]
+            if not arrays:
+                return np.zeros((0, width) if width else 0)
+            return np.concatenate(arrays)
+
+        return cls(
+            cat("x", len(DEALER_FEATURES)),
+            cat("respond"),
+            cat("best"),
+            cat("oracle_respond"),
+            cat("oracle_best"),
+            cat("day"),
+            cat("x_hit", len(HIT_FEATURES)),
+            cat("hit"),
+            cat("day_hit"),
+        )
+
+
+@dataclass
+class _Open:
+    request: QuoteRequest
+    ts_ns: int
+    market: MarketContext
+    rows: dict[DealerId, list[float]]
+    quotes: dict[DealerId, Quote] = field(default_factory=dict)
+    traded: set[DealerId] = field(default_factory=set)
+    traded_side: Side | None = None
+
+
+def market_context(path: PricePath, t_s: float, start_tod_s: float) -> MarketContext:
+    """The screen at `t_s` seconds after the day's origin (the log's clock)."""
+    times = t_s - VOL_WINDOW_S + np.arange(0.0, VOL_WINDOW_S + 1e-9, 10.0)
+    mids = path.mids_at(times)
+    tod = (start_tod_s + t_s - SESSION_OPEN_S) / SESSION_S
+    bid, ask = path.bid_at(t_s), path.ask_at(t_s)
+    return MarketContext.from_mids(
+        [float(m) for m in mids],
+        None if np.isnan(bid) else float(bid),
+        None if np.isnan(ask) else float(ask),
+        tod,
+    )
+
+
+def rows_from_log(
+    events: Sequence[Event],
+    path: PricePath,
+    *,
+    panel: str,
+    adv: float,
+    start_tod_s: float,
+    axe_log: Sequence[tuple[int, DealerId, float]],
+    tracker: HeuristicPanel,
+    day: int,
+    truth: Sequence[DealerTruth] = (),
+) -> DealerRows:
+    """Replay one day's log; `tracker` carries the desk's history across days."""
+    oracle = {(t.rfq_id, t.dealer): t for t in truth}
+    axes: dict[DealerId, float] = {}  # the axe feed as of the event being replayed
+    feed = iter(sorted(axe_log, key=lambda a: a[0]))
+    pending = next(feed, None)
+    position: dict[DealerId, float] = {}  # the dealers' side of today's trades with us
+    notional: dict[DealerId, float] = {}
+    today: dict[DealerId, list[float]] = {}  # its distances behind the best today
+    open_: dict[RfqId, _Open] = {}
+    xs: list[list[float]] = []
+    respond: list[float] = []
+    best: list[float] = []
+    o_resp: list[float] = []
+    o_best: list[float] = []
+    x_hit: list[list[float]] = []
+    hit: list[float] = []
+    for e in events:
+        while pending is not None and pending[0] <= e.ts_ns:
+            axes[pending[1]] = pending[2]
+            pending = next(feed, None)
+        if isinstance(e, RfqRequested):
+            r = e.request
+            ctx = market_context(path, e.ts_ns / NANOS_PER_SECOND, start_tod_s)
+            quality = {
+                d: float(np.mean(today[d])) if today.get(d) else tracker.distance_bps(d)
+                for d in r.dealers
+            }
+            rows = {
+                d: dealer_row(
+                    qty=r.qty,
+                    adv=adv,
+                    side=r.side,
+                    n_dealers=len(r.dealers),
+                    market=ctx,
+                    resp_rate=tracker.response_rate(d),
+                    hit_rate=tracker.hit_ratio(d),
+                    dist_bps=tracker.distance_bps(d),
+                    asked=tracker.history[d].asked,
+                    axe=axes.get(d, 0.0),
+                    panel=panel,
+                    dealer=d,
+                    others=[o for o in r.dealers if o != d],
+                    position=position.get(d, 0.0),
+                    notional=notional.get(d, 0.0),
+                    dist_today=float(np.mean(today[d])) if today.get(d) else None,
+                    quotes_today=len(today.get(d, ())),
+                    rel_dist=quality[d]
+                    - min((quality[o] for o in r.dealers if o != d), default=0.0),
+                    others_resp=sum(tracker.response_rate(o) for o in r.dealers if o != d),
+                )
+                for d in r.dealers
+            }
+            open_[r.rfq_id] = _Open(r, e.ts_ns, ctx, rows)
+        elif isinstance(e, QuoteReceived):
+            o = open_.get(e.quote.rfq_id)
+            if o is not None:
+                o.quotes[e.quote.dealer] = e.quote
+        elif isinstance(e, RfqTraded):
+            o = open_.get(e.rfq_id)
+            if o is not None:
+                o.traded.add(e.dealer)
+                o.traded_side = e.side
+            position[e.dealer] = position.get(e.dealer, 0.0) - e.side.sign * e.qty
+            notional[e.dealer] = notional.get(e.dealer, 0.0) + e.qty * e.price
+        elif isinstance(e, RfqEnded):
+            o = open_.pop(e.rfq_id, None)
+            if o is not None:
+                _label(o, path, oracle, xs, respond, best, o_resp, o_best, x_hit, hit)
+                _note_distances(o, today)
+        tracker.observe(e)
+    n, m = len(xs), len(x_hit)
+    return DealerRows(
+        np.asarray(xs, dtype=np.float64).reshape(n, len(DEALER_FEATURES)),
+        np.asarray(respond),
+        np.asarray(best),
+        np.asarray(o_resp),
+        np.asarray(o_best),
+        np.full(n, day),
+        np.asarray(x_hit, dtype=np.float64).reshape(m, len(HIT_FEATURES)),
+        np.asarray(hit),
+        np.full(m, day),
+    )
+
+
+def _label(
+    o: _Open,
+    path: PricePath,
+    oracle: dict[tuple[RfqId, DealerId], DealerTruth],
+    xs: list[list[float]],
+    respond: list[float],
+    best: list[float],
+    o_resp: list[float],
+    o_best: list[float],
+    x_hit: list[list[float]],
+    hit: list[float],
+) -> None:
+    side = o.request.side or o.traded_side
+    prices: dict[DealerId, float] = {}
+    if side is not None:
+        for d, q in o.quotes.items():
+            p = q.price_for(side)
+            if p is not None:
+                prices[d] = p
+    winner = None
+    ranked: list[DealerId] = []
+    if side is not None and prices:
+        sign = side.sign  # lower is better for the client, for both sides
+        order = {d: i for i, d in enumerate(o.request.dealers)}
+        # best price; ties to the earlier quote, then panel order
+        ranked = sorted(prices, key=lambda d: (sign * prices[d], o.quotes[d].ts_ns, order[d]))
+        winner = ranked[0]
+    for d in o.request.dealers:
+        xs.append(o.rows[d])
+        respond.append(1.0 if d in o.quotes else 0.0)
+        best.append(float("nan") if side is None else (1.0 if d == winner else 0.0))
+        t = oracle.get((o.request.rfq_id, d))
+        o_resp.append(t.p_respond if t is not None else float("nan"))
+        o_best.append(t.p_best(side) if t is not None and side is not None else float("nan"))
+        if d in prices and side is not None:
+            q = o.quotes[d]
+            mid = path.mid_at(q.ts_ns / NANOS_PER_SECOND)
+            cost = side.sign * (prices[d] - mid) / mid * 1e4
+            x_hit.append([*o.rows[d], cost, float(ranked.index(d) + 1), float(len(prices))])
+            hit.append(1.0 if d in o.traded else 0.0)
+
+
+def _note_distances(o: _Open, today: dict[DealerId, list[float]]) -> None:
+    side = o.request.side or o.traded_side
+    if side is None:
+        return
+    prices = {d: p for d, q in o.quotes.items() if (p := q.price_for(side)) is not None}
+    if len(prices) < 2:
+        return
+    best = min(prices.values()) if side is Side.BUY else max(prices.values())
+    for d, p in prices.items():
+        today.setdefault(d, []).append(side.sign * (p - best) / best * 1e4)
+
+
+@dataclass(frozen=True, slots=True)
+class DaySpec:
+    scenario: str
+    seed: int
+
+
+def generate(
+    days: Sequence[DaySpec],
+    progress: Callable[[int, int], None] | None = None,
+) -> DealerRows:
+    """Simulate the RFQ days in order and turn their logs into rows. One desk history
+    per scenario runs across that scenario's days, as it would at a desk."""
+    parts = []
+    trackers: dict[str, HeuristicPanel] = {}
+    selectors: dict[str, HeuristicPanel] = {}
+    scenarios: dict[str, Scenario] = {}
+    panels: dict[str, DealerPanel] = {}
+    for i, spec in enumerate(days):
+        if spec.scenario not in scenarios:
+            sc = load_scenario(spec.scenario)
+            if sc.dealer_panel is None:
+                raise ValueError(f"scenario {spec.scenario!r} has no dealer panel")
+            scenarios[spec.scenario] = sc
+            panels[spec.scenario] = load_panel(sc.dealer_panel)
+            ids = panels[spec.scenario].ids
+            trackers[spec.scenario] = HeuristicPanel(ids)
+            selectors[spec.scenario] = HeuristicPanel(ids, explore=EXPLORE)
+        sc, panel = scenarios[spec.scenario], panels[spec.scenario]
+        day: RfqDay = run_rfq_day(
+            sc,
+            panel,
+            spec.seed,
+            RFQS_PER_DAY,
+            selectors[spec.scenario],
+            panel_size=PANEL_SIZES,
+            two_sided_share=TWO_SIDED_SHARE,
+        )
+        parts.append(
+            rows_from_log(
+                day.events,
+                day.path,
+                panel=panel.name,
+                adv=float(sc.instrument.adv),
+                start_tod_s=sc.start_tod_s,
+                axe_log=day.axe_log,
+                tracker=trackers[spec.scenario],
+                day=i,
+                truth=day.truth,
+            )
+        )
+        if progress is not None:
+            progress(i + 1, len(days))
+    return DealerRows.concat(parts)

@@ -1,0 +1,215 @@
+"""Feature vectors of the learned models, built the same way from a live decision and
+from a logged one (so the training pipeline could run on production logs).
+
+Only what the desk knows at the moment of the decision goes in: the request, the market
+as the screen shows it up to that instant, the dealers' published axes and the desk's
+own RFQ history before this request. Out-of-range values are clipped to the training
+range and counted (`Clipper`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from router.domain import Side
+
+#: every dealer id of the shipped panels, one indicator each (a panel is one-hot too)
+DEALER_IDS = (
+    "ALPHA",
+    "BRAVO",
+    "CHARLIE",
+    "DELTA",
+    "ECHO",
+    "FOXTROT",
+    "GOLF",
+    "HOTEL",
+    "INDIA",
+    "JULIET",
+)
+PANELS = ("equities", "bonds")
+
+DEALER_BASE = (
+    "log_size_adv",  # log(qty / ADV)
+    "side",  # +1 client buys, -1 sells, 0 two-sided
+    "n_dealers",  # dealers asked
+    "vol_bps",  # realised 10-s mid volatility over the last 10 min, bps
+    "spread_bps",  # lit spread now, bps of the mid
+    "tod",  # time of day, share of the session
+    "resp_rate",  # the desk's decayed history of this dealer
+    "hit_rate",
+    "dist_bps",
+    "log_asked",
+    "axe_adv",  # the dealer's published axe / ADV, times the client's side: > 0 it wants
+    # to do what the client asks (long when the client buys)
+    "pos_side",  # the dealer's position from its trades with the desk today, / ADV, times
+    # the client's side: > 0 it is long and the client buys (it is keen to sell)
+    "notional_m",  # notional the desk traded with the dealer today, millions (credit)
+    "dist_today_bps",  # its quotes' mean distance behind the best today (its skew today)
+    "log_quotes_today",
+    "rel_dist_bps",  # its price quality minus the best of the others asked (< 0: ahead)
+    "others_resp",  # how many of the others are expected to answer
+)
+DEALER_FEATURES = (
+    *DEALER_BASE,
+    *(f"panel_{p}" for p in PANELS),
+    *(f"dealer_{d}" for d in DEALER_IDS),
+    *(f"with_{d}" for d in DEALER_IDS),  # who else is asked: the competition
+)
+#: the hit model also sees the dealer's quote: distance from the mid, bps (cost to the
+#: client), monotone decreasing
+HIT_FEATURES = (*DEALER_FEATURES, "quote_bps", "quote_rank", "n_quotes")
+
+FILL_FEATURES = (
+    "dark",  # 1 dark pool midpoint order, 0 lit post-only
+    "improve",  # 1 one tick better than the touch, 0 join
+    "side",
+    "spread_ticks",
+    "queue_ahead_rel",  # queue ahead of us / our size
+    "log_queue_ahead",
+    "log_qty",
+    "depth_ratio",  # our side's depth / the other side's, within 10 ticks
+    "venue_share",  # the venue's share of the touch depth on our side
+    "log_volume_rate",  # market volume per second, recent
+    "vol_bps",
+    "tod",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MarketContext:
+    """What the screen shows at a decision, reduced to the models' market features."""
+
+    vol_bps: float
+    spread_bps: float
+    tod: float
+
+    @classmethod
+    def from_mids(
+        cls,
+        mids_10s: Sequence[float],
+        bid: float | None,
+        ask: float | None,
+        tod: float,
+    ) -> MarketContext:
+        """`mids_10s`: the mid every 10 s over the last 10 minutes, oldest first."""
+        m = np.asarray([x for x in mids_10s if x == x and x > 0], dtype=np.float64)
+        vol = float(np.std(np.diff(np.log(m))) * 1e4) if m.size >= 3 else 0.0
+        if bid is None or ask is None or not (ask > bid > 0):
+            spread = 0.0
+        else:
+            spread = (ask - bid) / (0.5 * (ask + bid)) * 1e4
+        return cls(vol, spread, tod)
+
+
+def side_feature(side: Side | None) -> float:
+    return 0.0 if side is None else float(side.sign)
+
+
+def dealer_row(
+    *,
+    qty: int,
+    adv: float,
+    side: Side | None,
+    n_dealers: int,
+    market: MarketContext,
+    resp_rate: float,
+    hit_rate: float,
+    dist_bps: float,
+    asked: float,
+    axe: float,
+    panel: str,
+    dealer: str,
+    others: Sequence[str] = (),
+    position: float = 0.0,
+    notional: float = 0.0,
+    dist_today: float | None = None,
+    quotes_today: int = 0,
+    rel_dist: float = 0.0,
+    others_resp: float = 0.0,
+) -> list[float]:
+    """One (request, dealer) row in DEALER_FEATURES order. `others`: the rest of the
+    panel; `position` and `notional`: the dealer's side of today's trades with the desk
+    (units, > 0 long) and their notional."""
+    return [
+        math.log(max(qty, 1) / adv),
+        side_feature(side),
+        float(n_dealers),
+        market.vol_bps,
+        market.spread_bps,
+        market.tod,
+        resp_rate,
+        hit_rate,
+        dist_bps,
+        math.log1p(asked),
+        axe / adv * side_feature(side),
+        position / adv * side_feature(side),
+        notional / 1e6,
+        dist_bps if dist_today is None else dist_today,
+        math.log1p(quotes_today),
+        rel_dist,
+        others_resp,
+        *(1.0 if panel == p else 0.0 for p in PANELS),
+        *(1.0 if dealer == d else 0.0 for d in DEALER_IDS),
+        *(1.0 if d in others else 0.0 for d in DEALER_IDS),
+    ]
+
+
+def fill_row(
+    *,
+    dark: bool,
+    improve: bool,
+    side: Side,
+    spread_ticks: float,
+    queue_ahead: float,
+    qty: float,
+    depth_ours: float,
+    depth_other: float,
+    venue_share: float,
+    volume_rate: float,
+    vol_bps: float,
+    tod: float,
+) -> list[float]:
+    """One passive order in FILL_FEATURES order."""
+    return [
+        1.0 if dark else 0.0,
+        1.0 if improve else 0.0,
+        float(side.sign),
+        spread_ticks,
+        queue_ahead / max(qty, 1.0),
+        math.log1p(queue_ahead),
+        math.log1p(qty),
+        (depth_ours + 1.0) / (depth_other + 1.0),
+        venue_share,
+        math.log1p(max(volume_rate, 0.0)),
+        vol_bps,
+        tod,
+    ]
+
+
+@dataclass
+class Clipper:
+    """Clips features to the training range and counts what it clipped, per feature."""
+
+    names: tuple[str, ...]
+    lo: np.ndarray
+    hi: np.ndarray
+    clipped: dict[str, int] = field(default_factory=dict)
+    rows: int = 0
+
+    @classmethod
+    def fit(cls, names: Sequence[str], x: np.ndarray) -> Clipper:
+        return cls(tuple(names), x.min(axis=0), x.max(axis=0))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        out = np.clip(x, self.lo, self.hi)
+        diff = np.any(out != x, axis=0)
+        self.rows += x.shape[0]
+        if diff.any():
+            for j in np.flatnonzero(diff):
+                n = int(np.sum(out[:, j] != x[:, j]))
+                self.clipped[self.names[j]] = self.clipped.get(self.names[j], 0) + n
+        return out

@@ -1,0 +1,183 @@
+"""Training the XGBoost models from simulated history (`blockroute train dealer|fill`).
+
+Rows are split in time: the first 70% of the days train, the next 15% choose the number
+of trees (early stopping) and the calibration map, the last 15% are the test set whose
+scores go into the metadata. Nothing of a later day reaches an earlier one's features
+(see models/dealer_data.py), so the split is the one a desk retraining on its logs
+would make. Calibration: an isotonic map fitted on the validation days, kept only if it
+lowers the test Brier score.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xgboost as xgb
+from sklearn.isotonic import IsotonicRegression
+
+from models.artifacts import MODELS_DIR, write_family
+from models.features import DEALER_FEATURES, HIT_FEATURES, Clipper
+from models.metrics import scores
+from models.trees import CompiledForest
+
+PARAMS: dict[str, Any] = {
+    "objective": "binary:logistic",
+    "eval_metric": "logloss",
+    "max_depth": 4,
+    "eta": 0.05,
+    "subsample": 0.9,
+    "colsample_bytree": 0.9,
+    "min_child_weight": 3.0,
+    "lambda": 1.0,
+    "nthread": 2,
+    "tree_method": "hist",
+}
+MAX_ROUNDS = 600
+EARLY_STOP = 40
+DEALER_SEED0 = 100_000  # training days: seeds far from episodes, history and evaluation
+DEALER_DAYS_PER_SCENARIO = 12
+SCENARIOS = ("calm", "news-shock", "liquidity-squeeze", "trending", "high-vol", "illiquid-bond")
+
+
+@dataclass
+class Fitted:
+    raw: bytes
+    clipper: Clipper
+    calibration: dict[str, list[float]] | None
+    metrics: dict[str, float]
+    rounds: int
+
+
+def split_days(day: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Masks for train / validation / test: the first 70%, next 15%, last 15% of days."""
+    days = np.unique(day)
+    a = days[round(0.70 * len(days)) - 1]
+    b = days[round(0.85 * len(days)) - 1]
+    return day <= a, (day > a) & (day <= b), day > b
+
+
+def fit_binary(
+    x: np.ndarray,
+    y: np.ndarray,
+    day: np.ndarray,
+    features: Sequence[str],
+    *,
+    seed: int,
+    oracle: np.ndarray | None = None,
+    monotone: dict[str, int] | None = None,
+) -> Fitted:
+    tr, va, te = split_days(day)
+    if not (tr.any() and va.any() and te.any()):
+        raise ValueError("need rows in train, validation and test days")
+    clipper = Clipper.fit(features, x[tr])
+    params = {**PARAMS, "seed": seed}
+    if monotone:
+        params["monotone_constraints"] = (
+            "(" + ",".join(str(monotone.get(f, 0)) for f in features) + ")"
+        )
+    dtrain = xgb.DMatrix(x[tr], label=y[tr], feature_names=list(features))
+    dval = xgb.DMatrix(x[va], label=y[va], feature_names=list(features))
+    booster = xgb.train(
+        params,
+        dtrain,
+        MAX_ROUNDS,
+        evals=[(dval, "val")],
+        early_stopping_rounds=EARLY_STOP,
+        verbose_eval=False,
+    )
+    # keep only the trees early stopping chose, so serving and metrics agree
+    rounds = booster.best_iteration + 1
+    booster = booster[:rounds]
+    raw = bytes(booster.save_raw("ubj"))
+    forest = CompiledForest.from_booster_bytes(raw)
+    p_val = forest.predict(clipper(x[va]))
+    p_te = forest.predict(clipper(x[te]))
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(p_val, y[va])
+    grid = np.unique(np.concatenate([[0.0, 1.0], iso.X_thresholds_]))
+    calib_y = iso.predict(grid)
+    p_cal = np.interp(p_te, grid, calib_y)
+    plain = scores(y[te], p_te)
+    calibrated = scores(y[te], p_cal)
+    use_calib = calibrated["brier"] < plain["brier"]
+    p_final = p_cal if use_calib else p_te
+    metrics = scores(y[te], p_final, None if oracle is None else oracle[te])
+    metrics["ece_uncalibrated"] = plain["ece"]
+    metrics["n_train"] = int(tr.sum())
+    calibration = {"x": grid.tolist(), "y": calib_y.tolist()} if use_calib else None
+    return Fitted(raw, clipper, calibration, metrics, rounds)
+
+
+def train_dealer(
+    out_dir: Path = MODELS_DIR,
+    days_per_scenario: int = DEALER_DAYS_PER_SCENARIO,
+    seed0: int = DEALER_SEED0,
+    progress: Callable[[int, int], None] | None = None,
+    command: str = "blockroute train dealer",
+) -> tuple[list[Path], dict[str, Any]]:
+    from models.dealer_data import DaySpec, generate
+
+    # days interleave the scenarios so that every split holds all of them
+    days = [
+        DaySpec(sc, seed0 + k * len(SCENARIOS) + i)
+        for k in range(days_per_scenario)
+        for i, sc in enumerate(SCENARIOS)
+    ]
+    rows = generate(days, progress)
+    known = ~np.isnan(rows.best)
+    fitted = {
+        "respond": fit_binary(
+            rows.x, rows.respond, rows.day, DEALER_FEATURES, seed=seed0, oracle=rows.oracle_respond
+        ),
+        "best": fit_binary(
+            rows.x[known],
+            rows.best[known],
+            rows.day[known],
+            DEALER_FEATURES,
+            seed=seed0,
+            oracle=rows.oracle_best[known],
+        ),
+        "hit": fit_binary(
+            rows.x_hit,
+            rows.hit,
+            rows.day_hit,
+            HIT_FEATURES,
+            seed=seed0,
+            monotone={"quote_bps": -1},
+        ),
+    }
+    meta = {
+        "family": "dealer",
+        "created_by": command,
+        "training": {
+            "scenarios": list(SCENARIOS),
+            "days_per_scenario": days_per_scenario,
+            "seeds": [d.seed for d in days],
+            "rows": int(rows.x.shape[0]),
+            "split": "by day in generation order: 70% train, 15% validation, 15% test",
+        },
+        "params": PARAMS,
+        "xgboost": xgb.__version__,
+        "python": platform.python_version(),
+        "metrics": {name: f.metrics for name, f in fitted.items()},
+        "rounds": {name: f.rounds for name, f in fitted.items()},
+    }
+    written = write_family(
+        "dealer",
+        out_dir,
+        {
+            name: (
+                f.raw,
+                HIT_FEATURES if name == "hit" else DEALER_FEATURES,
+                f.clipper,
+                f.calibration,
+            )
+            for name, f in fitted.items()
+        },
+        meta,
+    )
+    return written, meta
