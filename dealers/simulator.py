@@ -501,8 +501,8 @@ class SimRfqVenue:
             mu_buy.append(half - skew)  # cost to a buying client, bps over fair
             mu_sell.append(half + skew)
             sd.append(max(spec.quote_noise_bps, 1e-3))
-        best_buy = _p_lowest(np.array(p_resp), np.array(mu_buy), np.array(sd))
-        best_sell = _p_lowest(np.array(p_resp), np.array(mu_sell), np.array(sd))
+        best_buy = p_lowest(np.array(p_resp), np.array(mu_buy), np.array(sd))
+        best_sell = p_lowest(np.array(p_resp), np.array(mu_sell), np.array(sd))
         for i, d in enumerate(request.dealers):
             self.truth.append(
                 DealerTruth(
@@ -527,7 +527,7 @@ def _lognormal_cdf(x: float, median: float, sigma: float) -> float:
     return 0.5 * (1.0 + math.erf(math.log(x / median) / (sigma * math.sqrt(2.0))))
 
 
-def _p_lowest(p: np.ndarray, mu: np.ndarray, sd: np.ndarray, n: int = 1601) -> np.ndarray:
+def p_lowest(p: np.ndarray, mu: np.ndarray, sd: np.ndarray, n: int = 1601) -> np.ndarray:
     """P(dealer i responds and has the lowest cost), costs independent normals N(mu, sd)
     and responses independent Bernoulli(p): the integral over i's cost c of its density
     times, for every other dealer, P(no answer or a higher cost)."""

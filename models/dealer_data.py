@@ -26,7 +26,12 @@ from dealers.config import DealerPanel, load_panel
 from dealers.panel import HeuristicPanel
 from dealers.simulator import DealerTruth
 from dealers.stream import RfqDay, run_rfq_day
-from models.features import DEALER_FEATURES, HIT_FEATURES, MarketContext, dealer_row
+from models.desk import DeskState
+from models.features import (
+    DEALER_FEATURES,
+    HIT_FEATURES,
+    MarketContext,
+)
 from router.domain import (
     NANOS_PER_SECOND,
     DealerId,
@@ -113,22 +118,17 @@ def rows_from_log(
     events: Sequence[Event],
     path: PricePath,
     *,
-    panel: str,
-    adv: float,
+    desk: DeskState,
     start_tod_s: float,
     axe_log: Sequence[tuple[int, DealerId, float]],
-    tracker: HeuristicPanel,
     day: int,
     truth: Sequence[DealerTruth] = (),
 ) -> DealerRows:
-    """Replay one day's log; `tracker` carries the desk's history across days."""
+    """Replay one day's log; `desk` carries the desk's knowledge across days."""
     oracle = {(t.rfq_id, t.dealer): t for t in truth}
-    axes: dict[DealerId, float] = {}  # the axe feed as of the event being replayed
+    desk.new_day()
     feed = iter(sorted(axe_log, key=lambda a: a[0]))
     pending = next(feed, None)
-    position: dict[DealerId, float] = {}  # the dealers' side of today's trades with us
-    notional: dict[DealerId, float] = {}
-    today: dict[DealerId, list[float]] = {}  # its distances behind the best today
     open_: dict[RfqId, _Open] = {}
     xs: list[list[float]] = []
     respond: list[float] = []
@@ -137,42 +137,19 @@ def rows_from_log(
     o_best: list[float] = []
     x_hit: list[list[float]] = []
     hit: list[float] = []
+
+    def mid_at(ts_ns: int) -> float:
+        return path.mid_at(ts_ns / NANOS_PER_SECOND)
+
     for e in events:
         while pending is not None and pending[0] <= e.ts_ns:
-            axes[pending[1]] = pending[2]
+            desk.axes[pending[1]] = pending[2]
             pending = next(feed, None)
+        ctx = None
         if isinstance(e, RfqRequested):
             r = e.request
             ctx = market_context(path, e.ts_ns / NANOS_PER_SECOND, start_tod_s)
-            quality = {
-                d: float(np.mean(today[d])) if today.get(d) else tracker.distance_bps(d)
-                for d in r.dealers
-            }
-            rows = {
-                d: dealer_row(
-                    qty=r.qty,
-                    adv=adv,
-                    side=r.side,
-                    n_dealers=len(r.dealers),
-                    market=ctx,
-                    resp_rate=tracker.response_rate(d),
-                    hit_rate=tracker.hit_ratio(d),
-                    dist_bps=tracker.distance_bps(d),
-                    asked=tracker.history[d].asked,
-                    axe=axes.get(d, 0.0),
-                    panel=panel,
-                    dealer=d,
-                    others=[o for o in r.dealers if o != d],
-                    position=position.get(d, 0.0),
-                    notional=notional.get(d, 0.0),
-                    dist_today=float(np.mean(today[d])) if today.get(d) else None,
-                    quotes_today=len(today.get(d, ())),
-                    rel_dist=quality[d]
-                    - min((quality[o] for o in r.dealers if o != d), default=0.0),
-                    others_resp=sum(tracker.response_rate(o) for o in r.dealers if o != d),
-                )
-                for d in r.dealers
-            }
+            rows, _ = desk.rows(r.qty, r.side, r.dealers, ctx)
             open_[r.rfq_id] = _Open(r, e.ts_ns, ctx, rows)
         elif isinstance(e, QuoteReceived):
             o = open_.get(e.quote.rfq_id)
@@ -183,14 +160,11 @@ def rows_from_log(
             if o is not None:
                 o.traded.add(e.dealer)
                 o.traded_side = e.side
-            position[e.dealer] = position.get(e.dealer, 0.0) - e.side.sign * e.qty
-            notional[e.dealer] = notional.get(e.dealer, 0.0) + e.qty * e.price
         elif isinstance(e, RfqEnded):
             o = open_.pop(e.rfq_id, None)
             if o is not None:
                 _label(o, path, oracle, xs, respond, best, o_resp, o_best, x_hit, hit)
-                _note_distances(o, today)
-        tracker.observe(e)
+        desk.observe(e, mid_at, ctx)
     n, m = len(xs), len(x_hit)
     return DealerRows(
         np.asarray(xs, dtype=np.float64).reshape(n, len(DEALER_FEATURES)),
@@ -247,18 +221,6 @@ def _label(
             hit.append(1.0 if d in o.traded else 0.0)
 
 
-def _note_distances(o: _Open, today: dict[DealerId, list[float]]) -> None:
-    side = o.request.side or o.traded_side
-    if side is None:
-        return
-    prices = {d: p for d, q in o.quotes.items() if (p := q.price_for(side)) is not None}
-    if len(prices) < 2:
-        return
-    best = min(prices.values()) if side is Side.BUY else max(prices.values())
-    for d, p in prices.items():
-        today.setdefault(d, []).append(side.sign * (p - best) / best * 1e4)
-
-
 @dataclass(frozen=True, slots=True)
 class DaySpec:
     scenario: str
@@ -272,7 +234,7 @@ def generate(
     """Simulate the RFQ days in order and turn their logs into rows. One desk history
     per scenario runs across that scenario's days, as it would at a desk."""
     parts = []
-    trackers: dict[str, HeuristicPanel] = {}
+    desks: dict[str, DeskState] = {}
     selectors: dict[str, HeuristicPanel] = {}
     scenarios: dict[str, Scenario] = {}
     panels: dict[str, DealerPanel] = {}
@@ -284,7 +246,9 @@ def generate(
             scenarios[spec.scenario] = sc
             panels[spec.scenario] = load_panel(sc.dealer_panel)
             ids = panels[spec.scenario].ids
-            trackers[spec.scenario] = HeuristicPanel(ids)
+            desks[spec.scenario] = DeskState(
+                ids, panels[spec.scenario].name, float(sc.instrument.adv)
+            )
             selectors[spec.scenario] = HeuristicPanel(ids, explore=EXPLORE)
         sc, panel = scenarios[spec.scenario], panels[spec.scenario]
         day: RfqDay = run_rfq_day(
@@ -300,11 +264,9 @@ def generate(
             rows_from_log(
                 day.events,
                 day.path,
-                panel=panel.name,
-                adv=float(sc.instrument.adv),
+                desk=desks[spec.scenario],
                 start_tod_s=sc.start_tod_s,
                 axe_log=day.axe_log,
-                tracker=trackers[spec.scenario],
                 day=i,
                 truth=day.truth,
             )

@@ -10,12 +10,13 @@ range and counted (`Clipper`).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from router.domain import Side
+from router.domain import Side, VenueId
+from router.ports import PassiveOrderContext
 
 #: every dealer id of the shipped panels, one indicator each (a panel is one-hot too)
 DEALER_IDS = (
@@ -52,6 +53,10 @@ DEALER_BASE = (
     "log_quotes_today",
     "rel_dist_bps",  # its price quality minus the best of the others asked (< 0: ahead)
     "others_resp",  # how many of the others are expected to answer
+    "pred_cost_bps",  # its expected quote, from its past quotes (models/quotecost.py)
+    "rel_pred_cost_bps",  # that minus the cheapest expected quote of the others
+    "p_best_est",  # P(it answers and is cheapest) if quotes were normal around those
+    # predictions, with its past errors as spread and its response rate
 )
 DEALER_FEATURES = (
     *DEALER_BASE,
@@ -72,10 +77,9 @@ FILL_FEATURES = (
     "log_queue_ahead",
     "log_qty",
     "depth_ratio",  # our side's depth / the other side's, within 10 ticks
-    "venue_share",  # the venue's share of the touch depth on our side
+    "venue_share",  # the venue's share of the depth on our side
     "log_volume_rate",  # market volume per second, recent
-    "vol_bps",
-    "tod",
+    "vol_bps",  # 30-s mid volatility over the last 10 minutes
 )
 
 
@@ -130,6 +134,9 @@ def dealer_row(
     quotes_today: int = 0,
     rel_dist: float = 0.0,
     others_resp: float = 0.0,
+    pred_cost: float = 0.0,
+    rel_pred_cost: float = 0.0,
+    p_best_est: float = 0.0,
 ) -> list[float]:
     """One (request, dealer) row in DEALER_FEATURES order. `others`: the rest of the
     panel; `position` and `notional`: the dealer's side of today's trades with the desk
@@ -152,42 +159,54 @@ def dealer_row(
         math.log1p(quotes_today),
         rel_dist,
         others_resp,
+        pred_cost,
+        rel_pred_cost,
+        p_best_est,
         *(1.0 if panel == p else 0.0 for p in PANELS),
         *(1.0 if dealer == d else 0.0 for d in DEALER_IDS),
         *(1.0 if d in others else 0.0 for d in DEALER_IDS),
     ]
 
 
-def fill_row(
-    *,
-    dark: bool,
-    improve: bool,
-    side: Side,
-    spread_ticks: float,
-    queue_ahead: float,
-    qty: float,
-    depth_ours: float,
-    depth_other: float,
-    venue_share: float,
-    volume_rate: float,
-    vol_bps: float,
-    tod: float,
-) -> list[float]:
+def fill_row(ctx: PassiveOrderContext) -> list[float]:
     """One passive order in FILL_FEATURES order."""
     return [
-        1.0 if dark else 0.0,
-        1.0 if improve else 0.0,
-        float(side.sign),
-        spread_ticks,
-        queue_ahead / max(qty, 1.0),
-        math.log1p(queue_ahead),
-        math.log1p(qty),
-        (depth_ours + 1.0) / (depth_other + 1.0),
-        venue_share,
-        math.log1p(max(volume_rate, 0.0)),
-        vol_bps,
-        tod,
+        1.0 if ctx.dark else 0.0,
+        1.0 if ctx.improve else 0.0,
+        float(ctx.side.sign),
+        ctx.spread_ticks,
+        ctx.queue_ahead / max(ctx.qty, 1.0),
+        math.log1p(ctx.queue_ahead),
+        math.log1p(ctx.qty),
+        (ctx.depth_ours + 1.0) / (ctx.depth_other + 1.0),
+        ctx.venue_share,
+        math.log1p(max(ctx.volume_rate, 0.0)),
+        ctx.vol_bps,
     ]
+
+
+def context_from_inputs(
+    venue: str, side: Side, inputs: Mapping[str, float]
+) -> PassiveOrderContext | None:
+    """The context of a logged passive order from its decision record (None if the
+    record predates the fields)."""
+    try:
+        return PassiveOrderContext(
+            venue=VenueId(venue),
+            dark=bool(inputs["dark"]),
+            improve=bool(inputs["improve"]),
+            side=side,
+            spread_ticks=inputs["spread_ticks"],
+            queue_ahead=inputs["queue_ahead"],
+            qty=inputs["qty"],
+            depth_ours=inputs["depth_ours"],
+            depth_other=inputs["depth_other"],
+            venue_share=inputs["venue_share"],
+            volume_rate=inputs["volume_rate"],
+            vol_bps=inputs["vol30_bps"],
+        )
+    except KeyError:
+        return None
 
 
 @dataclass

@@ -21,7 +21,7 @@ import xgboost as xgb
 from sklearn.isotonic import IsotonicRegression
 
 from models.artifacts import MODELS_DIR, write_family
-from models.features import DEALER_FEATURES, HIT_FEATURES, Clipper
+from models.features import DEALER_FEATURES, FILL_FEATURES, HIT_FEATURES, Clipper
 from models.metrics import scores
 from models.trees import CompiledForest
 
@@ -40,7 +40,7 @@ PARAMS: dict[str, Any] = {
 MAX_ROUNDS = 600
 EARLY_STOP = 40
 DEALER_SEED0 = 100_000  # training days: seeds far from episodes, history and evaluation
-DEALER_DAYS_PER_SCENARIO = 12
+DEALER_DAYS_PER_SCENARIO = 20
 SCENARIOS = ("calm", "news-shock", "liquidity-squeeze", "trending", "high-vol", "illiquid-bond")
 
 
@@ -178,6 +178,53 @@ def train_dealer(
             )
             for name, f in fitted.items()
         },
+        meta,
+    )
+    return written, meta
+
+
+FILL_SEED0 = 200_000
+FILL_EPISODES_PER_SCENARIO = 6
+
+
+def train_fill(
+    out_dir: Path = MODELS_DIR,
+    episodes_per_scenario: int = FILL_EPISODES_PER_SCENARIO,
+    seed0: int = FILL_SEED0,
+    progress: Callable[[int, int], None] | None = None,
+    command: str = "blockroute train fill",
+) -> tuple[list[Path], dict[str, Any]]:
+    from models.fill_data import EpisodeSpec, generate
+
+    episodes = [
+        EpisodeSpec(sc, seed0 + k * len(SCENARIOS) + i)
+        for k in range(episodes_per_scenario)
+        for i, sc in enumerate(SCENARIOS)
+    ]
+    rows = generate(episodes, progress)
+    fitted = fit_binary(rows.x, rows.y, rows.day, FILL_FEATURES, seed=seed0)
+    meta = {
+        "family": "fill",
+        "created_by": command,
+        "label": "any fill within 30 s of sending (post-only lit or dark midpoint order)",
+        "training": {
+            "scenarios": list(SCENARIOS),
+            "episodes_per_scenario": episodes_per_scenario,
+            "strategy": "sor-lit",
+            "seeds": [e.seed for e in episodes],
+            "rows": int(rows.x.shape[0]),
+            "split": "by episode in generation order: 70% train, 15% validation, 15% test",
+        },
+        "params": PARAMS,
+        "xgboost": xgb.__version__,
+        "python": platform.python_version(),
+        "metrics": {"passive": fitted.metrics},
+        "rounds": {"passive": fitted.rounds},
+    }
+    written = write_family(
+        "fill",
+        out_dir,
+        {"passive": (fitted.raw, FILL_FEATURES, fitted.clipper, fitted.calibration)},
         meta,
     )
     return written, meta

@@ -12,6 +12,7 @@ hindsight oracle plans on it.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import itertools
@@ -25,6 +26,10 @@ import structlog
 
 from dealers.config import DealerPanel, load_panel
 from dealers.panel import HeuristicPanel
+from models.artifacts import ServedModel, load_family
+from models.desk import DeskState
+from models.features import MarketContext
+from models.serving import FillPredictor, MlPanel
 from router.domain import (
     NANOS_PER_SECOND,
     ChildId,
@@ -41,7 +46,7 @@ from router.domain import (
     VenueKind,
 )
 from router.engine import EngineConfig, LitFees, ParentExecution, RfqRouting
-from router.ports import MarketHistory, MarketSnapshot, SlicerPolicy
+from router.ports import MarketHistory, MarketSnapshot, PanelSelector, SlicerPolicy
 from router.risk import RiskGate, RiskLimits
 from router.strategies import strategy_spec
 from router.strategies.schedule import ScheduleSlicer
@@ -461,9 +466,12 @@ class Episode:
         if panel is not None and world.rfq is not None:
             if cfg.rfq_time_limit_s is None:  # the panel's usual, unless given
                 cfg = dataclasses.replace(cfg, rfq_time_limit_s=panel.time_limit_s)
+            selector: PanelSelector = (
+                ml_selector(sc, panel, world) if routing == "ml" else desk_selector(sc, panel)
+            )
             rfq = RfqRouting(
                 channel=world.rfq,
-                selector=desk_selector(sc, panel),
+                selector=selector,
                 impact_bps=IMPACT_Y_ESTIMATE * sc.market.daily_vol * 1e4,
                 adv=float(sc.instrument.adv),
             )
@@ -483,6 +491,7 @@ class Episode:
             dark_min_qty={s.venue_id: s.min_qty for s in sc.dark},
             volume_rate_hint=self.history.horizon_volume / sc.horizon_s,
             rfq=rfq,
+            fill_model=_served_models()[1] if routing == "ml" else None,
         )
         sink.target = execution.publish
         execution.start()
@@ -519,27 +528,72 @@ class Episode:
         )
 
 
+MODEL_VOL_WINDOW_S = 600.0  # the dealer models' volatility window (models/dealer_data.py)
 HISTORY_DAYS = 2
 HISTORY_RFQS_PER_DAY = 80
 HISTORY_SEED = 7_000_000  # the desk's past days; far from any episode's seed
 
 
 @functools.cache
-def _desk_history(scenario_name: str, panel_name: str) -> HeuristicPanel:
+def _desk_history(scenario_name: str, panel_name: str) -> tuple[HeuristicPanel, DeskState]:
+    """The desk's past days with this panel: the heuristic selector that ran them, and
+    the learned models' view of the same log (models.desk.DeskState)."""
     from dealers.stream import run_rfq_day  # the RFQ days build on this module's world
+    from models.dealer_data import rows_from_log
 
     scenario = load_scenario(scenario_name)
     panel = load_panel(panel_name)
     selector = HeuristicPanel(panel.ids)
-    for day in range(HISTORY_DAYS):
-        run_rfq_day(scenario, panel, HISTORY_SEED + day, HISTORY_RFQS_PER_DAY, selector)
-    return selector
+    desk = DeskState(panel.ids, panel.name, float(scenario.instrument.adv))
+    for k in range(HISTORY_DAYS):
+        day = run_rfq_day(scenario, panel, HISTORY_SEED + k, HISTORY_RFQS_PER_DAY, selector)
+        rows_from_log(
+            day.events,
+            day.path,
+            desk=desk,
+            start_tod_s=scenario.start_tod_s,
+            axe_log=day.axe_log,
+            day=k,
+        )
+    desk.new_day()
+    return selector, desk
 
 
 def desk_selector(scenario: Scenario, panel: DealerPanel) -> HeuristicPanel:
     """Panel selection as the desk would start a parent order: having seen its dealers
     answer on past days (simulated with fixed seeds, once per process), learning on."""
-    return _desk_history(scenario.name, panel.name).copy()
+    return _desk_history(scenario.name, panel.name)[0].copy()
+
+
+@functools.cache
+def _served_models() -> tuple[dict[str, ServedModel], FillPredictor]:
+    """The shipped models, loaded once per process (ModelError if missing or corrupt)."""
+    return load_family("dealer"), FillPredictor.load()
+
+
+def ml_selector(scenario: Scenario, panel: DealerPanel, world: SimWorld) -> MlPanel:
+    """Model-guided panel selection over this world's screen, from the desk's history."""
+    market = world.market
+    tick = scenario.instrument.tick_size
+    offsets = np.arange(-MODEL_VOL_WINDOW_S, 1e-9, 10.0)
+
+    def context() -> MarketContext:
+        now = world.clock.now_ns()
+        now_s = now / NANOS_PER_SECOND
+        recent = PricePath(*market.top_of_book(now_s - MODEL_VOL_WINDOW_S - 1.0))
+        mids = [float(m) for m in recent.mids_at(now_s + offsets)]
+        snap = market.snapshot(now)
+        bid = None if snap.bid_ticks is None else snap.bid_ticks * tick
+        ask = None if snap.ask_ticks is None else snap.ask_ticks * tick
+        tod = (scenario.start_tod_s + now / NANOS_PER_SECOND - SESSION_OPEN_S) / SESSION_S
+        return MarketContext.from_mids(mids, bid, ask, tod)
+
+    def mid_at(ts_ns: int) -> float:
+        return market.mid_at(ts_ns) * tick
+
+    dealer_models, _ = _served_models()
+    desk = copy.deepcopy(_desk_history(scenario.name, panel.name)[1])
+    return MlPanel(dealer_models, desk, context, mid_at)
 
 
 def run_strategy(scenario: Scenario, seed: int, strategy: str) -> tuple[StrategyRun, float]:

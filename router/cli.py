@@ -150,6 +150,23 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--json", dest="json_path", help="write JSON here ('-' = stdout)")
     sc.add_argument("--report", type=Path, help="write a self-contained HTML report here")
 
+    tr = sub.add_parser("train", help="regenerate a shipped model from simulated history")
+    tsub = tr.add_subparsers(dest="model", required=True, parser_class=_Parser)
+    td = tsub.add_parser("dealer", help="dealer models: P(respond), P(best quote), P(hit)")
+    td.add_argument("--out", type=Path, help="folder for the artifacts (default: models/)")
+    td.add_argument(
+        "--days", type=_positive_int, default=20, help="simulated RFQ days per scenario"
+    )
+    td.add_argument("--seed", type=_int, default=100_000, help="seed of the first day")
+    td.add_argument("--json", dest="json_path", help="write the metadata here ('-' = stdout)")
+    tf = tsub.add_parser("fill", help="fill model: P(a passive lit or dark order fills in 30 s)")
+    tf.add_argument("--out", type=Path, help="folder for the artifacts (default: models/)")
+    tf.add_argument(
+        "--episodes", type=_positive_int, default=6, help="sor-lit episodes per scenario"
+    )
+    tf.add_argument("--seed", type=_int, default=200_000, help="seed of the first episode")
+    tf.add_argument("--json", dest="json_path", help="write the metadata here ('-' = stdout)")
+
     sched = sub.add_parser("schedule", help="closed-form execution schedules")
     ssub = sched.add_subparsers(dest="schedule", required=True, parser_class=_Parser)
     ac = ssub.add_parser("ac", help="Almgren-Chriss (2000) optimal trajectory")
@@ -473,6 +490,40 @@ def _cmd_dealers(args: argparse.Namespace) -> None:
     _emit_json(args.json_path, doc)
 
 
+def _cmd_train(args: argparse.Namespace) -> None:
+    from models.artifacts import MODELS_DIR
+    from models.train import SCENARIOS, train_dealer, train_fill
+
+    out = args.out or MODELS_DIR
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out: {out} exists and is not a folder")
+    _check_json_path(args.json_path)
+    try:
+        if args.model == "dealer":
+            n = args.days * len(SCENARIOS)
+            command = f"blockroute train dealer --days {args.days} --seed {args.seed}"
+            bar = _Progress(f"train dealer: {n} RFQ days")
+            written, meta = train_dealer(out, args.days, args.seed, bar, command)
+        else:
+            n = args.episodes * len(SCENARIOS)
+            command = f"blockroute train fill --episodes {args.episodes} --seed {args.seed}"
+            bar = _Progress(f"train fill: {n} sor-lit episodes")
+            written, meta = train_fill(out, args.episodes, args.seed, bar, command)
+    except OSError as exc:
+        raise UsageError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
+    if args.json_path != "-":
+        print(f"{'model':<9}{'AUC':>7}{'oracle':>8}{'Brier':>8}{'ECE':>7}{'rows':>8}{'trees':>7}")
+        for name, m in meta["metrics"].items():
+            oracle = m.get("oracle_auc")
+            print(
+                f"{name:<9}{m['auc']:>7.3f}"
+                + (f"{oracle:>8.3f}" if oracle is not None else f"{'':>8}")
+                + f"{m['brier']:>8.4f}{m['ece']:>7.4f}{m['n']:>8}{meta['rounds'][name]:>7}"
+            )
+        print("test days only (the last 15%); wrote " + ", ".join(p.name for p in written))
+    _emit_json(args.json_path, meta)
+
+
 def _cmd_schedule(args: argparse.Namespace) -> None:
     from router.strategies.almgren_chriss import (
         AcParams,
@@ -601,6 +652,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _cmd_schedule(args)
         elif args.command == "dealers":
             _cmd_dealers(args)
+        elif args.command == "train":
+            _cmd_train(args)
         elif args.command == "bench":
             _cmd_bench(args)
         return 0

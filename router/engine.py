@@ -65,9 +65,11 @@ from router.domain import (
 from router.ports import (
     Clock,
     ExecutionState,
+    FillModel,
     MarketData,
     MarketSnapshot,
     PanelSelector,
+    PassiveOrderContext,
     RfqChannel,
     SlicerPolicy,
     Venue,
@@ -76,7 +78,7 @@ from router.risk import RiskGate
 
 Scheduler = Callable[[Nanos, Callable[[], None]], None]
 
-ROUTINGS = ("taker", "smart")
+ROUTINGS = ("taker", "smart", "ml")  # ml: smart, guided by the learned models
 DEFAULT_RFQ_TIME_LIMIT_S = 10.0
 
 
@@ -198,6 +200,7 @@ class ParentExecution:
         dark_min_qty: Mapping[VenueId, int] | None = None,
         volume_rate_hint: float = 0.0,
         rfq: RfqRouting | None = None,
+        fill_model: FillModel | None = None,
     ) -> None:
         self.parent = parent
         self.slicer = slicer
@@ -222,7 +225,10 @@ class ParentExecution:
         self._outflow = OutflowEstimator()
         self._sweeping = False
         self.done = False
-        self._rfq = rfq if self.config.routing == "smart" and self.config.rfq else None
+        smart = self.config.routing in ("smart", "ml")
+        self._rfq = rfq if smart and self.config.rfq else None
+        self._fill_model = fill_model if self.config.routing == "ml" else None
+        self._mids: deque[tuple[Nanos, float]] = deque()  # mid at each decision
         self._rfq_work: _RfqWork | None = None
         self._rfq_seq = itertools.count(1)
         self._rfq_next_ns = parent.start_ns
@@ -284,7 +290,9 @@ class ParentExecution:
         self._volume_seen.append((now, snap.volume))
         target = self._target(snap, now)
         self.result.schedule.append((now, target, self.result.filled_qty))
-        if self.config.routing == "smart":
+        if snap.mid is not None:
+            self._mids.append((now, snap.mid))
+        if self.config.routing in ("smart", "ml"):
             self._smart_cancel()
             delay = int(self.config.replan_delay_s * NANOS_PER_SECOND)
             self._schedule(now + delay, self._smart_place)
@@ -438,6 +446,9 @@ class ParentExecution:
         depth_total = sum((q.ask_depth if side is Side.SELL else q.bid_depth) for q in snap.venues)
         options: list[PassiveOption] = []
         takers: list[float] = []
+        vol = self._vol_bps(now)
+        other_total = sum((q.bid_depth if side is Side.SELL else q.ask_depth) for q in snap.venues)
+        contexts: dict[tuple[str, str], PassiveOrderContext] = {}
         for q in snap.venues:
             fees = self._fees.get(q.venue, LitFees(0.0, 0.0))
             takers.append(fees.taker_fee)
@@ -448,8 +459,23 @@ class ParentExecution:
             if touch is None:
                 continue
             share = depth / depth_total if depth_total > 0 else 1.0 / len(snap.venues)
+            for level in ("join", "improve"):
+                contexts[(q.venue, level)] = PassiveOrderContext(
+                    venue=q.venue,
+                    dark=False,
+                    improve=level == "improve",
+                    side=side,
+                    spread_ticks=float(spread),
+                    queue_ahead=float(queue if level == "join" else 0),
+                    qty=float(want),
+                    depth_ours=float(depth_total),
+                    depth_other=float(other_total),
+                    venue_share=share,
+                    volume_rate=rate,
+                    vol_bps=vol,
+                )
             # half the traded volume hits each side; the venue's share of it by depth
-            prior = 0.5 * rate * share
+            prior = self._outflow_prior(contexts[(q.venue, "join")], 0.5 * rate * share)
             mean = self._outflow.rate(q.venue, prior) * cfg.decision_interval_s
             maker = fees.maker_fee / tick
             # our price vs the consolidated mid, in ticks earned per share (sign-aware)
@@ -521,7 +547,12 @@ class ParentExecution:
                     f"post {qty} on {option.venue} at {option.price_ticks} "
                     f"({option.level}; {best.label})"
                 ),
-                inputs={**inputs, "qty": float(qty), "limit_ticks": float(option.price_ticks)},
+                inputs={
+                    **inputs,
+                    **contexts[(option.venue, option.level)].as_inputs(),
+                    "qty": float(qty),
+                    "limit_ticks": float(option.price_ticks),
+                },
                 alternatives=alternatives,
                 passive=True,
                 queue_ahead=option.queue_ahead,
@@ -547,6 +578,28 @@ class ParentExecution:
             if not small:
                 break
             pools.remove(max(small, key=lambda v: (self._dark_min.get(v, 0), v)))
+        now = self._clock.now_ns()
+        rate = self._market_volume_rate(now)
+        ours = snap.ask_depth if side is Side.SELL else snap.bid_depth
+        other = snap.bid_depth if side is Side.SELL else snap.ask_depth
+        vol = self._vol_bps(now)
+
+        def dark_context(venue_id: VenueId, qty: int) -> PassiveOrderContext:
+            return PassiveOrderContext(
+                venue=venue_id,
+                dark=True,
+                improve=False,
+                side=side,
+                spread_ticks=float(snap.ask_ticks - snap.bid_ticks),  # type: ignore[operator]
+                queue_ahead=0.0,
+                qty=float(qty),
+                depth_ours=float(ours),
+                depth_other=float(other),
+                venue_share=0.0,
+                volume_rate=rate,
+                vol_bps=vol,
+            )
+
         for venue_id in pools:
             qty = self._round_lot(min(total // len(pools), self.uncommitted))
             pool_min = self._dark_min.get(venue_id, 0)
@@ -561,6 +614,9 @@ class ParentExecution:
                 snap,
                 chosen=f"rest {qty} at the midpoint in {venue_id} (limit {limit})",
                 inputs={
+                    **dark_context(venue_id, qty).as_inputs(),
+                    "spread_ticks": float(snap.ask_ticks - snap.bid_ticks),
+                    "volume_rate": rate,
                     "qty": float(qty),
                     "limit_ticks": float(limit),
                     "pool_min_qty": float(pool_min),
@@ -741,6 +797,27 @@ class ParentExecution:
         backoff = 2 ** min(self._rfq_passes, 4)
         cooldown = int(self.config.rfq_cooldown_s * backoff * NANOS_PER_SECOND)
         self._rfq_next_ns = self._clock.now_ns() + cooldown
+
+    def _outflow_prior(self, join: PassiveOrderContext, volume_prior: float) -> float:
+        """The venue's expected outflow rate (shares/s) before its own fills say more:
+        from the volume, or with `ml` routing from the fill model. An exponential outflow
+        D over the interval fills an order behind Q shares with P(D > Q) = exp(-Q / mean),
+        so the model's P(fill) of joining the queue gives mean = -Q / ln P."""
+        if self._fill_model is None or join.queue_ahead <= 0:
+            return volume_prior
+        (p,) = self._fill_model.p_fill([join])
+        if not 0.01 < p < 0.99:
+            return volume_prior
+        return -join.queue_ahead / np.log(p) / self.config.decision_interval_s
+
+    def _vol_bps(self, now: Nanos) -> float:
+        """Volatility of the mid between decisions over the last 10 minutes, bps."""
+        while self._mids and self._mids[0][0] < now - 600 * NANOS_PER_SECOND:
+            self._mids.popleft()
+        if len(self._mids) < 3:
+            return 0.0
+        mids = np.array([m for _, m in self._mids])
+        return float(np.std(np.diff(np.log(mids))) * 1e4)
 
     def _market_volume_rate(self, now: Nanos) -> float:
         """Market volume per second over the recent past (the hint before any is seen)."""

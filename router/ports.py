@@ -139,16 +139,40 @@ class PanelSelector(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class PassiveOrderContext:
+    """The facts about a passive order the router is weighing, as a fill model needs
+    them (and as the decision record logs them)."""
+
+    venue: VenueId
+    dark: bool  # a midpoint order in a dark pool, else a post-only lit order
+    improve: bool  # one tick better than the touch, else joining it
+    side: Side
+    spread_ticks: float
+    queue_ahead: float  # shares ahead of us at that price
+    qty: float
+    depth_ours: float  # visible depth on our side near the touch
+    depth_other: float
+    venue_share: float  # the venue's share of our side's depth
+    volume_rate: float  # market volume per second, recent
+    vol_bps: float  # 30-s mid volatility over the last minutes, bps
+
+    def as_inputs(self) -> dict[str, float]:
+        return {
+            "dark": float(self.dark),
+            "improve": float(self.improve),
+            "queue_ahead": self.queue_ahead,
+            "depth_ours": self.depth_ours,
+            "depth_other": self.depth_other,
+            "venue_share": self.venue_share,
+            "vol30_bps": self.vol_bps,
+        }
+
+
 class FillModel(Protocol):
-    """Probability that an order at a venue and level fills within a horizon."""
+    """P(a passive order gets any fill within the decision interval), per order."""
 
-    def p_fill(self, features: Sequence[float]) -> float: ...
-
-
-class DealerModel(Protocol):
-    """Probability that a dealer answers a request with the best quote."""
-
-    def p_best(self, dealer: DealerId, features: Sequence[float]) -> float: ...
+    def p_fill(self, orders: Sequence[PassiveOrderContext]) -> list[float]: ...
 
 
 @dataclass(frozen=True, slots=True)

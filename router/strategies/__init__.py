@@ -63,6 +63,14 @@ STRATEGIES: dict[str, StrategySpec] = {
             rfq=True,
         ),
         StrategySpec(
+            "sor-ml",
+            "ml",
+            "sor's tactics guided by the learned models: fill model for the lit queues, "
+            "dealer models for the RFQ panel",
+            lambda h, q, t: TwapSlicer(),
+            rfq=True,
+        ),
+        StrategySpec(
             "sor-lit",
             "smart",
             "sor without the dealers: lit and dark only",
