@@ -538,9 +538,7 @@ def p_lowest(p: np.ndarray, mu: np.ndarray, sd: np.ndarray, n: int = 1601) -> np
     pdf = np.exp(-0.5 * z * z) / (sd[:, None] * math.sqrt(2 * math.pi))
     cdf = ndtr(z)
     beaten_by = 1.0 - p[:, None] * cdf  # P(j does not undercut c)
-    log_all = np.log(np.maximum(beaten_by, 1e-300)).sum(axis=0)
-    out = np.empty(len(p))
-    for i in range(len(p)):
-        others = np.exp(log_all - np.log(np.maximum(beaten_by[i], 1e-300)))
-        out[i] = p[i] * np.trapezoid(pdf[i] * others, c)
+    log_beaten = np.log(np.maximum(beaten_by, 1e-300))
+    others = np.exp(log_beaten.sum(axis=0)[None, :] - log_beaten)  # all but i, per row i
+    out = p * np.trapezoid(pdf * others, c, axis=1)
     return np.clip(out, 0.0, 1.0)

@@ -59,6 +59,8 @@ def load_family(family: str, directory: Path = MODELS_DIR) -> dict[str, ServedMo
         path = directory / spec["file"]
         if not path.exists():
             raise ModelError(f"{path}: model file missing; {regenerate_hint(family)}")
+        if path.stat().st_size == 0:  # XGBoost's loader aborts the process on empty input
+            raise ModelError(f"{path}: empty model file; {regenerate_hint(family)}")
         try:
             forest = CompiledForest.from_booster_bytes(path.read_bytes())
         except Exception as exc:  # xgboost raises its own error types for bad bytes
@@ -93,7 +95,14 @@ def _read_meta(path: Path, family: str) -> dict[str, Any]:
         if not isinstance(meta, dict) or not isinstance(meta.get("models"), dict):
             raise ValueError("no 'models' table")
         for spec in meta["models"].values():
-            spec["file"], spec["features"], spec["clip"]["lo"], spec["clip"]["hi"]
+            for key in ("file", "features", "clip"):
+                if key not in spec:
+                    raise KeyError(key)
+            if "lo" not in spec["clip"] or "hi" not in spec["clip"]:
+                raise KeyError("clip range")
+            calib = spec.get("calibration")
+            if calib is not None and len(calib["x"]) != len(calib["y"]):
+                raise ValueError("calibration x and y differ in length")
     except (ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"{path}: corrupt metadata ({exc}); {regenerate_hint(family)}") from None
     return meta

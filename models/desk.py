@@ -56,6 +56,9 @@ class DeskState:
         self.tracker = tracker if tracker is not None else HeuristicPanel(self.dealers)
         self.costs = costs if costs is not None else QuoteCostTracker()
         self.axes: dict[DealerId, float] = {}
+        # response counts by the side asked (a dealer short of bonds declines buys)
+        self._asked_side: dict[tuple[DealerId, Side | None], float] = {}
+        self._quoted_side: dict[tuple[DealerId, Side | None], float] = {}
         self._open: dict[RfqId, _Open] = {}
         self._pending_z: dict[DealerId, np.ndarray] = {}
         self.new_day()
@@ -64,6 +67,11 @@ class DeskState:
         self.position: dict[DealerId, float] = {}  # the dealers' side of today's trades
         self.notional: dict[DealerId, float] = {}
         self.today: dict[DealerId, list[float]] = {}  # distances behind the best today
+
+    def side_response_rate(self, dealer: DealerId, side: Side | None) -> float:
+        asked = self._asked_side.get((dealer, side), 0.0)
+        quoted = self._quoted_side.get((dealer, side), 0.0)
+        return (quoted + 2.0 * self.tracker.response_rate(dealer)) / (asked + 2.0)
 
     def rows(
         self, qty: int, side: Side | None, panel: Sequence[DealerId], market: MarketContext
@@ -82,11 +90,12 @@ class DeskState:
             for d in panel
         }
         pred = {d: self.costs.predict(d, zs[d]) for d in panel}
+        resp = {d: self.side_response_rate(d, side) for d in panel}
         est = p_lowest(
-            np.array([t.response_rate(d) for d in panel]),
+            np.array([resp[d] for d in panel]),
             np.array([pred[d] for d in panel]),
             np.array([max(self.costs.sd(d), 0.5) for d in panel]),
-            n=401,
+            n=161,
         )
         p_est = dict(zip(panel, est, strict=True))
         quality = {
@@ -102,7 +111,7 @@ class DeskState:
                 side=side,
                 n_dealers=len(panel),
                 market=market,
-                resp_rate=t.response_rate(d),
+                resp_rate=resp[d],
                 hit_rate=t.hit_ratio(d),
                 dist_bps=t.distance_bps(d),
                 asked=t.history[d].asked,
@@ -115,7 +124,7 @@ class DeskState:
                 dist_today=float(np.mean(self.today[d])) if self.today.get(d) else None,
                 quotes_today=len(self.today.get(d, ())),
                 rel_dist=quality[d] - min((quality[o] for o in others), default=0.0),
-                others_resp=sum(t.response_rate(o) for o in others),
+                others_resp=sum(resp[o] for o in others),
                 pred_cost=pred[d],
                 rel_pred_cost=pred[d] - min((pred[o] for o in others), default=pred[d]),
                 p_best_est=float(p_est[d]),
@@ -131,10 +140,15 @@ class DeskState:
             if market is not None:
                 _, z = self.rows(r.qty, r.side, r.dealers, market)
             self._open[r.rfq_id] = _Open(r.side, z)
+            for d in r.dealers:
+                key = (d, r.side)
+                self._asked_side[key] = self._asked_side.get(key, 0.0) + 1.0
         elif isinstance(event, QuoteReceived):
             o = self._open.get(event.quote.rfq_id)
             if o is not None:
                 o.quotes[event.quote.dealer] = event.quote
+                key = (event.quote.dealer, o.side)
+                self._quoted_side[key] = self._quoted_side.get(key, 0.0) + 1.0
         elif isinstance(event, RfqTraded):
             o = self._open.get(event.rfq_id)
             if o is not None:

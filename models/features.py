@@ -80,6 +80,9 @@ FILL_FEATURES = (
     "venue_share",  # the venue's share of the depth on our side
     "log_volume_rate",  # market volume per second, recent
     "vol_bps",  # 30-s mid volatility over the last 10 minutes
+    "touch_gap_ticks",
+    "touch_imbalance",
+    "momentum_bps",
 )
 
 
@@ -182,6 +185,9 @@ def fill_row(ctx: PassiveOrderContext) -> list[float]:
         ctx.venue_share,
         math.log1p(max(ctx.volume_rate, 0.0)),
         ctx.vol_bps,
+        ctx.touch_gap_ticks,
+        ctx.touch_imbalance,
+        ctx.momentum_bps,
     ]
 
 
@@ -204,6 +210,9 @@ def context_from_inputs(
             venue_share=inputs["venue_share"],
             volume_rate=inputs["volume_rate"],
             vol_bps=inputs["vol30_bps"],
+            touch_gap_ticks=inputs["touch_gap_ticks"],
+            touch_imbalance=inputs["touch_imbalance"],
+            momentum_bps=inputs["momentum_bps"],
         )
     except KeyError:
         return None
@@ -221,14 +230,15 @@ class Clipper:
 
     @classmethod
     def fit(cls, names: Sequence[str], x: np.ndarray) -> Clipper:
-        return cls(tuple(names), x.min(axis=0), x.max(axis=0))
+        return cls(tuple(names), np.nanmin(x, axis=0), np.nanmax(x, axis=0))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         out = np.clip(x, self.lo, self.hi)
-        diff = np.any(out != x, axis=0)
+        changed = (out != x) & ~np.isnan(x)  # a missing value is left to the trees
+        diff = np.any(changed, axis=0)
         self.rows += x.shape[0]
         if diff.any():
             for j in np.flatnonzero(diff):
-                n = int(np.sum(out[:, j] != x[:, j]))
+                n = int(np.sum(changed[:, j]))
                 self.clipped[self.names[j]] = self.clipped.get(self.names[j], 0) + n
         return out

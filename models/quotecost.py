@@ -39,6 +39,7 @@ class QuoteCostTracker:
         self._a: dict[str, np.ndarray] = {}
         self._b: dict[str, np.ndarray] = {}
         self._var: dict[str, float] = {}  # running mean squared error of its predictions
+        self._w: dict[str, np.ndarray] = {}  # solved coefficients, until the next quote
 
     def _init(self, dealer: str) -> None:
         if dealer not in self._a:
@@ -52,10 +53,13 @@ class QuoteCostTracker:
         self._var[dealer] = 0.98 * self._var.get(dealer, 25.0) + 0.02 * err * err
         self._a[dealer] = DECAY * self._a[dealer] + np.outer(z, z)
         self._b[dealer] = DECAY * self._b[dealer] + z * cost_bps
+        self._w.pop(dealer, None)
 
     def predict(self, dealer: str, z: np.ndarray) -> float:
-        self._init(dealer)
-        w = np.linalg.solve(self._a[dealer], self._b[dealer])
+        w = self._w.get(dealer)
+        if w is None:
+            self._init(dealer)
+            w = self._w[dealer] = np.linalg.solve(self._a[dealer], self._b[dealer])
         return float(z @ w)
 
     def sd(self, dealer: str) -> float:

@@ -1,11 +1,8 @@
 """The learned models behind the router's ports: `FillPredictor` (router.ports.FillModel)
 and `MlPanel` (router.ports.PanelSelector) for `ml` routing.
 
-`MlPanel` asks the dealer models, for each candidate panel, each dealer's P(quote in
-time) and P(best quote), and asks the smallest panel of the likeliest winners whose
-chance that somebody quotes reaches `min_any_response`: every extra dealer asked is one
-more that learns the order (leakage), so the panel is as small as the models say is
-safe. Exploration, as in the heuristic selector, keeps data coming on the others.
+`MlPanel` ranks the dealers by the dealer models' P(best quote) and asks the top ones;
+exploration, as in the heuristic selector, keeps data coming on the others.
 """
 
 from __future__ import annotations
@@ -46,8 +43,6 @@ class MlPanel:
         market: Callable[[], MarketContext],
         mid_at: MidAt,
         *,
-        min_panel: int = 2,
-        min_any_response: float = 0.97,
         explore: float = 0.1,
     ) -> None:
         self.respond = models["respond"]
@@ -55,8 +50,6 @@ class MlPanel:
         self.desk = desk
         self._market = market
         self._mid_at = mid_at
-        self.min_panel = min_panel
-        self.min_any_response = min_any_response
         self.explore = explore
 
     @classmethod
@@ -85,32 +78,34 @@ class MlPanel:
     def select(
         self, side: Side, qty: int, n: int, rng: np.random.Generator
     ) -> tuple[list[DealerId], dict[str, float]]:
+        """Rank every dealer by its modelled P(best quote) in a panel of its own size
+        (with the heuristic's favourites as the others, so the rows look like those
+        the model learned from), and ask the top `n`, one seat sometimes explored."""
         if n < 1:
             raise ValueError(f"a panel needs at least one dealer, asked for {n}")
         market = self._market()
+        tracker = self.desk.tracker
         dealers = list(self.desk.dealers)
-        _, p_best_all = self.score(side, qty, dealers, market)
-        ranked = [d for _, d in sorted(zip(-p_best_all, dealers, strict=True))]
-        n = min(n, len(ranked))
-        chosen = ranked[:n]
+        n = min(n, len(dealers))
+        usual = sorted(dealers, key=lambda d: (-tracker.score(d), d))
         scores: dict[str, float] = {}
-        for k in range(min(self.min_panel, n), n + 1):
-            panel = ranked[:k]
-            p_resp, _ = self.score(side, qty, panel, market)
-            p_any = 1.0 - float(np.prod(1.0 - p_resp))
-            scores[f"p_any_{k}"] = round(p_any, 4)
-            chosen = panel
-            if p_any >= self.min_any_response:
-                break
-        outside = [d for d in ranked if d not in chosen]
+        p_best: dict[DealerId, float] = {}
+        for d in dealers:
+            panel = [d, *[o for o in usual if o != d][: n - 1]]
+            _, best = self.score(side, qty, panel, market)
+            p_best[d] = float(best[0])
+            scores[f"p_best_{d}"] = round(p_best[d], 4)
+        ranked = sorted(dealers, key=lambda d: (-p_best[d], d))
+        chosen = ranked[:n]
+        outside = ranked[n:]
         explored = 0.0
         if outside and rng.random() < self.explore:
-            weights = np.array([1.0 / (1.0 + self.desk.tracker.history[d].asked) for d in outside])
+            weights = np.array([1.0 / (1.0 + tracker.history[d].asked) for d in outside])
             pick = outside[int(rng.choice(len(outside), p=weights / weights.sum()))]
-            chosen = [*chosen[:-1], pick] if len(chosen) > 1 else [*chosen, pick]
+            chosen = [*chosen[:-1], pick]
             explored = 1.0
-        for d, p in zip(dealers, p_best_all, strict=True):
-            scores[f"p_best_{d}"] = round(float(p), 4)
+        p_resp, _ = self.score(side, qty, chosen, market)
+        scores["p_any_quote"] = round(1.0 - float(np.prod(1.0 - p_resp)), 4)
         scores["explore"] = explored
         return chosen, scores
 

@@ -438,14 +438,20 @@ class Episode:
         cum = np.concatenate([[0], np.cumsum(plan.quantities)]).astype(int)
         return ScheduleSlicer(HINDSIGHT, [float(t) for t in edges], [int(c) for c in cum])
 
-    def run(self, strategy: str, config: EngineConfig | None = None) -> StrategyRun:
+    def run(
+        self,
+        strategy: str,
+        config: EngineConfig | None = None,
+        on_world: Callable[[SimWorld], None] | None = None,
+    ) -> StrategyRun:
         """Run one strategy; `config` overrides the engine's defaults (its routing is
-        always the strategy's)."""
+        always the strategy's). `on_world` sees the simulated world before the run
+        starts: for evaluation code that measures it (never for strategies)."""
         if strategy == HINDSIGHT:
             return self._execute(HINDSIGHT, self.hindsight_slicer(), "taker", False, config)
         spec = strategy_spec(strategy)
         slicer = spec.slicer(self.history, self.parent.qty, self.scenario.horizon_s)
-        return self._execute(strategy, slicer, spec.routing, spec.rfq, config)
+        return self._execute(strategy, slicer, spec.routing, spec.rfq, config, on_world)
 
     def _execute(
         self,
@@ -454,6 +460,7 @@ class Episode:
         routing: str,
         use_rfq: bool,
         config: EngineConfig | None,
+        on_world: Callable[[SimWorld], None] | None = None,
     ) -> StrategyRun:
         sc, parent = self.scenario, self.parent
         sink = EventForwarder()
@@ -494,6 +501,8 @@ class Episode:
             fill_model=_served_models()[1] if routing == "ml" else None,
         )
         sink.target = execution.publish
+        if on_world is not None:
+            on_world(world)
         execution.start()
         world.kernel.run_until(parent.end_ns)
         market = world.market
@@ -529,7 +538,10 @@ class Episode:
 
 
 MODEL_VOL_WINDOW_S = 600.0  # the dealer models' volatility window (models/dealer_data.py)
-HISTORY_DAYS = 2
+HISTORY_DAYS = 4
+HISTORY_EXPLORE = 0.3
+HISTORY_PANEL_SIZES = (3, 4, 5)
+DESK_EXPLORE = 0.1  # while executing a parent order
 HISTORY_RFQS_PER_DAY = 80
 HISTORY_SEED = 7_000_000  # the desk's past days; far from any episode's seed
 
@@ -543,10 +555,19 @@ def _desk_history(scenario_name: str, panel_name: str) -> tuple[HeuristicPanel, 
 
     scenario = load_scenario(scenario_name)
     panel = load_panel(panel_name)
-    selector = HeuristicPanel(panel.ids)
+    # the past days asked every dealer now and then (wide exploration, varied panels),
+    # so that both selectors start knowing something of each
+    selector = HeuristicPanel(panel.ids, explore=HISTORY_EXPLORE)
     desk = DeskState(panel.ids, panel.name, float(scenario.instrument.adv))
     for k in range(HISTORY_DAYS):
-        day = run_rfq_day(scenario, panel, HISTORY_SEED + k, HISTORY_RFQS_PER_DAY, selector)
+        day = run_rfq_day(
+            scenario,
+            panel,
+            HISTORY_SEED + k,
+            HISTORY_RFQS_PER_DAY,
+            selector,
+            panel_size=HISTORY_PANEL_SIZES,
+        )
         rows_from_log(
             day.events,
             day.path,
@@ -562,7 +583,9 @@ def _desk_history(scenario_name: str, panel_name: str) -> tuple[HeuristicPanel, 
 def desk_selector(scenario: Scenario, panel: DealerPanel) -> HeuristicPanel:
     """Panel selection as the desk would start a parent order: having seen its dealers
     answer on past days (simulated with fixed seeds, once per process), learning on."""
-    return _desk_history(scenario.name, panel.name)[0].copy()
+    selector = _desk_history(scenario.name, panel.name)[0].copy()
+    selector.explore = DESK_EXPLORE
+    return selector
 
 
 @functools.cache
@@ -577,8 +600,12 @@ def ml_selector(scenario: Scenario, panel: DealerPanel, world: SimWorld) -> MlPa
     tick = scenario.instrument.tick_size
     offsets = np.arange(-MODEL_VOL_WINDOW_S, 1e-9, 10.0)
 
+    cache: dict[int, MarketContext] = {}
+
     def context() -> MarketContext:
         now = world.clock.now_ns()
+        if now in cache:
+            return cache[now]
         now_s = now / NANOS_PER_SECOND
         recent = PricePath(*market.top_of_book(now_s - MODEL_VOL_WINDOW_S - 1.0))
         mids = [float(m) for m in recent.mids_at(now_s + offsets)]
@@ -586,7 +613,9 @@ def ml_selector(scenario: Scenario, panel: DealerPanel, world: SimWorld) -> MlPa
         bid = None if snap.bid_ticks is None else snap.bid_ticks * tick
         ask = None if snap.ask_ticks is None else snap.ask_ticks * tick
         tod = (scenario.start_tod_s + now / NANOS_PER_SECOND - SESSION_OPEN_S) / SESSION_S
-        return MarketContext.from_mids(mids, bid, ask, tod)
+        cache.clear()  # one decision at a time: keep only the latest
+        cache[now] = MarketContext.from_mids(mids, bid, ask, tod)
+        return cache[now]
 
     def mid_at(ts_ns: int) -> float:
         return market.mid_at(ts_ns) * tick

@@ -167,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     tf.add_argument("--seed", type=_int, default=200_000, help="seed of the first episode")
     tf.add_argument("--json", dest="json_path", help="write the metadata here ('-' = stdout)")
 
+    ev = sub.add_parser("evaluate", help="score the shipped models on held-out simulations")
+    esub = ev.add_subparsers(dest="what", required=True, parser_class=_Parser)
+    em = esub.add_parser("models", help="dealer and fill models vs the simulator's oracle")
+    em.add_argument("--seed", type=_int, default=900_000, help="first held-out seed")
+    em.add_argument("--json", dest="json_path", help="write JSON here ('-' = stdout)")
+    em.add_argument("--models", type=Path, help="folder of the artifacts (default: models/)")
+
     sched = sub.add_parser("schedule", help="closed-form execution schedules")
     ssub = sched.add_subparsers(dest="schedule", required=True, parser_class=_Parser)
     ac = ssub.add_parser("ac", help="Almgren-Chriss (2000) optimal trajectory")
@@ -205,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     bs.add_argument("--seed", type=_int, default=42)
     bs.add_argument("--repeat", type=_positive_int, default=5)
     bs.add_argument("--json", dest="json_path")
+    bd = bsub.add_parser("decide", help="latency of one model-guided routing decision")
+    bd.add_argument("--iterations", type=_positive_int, default=2000)
+    bd.add_argument("--json", dest="json_path")
     return p
 
 
@@ -524,6 +534,29 @@ def _cmd_train(args: argparse.Namespace) -> None:
     _emit_json(args.json_path, meta)
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from models.artifacts import MODELS_DIR
+    from models.evaluate import evaluate
+
+    _check_json_path(args.json_path)
+    doc = evaluate(args.seed, args.models or MODELS_DIR, _Progress("evaluate models"))
+    if args.json_path != "-":
+        print(f"{'model':<16}{'AUC':>7}{'oracle':>8}{'ratio':>7}{'Brier':>8}{'ECE':>7}{'rows':>8}")
+        for name in ("dealer", "dealer_respond", "dealer_hit", "fill", "fill_all"):
+            m = doc[name]
+            oracle = m.get("oracle_auc")
+            ratio = m["auc"] / oracle if oracle else None
+            print(
+                f"{name:<16}{m['auc']:>7.3f}"
+                + (f"{oracle:>8.3f}{ratio:>7.3f}" if oracle else f"{'':>15}")
+                + f"{m['brier']:>8.4f}{m['ece']:>7.4f}{m['n']:>8}"
+            )
+        clipped = doc["meta"]["clipped"]
+        if any(clipped.values()):
+            print(f"features clipped to the training range: {clipped}")
+    _emit_json(args.json_path, doc)
+
+
 def _cmd_schedule(args: argparse.Namespace) -> None:
     from router.strategies.almgren_chriss import (
         AcParams,
@@ -577,6 +610,21 @@ def _cmd_bench(args: argparse.Namespace) -> None:
                     f"plain Python book: {doc['python_events_per_s']:,.0f} events/s; "
                     f"speed-up {doc['speedup_vs_python']:.1f}x"
                 )
+    elif args.bench == "decide":
+        from bench.decide import run_decide_bench
+
+        doc = run_decide_bench(args.iterations)
+        if args.json_path != "-":
+            for part in ("fill_model", "dealer_panel", "decision"):
+                d = doc[part]
+                print(
+                    f"{part:<13} p50 {d['p50_us']:8.1f} us   p99 {d['p99_us']:8.1f} us   "
+                    f"max {d['max_us']:8.1f} us"
+                )
+            print(
+                f"{doc['iterations']} decisions: {doc['lit_options']} lit options scored, "
+                f"a panel chosen among {doc['dealers']} dealers"
+            )
     elif args.bench == "impact":
         from bench.impact import run_impact_study
 
@@ -630,6 +678,12 @@ def _cmd_bench(args: argparse.Namespace) -> None:
     _emit_json(args.json_path, doc)
 
 
+def _model_error() -> type[Exception]:
+    from models.artifacts import ModelError
+
+    return ModelError
+
+
 def _store_error() -> type[Exception]:
     from router.store import StoreError
 
@@ -654,10 +708,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             _cmd_dealers(args)
         elif args.command == "train":
             _cmd_train(args)
+        elif args.command == "evaluate":
+            _cmd_evaluate(args)
         elif args.command == "bench":
             _cmd_bench(args)
         return 0
-    except (UsageError, ConfigError, DomainError, _store_error()) as exc:
+    except (UsageError, ConfigError, DomainError, _store_error(), _model_error()) as exc:
         print(f"blockroute: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

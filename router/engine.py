@@ -448,6 +448,8 @@ class ParentExecution:
         takers: list[float] = []
         vol = self._vol_bps(now)
         other_total = sum((q.bid_depth if side is Side.SELL else q.ask_depth) for q in snap.venues)
+        best_ours = snap.ask_ticks if side is Side.SELL else snap.bid_ticks
+        imbalance, momentum = self._touch_imbalance(snap), self._momentum_bps(side)
         contexts: dict[tuple[str, str], PassiveOrderContext] = {}
         for q in snap.venues:
             fees = self._fees.get(q.venue, LitFees(0.0, 0.0))
@@ -473,6 +475,10 @@ class ParentExecution:
                     venue_share=share,
                     volume_rate=rate,
                     vol_bps=vol,
+                    touch_gap_ticks=float(side.sign * (best_ours - touch))
+                    - (1.0 if level == "improve" else 0.0),
+                    touch_imbalance=imbalance,
+                    momentum_bps=momentum,
                 )
             # half the traded volume hits each side; the venue's share of it by depth
             prior = self._outflow_prior(contexts[(q.venue, "join")], 0.5 * rate * share)
@@ -598,8 +604,11 @@ class ParentExecution:
                 venue_share=0.0,
                 volume_rate=rate,
                 vol_bps=vol,
+                touch_imbalance=imbalance,
+                momentum_bps=momentum,
             )
 
+        imbalance, momentum = self._touch_imbalance(snap), self._momentum_bps(side)
         for venue_id in pools:
             qty = self._round_lot(min(total // len(pools), self.uncommitted))
             pool_min = self._dark_min.get(venue_id, 0)
@@ -809,6 +818,22 @@ class ParentExecution:
         if not 0.01 < p < 0.99:
             return volume_prior
         return -join.queue_ahead / np.log(p) / self.config.decision_interval_s
+
+    def _touch_imbalance(self, snap: MarketSnapshot) -> float:
+        """(our side's quantity at the best price - the other side's) / their sum."""
+        side = self.parent.side
+        bid = sum(q.bid_qty for q in snap.venues if q.bid_ticks == snap.bid_ticks)
+        ask = sum(q.ask_qty for q in snap.venues if q.ask_ticks == snap.ask_ticks)
+        ours, other = (ask, bid) if side is Side.SELL else (bid, ask)
+        return (ours - other) / (ours + other) if ours + other > 0 else 0.0
+
+    def _momentum_bps(self, side: Side) -> float:
+        """The mid's move over the last decision interval, signed so that a move that
+        brings takers to our resting orders (up for a sell) is positive."""
+        if len(self._mids) < 2:
+            return 0.0
+        (_, m0), (_, m1) = self._mids[-2], self._mids[-1]
+        return -side.sign * (m1 - m0) / m0 * 1e4
 
     def _vol_bps(self, now: Nanos) -> float:
         """Volatility of the mid between decisions over the last 10 minutes, bps."""

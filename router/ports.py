@@ -156,6 +156,9 @@ class PassiveOrderContext:
     venue_share: float  # the venue's share of our side's depth
     volume_rate: float  # market volume per second, recent
     vol_bps: float  # 30-s mid volatility over the last minutes, bps
+    touch_gap_ticks: float = 0.0  # our price behind the best price on our side (< 0: better)
+    touch_imbalance: float = 0.0  # (our side's best-price qty - the other's) / their sum
+    momentum_bps: float = 0.0  # mid move since the last decision, towards our fills > 0
 
     def as_inputs(self) -> dict[str, float]:
         return {
@@ -166,6 +169,9 @@ class PassiveOrderContext:
             "depth_other": self.depth_other,
             "venue_share": self.venue_share,
             "vol30_bps": self.vol_bps,
+            "touch_gap_ticks": self.touch_gap_ticks,
+            "touch_imbalance": self.touch_imbalance,
+            "momentum_bps": self.momentum_bps,
         }
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from dealers.config import DealerPanel, load_panel
-from dealers.simulator import DealerTruth, SimRfqVenue, _p_lowest
+from dealers.simulator import DealerTruth, SimRfqVenue, p_lowest
 from router.app import apply_overrides
 from router.domain import (
     NANOS_PER_SECOND,
@@ -379,29 +379,29 @@ def test_two_sided_quotes_are_never_crossed(calm: Scenario, equities: DealerPane
 # --------------------------------------------------------------------------------------
 
 
-def test_p_lowest_identical_dealers_split_evenly() -> None:
+def testp_lowest_identical_dealers_split_evenly() -> None:
     mu, sd = np.zeros(2), np.ones(2)
-    assert _p_lowest(np.ones(2), mu, sd) == pytest.approx([0.5, 0.5], abs=1e-4)
+    assert p_lowest(np.ones(2), mu, sd) == pytest.approx([0.5, 0.5], abs=1e-4)
     # each answers half the time: P(i answers) * P(j does not undercut) = 0.5 * (1 - 0.5 * 0.5)
-    assert _p_lowest(np.full(2, 0.5), mu, sd) == pytest.approx([0.375, 0.375], abs=1e-4)
-    three = _p_lowest(np.ones(3), np.zeros(3), np.ones(3))
+    assert p_lowest(np.full(2, 0.5), mu, sd) == pytest.approx([0.375, 0.375], abs=1e-4)
+    three = p_lowest(np.ones(3), np.zeros(3), np.ones(3))
     assert three == pytest.approx([1 / 3] * 3, abs=1e-4)
 
 
-def test_p_lowest_a_silent_dealer_is_never_best() -> None:
-    out = _p_lowest(np.array([0.0, 1.0]), np.zeros(2), np.ones(2))
+def testp_lowest_a_silent_dealer_is_never_best() -> None:
+    out = p_lowest(np.array([0.0, 1.0]), np.zeros(2), np.ones(2))
     assert out[0] == 0.0
     assert out[1] == pytest.approx(1.0, abs=1e-4)
-    assert _p_lowest(np.array([0.0, 0.0]), np.zeros(2), np.ones(2)).tolist() == [0.0, 0.0]
+    assert p_lowest(np.array([0.0, 0.0]), np.zeros(2), np.ones(2)).tolist() == [0.0, 0.0]
 
 
-def test_p_lowest_a_far_cheaper_dealer_is_best() -> None:
+def testp_lowest_a_far_cheaper_dealer_is_best() -> None:
     # 20 standard deviations apart
-    out = _p_lowest(np.ones(2), np.array([0.0, 20.0]), np.ones(2))
+    out = p_lowest(np.ones(2), np.array([0.0, 20.0]), np.ones(2))
     assert out[0] == pytest.approx(1.0, abs=1e-4)
     assert out[1] < 1e-6
     # cheaper but answering 70% of the time: best exactly when it answers
-    out = _p_lowest(np.array([0.7, 1.0]), np.array([0.0, 20.0]), np.ones(2))
+    out = p_lowest(np.array([0.7, 1.0]), np.array([0.0, 20.0]), np.ones(2))
     assert out == pytest.approx([0.7, 0.3], abs=1e-4)
 
 

@@ -1,0 +1,137 @@
+"""`blockroute evaluate models`: the shipped models scored on freshly simulated days and
+episodes they never saw, next to the simulator's own true probabilities on the same rows
+(the best any model could do).
+
+- dealer: P(best quote) on held-out RFQ days; the first day of each scenario only warms
+  the desk's history up. Extras: P(quote in time) and P(hit).
+- fill: P(any fill within 30 s) of the post-only lit orders of `sor-lit` on held-out
+  episodes; the oracle is the simulator's Monte Carlo fill probability
+  (simulators/oracle.py) for every `oracle_every`-th such order. Extra: all passive
+  orders, dark ones included (no oracle for the dark pools).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.artifacts import MODELS_DIR, load_family
+from models.dealer_data import DaySpec
+from models.dealer_data import generate as dealer_rows
+from models.fill_data import HORIZON_S, FillRows, rows_from_events
+from models.metrics import scores
+from models.train import SCENARIOS
+from router.domain import ChildOrder
+
+EVAL_SEED = 900_000
+DEALER_DAYS = 3  # per scenario, the first one warming the desk's history up
+FILL_EPISODES = 2  # per scenario
+ORACLE_EVERY = 6
+ORACLE_PATHS = 32
+
+
+def evaluate(
+    seed: int = EVAL_SEED,
+    directory: Path = MODELS_DIR,
+    progress: Callable[[int, int], None] | None = None,
+    dealer_days: int = DEALER_DAYS,
+    fill_episodes: int = FILL_EPISODES,
+) -> dict[str, Any]:
+    dealer = load_family("dealer", directory)
+    fill = load_family("fill", directory)["passive"]
+    n_days = dealer_days * len(SCENARIOS)
+    total = n_days + fill_episodes * len(SCENARIOS)
+
+    def step(done: int, _n: int) -> None:
+        if progress is not None:
+            progress(done, total)
+
+    days = [
+        DaySpec(sc, seed + k * len(SCENARIOS) + i)
+        for k in range(dealer_days)
+        for i, sc in enumerate(SCENARIOS)
+    ]
+    rows = dealer_rows(days, step)
+    keep = rows.day >= len(SCENARIOS)  # the first day of each scenario warms up
+    known = keep & ~np.isnan(rows.best)
+    doc: dict[str, Any] = {
+        "dealer": scores(
+            rows.best[known], dealer["best"].predict(rows.x[known]), rows.oracle_best[known]
+        ),
+        "dealer_respond": scores(
+            rows.respond[keep], dealer["respond"].predict(rows.x[keep]), rows.oracle_respond[keep]
+        ),
+    }
+    hit_keep = rows.day_hit >= len(SCENARIOS)
+    doc["dealer_hit"] = scores(rows.hit[hit_keep], dealer["hit"].predict(rows.x_hit[hit_keep]))
+    fill_rows = _fill_rows(seed, fill_episodes, lambda i: step(n_days + i, total))
+    lit = ~fill_rows.dark & ~np.isnan(fill_rows.oracle)
+    p = fill.predict(fill_rows.x)
+    doc["fill"] = scores(fill_rows.y[lit], p[lit], fill_rows.oracle[lit])
+    doc["fill_all"] = scores(fill_rows.y, p)
+    doc["meta"] = {
+        "seed": seed,
+        "dealer_days": n_days,
+        "fill_episodes": fill_episodes * len(SCENARIOS),
+        "fill_horizon_s": HORIZON_S,
+        "oracle_paths": ORACLE_PATHS,
+        "oracle_every": ORACLE_EVERY,
+        "clipped": {
+            "dealer": dealer["best"].clipper.clipped,
+            "fill": fill.clipper.clipped,
+        },
+    }
+    return doc
+
+
+def _fill_rows(seed: int, episodes: int, step: Callable[[int], None]) -> FillRows:
+    from router.app import Episode  # the composition root runs the episodes
+    from simulators.oracle import lit_fill_probability
+    from simulators.scenario import load_scenario
+    from simulators.world import SimWorld
+
+    parts = []
+    k = 0
+    for e in range(episodes):
+        for i, name in enumerate(SCENARIOS):
+            oracle: dict[str, float] = {}
+            ep_seed = seed + 50_000 + e * len(SCENARIOS) + i
+
+            def instrument(world: SimWorld, oracle: dict[str, float] = oracle) -> None:
+                lit_ids = list(world.lit)
+                count = [0]
+                for venue_id, venue in world.lit.items():
+                    submit = venue.submit
+
+                    def wrapped(
+                        child: ChildOrder,
+                        submit: Callable[[ChildOrder], None] = submit,
+                        index: int = lit_ids.index(venue_id),
+                    ) -> None:
+                        if child.post_only and child.limit_ticks is not None:
+                            count[0] += 1
+                            if count[0] % ORACLE_EVERY == 0:
+                                now = world.clock.now_ns()
+                                oracle[child.child_id] = lit_fill_probability(
+                                    world.market,
+                                    now,
+                                    index,
+                                    child.side,
+                                    child.limit_ticks,
+                                    child.qty,
+                                    HORIZON_S,
+                                    n_paths=ORACLE_PATHS,
+                                    seed=count[0],
+                                )
+                        submit(child)
+
+                    venue.submit = wrapped  # type: ignore[method-assign]
+
+            run = Episode(load_scenario(name), ep_seed).run("sor-lit", on_world=instrument)
+            parts.append(rows_from_events(run.events, k, oracle))
+            k += 1
+            step(k)
+    return FillRows.concat(parts)
