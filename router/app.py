@@ -246,7 +246,8 @@ def check_strategies(names: Sequence[str]) -> None:
     if not names:
         raise DomainError("no strategy given")
     for n in names:
-        strategy_spec(n)
+        if strategy_spec(n).routing == "ml":
+            _served_models()  # a missing or corrupt model fails now, before any work
     dup = {n for n in names if names.count(n) > 1}
     if dup:
         raise DomainError(f"strategy {sorted(dup)[0]!r} given twice")
@@ -591,7 +592,12 @@ def desk_selector(scenario: Scenario, panel: DealerPanel) -> HeuristicPanel:
 @functools.cache
 def _served_models() -> tuple[dict[str, ServedModel], FillPredictor]:
     """The shipped models, loaded once per process (ModelError if missing or corrupt)."""
-    return load_family("dealer"), FillPredictor.load()
+    from models import artifacts  # read at call time: tests point it elsewhere
+
+    return (
+        load_family("dealer", artifacts.MODELS_DIR),
+        FillPredictor.load(artifacts.MODELS_DIR),
+    )
 
 
 def ml_selector(scenario: Scenario, panel: DealerPanel, world: SimWorld) -> MlPanel:

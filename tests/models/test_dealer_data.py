@@ -298,7 +298,10 @@ def test_unknown_side_teaches_no_distances(rows: DealerRows) -> None:
     assert feat(rows, R3C, "rel_dist_bps") == pytest.approx(5.0 - gap)
     # ALPHA asked in R1 and R2 (decay 0.995 per request): 0.995 + 1 = 1.995
     assert feat(rows, R3A, "log_asked") == pytest.approx(math.log1p(1.995))
-    assert feat(rows, R3A, "resp_rate") == pytest.approx((1.995 + 1.6) / (1.995 + 2))
+    # the response rate is the side's: R1 asked ALPHA on R3's side and it quoted, with
+    # the all-sides rate (1.995 + 1.6) / (1.995 + 2) as a prior of weight 2
+    overall = (1.995 + 1.6) / (1.995 + 2)
+    assert feat(rows, R3A, "resp_rate") == pytest.approx((1.0 + 2.0 * overall) / (1.0 + 2.0))
 
 
 def test_axes_and_positions_signed_by_the_client_side(rows: DealerRows) -> None:

@@ -1,0 +1,140 @@
+"""`ml` routing: the learned models behind the smart router's tactics."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+import router.app as app
+from models import artifacts
+from router.app import Episode, apply_overrides
+from router.cli import main
+from router.domain import ChildOrderSent, DecisionRecorded, RfqRequested
+from router.engine import EngineConfig, ParentExecution
+from router.ports import PassiveOrderContext
+from simulators.scenario import load_scenario
+
+CONTEXT_KEYS = {
+    "dark",
+    "improve",
+    "queue_ahead",
+    "depth_ours",
+    "depth_other",
+    "venue_share",
+    "vol30_bps",
+    "touch_gap_ticks",
+    "touch_imbalance",
+    "momentum_bps",
+    "spread_ticks",
+    "volume_rate",
+    "qty",
+}
+
+
+@pytest.fixture(scope="module")
+def bond_ml():
+    sc = apply_overrides(load_scenario("illiquid-bond"), 600_000, None, 3_600.0)
+    return Episode(sc, 1001).run("sor-ml")
+
+
+def test_sor_ml_completes_and_logs_what_its_models_saw(bond_ml):
+    run = bond_ml
+    assert run.tca.completion == 1.0 and run.tca.filled_qty == run.parent.qty
+    decisions = {d.decision_id: d for d in run.events if isinstance(d, DecisionRecorded)}
+    passive = [e.child for e in run.events if isinstance(e, ChildOrderSent) and e.child.post_only]
+    assert passive
+    for c in passive:  # every passive order logs the context the fill model scores
+        assert set(decisions[f"{c.child_id}-d"].inputs) >= CONTEXT_KEYS
+    requests = [d for d in decisions.values() if d.chosen.startswith("request quotes")]
+    assert requests
+    for d in requests:  # the panel was chosen on the dealer models' P(best quote)
+        assert {f"score_p_best_{x}" for x in ("ALPHA", "JULIET")} <= set(d.alternatives)
+        assert 0.0 <= d.alternatives["score_p_any_quote"] <= 1.0
+    assert [e.request.dealers for e in run.events if isinstance(e, RfqRequested)]
+
+
+class _FixedFill:
+    def __init__(self, p: float) -> None:
+        self.p = p
+        self.seen: list[PassiveOrderContext] = []
+
+    def p_fill(self, orders):
+        self.seen.extend(orders)
+        return [self.p for _ in orders]
+
+
+def _context(queue: float) -> PassiveOrderContext:
+    return PassiveOrderContext(
+        venue="LITA",  # type: ignore[arg-type]
+        dark=False,
+        improve=False,
+        side=app.Side.SELL,
+        spread_ticks=2.0,
+        queue_ahead=queue,
+        qty=1_000.0,
+        depth_ours=5_000.0,
+        depth_other=5_000.0,
+        venue_share=0.5,
+        volume_rate=30.0,
+        vol_bps=2.0,
+    )
+
+
+def test_the_fill_model_sets_the_outflow_prior():
+    # P(D > Q) = exp(-Q / mean): with P = exp(-1) behind 1,500 shares, mean = 1,500 over
+    # the 30 s interval, i.e. 50 shares/s; outside (0.01, 0.99) the volume prior stays
+    ex = ParentExecution.__new__(ParentExecution)
+    ex.config = EngineConfig(routing="ml")
+    ex._fill_model = _FixedFill(math.exp(-1.0))
+    assert ex._outflow_prior(_context(1_500.0), 7.0) == pytest.approx(50.0)
+    assert ex._outflow_prior(_context(0.0), 7.0) == 7.0  # nobody ahead: nothing to learn
+    ex._fill_model = _FixedFill(0.999)
+    assert ex._outflow_prior(_context(1_500.0), 7.0) == 7.0
+    ex._fill_model = None
+    assert ex._outflow_prior(_context(1_500.0), 7.0) == 7.0
+
+
+def test_missing_models_stop_sor_ml_with_the_file_and_the_fix(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(artifacts, "MODELS_DIR", tmp_path / "nothing")
+    app._served_models.cache_clear()
+    try:
+        code = main(["simulate", "--scenario", "calm", "--strategies", "sor-ml"])
+    finally:
+        app._served_models.cache_clear()
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "dealer.meta.json" in err and "blockroute train dealer" in err
+
+
+def test_evaluate_models_json_follows_the_contract(tmp_path, monkeypatch, capsys):
+    import models.evaluate as ev
+
+    monkeypatch.setattr(ev, "SCENARIOS", ("illiquid-bond",))
+    monkeypatch.setattr(ev, "ORACLE_PATHS", 8)
+    doc = ev.evaluate(seed=910_000, dealer_days=2, fill_episodes=1)
+    for name in ("dealer", "fill"):
+        m = doc[name]
+        assert set(m) >= {"auc", "oracle_auc", "brier", "ece", "n"}
+        assert m["n"] > 0 and 0.5 < m["oracle_auc"] <= 1.0 and 0.0 <= m["brier"] <= 1.0
+    json.dumps(doc)  # plain JSON
+
+
+def test_bench_decide_reports_latencies():
+    from bench.decide import run_decide_bench
+
+    doc = run_decide_bench(iterations=20)
+    for part in ("fill_model", "dealer_panel", "decision"):
+        assert 0 < doc[part]["p50_us"] <= doc[part]["p99_us"] <= doc[part]["max_us"]
+    assert doc["lit_options"] == 6 and doc["dealers"] == 8
+
+
+def test_artifacts_are_regenerable_from_their_metadata():
+    for family in ("dealer", "fill"):
+        meta = json.loads((Path(artifacts.MODELS_DIR) / f"{family}.meta.json").read_text())
+        assert meta["created_by"].startswith(f"blockroute train {family}")
+        for spec in meta["models"].values():
+            assert (Path(artifacts.MODELS_DIR) / spec["file"]).stat().st_size > 0
