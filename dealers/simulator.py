@@ -41,7 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import ndtr
+from numba import njit
 
 from dealers.config import TIER_RESPONSE, TIER_SPREAD, DealerPanel, DealerSpec
 from dealers.rfq import LegState, RfqError, RfqSession
@@ -530,15 +530,79 @@ def _lognormal_cdf(x: float, median: float, sigma: float) -> float:
 def p_lowest(p: np.ndarray, mu: np.ndarray, sd: np.ndarray, n: int = 1601) -> np.ndarray:
     """P(dealer i responds and has the lowest cost), costs independent normals N(mu, sd)
     and responses independent Bernoulli(p): the integral over i's cost c of its density
-    times, for every other dealer, P(no answer or a higher cost)."""
-    lo = float(np.min(mu - 8 * sd))
-    hi = float(np.max(mu + 8 * sd))
-    c = np.linspace(lo, hi, n)
-    z = (c[None, :] - mu[:, None]) / sd[:, None]
-    pdf = np.exp(-0.5 * z * z) / (sd[:, None] * math.sqrt(2 * math.pi))
-    cdf = ndtr(z)
-    beaten_by = 1.0 - p[:, None] * cdf  # P(j does not undercut c)
-    log_beaten = np.log(np.maximum(beaten_by, 1e-300))
-    others = np.exp(log_beaten.sum(axis=0)[None, :] - log_beaten)  # all but i, per row i
-    out = p * np.trapezoid(pdf * others, c, axis=1)
+    times, for every other dealer, P(no answer or a higher cost). Trapezoid rule on `n`
+    points over mu +- 8 sd; compiled, as the router's dealer features use it per panel."""
+    p = np.ascontiguousarray(p, dtype=np.float64)
+    mu = np.ascontiguousarray(mu, dtype=np.float64)
+    sd = np.ascontiguousarray(sd, dtype=np.float64)
+    return np.clip(_p_lowest(p, mu, sd, n), 0.0, 1.0)
+
+
+@njit(cache=True)
+def _p_lowest(p: np.ndarray, mu: np.ndarray, sd: np.ndarray, n: int) -> np.ndarray:
+    k = p.shape[0]
+    lo = np.min(mu - 8.0 * sd)
+    hi = np.max(mu + 8.0 * sd)
+    step = (hi - lo) / (n - 1)
+    out = np.zeros(k)
+    beaten = np.empty(k)
+    pdf = np.empty(k)
+    root2 = math.sqrt(2.0)
+    norm = 1.0 / math.sqrt(2.0 * math.pi)
+    for j in range(n):
+        c = lo + j * step
+        weight = step * (0.5 if j == 0 or j == n - 1 else 1.0)
+        log_all = 0.0
+        for i in range(k):
+            z = (c - mu[i]) / sd[i]
+            pdf[i] = math.exp(-0.5 * z * z) * norm / sd[i]
+            b = 1.0 - p[i] * 0.5 * math.erfc(-z / root2)  # P(i does not undercut c)
+            beaten[i] = max(b, 1e-300)
+            log_all += math.log(beaten[i])
+        for i in range(k):
+            out[i] += weight * pdf[i] * math.exp(log_all - math.log(beaten[i]))
+    for i in range(k):
+        out[i] *= p[i]
+    return out
+
+
+def p_lowest_each(
+    p: np.ndarray,
+    mu: np.ndarray,
+    sd: np.ndarray,
+    cand_p: np.ndarray,
+    cand_mu: np.ndarray,
+    cand_sd: np.ndarray,
+    n: int = 1601,
+) -> np.ndarray:
+    """For each candidate j: `p_lowest` of the panel [candidate j, *base] for the
+    candidate, where (p, mu, sd) describe the base panel."""
+    out = np.empty(cand_p.shape[0])
+    for j in range(cand_p.shape[0]):
+        pp = np.concatenate(([cand_p[j]], p))
+        mm = np.concatenate(([cand_mu[j]], mu))
+        ss = np.concatenate(([cand_sd[j]], sd))
+        out[j] = _p_lowest_first(pp, mm, ss, n)
     return np.clip(out, 0.0, 1.0)
+
+
+@njit(cache=True)
+def _p_lowest_first(p: np.ndarray, mu: np.ndarray, sd: np.ndarray, n: int) -> float:
+    """`_p_lowest(p, mu, sd, n)[0]`, computing only the first dealer's value."""
+    k = p.shape[0]
+    lo = np.min(mu - 8.0 * sd)
+    hi = np.max(mu + 8.0 * sd)
+    step = (hi - lo) / (n - 1)
+    root2 = math.sqrt(2.0)
+    norm = 1.0 / math.sqrt(2.0 * math.pi)
+    total = 0.0
+    for j in range(n):
+        c = lo + j * step
+        weight = step * (0.5 if j == 0 or j == n - 1 else 1.0)
+        log_others = 0.0
+        for i in range(1, k):
+            z = (c - mu[i]) / sd[i]
+            log_others += math.log(max(1.0 - p[i] * 0.5 * math.erfc(-z / root2), 1e-300))
+        z0 = (c - mu[0]) / sd[0]
+        total += weight * math.exp(-0.5 * z0 * z0) * norm / sd[0] * math.exp(log_others)
+    return p[0] * total

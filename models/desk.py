@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dealers.panel import HeuristicPanel
-from dealers.simulator import p_lowest
+from dealers.simulator import p_lowest, p_lowest_each
 from models.features import MarketContext, dealer_row, side_feature
 from models.quotecost import QuoteCostTracker, terms
 from router.domain import (
@@ -30,7 +30,10 @@ from router.domain import (
     Side,
 )
 
-MidAt = Callable[[int], float]  # the lit mid at a time (ns), price units
+MidAt = Callable[[int], float]
+P_LOWEST_POINTS = (
+    41  # the implied P(best) to about 1e-3, and cheap  # the lit mid at a time (ns), price units
+)
 
 
 @dataclass
@@ -60,80 +63,148 @@ class DeskState:
         self._asked_side: dict[tuple[DealerId, Side | None], float] = {}
         self._quoted_side: dict[tuple[DealerId, Side | None], float] = {}
         self._open: dict[RfqId, _Open] = {}
-        self._pending_z: dict[DealerId, np.ndarray] = {}
+        self._memo: dict[tuple[object, ...], tuple[np.ndarray, float, float]] = {}
         self.new_day()
 
     def new_day(self) -> None:
         self.position: dict[DealerId, float] = {}  # the dealers' side of today's trades
         self.notional: dict[DealerId, float] = {}
         self.today: dict[DealerId, list[float]] = {}  # distances behind the best today
+        self._today_mean: dict[DealerId, float] = {}
+        self._memo.clear()
+
+    def set_axes(self, axes: dict[DealerId, float]) -> None:
+        """The axe feed as of now."""
+        if axes != self.axes:
+            self.axes = dict(axes)
+            self._memo.clear()
 
     def side_response_rate(self, dealer: DealerId, side: Side | None) -> float:
         asked = self._asked_side.get((dealer, side), 0.0)
         quoted = self._quoted_side.get((dealer, side), 0.0)
         return (quoted + 2.0 * self.tracker.response_rate(dealer)) / (asked + 2.0)
 
+    def _terms(
+        self, panel: Sequence[DealerId], qty: int, side: Side | None, market: MarketContext
+    ) -> tuple[dict[DealerId, np.ndarray], dict[DealerId, float], dict[DealerId, float]]:
+        """Each dealer's pricing terms, expected quote cost and response rate. They do not
+        depend on who else is asked, only on how many: remembered until the next event,
+        as a selection scores many panels."""
+        zs, pred, resp = {}, {}, {}
+        for d in panel:
+            key = (d, qty, side, len(panel), market.vol_bps)
+            hit = self._memo.get(key)
+            if hit is None:
+                z = terms(
+                    self.axes.get(d, 0.0) / self.adv * side_feature(side),
+                    qty / self.adv,
+                    len(panel),
+                    market.vol_bps,
+                    side is None,
+                )
+                hit = self._memo[key] = (
+                    z,
+                    self.costs.predict(d, z),
+                    self.side_response_rate(d, side),
+                )
+            zs[d], pred[d], resp[d] = hit
+        return zs, pred, resp
+
+    def _quality(self, d: DealerId) -> float:
+        return self._today_mean[d] if d in self._today_mean else self.tracker.distance_bps(d)
+
+    def _row(
+        self,
+        d: DealerId,
+        others: Sequence[DealerId],
+        qty: int,
+        side: Side | None,
+        market: MarketContext,
+        pred: dict[DealerId, float],
+        resp: dict[DealerId, float],
+        p_est: float,
+    ) -> list[float]:
+        t = self.tracker
+        quality = self._quality(d)
+        return dealer_row(
+            qty=qty,
+            adv=self.adv,
+            side=side,
+            n_dealers=len(others) + 1,
+            market=market,
+            resp_rate=resp[d],
+            hit_rate=t.hit_ratio(d),
+            dist_bps=t.distance_bps(d),
+            asked=t.history[d].asked,
+            axe=self.axes.get(d, 0.0),
+            panel=self.panel,
+            dealer=d,
+            others=others,
+            position=self.position.get(d, 0.0),
+            notional=self.notional.get(d, 0.0),
+            dist_today=self._today_mean.get(d),
+            quotes_today=len(self.today.get(d, ())),
+            rel_dist=quality - min((self._quality(o) for o in others), default=0.0),
+            others_resp=sum(resp[o] for o in others),
+            pred_cost=pred[d],
+            rel_pred_cost=pred[d] - min((pred[o] for o in others), default=pred[d]),
+            p_best_est=p_est,
+        )
+
+    def _sd(self, d: DealerId) -> float:
+        return max(self.costs.sd(d), 0.5)
+
     def rows(
         self, qty: int, side: Side | None, panel: Sequence[DealerId], market: MarketContext
     ) -> tuple[dict[DealerId, list[float]], dict[DealerId, np.ndarray]]:
         """Feature rows (DEALER_FEATURES) of asking `panel` for `qty`, and each dealer's
         pricing terms; nothing is changed."""
-        t, adv = self.tracker, self.adv
-        zs = {
-            d: terms(
-                self.axes.get(d, 0.0) / adv * side_feature(side),
-                qty / adv,
-                len(panel),
-                market.vol_bps,
-                side is None,
-            )
-            for d in panel
-        }
-        pred = {d: self.costs.predict(d, zs[d]) for d in panel}
-        resp = {d: self.side_response_rate(d, side) for d in panel}
+        zs, pred, resp = self._terms(panel, qty, side, market)
         est = p_lowest(
             np.array([resp[d] for d in panel]),
             np.array([pred[d] for d in panel]),
-            np.array([max(self.costs.sd(d), 0.5) for d in panel]),
-            n=161,
+            np.array([self._sd(d) for d in panel]),
+            n=P_LOWEST_POINTS,
         )
-        p_est = dict(zip(panel, est, strict=True))
-        quality = {
-            d: float(np.mean(self.today[d])) if self.today.get(d) else t.distance_bps(d)
-            for d in panel
-        }
         rows = {}
-        for d in panel:
+        for i, d in enumerate(panel):
             others = [o for o in panel if o != d]
-            rows[d] = dealer_row(
-                qty=qty,
-                adv=adv,
-                side=side,
-                n_dealers=len(panel),
-                market=market,
-                resp_rate=resp[d],
-                hit_rate=t.hit_ratio(d),
-                dist_bps=t.distance_bps(d),
-                asked=t.history[d].asked,
-                axe=self.axes.get(d, 0.0),
-                panel=self.panel,
-                dealer=d,
-                others=others,
-                position=self.position.get(d, 0.0),
-                notional=self.notional.get(d, 0.0),
-                dist_today=float(np.mean(self.today[d])) if self.today.get(d) else None,
-                quotes_today=len(self.today.get(d, ())),
-                rel_dist=quality[d] - min((quality[o] for o in others), default=0.0),
-                others_resp=sum(resp[o] for o in others),
-                pred_cost=pred[d],
-                rel_pred_cost=pred[d] - min((pred[o] for o in others), default=pred[d]),
-                p_best_est=float(p_est[d]),
-            )
+            rows[d] = self._row(d, others, qty, side, market, pred, resp, float(est[i]))
         return rows, zs
+
+    def candidate_rows(
+        self,
+        qty: int,
+        side: Side | None,
+        base: Sequence[DealerId],
+        candidates: Sequence[DealerId],
+        market: MarketContext,
+    ) -> dict[DealerId, list[float]]:
+        """For each candidate, its row if it were asked together with `base`: what
+        `rows(qty, side, [candidate, *base], market)` gives it, for many candidates at
+        the cost of one call."""
+        _, pred, resp = self._terms([*base, candidates[0]], qty, side, market)
+        for c in candidates[1:]:  # same panel size: the same remembered terms
+            _, p1, r1 = self._terms([c, *base], qty, side, market)
+            pred[c], resp[c] = p1[c], r1[c]
+        est = p_lowest_each(
+            np.array([resp[d] for d in base]),
+            np.array([pred[d] for d in base]),
+            np.array([self._sd(d) for d in base]),
+            np.array([resp[d] for d in candidates]),
+            np.array([pred[d] for d in candidates]),
+            np.array([self._sd(d) for d in candidates]),
+            n=P_LOWEST_POINTS,
+        )
+        return {
+            c: self._row(c, list(base), qty, side, market, pred, resp, float(est[j]))
+            for j, c in enumerate(candidates)
+        }
 
     def observe(self, event: Event, mid_at: MidAt, market: MarketContext | None = None) -> None:
         """Learn from one event of the log. `market` (for a request) is the screen at that
         moment, needed to remember the dealers' pricing terms of the request."""
+        self._memo.clear()
         if isinstance(event, RfqRequested):
             r = event.request
             z: dict[DealerId, np.ndarray] = {}
@@ -174,4 +245,6 @@ class DeskState:
         if len(prices) >= 2:
             best = min(prices.values()) if side is Side.BUY else max(prices.values())
             for d, p in prices.items():
-                self.today.setdefault(d, []).append(side.sign * (p - best) / best * 1e4)
+                seen = self.today.setdefault(d, [])
+                seen.append(side.sign * (p - best) / best * 1e4)
+                self._today_mean[d] = float(np.mean(seen))

@@ -2,8 +2,9 @@
 episodes they never saw, next to the simulator's own true probabilities on the same rows
 (the best any model could do).
 
-- dealer: P(best quote) on held-out RFQ days; the first day of each scenario only warms
-  the desk's history up. Extras: P(quote in time) and P(hit).
+- dealer: P(best quote) on held-out RFQ days; the first `DEALER_WARMUP_DAYS` of each
+  scenario only build the desk's history up, as a desk has one. Extras: P(quote in
+  time) and P(hit).
 - fill: P(any fill within 30 s) of the post-only lit orders of `sor-lit` on held-out
   episodes; the oracle is the simulator's Monte Carlo fill probability
   (simulators/oracle.py) for every `oracle_every`-th such order. Extra: all passive
@@ -27,7 +28,8 @@ from models.train import SCENARIOS
 from router.domain import ChildOrder
 
 EVAL_SEED = 900_000
-DEALER_DAYS = 3  # per scenario, the first one warming the desk's history up
+DEALER_WARMUP_DAYS = 3  # per scenario: history only, not scored
+DEALER_DAYS = 2  # per scenario, scored
 FILL_EPISODES = 2  # per scenario
 ORACLE_EVERY = 6
 ORACLE_PATHS = 32
@@ -42,7 +44,8 @@ def evaluate(
 ) -> dict[str, Any]:
     dealer = load_family("dealer", directory)
     fill = load_family("fill", directory)["passive"]
-    n_days = dealer_days * len(SCENARIOS)
+    all_days = DEALER_WARMUP_DAYS + dealer_days
+    n_days = all_days * len(SCENARIOS)
     total = n_days + fill_episodes * len(SCENARIOS)
 
     def step(done: int, _n: int) -> None:
@@ -51,11 +54,12 @@ def evaluate(
 
     days = [
         DaySpec(sc, seed + k * len(SCENARIOS) + i)
-        for k in range(dealer_days)
+        for k in range(all_days)
         for i, sc in enumerate(SCENARIOS)
     ]
     rows = dealer_rows(days, step)
-    keep = rows.day >= len(SCENARIOS)  # the first day of each scenario warms up
+    scored = DEALER_WARMUP_DAYS * len(SCENARIOS)
+    keep = rows.day >= scored
     known = keep & ~np.isnan(rows.best)
     doc: dict[str, Any] = {
         "dealer": scores(
@@ -65,7 +69,7 @@ def evaluate(
             rows.respond[keep], dealer["respond"].predict(rows.x[keep]), rows.oracle_respond[keep]
         ),
     }
-    hit_keep = rows.day_hit >= len(SCENARIOS)
+    hit_keep = rows.day_hit >= scored
     doc["dealer_hit"] = scores(rows.hit[hit_keep], dealer["hit"].predict(rows.x_hit[hit_keep]))
     fill_rows = _fill_rows(seed, fill_episodes, lambda i: step(n_days + i, total))
     lit = ~fill_rows.dark & ~np.isnan(fill_rows.oracle)
@@ -74,7 +78,10 @@ def evaluate(
     doc["fill_all"] = scores(fill_rows.y, p)
     doc["meta"] = {
         "seed": seed,
-        "dealer_days": n_days,
+        "dealer_days": {
+            "warm_up": DEALER_WARMUP_DAYS * len(SCENARIOS),
+            "scored": dealer_days * len(SCENARIOS),
+        },
         "fill_episodes": fill_episodes * len(SCENARIOS),
         "fill_horizon_s": HORIZON_S,
         "oracle_paths": ORACLE_PATHS,

@@ -44,6 +44,7 @@ class MlPanel:
         mid_at: MidAt,
         *,
         explore: float = 0.1,
+        axes: Callable[[], dict[DealerId, float]] | None = None,
     ) -> None:
         self.respond = models["respond"]
         self.best = models["best"]
@@ -51,6 +52,7 @@ class MlPanel:
         self._market = market
         self._mid_at = mid_at
         self.explore = explore
+        self._axes = axes  # the dealers' axe feed, read at each selection
 
     @classmethod
     def load(
@@ -84,16 +86,22 @@ class MlPanel:
         if n < 1:
             raise ValueError(f"a panel needs at least one dealer, asked for {n}")
         market = self._market()
+        if self._axes is not None:
+            self.desk.set_axes(self._axes())
         tracker = self.desk.tracker
         dealers = list(self.desk.dealers)
         n = min(n, len(dealers))
         usual = sorted(dealers, key=lambda d: (-tracker.score(d), d))
         scores: dict[str, float] = {}
-        p_best: dict[DealerId, float] = {}
+        top = usual[:n]
+        rows, _ = self.desk.rows(qty, side, top, market)
+        outside_top = [d for d in dealers if d not in top]
+        if outside_top:  # each in the panel of the top n - 1 and itself
+            rows.update(self.desk.candidate_rows(qty, side, top[: n - 1], outside_top, market))
+        x = [rows[d] for d in dealers]
+        best = self.best.predict(np.array(x))  # one call for every candidate
+        p_best = {d: float(p) for d, p in zip(dealers, best, strict=True)}
         for d in dealers:
-            panel = [d, *[o for o in usual if o != d][: n - 1]]
-            _, best = self.score(side, qty, panel, market)
-            p_best[d] = float(best[0])
             scores[f"p_best_{d}"] = round(p_best[d], 4)
         ranked = sorted(dealers, key=lambda d: (-p_best[d], d))
         chosen = ranked[:n]
@@ -104,7 +112,8 @@ class MlPanel:
             pick = outside[int(rng.choice(len(outside), p=weights / weights.sum()))]
             chosen = [*chosen[:-1], pick]
             explored = 1.0
-        p_resp, _ = self.score(side, qty, chosen, market)
+        # the rows already built (each in a panel like the one asked), not a new scoring
+        p_resp = self.respond.predict(np.array([rows[d] for d in chosen]))
         scores["p_any_quote"] = round(1.0 - float(np.prod(1.0 - p_resp)), 4)
         scores["explore"] = explored
         return chosen, scores

@@ -628,7 +628,8 @@ def ml_selector(scenario: Scenario, panel: DealerPanel, world: SimWorld) -> MlPa
 
     dealer_models, _ = _served_models()
     desk = copy.deepcopy(_desk_history(scenario.name, panel.name)[1])
-    return MlPanel(dealer_models, desk, context, mid_at)
+    assert world.rfq is not None
+    return MlPanel(dealer_models, desk, context, mid_at, axes=world.rfq.axes)
 
 
 def run_strategy(scenario: Scenario, seed: int, strategy: str) -> tuple[StrategyRun, float]:
