@@ -15,7 +15,7 @@ probabilities; selection and exploration stay.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -167,12 +167,17 @@ class HeuristicPanel:
         side = o.side or o.traded_side
         if side is None:
             return
-        prices = {d: q.price_for(side) for d, q in o.quotes.items()}
-        valid = {d: p for d, p in prices.items() if p is not None}
-        if len(valid) < 2:
-            return
-        best = min(valid.values()) if side is Side.BUY else max(valid.values())
-        for d, p in valid.items():
+        for d, dist in distances_behind_best(o.quotes, side).items():
             h = self.history[d]
-            h.distance_sum += side.sign * (p - best) / best * 1e4
+            h.distance_sum += dist
             h.distance_n += 1
+
+
+def distances_behind_best(quotes: Mapping[DealerId, Quote], side: Side) -> dict[DealerId, float]:
+    """How far each quote of one RFQ is behind the best for the client's `side`, bps of
+    the best price (0 for the best); empty with fewer than two prices to compare."""
+    prices = {d: p for d, q in quotes.items() if (p := q.price_for(side)) is not None}
+    if len(prices) < 2:
+        return {}
+    best = min(prices.values()) if side is Side.BUY else max(prices.values())
+    return {d: side.sign * (p - best) / best * 1e4 for d, p in prices.items()}

@@ -582,27 +582,5 @@ def p_lowest_each(
         pp = np.concatenate(([cand_p[j]], p))
         mm = np.concatenate(([cand_mu[j]], mu))
         ss = np.concatenate(([cand_sd[j]], sd))
-        out[j] = _p_lowest_first(pp, mm, ss, n)
+        out[j] = _p_lowest(pp, mm, ss, n)[0]
     return np.clip(out, 0.0, 1.0)
-
-
-@njit(cache=True)
-def _p_lowest_first(p: np.ndarray, mu: np.ndarray, sd: np.ndarray, n: int) -> float:
-    """`_p_lowest(p, mu, sd, n)[0]`, computing only the first dealer's value."""
-    k = p.shape[0]
-    lo = np.min(mu - 8.0 * sd)
-    hi = np.max(mu + 8.0 * sd)
-    step = (hi - lo) / (n - 1)
-    root2 = math.sqrt(2.0)
-    norm = 1.0 / math.sqrt(2.0 * math.pi)
-    total = 0.0
-    for j in range(n):
-        c = lo + j * step
-        weight = step * (0.5 if j == 0 or j == n - 1 else 1.0)
-        log_others = 0.0
-        for i in range(1, k):
-            z = (c - mu[i]) / sd[i]
-            log_others += math.log(max(1.0 - p[i] * 0.5 * math.erfc(-z / root2), 1e-300))
-        z0 = (c - mu[0]) / sd[0]
-        total += weight * math.exp(-0.5 * z0 * z0) * norm / sd[0] * math.exp(log_others)
-    return p[0] * total

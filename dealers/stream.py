@@ -20,6 +20,7 @@ import numpy as np
 from dealers.config import DealerPanel
 from dealers.panel import HeuristicPanel
 from dealers.simulator import DealerTruth, SimRfqVenue
+from router.allocation import screen_cost_bps
 from router.domain import (
     NANOS_PER_SECOND,
     ChildId,
@@ -151,10 +152,8 @@ class _Desk:
             price = best.price_for(side)
             assert price is not None
             cost = side.sign * (price - mid) / mid * 1e4
-            half = 0.5 * (snap.spread_ticks or 0) * snap.tick_size
-            lit = (half + self._fee) / mid * 1e4
             adv = self.world.scenario.instrument.adv
-            lit += 2.0 / 3.0 * self._impact_bps * math.sqrt(p.request.qty / adv)
+            lit = screen_cost_bps(snap, self._fee, p.request.qty, self._impact_bps, adv)
             if cost <= lit:
                 p.tried.add(best.dealer)
                 child = ChildOrder(

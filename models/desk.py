@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dealers.panel import HeuristicPanel
+from dealers.panel import HeuristicPanel, distances_behind_best
 from dealers.simulator import p_lowest, p_lowest_each
 from models.features import MarketContext, dealer_row, side_feature
 from models.quotecost import QuoteCostTracker, terms
@@ -69,8 +69,8 @@ class DeskState:
     def new_day(self) -> None:
         self.position: dict[DealerId, float] = {}  # the dealers' side of today's trades
         self.notional: dict[DealerId, float] = {}
-        self.today: dict[DealerId, list[float]] = {}  # distances behind the best today
-        self._today_mean: dict[DealerId, float] = {}
+        # per dealer: (sum, count) of its quotes' distances behind the best today
+        self._today: dict[DealerId, tuple[float, int]] = {}
         self._memo.clear()
 
     def set_axes(self, axes: dict[DealerId, float]) -> None:
@@ -110,8 +110,13 @@ class DeskState:
             zs[d], pred[d], resp[d] = hit
         return zs, pred, resp
 
+    def _today_mean(self, d: DealerId) -> float | None:
+        total, n = self._today.get(d, (0.0, 0))
+        return total / n if n else None
+
     def _quality(self, d: DealerId) -> float:
-        return self._today_mean[d] if d in self._today_mean else self.tracker.distance_bps(d)
+        today = self._today_mean(d)
+        return today if today is not None else self.tracker.distance_bps(d)
 
     def _row(
         self,
@@ -142,8 +147,8 @@ class DeskState:
             others=others,
             position=self.position.get(d, 0.0),
             notional=self.notional.get(d, 0.0),
-            dist_today=self._today_mean.get(d),
-            quotes_today=len(self.today.get(d, ())),
+            dist_today=self._today_mean(d),
+            quotes_today=self._today.get(d, (0.0, 0))[1],
             rel_dist=quality - min((self._quality(o) for o in others), default=0.0),
             others_resp=sum(resp[o] for o in others),
             pred_cost=pred[d],
@@ -242,9 +247,6 @@ class DeskState:
             if d in o.z:
                 mid = mid_at(o.quotes[d].ts_ns)
                 self.costs.observe(d, o.z[d], side.sign * (p - mid) / mid * 1e4)
-        if len(prices) >= 2:
-            best = min(prices.values()) if side is Side.BUY else max(prices.values())
-            for d, p in prices.items():
-                seen = self.today.setdefault(d, [])
-                seen.append(side.sign * (p - best) / best * 1e4)
-                self._today_mean[d] = float(np.mean(seen))
+        for d, dist in distances_behind_best(o.quotes, side).items():
+            total, n = self._today.get(d, (0.0, 0))
+            self._today[d] = (total + dist, n + 1)

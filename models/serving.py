@@ -7,7 +7,6 @@ exploration, as in the heuristic selector, keeps data coming on the others.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import numpy as np
 from models.artifacts import MODELS_DIR, ServedModel, load_family
 from models.desk import DeskState, MidAt
 from models.features import MarketContext, fill_row
-from router.domain import DealerId, Event, Side
+from router.domain import DealerId, Event, RfqRequested, Side
 from router.ports import PassiveOrderContext
 
 
@@ -63,11 +62,6 @@ class MlPanel:
         directory: Path = MODELS_DIR,
     ) -> MlPanel:
         return cls(load_family("dealer", directory), desk, market, mid_at)
-
-    def copy(self) -> MlPanel:
-        twin = copy.copy(self)
-        twin.desk = copy.deepcopy(self.desk)
-        return twin
 
     def score(
         self, side: Side, qty: int, panel: Sequence[DealerId], market: MarketContext
@@ -122,6 +116,4 @@ class MlPanel:
         self.desk.observe(event, self._mid_at, self._market_for(event))
 
     def _market_for(self, event: Event) -> MarketContext | None:
-        from router.domain import RfqRequested
-
         return self._market() if isinstance(event, RfqRequested) else None

@@ -24,9 +24,12 @@ Everything is in ticks and shares; this module knows nothing of venues' transpor
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from router.ports import MarketSnapshot
 
 MARKET_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
 PASSIVE_MULTIPLES = (0.0, 0.5, 1.0, 1.5, 2.0)
@@ -183,3 +186,14 @@ class OutflowEstimator:
         if s is None:
             return prior_rate
         return (s.weighted_sum + w * prior_rate) / (s.uncensored + w)
+
+
+def screen_cost_bps(
+    snap: MarketSnapshot, taker_fee: float, qty: int, impact_bps: float, adv: float
+) -> float:
+    """What `qty` would cost worked on the lit screen, bps of the mid: half the spread,
+    the taker fee, and the average square-root impact of working it (2/3 of its peak,
+    `impact_bps * sqrt(qty / adv)`). What a dealer's quote for the block competes with."""
+    assert snap.mid is not None
+    half = 0.5 * (snap.spread_ticks or 0) * snap.tick_size
+    return (half + taker_fee) / snap.mid * 1e4 + 2.0 / 3.0 * impact_bps * math.sqrt(qty / adv)

@@ -33,7 +33,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from router.allocation import AllocationProblem, OutflowEstimator, PassiveOption, allocate
+from router.allocation import (
+    AllocationProblem,
+    OutflowEstimator,
+    PassiveOption,
+    allocate,
+    screen_cost_bps,
+)
 from router.domain import (
     NANOS_PER_SECOND,
     ChildId,
@@ -699,14 +705,9 @@ class ParentExecution:
         self._rfq.channel.request(request)
 
     def _lit_alternative_bps(self, snap: MarketSnapshot, qty: int) -> float:
-        """What `qty` would cost on the screen, bps of the mid: half the spread, the
-        taker fee, and the average square-root impact of working it (2/3 of its peak)."""
-        assert self._rfq is not None and snap.mid is not None
-        spread = snap.spread_ticks or 0
+        assert self._rfq is not None
         fee = min((f.taker_fee for f in self._fees.values()), default=0.0)
-        half_bps = (0.5 * spread * snap.tick_size + fee) / snap.mid * 1e4
-        impact = self._rfq.impact_bps * (qty / self._rfq.adv) ** 0.5
-        return half_bps + 2.0 / 3.0 * impact
+        return screen_cost_bps(snap, fee, qty, self._rfq.impact_bps, self._rfq.adv)
 
     def _trade_on_quotes(self) -> None:
         """At the time limit (or after a last-look refusal): hit the best quotes still
