@@ -22,6 +22,13 @@ COPY models ./models
 ENV BLOCKROUTE_CONFIG_DIR=/app/config \
     NUMBA_CACHE_DIR=/tmp/numba-cache \
     PYTHONUNBUFFERED=1
+# the service's journal and FIX message store (`serve --data-dir /app/data`)
+RUN mkdir /app/data && chown blockroute /app/data
+VOLUME /app/data
+# FIX acceptor, HTTP API and dashboard
+EXPOSE 9878 8080
 USER blockroute
 ENTRYPOINT ["blockroute"]
+# The service: docker run -p 9878:9878 -p 8080:8080 -e BLOCKROUTE_FIX_PASSWORD_OMS=...
+#   -e BLOCKROUTE_API_TOKEN=... blockroute serve --data-dir /app/data --http-host 0.0.0.0
 CMD ["simulate", "--scenario", "news-shock"]

@@ -67,6 +67,23 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {text}")
+    return value
+
+
 def _paper_time(text: str) -> float:
     try:
         return float(text)
@@ -195,6 +212,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ac.add_argument("--json", dest="json_path")
 
+    sv = sub.add_parser(
+        "serve", help="the service: FIX 4.4 acceptor, HTTP API and dashboard, MQTT events"
+    )
+    sv.add_argument("--config", type=Path, default=None, help="default: config/service.toml")
+    sv.add_argument("--sim-speed", type=_positive_float, default=None)
+    sv.add_argument("--fix-port", type=_port, default=None)
+    sv.add_argument("--http-port", type=_port, default=None)
+    sv.add_argument("--http-host", default=None, help="default 127.0.0.1 (this machine only)")
+    sv.add_argument("--db-url", default=None, help="sqlite:///file.db or postgresql://...")
+    sv.add_argument("--mqtt-url", default=None, help="mqtt://host:port, or 'none'")
+    sv.add_argument("--data-dir", type=Path, default=None, help="journal and FIX store folder")
+
     bench = sub.add_parser("bench", help="benchmarks")
     bsub = bench.add_subparsers(dest="bench", required=True, parser_class=_Parser)
     bb = bsub.add_parser("book", help="matching engine alone")
@@ -212,6 +241,23 @@ def build_parser() -> argparse.ArgumentParser:
     bs.add_argument("--seed", type=_int, default=42)
     bs.add_argument("--repeat", type=_positive_int, default=5)
     bs.add_argument("--json", dest="json_path")
+    bf = bsub.add_parser("fix", help="NewOrderSingle -> ExecutionReport(New) over loopback")
+    bf.add_argument("--orders", type=_positive_int, default=10_000)
+    bf.add_argument(
+        "--rate", type=_positive_float, default=None, help="orders/s (default: unpaced)"
+    )
+    bf.add_argument("--window", type=_positive_int, default=64, help="orders in flight, unpaced")
+    bf.add_argument(
+        "--desk",
+        choices=("real", "instant"),
+        default="real",
+        help="real: the service's desk (journal, markets, engine); instant: accepts at once, "
+        "to time the FIX path alone",
+    )
+    bf.add_argument("--json", dest="json_path")
+    bm = bsub.add_parser("memory", help="memory of the service's desk with open parent orders")
+    bm.add_argument("--parents", type=_positive_int, default=100)
+    bm.add_argument("--json", dest="json_path")
     bd = bsub.add_parser("decide", help="latency of one model-guided routing decision")
     bd.add_argument("--iterations", type=_positive_int, default=2000)
     bd.add_argument("--json", dest="json_path")
@@ -625,6 +671,34 @@ def _cmd_bench(args: argparse.Namespace) -> None:
                 f"{doc['iterations']} decisions: {doc['lit_options']} lit options scored, "
                 f"a panel chosen among {doc['dealers']} dealers"
             )
+    elif args.bench == "fix":
+        from bench.fix import fix_bench
+
+        doc = fix_bench(
+            args.orders,
+            args.rate,
+            window=args.window,
+            real_desk=args.desk == "real",
+            progress=_Progress("bench fix"),
+        )
+        if args.json_path != "-":
+            pace = "unpaced" if args.rate is None else f"paced at {args.rate:g}/s"
+            print(
+                f"fix ({args.desk} desk, {pace}): {doc['orders']:,} orders, "
+                f"{doc['orders_per_s']:,.0f} orders/s, ack p50 {doc['ack_p50_ms']:.3f} ms, "
+                f"p99 {doc['ack_p99_ms']:.3f} ms"
+            )
+    elif args.bench == "memory":
+        from bench.service import run_memory_bench
+
+        doc = run_memory_bench(args.parents)
+        if args.json_path != "-":
+            print(
+                f"desk with {doc['parents']} open parent orders: RSS {doc['rss_mb']:.0f} MB "
+                f"({doc['rss_mb_empty']:.0f} MB with none, "
+                f"{doc['kb_per_parent']:.0f} kB per parent); "
+                f"{doc['child_orders']} child orders, {doc['fills']} fills so far"
+            )
     elif args.bench == "impact":
         from bench.impact import run_impact_study
 
@@ -678,6 +752,35 @@ def _cmd_bench(args: argparse.Namespace) -> None:
     _emit_json(args.json_path, doc)
 
 
+def _cmd_serve(args: argparse.Namespace) -> None:
+    import asyncio
+
+    from router.service import DEFAULT_SERVICE_CONFIG, load_service_config, run_service
+
+    cfg = load_service_config(
+        args.config or DEFAULT_SERVICE_CONFIG,
+        sim_speed=args.sim_speed,
+        fix_port=args.fix_port,
+        http_port=args.http_port,
+        http_host=args.http_host,
+        db_url=args.db_url,
+        mqtt_url=args.mqtt_url,
+        data_dir=args.data_dir,
+    )
+
+    def ready(info: dict[str, Any]) -> None:
+        print(
+            f"blockroute serving {', '.join(info['symbols'])} at {info['sim_speed']:g}x: "
+            f"FIX on port {info['fix_port']}, dashboard {info['http']}, "
+            f"database {info['db']}, MQTT {info['mqtt']}"
+            + (f"; {info['recovered']} open orders recovered" if info["recovered"] else ""),
+            flush=True,
+        )
+
+    asyncio.run(run_service(cfg, on_ready=ready))
+    print("blockroute stopped: open child orders pulled, state flushed", flush=True)
+
+
 def _model_error() -> type[Exception]:
     from models.artifacts import ModelError
 
@@ -712,6 +815,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _cmd_evaluate(args)
         elif args.command == "bench":
             _cmd_bench(args)
+        elif args.command == "serve":
+            _cmd_serve(args)
         return 0
     except (UsageError, ConfigError, DomainError, _store_error(), _model_error()) as exc:
         print(f"blockroute: error: {exc}", file=sys.stderr)

@@ -26,9 +26,10 @@ alternatives it weighed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -239,22 +240,116 @@ class ParentExecution:
         self._rfq_seq = itertools.count(1)
         self._rfq_next_ns = parent.start_ns
         self._rfq_passes = 0  # requests in a row that traded nothing
+        self.paused = False  # by the client: no new children until resumed
+        self.stopped = False  # canceled by the client: no new children ever
+        self._plan_gen = 0  # bumped by every re-plan (replace, resume)
+        self.on_schedule: Callable[[], None] | None = None  # a schedule point was added
 
     # ------------------------------------------------------------ lifecycle
 
-    def start(self) -> None:
+    def start(self, from_ns: Nanos | None = None) -> None:
+        """Schedule the decisions from the parent's start (or from `from_ns`: a parent
+        recovered after a restart, or re-planned after a replace) to its end."""
+        self._plan(self.parent.start_ns if from_ns is None else from_ns)
+
+    def _plan(self, from_ns: Nanos) -> None:
+        """Decisions every interval until the final sweep, sweeps until the end, then
+        the finish. Each step schedules the next one as it runs: a parent of hours keeps
+        one callback in the scheduler, not hundreds (the live desk holds thousands)."""
+        # A step of an earlier plan (before a replace) sees a newer generation and does
+        # nothing: the scheduler has no way to take back what it was given.
+        gen = self._plan_gen
         interval = int(self.config.decision_interval_s * NANOS_PER_SECOND)
-        sweep_start = self.parent.end_ns - int(self.config.final_sweep_s * NANOS_PER_SECOND)
-        t = self.parent.start_ns
-        while t < sweep_start:
-            self._schedule(t, self._decide)
-            t += interval
         sweep_every = int(self.config.sweep_interval_s * NANOS_PER_SECOND)
-        t = max(sweep_start, self.parent.start_ns)
-        while t < self.parent.end_ns:
-            self._schedule(t, self._sweep)
-            t += sweep_every
-        self._schedule(self.parent.end_ns, self._finish)
+        end = self.parent.end_ns
+        sweep_start = end - int(self.config.final_sweep_s * NANOS_PER_SECOND)
+
+        def plan() -> Iterator[tuple[Nanos, Callable[[], None]]]:
+            t = from_ns
+            while t < sweep_start:
+                yield t, self._decide
+                t += interval
+            t = max(sweep_start, from_ns)
+            while t < end:
+                yield t, self._sweep
+                t += sweep_every
+            yield max(end, from_ns), self._finish
+
+        steps = plan()
+
+        def run(action: Callable[[], None]) -> None:
+            if gen != self._plan_gen:
+                return
+            nxt = next(steps, None)  # queued before this step acts, as if planned up front
+            if nxt is not None:
+                self._schedule(nxt[0], functools.partial(run, nxt[1]))
+            action()
+
+        t0, first = next(steps)
+        self._schedule(t0, functools.partial(run, first))
+
+    # ------------------------------------------------------------ the client's changes
+
+    def restore(
+        self, filled_qty: int, notional: float, fees: float, next_child: int, next_rfq: int
+    ) -> None:
+        """Continue a parent after a restart: what it filled before, and ids that do not
+        collide with the children and RFQs it already had."""
+        self.result.filled_qty = filled_qty
+        self.result.notional = notional
+        self.result.fees = fees
+        self._ids = itertools.count(next_child)
+        self._rfq_seq = itertools.count(next_rfq)
+
+    def pause(self) -> None:
+        """Stop trading: pull every child and pass on the RFQ at hand; decisions wait."""
+        self.paused = True
+        self._pull("paused")
+
+    def resume(self) -> None:
+        """Trade again from the next decision (now): behind schedule, it catches up."""
+        if not self.paused:
+            return
+        self.paused = False
+        self._replan()
+
+    def stop(self, reason: str) -> None:
+        """The parent is canceled: pull everything and send nothing more. Fills of
+        children already at a venue still count; `in_flight` says when all are out."""
+        self.stopped = True
+        self._pull(reason)
+
+    def amend(self, parent: ParentOrder, slicer: SlicerPolicy | None = None) -> None:
+        """A replace: new quantity, limit or horizon (same id and start). The children
+        priced for the old order are pulled and the plan restarts now."""
+        if parent.parent_id != self.parent.parent_id or parent.start_ns != self.parent.start_ns:
+            raise DomainError("a replace keeps the parent's id and start")
+        self.parent = parent
+        self.result.parent = parent
+        if slicer is not None:
+            self.slicer = slicer
+        self._pull("replaced")
+        self._sweeping = False
+        if not self.paused:
+            self._replan()
+
+    def close(self) -> None:
+        """Nothing more to do (filled, canceled): later callbacks are no-ops."""
+        self.done = True
+
+    def _pull(self, reason: str) -> None:
+        self.halt(reason)
+        work = self._rfq_work
+        if work is not None and not work.hits:
+            self._end_rfq()
+
+    def _replan(self) -> None:
+        self._plan_gen += 1
+        now = self._clock.now_ns()
+        if now < self.parent.end_ns:
+            self._plan(now)
+        else:
+            self._schedule(now, self._finish)
 
     @property
     def remaining(self) -> int:
@@ -285,8 +380,18 @@ class ParentExecution:
         horizon_s = self.parent.horizon_ns / NANOS_PER_SECOND
         return max(1.0, self.parent.qty * self.config.decision_interval_s / horizon_s)
 
+    def _sample(self, point: tuple[Nanos, int, int]) -> None:
+        self.result.schedule.append(point)
+        if self.on_schedule is not None:
+            self.on_schedule()
+
+    @property
+    def idle(self) -> bool:
+        """Sends nothing now: done, paused or stopped."""
+        return self.done or self.paused or self.stopped
+
     def _decide(self) -> None:
-        if self.done:
+        if self.idle:
             return
         if self.risk.kill.engaged:
             self.halt(self.risk.kill.reason)
@@ -295,7 +400,7 @@ class ParentExecution:
         snap = self._market.snapshot()
         self._volume_seen.append((now, snap.volume))
         target = self._target(snap, now)
-        self.result.schedule.append((now, target, self.result.filled_qty))
+        self._sample((now, target, self.result.filled_qty))
         if snap.mid is not None:
             self._mids.append((now, snap.mid))
         if self.config.routing in ("smart", "ml"):
@@ -311,7 +416,7 @@ class ParentExecution:
             self._take(want, reach, "slice" if behind <= 1 else f"catch-up, {behind} slices")
 
     def _sweep(self) -> None:
-        if self.done:
+        if self.idle:
             return
         if not self._sweeping:
             self._sweeping = True
@@ -320,7 +425,7 @@ class ParentExecution:
                 if child.passive:
                     self._cancel(child_id)
         now = self._clock.now_ns()
-        self.result.schedule.append((now, self.parent.qty, self.result.filled_qty))
+        self._sample((now, self.parent.qty, self.result.filled_qty))
         want = self.uncommitted
         if want > 0:
             self._take(want, self.config.sweep_ticks, "final sweep", exempt=True)
@@ -333,7 +438,7 @@ class ParentExecution:
             self._cancel(child_id)
         if self._rfq_work is not None and not self._rfq_work.hits:
             self._end_rfq()
-        self.result.schedule.append((self._clock.now_ns(), self.parent.qty, self.result.filled_qty))
+        self._sample((self._clock.now_ns(), self.parent.qty, self.result.filled_qty))
         self._emit(
             ParentOrderCompleted(
                 self._clock.now_ns(),
@@ -415,7 +520,7 @@ class ParentExecution:
                 self._cancel(child_id)
 
     def _smart_place(self) -> None:
-        if self.done or self._sweeping:
+        if self.idle or self._sweeping:
             return
         cfg = self.config
         now = self._clock.now_ns()
@@ -724,7 +829,7 @@ class ParentExecution:
             for d, q in work.quotes.items()
             if d not in work.tried and q.valid_until_ns >= now and q.price_for(side) is not None
         ]
-        if mid is None or self.done or self._sweeping:
+        if mid is None or self.idle or self._sweeping:
             valid = []
 
         def price(q: Quote) -> float:

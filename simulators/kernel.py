@@ -99,8 +99,12 @@ class Kernel:
     def next_event_ns(self) -> Nanos | None:
         return self._queue[0].ts if self._queue else None
 
-    def run_until(self, ts: Nanos) -> None:
-        """Deliver every event due at or before `ts`, then leave the clock at `ts`."""
+    def run_until(self, ts: Nanos, enough: Callable[[], bool] | None = None) -> bool:
+        """Deliver every event due at or before `ts`, then leave the clock at `ts`.
+
+        `enough` (a live caller's time budget) is asked after each event: when it says
+        so, the run stops there, the clock at that event, and returns False; call again
+        to go on. Returns True once the clock is at `ts`."""
         while self._queue and self._queue[0].ts <= ts:
             item = heapq.heappop(self._queue)
             if self._market is not None:
@@ -108,6 +112,9 @@ class Kernel:
             self.clock._set(item.ts)
             item.action()
             self.events_run += 1
+            if enough is not None and enough() and self._queue and self._queue[0].ts <= ts:
+                return False
         if self._market is not None:
             self._market.advance_to(ts)
         self.clock._set(max(ts, self.clock.now_ns()))
+        return True

@@ -7,18 +7,15 @@ test gets a fresh schema (search_path through the URL's `options`), dropped afte
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from router.domain import (
@@ -60,9 +57,6 @@ from router.domain import (
     VenueId,
 )
 from router.store import RunMeta, Store, StoreError, mask_url
-
-PG_ENV = "BLOCKROUTE_TEST_PG_URL"
-PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
 
 T0 = datetime(2024, 3, 1, 14, 30, tzinfo=UTC)
 NS0 = 1_709_303_400_000_000_000  # 2024-03-01 14:30 UTC: far beyond int4
@@ -170,34 +164,6 @@ def _closed_port() -> int:
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'runs.db'}"
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A URL whose connections see only a fresh schema, dropped after the test."""
-    url = os.environ.get(PG_ENV, PG_DEFAULT)
-    if url.strip().lower() == "skip":
-        pytest.skip(f"{PG_ENV}=skip: PostgreSQL tests disabled")
-    admin = sa.create_engine(
-        make_url(url).set(drivername="postgresql+psycopg2"), connect_args={"connect_timeout": 5}
-    )
-    schema = f"br_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        pytest.fail(
-            f"PostgreSQL at {mask_url(url)} is unreachable ({' '.join(str(exc.orig).split())});"
-            f" start it, point {PG_ENV} at one, or set {PG_ENV}=skip"
-        )
-    scoped = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield scoped.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -1,0 +1,444 @@
+"""The FIX 4.4 acceptor of `blockroute serve`: quickfix sessions in, the desk's events out.
+
+The acceptor is quickfix's ThreadedSocketAcceptor (a thread per connection): stopping
+quickfix's single-threaded SocketAcceptor while its thread is busy can crash the
+process (its server object is closed from one thread and deleted by the other).
+
+Threads: quickfix calls the `_Callbacks` application on its own threads. A callback
+copies what it needs (the message as text, the client's CompID), hands it to the asyncio
+loop with `call_soon_threadsafe` and returns; it keeps no quickfix object and never
+waits. Everything else (parsing, desk calls, sending) runs on the loop thread; quickfix
+allows `Session.sendToTarget` from there. A Python exception escaping a callback would
+end the process (quickfix's binding calls exit), so each callback catches everything.
+
+Reports: ExecutionReports and OrderCancelRejects come only from the desk's event
+stream, one per fact; a desk call's return value or exception is never reported (the
+desk publishes OrderRejected and CancelRejected itself). What the gateway answers on its
+own: fields the desk cannot use (ExecType 8, or an OrderCancelReject for F/G), status
+requests (ExecType I), PossResends of known orders (ExecType I) and message types it
+does not handle (BusinessMessageReject).
+
+Exactly once across a crash: ExecIDs are deterministic (router.fix.wire) and `start`
+runs `reconcile`, which rebuilds from the desk the reports each client's orders should
+have had and sends those whose ExecID the session's store and the sent ledger do not
+hold. quickfix persists every message before it sends it, and keeps messages sent while
+a client is logged out for its resend request after the next logon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import quickfix as fix
+import structlog
+
+from router.desk_api import (
+    CancelRejected,
+    CancelRejectedError,
+    CxlRejReason,
+    DeskError,
+    DeskEvent,
+    DeskPort,
+    OrderRejectedError,
+    OrdRejReason,
+    ParentView,
+)
+from router.fix import wire
+from router.fix.ledger import SentLedger, exec_ids_in_store, ledger_path
+from router.fix.settings import BEGIN_STRING, Credentials, GatewaySettings
+
+log = structlog.get_logger("blockroute.fix")
+
+_LOGON_MARK = f"{wire.SOH}35={wire.LOGON}{wire.SOH}"
+# quickfix's acceptor opens its listening threads from a thread of its own after start()
+# returns; a stop before that leaves the port bound. Stay up at least this long.
+_MIN_UP_S = 0.2
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return int(s.getsockname()[1])
+
+
+class FixGatewayError(RuntimeError):
+    """The acceptor could not start (port taken, unreadable dictionary, bad store path)."""
+
+
+class _Callbacks(fix.Application):
+    """quickfix's Application: runs on quickfix's threads, hands everything to the loop."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        compid_of: Mapping[str, str],
+        credentials: Mapping[str, Credentials],
+        on_app: Callable[[str, str], None],
+        on_logon: Callable[[str, bool], None],
+    ) -> None:
+        super().__init__()
+        self._loop = loop
+        self._compid_of = dict(compid_of)  # SessionID text -> client CompID
+        self._credentials = dict(credentials)
+        self._on_app = on_app
+        self._on_logon = on_logon
+
+    def _post(self, fn: Callable[..., None], *args: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # a closed loop: the service is going away
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    def _compid(self, session_id: Any) -> str:
+        text = session_id.toString()
+        return self._compid_of.get(text) or text.rpartition("->")[2]
+
+    def onCreate(self, session_id: Any) -> None:
+        pass
+
+    def onLogon(self, session_id: Any) -> None:
+        try:
+            self._post(self._on_logon, self._compid(session_id), True)
+        except Exception:
+            log.exception("FIX onLogon callback failed")
+
+    def onLogout(self, session_id: Any) -> None:
+        try:
+            self._post(self._on_logon, self._compid(session_id), False)
+        except Exception:
+            log.exception("FIX onLogout callback failed")
+
+    def toAdmin(self, message: Any, session_id: Any) -> None:
+        pass
+
+    def toApp(self, message: Any, session_id: Any) -> None:
+        pass
+
+    def fromAdmin(self, message: Any, session_id: Any) -> None:
+        why = self._logon_refusal(message, session_id)
+        if why is not None:
+            raise fix.RejectLogon(why)  # quickfix answers with a Logout carrying `why`
+
+    def _logon_refusal(self, message: Any, session_id: Any) -> str | None:
+        """Why this Logon is refused (None: accepted, or not a Logon)."""
+        try:
+            raw = message.toString()
+            if _LOGON_MARK not in raw:
+                return None
+            compid = self._compid(session_id)
+            creds = self._credentials.get(compid)
+            fields = wire.parse_fields(raw)
+            why = (
+                creds.check(fields.get(wire.USERNAME), fields.get(wire.PASSWORD))
+                if creds is not None
+                else f"no credentials for {compid}"
+            )
+            if why is not None:
+                log.warning("FIX logon refused", compid=compid, why=why)
+            return why
+        except Exception:
+            log.exception("FIX logon check failed")
+            return "logon could not be checked"
+
+    def fromApp(self, message: Any, session_id: Any) -> None:
+        try:
+            self._post(self._on_app, self._compid(session_id), message.toString())
+        except Exception:
+            log.exception("FIX message could not be handed to the service")
+
+
+class FixGateway:
+    """The acceptor and its bridge to the desk. Construct and call every method on the
+    loop's thread: `start()` (binds the port, reconciles, subscribes to the desk),
+    `await stop()` (logs every client out, then closes)."""
+
+    def __init__(
+        self, desk: DeskPort, settings: GatewaySettings, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self._desk = desk
+        self._settings = settings
+        self._loop = loop
+        self._sender = settings.acceptor.sender_comp_id
+        self._session_ids = {
+            c: fix.SessionID(BEGIN_STRING, self._sender, c) for c in settings.acceptor.compids
+        }
+        self._ledgers = {
+            c: SentLedger(ledger_path(settings.store_path, self._sender, c))
+            for c in settings.acceptor.compids
+        }
+        self._acceptor: Any = None
+        self._started_at = 0.0
+        self._port = settings.port if settings.port is not None else settings.acceptor.port
+        self._keep: list[Any] = []  # quickfix objects that must outlive the acceptor
+        self._unsubscribe: Callable[[], None] | None = None
+        self.logged_on: set[str] = set()
+        self._handlers: dict[str, Callable[[str, dict[int, str]], None]] = {
+            wire.NEW_ORDER_SINGLE: self._new_order,
+            wire.ORDER_CANCEL_REQUEST: self._cancel,
+            wire.ORDER_CANCEL_REPLACE_REQUEST: self._replace,
+            wire.ORDER_STATUS_REQUEST: self._status,
+        }
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (after `start`, the one picked for a configured 0)."""
+        return self._port
+
+    @property
+    def running(self) -> bool:
+        return self._acceptor is not None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        if self._acceptor is not None:
+            raise RuntimeError("the FIX gateway is already running")
+        taken = [
+            str(sid) for sid in self._session_ids.values() if fix.Session.doesSessionExist(sid)
+        ]
+        if taken:  # quickfix keeps one session per id per process
+            raise FixGatewayError(f"FIX session {taken[0]} is already served in this process")
+        if self._settings.port == 0:  # quickfix cannot tell which port 0 bound: pick one
+            self._port = _free_port()
+        self._settings.store_path.mkdir(parents=True, exist_ok=True)
+        app = _Callbacks(
+            self._loop,
+            {sid.toString(): c for c, sid in self._session_ids.items()},
+            self._settings.credentials,
+            self._on_app,
+            self._on_logon,
+        )
+        acceptor: Any = None
+        try:
+            settings = self._quickfix_settings()
+            store = fix.FileStoreFactory(settings)
+            if self._settings.log_path is not None:
+                self._settings.log_path.mkdir(parents=True, exist_ok=True)
+                logs = fix.FileLogFactory(settings)
+                acceptor = fix.ThreadedSocketAcceptor(app, store, settings, logs)
+                self._keep = [settings, app, store, logs]
+            else:
+                acceptor = fix.ThreadedSocketAcceptor(app, store, settings)
+                self._keep = [settings, app, store]
+            acceptor.start()
+        except (fix.ConfigError, fix.RuntimeError) as exc:
+            acceptor = None  # the traceback keeps this frame: free quickfix's sessions now
+            self._keep = []
+            raise FixGatewayError(f"FIX acceptor on port {self.port} did not start: {exc}") from exc
+        self._acceptor = acceptor
+        self._started_at = self._loop.time()
+        # synchronous from here on: no desk event can slip between the check and the
+        # subscription, as both run on this thread
+        try:
+            self.reconcile()
+        except Exception:
+            time.sleep(_MIN_UP_S)  # a rare failure path: blocking the loop briefly is fine
+            self._acceptor.stop(True)
+            self._acceptor = None
+            self._keep = []
+            raise
+        self._unsubscribe = self._desk.subscribe(self._on_event)
+        log.info(
+            "FIX acceptor started",
+            port=self.port,
+            sender=self._sender,
+            clients=list(self._session_ids),
+            store=str(self._settings.store_path),
+        )
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Log every client out (waiting up to `timeout` s for their Logout), then close."""
+        if self._acceptor is None:
+            return
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        await asyncio.sleep(max(0.0, self._started_at + _MIN_UP_S - self._loop.time()))
+        sessions = [fix.Session.lookupSession(sid) for sid in self._session_ids.values()]
+        sessions = [s for s in sessions if s is not None]
+        for s in sessions:
+            if s.isLoggedOn():
+                s.logout("blockroute is shutting down")
+        deadline = self._loop.time() + timeout
+        while any(s.isLoggedOn() for s in sessions) and self._loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        for s in sessions:
+            if s.isLoggedOn():  # no Logout came back: drop the connection (else stop spins)
+                s.disconnect()
+        self._acceptor.stop(True)
+        self._acceptor = None
+        self._keep = []
+        self.logged_on.clear()
+        for ledger in self._ledgers.values():
+            ledger.close()
+        log.info("FIX acceptor stopped")
+
+    def _quickfix_settings(self) -> Any:
+        settings = fix.SessionSettings()
+        defaults = fix.Dictionary()
+        values = {**self._settings.quickfix_defaults(), "SocketAcceptPort": str(self._port)}
+        for key, value in values.items():
+            defaults.setString(key, value)
+        settings.set(defaults)
+        for values in self._settings.quickfix_sessions():
+            d = fix.Dictionary()
+            for key, value in values.items():
+                d.setString(key, value)
+            settings.set(self._session_ids[values["TargetCompID"]], d)
+        return settings
+
+    # ---------------------------------------------------------------- reconcile
+
+    def sent_exec_ids(self, compid: str) -> set[str]:
+        """ExecIDs this client already has: in the session's store or the sent ledger."""
+        store = exec_ids_in_store(self._settings.store_path, self._sender, compid)
+        return store | self._ledgers[compid].read()
+
+    def reconcile(self) -> int:
+        """Send every ExecutionReport a FIX client's orders should have had and did not
+        get (a crash between the desk's commit and the send), oldest order first.
+        Returns how many were sent. Needs the acceptor started (sessions exist)."""
+        sent = {c: self.sent_exec_ids(c) for c in self._session_ids}
+        n = 0
+        for view in reversed(self._desk.parents()):  # parents() is newest first
+            have = sent.get(view.client)
+            if have is None:
+                continue  # "api" or a client no longer configured
+            for out in wire.expected_reports(view, self._desk.fills(view.parent_id)):
+                if out.exec_id not in have and self._send(view.client, out):
+                    n += 1
+        if n:
+            log.warning("FIX reports sent after a restart", count=n)
+        return n
+
+    # ------------------------------------------------------------------ inbound
+
+    def _on_logon(self, compid: str, on: bool) -> None:
+        if on:
+            self.logged_on.add(compid)
+            log.info("FIX client logged on", compid=compid)
+        else:
+            self.logged_on.discard(compid)
+            log.info("FIX client logged out", compid=compid)
+
+    def _on_app(self, compid: str, raw: str) -> None:
+        if self._acceptor is None:
+            log.warning("FIX message after the gateway stopped, dropped", compid=compid)
+            return
+        fields = wire.parse_fields(raw)
+        msg_type = fields.get(wire.MSG_TYPE, "")
+        handler = self._handlers.get(msg_type)
+        try:
+            if handler is None:
+                text = f"MsgType {msg_type} is not supported by blockroute (D, F, G, H are)"
+                self._send(compid, wire.business_reject(fields, text))
+            else:
+                handler(compid, fields)
+        except Exception:
+            log.exception("FIX message failed", compid=compid, msg_type=msg_type)
+
+    def _new_order(self, compid: str, fields: dict[int, str]) -> None:
+        try:
+            order = wire.parse_new_order(fields, compid)
+        except wire.FieldError as exc:
+            self._send(compid, wire.field_reject(fields, exc, self._desk.now_ns()))
+            return
+        if order.poss_resend:
+            known = self._desk.find(compid, order.cl_ord_id)
+            if known is not None:  # the client is unsure we got it: say what it is now
+                self._send(compid, wire.status_report(known, self._desk.now_ns()))
+                return
+        try:
+            self._desk.submit(order)
+        except OrderRejectedError:
+            pass  # the desk published OrderRejected: reported from the event stream
+        except DeskError as exc:  # refused without an event: answer here
+            error = wire.FieldError(OrdRejReason.OTHER, str(exc))
+            self._send(compid, wire.field_reject(fields, error, self._desk.now_ns()))
+
+    def _cancel(self, compid: str, fields: dict[int, str]) -> None:
+        try:
+            request = wire.parse_cancel(fields, compid)
+        except wire.FieldError as exc:
+            self._cancel_field_error(compid, fields, exc, "cancel")
+            return
+        try:
+            self._desk.cancel(request)
+        except CancelRejectedError:
+            pass  # published as CancelRejected
+        except DeskError as exc:
+            self._cancel_field_error(compid, fields, exc, "cancel")
+
+    def _replace(self, compid: str, fields: dict[int, str]) -> None:
+        try:
+            request = wire.parse_replace(fields, compid)
+        except wire.FieldError as exc:
+            self._cancel_field_error(compid, fields, exc, "replace")
+            return
+        try:
+            self._desk.replace(request)
+        except CancelRejectedError:
+            pass  # published as CancelRejected
+        except DeskError as exc:
+            self._cancel_field_error(compid, fields, exc, "replace")
+
+    def _cancel_field_error(
+        self, compid: str, fields: dict[int, str], exc: Exception, response_to: str
+    ) -> None:
+        orig = fields.get(wire.ORIG_CL_ORD_ID, "")
+        view = self._desk.find(compid, orig) if orig else None
+        self._send(
+            compid,
+            wire.cancel_reject(
+                cl_ord_id=fields.get(wire.CL_ORD_ID, ""),
+                orig_cl_ord_id=orig,
+                order_id=view.parent_id if view else None,
+                status=wire.ord_status(view) if view else "8",
+                reason=CxlRejReason.OTHER,
+                response_to=response_to,
+                text=str(exc),
+            ),
+        )
+
+    def _status(self, compid: str, fields: dict[int, str]) -> None:
+        now = self._desk.now_ns()
+        view = self._desk.find(compid, fields.get(wire.CL_ORD_ID, ""))
+        if view is None:
+            self._send(compid, wire.unknown_order_status(fields, now))
+        else:
+            self._send(compid, wire.status_report(view, now))
+
+    # ----------------------------------------------------------------- outbound
+
+    def _on_event(self, event: DeskEvent) -> None:
+        try:
+            client = wire.event_client(event)
+            if client is None or client not in self._session_ids:
+                return  # "api" orders and events about no client are not FIX's
+            view: ParentView | None = None
+            if isinstance(event, CancelRejected) and event.order_id:
+                try:
+                    view = self._desk.parent(event.order_id)
+                except DeskError:
+                    view = None
+            out = wire.report_for_event(event, view)
+            if out is not None:
+                self._send(client, out)
+        except Exception:  # a listener must not break the desk's publishing
+            log.exception("FIX report failed", event=event.type)
+
+    def _send(self, compid: str, out: wire.Outbound) -> bool:
+        """Send (or, while the client is logged out, store for its resend request)."""
+        msg = fix.Message(out.to_text(), False)
+        try:
+            ok = bool(fix.Session.sendToTarget(msg, self._session_ids[compid]))
+        except fix.SessionNotFound:
+            log.error("FIX session not found: report not sent", compid=compid)
+            return False
+        exec_id = out.exec_id
+        if ok and exec_id is not None:
+            self._ledgers[compid].add(exec_id)
+        return ok

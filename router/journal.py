@@ -1,0 +1,377 @@
+"""The live service's journal: every parent, ClOrdID, child order, fill, decision,
+schedule point and RFQ fact of `blockroute serve`, committed before it is reported.
+
+The desk gathers what one step of the markets (or one client command) produced into a
+`Batch` and commits it in one transaction; only then does it publish the events to FIX,
+MQTT and the WebSocket. After a crash the desk rebuilds itself from these tables
+(router/desk.py, `Desk.recover`). Rows are upserted by primary key where a fact
+updates a record (a parent's filled quantity, a child's status) and inserted where a fact
+is new (a fill, a decision). SQLite (WAL, synchronous NORMAL: a committed transaction
+survives a killed process) by default; PostgreSQL through the same URL handling as the
+runs' store (router/store.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import BigInteger, Index, Text, func
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from router.store import Store
+
+
+class SvcParentRow(SQLModel, table=True):
+    __tablename__ = "svc_parents"
+    __table_args__ = (Index("ix_svc_parents_status", "status"),)
+
+    parent_id: str = Field(primary_key=True)
+    client: str
+    cl_ord_id: str  # the latest accepted one
+    orig_cl_ord_id: str
+    symbol: str
+    side: str
+    qty: int = Field(sa_type=BigInteger)
+    ord_type: str
+    limit_price: float | None = None
+    strategy: str
+    participation: float | None = None
+    status: str
+    start_ns: int = Field(sa_type=BigInteger)
+    end_ns: int = Field(sa_type=BigInteger)
+    filled_qty: int = Field(sa_type=BigInteger)
+    notional: float
+    fees: float
+    arrival_mid: float
+    n_children: int
+    n_fills: int
+    n_rfqs: int
+    text: str = ""
+    created_ns: int = Field(sa_type=BigInteger)
+    updated_ns: int = Field(sa_type=BigInteger)
+    tca_json: str = Field(default="", sa_type=Text)
+
+
+@dataclass
+class ParentRecord:
+    """A parent's row as the desk keeps it in memory and mutates it on every fill: a
+    plain dataclass (building and updating the SQLModel row costs ten times more).
+    Same fields as SvcParentRow; `as_row()` is what the journal writes."""
+
+    parent_id: str
+    client: str
+    cl_ord_id: str
+    orig_cl_ord_id: str
+    symbol: str
+    side: str
+    qty: int
+    ord_type: str
+    limit_price: float | None
+    strategy: str
+    participation: float | None
+    status: str
+    start_ns: int
+    end_ns: int
+    filled_qty: int
+    notional: float
+    fees: float
+    arrival_mid: float
+    n_children: int
+    n_fills: int
+    n_rfqs: int
+    created_ns: int
+    updated_ns: int
+    text: str = ""
+    tca_json: str = ""
+
+    def as_row(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_row(cls, row: SvcParentRow) -> ParentRecord:
+        return cls(**{f: getattr(row, f) for f in cls.__dataclass_fields__})
+
+
+class SvcClOrdIdRow(SQLModel, table=True):
+    """Every ClOrdID a client used (new, replace, cancel): duplicates are refused, and a
+    FIX client may name its order by any of them."""
+
+    __tablename__ = "svc_clordids"
+
+    client: str = Field(primary_key=True)
+    cl_ord_id: str = Field(primary_key=True)
+    parent_id: str = Field(index=True)
+    kind: str  # "new", "replace" or "cancel"
+    ts_ns: int = Field(sa_type=BigInteger)
+
+
+class SvcChildRow(SQLModel, table=True):
+    __tablename__ = "svc_children"
+    __table_args__ = (Index("ix_svc_children_parent_status", "parent_id", "status"),)
+
+    child_id: str = Field(primary_key=True)
+    parent_id: str
+    venue: str
+    side: str
+    qty: int = Field(sa_type=BigInteger)
+    ord_type: str
+    tif: str
+    limit_ticks: int | None = Field(default=None, sa_type=BigInteger)
+    post_only: bool
+    min_qty: int = Field(sa_type=BigInteger)
+    quote_id: str | None = None
+    sent_ns: int = Field(sa_type=BigInteger)
+    filled_qty: int = Field(sa_type=BigInteger)
+    status: str  # "open", "filled", "canceled", "expired", "rejected"
+    updated_ns: int = Field(sa_type=BigInteger)
+
+
+class SvcFillRow(SQLModel, table=True):
+    __tablename__ = "svc_fills"
+
+    exec_id: str = Field(primary_key=True)
+    parent_id: str = Field(index=True)
+    seq: int  # the parent's n-th fill, from 1
+    child_id: str
+    ts_ns: int = Field(sa_type=BigInteger)
+    venue: str
+    venue_kind: str
+    qty: int = Field(sa_type=BigInteger)
+    price: float
+    fee: float
+    liquidity: str
+
+
+class SvcDecisionRow(SQLModel, table=True):
+    __tablename__ = "svc_decisions"
+
+    parent_id: str = Field(primary_key=True)
+    seq: int = Field(primary_key=True)
+    decision_id: str
+    ts_ns: int = Field(sa_type=BigInteger)
+    chosen: str = Field(sa_type=Text)
+    inputs_json: str = Field(sa_type=Text)
+    alternatives_json: str = Field(sa_type=Text)
+
+
+class SvcScheduleRow(SQLModel, table=True):
+    __tablename__ = "svc_schedule"
+
+    parent_id: str = Field(primary_key=True)
+    seq: int = Field(primary_key=True)
+    ts_ns: int = Field(sa_type=BigInteger)
+    target_qty: int = Field(sa_type=BigInteger)
+    filled_qty: int = Field(sa_type=BigInteger)
+
+
+class SvcRfqEventRow(SQLModel, table=True):
+    __tablename__ = "svc_rfq_events"
+
+    parent_id: str = Field(primary_key=True)
+    seq: int = Field(primary_key=True)
+    rfq_id: str = Field(index=True)
+    ts_ns: int = Field(sa_type=BigInteger)
+    what: str
+    detail_json: str = Field(sa_type=Text)
+
+
+class SvcMetaRow(SQLModel, table=True):
+    """Counters that must survive restarts (the next parent number)."""
+
+    __tablename__ = "svc_meta"
+
+    key: str = Field(primary_key=True)
+    value: int = Field(sa_type=BigInteger)
+
+
+_UPSERT_TABLES: tuple[type[SQLModel], ...] = (SvcParentRow, SvcChildRow, SvcMetaRow)
+
+
+@dataclass
+class Batch:
+    """What one step committed together: upserts keyed by primary key (the last
+    version of a row wins) and inserts in order."""
+
+    upserts: dict[tuple[type[SQLModel], tuple[Any, ...]], dict[str, Any]] = field(
+        default_factory=dict
+    )
+    inserts: list[tuple[type[SQLModel], dict[str, Any]]] = field(default_factory=list)
+
+    def upsert(self, table: type[SQLModel], row: dict[str, Any]) -> None:
+        key = tuple(row[c.name] for c in _pk(table))
+        self.upserts[(table, key)] = row
+
+    def insert(self, table: type[SQLModel], row: dict[str, Any]) -> None:
+        self.inserts.append((table, row))
+
+    def __bool__(self) -> bool:
+        return bool(self.upserts or self.inserts)
+
+    def __len__(self) -> int:
+        return len(self.upserts) + len(self.inserts)
+
+
+def _table(table: type[SQLModel]) -> Any:
+    return SQLModel.metadata.tables[str(table.__tablename__)]
+
+
+def _pk(table: type[SQLModel]) -> list[Any]:
+    return list(_table(table).primary_key.columns)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=_default)
+
+
+def _default(value: object) -> Any:
+    item = getattr(value, "tolist", None)  # numpy scalars
+    if callable(item):
+        return item()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+class Journal:
+    """Writes batches and reads what the desk needs back (recovery, the API's history)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._dialect = store.engine.dialect.name
+        self.commits = 0
+        self.rows_written = 0
+        self._statements: dict[type[SQLModel], Any] = {}
+        self._inserts: dict[type[SQLModel], Any] = {}
+
+    @classmethod
+    def open(cls, url: str | None) -> Journal:
+        return cls(Store.open(url))  # creates the svc_* tables with the others
+
+    @property
+    def url(self) -> str:
+        return self.store.url
+
+    def close(self) -> None:
+        self.store.close()
+
+    # ------------------------------------------------------------------ write
+
+    def commit(self, batch: Batch) -> None:
+        if not batch:
+            return
+
+        def write() -> None:
+            # a Core connection: an ORM session's set-up costs more than these statements
+            with self.store.engine.begin() as session:
+                by_table: dict[type[SQLModel], list[dict[str, Any]]] = {}
+                for (table, _), row in batch.upserts.items():
+                    by_table.setdefault(table, []).append(row)
+                for table, rows in by_table.items():
+                    session.execute(self._upsert(table), rows)
+                by_insert: dict[type[SQLModel], list[dict[str, Any]]] = {}
+                for table, row in batch.inserts:
+                    by_insert.setdefault(table, []).append(row)
+                for table, rows in by_insert.items():  # executemany per table
+                    session.execute(self._insert(table), rows)
+
+        self.store._guard("write the journal", write)
+        self.commits += 1
+        self.rows_written += len(batch)
+
+    def _upsert(self, table: type[SQLModel]) -> Any:
+        # built once per table: constructing the statement costs more than running it
+        stmt = self._statements.get(table)
+        if stmt is None:
+            stmt = self._statements[table] = self._build_upsert(table)
+        return stmt
+
+    def _insert(self, table: type[SQLModel]) -> Any:
+        stmt = self._inserts.get(table)
+        if stmt is None:
+            stmt = self._inserts[table] = _table(table).insert()
+        return stmt
+
+    def _build_upsert(self, table: type[SQLModel]) -> Any:
+        t = _table(table)
+        ins = postgresql.insert(t) if self._dialect == "postgresql" else sqlite.insert(t)
+        keys = [c.name for c in t.primary_key.columns]
+        rest = {c.name: ins.excluded[c.name] for c in t.columns if c.name not in keys}
+        return ins.on_conflict_do_update(index_elements=keys, set_=rest)
+
+    # ------------------------------------------------------------------ read
+
+    def meta(self, key: str, default: int = 0) -> int:
+        row = self._one(select(SvcMetaRow).where(SvcMetaRow.key == key))
+        return default if row is None else int(row.value)
+
+    def parents(self, open_only: bool = False) -> list[SvcParentRow]:
+        query = select(SvcParentRow)
+        if open_only:
+            query = query.where(col(SvcParentRow.status).in_(OPEN_STATUSES))
+        return self._all(query.order_by(col(SvcParentRow.created_ns)))
+
+    def clordids(self) -> list[SvcClOrdIdRow]:
+        return self._all(select(SvcClOrdIdRow))
+
+    def open_children(self, parent_ids: Iterable[str]) -> list[SvcChildRow]:
+        ids = list(parent_ids)
+        if not ids:
+            return []
+        query = select(SvcChildRow).where(
+            col(SvcChildRow.parent_id).in_(ids), SvcChildRow.status == "open"
+        )
+        return self._all(query.order_by(col(SvcChildRow.sent_ns)))
+
+    def fills(self, parent_id: str) -> list[SvcFillRow]:
+        query = select(SvcFillRow).where(SvcFillRow.parent_id == parent_id)
+        return self._all(query.order_by(col(SvcFillRow.seq)))
+
+    def decisions(self, parent_id: str, limit: int) -> list[SvcDecisionRow]:
+        query = select(SvcDecisionRow).where(SvcDecisionRow.parent_id == parent_id)
+        return self._all(query.order_by(col(SvcDecisionRow.seq).desc()).limit(limit))
+
+    def schedule(self, parent_id: str) -> list[SvcScheduleRow]:
+        query = select(SvcScheduleRow).where(SvcScheduleRow.parent_id == parent_id)
+        return self._all(query.order_by(col(SvcScheduleRow.seq)))
+
+    def rfq_events(self, parent_id: str | None = None) -> list[SvcRfqEventRow]:
+        query = select(SvcRfqEventRow)
+        if parent_id is not None:
+            query = query.where(SvcRfqEventRow.parent_id == parent_id)
+        return self._all(query.order_by(col(SvcRfqEventRow.ts_ns), col(SvcRfqEventRow.seq)))
+
+    def counts(self, parent_id: str) -> dict[str, int]:
+        """The next free sequence numbers of a parent's decisions, schedule and RFQ facts."""
+        out = {}
+        for name, table in (
+            ("decisions", SvcDecisionRow),
+            ("schedule", SvcScheduleRow),
+            ("rfq_events", SvcRfqEventRow),
+        ):
+            t: Any = table
+            query = select(func.max(t.seq)).where(t.parent_id == parent_id)
+            out[name] = int(self._scalar(query) or 0)
+        return out
+
+    def _all(self, query: Any) -> list[Any]:
+        def fetch() -> list[Any]:
+            with Session(self.store.engine, expire_on_commit=False) as session:
+                return list(session.exec(query).all())
+
+        return self.store._guard("read the journal", fetch)
+
+    def _one(self, query: Any) -> Any:
+        rows = self._all(query)
+        return rows[0] if rows else None
+
+    def _scalar(self, query: Any) -> Any:
+        def fetch() -> Any:
+            with Session(self.store.engine) as session:
+                return session.exec(query).one()
+
+        return self.store._guard("read the journal", fetch)
+
+
+OPEN_STATUSES: Sequence[str] = ("working", "paused", "pending_cancel")

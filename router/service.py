@@ -1,0 +1,319 @@
+"""`blockroute serve`: the service's composition root.
+
+Builds, in one process and on one asyncio loop: the service clock, the journal
+(SQLite or PostgreSQL), the desk (router/desk.py) with its simulated markets, and the
+edges that listen to it: the FIX 4.4 acceptor (router/fix/), the HTTP API and dashboard
+(router/api/) and the MQTT publisher (router/bus.py). Only this module (and the CLI)
+reads the wall clock and the environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from router.config import DEFAULT_CONFIG_DIR, ConfigError, ConfigTable, load_toml
+from router.desk import Desk, DeskConfig
+from router.domain import DomainError
+from router.journal import Journal
+from router.risk import RiskLimits
+from router.runtime import LoopClock
+from simulators.scenario import Scenario, available_scenarios
+
+log = structlog.get_logger("blockroute.service")
+
+
+def tune_gc() -> None:
+    """A long-lived service holds many objects that never die (markets, models, open
+    parents): full collections of them stall the loop for tens of milliseconds, which is
+    most of the FIX acknowledgement's p99. Move what exists now out of the collector's
+    sight and collect the young generation less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
+
+
+def service_clock(loop: asyncio.AbstractEventLoop, speed: float) -> LoopClock:
+    """Epoch nanoseconds, starting at the wall clock's now and running `speed` times
+    faster (CONTRACT.md: `--sim-speed`)."""
+    return LoopClock(loop, origin_ns=time.time_ns(), speed=speed)
+
+
+@contextlib.asynccontextmanager
+async def simulated_desk(
+    folder: Path,
+    sim_speed: float = 100.0,
+    *,
+    symbols: Mapping[str, str] | None = None,
+    db_url: str | None = None,
+    scenarios: Mapping[str, Scenario] | None = None,
+    **config: object,
+) -> AsyncIterator[Desk]:
+    """A running desk on simulated markets with its journal in `folder` (SQLite) or at
+    `db_url`: for tests, benchmarks and examples. Stops it cleanly on exit."""
+    loop = asyncio.get_running_loop()
+    clock = service_clock(loop, sim_speed)
+    journal = Journal.open(db_url or f"sqlite:///{folder / 'blockroute.db'}")
+    cfg = DeskConfig(
+        symbols=dict(symbols or {"QDI": "calm"}),
+        sim_speed=sim_speed,
+        **config,  # type: ignore[arg-type]
+    )
+    try:
+        desk = Desk(cfg, journal, clock.now_ns, scenarios)
+        desk.start()
+        try:
+            yield desk
+        finally:
+            await desk.stop()
+    finally:
+        journal.close()
+
+
+# ------------------------------------------------------------------------------ config
+
+DEFAULT_SERVICE_CONFIG = DEFAULT_CONFIG_DIR / "service.toml"
+API_TOKEN_ENV = "BLOCKROUTE_API_TOKEN"
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Everything `blockroute serve` needs, checked at start (ConfigError names the
+    file and the key)."""
+
+    source: Path
+    data_dir: Path
+    db_url: str
+    desk: DeskConfig
+    http_host: str
+    http_port: int
+    api_token: str | None
+    mqtt_url: str | None  # None: no publisher
+    mqtt_root: str
+    fix_cfg: Path
+    fix_port: int | None
+    fix_file_log: bool
+    fix_table: Mapping[str, Any]  # [fix] as read: clients and allow_no_password
+
+
+def load_service_config(
+    path: Path = DEFAULT_SERVICE_CONFIG,
+    environ: Mapping[str, str] | None = None,
+    *,
+    sim_speed: float | None = None,
+    fix_port: int | None = None,
+    http_port: int | None = None,
+    http_host: str | None = None,
+    db_url: str | None = None,
+    mqtt_url: str | None = None,
+    data_dir: Path | None = None,
+) -> ServiceConfig:
+    """The service config at `path` with the command line's overrides applied."""
+    env = dict(environ if environ is not None else os.environ)
+    if not path.is_file():
+        raise ConfigError(f"service config {path} does not exist")
+    t = load_toml(path)
+    svc = t.table("service")
+    # every key is read (so that typos fail) before the command line overrides it
+    folder = Path(svc.get_str("data_dir", "."))
+    if data_dir is not None:
+        folder = data_dir
+    if not folder.is_dir():
+        where = "--data-dir" if data_dir is not None else svc.where("data_dir")
+        raise ConfigError(f"{where}: folder {folder} does not exist")
+    url = svc.get_str("db_url", "") or f"sqlite:///{folder / 'blockroute.db'}"
+    if db_url is not None:
+        url = db_url
+    speed = svc.get_float("sim_speed", 1.0, gt=0.0)
+    if sim_speed is not None:
+        speed = sim_speed
+    if not speed > 0:
+        raise ConfigError(f"--sim-speed must be > 0, got {speed:g}")
+    symbols_t = t.table("symbols")
+    symbols = {sym: symbols_t.get_str(sym) for sym in _keys(t, "symbols")}
+    known = set(available_scenarios())
+    for sym, name in symbols.items():
+        if name not in known:
+            raise symbols_t.error(
+                sym, f"unknown scenario {name!r} (known: {', '.join(sorted(known))})"
+            )
+    risk_t = t.table("risk") if "risk" in t else None
+    risk = RiskLimits()
+    if risk_t is not None:
+        risk = RiskLimits(
+            max_child_qty=risk_t.get_int("max_child_qty", risk.max_child_qty, gt=0),
+            max_block_qty=risk_t.get_int("max_block_qty", risk.max_block_qty, gt=0),
+            collar_bps=risk_t.get_float("collar_bps", risk.collar_bps, gt=0.0),
+            max_participation=risk_t.get_float(
+                "max_participation", risk.max_participation, gt=0.0, max=1.0
+            ),
+        )
+        risk_t.check_no_unknown_keys()
+    try:
+        desk = DeskConfig(
+            symbols=symbols,
+            seed=svc.get_int("seed", 1),
+            sim_speed=speed,
+            default_horizon_s=svc.get_duration("default_horizon", 1800.0, gt=0.0),
+            default_strategy=svc.get_str("default_strategy", "ml"),
+            max_order_adv=svc.get_float("max_order_adv", 0.5, gt=0.0),
+            risk=risk,
+            model_fallback=_bool(svc, "model_fallback", False),
+        )
+    except DomainError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    svc.check_no_unknown_keys()
+    http = t.table("http")
+    configured_token = http.get_str("token", "")
+    token = env.get(API_TOKEN_ENV) or configured_token or None
+    port = http.get_int("port", 8080, min=0, max=65535)
+    if http_port is not None:
+        port = http_port
+    host = http.get_str("host", "127.0.0.1")
+    if http_host is not None:
+        host = http_host
+    http.check_no_unknown_keys()
+    mqtt = t.table("mqtt")
+    murl = mqtt.get_str("url", "mqtt://127.0.0.1:1883")
+    if mqtt_url is not None:
+        murl = mqtt_url
+    root = mqtt.get_str("root", "blockroute/")
+    mqtt.check_no_unknown_keys()
+    fixt = t.table("fix")
+    fix_cfg = path.parent / fixt.get_str("config", "fix/acceptor.cfg")
+    if not fix_cfg.is_file():
+        raise fixt.error("config", f"{fix_cfg} does not exist")
+    file_log = _bool(fixt, "file_log", False)
+    raw_fix = {k: fixt._raw(k, None) for k in ("clients", "allow_no_password") if k in fixt}
+    fixt.check_no_unknown_keys()
+    t.check_no_unknown_keys()
+    return ServiceConfig(
+        source=path,
+        data_dir=folder,
+        db_url=url,
+        desk=desk,
+        http_host=host,
+        http_port=port,
+        api_token=token,
+        mqtt_url=None if murl.strip().lower() == "none" else murl,
+        mqtt_root=root,
+        fix_cfg=fix_cfg,
+        fix_port=fix_port,
+        fix_file_log=file_log,
+        fix_table=raw_fix,
+    )
+
+
+def _bool(t: ConfigTable, key: str, default: bool) -> bool:
+    value = t._raw(key, default)
+    if not isinstance(value, bool):
+        raise t.error(key, f"must be true or false, got {value!r}")
+    return value
+
+
+def _keys(t: ConfigTable, name: str) -> list[str]:
+    t.table(name)
+    raw = t._raw(name, {})
+    return list(raw) if isinstance(raw, dict) else []
+
+
+# ------------------------------------------------------------------------------ serve
+
+
+async def run_service(
+    cfg: ServiceConfig,
+    stop: asyncio.Event | None = None,
+    environ: Mapping[str, str] | None = None,
+    on_ready: Callable[[dict[str, Any]], None] | None = None,
+) -> None:
+    """Run the service until `stop` is set (or SIGTERM/SIGINT), then shut down cleanly:
+    open child orders pulled, the journal flushed, FIX clients logged out."""
+    from aiohttp import web
+
+    from router.api import make_app
+    from router.bus import MqttBus
+    from router.fix.gateway import FixGateway
+    from router.fix.settings import GatewaySettings, load_acceptor_config, load_credentials
+
+    env = dict(environ if environ is not None else os.environ)
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    # configuration first: nothing starts if any part of it is wrong
+    acceptor = load_acceptor_config(cfg.fix_cfg)
+    credentials = load_credentials(acceptor.compids, cfg.fix_table, env)
+    gw_settings = GatewaySettings(
+        acceptor=acceptor,
+        credentials=credentials,
+        data_dir=cfg.data_dir,
+        port=cfg.fix_port,
+        file_log=cfg.fix_file_log,
+    )
+    bus = MqttBus(cfg.mqtt_url, root=cfg.mqtt_root) if cfg.mqtt_url else None
+
+    clock = service_clock(loop, cfg.desk.sim_speed)
+    journal = Journal.open(cfg.db_url)
+    desk = Desk(cfg.desk, journal, clock.now_ns)
+    runner: web.AppRunner | None = None
+    gateway: FixGateway | None = None
+    unsubscribe: Callable[[], None] | None = None
+    try:
+        desk.start()
+        tune_gc()
+        if bus is not None:
+            unsubscribe = desk.subscribe(bus.publish)
+            desk.add_metrics(bus.metrics)
+            bus.start()
+        gateway = FixGateway(desk, gw_settings, loop)
+        gateway.start()
+        runner = web.AppRunner(make_app(desk, cfg.api_token), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, cfg.http_host, cfg.http_port)
+        await site.start()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        info = {
+            "fix_port": gateway.port,
+            "http": f"http://{cfg.http_host}:{_bound_port(site, cfg.http_port)}/",
+            "db": journal.url,
+            "mqtt": cfg.mqtt_url or "off",
+            "symbols": desk.symbols(),
+            "sim_speed": cfg.desk.sim_speed,
+            "recovered": len([v for v in desk.parents() if not v.status.terminal]),
+        }
+        log.info("serving", **info)
+        if on_ready is not None:
+            on_ready(info)
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        if desk.ready:
+            await desk.stop()  # pulls the children; the edges still hear the last events
+        if gateway is not None and gateway.running:
+            await gateway.stop()
+        if runner is not None:
+            await runner.cleanup()
+        if bus is not None:
+            await bus.stop()
+            if unsubscribe is not None:
+                unsubscribe()
+        journal.close()
+        log.info("stopped")
+
+
+def _bound_port(site: Any, configured: int) -> int:
+    """The port actually bound (configured 0 picks a free one)."""
+    server = getattr(site, "_server", None)
+    sockets = getattr(server, "sockets", None) or []
+    return int(sockets[0].getsockname()[1]) if sockets else configured

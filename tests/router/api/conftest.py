@@ -1,0 +1,432 @@
+"""A small in-memory DeskPort for the API tests, and an app + client over it.
+
+`FakeDesk` keeps the real desk's contract where the API depends on it: refusals raise
+the desk's errors and publish the matching events, every change publishes its event
+synchronously on the loop thread, views are immutable snapshots. With `auto_fill` it
+works a new order off by itself in a few slices `fill_interval_s` apart (a decision, a
+fill, a schedule point each), so the dashboard has something live to show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from router.api import make_app
+from router.desk_api import (
+    CancelRejected,
+    CancelRejectedError,
+    CancelRequest,
+    CxlRejReason,
+    DecisionMade,
+    DeskEvent,
+    InvalidStateError,
+    KillSwitchChanged,
+    Listener,
+    NewOrder,
+    OrderAccepted,
+    OrderCanceled,
+    OrderCompleted,
+    OrderFilled,
+    OrderPaused,
+    OrderRejected,
+    OrderRejectedError,
+    OrderReplaced,
+    OrderResumed,
+    OrderStatus,
+    OrdRejReason,
+    ParentView,
+    ReplaceRequest,
+    UnknownOrderError,
+)
+from router.domain import OrdType
+
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+STRATEGIES = ["twap", "vwap", "pov", "ac", "sor", "ml"]
+BASE_NS = 1_790_000_000 * 1_000_000_000
+_NS = 1_000_000_000
+_VENUES = (("LIT-A", "lit"), ("DARK-X", "dark"), ("LIT-B", "lit"), ("DEALER-1", "rfq"))
+
+
+class FakeDesk:
+    """An in-memory desk; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        auto_fill: bool = False,
+        slices: int = 4,
+        fill_interval_s: float = 0.12,
+        speed: float = 100.0,
+    ) -> None:
+        self.ready_flag = True
+        self.kill = False
+        self.auto_fill = auto_fill
+        self.slices = slices
+        self.fill_interval_s = fill_interval_s
+        self.speed = speed
+        self.submitted: list[NewOrder] = []
+        self.cancels: list[CancelRequest] = []
+        self.replaces: list[ReplaceRequest] = []
+        self.events: list[DeskEvent] = []
+        self._listeners: list[Listener] = []
+        self._orders: dict[str, ParentView] = {}
+        self._ids: dict[tuple[str, str], str] = {}
+        self._fills: dict[str, list[dict[str, Any]]] = {}
+        self._decisions: dict[str, list[dict[str, Any]]] = {}
+        self._schedule: dict[str, list[dict[str, Any]]] = {}
+        self._t0 = time.monotonic()
+        self._seq = 0
+
+    # ---- clock and state
+
+    def now_ns(self) -> int:
+        return BASE_NS + int((time.monotonic() - self._t0) * self.speed * _NS)
+
+    @property
+    def ready(self) -> bool:
+        return self.ready_flag
+
+    @property
+    def kill_engaged(self) -> bool:
+        return self.kill
+
+    def symbols(self) -> list[str]:
+        return ["QDI", "XYZ"]
+
+    @property
+    def listeners(self) -> int:
+        return len(self._listeners)
+
+    def _next(self, prefix: str) -> str:
+        self._seq += 1
+        return f"{prefix}{self._seq}"
+
+    def publish(self, event: DeskEvent) -> None:
+        self.events.append(event)
+        for listener in list(self._listeners):
+            listener(event)
+
+    def _set(self, view: ParentView, **changes: Any) -> ParentView:
+        new = dataclasses.replace(view, updated_ns=self.now_ns(), **changes)
+        self._orders[new.parent_id] = new
+        return new
+
+    # ---- commands
+
+    def submit(self, order: NewOrder) -> ParentView:
+        reject = None
+        if self.kill:
+            reject = (OrdRejReason.BROKER_OPTION, "kill switch engaged: no new orders")
+        elif order.symbol not in self.symbols():
+            reject = (OrdRejReason.UNKNOWN_SYMBOL, f"unknown symbol {order.symbol!r}")
+        elif (order.client, order.cl_ord_id) in self._ids:
+            reject = (OrdRejReason.DUPLICATE_ORDER, f"duplicate ClOrdID {order.cl_ord_id!r}")
+        if reject is not None:
+            self.publish(
+                OrderRejected(
+                    self.now_ns(),
+                    order.client,
+                    order.cl_ord_id,
+                    order.symbol,
+                    order.side.value,
+                    order.qty,
+                    reject[0],
+                    reject[1],
+                )
+            )
+            raise OrderRejectedError(*reject)
+        self.submitted.append(order)
+        now = self.now_ns()
+        view = ParentView(
+            parent_id=self._next("P"),
+            client=order.client,
+            cl_ord_id=order.cl_ord_id,
+            orig_cl_ord_id=order.cl_ord_id,
+            symbol=order.symbol,
+            side=order.side,
+            qty=order.qty,
+            ord_type=order.ord_type,
+            limit_price=order.limit_price,
+            strategy=order.strategy or "ml",
+            participation=order.participation,
+            status=OrderStatus.WORKING,
+            start_ns=now,
+            end_ns=order.expire_ns or now + 1800 * _NS,
+            filled_qty=0,
+            avg_price=0.0,
+            arrival_mid=100.0,
+            n_children=0,
+            updated_ns=now,
+        )
+        self._orders[view.parent_id] = view
+        self._ids[(order.client, order.cl_ord_id)] = view.parent_id
+        self._fills[view.parent_id] = []
+        self._decisions[view.parent_id] = []
+        self._schedule[view.parent_id] = [{"ts_ns": now, "target_qty": 0.0, "filled_qty": 0.0}]
+        self.publish(OrderAccepted(now, view))
+        if self.auto_fill:
+            self._plan_fills(view.parent_id)
+        return view
+
+    def _plan_fills(self, parent_id: str) -> None:
+        loop = asyncio.get_running_loop()
+        for k in range(1, self.slices + 1):
+            loop.call_later(k * self.fill_interval_s, self._work_slice, parent_id, k)
+
+    def _work_slice(self, parent_id: str, k: int) -> None:
+        view = self._orders[parent_id]
+        if view.status is not OrderStatus.WORKING:
+            return
+        target = view.qty * k // self.slices
+        qty = target - view.filled_qty
+        venue, kind = _VENUES[(k - 1) % len(_VENUES)]
+        px = 100.0 + (0.01 * k if view.side.value == "buy" else -0.01 * k)
+        self.decide(parent_id, venue, qty)
+        self.fill(parent_id, qty, px, venue, kind)
+        self._schedule[parent_id].append(
+            {"ts_ns": self.now_ns(), "target_qty": float(target), "filled_qty": float(target)}
+        )
+
+    def decide(self, parent_id: str, chosen: str, qty: int) -> None:
+        view = self._orders[parent_id]
+        alternatives = {v: 1.5 + 0.5 * i for i, (v, _) in enumerate(_VENUES)}
+        alternatives[chosen] = 0.9
+        inputs = {"spread_bps": 5.0, "slice_qty": float(qty), "imbalance": 0.12}
+        event = DecisionMade(self.now_ns(), view, self._next("D"), chosen, inputs, alternatives)
+        row = {k: event.payload()[k] for k in ("decision_id", "ts_ns", "chosen")}
+        self._decisions[parent_id].insert(
+            0, {**row, "inputs": inputs, "alternatives": alternatives}
+        )
+        self.publish(event)
+
+    def fill(self, parent_id: str, qty: int, px: float, venue: str, kind: str = "lit") -> None:
+        view = self._orders[parent_id]
+        filled = view.filled_qty + qty
+        avg = (view.avg_price * view.filled_qty + px * qty) / filled
+        done = filled >= view.qty
+        view = self._set(
+            view,
+            filled_qty=filled,
+            avg_price=avg,
+            n_children=view.n_children + 1,
+            status=OrderStatus.FILLED if done else view.status,
+        )
+        event = OrderFilled(
+            self.now_ns(),
+            view,
+            self._next("E"),
+            self._next("C"),
+            venue,
+            kind,
+            qty,
+            px,
+            "taker",
+            0.0,
+        )
+        self._fills[parent_id].append(
+            {
+                "exec_id": event.exec_id,
+                "child_id": event.child_id,
+                "ts_ns": event.ts_ns,
+                "venue": venue,
+                "venue_kind": kind,
+                "qty": qty,
+                "price": px,
+                "fee": 0.0,
+                "liquidity": "taker",
+            }
+        )
+        self.publish(event)
+        if done:
+            self.publish(OrderCompleted(self.now_ns(), view, self.tca(parent_id)))
+
+    def _cancel_reject(self, request: CancelRequest | ReplaceRequest, what: str) -> None:
+        view = self._orders.get(request.parent_id or "")
+        if view is None:
+            reason, text = CxlRejReason.UNKNOWN_ORDER, f"unknown order {request.parent_id!r}"
+        elif view.status.terminal:
+            reason, text = CxlRejReason.TOO_LATE_TO_CANCEL, f"order is {view.status.value}"
+        else:
+            return
+        self.publish(
+            CancelRejected(
+                self.now_ns(),
+                request.client,
+                request.cl_ord_id,
+                request.orig_cl_ord_id or "",
+                request.parent_id,
+                view.status if view else None,
+                reason,
+                what,
+                text,
+            )
+        )
+        raise CancelRejectedError(reason, text)
+
+    def cancel(self, request: CancelRequest) -> ParentView:
+        self._cancel_reject(request, "cancel")
+        self.cancels.append(request)
+        view = self._orders[request.parent_id or ""]
+        view = self._set(view, status=OrderStatus.CANCELED, text=request.reason)
+        self.publish(
+            OrderCanceled(self.now_ns(), view, request.cl_ord_id, view.cl_ord_id, request.reason)
+        )
+        return view
+
+    def replace(self, request: ReplaceRequest) -> ParentView:
+        self._cancel_reject(request, "replace")
+        view = self._orders[request.parent_id or ""]
+        if request.qty is not None and request.qty < view.filled_qty:
+            raise CancelRejectedError(CxlRejReason.OTHER, "qty below the filled quantity")
+        self.replaces.append(request)
+        changes: dict[str, Any] = {"cl_ord_id": request.cl_ord_id}
+        if request.qty is not None:
+            changes["qty"] = request.qty
+        if request.ord_type is not None:
+            changes["ord_type"] = request.ord_type
+            if request.ord_type is OrdType.MARKET:
+                changes["limit_price"] = None
+        if request.limit_price is not None:
+            changes["limit_price"] = request.limit_price
+        if request.expire_ns is not None:
+            changes["end_ns"] = request.expire_ns
+        old = view.cl_ord_id
+        view = self._set(view, **changes)
+        self.publish(OrderReplaced(self.now_ns(), view, request.cl_ord_id, old))
+        return view
+
+    def pause(self, parent_id: str) -> ParentView:
+        view = self.parent(parent_id)
+        if view.status is not OrderStatus.WORKING:
+            raise InvalidStateError(f"cannot pause a {view.status.value} order")
+        view = self._set(view, status=OrderStatus.PAUSED)
+        self.publish(OrderPaused(self.now_ns(), view))
+        return view
+
+    def resume(self, parent_id: str) -> ParentView:
+        view = self.parent(parent_id)
+        if view.status is not OrderStatus.PAUSED:
+            raise InvalidStateError(f"cannot resume a {view.status.value} order")
+        view = self._set(view, status=OrderStatus.WORKING)
+        self.publish(OrderResumed(self.now_ns(), view))
+        return view
+
+    def engage_kill(self, reason: str) -> int:
+        working = [v for v in self._orders.values() if not v.status.terminal]
+        self.kill = True
+        for view in working:
+            view = self._set(view, status=OrderStatus.CANCELED, text=f"kill switch: {reason}")
+            self.publish(OrderCanceled(self.now_ns(), view, "", view.cl_ord_id, reason))
+        self.publish(KillSwitchChanged(self.now_ns(), True, reason, len(working)))
+        return len(working)
+
+    def release_kill(self) -> None:
+        self.kill = False
+        self.publish(KillSwitchChanged(self.now_ns(), False, ""))
+
+    # ---- queries
+
+    def find(self, client: str, cl_ord_id: str) -> ParentView | None:
+        pid = self._ids.get((client, cl_ord_id))
+        return self._orders[pid] if pid else None
+
+    def parent(self, parent_id: str) -> ParentView:
+        try:
+            return self._orders[parent_id]
+        except KeyError:
+            raise UnknownOrderError(f"unknown order {parent_id!r}") from None
+
+    def parents(self, status: OrderStatus | None = None) -> list[ParentView]:
+        views = sorted(self._orders.values(), key=lambda v: v.start_ns, reverse=True)
+        return [v for v in views if status is None or v.status is status]
+
+    def fills(self, parent_id: str) -> list[dict[str, Any]]:
+        return list(self._fills.get(parent_id, []))
+
+    def decisions(self, parent_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        return self._decisions.get(parent_id, [])[:limit]
+
+    def schedule(self, parent_id: str) -> list[dict[str, Any]]:
+        return list(self._schedule.get(parent_id, []))
+
+    def tca(self, parent_id: str) -> dict[str, Any]:
+        view = self.parent(parent_id)
+        if not view.status.terminal:
+            raise InvalidStateError("TCA is available once the order is done")
+        return {"is_bps": 3.5, "filled_qty": view.filled_qty, "avg_price": view.avg_price}
+
+    def scorecard(self) -> dict[str, Any]:
+        return {
+            "dealers": [
+                {
+                    "dealer": "DEALER-1",
+                    "rfqs": 12,
+                    "response_rate": 0.83,
+                    "hit_ratio": 0.42,
+                    "cover_rate": 0.25,
+                    "avg_response_ms": 180.0,
+                    "price_improvement_bps": 1.2,
+                    "markout_bps": -0.4,
+                }
+            ]
+        }
+
+    def metrics(self) -> dict[str, float]:
+        working = sum(1 for v in self._orders.values() if not v.status.terminal)
+        fills = sum(len(f) for f in self._fills.values())
+        return {"parents_working": working, "fills_total": fills, "odd name-x": 1.5}
+
+    async def sync(self) -> None:
+        """Commits nothing: every call takes effect at once."""
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+
+@pytest.fixture
+def desk() -> FakeDesk:
+    return FakeDesk()
+
+
+@pytest.fixture
+async def client(desk: FakeDesk) -> AsyncIterator[TestClient]:
+    app = make_app(desk, TOKEN, strategies=STRATEGIES)
+    async with TestClient(TestServer(app)) as c:
+        yield c
+
+
+PostOrder = Callable[..., Awaitable[dict[str, Any]]]
+
+
+@pytest.fixture
+def post_order(client: TestClient) -> PostOrder:
+    """POST /api/orders with sensible defaults; asserts 201 and returns the view."""
+
+    async def post(**fields: Any) -> dict[str, Any]:
+        body = {"symbol": "QDI", "side": "sell", "qty": 1000, "horizon_s": 600, **fields}
+        resp = await client.post("/api/orders", json=body, headers=AUTH)
+        assert resp.status == 201, await resp.text()
+        return dict(await resp.json())
+
+    return post
+
+
+@pytest.fixture
+def fake_desk_type() -> type[FakeDesk]:
+    """The class, for tests that need a desk set up differently (test files cannot import
+    this conftest by name)."""
+    return FakeDesk

@@ -1,0 +1,511 @@
+"""The REST API, auth, errors, metrics and WebSocket against the fake desk (conftest)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import WSCloseCode, WSMsgType
+from aiohttp.test_utils import TestClient, TestServer
+
+from router.api import make_app
+from router.api.ws import json_text
+from router.desk_api import KillSwitchChanged, OrderStatus
+from router.domain import OrdType, Side
+
+TOKEN = "s3cret-token"  # the conftest's client is built with this token
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+NS = 1_000_000_000
+
+
+async def _error(resp: aiohttp.ClientResponse, status: int) -> dict[str, Any]:
+    assert resp.status == status, await resp.text()
+    body = await resp.json()
+    assert set(body) >= {"error", "field", "message"}, body
+    assert body["message"], body
+    return dict(body)
+
+
+# ------------------------------------------------------------------------- service
+
+
+async def test_health_and_readiness(client: TestClient, desk: Any) -> None:
+    assert (await client.get("/health")).status == 200
+    resp = await client.get("/ready")
+    assert resp.status == 200 and (await resp.json()) == {"ready": True}
+    desk.ready_flag = False
+    resp = await client.get("/ready")
+    assert resp.status == 503 and (await resp.json()) == {"ready": False}
+    assert (await client.get("/health")).status == 200
+
+
+async def test_info_lists_symbols_and_strategies(client: TestClient) -> None:
+    info = await (await client.get("/api/info")).json()
+    assert info["symbols"] == ["QDI", "XYZ"]
+    assert "twap" in info["strategies"] and info["default_strategy"] == "ml"
+    assert info["token_configured"] is True
+
+
+# -------------------------------------------------------------------------- orders
+
+
+async def test_create_order_passes_the_fields_to_the_desk(client: TestClient, desk: Any) -> None:
+    body = {
+        "symbol": "QDI",
+        "side": "buy",
+        "qty": 5000,
+        "ord_type": "limit",
+        "limit_price": 99.5,
+        "horizon_s": "15m",
+        "strategy": "pov",
+        "participation": 0.1,
+        "cl_ord_id": "mine-1",
+    }
+    before = desk.now_ns()
+    resp = await client.post("/api/orders", json=body, headers=AUTH)
+    assert resp.status == 201, await resp.text()
+    view = await resp.json()
+    assert resp.headers["Location"] == f"/api/orders/{view['parent_id']}"
+    assert view["status"] == "working" and view["qty"] == 5000 and view["leaves_qty"] == 5000
+    (order,) = desk.submitted
+    assert order.client == "api" and order.cl_ord_id == "mine-1"
+    assert (order.side, order.ord_type, order.limit_price) == (Side.BUY, OrdType.LIMIT, 99.5)
+    assert (order.strategy, order.participation) == ("pov", 0.1)
+    assert order.expire_ns is not None
+    assert before + 900 * NS <= order.expire_ns <= desk.now_ns() + 900 * NS
+
+
+async def test_create_order_defaults(client: TestClient, desk: Any) -> None:
+    body = {"symbol": "QDI", "side": "sell", "qty": 100}
+    resp = await client.post("/api/orders", json=body, headers=AUTH)
+    assert resp.status == 201, await resp.text()
+    (order,) = desk.submitted
+    assert order.cl_ord_id.startswith("api-") and order.ord_type is OrdType.MARKET
+    assert order.strategy is None and order.expire_ns is None and order.limit_price is None
+
+
+async def test_limit_price_alone_makes_a_limit_order(client: TestClient, desk: Any) -> None:
+    body = {"symbol": "QDI", "side": "sell", "qty": 100, "limit_price": 101}
+    assert (await client.post("/api/orders", json=body, headers=AUTH)).status == 201
+    assert desk.submitted[0].ord_type is OrdType.LIMIT
+
+
+async def test_expire_at_ns_is_absolute(client: TestClient, desk: Any) -> None:
+    at = desk.now_ns() + 3600 * NS
+    body = {"symbol": "QDI", "side": "sell", "qty": 100, "expire_at_ns": at}
+    assert (await client.post("/api/orders", json=body, headers=AUTH)).status == 201
+    assert desk.submitted[0].expire_ns == at
+
+
+_GOOD = {"symbol": "QDI", "side": "sell", "qty": 100}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"symbol": None}, "symbol"),
+        ({"symbol": 7}, "symbol"),
+        ({"symbol": "  "}, "symbol"),
+        ({"side": "short"}, "side"),
+        ({"side": None}, "side"),
+        ({"qty": None}, "qty"),
+        ({"qty": 0}, "qty"),
+        ({"qty": -5}, "qty"),
+        ({"qty": 10.5}, "qty"),
+        ({"qty": "100"}, "qty"),
+        ({"qty": True}, "qty"),
+        ({"qty": 2**60}, "qty"),
+        ({"ord_type": "stop"}, "ord_type"),
+        ({"ord_type": "limit"}, "limit_price"),
+        ({"ord_type": "market", "limit_price": 100}, "limit_price"),
+        ({"limit_price": -1}, "limit_price"),
+        ({"limit_price": "cheap"}, "limit_price"),
+        ({"horizon_s": 0}, "horizon_s"),
+        ({"horizon_s": "soon"}, "horizon_s"),
+        ({"horizon_s": "0s"}, "horizon_s"),
+        ({"horizon_s": 60, "expire_at_ns": 2 * 10**18}, "expire_at_ns"),
+        ({"expire_at_ns": 10}, "expire_at_ns"),
+        ({"strategy": "yolo"}, "strategy"),
+        ({"strategy": "pov", "participation": 1.5}, "participation"),
+        ({"strategy": "twap", "participation": 0.1}, "participation"),
+        ({"cl_ord_id": "x" * 65}, "cl_ord_id"),
+        ({"colour": "blue"}, "colour"),
+    ],
+)
+async def test_bad_order_fields_are_422_naming_the_field(
+    client: TestClient, desk: Any, change: dict[str, Any], field: str
+) -> None:
+    body = {k: v for k, v in {**_GOOD, **change}.items() if v is not None}
+    resp = await client.post("/api/orders", json=body, headers=AUTH)
+    err = await _error(resp, 422)
+    assert (err["error"], err["field"]) == ("validation_error", field)
+    assert desk.submitted == [] and desk.events == []  # bad input changes nothing
+
+
+@pytest.mark.parametrize("raw", [b"", b"{not json", b"[1, 2]", b'"text"', b"\xff\xfe"])
+async def test_a_body_that_is_not_a_json_object_is_400(
+    client: TestClient, desk: Any, raw: Any
+) -> None:
+    resp = await client.post("/api/orders", data=raw, headers=AUTH)
+    err = await _error(resp, 400)
+    assert err["error"] == "bad_request" and err["field"] is None
+    assert desk.submitted == []
+
+
+@pytest.mark.parametrize(
+    ("body", "reason", "field"),
+    [
+        ({"symbol": "NOPE"}, "UNKNOWN_SYMBOL", "symbol"),
+        ({"cl_ord_id": "dup"}, "DUPLICATE_ORDER", "cl_ord_id"),
+    ],
+)
+async def test_desk_rejections_are_422_with_the_reason(
+    client: TestClient, post_order: Any, desk: Any, body: Any, reason: Any, field: Any
+) -> None:
+    await post_order(cl_ord_id="dup")
+    resp = await client.post("/api/orders", json={**_GOOD, **body}, headers=AUTH)
+    err = await _error(resp, 422)
+    assert (err["error"], err["reason"], err["field"]) == ("order_rejected", reason, field)
+    assert desk.events[-1].type == "order_rejected"
+
+
+async def test_list_and_get_orders(client: TestClient, post_order: Any) -> None:
+    first = await post_order(qty=100)
+    second = await post_order(qty=200)
+    await client.post(f"/api/orders/{first['parent_id']}/cancel", headers=AUTH)
+    listed = await (await client.get("/api/orders")).json()
+    assert [o["parent_id"] for o in listed["orders"]] == [second["parent_id"], first["parent_id"]]
+    working = await (await client.get("/api/orders?status=working")).json()
+    assert [o["parent_id"] for o in working["orders"]] == [second["parent_id"]]
+    one = await (await client.get(f"/api/orders/{first['parent_id']}")).json()
+    assert one["status"] == "canceled"
+    err = await _error(await client.get("/api/orders?status=bogus"), 422)
+    assert err["field"] == "status"
+    err = await _error(await client.get("/api/orders/P404"), 404)
+    assert err["error"] == "not_found" and "P404" in err["message"]
+
+
+async def test_cancel_pause_resume(client: TestClient, post_order: Any, desk: Any) -> None:
+    pid = (await post_order())["parent_id"]
+    resp = await client.post(f"/api/orders/{pid}/pause", headers=AUTH)
+    assert resp.status == 200 and (await resp.json())["status"] == "paused"
+    err = await _error(await client.post(f"/api/orders/{pid}/pause", headers=AUTH), 409)
+    assert err["error"] == "invalid_state"
+    resp = await client.post(f"/api/orders/{pid}/resume", headers=AUTH)
+    assert (await resp.json())["status"] == "working"
+    resp = await client.post(
+        f"/api/orders/{pid}/cancel", json={"reason": "client changed its mind"}, headers=AUTH
+    )
+    assert resp.status == 200 and (await resp.json())["status"] == "canceled"
+    (cancel,) = desk.cancels
+    assert (cancel.client, cancel.parent_id) == ("api", pid)
+    assert cancel.reason == "client changed its mind" and cancel.cl_ord_id.startswith("api-")
+    err = await _error(await client.post(f"/api/orders/{pid}/cancel", headers=AUTH), 409)
+    assert (err["error"], err["reason"]) == ("cancel_rejected", "TOO_LATE_TO_CANCEL")
+    err = await _error(await client.post("/api/orders/P404/cancel", headers=AUTH), 404)
+    assert err["reason"] == "UNKNOWN_ORDER"
+    await _error(await client.post("/api/orders/P404/pause", headers=AUTH), 404)
+    await _error(await client.post("/api/orders/P404/resume", headers=AUTH), 404)
+
+
+async def test_replace(client: TestClient, post_order: Any, desk: Any) -> None:
+    pid = (await post_order(ord_type="limit", limit_price=99.0))["parent_id"]
+    resp = await client.post(
+        f"/api/orders/{pid}/replace",
+        json={"qty": 2500, "ord_type": "market", "horizon_s": 120},
+        headers=AUTH,
+    )
+    assert resp.status == 200, await resp.text()
+    view = await resp.json()
+    assert view["qty"] == 2500 and view["ord_type"] == "market" and view["limit_price"] is None
+    (req,) = desk.replaces
+    assert (req.client, req.parent_id, req.qty, req.ord_type) == ("api", pid, 2500, OrdType.MARKET)
+    assert req.expire_ns is not None and view["cl_ord_id"] == req.cl_ord_id
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "qty"),
+        ({"qty": 0}, "qty"),
+        ({"limit_price": 0}, "limit_price"),
+        ({"ord_type": "market", "limit_price": 99}, "limit_price"),
+        ({"symbol": "XYZ"}, "symbol"),
+    ],
+)
+async def test_bad_replace_is_422(
+    client: TestClient, post_order: Any, desk: Any, body: Any, field: Any
+) -> None:
+    pid = (await post_order())["parent_id"]
+    err = await _error(
+        await client.post(f"/api/orders/{pid}/replace", json=body, headers=AUTH), 422
+    )
+    assert err["field"] == field and desk.replaces == []
+
+
+async def test_replace_of_unknown_or_done_orders(client: TestClient, post_order: Any) -> None:
+    err = await _error(
+        await client.post("/api/orders/P404/replace", json={"qty": 5}, headers=AUTH), 404
+    )
+    assert err["reason"] == "UNKNOWN_ORDER"
+    pid = (await post_order())["parent_id"]
+    await client.post(f"/api/orders/{pid}/cancel", headers=AUTH)
+    await _error(
+        await client.post(f"/api/orders/{pid}/replace", json={"qty": 5}, headers=AUTH), 409
+    )
+
+
+async def test_decisions_fills_schedule_and_tca(
+    client: TestClient, post_order: Any, desk: Any
+) -> None:
+    pid = (await post_order(qty=300))["parent_id"]
+    err = await _error(await client.get(f"/api/orders/{pid}/tca"), 409)
+    assert err["error"] == "invalid_state"
+    for venue, qty in (("LIT-A", 100), ("DARK-X", 200)):
+        desk.decide(pid, venue, qty)
+        desk.fill(pid, qty, 100.0, venue, "dark" if venue.startswith("DARK") else "lit")
+    decisions = await (await client.get(f"/api/orders/{pid}/decisions?limit=1")).json()
+    assert [d["chosen"] for d in decisions["decisions"]] == ["DARK-X"]
+    assert decisions["decisions"][0]["alternatives"]["DARK-X"] == 0.9
+    fills = await (await client.get(f"/api/orders/{pid}/fills")).json()
+    assert [(f["venue"], f["qty"]) for f in fills["fills"]] == [("LIT-A", 100), ("DARK-X", 200)]
+    sched = await (await client.get(f"/api/orders/{pid}/schedule")).json()
+    assert sched["qty"] == 300 and sched["schedule"][0]["target_qty"] == 0.0
+    tca = await (await client.get(f"/api/orders/{pid}/tca")).json()
+    assert tca["tca"]["is_bps"] == 3.5
+    for sub in ("decisions", "fills", "schedule", "tca"):
+        await _error(await client.get(f"/api/orders/P404/{sub}"), 404)
+    for limit in ("0", "x", "501"):
+        err = await _error(await client.get(f"/api/orders/{pid}/decisions?limit={limit}"), 422)
+        assert err["field"] == "limit"
+
+
+async def test_scorecard(client: TestClient) -> None:
+    card = await (await client.get("/api/dealers/scorecard")).json()
+    assert card["dealers"][0]["dealer"] == "DEALER-1"
+
+
+async def test_kill_switch(client: TestClient, post_order: Any, desk: Any) -> None:
+    pid = (await post_order())["parent_id"]
+    state = await (await client.get("/api/kill-switch")).json()
+    assert state["engaged"] is False
+    err = await _error(await client.post("/api/kill-switch", json={}, headers=AUTH), 422)
+    assert err["field"] == "reason"
+    resp = await client.post("/api/kill-switch", json={"reason": "fat finger"}, headers=AUTH)
+    assert resp.status == 200
+    engaged = await resp.json()
+    assert (engaged["engaged"], engaged["reason"], engaged["canceled_parents"]) == (
+        True,
+        "fat finger",
+        1,
+    )
+    assert desk.parent(pid).status is OrderStatus.CANCELED
+    state = await (await client.get("/api/kill-switch")).json()
+    assert state["engaged"] is True and state["reason"] == "fat finger"
+    err = await _error(await client.post("/api/orders", json=_GOOD, headers=AUTH), 422)
+    assert err["reason"] == "BROKER_OPTION"
+    resp = await client.delete("/api/kill-switch", headers=AUTH)
+    assert resp.status == 200 and (await resp.json())["engaged"] is False
+    assert (await client.post("/api/orders", json=_GOOD, headers=AUTH)).status == 201
+
+
+# ---------------------------------------------------------------------------- auth
+
+_MUTATING = [
+    ("POST", "/api/orders", _GOOD),
+    ("POST", "/api/orders/P1/cancel", None),
+    ("POST", "/api/orders/P1/pause", None),
+    ("POST", "/api/orders/P1/resume", None),
+    ("POST", "/api/orders/P1/replace", {"qty": 5}),
+    ("POST", "/api/kill-switch", {"reason": "x"}),
+    ("DELETE", "/api/kill-switch", None),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), _MUTATING)
+@pytest.mark.parametrize(
+    ("header", "error_hint"),
+    [(None, None), ("Bearer wrong", "invalid_token"), ("Basic czNjcmV0", None), ("Bearer ", None)],
+)
+async def test_mutating_calls_need_the_token(
+    client: TestClient,
+    post_order: Any,
+    desk: Any,
+    method: Any,
+    path: Any,
+    body: Any,
+    header: Any,
+    error_hint: Any,
+) -> None:
+    await post_order()  # P1 exists, so only auth can refuse
+    events = len(desk.events)
+    headers = {"Authorization": header} if header else {}
+    resp = await client.request(method, path, json=body, headers=headers)
+    err = await _error(resp, 401)
+    assert err["error"] == "unauthorized"
+    challenge = resp.headers["WWW-Authenticate"]
+    assert challenge.startswith("Bearer")
+    assert (error_hint in challenge) if error_hint else "error=" not in challenge
+    assert len(desk.events) == events and not desk.kill
+
+
+async def test_reads_are_open(client: TestClient, post_order: Any) -> None:
+    pid = (await post_order())["parent_id"]
+    for path in ("/api/orders", f"/api/orders/{pid}", "/api/kill-switch", "/metrics", "/"):
+        assert (await client.get(path)).status == 200, path
+
+
+@pytest.mark.parametrize("token", [None, ""])
+async def test_no_configured_token_forbids_mutations(desk: Any, token: Any) -> None:
+    async with TestClient(TestServer(make_app(desk, token))) as c:
+        resp = await c.post("/api/orders", json=_GOOD, headers=AUTH)
+        err = await _error(resp, 403)
+        assert err["message"] == "no API token configured (set BLOCKROUTE_API_TOKEN)"
+        assert (await c.get("/api/orders")).status == 200
+        assert (await (await c.get("/api/info")).json())["token_configured"] is False
+    assert desk.submitted == []
+
+
+async def test_unknown_routes_and_methods_answer_json(client: TestClient) -> None:
+    err = await _error(await client.get("/api/nothing"), 404)
+    assert err["error"] == "not_found"
+    resp = await client.put("/api/orders", json=_GOOD, headers=AUTH)
+    err = await _error(resp, 405)
+    assert "POST" in resp.headers["Allow"]
+    await _error(await client.get("/static/../app.py"), 404)
+
+
+async def test_default_strategies_come_from_the_registry(desk: Any) -> None:
+    async with TestClient(TestServer(make_app(desk, TOKEN))) as c:
+        info = await (await c.get("/api/info")).json()
+    assert {"twap", "vwap", "pov", "ac", "sor", "ml"} <= set(info["strategies"])
+
+
+# ------------------------------------------------------------------------- metrics
+
+
+async def test_metrics_text(client: TestClient, post_order: Any) -> None:
+    pid = (await post_order())["parent_id"]
+    await client.get(f"/api/orders/{pid}")
+    await client.get(f"/api/orders/{pid}")
+    await client.get("/api/orders/P404")
+    resp = await client.get("/metrics")
+    assert resp.status == 200
+    assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    text = await resp.text()
+    lines = text.splitlines()
+    assert "# TYPE blockroute_parents_working gauge" in lines
+    assert "blockroute_parents_working 1" in lines
+    assert "# TYPE blockroute_fills_total counter" in lines
+    assert "blockroute_odd_name_x 1.5" in lines  # cleaned to a legal name
+    assert "# TYPE blockroute_http_requests_total counter" in lines
+    route = 'route="/api/orders/{id}"'
+    assert f'blockroute_http_requests_total{{method="GET",{route},status="200"}} 2' in lines
+    assert f'blockroute_http_requests_total{{method="GET",{route},status="404"}} 1' in lines
+    assert (
+        'blockroute_http_requests_total{method="POST",route="/api/orders",status="201"} 1' in lines
+    )
+    assert "blockroute_ws_clients 0" in lines
+    names = [ln.split("{")[0].split(" ")[0] for ln in lines if not ln.startswith("#")]
+    assert all(n.startswith("blockroute_") for n in names)
+    assert text.endswith("\n")
+
+
+# ----------------------------------------------------------------------- websocket
+
+
+async def _next_json(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
+    msg = await asyncio.wait_for(ws.receive(), timeout=2)
+    assert msg.type == WSMsgType.TEXT, msg
+    return dict(msg.json())
+
+
+async def test_websocket_snapshot_then_events(
+    client: TestClient, post_order: Any, desk: Any
+) -> None:
+    old = (await post_order(qty=100))["parent_id"]
+    async with client.ws_connect("/ws") as ws:
+        snap = await _next_json(ws)
+        assert snap["type"] == "snapshot" and snap["now_ns"] > 0
+        assert [o["parent_id"] for o in snap["orders"]] == [old]
+        assert snap["kill_switch"]["engaged"] is False
+        pid = (await post_order(qty=200))["parent_id"]
+        accepted = await _next_json(ws)
+        assert (accepted["type"], accepted["parent_id"]) == ("order_accepted", pid)
+        assert accepted["order"]["qty"] == 200
+        desk.fill(pid, 50, 100.25, "LIT-A")
+        filled = await _next_json(ws)
+        assert filled["type"] == "child_order_filled" and filled["venue"] == "LIT-A"
+        assert filled["order"]["filled_qty"] == 50 and filled["last_px"] == 100.25
+        await client.post("/api/kill-switch", json={"reason": "test"}, headers=AUTH)
+        types = [(await _next_json(ws))["type"] for _ in range(3)]
+        assert types == ["order_canceled", "order_canceled", "kill_switch"]
+
+
+async def test_websocket_fans_out_to_every_client(client: TestClient, post_order: Any) -> None:
+    async with client.ws_connect("/ws") as a, client.ws_connect("/ws") as b:
+        await _next_json(a), await _next_json(b)
+        pid = (await post_order())["parent_id"]
+        for ws in (a, b):
+            assert (await _next_json(ws))["parent_id"] == pid
+
+
+async def test_a_slow_websocket_client_is_dropped_not_waited_for(
+    desk: Any, post_order: Any
+) -> None:
+    app = make_app(desk, TOKEN, strategies=["twap"], ws_queue_size=3)
+    async with TestClient(TestServer(app)) as c:
+        pid = (await c.post("/api/orders", json=_GOOD, headers=AUTH)).headers["Location"]
+        pid = pid.rsplit("/", 1)[1]
+        async with c.ws_connect("/ws") as ws:
+            await _next_json(ws)
+            for _ in range(10):  # one burst: the sender cannot drain between events
+                desk.fill(pid, 1, 100.0, "LIT-A")
+            msg = await asyncio.wait_for(ws.receive(), timeout=2)
+            while msg.type == WSMsgType.TEXT:  # anything sent before the drop
+                msg = await asyncio.wait_for(ws.receive(), timeout=2)
+            assert msg.type == WSMsgType.CLOSE and msg.data == WSCloseCode.TRY_AGAIN_LATER
+        metrics = await (await c.get("/metrics")).text()
+        assert "blockroute_ws_dropped_slow_total 1" in metrics.splitlines()
+        async with c.ws_connect("/ws") as again:  # a reconnect starts from a snapshot
+            snap = await _next_json(again)
+            assert snap["orders"][0]["filled_qty"] == 10
+
+
+async def test_websocket_closes_cleanly_on_shutdown(desk: Any) -> None:
+    server = TestServer(make_app(desk, TOKEN, strategies=["twap"]))
+    await server.start_server()
+    assert desk.listeners == 1  # one subscription for the app, not one per client
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(server.make_url("/ws"))
+        await _next_json(ws)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await server.close()
+        msg = await asyncio.wait_for(ws.receive(), timeout=3)
+        assert msg.type == WSMsgType.CLOSE and msg.data == WSCloseCode.GOING_AWAY
+        assert loop.time() - started < 2.5
+        await ws.close()
+    assert desk.listeners == 0
+
+
+def test_json_text_is_strict_json() -> None:
+    class Count:  # stands for a numpy scalar: has .item()
+        def item(self) -> int:
+            return 3
+
+    text = json_text({"a": float("nan"), "b": [float("inf"), 1.5], "c": Side.BUY, "d": Count()})
+    assert json.loads(text) == {"a": None, "b": [None, 1.5], "c": "buy", "d": 3}
+
+
+async def test_an_unserialisable_event_never_raises_into_the_desk(
+    client: TestClient, desk: Any
+) -> None:
+    async with client.ws_connect("/ws") as ws:
+        await _next_json(ws)
+        desk.publish(KillSwitchChanged(desk.now_ns(), False, object()))  # type: ignore[arg-type]
+        desk.publish(KillSwitchChanged(desk.now_ns(), False, "fine"))
+        assert (await _next_json(ws))["reason"] == "fine"
