@@ -16,6 +16,8 @@ import copy
 import dataclasses
 import functools
 import itertools
+import queue
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -49,6 +51,7 @@ from router.engine import EngineConfig, LitFees, ParentExecution, RfqRouting
 from router.ports import MarketHistory, MarketSnapshot, PanelSelector, SlicerPolicy
 from router.risk import RiskGate, RiskLimits
 from router.strategies import strategy_spec
+from router.strategies.learned import STEP_S, PacedSlicer
 from router.strategies.schedule import ScheduleSlicer
 from router.tca import PricePath, TcaReport, analyze, gap_captured, solve_hindsight
 from simulators.kernel import rng_for
@@ -65,6 +68,7 @@ HINDSIGHT = "hindsight"
 MARKOUT_TAIL_S = 300.0  # the market runs on this long after the horizon, for markouts
 HISTORY_BUCKET_S = 300.0
 HINDSIGHT_BUCKET_S = 60.0
+MARKET_VOLUME_BUCKET_S = 60.0  # the report's participation rates are built on these
 # The oracle may trade up to all of a bucket's volume: its quadratic impact cost, not a
 # cap, keeps it from doing so; the risk gate's participation cap is lifted for it too.
 HINDSIGHT_MAX_PARTICIPATION = 1.0
@@ -114,6 +118,10 @@ class StrategyRun:
     sent_ns: dict[ChildId, int]
     path: PricePath  # the realised market, own trading included, to the markout tail
     risk_blocked: int = 0
+    # the learned slicer's choices: (time, action, pace multiplier) per step
+    paces: tuple[tuple[int, float, float], ...] = ()
+    # lit volume printed (own trades included) per MARKET_VOLUME_BUCKET_S from the start
+    market_volume: tuple[int, ...] = ()
 
     @property
     def fills(self) -> list[ChildOrderFilled]:
@@ -159,7 +167,14 @@ class StrategyRun:
                 "qty": [f.qty for f in fills],
                 "venue": [f.venue for f in fills],
                 "kind": [kinds[f.venue].value for f in fills],
+                "liquidity": [f.liquidity for f in fills],
             },
+            "paces": {
+                "t_s": [t / NANOS_PER_SECOND for t, _, _ in self.paces],
+                "action": [a for _, a, _ in self.paces],
+                "multiplier": [m for _, _, m in self.paces],
+            },
+            "market_volume": {"bucket_s": MARKET_VOLUME_BUCKET_S, "qty": list(self.market_volume)},
             "decisions": [
                 {
                     "t_s": d.ts_ns / NANOS_PER_SECOND,
@@ -182,6 +197,8 @@ class SimulationReport:
     hindsight: StrategyRun | None = None
     unimpacted: PricePath | None = None
     venue_kinds: dict[VenueId, VenueKind] | None = None
+    # the scenario's market phases (start_s, end_s): for the report, never a strategy
+    phases: tuple[tuple[float, float], ...] = ()
 
     def to_json(self, detail: bool = False) -> dict[str, Any]:
         """CONTRACT.md's keys; `detail` adds what the HTML report plots."""
@@ -235,6 +252,8 @@ class SimulationReport:
                 "bid": [_num(b) for b in p.bid],
                 "ask": [_num(a) for a in p.ask],
             }
+        if detail:
+            doc["phases"] = [{"start_s": a, "end_s": b} for a, b in self.phases]
         return doc
 
 
@@ -246,8 +265,12 @@ def check_strategies(names: Sequence[str]) -> None:
     if not names:
         raise DomainError("no strategy given")
     for n in names:
-        if strategy_spec(n).routing == "ml":
-            _served_models()  # a missing or corrupt model fails now, before any work
+        spec = strategy_spec(n)
+        # a missing or corrupt model fails now, before any work
+        if spec.routing == "ml":
+            _served_models()
+        if spec.preload is not None:
+            spec.preload()  # `ml`: the slicer's ONNX policy
     dup = {n for n in names if names.count(n) > 1}
     if dup:
         raise DomainError(f"strategy {sorted(dup)[0]!r} given twice")
@@ -308,6 +331,14 @@ def market_vwap(market: SimMarket, t0: int, t1: int) -> float | None:
     if vol == 0:
         return None
     return float(st.tape_pv[b0:b1].sum()) / vol * market.instrument.tick_size
+
+
+def bucket_volume(market: SimMarket, end_ns: int, bucket_s: float) -> tuple[int, ...]:
+    """Lit volume printed per bucket of `bucket_s` from the start to `end_ns`."""
+    step = int(bucket_s * NANOS_PER_SECOND)
+    bars = [market.bar_of(t) for t in range(0, end_ns, step)] + [market.bar_of(end_ns)]
+    vol = market.state.tape_vol
+    return tuple(int(vol[b0:b1].sum()) for b0, b1 in itertools.pairwise(bars))
 
 
 def price_path(market: SimMarket, from_s: float = 0.0) -> PricePath:
@@ -463,6 +494,56 @@ class Episode:
         config: EngineConfig | None,
         on_world: Callable[[SimWorld], None] | None = None,
     ) -> StrategyRun:
+        world, execution, events = self._wire(name, slicer, routing, use_rfq, config)
+        parent = self.parent
+        if on_world is not None:
+            on_world(world)
+        execution.start()
+        world.kernel.run_until(parent.end_ns)
+        market = world.market
+        vwap = market_vwap(market, 0, parent.end_ns)
+        volume = bucket_volume(market, parent.end_ns, MARKET_VOLUME_BUCKET_S)
+        # the background market runs on for the post-trade markouts
+        market.advance_to(parent.end_ns + int(MARKOUT_TAIL_S * NANOS_PER_SECOND))
+        result = execution.result
+        path = price_path(market)
+        tca = analyze(
+            parent.side,
+            parent.qty,
+            self.arrival_mid,
+            self.end_s,
+            result.fills,
+            result.children,
+            path,
+            self.unimpacted_path,
+            self.venue_kinds,
+            vwap,
+        )
+        log.debug("strategy done", strategy=name, is_bps=round(tca.is_bps, 2))
+        return StrategyRun(
+            name,
+            tca,
+            len(result.children),
+            tuple(events),
+            parent,
+            tuple(result.schedule),
+            dict(result.sent_ns),
+            path,
+            execution.risk.blocked,
+            tuple(slicer.paces) if isinstance(slicer, PacedSlicer) else (),
+            volume,
+        )
+
+    def _wire(
+        self,
+        name: str,
+        slicer: SlicerPolicy,
+        routing: str,
+        use_rfq: bool,
+        config: EngineConfig | None,
+    ) -> tuple[SimWorld, ParentExecution, list[Event]]:
+        """A fresh world at arrival and the parent's execution in it, not yet started:
+        the events it emits go to the returned list."""
         sc, parent = self.scenario, self.parent
         sink = EventForwarder()
         panel = self.panel if use_rfq else None
@@ -502,40 +583,7 @@ class Episode:
             fill_model=_served_models()[1] if routing == "ml" else None,
         )
         sink.target = execution.publish
-        if on_world is not None:
-            on_world(world)
-        execution.start()
-        world.kernel.run_until(parent.end_ns)
-        market = world.market
-        vwap = market_vwap(market, 0, parent.end_ns)
-        # the background market runs on for the post-trade markouts
-        market.advance_to(parent.end_ns + int(MARKOUT_TAIL_S * NANOS_PER_SECOND))
-        result = execution.result
-        path = price_path(market)
-        tca = analyze(
-            parent.side,
-            parent.qty,
-            self.arrival_mid,
-            self.end_s,
-            result.fills,
-            result.children,
-            path,
-            self.unimpacted_path,
-            self.venue_kinds,
-            vwap,
-        )
-        log.debug("strategy done", strategy=name, is_bps=round(tca.is_bps, 2))
-        return StrategyRun(
-            name,
-            tca,
-            len(result.children),
-            tuple(events),
-            parent,
-            tuple(result.schedule),
-            dict(result.sent_ns),
-            path,
-            execution.risk.blocked,
-        )
+        return world, execution, events
 
 
 MODEL_VOL_WINDOW_S = 600.0  # the dealer models' volatility window (models/dealer_data.py)
@@ -669,4 +717,171 @@ def simulate(
         hindsight=oracle,
         unimpacted=episode.unimpacted_path,
         venue_kinds=episode.venue_kinds,
+        phases=tuple((ph.start_s, ph.end_s) for ph in scenario.phases),
     )
+
+
+# ------------------------------------------------------------------ the learned slicer
+
+SLICER_STRATEGY = "ml"  # the strategy the learned slicer serves (router.strategies)
+
+
+@dataclass(frozen=True, slots=True)
+class SlicerStep:
+    """What one policy step did: the fills reported during it and where it stopped."""
+
+    fills: tuple[ChildOrderFilled, ...]
+    now_ns: int  # the next query's time, or the horizon
+    done: bool  # the horizon is over: the final sweep and the finish have run
+
+
+class _Closed(BaseException):
+    """Unwinds a suspended run that nobody will resume (BaseException: nothing in the
+    engine may catch it)."""
+
+
+class ExecutionStepper:
+    """One parent order of the `ml` strategy (model-guided routing with the dealer panel,
+    on a `PacedSlicer`), run one policy query at a time: the engine room of the
+    execution environment (simulators/execenv.py), which imports this class lazily so
+    that the simulators never import the engine.
+
+    The run is exactly `Episode(scenario, seed).run("ml")` with the policy's answers
+    supplied from outside: the kernel runs on a worker thread and is suspended inside
+    the slicer's policy call, so `observe()` is the very observation the slicer built at
+    that decision (the first at the parent's arrival, then every `step_s`), and
+    `advance(action)` returns `action` from that call and runs the world to the next
+    query, or through the horizon (final sweep and finish) after the last one. Only one
+    of the two threads runs at a time, handing over through queues, so a seed gives the
+    same fills byte for byte. (Stopping the kernel just before the query instead would
+    not give the same run: the market's catch-up to the decision time can discover
+    passive fills whose reports the kernel delivers after the decision, and stopping
+    early delivers them before it.)
+
+    `close()` ends a run left unfinished (else its thread and world stay in memory).
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        seed: int,
+        config: EngineConfig | None = None,
+        step_s: float = STEP_S,
+        episode: Episode | None = None,
+    ) -> None:
+        # `episode`: one of this scenario and seed to share with another stepper (a
+        # paired run): its market at arrival is forked, not simulated again
+        self.episode = episode if episode is not None else Episode(scenario, seed)
+        if self.episode.scenario != scenario or self.episode.seed != seed:
+            raise DomainError("a shared episode must be of the same scenario and seed")
+        self.parent = self.episode.parent
+        self.arrival_mid = self.episode.arrival_mid
+        self.slicer = PacedSlicer(self.episode.history, self._answer, step_s)
+        spec = strategy_spec(SLICER_STRATEGY)
+        self.world, self.execution, self.events = self.episode._wire(
+            SLICER_STRATEGY, self.slicer, spec.routing, spec.rfq, config
+        )
+        self._to_kernel: queue.SimpleQueue[float | None] = queue.SimpleQueue()
+        self._to_env: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._obs: np.ndarray | None = None  # the pending query's observation
+        self._n_fills = 0
+        self._thread = threading.Thread(target=self._run, name="execution-stepper", daemon=True)
+        self._thread.start()
+        self._receive()
+
+    # the kernel's thread
+
+    def _run(self) -> None:
+        try:
+            self.execution.start()
+            self.world.kernel.run_until(self.parent.end_ns)
+        except _Closed:
+            return
+        except BaseException as exc:  # handed to the caller, raised there
+            self._to_env.put(("error", exc))
+            return
+        self._to_env.put(("done", None))
+
+    def _answer(self, obs: np.ndarray) -> float:
+        """The slicer's policy: hand the observation over, wait for the action."""
+        self._to_env.put(("query", np.array(obs, dtype=np.float32)))
+        action = self._to_kernel.get()
+        if action is None:
+            raise _Closed
+        return action
+
+    # the caller's thread
+
+    def _receive(self) -> None:
+        kind, payload = self._to_env.get()
+        if kind == "error":
+            self._obs = None
+            raise payload
+        self._obs = payload if kind == "query" else None
+
+    @property
+    def done(self) -> bool:
+        return self._obs is None
+
+    def observe(self) -> np.ndarray:
+        """The slicer's observation at the pending query (float32, OBS_SIZE)."""
+        if self._obs is None:
+            raise DomainError("the parent's horizon is over: no more observations")
+        return self._obs.copy()
+
+    def advance(self, action: float) -> SlicerStep:
+        """Answer the pending query with `action`; run to the next one (or the end)."""
+        if self._obs is None:
+            raise DomainError("the parent's horizon is over: nothing to advance")
+        self._to_kernel.put(float(action))
+        self._receive()
+        fills = self.execution.result.fills
+        new = tuple(fills[self._n_fills :])
+        self._n_fills = len(fills)
+        return SlicerStep(new, self.world.clock.now_ns(), self.done)
+
+    def close(self) -> None:
+        """Abandon the run if it is suspended at a query; wait for its thread."""
+        if self._obs is not None and self._thread.is_alive():
+            self._obs = None
+            self._to_kernel.put(None)
+        self._thread.join()
+
+    def __enter__(self) -> ExecutionStepper:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def mid(self) -> float | None:
+        """The consolidated lit mid now (at the pending query), None if one-sided."""
+        mid = self.world.market.mid_ticks()
+        return None if mid is None else mid * self.world.scenario.instrument.tick_size
+
+    def end_mid(self) -> float:
+        """The mid at the horizon as the TCA reads it."""
+        if not self.done:
+            raise DomainError("the horizon is not over yet")
+        return price_path(self.world.market).mid_at(self.episode.end_s)
+
+    def tca(self) -> TcaReport:
+        """The run's TCA as `Episode.run` computes it, without the unimpacted path (so
+        impact is not told from timing; IS and its other parts are the same)."""
+        if not self.done:
+            raise DomainError("the horizon is not over yet")
+        parent, market = self.parent, self.world.market
+        vwap = market_vwap(market, 0, parent.end_ns)
+        market.advance_to(parent.end_ns + int(MARKOUT_TAIL_S * NANOS_PER_SECOND))
+        result = self.execution.result
+        return analyze(
+            parent.side,
+            parent.qty,
+            self.arrival_mid,
+            self.episode.end_s,
+            result.fills,
+            result.children,
+            price_path(market),
+            None,
+            self.episode.venue_kinds,
+            vwap,
+        )

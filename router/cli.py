@@ -183,6 +183,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tf.add_argument("--seed", type=_int, default=200_000, help="seed of the first episode")
     tf.add_argument("--json", dest="json_path", help="write the metadata here ('-' = stdout)")
+    tl = tsub.add_parser(
+        "slicer", help="learned slicer: PPO on the execution environment, exported to ONNX"
+    )
+    tl.add_argument("--out", type=Path, help="folder for the artifacts (default: models/)")
+    tl.add_argument(
+        "--timesteps", type=_positive_int, default=40_960, help="environment steps (5 min each)"
+    )
+    tl.add_argument(
+        "--envs", type=_positive_int, default=2, help="environments, one worker process each"
+    )
+    tl.add_argument(
+        "--seed",
+        type=_int,
+        default=5_000_000,
+        help="seed of the first training episode (never 1000-1999: the evaluation seeds)",
+    )
+    tl.add_argument("--json", dest="json_path", help="write the metadata here ('-' = stdout)")
 
     ev = sub.add_parser("evaluate", help="score the shipped models on held-out simulations")
     esub = ev.add_subparsers(dest="what", required=True, parser_class=_Parser)
@@ -258,7 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     bm = bsub.add_parser("memory", help="memory of the service's desk with open parent orders")
     bm.add_argument("--parents", type=_positive_int, default=100)
     bm.add_argument("--json", dest="json_path")
-    bd = bsub.add_parser("decide", help="latency of one model-guided routing decision")
+    bd = bsub.add_parser(
+        "decide", help="latency of one ml decision: slicer policy, fill and dealer models"
+    )
     bd.add_argument("--iterations", type=_positive_int, default=2000)
     bd.add_argument("--json", dest="json_path")
     return p
@@ -554,6 +573,9 @@ def _cmd_train(args: argparse.Namespace) -> None:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out: {out} exists and is not a folder")
     _check_json_path(args.json_path)
+    if args.model == "slicer":
+        _train_slicer(args, out)
+        return
     try:
         if args.model == "dealer":
             n = args.days * len(SCENARIOS)
@@ -577,6 +599,58 @@ def _cmd_train(args: argparse.Namespace) -> None:
                 + f"{m['brier']:>8.4f}{m['ece']:>7.4f}{m['n']:>8}{meta['rounds'][name]:>7}"
             )
         print("test days only (the last 15%); wrote " + ", ".join(p.name for p in written))
+    _emit_json(args.json_path, meta)
+
+
+def _train_slicer(args: argparse.Namespace, out: Path) -> None:
+    try:
+        import stable_baselines3  # noqa: F401  (the `train` extra)
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise UsageError(
+            f"train slicer needs the training extra ({exc.name} is missing): "
+            "python3 -m pip install -e '.[train]'"
+        ) from None
+    from models.slicer import TrainingError, train_slicer
+
+    command = (
+        f"blockroute train slicer --timesteps {args.timesteps} --envs {args.envs} "
+        f"--seed {args.seed}"
+    )
+    bar = _Progress(f"train slicer: {args.timesteps:,} steps in {args.envs} environments")
+    try:
+        written, meta = train_slicer(out, args.timesteps, args.envs, args.seed, bar, command)
+    except TrainingError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
+    if args.json_path != "-":
+        t, c, v = meta["training"], meta["curve"], meta["validation"]
+        print(
+            f"trained {t['timesteps']:,} steps, {t['episodes']:,} episodes in {t['wall_s']:.0f} s "
+            f"({t['steps_per_s']:.0f} steps/s, {t['n_envs']} environments)"
+        )
+        if c.get("episodes"):
+            print(
+                f"mean IS {c['first_10pct_is_bps']:.1f} bps over the first 10% of episodes, "
+                f"{c['last_10pct_is_bps']:.1f} over the last 10%"
+            )
+        if "first_10pct_vs_even_pace_bps" in c:
+            print(
+                f"IS minus the even pace's on the same episodes: "
+                f"{c['first_10pct_vs_even_pace_bps']:+.2f} bps over the first 10%, "
+                f"{c['last_10pct_vs_even_pace_bps']:+.2f} over the last 10%"
+            )
+        if v.get("episodes"):
+            print(
+                f"validation, {v['episodes']} paired episodes: policy {v['policy_is_bps']:.1f} "
+                f"bps, even pace {v['even_pace_is_bps']:.1f} bps, difference "
+                f"{v['diff_is_bps']:+.2f} +- {v['diff_stderr_bps']:.2f} bps"
+            )
+        print(
+            f"ONNX vs torch: max |diff| {meta['parity']['max_abs_diff']:.1g} on "
+            f"{meta['parity']['rows']} observations; wrote " + ", ".join(p.name for p in written)
+        )
     _emit_json(args.json_path, meta)
 
 
@@ -661,15 +735,17 @@ def _cmd_bench(args: argparse.Namespace) -> None:
 
         doc = run_decide_bench(args.iterations)
         if args.json_path != "-":
-            for part in ("fill_model", "dealer_panel", "decision"):
+            for part in ("slicer", "onnx_policy", "fill_model", "dealer_panel", "decision"):
                 d = doc[part]
                 print(
                     f"{part:<13} p50 {d['p50_us']:8.1f} us   p99 {d['p99_us']:8.1f} us   "
                     f"max {d['max_us']:8.1f} us"
                 )
             print(
-                f"{doc['iterations']} decisions: {doc['lit_options']} lit options scored, "
-                f"a panel chosen among {doc['dealers']} dealers"
+                f"{doc['iterations']} decisions {doc['at_s'] / 60:g} min into an ml run: the "
+                f"slicer's observation and ONNX policy (onnx_policy: the policy alone), "
+                f"{doc['lit_options']} lit options scored, a panel chosen among "
+                f"{doc['dealers']} dealers"
             )
     elif args.bench == "fix":
         from bench.fix import fix_bench

@@ -116,6 +116,7 @@ from router.journal import (
 from router.ports import MarketHistory, PanelSelector, SlicerPolicy
 from router.risk import KillSwitch, RiskGate, RiskLimits
 from router.strategies import STRATEGIES, strategy_spec
+from router.strategies.learned import served_slicer_policy
 from router.strategies.pov import PovSlicer
 from router.tca import PricePath, analyze
 from simulators.kernel import rng_for
@@ -124,8 +125,7 @@ from simulators.world import SimWorld
 
 log = structlog.get_logger("blockroute.desk")
 
-# `ml` is served by the model-guided router on a TWAP schedule until the RL slicer ships.
-STRATEGY_ALIASES = {ML_STRATEGY: "sor-ml"}
+STRATEGY_ALIASES: dict[str, str] = {}  # client names that differ from the engine's
 CLIENT_STRATEGIES = ("twap", "vwap", "pov", "ac", "sor", ML_STRATEGY)
 
 
@@ -427,6 +427,7 @@ class Desk:
         routings = ["smart", "ml"]
         try:
             app._served_models()
+            served_slicer_policy()
         except ModelError as exc:
             if not self.config.model_fallback:
                 raise

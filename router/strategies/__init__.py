@@ -4,7 +4,9 @@ The schedule baselines (twap, vwap, pov, ac) route as takers, so they differ onl
 timing; `sor` follows the TWAP schedule with the smart router (passive, dark, taking by
 expected cost, and blocks from a dealer panel by RFQ), so `sor` vs `twap` isolates what
 routing is worth; `sor-lit` is `sor` without the dealers, so `sor` vs `sor-lit` isolates
-what the RFQ venue is worth.
+what the RFQ venue is worth. `ml` is `sor-ml` with the learned slicer (an ONNX policy
+setting the pace every 5 minutes) in place of TWAP, so `ml` vs `sor-ml` isolates what
+the learned timing is worth.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from router.domain import DomainError
 from router.ports import MarketHistory, SlicerPolicy
 from router.strategies.almgren_chriss import AcSlicer
+from router.strategies.learned import PacedSlicer, served_slicer_policy
 from router.strategies.pov import PovSlicer
 from router.strategies.twap import TwapSlicer
 from router.strategies.vwap import VwapSlicer
@@ -29,6 +32,9 @@ class StrategySpec:
     description: str
     slicer: SlicerFactory
     rfq: bool = False  # may request quotes from the dealer panel
+    # loads what the slicer needs (a model): run before any work, so that a missing or
+    # corrupt artifact fails the command at once (models.artifacts.ModelError)
+    preload: Callable[[], object] | None = None
 
 
 STRATEGIES: dict[str, StrategySpec] = {
@@ -69,6 +75,15 @@ STRATEGIES: dict[str, StrategySpec] = {
             "dealer models for the RFQ panel",
             lambda h, q, t: TwapSlicer(),
             rfq=True,
+        ),
+        StrategySpec(
+            "ml",
+            "ml",
+            "sor-ml's model-guided tactics on a learned schedule: an ONNX policy sets the "
+            "pace every 5 minutes from what the market and its own fills show",
+            lambda h, q, t: PacedSlicer(h, served_slicer_policy()),
+            rfq=True,
+            preload=served_slicer_policy,
         ),
         StrategySpec(
             "sor-lit",

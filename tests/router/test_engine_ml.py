@@ -128,9 +128,11 @@ def test_bench_decide_reports_latencies():
     from bench.decide import run_decide_bench
 
     doc = run_decide_bench(iterations=20)
-    for part in ("fill_model", "dealer_panel", "decision"):
+    for part in ("slicer", "onnx_policy", "fill_model", "dealer_panel", "decision"):
         assert 0 < doc[part]["p50_us"] <= doc[part]["p99_us"] <= doc[part]["max_us"]
     assert doc["lit_options"] == 6 and doc["dealers"] == 8
+    whole = doc["decision"]
+    assert (doc["n"], doc["p50_us"], doc["p99_us"]) == (20, whole["p50_us"], whole["p99_us"])
 
 
 def test_artifacts_are_regenerable_from_their_metadata():

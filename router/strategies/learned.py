@@ -1,0 +1,336 @@
+"""The learned slicer: a policy that sets the pace of the parent every few minutes.
+
+The policy sees what a trader sees (`observe`): inventory and time left, the gap to a
+uniform schedule, spread, depth imbalance, short-term volatility and returns, the
+market's volume rate and the parent's own fill rate, all normalised by the instrument's
+history. Never the scenario, its phases or the simulator's state.
+
+Its action a in [-1, 1] is a pace: over the next `step_s` the parent should trade at
+`PACE_RANGE ** a` times the rate that would finish the remainder evenly by the horizon
+(a = 0 is a TWAP that catches up). Where each slice goes (passive, aggressive, dark,
+dealers) stays with the model-guided router, which prices those choices by expected
+cost better than a policy could learn them from a few thousand episodes; so the action
+is timing and size only.
+
+The same code serves training and trading: the execution environment
+(simulators/execenv.py) and the ONNX policy at run time both drive `PacedSlicer`
+through a `Policy` callable, so an observation means the same in both.
+
+At run time the policy is `OnnxPolicy` (ONNX Runtime only: serving never imports
+torch), loaded from models/slicer.onnx with its metadata by `load_slicer_policy`, which
+checks that the policy was trained on this module's observation and pacing.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from router.domain import NANOS_PER_SECOND, Nanos
+from router.ports import ExecutionState, MarketHistory
+
+#: maps an observation (float32, OBS_SIZE) to an action in [-1, 1]
+Policy = Callable[[np.ndarray], float]
+
+STEP_S = 300.0  # the policy acts every 5 minutes of the parent's life
+PACE_RANGE = 3.0  # a = +1: three times the even rate; a = -1: a third of it
+SESSION_S = 6.5 * 3600.0  # trading day, for per-day statistics
+
+OBS_NAMES = (
+    "inventory_left",  # remaining / qty
+    "time_left",  # share of the horizon left
+    "schedule_gap",  # (filled - uniform target) / qty: > 0 ahead of schedule
+    "spread",  # log(spread / the instrument's typical spread)
+    "imbalance",  # depth on our contra side minus our side, over both: > 0 helps us
+    "volatility",  # log(realised vol over 5 min / the daily vol scaled to 5 min)
+    "return_5m",  # mid move over 5 min in our favour, in 5-min sigmas
+    "return_30s",  # the same over the last 30 s, in 30-s sigmas
+    "price_vs_arrival",  # mid vs arrival in our favour, in sigmas of the time elapsed
+    "volume_rate",  # log(market volume over 5 min / the expected 5-min volume)
+    "fill_rate",  # own fills over 5 min / the even rate's 5 minutes of fills
+    "pace",  # the action last taken
+)
+OBS_SIZE = len(OBS_NAMES)
+CLIP = 5.0
+
+
+def pace_multiplier(action: float) -> float:
+    a = min(1.0, max(-1.0, float(action)))
+    return float(PACE_RANGE**a)
+
+
+@dataclass(slots=True)
+class _Sample:
+    t_ns: Nanos
+    mid: float
+    volume: int
+    filled: int
+
+
+class ObservationBuilder:
+    """The observation of one parent order; remembers the market at each decision."""
+
+    def __init__(self, history: MarketHistory, memory_s: float = 600.0) -> None:
+        self.history = history
+        self._memory_ns = int(memory_s * NANOS_PER_SECOND)
+        self._samples: deque[_Sample] = deque()
+        self.arrival_mid: float | None = None
+        self.last_action = 0.0
+
+    def record(self, state: ExecutionState) -> None:
+        """Called at each real decision time (not for look-ahead targets)."""
+        mid = state.market.mid
+        if mid is None:
+            return
+        if self.arrival_mid is None:
+            self.arrival_mid = mid
+        self._samples.append(_Sample(state.now_ns, mid, state.market.volume, state.filled_qty))
+        while self._samples and self._samples[0].t_ns < state.now_ns - self._memory_ns:
+            self._samples.popleft()
+
+    def _at(self, t_ns: Nanos) -> _Sample | None:
+        """The newest sample at or before `t_ns` (else the oldest)."""
+        best = None
+        for s in self._samples:
+            if s.t_ns <= t_ns:
+                best = s
+            else:
+                break
+        return best if best is not None else (self._samples[0] if self._samples else None)
+
+    def observe(self, state: ExecutionState) -> np.ndarray:
+        h = self.history
+        p = state.parent
+        snap = state.market
+        sign = p.side.sign  # +1 buy: a falling price helps
+        horizon_s = p.horizon_ns / NANOS_PER_SECOND
+        elapsed = state.elapsed_fraction
+        mid = snap.mid if snap.mid is not None else h.price
+        arrival = self.arrival_mid or mid
+        day_sigma = h.daily_vol  # fraction of price per day
+
+        def sigma_over(seconds: float) -> float:
+            return max(1e-9, day_sigma * math.sqrt(max(seconds, 1.0) / SESSION_S))
+
+        obs = np.zeros(OBS_SIZE, dtype=np.float32)
+        obs[0] = state.remaining_qty / p.qty
+        obs[1] = 1.0 - elapsed
+        obs[2] = (state.filled_qty - p.qty * elapsed) / p.qty
+        if snap.bid_ticks is not None and snap.ask_ticks is not None:
+            spread = (snap.ask_ticks - snap.bid_ticks) * snap.tick_size
+            obs[3] = math.log(max(spread, snap.tick_size) / max(h.spread, snap.tick_size))
+        depth = snap.bid_depth + snap.ask_depth
+        if depth > 0:
+            ours, theirs = (
+                (snap.ask_depth, snap.bid_depth) if sign < 0 else (snap.bid_depth, snap.ask_depth)
+            )
+            # a seller wants bids (contra) deep and asks (competition) thin
+            obs[4] = (theirs - ours) / depth
+        now = state.now_ns
+        five = self._at(now - int(STEP_S * NANOS_PER_SECOND))
+        thirty = self._at(now - int(30 * NANOS_PER_SECOND))
+        recent = [s.mid for s in self._samples if s.t_ns >= now - int(STEP_S * NANOS_PER_SECOND)]
+        if len(recent) >= 3:
+            rets = np.diff(np.log(np.asarray(recent)))
+            dt = STEP_S / max(1, len(recent) - 1)
+            realised = float(np.std(rets)) / math.sqrt(dt / SESSION_S) if rets.size else 0.0
+            obs[5] = math.log(max(realised, 1e-6) / max(day_sigma, 1e-9))
+        if five is not None:
+            obs[6] = -sign * (mid / five.mid - 1.0) / sigma_over(STEP_S)
+            seconds = (now - five.t_ns) / NANOS_PER_SECOND
+            expected = h.horizon_volume * seconds / max(horizon_s, 1.0)
+            if seconds > 0 and expected > 0:
+                obs[9] = math.log(max(snap.volume - five.volume, 1) / expected)
+            even = p.qty * seconds / max(horizon_s, 1.0)
+            if seconds > 0 and even > 0:
+                obs[10] = (state.filled_qty - five.filled) / even
+        if thirty is not None:
+            obs[7] = -sign * (mid / thirty.mid - 1.0) / sigma_over(30.0)
+        obs[8] = -sign * (mid / arrival - 1.0) / sigma_over(elapsed * horizon_s)
+        obs[11] = self.last_action
+        np.clip(obs, -CLIP, CLIP, out=obs)
+        return obs
+
+
+class PacedSlicer:
+    """Cumulative target from a pace the policy sets every `step_s`.
+
+    The engine asks for targets at each decision and one interval ahead (look-ahead
+    calls carry a future `now_ns` with today's snapshot); the policy is consulted only
+    at a real decision (snapshot time = now) once the step is over.
+    """
+
+    name = "ml"
+
+    def __init__(self, history: MarketHistory, policy: Policy, step_s: float = STEP_S) -> None:
+        self.obs = ObservationBuilder(history)
+        self.policy = policy
+        self._step_ns = int(step_s * NANOS_PER_SECOND)
+        self._t0: Nanos | None = None  # start of the current step
+        self._base = 0  # filled at that start
+        self._rate = 0.0  # shares per ns over the step
+        self.paces: list[tuple[Nanos, float, float]] = []  # (time, action, multiplier)
+
+    def target_filled(self, state: ExecutionState) -> int:
+        p = state.parent
+        real = state.market.ts_ns == state.now_ns
+        if real:
+            self.obs.record(state)
+            if self._t0 is None or state.now_ns >= self._t0 + self._step_ns:
+                self._act(state)
+        if self._t0 is None:  # a look-ahead before the first decision: even pace
+            return int(p.qty * state.elapsed_fraction)
+        target = self._base + self._rate * (state.now_ns - self._t0)
+        return int(min(p.qty, max(0.0, target)))
+
+    def _act(self, state: ExecutionState) -> None:
+        p = state.parent
+        action = float(self.policy(self.obs.observe(state)))
+        action = min(1.0, max(-1.0, action)) if math.isfinite(action) else 0.0
+        self.obs.last_action = action
+        m = pace_multiplier(action)
+        left_ns = max(1, p.end_ns - state.now_ns)
+        self._t0 = state.now_ns
+        self._base = state.filled_qty
+        self._rate = m * state.remaining_qty / left_ns
+        self.paces.append((state.now_ns, action, m))
+
+
+# ----------------------------------------------------------------------------- serving
+
+SLICER_ONNX = "slicer.onnx"
+SLICER_META = "slicer.meta.json"
+ONNX_INPUT = "obs"  # float32 [batch, OBS_SIZE]
+ONNX_OUTPUT = "action"  # float32 [batch, 1], in [-1, 1]
+
+
+class OnnxPolicy:
+    """The trained policy as served: one ONNX Runtime session on one thread.
+
+    The observation is copied into an input buffer bound to the session once, and the
+    action is written into a bound output buffer: a call allocates nothing of its own
+    (about 4 us for a 64x64 MLP, against 7 us through `InferenceSession.run`). The
+    buffers make it unsafe to call from two threads at once; an engine calls its slicer
+    from one. `source` is the model's bytes or path; a graph whose input or output does
+    not match the observation raises ValueError, an unreadable one ONNX Runtime's error.
+    """
+
+    def __init__(
+        self, source: bytes | Path, input_name: str = ONNX_INPUT, output_name: str = ONNX_OUTPUT
+    ) -> None:
+        import onnxruntime as ort  # only the `ml` strategy pays for the import
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1  # one row: threads only add hand-over latency
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        model = source if isinstance(source, bytes) else str(source)
+        self._session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+        _check_signature(self._session, input_name, output_name)
+        self._x = np.zeros((1, OBS_SIZE), dtype=np.float32)
+        self._y = np.zeros((1, 1), dtype=np.float32)
+        self._binding = self._session.io_binding()
+        self._binding.bind_cpu_input(input_name, self._x)
+        self._binding.bind_output(
+            output_name, "cpu", 0, np.float32, list(self._y.shape), self._y.ctypes.data
+        )
+
+    def __call__(self, obs: np.ndarray) -> float:
+        self._x[0] = obs
+        self._session.run_with_iobinding(self._binding)
+        return float(self._y[0, 0])
+
+
+def _check_signature(session: Any, input_name: str, output_name: str) -> None:
+    """One float input [batch, OBS_SIZE] and a float output [batch, 1], by name."""
+    inputs = {i.name: i for i in session.get_inputs()}
+    outputs = {o.name: o for o in session.get_outputs()}
+    if set(inputs) != {input_name}:
+        raise ValueError(f"inputs {sorted(inputs)}, expected only {input_name!r}")
+    if output_name not in outputs:
+        raise ValueError(f"outputs {sorted(outputs)}, expected {output_name!r}")
+    for arg, width in ((inputs[input_name], OBS_SIZE), (outputs[output_name], 1)):
+        shape = list(arg.shape)
+        batch_ok = len(shape) == 2 and (not isinstance(shape[0], int) or shape[0] == 1)
+        if arg.type != "tensor(float)" or not batch_ok or shape[1] != width:
+            raise ValueError(f"{arg.name!r} is {arg.type} {shape}, expected float [batch, {width}]")
+
+
+def load_slicer_policy(models_dir: Path) -> OnnxPolicy:
+    """The shipped slicer policy from `models_dir` (slicer.onnx + slicer.meta.json).
+
+    A missing, empty or unreadable file, or metadata that describes another observation
+    or pacing than this module's, raises ModelError naming the file and the command that
+    rebuilds it.
+    """
+    # imported here: router.strategies stays light (models.artifacts compiles trees)
+    from models.artifacts import ModelError, regenerate_hint
+
+    hint = regenerate_hint("slicer")
+    meta_path = models_dir / SLICER_META
+    meta = _read_slicer_meta(meta_path)
+    path = models_dir / SLICER_ONNX
+    if not path.exists():
+        raise ModelError(f"{path}: policy file missing; {hint}")
+    if path.stat().st_size == 0:
+        raise ModelError(f"{path}: empty policy file; {hint}")
+    onnx_meta = meta.get("onnx") or {}
+    try:
+        return OnnxPolicy(
+            path.read_bytes(),
+            str(onnx_meta.get("input", ONNX_INPUT)),
+            str(onnx_meta.get("output", ONNX_OUTPUT)),
+        )
+    except Exception as exc:  # onnxruntime raises its own error types for bad graphs
+        why = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        raise ModelError(
+            f"{path}: not a usable ONNX policy ({type(exc).__name__}: {why}); {hint}"
+        ) from None
+
+
+def _read_slicer_meta(path: Path) -> dict[str, Any]:
+    """The metadata, checked against this module: the same observation and pacing."""
+    from models.artifacts import ModelError, regenerate_hint
+
+    hint = regenerate_hint("slicer")
+    if not path.exists():
+        raise ModelError(f"{path}: metadata missing; {hint}")
+    try:
+        meta = json.loads(path.read_text())
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+        missing = [k for k in ("obs_names", "step_s", "pace_range") if k not in meta]
+        if missing:
+            raise ValueError(f"no {', '.join(missing)}")
+        if not isinstance(meta["obs_names"], list) or not isinstance(meta.get("onnx", {}), dict):
+            raise ValueError("'obs_names' is not a list or 'onnx' not a table")
+    except ValueError as exc:  # json's decode error is one
+        raise ModelError(f"{path}: corrupt metadata ({exc}); {hint}") from None
+    if meta["obs_names"] != list(OBS_NAMES):
+        raise ModelError(
+            f"{path}: the policy was trained on observation {meta['obs_names']}, this code "
+            f"builds {list(OBS_NAMES)}; {hint}"
+        )
+    for key, ours in (("step_s", STEP_S), ("pace_range", PACE_RANGE)):
+        value = meta[key]
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or not math.isclose(value, ours):
+            raise ModelError(f"{path}: {key} is {value!r}, this code uses {ours:g}; {hint}")
+    return meta
+
+
+@functools.cache
+def served_slicer_policy() -> OnnxPolicy:
+    """The shipped policy, loaded once per process (ModelError if missing or corrupt)."""
+    from models import artifacts  # read at call time: tests point it elsewhere
+
+    return load_slicer_policy(artifacts.MODELS_DIR)
