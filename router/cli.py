@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tl.add_argument("--out", type=Path, help="folder for the artifacts (default: models/)")
     tl.add_argument(
-        "--timesteps", type=_positive_int, default=40_960, help="environment steps (5 min each)"
+        "--timesteps", type=_positive_int, default=32_768, help="environment steps (5 min each)"
     )
     tl.add_argument(
         "--envs", type=_positive_int, default=2, help="environments, one worker process each"
