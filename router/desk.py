@@ -115,7 +115,7 @@ from router.journal import (
 )
 from router.ports import MarketHistory, PanelSelector, SlicerPolicy
 from router.risk import KillSwitch, RiskGate, RiskLimits
-from router.strategies import STRATEGIES, strategy_spec
+from router.strategies import strategy_spec
 from router.strategies.learned import served_slicer_policy
 from router.strategies.pov import PovSlicer
 from router.tca import PricePath, analyze
@@ -124,9 +124,6 @@ from simulators.scenario import SESSION_CLOSE_S, Scenario, load_scenario
 from simulators.world import SimWorld
 
 log = structlog.get_logger("blockroute.desk")
-
-STRATEGY_ALIASES: dict[str, str] = {}  # client names that differ from the engine's
-CLIENT_STRATEGIES = ("twap", "vwap", "pov", "ac", "sor", ML_STRATEGY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,10 +155,8 @@ class DeskConfig:
     @staticmethod
     def resolve_strategy(name: str) -> str:
         """The engine strategy that serves a client strategy name (DomainError if none)."""
-        if name not in CLIENT_STRATEGIES and name not in STRATEGIES:
-            known = ", ".join(CLIENT_STRATEGIES)
-            raise DomainError(f"unknown strategy {name!r} (known: {known})")
-        return STRATEGY_ALIASES.get(name, name)
+        strategy_spec(name)  # raises, naming the known ones
+        return name
 
 
 class _Dispatch:
