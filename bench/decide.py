@@ -6,7 +6,9 @@ passive options, and the dealer models choose an RFQ panel (each candidate panel
 built from the desk's state and scored). Measured on a real mid-episode state: an `ml`
 run on news-shock is paused one hour in (inside a kernel event, so the world stands
 still) and a selector, the fill model and a slicer that has followed the run from its
-start are timed on the snapshot the engine sees there.
+start are timed on the snapshot the engine sees there. Each timed decision starts cold,
+as if an RFQ event had just arrived: the desk's per-dealer memory is dropped first. The
+garbage collector is set as `blockroute serve` sets it (`router.service.tune_gc`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from router.app import Episode, _served_models, ml_selector
 from router.domain import NANOS_PER_SECOND, DomainError, ParentOrder, Side, VenueId
 from router.engine import EngineConfig
 from router.ports import ExecutionState, PassiveOrderContext
+from router.service import tune_gc
 from router.strategies.learned import PacedSlicer, served_slicer_policy
 from simulators.scenario import load_scenario
 from simulators.world import SimWorld
@@ -103,6 +106,7 @@ def _time_decision(
     ]
     rng = np.random.default_rng(0)
     policy = slicer.policy
+    tune_gc()  # as the service runs its decisions
     for _ in range(WARMUP):
         policy(slicer.obs.observe(state))
         fill.p_fill(options)
@@ -112,6 +116,8 @@ def _time_decision(
     }
     clock = time.perf_counter
     for _ in range(n):
+        # as after an RFQ event: nothing the desk remembered between events is reused
+        selector.desk.forget()
         t0 = clock()
         obs = slicer.obs.observe(state)
         t1 = clock()

@@ -113,6 +113,16 @@ class HeuristicPanel:
     def score(self, d: DealerId) -> float:
         return self.response_rate(d) * self.hit_ratio(d) - self.price_weight * self.distance_bps(d)
 
+    def stats(self, d: DealerId) -> tuple[float, float, float, float]:
+        """(response rate, hit ratio, distance bps, times asked) in one call."""
+        h, (r0, k0, d0, w) = self.history[d], self._prior
+        return (
+            (h.quotes + w * r0) / (h.asked + w),
+            (h.wins + w * k0) / (h.quotes + w),
+            (h.distance_sum + w * d0) / (h.distance_n + w),
+            h.asked,
+        )
+
     def select(
         self, side: Side, qty: int, n: int, rng: np.random.Generator
     ) -> tuple[list[DealerId], dict[str, float]]:

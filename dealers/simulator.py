@@ -535,17 +535,18 @@ def p_lowest(p: np.ndarray, mu: np.ndarray, sd: np.ndarray, n: int = 1601) -> np
     p = np.ascontiguousarray(p, dtype=np.float64)
     mu = np.ascontiguousarray(mu, dtype=np.float64)
     sd = np.ascontiguousarray(sd, dtype=np.float64)
-    return np.clip(_p_lowest(p, mu, sd, n), 0.0, 1.0)
+    return np.clip(p_lowest_unclipped(p, mu, sd, n), 0.0, 1.0)
 
 
 @njit(cache=True)
-def _p_lowest(p: np.ndarray, mu: np.ndarray, sd: np.ndarray, n: int) -> np.ndarray:
+def p_lowest_unclipped(p: np.ndarray, mu: np.ndarray, sd: np.ndarray, n: int) -> np.ndarray:
+    """`p_lowest` before clipping rounding errors to [0, 1]; callable from compiled code."""
     k = p.shape[0]
     lo = np.min(mu - 8.0 * sd)
     hi = np.max(mu + 8.0 * sd)
     step = (hi - lo) / (n - 1)
     out = np.zeros(k)
-    beaten = np.empty(k)
+    log_beaten = np.empty(k)
     pdf = np.empty(k)
     root2 = math.sqrt(2.0)
     norm = 1.0 / math.sqrt(2.0 * math.pi)
@@ -557,30 +558,10 @@ def _p_lowest(p: np.ndarray, mu: np.ndarray, sd: np.ndarray, n: int) -> np.ndarr
             z = (c - mu[i]) / sd[i]
             pdf[i] = math.exp(-0.5 * z * z) * norm / sd[i]
             b = 1.0 - p[i] * 0.5 * math.erfc(-z / root2)  # P(i does not undercut c)
-            beaten[i] = max(b, 1e-300)
-            log_all += math.log(beaten[i])
+            log_beaten[i] = math.log(max(b, 1e-300))
+            log_all += log_beaten[i]
         for i in range(k):
-            out[i] += weight * pdf[i] * math.exp(log_all - math.log(beaten[i]))
+            out[i] += weight * pdf[i] * math.exp(log_all - log_beaten[i])
     for i in range(k):
         out[i] *= p[i]
     return out
-
-
-def p_lowest_each(
-    p: np.ndarray,
-    mu: np.ndarray,
-    sd: np.ndarray,
-    cand_p: np.ndarray,
-    cand_mu: np.ndarray,
-    cand_sd: np.ndarray,
-    n: int = 1601,
-) -> np.ndarray:
-    """For each candidate j: `p_lowest` of the panel [candidate j, *base] for the
-    candidate, where (p, mu, sd) describe the base panel."""
-    out = np.empty(cand_p.shape[0])
-    for j in range(cand_p.shape[0]):
-        pp = np.concatenate(([cand_p[j]], p))
-        mm = np.concatenate(([cand_mu[j]], mu))
-        ss = np.concatenate(([cand_sd[j]], sd))
-        out[j] = _p_lowest(pp, mm, ss, n)[0]
-    return np.clip(out, 0.0, 1.0)

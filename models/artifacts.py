@@ -40,7 +40,10 @@ class ServedModel:
     calib_y: np.ndarray | None = None
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        p = self.forest.predict(self.clipper(np.asarray(x, dtype=np.float64)))
+        c = self.clipper
+        margin = self.forest.clipped_margin(x, c.lo, c.hi, c.counts)
+        c.rows += margin.shape[0]
+        p = 1.0 / (1.0 + np.exp(-margin))
         if self.calib_x is not None and self.calib_y is not None:
             p = np.interp(p, self.calib_x, self.calib_y)
         return p

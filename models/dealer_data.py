@@ -94,7 +94,7 @@ class _Open:
     request: QuoteRequest
     ts_ns: int
     market: MarketContext
-    rows: dict[DealerId, list[float]]
+    rows: dict[DealerId, np.ndarray]
     quotes: dict[DealerId, Quote] = field(default_factory=dict)
     traded: set[DealerId] = field(default_factory=set)
     traded_side: Side | None = None
@@ -130,7 +130,7 @@ def rows_from_log(
     feed = iter(sorted(axe_log, key=lambda a: a[0]))
     pending = next(feed, None)
     open_: dict[RfqId, _Open] = {}
-    xs: list[list[float]] = []
+    xs: list[np.ndarray] = []
     respond: list[float] = []
     best: list[float] = []
     o_resp: list[float] = []
@@ -143,14 +143,14 @@ def rows_from_log(
 
     for e in events:
         while pending is not None and pending[0] <= e.ts_ns:
-            desk.axes[pending[1]] = pending[2]
+            desk.set_axe(pending[1], pending[2])
             pending = next(feed, None)
         ctx = None
         if isinstance(e, RfqRequested):
             r = e.request
             ctx = market_context(path, e.ts_ns / NANOS_PER_SECOND, start_tod_s)
-            rows, _ = desk.rows(r.qty, r.side, r.dealers, ctx)
-            open_[r.rfq_id] = _Open(r, e.ts_ns, ctx, rows)
+            x = desk.rows(r.qty, r.side, r.dealers, ctx)
+            open_[r.rfq_id] = _Open(r, e.ts_ns, ctx, dict(zip(r.dealers, x, strict=True)))
         elif isinstance(e, QuoteReceived):
             o = open_.get(e.quote.rfq_id)
             if o is not None:
@@ -183,7 +183,7 @@ def _label(
     o: _Open,
     path: PricePath,
     oracle: dict[tuple[RfqId, DealerId], DealerTruth],
-    xs: list[list[float]],
+    xs: list[np.ndarray],
     respond: list[float],
     best: list[float],
     o_resp: list[float],

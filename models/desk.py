@@ -13,11 +13,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
 
 from dealers.panel import HeuristicPanel, distances_behind_best
-from dealers.simulator import p_lowest, p_lowest_each
-from models.features import MarketContext, dealer_row, side_feature
-from models.quotecost import QuoteCostTracker, terms
+from dealers.simulator import p_lowest_unclipped
+from models.features import (
+    DEALER_BASE,
+    DEALER_FEATURES,
+    DEALER_IDS,
+    DEALER_OWN,
+    PANELS,
+    MarketContext,
+    dealer_head,
+    dealer_own,
+    side_feature,
+)
+from models.quotecost import N_TERMS, QuoteCostTracker, terms
 from router.domain import (
     DealerId,
     Event,
@@ -30,10 +41,8 @@ from router.domain import (
     Side,
 )
 
-MidAt = Callable[[int], float]
-P_LOWEST_POINTS = (
-    41  # the implied P(best) to about 1e-3, and cheap  # the lit mid at a time (ns), price units
-)
+MidAt = Callable[[int], float]  # the lit mid at a time (ns), price units
+P_LOWEST_POINTS = 41  # the implied P(best) to about 1e-3, and cheap
 
 
 @dataclass
@@ -63,7 +72,17 @@ class DeskState:
         self._asked_side: dict[tuple[DealerId, Side | None], float] = {}
         self._quoted_side: dict[tuple[DealerId, Side | None], float] = {}
         self._open: dict[RfqId, _Open] = {}
-        self._memo: dict[tuple[object, ...], tuple[np.ndarray, float, float]] = {}
+        self._index = {d: i for i, d in enumerate(self.dealers)}
+        # each dealer's DEALER_IDS column and the panel's PANELS column (-1: not there)
+        self._columns = np.array(
+            [DEALER_IDS.index(d) if d in DEALER_IDS else -1 for d in self.dealers],
+            dtype=np.int64,
+        )
+        self._panel_column = PANELS.index(panel) if panel in PANELS else -1
+        self._own_memo: dict[Side | None, tuple[np.ndarray, np.ndarray]] = {}
+        self._price_memo: dict[
+            tuple[int, Side | None, int, float], tuple[np.ndarray, np.ndarray, np.ndarray]
+        ] = {}
         self.new_day()
 
     def new_day(self) -> None:
@@ -71,150 +90,124 @@ class DeskState:
         self.notional: dict[DealerId, float] = {}
         # per dealer: (sum, count) of its quotes' distances behind the best today
         self._today: dict[DealerId, tuple[float, int]] = {}
-        self._memo.clear()
+        self.forget()
 
     def set_axes(self, axes: dict[DealerId, float]) -> None:
         """The axe feed as of now."""
         if axes != self.axes:
             self.axes = dict(axes)
-            self._memo.clear()
+            self.forget()
 
-    def side_response_rate(self, dealer: DealerId, side: Side | None) -> float:
+    def set_axe(self, dealer: DealerId, axe: float) -> None:
+        """One dealer's axe, as a feed update."""
+        if self.axes.get(dealer) != axe:
+            self.axes[dealer] = axe
+            self.forget()
+
+    def forget(self) -> None:
+        """Drop what is remembered between events: the desk has learned something."""
+        self._own_memo.clear()
+        self._price_memo.clear()
+
+    def _side_rate(self, dealer: DealerId, side: Side | None, overall: float) -> float:
+        """The response rate to requests on `side`, shrunk towards the overall one."""
         asked = self._asked_side.get((dealer, side), 0.0)
         quoted = self._quoted_side.get((dealer, side), 0.0)
-        return (quoted + 2.0 * self.tracker.response_rate(dealer)) / (asked + 2.0)
+        return (quoted + 2.0 * overall) / (asked + 2.0)
 
-    def _terms(
-        self, panel: Sequence[DealerId], qty: int, side: Side | None, market: MarketContext
-    ) -> tuple[dict[DealerId, np.ndarray], dict[DealerId, float], dict[DealerId, float]]:
-        """Each dealer's pricing terms, expected quote cost and response rate. They do not
-        depend on who else is asked, only on how many: remembered until the next event,
-        as a selection scores many panels."""
-        zs, pred, resp = {}, {}, {}
-        for d in panel:
-            key = (d, qty, side, len(panel), market.vol_bps)
-            hit = self._memo.get(key)
-            if hit is None:
-                z = terms(
-                    self.axes.get(d, 0.0) / self.adv * side_feature(side),
-                    qty / self.adv,
-                    len(panel),
-                    market.vol_bps,
-                    side is None,
+    def _own(self, side: Side | None) -> tuple[np.ndarray, np.ndarray]:
+        """Every dealer's own columns (DEALER_OWN) and price quality, in `dealers` order.
+        They change only with an event: remembered until the next one."""
+        hit = self._own_memo.get(side)
+        if hit is None:
+            own, quality = [], []
+            for d in self.dealers:
+                total, n = self._today.get(d, (0.0, 0))
+                response, hit_rate, dist, asked = self.tracker.stats(d)
+                own.append(
+                    dealer_own(
+                        adv=self.adv,
+                        side=side,
+                        resp_rate=self._side_rate(d, side, response),
+                        hit_rate=hit_rate,
+                        dist_bps=dist,
+                        asked=asked,
+                        axe=self.axes.get(d, 0.0),
+                        position=self.position.get(d, 0.0),
+                        notional=self.notional.get(d, 0.0),
+                        dist_today=total / n if n else None,
+                        quotes_today=n,
+                    )
                 )
-                hit = self._memo[key] = (
-                    z,
-                    self.costs.predict(d, z),
-                    self.side_response_rate(d, side),
-                )
-            zs[d], pred[d], resp[d] = hit
-        return zs, pred, resp
+                quality.append(total / n if n else dist)
+            hit = self._own_memo[side] = (np.array(own), np.array(quality))
+        return hit
 
-    def _today_mean(self, d: DealerId) -> float | None:
-        total, n = self._today.get(d, (0.0, 0))
-        return total / n if n else None
-
-    def _quality(self, d: DealerId) -> float:
-        today = self._today_mean(d)
-        return today if today is not None else self.tracker.distance_bps(d)
-
-    def _row(
-        self,
-        d: DealerId,
-        others: Sequence[DealerId],
-        qty: int,
-        side: Side | None,
-        market: MarketContext,
-        pred: dict[DealerId, float],
-        resp: dict[DealerId, float],
-        p_est: float,
-    ) -> list[float]:
-        t = self.tracker
-        quality = self._quality(d)
-        return dealer_row(
-            qty=qty,
-            adv=self.adv,
-            side=side,
-            n_dealers=len(others) + 1,
-            market=market,
-            resp_rate=resp[d],
-            hit_rate=t.hit_ratio(d),
-            dist_bps=t.distance_bps(d),
-            asked=t.history[d].asked,
-            axe=self.axes.get(d, 0.0),
-            panel=self.panel,
-            dealer=d,
-            others=others,
-            position=self.position.get(d, 0.0),
-            notional=self.notional.get(d, 0.0),
-            dist_today=self._today_mean(d),
-            quotes_today=self._today.get(d, (0.0, 0))[1],
-            rel_dist=quality - min((self._quality(o) for o in others), default=0.0),
-            others_resp=sum(resp[o] for o in others),
-            pred_cost=pred[d],
-            rel_pred_cost=pred[d] - min((pred[o] for o in others), default=pred[d]),
-            p_best_est=p_est,
-        )
-
-    def _sd(self, d: DealerId) -> float:
-        return max(self.costs.sd(d), 0.5)
+    def _priced(
+        self, qty: int, side: Side | None, n_asked: int, market: MarketContext
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every dealer's pricing terms (a row each), expected quote cost and its spread,
+        in `dealers` order, if `n_asked` dealers are asked. They do not depend on who else
+        is asked, only on how many: remembered until the next event, as a selection
+        scores many panels."""
+        key = (qty, side, n_asked, market.vol_bps)
+        hit = self._price_memo.get(key)
+        if hit is None:
+            z = np.empty((len(self.dealers), N_TERMS))
+            z[:] = terms(0.0, qty / self.adv, n_asked, market.vol_bps, side is None)
+            axes = np.array([self.axes.get(d, 0.0) for d in self.dealers])
+            z[:, 1] = axes / self.adv * side_feature(side)
+            pred = self.costs.predict_each(self.dealers, z)
+            sd = np.array([max(self.costs.sd(d), 0.5) for d in self.dealers])
+            hit = self._price_memo[key] = (z, pred, sd)
+        return hit
 
     def rows(
-        self, qty: int, side: Side | None, panel: Sequence[DealerId], market: MarketContext
-    ) -> tuple[dict[DealerId, list[float]], dict[DealerId, np.ndarray]]:
-        """Feature rows (DEALER_FEATURES) of asking `panel` for `qty`, and each dealer's
-        pricing terms; nothing is changed."""
-        zs, pred, resp = self._terms(panel, qty, side, market)
-        est = p_lowest(
-            np.array([resp[d] for d in panel]),
-            np.array([pred[d] for d in panel]),
-            np.array([self._sd(d) for d in panel]),
-            n=P_LOWEST_POINTS,
-        )
-        rows = {}
-        for i, d in enumerate(panel):
-            others = [o for o in panel if o != d]
-            rows[d] = self._row(d, others, qty, side, market, pred, resp, float(est[i]))
-        return rows, zs
-
-    def candidate_rows(
         self,
         qty: int,
         side: Side | None,
-        base: Sequence[DealerId],
-        candidates: Sequence[DealerId],
+        panel: Sequence[DealerId],
         market: MarketContext,
-    ) -> dict[DealerId, list[float]]:
-        """For each candidate, its row if it were asked together with `base`: what
-        `rows(qty, side, [candidate, *base], market)` gives it, for many candidates at
-        the cost of one call."""
-        _, pred, resp = self._terms([*base, candidates[0]], qty, side, market)
-        for c in candidates[1:]:  # same panel size: the same remembered terms
-            _, p1, r1 = self._terms([c, *base], qty, side, market)
-            pred[c], resp[c] = p1[c], r1[c]
-        est = p_lowest_each(
-            np.array([resp[d] for d in base]),
-            np.array([pred[d] for d in base]),
-            np.array([self._sd(d) for d in base]),
-            np.array([resp[d] for d in candidates]),
-            np.array([pred[d] for d in candidates]),
-            np.array([self._sd(d) for d in candidates]),
-            n=P_LOWEST_POINTS,
+        instead_of_last: Sequence[DealerId] = (),
+    ) -> np.ndarray:
+        """Feature rows (DEALER_FEATURES) of asking `panel` for `qty`, in `panel` order;
+        then, for each dealer of `instead_of_last`, its row if it were asked in the place
+        of the panel's last dealer (what `rows` of that panel would give it): many
+        candidates for a seat scored at the cost of one call. Nothing is changed."""
+        own, quality = self._own(side)
+        _, pred, sd = self._priced(qty, side, len(panel), market)
+        index = self._index
+        out = np.zeros((len(panel) + len(instead_of_last), len(DEALER_FEATURES)))
+        _panel_rows(
+            out,
+            np.array(dealer_head(qty, self.adv, side, len(panel), market)),
+            own,
+            quality,
+            pred,
+            sd,
+            self._columns,
+            np.array([index[d] for d in panel], dtype=np.int64),
+            np.array([index[d] for d in instead_of_last], dtype=np.int64),
+            P_LOWEST_POINTS,
+            self._panel_column,
         )
-        return {
-            c: self._row(c, list(base), qty, side, market, pred, resp, float(est[j]))
-            for j, c in enumerate(candidates)
-        }
+        return out
+
+    def terms_of(
+        self, qty: int, side: Side | None, panel: Sequence[DealerId], market: MarketContext
+    ) -> dict[DealerId, np.ndarray]:
+        """Each asked dealer's pricing terms (models.quotecost) for this request."""
+        z, _, _ = self._priced(qty, side, len(panel), market)
+        return {d: z[self._index[d]].copy() for d in panel}
 
     def observe(self, event: Event, mid_at: MidAt, market: MarketContext | None = None) -> None:
         """Learn from one event of the log. `market` (for a request) is the screen at that
         moment, needed to remember the dealers' pricing terms of the request."""
-        self._memo.clear()
         if isinstance(event, RfqRequested):
             r = event.request
             z: dict[DealerId, np.ndarray] = {}
             if market is not None:
-                _, z = self.rows(r.qty, r.side, r.dealers, market)
+                z = self.terms_of(r.qty, r.side, r.dealers, market)
             self._open[r.rfq_id] = _Open(r.side, z)
             for d in r.dealers:
                 key = (d, r.side)
@@ -237,6 +230,7 @@ class DeskState:
             if o is not None:
                 self._learn_prices(o, mid_at)
         self.tracker.observe(event)
+        self.forget()
 
     def _learn_prices(self, o: _Open, mid_at: MidAt) -> None:
         side = o.side or o.traded_side
@@ -250,3 +244,89 @@ class DeskState:
         for d, dist in distances_behind_best(o.quotes, side).items():
             total, n = self._today.get(d, (0.0, 0))
             self._today[d] = (total + dist, n + 1)
+
+
+# DEALER_FEATURES' layout: the base columns, then panel, dealer and competitor indicators
+_OWN0 = DEALER_BASE.index(DEALER_OWN[0])
+_REL_DIST, _OTHERS_RESP, _PRED, _REL_PRED, _P_EST = (
+    DEALER_BASE.index(name)
+    for name in (
+        "rel_dist_bps",
+        "others_resp",
+        "pred_cost_bps",
+        "rel_pred_cost_bps",
+        "p_best_est",
+    )
+)
+_N_DEALERS = DEALER_BASE.index("n_dealers")
+_PANEL0 = len(DEALER_BASE)
+_DEALER0 = _PANEL0 + len(PANELS)
+_WITH0 = _DEALER0 + len(DEALER_IDS)
+
+
+@njit(cache=True)
+def _panel_rows(
+    out: np.ndarray,
+    head: np.ndarray,
+    own: np.ndarray,
+    quality: np.ndarray,
+    pred: np.ndarray,
+    sd: np.ndarray,
+    columns: np.ndarray,
+    panel: np.ndarray,
+    candidates: np.ndarray,
+    n_points: int,
+    panel_column: int,
+) -> None:
+    """`DeskState.rows` into `out` (zeros); dealers as indices into the per-dealer
+    arrays. The comparisons and indicators are `models.features.dealer_row`'s."""
+    n = panel.shape[0]
+    if n > 0:
+        est = p_lowest_unclipped(own[panel, 0], pred[panel], sd[panel], n_points)
+        for i in range(n):
+            others = np.concatenate((panel[:i], panel[i + 1 :]))
+            _one_row(out[i], head, own, quality, pred, columns, panel[i], others, est[i])
+    base = panel[: n - 1] if n > 0 else panel
+    seat = np.empty(base.shape[0] + 1, dtype=np.int64)
+    seat[1:] = base
+    for j in range(candidates.shape[0]):
+        seat[0] = candidates[j]
+        est = p_lowest_unclipped(own[seat, 0], pred[seat], sd[seat], n_points)
+        _one_row(out[n + j], head, own, quality, pred, columns, seat[0], base, est[0])
+    for i in range(out.shape[0]):
+        if panel_column >= 0:
+            out[i, _PANEL0 + panel_column] = 1.0
+
+
+@njit(cache=True)
+def _one_row(
+    row: np.ndarray,
+    head: np.ndarray,
+    own: np.ndarray,
+    quality: np.ndarray,
+    pred: np.ndarray,
+    columns: np.ndarray,
+    d: int,
+    others: np.ndarray,
+    p_est: float,
+) -> None:
+    row[: head.shape[0]] = head
+    row[_N_DEALERS] = others.shape[0] + 1.0
+    row[_OWN0 : _OWN0 + own.shape[1]] = own[d]
+    best_quality = 0.0  # no one else asked: compared with 0 bps
+    cheapest = pred[d]
+    resp = 0.0
+    for j in range(others.shape[0]):
+        o = others[j]
+        best_quality = quality[o] if j == 0 else min(best_quality, quality[o])
+        cheapest = pred[o] if j == 0 else min(cheapest, pred[o])
+        resp += own[o, 0]
+        if columns[o] >= 0:
+            row[_WITH0 + columns[o]] = 1.0
+    row[_REL_DIST] = quality[d] - best_quality
+    row[_OTHERS_RESP] = resp
+    row[_PRED] = pred[d]
+    row[_REL_PRED] = pred[d] - cheapest
+    row[_P_EST] = min(max(p_est, 0.0), 1.0)
+    if columns[d] >= 0:
+        row[_DEALER0 + columns[d]] = 1.0

@@ -58,6 +58,9 @@ DEALER_BASE = (
     "p_best_est",  # P(it answers and is cheapest) if quotes were normal around those
     # predictions, with its past errors as spread and its response rate
 )
+#: the dealer's own columns of DEALER_BASE (`dealer_own`), then those comparing it with
+#: the others asked
+DEALER_OWN = DEALER_BASE[6:15]
 DEALER_FEATURES = (
     *DEALER_BASE,
     *(f"panel_{p}" for p in PANELS),
@@ -116,6 +119,52 @@ def side_feature(side: Side | None) -> float:
     return 0.0 if side is None else float(side.sign)
 
 
+def dealer_head(
+    qty: int, adv: float, side: Side | None, n_dealers: int, market: MarketContext
+) -> list[float]:
+    """The request's and the market's columns of a dealer row (the first six of
+    DEALER_BASE): the same for every dealer asked together."""
+    return [
+        math.log(max(qty, 1) / adv),
+        side_feature(side),
+        float(n_dealers),
+        market.vol_bps,
+        market.spread_bps,
+        market.tod,
+    ]
+
+
+def dealer_own(
+    *,
+    adv: float,
+    side: Side | None,
+    resp_rate: float,
+    hit_rate: float,
+    dist_bps: float,
+    asked: float,
+    axe: float,
+    position: float = 0.0,
+    notional: float = 0.0,
+    dist_today: float | None = None,
+    quotes_today: int = 0,
+) -> list[float]:
+    """The dealer's own columns (DEALER_OWN): what the desk knows of it, whoever else is
+    asked. `position` and `notional`: the dealer's side of today's trades with the desk
+    (units, > 0 long) and their notional."""
+    sign = side_feature(side)
+    return [
+        resp_rate,
+        hit_rate,
+        dist_bps,
+        math.log1p(asked),
+        axe / adv * sign,
+        position / adv * sign,
+        notional / 1e6,
+        dist_bps if dist_today is None else dist_today,
+        math.log1p(quotes_today),
+    ]
+
+
 def dealer_row(
     *,
     qty: int,
@@ -141,25 +190,24 @@ def dealer_row(
     rel_pred_cost: float = 0.0,
     p_best_est: float = 0.0,
 ) -> list[float]:
-    """One (request, dealer) row in DEALER_FEATURES order. `others`: the rest of the
-    panel; `position` and `notional`: the dealer's side of today's trades with the desk
-    (units, > 0 long) and their notional."""
+    """One (request, dealer) row in DEALER_FEATURES order, from values already compared
+    with the rest of the panel (`others`). The desk builds its rows a panel at a time
+    (`models.desk.DeskState.rows`); this one-row form is the readable definition."""
     return [
-        math.log(max(qty, 1) / adv),
-        side_feature(side),
-        float(n_dealers),
-        market.vol_bps,
-        market.spread_bps,
-        market.tod,
-        resp_rate,
-        hit_rate,
-        dist_bps,
-        math.log1p(asked),
-        axe / adv * side_feature(side),
-        position / adv * side_feature(side),
-        notional / 1e6,
-        dist_bps if dist_today is None else dist_today,
-        math.log1p(quotes_today),
+        *dealer_head(qty, adv, side, n_dealers, market),
+        *dealer_own(
+            adv=adv,
+            side=side,
+            resp_rate=resp_rate,
+            hit_rate=hit_rate,
+            dist_bps=dist_bps,
+            asked=asked,
+            axe=axe,
+            position=position,
+            notional=notional,
+            dist_today=dist_today,
+            quotes_today=quotes_today,
+        ),
         rel_dist,
         others_resp,
         pred_cost,
@@ -225,20 +273,24 @@ class Clipper:
     names: tuple[str, ...]
     lo: np.ndarray
     hi: np.ndarray
-    clipped: dict[str, int] = field(default_factory=dict)
     rows: int = 0
+    counts: np.ndarray = field(init=False)  # values clipped, per feature
+
+    def __post_init__(self) -> None:
+        self.counts = np.zeros(len(self.names), dtype=np.int64)
 
     @classmethod
     def fit(cls, names: Sequence[str], x: np.ndarray) -> Clipper:
         return cls(tuple(names), np.nanmin(x, axis=0), np.nanmax(x, axis=0))
 
+    @property
+    def clipped(self) -> dict[str, int]:
+        """Values clipped so far, by feature (only those with any)."""
+        return {self.names[j]: int(self.counts[j]) for j in np.flatnonzero(self.counts)}
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         out = np.clip(x, self.lo, self.hi)
         changed = (out != x) & ~np.isnan(x)  # a missing value is left to the trees
-        diff = np.any(changed, axis=0)
+        self.counts += np.sum(changed, axis=0)
         self.rows += x.shape[0]
-        if diff.any():
-            for j in np.flatnonzero(diff):
-                n = int(np.sum(changed[:, j]))
-                self.clipped[self.names[j]] = self.clipped.get(self.names[j], 0) + n
         return out

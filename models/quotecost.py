@@ -9,6 +9,9 @@ regression fitted on earlier RFQs only.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import numpy as np
 
 N_TERMS = 7
@@ -20,7 +23,7 @@ DECAY = 0.999
 def terms(
     axe_side_adv: float, size_adv: float, n_dealers: int, vol_bps: float, two_sided: bool
 ) -> np.ndarray:
-    root = float(np.sqrt(size_adv))
+    root = math.sqrt(size_adv)
     return np.array(
         [
             1.0,
@@ -55,13 +58,22 @@ class QuoteCostTracker:
         self._b[dealer] = DECAY * self._b[dealer] + z * cost_bps
         self._w.pop(dealer, None)
 
-    def predict(self, dealer: str, z: np.ndarray) -> float:
+    def _coefficients(self, dealer: str) -> np.ndarray:
         w = self._w.get(dealer)
         if w is None:
             self._init(dealer)
             w = self._w[dealer] = np.linalg.solve(self._a[dealer], self._b[dealer])
-        return float(z @ w)
+        return w
+
+    def predict(self, dealer: str, z: np.ndarray) -> float:
+        return float(z @ self._coefficients(dealer))
+
+    def predict_each(self, dealers: Sequence[str], z: np.ndarray) -> np.ndarray:
+        """`predict` of each dealer for its row of `z`, in one go (the same sums, in the
+        same order)."""
+        w = np.array([self._coefficients(d) for d in dealers])
+        return (z * w).sum(axis=1)
 
     def sd(self, dealer: str) -> float:
         """How far its quotes stray from the prediction, bps."""
-        return float(np.sqrt(self._var.get(dealer, 25.0)))
+        return math.sqrt(self._var.get(dealer, 25.0))

@@ -52,6 +52,7 @@ class MlPanel:
         self._mid_at = mid_at
         self.explore = explore
         self._axes = axes  # the dealers' axe feed, read at each selection
+        self._score_keys = {d: f"p_best_{d}" for d in desk.dealers}
 
     @classmethod
     def load(
@@ -67,8 +68,7 @@ class MlPanel:
         self, side: Side, qty: int, panel: Sequence[DealerId], market: MarketContext
     ) -> tuple[np.ndarray, np.ndarray]:
         """(P(quote in time), P(best quote)) of each dealer if `panel` is asked."""
-        rows, _ = self.desk.rows(qty, side, panel, market)
-        x = np.array([rows[d] for d in panel])
+        x = self.desk.rows(qty, side, panel, market)
         return self.respond.predict(x), self.best.predict(x)
 
     def select(
@@ -86,17 +86,14 @@ class MlPanel:
         dealers = list(self.desk.dealers)
         n = min(n, len(dealers))
         usual = sorted(dealers, key=lambda d: (-tracker.score(d), d))
-        scores: dict[str, float] = {}
         top = usual[:n]
-        rows, _ = self.desk.rows(qty, side, top, market)
         outside_top = [d for d in dealers if d not in top]
-        if outside_top:  # each in the panel of the top n - 1 and itself
-            rows.update(self.desk.candidate_rows(qty, side, top[: n - 1], outside_top, market))
-        x = [rows[d] for d in dealers]
-        best = self.best.predict(np.array(x))  # one call for every candidate
-        p_best = {d: float(p) for d, p in zip(dealers, best, strict=True)}
-        for d in dealers:
-            scores[f"p_best_{d}"] = round(p_best[d], 4)
+        # the top n as a panel, then each other dealer in the place of the n-th
+        x = self.desk.rows(qty, side, top, market, instead_of_last=outside_top)
+        order = [*top, *outside_top]
+        best = self.best.predict(x).tolist()  # one call for every candidate
+        p_best = dict(zip(order, best, strict=True))
+        scores = {key: round(p_best[d], 4) for d, key in self._score_keys.items()}
         ranked = sorted(dealers, key=lambda d: (-p_best[d], d))
         chosen = ranked[:n]
         outside = ranked[n:]
@@ -107,7 +104,7 @@ class MlPanel:
             chosen = [*chosen[:-1], pick]
             explored = 1.0
         # the rows already built (each in a panel like the one asked), not a new scoring
-        p_resp = self.respond.predict(np.array([rows[d] for d in chosen]))
+        p_resp = self.respond.predict(x[[order.index(d) for d in chosen]])
         scores["p_any_quote"] = round(1.0 - float(np.prod(1.0 - p_resp)), 4)
         scores["explore"] = explored
         return chosen, scores

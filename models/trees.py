@@ -83,10 +83,28 @@ class CompiledForest:
 
     def margin(self, x: FloatArray) -> FloatArray:
         x = np.ascontiguousarray(x, dtype=np.float32)
+        self._check(x)
+        return _margins(x, *self._arrays())
+
+    def clipped_margin(
+        self, x: FloatArray, lo: FloatArray, hi: FloatArray, counts: np.ndarray
+    ) -> FloatArray:
+        """`margin` of `x` (float64) clipped to [lo, hi] per feature; adds each feature's
+        clipped values to `counts` (int64)."""
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        self._check(x)
+        return _clipped_margins(x, lo, hi, counts, *self._arrays())
+
+    def predict(self, x: FloatArray) -> FloatArray:
+        """P(y = 1) per row, before any calibration map."""
+        return 1.0 / (1.0 + np.exp(-self.margin(x)))
+
+    def _check(self, x: np.ndarray) -> None:
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise ValueError(f"expected rows of {self.n_features} features, got shape {x.shape}")
-        return _margins(
-            x,
+
+    def _arrays(self) -> tuple[Any, ...]:
+        return (
             self.feature,
             self.threshold,
             self.left,
@@ -97,9 +115,36 @@ class CompiledForest:
             self.base_margin,
         )
 
-    def predict(self, x: FloatArray) -> FloatArray:
-        """P(y = 1) per row, before any calibration map."""
-        return 1.0 / (1.0 + np.exp(-self.margin(x)))
+
+@njit(cache=True)
+def _clipped_margins(
+    x: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    counts: np.ndarray,
+    feature: np.ndarray,
+    threshold: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    missing: np.ndarray,
+    value: np.ndarray,
+    roots: np.ndarray,
+    base: float,
+) -> np.ndarray:
+    # clipped in float64 (a missing value stays missing, uncounted), then compared in
+    # float32 as XGBoost does
+    x32 = np.empty(x.shape, dtype=np.float32)
+    for i in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            v = x[i, j]
+            if v < lo[j]:
+                v = lo[j]
+                counts[j] += 1
+            elif v > hi[j]:
+                v = hi[j]
+                counts[j] += 1
+            x32[i, j] = v
+    return _margins(x32, feature, threshold, left, right, missing, value, roots, base)
 
 
 @njit(cache=True)
@@ -114,11 +159,12 @@ def _margins(
     roots: np.ndarray,
     base: float,
 ) -> np.ndarray:
+    # tree by tree, every row through it: one tree's nodes stay in cache for all rows;
+    # each row still sums its trees' values in order
     n = x.shape[0]
-    out = np.full(n, base)
-    for i in range(n):
-        acc = 0.0
-        for r in range(roots.shape[0]):
+    acc = np.zeros(n)
+    for r in range(roots.shape[0]):
+        for i in range(n):
             node = roots[r]
             while feature[node] >= 0:
                 v = x[i, feature[node]]
@@ -128,6 +174,8 @@ def _margins(
                     node = left[node]
                 else:
                     node = right[node]
-            acc += value[node]
-        out[i] += acc
+            acc[i] += value[node]
+    out = np.full(n, base)
+    for i in range(n):
+        out[i] += acc[i]
     return out
