@@ -539,9 +539,14 @@ def p_lowest(p: np.ndarray, mu: np.ndarray, sd: np.ndarray, n: int = 1601) -> np
 
 
 @njit(cache=True)
-def p_lowest_unclipped(p: np.ndarray, mu: np.ndarray, sd: np.ndarray, n: int) -> np.ndarray:
-    """`p_lowest` before clipping rounding errors to [0, 1]; callable from compiled code."""
+def p_lowest_unclipped(
+    p: np.ndarray, mu: np.ndarray, sd: np.ndarray, n: int, first_only: bool = False
+) -> np.ndarray:
+    """`p_lowest` before clipping rounding errors to [0, 1]; callable from compiled code.
+    `first_only`: only the first dealer's (the others' entries are left at 0), for a
+    third of the work when scoring one candidate against a panel."""
     k = p.shape[0]
+    scored = 1 if first_only else k
     lo = np.min(mu - 8.0 * sd)
     hi = np.max(mu + 8.0 * sd)
     step = (hi - lo) / (n - 1)
@@ -556,12 +561,13 @@ def p_lowest_unclipped(p: np.ndarray, mu: np.ndarray, sd: np.ndarray, n: int) ->
         log_all = 0.0
         for i in range(k):
             z = (c - mu[i]) / sd[i]
-            pdf[i] = math.exp(-0.5 * z * z) * norm / sd[i]
+            if i < scored:
+                pdf[i] = math.exp(-0.5 * z * z) * norm / sd[i]
             b = 1.0 - p[i] * 0.5 * math.erfc(-z / root2)  # P(i does not undercut c)
             log_beaten[i] = math.log(max(b, 1e-300))
             log_all += log_beaten[i]
-        for i in range(k):
+        for i in range(scored):
             out[i] += weight * pdf[i] * math.exp(log_all - log_beaten[i])
-    for i in range(k):
+    for i in range(scored):
         out[i] *= p[i]
     return out

@@ -41,9 +41,8 @@ class ServedModel:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         c = self.clipper
-        margin = self.forest.clipped_margin(x, c.lo, c.hi, c.counts)
-        c.rows += margin.shape[0]
-        p = 1.0 / (1.0 + np.exp(-margin))
+        p = self.forest.clipped_predict(x, c.lo, c.hi, c.counts)
+        c.rows += p.shape[0]
         if self.calib_x is not None and self.calib_y is not None:
             p = np.interp(p, self.calib_x, self.calib_y)
         return p

@@ -28,7 +28,7 @@ from models.features import (
     dealer_own,
     side_feature,
 )
-from models.quotecost import N_TERMS, QuoteCostTracker, terms
+from models.quotecost import QuoteCostTracker, terms
 from router.domain import (
     DealerId,
     Event,
@@ -108,6 +108,7 @@ class DeskState:
         """Drop what is remembered between events: the desk has learned something."""
         self._own_memo.clear()
         self._price_memo.clear()
+        self.costs.forget()
 
     def _side_rate(self, dealer: DealerId, side: Side | None, overall: float) -> float:
         """The response rate to requests on `side`, shrunk towards the overall one."""
@@ -153,12 +154,15 @@ class DeskState:
         key = (qty, side, n_asked, market.vol_bps)
         hit = self._price_memo.get(key)
         if hit is None:
-            z = np.empty((len(self.dealers), N_TERMS))
-            z[:] = terms(0.0, qty / self.adv, n_asked, market.vol_bps, side is None)
-            axes = np.array([self.axes.get(d, 0.0) for d in self.dealers])
-            z[:, 1] = axes / self.adv * side_feature(side)
-            pred = self.costs.predict_each(self.dealers, z)
-            sd = np.array([max(self.costs.sd(d), 0.5) for d in self.dealers])
+            w, sd = self.costs.stacked(self.dealers)
+            z, pred = _price(
+                terms(0.0, qty / self.adv, n_asked, market.vol_bps, side is None),
+                np.array([self.axes.get(d, 0.0) for d in self.dealers]),
+                self.adv,
+                side_feature(side),
+                w,
+            )
+            sd = np.maximum(sd, 0.5)
             hit = self._price_memo[key] = (z, pred, sd)
         return hit
 
@@ -246,6 +250,24 @@ class DeskState:
             self._today[d] = (total + dist, n + 1)
 
 
+@njit(cache=True)
+def _price(
+    base: np.ndarray, axes: np.ndarray, adv: float, sign: float, w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each dealer's pricing terms (`base` with its axe) and their dot product with its
+    coefficients, summed in order as `QuoteCostTracker.predict` does."""
+    z = np.empty((axes.shape[0], base.shape[0]))
+    pred = np.empty(axes.shape[0])
+    for i in range(axes.shape[0]):
+        z[i] = base
+        z[i, 1] = axes[i] / adv * sign
+        total = 0.0
+        for j in range(base.shape[0]):
+            total += z[i, j] * w[i, j]
+        pred[i] = total
+    return z, pred
+
+
 # DEALER_FEATURES' layout: the base columns, then panel, dealer and competitor indicators
 _OWN0 = DEALER_BASE.index(DEALER_OWN[0])
 _REL_DIST, _OTHERS_RESP, _PRED, _REL_PRED, _P_EST = (
@@ -291,7 +313,7 @@ def _panel_rows(
     seat[1:] = base
     for j in range(candidates.shape[0]):
         seat[0] = candidates[j]
-        est = p_lowest_unclipped(own[seat, 0], pred[seat], sd[seat], n_points)
+        est = p_lowest_unclipped(own[seat, 0], pred[seat], sd[seat], n_points, True)
         _one_row(out[n + j], head, own, quality, pred, columns, seat[0], base, est[0])
     for i in range(out.shape[0]):
         if panel_column >= 0:

@@ -42,7 +42,9 @@ class QuoteCostTracker:
         self._a: dict[str, np.ndarray] = {}
         self._b: dict[str, np.ndarray] = {}
         self._var: dict[str, float] = {}  # running mean squared error of its predictions
-        self._w: dict[str, np.ndarray] = {}  # solved coefficients, until the next quote
+        self._w: dict[str, np.ndarray] = {}  # solved coefficients, per dealer
+        # per group of dealers: their coefficients stacked and their sds, until a quote
+        self._stacked: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
 
     def _init(self, dealer: str) -> None:
         if dealer not in self._a:
@@ -56,7 +58,13 @@ class QuoteCostTracker:
         self._var[dealer] = 0.98 * self._var.get(dealer, 25.0) + 0.02 * err * err
         self._a[dealer] = DECAY * self._a[dealer] + np.outer(z, z)
         self._b[dealer] = DECAY * self._b[dealer] + z * cost_bps
-        self._w.pop(dealer, None)
+        # solved now, as the quote arrives, rather than by the next decision that asks
+        self._w[dealer] = np.linalg.solve(self._a[dealer], self._b[dealer])
+        self._stacked.clear()
+
+    def forget(self) -> None:
+        """Drop the stacked arrays (they are rebuilt on the next call)."""
+        self._stacked.clear()
 
     def _coefficients(self, dealer: str) -> np.ndarray:
         w = self._w.get(dealer)
@@ -68,12 +76,17 @@ class QuoteCostTracker:
     def predict(self, dealer: str, z: np.ndarray) -> float:
         return float(z @ self._coefficients(dealer))
 
-    def predict_each(self, dealers: Sequence[str], z: np.ndarray) -> np.ndarray:
-        """`predict` of each dealer for its row of `z`, in one go (the same sums, in the
-        same order)."""
-        w = np.array([self._coefficients(d) for d in dealers])
-        return (z * w).sum(axis=1)
-
     def sd(self, dealer: str) -> float:
         """How far its quotes stray from the prediction, bps."""
         return math.sqrt(self._var.get(dealer, 25.0))
+
+    def stacked(self, dealers: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The dealers' coefficients, a row each, and their `sd`s; kept until a quote
+        is learned or `forget`."""
+        key = tuple(dealers)
+        hit = self._stacked.get(key)
+        if hit is None:
+            w = np.array([self._coefficients(d) for d in dealers])
+            sd = np.array([self.sd(d) for d in dealers])
+            hit = self._stacked[key] = (w, sd)
+        return hit

@@ -31,7 +31,7 @@ class FillPredictor:
         if not orders:
             return []
         x = np.array([fill_row(o) for o in orders])
-        return [float(p) for p in self.model.predict(x)]
+        return self.model.predict(x).tolist()
 
 
 class MlPanel:

@@ -11,13 +11,26 @@ rounding (tests/models/test_trees.py checks it on every shipped model).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numba import njit
 
 FloatArray = np.ndarray
+
+
+#: one node as the walk reads it, 16 bytes: a split's fields side by side (XGBoost puts
+#: a right child right after the left one)
+NODE = np.dtype(
+    [
+        ("feature", np.int32),  # -1 for a leaf
+        ("threshold", np.float32),  # a leaf's value
+        ("left", np.int32),  # the right child is left + 1
+        ("missing", np.int32),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +44,18 @@ class CompiledForest:
     roots: np.ndarray  # int32: each tree's root node
     base_margin: float
     n_features: int
+    nodes: np.ndarray = field(init=False, repr=False)  # the walk's copy, one NODE each
+
+    def __post_init__(self) -> None:
+        split = self.feature >= 0
+        if np.any(self.right[split] != self.left[split] + 1):
+            raise ValueError("a right child is not stored right after its left sibling")
+        nodes = np.zeros(self.feature.size, dtype=NODE)
+        nodes["feature"] = self.feature
+        nodes["threshold"] = np.where(split, self.threshold, self.value)
+        nodes["left"] = self.left
+        nodes["missing"] = self.missing
+        object.__setattr__(self, "nodes", nodes)
 
     @classmethod
     def from_model_json(cls, model: dict[str, Any]) -> CompiledForest:
@@ -86,34 +111,25 @@ class CompiledForest:
         self._check(x)
         return _margins(x, *self._arrays())
 
-    def clipped_margin(
-        self, x: FloatArray, lo: FloatArray, hi: FloatArray, counts: np.ndarray
-    ) -> FloatArray:
-        """`margin` of `x` (float64) clipped to [lo, hi] per feature; adds each feature's
-        clipped values to `counts` (int64)."""
-        x = np.ascontiguousarray(x, dtype=np.float64)
-        self._check(x)
-        return _clipped_margins(x, lo, hi, counts, *self._arrays())
-
     def predict(self, x: FloatArray) -> FloatArray:
         """P(y = 1) per row, before any calibration map."""
         return 1.0 / (1.0 + np.exp(-self.margin(x)))
+
+    def clipped_predict(
+        self, x: FloatArray, lo: FloatArray, hi: FloatArray, counts: np.ndarray
+    ) -> FloatArray:
+        """`predict` of `x` (float64) clipped to [lo, hi] per feature, in one compiled
+        call; adds each feature's clipped values to `counts` (int64)."""
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        self._check(x)
+        return _clipped_probabilities(x, lo, hi, counts, *self._arrays())
 
     def _check(self, x: np.ndarray) -> None:
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise ValueError(f"expected rows of {self.n_features} features, got shape {x.shape}")
 
     def _arrays(self) -> tuple[Any, ...]:
-        return (
-            self.feature,
-            self.threshold,
-            self.left,
-            self.right,
-            self.missing,
-            self.value,
-            self.roots,
-            self.base_margin,
-        )
+        return (self.nodes, self.roots, self.base_margin)
 
 
 @njit(cache=True)
@@ -122,12 +138,7 @@ def _clipped_margins(
     lo: np.ndarray,
     hi: np.ndarray,
     counts: np.ndarray,
-    feature: np.ndarray,
-    threshold: np.ndarray,
-    left: np.ndarray,
-    right: np.ndarray,
-    missing: np.ndarray,
-    value: np.ndarray,
+    nodes: np.ndarray,
     roots: np.ndarray,
     base: float,
 ) -> np.ndarray:
@@ -144,37 +155,43 @@ def _clipped_margins(
                 v = hi[j]
                 counts[j] += 1
             x32[i, j] = v
-    return _margins(x32, feature, threshold, left, right, missing, value, roots, base)
+    return _margins(x32, nodes, roots, base)
 
 
 @njit(cache=True)
-def _margins(
+def _clipped_probabilities(
     x: np.ndarray,
-    feature: np.ndarray,
-    threshold: np.ndarray,
-    left: np.ndarray,
-    right: np.ndarray,
-    missing: np.ndarray,
-    value: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    counts: np.ndarray,
+    nodes: np.ndarray,
     roots: np.ndarray,
     base: float,
 ) -> np.ndarray:
+    out = _clipped_margins(x, lo, hi, counts, nodes, roots, base)
+    for i in range(out.shape[0]):
+        out[i] = 1.0 / (1.0 + math.exp(-out[i]))  # numpy's exp gives the same bits
+    return out
+
+
+@njit(cache=True)
+def _margins(x: np.ndarray, nodes: np.ndarray, roots: np.ndarray, base: float) -> np.ndarray:
     # tree by tree, every row through it: one tree's nodes stay in cache for all rows;
     # each row still sums its trees' values in order
     n = x.shape[0]
     acc = np.zeros(n)
     for r in range(roots.shape[0]):
         for i in range(n):
-            node = roots[r]
-            while feature[node] >= 0:
-                v = x[i, feature[node]]
+            node = nodes[roots[r]]
+            while node.feature >= 0:
+                v = x[i, node.feature]
                 if np.isnan(v):
-                    node = missing[node]
-                elif v < threshold[node]:
-                    node = left[node]
+                    node = nodes[node.missing]
+                elif v < node.threshold:
+                    node = nodes[node.left]
                 else:
-                    node = right[node]
-            acc[i] += value[node]
+                    node = nodes[node.left + 1]
+            acc[i] += node.threshold
     out = np.full(n, base)
     for i in range(n):
         out[i] += acc[i]

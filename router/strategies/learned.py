@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 from router.domain import NANOS_PER_SECOND, Nanos
 from router.ports import ExecutionState, MarketHistory
@@ -139,9 +140,8 @@ class ObservationBuilder:
         thirty = self._at(now - int(30 * NANOS_PER_SECOND))
         recent = [s.mid for s in self._samples if s.t_ns >= now - int(STEP_S * NANOS_PER_SECOND)]
         if len(recent) >= 3:
-            rets = np.diff(np.log(np.asarray(recent)))
             dt = STEP_S / max(1, len(recent) - 1)
-            realised = float(np.std(rets)) / math.sqrt(dt / SESSION_S) if rets.size else 0.0
+            realised = _log_return_sd(np.asarray(recent)) / math.sqrt(dt / SESSION_S)
             obs[5] = math.log(max(realised, 1e-6) / max(day_sigma, 1e-9))
         if five is not None:
             obs[6] = -sign * (mid / five.mid - 1.0) / sigma_over(STEP_S)
@@ -158,6 +158,54 @@ class ObservationBuilder:
         obs[11] = self.last_action
         np.clip(obs, -CLIP, CLIP, out=obs)
         return obs
+
+
+def _log_return_sd(mids: np.ndarray) -> float:
+    """np.std(np.diff(np.log(mids))): compiled for the few dozen mids of a step, numpy
+    itself for longer paths."""
+    if mids.size - 1 > _PAIRWISE_BLOCK:
+        return float(np.std(np.diff(np.log(mids))))
+    return float(_small_log_return_sd(mids))
+
+
+_PAIRWISE_BLOCK = 128  # numpy sums up to this many values in one unrolled block
+
+
+@njit(cache=True)
+def _small_log_return_sd(mids: np.ndarray) -> float:
+    # numpy's own arithmetic, sums in its order (8 running sums per block of up to 128
+    # values): the observation stays the one the shipped policy was trained on, to the bit
+    n = mids.shape[0] - 1
+    rets = np.empty(n)
+    for i in range(n):
+        rets[i] = math.log(mids[i + 1]) - math.log(mids[i])
+    mean = _numpy_sum(rets) / n
+    for i in range(n):
+        rets[i] = (rets[i] - mean) * (rets[i] - mean)
+    return math.sqrt(_numpy_sum(rets) / n)
+
+
+@njit(cache=True)
+def _numpy_sum(a: np.ndarray) -> float:
+    """np.sum of at most 128 float64 values, in numpy's order (its pairwise sum's base
+    case)."""
+    n = a.shape[0]
+    if n < 8:
+        total = 0.0
+        for i in range(n):
+            total += a[i]
+        return total
+    r = a[:8].copy()
+    i = 8
+    while i < n - n % 8:
+        for j in range(8):
+            r[j] += a[i + j]
+        i += 8
+    total = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    while i < n:
+        total += a[i]
+        i += 1
+    return total
 
 
 class PacedSlicer:

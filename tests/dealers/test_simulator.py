@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from dealers.config import DealerPanel, load_panel
-from dealers.simulator import DealerTruth, SimRfqVenue, p_lowest
+from dealers.simulator import DealerTruth, SimRfqVenue, p_lowest, p_lowest_unclipped
 from router.app import apply_overrides
 from router.domain import (
     NANOS_PER_SECOND,
@@ -403,6 +403,16 @@ def testp_lowest_a_far_cheaper_dealer_is_best() -> None:
     # cheaper but answering 70% of the time: best exactly when it answers
     out = p_lowest(np.array([0.7, 1.0]), np.array([0.0, 20.0]), np.ones(2))
     assert out == pytest.approx([0.7, 0.3], abs=1e-4)
+
+
+def testp_lowest_of_the_first_dealer_alone_is_the_same_number() -> None:
+    rng = np.random.default_rng(4)
+    for k in (1, 3, 5):
+        p, mu, sd = rng.uniform(0.3, 1.0, k), rng.normal(8.0, 2.0, k), rng.uniform(0.5, 3.0, k)
+        full = p_lowest_unclipped(p, mu, sd, 41)
+        first = p_lowest_unclipped(p, mu, sd, 41, True)
+        assert first[0] == full[0]  # to the bit: the router's features rely on it
+        assert first[1:].tolist() == [0.0] * (k - 1)
 
 
 def oracle_panel(equities: DealerPanel) -> DealerPanel:

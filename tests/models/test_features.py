@@ -291,19 +291,6 @@ def test_terms_layout() -> None:
     assert z.shape == (N_TERMS,)
 
 
-def test_predict_each_equals_predict_dealer_by_dealer_exactly() -> None:
-    t = QuoteCostTracker()
-    rng = np.random.default_rng(3)
-    dealers = ["ALPHA", "BRAVO", "CHARLIE"]
-    for _ in range(40):
-        d = dealers[int(rng.integers(2))]  # CHARLIE never quotes: the prior
-        z = terms(rng.normal(), rng.uniform(0.01, 0.5), 3, 8.0, False)
-        t.observe(d, z, float(rng.normal(8.0, 3.0)))
-    z = np.array([terms(rng.normal(), rng.uniform(0.01, 0.5), 3, 8.0, False) for _ in dealers])
-    each = t.predict_each(dealers, z)
-    assert each.tolist() == [t.predict(d, z[i]) for i, d in enumerate(dealers)]
-
-
 def test_unseen_dealer_predicts_the_prior() -> None:
     t = QuoteCostTracker()
     # A = 2 I, b = 2 * (10, 0, ...): w = (10, 0, ...) -> 10 bps for any intercept-only z

@@ -189,25 +189,25 @@ def test_every_shipped_model_compiles_to_xgboosts_scores(path: Path) -> None:
     _assert_same(forest, booster, x)
 
 
-def test_clipped_margin_is_the_margin_of_the_clipped_rows_and_counts_them() -> None:
+def test_clipped_predict_is_the_prediction_of_the_clipped_rows_and_counts_them() -> None:
     booster = _booster(4)
     forest = _compile(booster)
     rng = np.random.default_rng(5)
     x = _data(rng, 300, nan_share=0.1) * 3.0
     lo, hi = np.full(N_FEATURES, -1.0), np.full(N_FEATURES, 1.5)
     counts = np.zeros(N_FEATURES, dtype=np.int64)
-    got = forest.clipped_margin(x, lo, hi, counts)
-    np.testing.assert_array_equal(got, forest.margin(np.clip(x, lo, hi)))
+    got = forest.clipped_predict(x, lo, hi, counts)
+    np.testing.assert_array_equal(got, forest.predict(np.clip(x, lo, hi)))
     outside = ((x < lo) | (x > hi)) & ~np.isnan(x)  # a missing value is not counted
     assert counts.tolist() == outside.sum(axis=0).tolist()
     assert np.isnan(x).any() and counts.sum() > 0
-    forest.clipped_margin(x[:10], lo, hi, counts)  # counts accumulate
+    forest.clipped_predict(x[:10], lo, hi, counts)  # counts accumulate
     assert counts.tolist() == (outside.sum(axis=0) + outside[:10].sum(axis=0)).tolist()
 
 
-def test_clipped_margin_refuses_bad_shapes() -> None:
+def test_clipped_predict_refuses_bad_shapes() -> None:
     forest = _compile(_booster(2))
     counts = np.zeros(N_FEATURES, dtype=np.int64)
     bounds = np.zeros(N_FEATURES), np.ones(N_FEATURES)
     with pytest.raises(ValueError, match="5 features"):
-        forest.clipped_margin(np.zeros((2, 4)), *bounds, counts)
+        forest.clipped_predict(np.zeros((2, 4)), *bounds, counts)

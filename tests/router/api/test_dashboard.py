@@ -120,6 +120,11 @@ async def test_an_order_from_the_form_appears_and_fills(
         # the selected order's detail: venues, decisions, chart, TCA once done
         assert await p.inner_text('[data-testid="detail-id"]') == "P1 · buy 12,000 QDI"
         await p.wait_for_selector('[data-testid="detail-is"]')
+        # the detail panel refreshes on its own after the fill: wait for its last rows
+        await p.wait_for_function(
+            "document.querySelectorAll('[data-testid=\"venue-row\"]').length === 4"
+            " && document.querySelectorAll('[data-testid=\"decision-row\"]').length === 4"
+        )
         venues = p.locator('[data-testid="venue-row"]')
         assert await venues.count() == 4
         names = {await venues.nth(i).get_attribute("data-venue") for i in range(4)}
