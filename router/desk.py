@@ -608,6 +608,16 @@ class Desk:
         out["journal_rows"] = float(self.journal.rows_written)
         out["ready"] = float(self._ready)
         out["models_fallback"] = float(bool(self.models_missing))
+        if self._ready and not self.models_missing:
+            # rows the served models scored and feature values they clipped to the
+            # training range (process-wide: the models are shared by every parent)
+            dealer, fill = app._served_models()
+            for name, model in (
+                *((f"dealer_{k}", m) for k, m in dealer.items()),
+                ("fill", fill.model),
+            ):
+                out[f"model_{name}_rows_total"] = float(model.clipper.rows)
+                out[f"model_{name}_clipped_total"] = float(model.clipper.counts.sum())
         for source in self._metric_sources:
             out.update(source())
         return out

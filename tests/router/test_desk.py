@@ -105,6 +105,7 @@ async def test_parent_fills_and_every_fact_is_journaled(tmp_path: Path) -> None:
 
 async def test_every_strategy_a_client_may_name_runs(tmp_path: Path) -> None:
     async with simulated_desk(tmp_path, SPEED) as desk:
+        before = desk.metrics()
         ids = []
         for name in ("twap", "vwap", "ac", "sor", "ml", None):
             ids.append(desk.submit(_order(desk, f"S-{name}", qty=10_000, strategy=name)).parent_id)
@@ -114,6 +115,14 @@ async def test_every_strategy_a_client_may_name_runs(tmp_path: Path) -> None:
         views = [desk.parent(p) for p in ids]
         assert [v.strategy for v in views] == ["twap", "vwap", "ac", "sor", "ml", "ml", "pov"]
         assert all(v.status is OrderStatus.FILLED for v in views), [v.status for v in views]
+        # the ml orders scored their passive options with the fill model; every served
+        # model reports the rows it scored and the feature values it clipped
+        after = desk.metrics()
+        assert after["model_fill_rows_total"] > before["model_fill_rows_total"]
+        for name in ("dealer_respond", "dealer_best", "dealer_hit", "fill"):
+            rows, clipped = after[f"model_{name}_rows_total"], after[f"model_{name}_clipped_total"]
+            assert clipped >= before[f"model_{name}_clipped_total"] >= 0
+            assert rows >= before[f"model_{name}_rows_total"]
 
 
 @pytest.mark.parametrize(
