@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from router.domain import NANOS_PER_SECOND, Nanos, Side, VenueId
 from router.ports import MarketSnapshot, VenueQuote
@@ -209,11 +210,7 @@ class SimMarket:
         sigma_step = m.daily_vol * px / math.sqrt(SESSION_S / STEP_S)
         decay = math.exp(-STEP_S / m.vol_reversion_s)
         shocks = rng.standard_normal(n) * m.vol_of_vol * math.sqrt(1 - decay * decay)
-        logvol = np.empty(n)
-        h = rng.standard_normal() * m.vol_of_vol
-        for i in range(n):  # an AR(1) recursion; 1e5 steps, runs once per scenario
-            h = h * decay + shocks[i]
-            logvol[i] = h
+        logvol = _ar1(rng.standard_normal() * m.vol_of_vol, decay, shocks)
         # exp(h - vv^2) has E[vol^2] = 1, so daily_vol is the session's volatility
         vol = np.exp(logvol - m.vol_of_vol**2) * phased("vol", 1.0) * np.sqrt(profile)
         # (the same operations in the same order as ever: a seed keeps giving the same path)
@@ -533,3 +530,14 @@ class SimMarket:
         j = min(i + int(horizon_s / STEP_S), self.n_steps - 1)
         self._ensure_exo(j + 1)
         return float(np.sign(self.sched[flow.S_EXO, j] - self.sched[flow.S_EXO, i]))
+
+
+@njit(cache=True)
+def _ar1(h: float, decay: float, shocks: np.ndarray) -> np.ndarray:
+    """h[i] = h[i - 1] * decay + shocks[i] from `h`: compiled, as a reset of the
+    execution environment builds a fresh schedule (1e5 steps) every episode."""
+    out = np.empty(shocks.shape[0])
+    for i in range(shocks.shape[0]):
+        h = h * decay + shocks[i]
+        out[i] = h
+    return out
