@@ -346,6 +346,35 @@ def price_path(market: SimMarket, from_s: float = 0.0) -> PricePath:
     return PricePath(*market.top_of_book(from_s))
 
 
+def market_history(
+    sc: Scenario, price: float, spread: float, start_tod_s: float, horizon_s: float
+) -> MarketHistory:
+    """What a desk knows of the instrument for a parent starting at `start_tod_s` (time
+    of day) and lasting `horizon_s`: reference data and long-run statistics (ADV, daily
+    volatility of past days, the impact estimate), the historical intraday volume profile
+    over the horizon in equal buckets of about HISTORY_BUCKET_S, and the given price and
+    spread."""
+    inst = sc.instrument
+    n_buckets = max(1, round(horizon_s / HISTORY_BUCKET_S))
+    bucket_s = horizon_s / n_buckets
+    vols = np.array(
+        [expected_volume(sc, start_tod_s + i * bucket_s, bucket_s) for i in range(n_buckets)]
+    )
+    return MarketHistory(
+        symbol=inst.symbol,
+        tick_size=inst.tick_size,
+        price=price,
+        adv=float(inst.adv),
+        daily_vol=sc.market.daily_vol,
+        spread=spread,
+        impact_y=IMPACT_Y_ESTIMATE,
+        bucket_s=bucket_s,
+        volume_profile=tuple(float(v) for v in vols / vols.sum()),
+        horizon_volume=float(vols.sum()),
+        taker_fee=float(np.mean([v.taker_fee for v in sc.lit])),
+    )
+
+
 class Episode:
     """One parent order in one scenario and seed; runs strategies on paired paths."""
 
@@ -413,29 +442,10 @@ class Episode:
         statistics (ADV, daily volatility of past days, the impact estimate), the
         historical intraday volume profile, and the spread seen in the session so far."""
         sc, m = self.scenario, self._unimpacted
-        inst = sc.instrument
         pre = price_path(m, from_s=-1e9)
         before = pre.times_s <= 0
         spread = float(np.nanmean(pre.ask[before] - pre.bid[before]))
-        # equal buckets of about HISTORY_BUCKET_S that tile the horizon exactly
-        n_buckets = max(1, round(sc.horizon_s / HISTORY_BUCKET_S))
-        bucket_s = sc.horizon_s / n_buckets
-        vols = np.array(
-            [expected_volume(sc, sc.start_tod_s + i * bucket_s, bucket_s) for i in range(n_buckets)]
-        )
-        return MarketHistory(
-            symbol=inst.symbol,
-            tick_size=inst.tick_size,
-            price=self.arrival_mid,
-            adv=float(inst.adv),
-            daily_vol=sc.market.daily_vol,
-            spread=spread,
-            impact_y=IMPACT_Y_ESTIMATE,
-            bucket_s=bucket_s,
-            volume_profile=tuple(float(v) for v in vols / vols.sum()),
-            horizon_volume=float(vols.sum()),
-            taker_fee=float(np.mean([v.taker_fee for v in sc.lit])),
-        )
+        return market_history(sc, self.arrival_mid, spread, sc.start_tod_s, sc.horizon_s)
 
     def hindsight_slicer(self) -> SlicerPolicy:
         """The oracle's schedule: planned on the unimpacted path it could not know (see

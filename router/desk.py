@@ -251,30 +251,17 @@ class _Market:
 
     def _history_now(self, horizon_s: float) -> MarketHistory:
         sc = self.scenario
-        inst = sc.instrument
         now = self.world.clock.now_ns()
         now_s = now / NANOS_PER_SECOND
         snap = self.world.market.snapshot(now)
         recent = app.price_path(self.world.market, from_s=max(-1e9, now_s - 600.0))
         spread = float(np.nanmean(recent.ask - recent.bid))
-        n_buckets = max(1, round(horizon_s / app.HISTORY_BUCKET_S))
-        bucket_s = horizon_s / n_buckets
-        tod = sc.start_tod_s + now_s
-        vols = np.array(
-            [app.expected_volume(sc, tod + i * bucket_s, bucket_s) for i in range(n_buckets)]
-        )
-        return MarketHistory(
-            symbol=inst.symbol,
-            tick_size=inst.tick_size,
-            price=snap.mid if snap.mid is not None else sc.market.price,
-            adv=float(inst.adv),
-            daily_vol=sc.market.daily_vol,
-            spread=spread if np.isfinite(spread) else inst.tick_size,
-            impact_y=app.IMPACT_Y_ESTIMATE,
-            bucket_s=bucket_s,
-            volume_profile=tuple(float(v) for v in vols / vols.sum()),
-            horizon_volume=float(vols.sum()),
-            taker_fee=float(np.mean([v.taker_fee for v in sc.lit])),
+        return app.market_history(
+            sc,
+            snap.mid if snap.mid is not None else sc.market.price,
+            spread if np.isfinite(spread) else sc.instrument.tick_size,
+            sc.start_tod_s + now_s,
+            horizon_s,
         )
 
     def rfq_routing(self, routing: str) -> RfqRouting | None:
