@@ -78,27 +78,7 @@ class InstantDesk:
     def submit(self, order: NewOrder) -> ParentView:
         self._n += 1
         now = self.now_ns()
-        view = ParentView(
-            parent_id=f"B{self._n}",
-            client=order.client,
-            cl_ord_id=order.cl_ord_id,
-            orig_cl_ord_id=order.cl_ord_id,
-            symbol=order.symbol,
-            side=order.side,
-            qty=order.qty,
-            ord_type=order.ord_type,
-            limit_price=order.limit_price,
-            strategy=order.strategy or "ml",
-            participation=order.participation,
-            status=OrderStatus.WORKING,
-            start_ns=now,
-            end_ns=order.expire_ns or now,
-            filled_qty=0,
-            avg_price=0.0,
-            arrival_mid=0.0,
-            n_children=0,
-            updated_ns=now,
-        )
+        view = ParentView.accepted(order, f"B{self._n}", now, order.expire_ns or now, 0.0)
         for listener in list(self._listeners):
             listener(OrderAccepted(now, view))
         return view

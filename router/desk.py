@@ -628,18 +628,7 @@ class Desk:
             row, market, strategy, history = self._admit(order, known)
         except OrderRejectedError as exc:
             self.counters["orders_rejected"] += 1
-            self._events.append(
-                OrderRejected(
-                    self.now_ns(),
-                    order.client,
-                    order.cl_ord_id,
-                    order.symbol,
-                    order.side.value,
-                    order.qty,
-                    exc.reason,
-                    exc.text,
-                )
-            )
+            self._events.append(OrderRejected.of(self.now_ns(), order, exc.reason, exc.text))
             log.info("order rejected", client=order.client, cl_ord_id=order.cl_ord_id, why=exc.text)
             self._commit_soon()
             raise

@@ -173,6 +173,33 @@ class ParentView:
     updated_ns: int
     text: str = ""  # why it ended, when it did not fill
 
+    @classmethod
+    def accepted(
+        cls, order: NewOrder, parent_id: str, now_ns: int, end_ns: int, arrival_mid: float
+    ) -> ParentView:
+        """`order` just accepted as `parent_id`: working, nothing sent or filled yet."""
+        return cls(
+            parent_id=parent_id,
+            client=order.client,
+            cl_ord_id=order.cl_ord_id,
+            orig_cl_ord_id=order.cl_ord_id,
+            symbol=order.symbol,
+            side=order.side,
+            qty=order.qty,
+            ord_type=order.ord_type,
+            limit_price=order.limit_price,
+            strategy=order.strategy or ML_STRATEGY,
+            participation=order.participation,
+            status=OrderStatus.WORKING,
+            start_ns=now_ns,
+            end_ns=end_ns,
+            filled_qty=0,
+            avg_price=0.0,
+            arrival_mid=arrival_mid,
+            n_children=0,
+            updated_ns=now_ns,
+        )
+
     @property
     def leaves_qty(self) -> int:
         return 0 if self.status.terminal else self.qty - self.filled_qty
@@ -240,6 +267,20 @@ class OrderRejected(DeskEvent):
     qty: int
     reason: OrdRejReason
     text: str
+
+    @classmethod
+    def of(cls, ts_ns: int, order: NewOrder, reason: OrdRejReason, text: str) -> OrderRejected:
+        """The reject of `order`, with its fields as received."""
+        return cls(
+            ts_ns,
+            order.client,
+            order.cl_ord_id,
+            order.symbol,
+            order.side.value,
+            order.qty,
+            reason,
+            text,
+        )
 
 
 @dataclass(frozen=True, slots=True)

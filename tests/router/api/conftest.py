@@ -130,41 +130,12 @@ class FakeDesk:
         elif (order.client, order.cl_ord_id) in self._ids:
             reject = (OrdRejReason.DUPLICATE_ORDER, f"duplicate ClOrdID {order.cl_ord_id!r}")
         if reject is not None:
-            self.publish(
-                OrderRejected(
-                    self.now_ns(),
-                    order.client,
-                    order.cl_ord_id,
-                    order.symbol,
-                    order.side.value,
-                    order.qty,
-                    reject[0],
-                    reject[1],
-                )
-            )
+            self.publish(OrderRejected.of(self.now_ns(), order, *reject))
             raise OrderRejectedError(*reject)
         self.submitted.append(order)
         now = self.now_ns()
-        view = ParentView(
-            parent_id=self._next("P"),
-            client=order.client,
-            cl_ord_id=order.cl_ord_id,
-            orig_cl_ord_id=order.cl_ord_id,
-            symbol=order.symbol,
-            side=order.side,
-            qty=order.qty,
-            ord_type=order.ord_type,
-            limit_price=order.limit_price,
-            strategy=order.strategy or "ml",
-            participation=order.participation,
-            status=OrderStatus.WORKING,
-            start_ns=now,
-            end_ns=order.expire_ns or now + 1800 * _NS,
-            filled_qty=0,
-            avg_price=0.0,
-            arrival_mid=100.0,
-            n_children=0,
-            updated_ns=now,
+        view = ParentView.accepted(
+            order, self._next("P"), now, order.expire_ns or now + 1800 * _NS, 100.0
         )
         self._orders[view.parent_id] = view
         self._ids[(order.client, order.cl_ord_id)] = view.parent_id

@@ -124,41 +124,11 @@ class FakeDesk:
         elif order.symbol not in self._symbols:
             reason = (OrdRejReason.UNKNOWN_SYMBOL, f"unknown symbol {order.symbol}")
         if reason is not None:
-            self._publish(
-                OrderRejected(
-                    self.now_ns(),
-                    order.client,
-                    order.cl_ord_id,
-                    order.symbol,
-                    order.side.value,
-                    order.qty,
-                    *reason,
-                )
-            )
+            self._publish(OrderRejected.of(self.now_ns(), order, *reason))
             raise OrderRejectedError(*reason)
         pid = f"P{len(self._orders) + 1}"
         now = self.now_ns()
-        view = ParentView(
-            parent_id=pid,
-            client=order.client,
-            cl_ord_id=order.cl_ord_id,
-            orig_cl_ord_id=order.cl_ord_id,
-            symbol=order.symbol,
-            side=order.side,
-            qty=order.qty,
-            ord_type=order.ord_type,
-            limit_price=order.limit_price,
-            strategy=order.strategy or "ml",
-            participation=order.participation,
-            status=OrderStatus.WORKING,
-            start_ns=now,
-            end_ns=order.expire_ns or now + 3600 * 10**9,
-            filled_qty=0,
-            avg_price=0.0,
-            arrival_mid=100.0,
-            n_children=0,
-            updated_ns=now,
-        )
+        view = ParentView.accepted(order, pid, now, order.expire_ns or now + 3600 * 10**9, 100.0)
         self._orders[pid] = view
         self._fills[pid] = []
         self._clordids[key] = pid
