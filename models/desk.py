@@ -163,6 +163,8 @@ class DeskState:
                 w,
             )
             sd = np.maximum(sd, 0.5)
+            if len(self._price_memo) >= 64:  # a long quiet spell: one entry per decision
+                self._price_memo.clear()
             hit = self._price_memo[key] = (z, pred, sd)
         return hit
 

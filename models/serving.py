@@ -54,23 +54,6 @@ class MlPanel:
         self._axes = axes  # the dealers' axe feed, read at each selection
         self._score_keys = {d: f"p_best_{d}" for d in desk.dealers}
 
-    @classmethod
-    def load(
-        cls,
-        desk: DeskState,
-        market: Callable[[], MarketContext],
-        mid_at: MidAt,
-        directory: Path = MODELS_DIR,
-    ) -> MlPanel:
-        return cls(load_family("dealer", directory), desk, market, mid_at)
-
-    def score(
-        self, side: Side, qty: int, panel: Sequence[DealerId], market: MarketContext
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(P(quote in time), P(best quote)) of each dealer if `panel` is asked."""
-        x = self.desk.rows(qty, side, panel, market)
-        return self.respond.predict(x), self.best.predict(x)
-
     def select(
         self, side: Side, qty: int, n: int, rng: np.random.Generator
     ) -> tuple[list[DealerId], dict[str, float]]:
