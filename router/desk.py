@@ -115,6 +115,7 @@ from router.journal import (
 )
 from router.ports import MarketHistory, PanelSelector, SlicerPolicy
 from router.risk import KillSwitch, RiskGate, RiskLimits
+from router.store import child_order_columns
 from router.strategies import strategy_spec
 from router.strategies.learned import served_slicer_policy
 from router.strategies.pov import PovSlicer
@@ -1116,16 +1117,7 @@ class Desk:
             row.n_children += 1
             self.counters["child_orders"] += 1
             child_row = {
-                "child_id": c.child_id,
-                "parent_id": row.parent_id,
-                "venue": c.venue,
-                "side": c.side.value,
-                "qty": c.qty,
-                "ord_type": c.ord_type.value,
-                "tif": c.tif.value,
-                "limit_ticks": c.limit_ticks,
-                "post_only": c.post_only,
-                "min_qty": c.min_qty,
+                **child_order_columns(c),
                 "quote_id": c.quote_id,
                 "sent_ns": ts,
                 "filled_qty": 0,

@@ -614,17 +614,8 @@ class _RunRows:
             status = ChildStatus.FILLED if qty_done >= c.qty else ended.get(c.child_id)
             child_rows.append(
                 {
-                    "child_id": c.child_id,
+                    **child_order_columns(c),
                     "seq": seq,
-                    "parent_id": c.parent_id,
-                    "venue": c.venue,
-                    "side": c.side.value,
-                    "qty": c.qty,
-                    "ord_type": c.ord_type.value,
-                    "tif": c.tif.value,
-                    "limit_ticks": c.limit_ticks,
-                    "post_only": c.post_only,
-                    "min_qty": c.min_qty,
                     "conditional": c.conditional,
                     "sent_ns": sent[c.child_id],
                     "filled_qty": qty_done,
@@ -808,6 +799,23 @@ class _RfqLog:
 
 # Every column of rfq_legs but run_id: a leg row starts with all of them None.
 _LEG_COLUMNS = tuple(name for name in RfqLegRow.model_fields if name != "run_id")
+
+
+def child_order_columns(c: ChildOrder) -> dict[str, Any]:
+    """A child order's terms as table columns (the run store's and the service's
+    journal's child tables share them)."""
+    return {
+        "child_id": c.child_id,
+        "parent_id": c.parent_id,
+        "venue": c.venue,
+        "side": c.side.value,
+        "qty": c.qty,
+        "ord_type": c.ord_type.value,
+        "tif": c.tif.value,
+        "limit_ticks": c.limit_ticks,
+        "post_only": c.post_only,
+        "min_qty": c.min_qty,
+    }
 
 
 def _dumps(value: Mapping[str, Any]) -> str:
