@@ -160,6 +160,9 @@ class ObservationBuilder:
         return obs
 
 
+_PAIRWISE_BLOCK = 128  # numpy sums up to this many values in one unrolled block
+
+
 def _log_return_sd(mids: np.ndarray) -> float:
     """np.std(np.diff(np.log(mids))): compiled for the few dozen mids of a step, numpy
     itself for longer paths."""
@@ -168,17 +171,17 @@ def _log_return_sd(mids: np.ndarray) -> float:
     return float(_small_log_return_sd(mids))
 
 
-_PAIRWISE_BLOCK = 128  # numpy sums up to this many values in one unrolled block
-
-
 @njit(cache=True)
 def _small_log_return_sd(mids: np.ndarray) -> float:
     # numpy's own arithmetic, sums in its order (8 running sums per block of up to 128
     # values): the observation stays the one the shipped policy was trained on, to the bit
     n = mids.shape[0] - 1
     rets = np.empty(n)
+    before = math.log(mids[0])
     for i in range(n):
-        rets[i] = math.log(mids[i + 1]) - math.log(mids[i])
+        after = math.log(mids[i + 1])
+        rets[i] = after - before
+        before = after
     mean = _numpy_sum(rets) / n
     for i in range(n):
         rets[i] = (rets[i] - mean) * (rets[i] - mean)

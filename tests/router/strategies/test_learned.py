@@ -36,6 +36,7 @@ from router.strategies.learned import (
     ObservationBuilder,
     OnnxPolicy,
     PacedSlicer,
+    _log_return_sd,
     load_slicer_policy,
     served_slicer_policy,
 )
@@ -524,3 +525,12 @@ def test_the_report_charts_the_policy_next_to_twap():
     ml["paces"], twap["market_volume"] = {}, None  # what is missing says so
     html = render_simulate_html(doc)
     assert "The policy&#x27;s pace: not available" in html and "could not be drawn" not in html
+
+
+@pytest.mark.parametrize("n", [3, 7, 8, 9, 21, 129, 130, 400])
+def test_realised_volatility_is_numpys_to_the_bit(n: int) -> None:
+    # the observation must stay the one the shipped policy was trained on (np.std)
+    rng = np.random.default_rng(n)
+    for _ in range(200):
+        mids = 100.0 * np.exp(np.cumsum(rng.normal(0.0, rng.uniform(1e-5, 1e-2), n)))
+        assert _log_return_sd(mids) == float(np.std(np.diff(np.log(mids))))
