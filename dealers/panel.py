@@ -115,13 +115,7 @@ class HeuristicPanel:
 
     def stats(self, d: DealerId) -> tuple[float, float, float, float]:
         """(response rate, hit ratio, distance bps, times asked) in one call."""
-        h, (r0, k0, d0, w) = self.history[d], self._prior
-        return (
-            (h.quotes + w * r0) / (h.asked + w),
-            (h.wins + w * k0) / (h.quotes + w),
-            (h.distance_sum + w * d0) / (h.distance_n + w),
-            h.asked,
-        )
+        return self.response_rate(d), self.hit_ratio(d), self.distance_bps(d), self.history[d].asked
 
     def select(
         self, side: Side, qty: int, n: int, rng: np.random.Generator
