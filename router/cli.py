@@ -278,7 +278,14 @@ def build_parser() -> argparse.ArgumentParser:
     bd = bsub.add_parser(
         "decide", help="latency of one ml decision: slicer policy, fill and dealer models"
     )
-    bd.add_argument("--iterations", type=_positive_int, default=2000)
+    bd.add_argument(
+        "--n",
+        "--iterations",
+        dest="iterations",
+        type=_positive_int,
+        default=2000,
+        help="decisions timed (default: 2000)",
+    )
     bd.add_argument("--json", dest="json_path")
     return p
 
