@@ -113,7 +113,7 @@ class CompiledForest:
 
     def predict(self, x: FloatArray) -> FloatArray:
         """P(y = 1) per row, before any calibration map."""
-        return 1.0 / (1.0 + np.exp(-self.margin(x)))
+        return _logistic(self.margin(x))
 
     def clipped_predict(
         self, x: FloatArray, lo: FloatArray, hi: FloatArray, counts: np.ndarray
@@ -168,9 +168,16 @@ def _clipped_probabilities(
     roots: np.ndarray,
     base: float,
 ) -> np.ndarray:
-    out = _clipped_margins(x, lo, hi, counts, nodes, roots, base)
-    for i in range(out.shape[0]):
-        out[i] = 1.0 / (1.0 + math.exp(-out[i]))  # numpy's exp gives the same bits
+    return _logistic(_clipped_margins(x, lo, hi, counts, nodes, roots, base))
+
+
+@njit(cache=True)
+def _logistic(margins: np.ndarray) -> np.ndarray:
+    # the one place probabilities are made, so that every path gives the same bits
+    # (numpy's vectorised exp may differ from libm's in the last one, on AVX-512)
+    out = np.empty_like(margins)
+    for i in range(margins.shape[0]):
+        out[i] = 1.0 / (1.0 + math.exp(-margins[i]))
     return out
 
 

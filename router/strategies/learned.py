@@ -164,24 +164,32 @@ _PAIRWISE_BLOCK = 128  # numpy sums up to this many values in one unrolled block
 
 
 def _log_return_sd(mids: np.ndarray) -> float:
-    """np.std(np.diff(np.log(mids))): compiled for the few dozen mids of a step, numpy
-    itself for longer paths."""
+    """np.std(np.diff(logs)) of the mids' libm logs: compiled for the few dozen mids of a
+    step, numpy's own sums for longer paths. The logs are libm's on both paths (numpy's
+    vectorised log may differ in the last bit on AVX-512): the observation is the same
+    whatever the path or the machine's vector unit, as the policy saw it in training."""
     if mids.size - 1 > _PAIRWISE_BLOCK:
-        return float(np.std(np.diff(np.log(mids))))
+        return float(np.std(np.diff(_logs(mids))))
     return float(_small_log_return_sd(mids))
+
+
+@njit(cache=True)
+def _logs(a: np.ndarray) -> np.ndarray:
+    out = np.empty(a.shape[0])
+    for i in range(a.shape[0]):
+        out[i] = math.log(a[i])
+    return out
 
 
 @njit(cache=True)
 def _small_log_return_sd(mids: np.ndarray) -> float:
     # numpy's own arithmetic, sums in its order (8 running sums per block of up to 128
-    # values): the observation stays the one the shipped policy was trained on, to the bit
+    # values), so that both paths give np.std's bits
     n = mids.shape[0] - 1
     rets = np.empty(n)
-    before = math.log(mids[0])
+    logs = _logs(mids)
     for i in range(n):
-        after = math.log(mids[i + 1])
-        rets[i] = after - before
-        before = after
+        rets[i] = logs[i + 1] - logs[i]
     mean = _numpy_sum(rets) / n
     for i in range(n):
         rets[i] = (rets[i] - mean) * (rets[i] - mean)
