@@ -118,8 +118,10 @@ class HeuristicPanel:
         return self.response_rate(d), self.hit_ratio(d), self.distance_bps(d), self.history[d].asked
 
     def select(
-        self, side: Side, qty: int, n: int, rng: np.random.Generator
+        self, side: Side, qty: int, n: int, rng: np.random.Generator, two_sided: bool = False
     ) -> tuple[list[DealerId], dict[str, float]]:
+        """The heuristic ranks by the dealers' history alone: side, size and whether the
+        request is two-sided change nothing."""
         if n < 1:
             raise ValueError(f"a panel needs at least one dealer, asked for {n}")
         scores = {d: self.score(d) for d in self.dealers}

@@ -57,6 +57,9 @@ class RfqDay:
     truth: list[DealerTruth]
     panel: DealerPanel
     axe_log: list[tuple[int, DealerId, float]]  # the axe feed: (ts, dealer, units)
+    # the client's own side of each request, as its order records keep it: a two-sided
+    # request hides it from the dealers, not from the desk's log
+    sides: dict[RfqId, Side]
 
 
 @dataclass
@@ -86,7 +89,7 @@ class _Desk:
         self.panel_sizes = tuple(panel_sizes)
         self.two_sided_share = two_sided_share
         self.pending: dict[RfqId, _Pending] = {}
-        self._sides: dict[RfqId, Side] = {}  # a two-sided request still has one true side
+        self.sides: dict[RfqId, Side] = {}  # a two-sided request still has one true side
         self.by_child: dict[ChildId, RfqId] = {}
         self.events: list[Event] = []
         sc = world.scenario
@@ -120,7 +123,7 @@ class _Desk:
         n = self.panel_sizes[0]
         if len(self.panel_sizes) > 1:  # one size draws nothing: the stream stays the same
             n = self.panel_sizes[int(self.rng.integers(len(self.panel_sizes)))]
-        dealers, _ = self.selector.select(side, qty, n, self.rng)
+        dealers, _ = self.selector.select(side, qty, n, self.rng, two_sided=two_sided)
         request = QuoteRequest(
             rfq_id=rfq_id,
             symbol=self.world.scenario.instrument.symbol,
@@ -130,12 +133,12 @@ class _Desk:
             time_limit_ns=int(self.venue.panel.time_limit_s * NANOS_PER_SECOND),
         )
         self.pending[rfq_id] = _Pending(request)
-        self._sides[rfq_id] = side
+        self.sides[rfq_id] = side
         self.venue.request(request)
 
     def _decide(self, rfq_id: RfqId) -> None:
         p = self.pending[rfq_id]
-        side = self._sides[rfq_id]
+        side = self.sides[rfq_id]
         now = self.world.clock.now_ns()
         snap = self.world.market.snapshot(now)
         mid = snap.mid
@@ -214,7 +217,9 @@ def run_rfq_day(
     end = int((horizon + TAIL_S) * NANOS_PER_SECOND)
     world.kernel.run_until(end)
     path = PricePath(*world.market.top_of_book(0.0))
-    return RfqDay(seed, desk.events, path, world.rfq.truth, panel, world.rfq.axe_log)
+    return RfqDay(
+        seed, desk.events, path, world.rfq.truth, panel, world.rfq.axe_log, dict(desk.sides)
+    )
 
 
 def _sender(desk: _Desk, side: Side, qty: int) -> Callable[[], None]:

@@ -17,7 +17,7 @@ Labels per (request, dealer):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -123,8 +123,11 @@ def rows_from_log(
     axe_log: Sequence[tuple[int, DealerId, float]],
     day: int,
     truth: Sequence[DealerTruth] = (),
+    sides: Mapping[RfqId, Side] | None = None,
 ) -> DealerRows:
-    """Replay one day's log; `desk` carries the desk's knowledge across days."""
+    """Replay one day's log; `desk` carries the desk's knowledge across days. `sides`:
+    the client's own side of its requests (from its order records), which a two-sided
+    request does not show; the rows of such a request compare prices on that side."""
     oracle = {(t.rfq_id, t.dealer): t for t in truth}
     desk.new_day()
     feed = iter(sorted(axe_log, key=lambda a: a[0]))
@@ -149,7 +152,11 @@ def rows_from_log(
         if isinstance(e, RfqRequested):
             r = e.request
             ctx = market_context(path, e.ts_ns / NANOS_PER_SECOND, start_tod_s)
-            x = desk.rows(r.qty, r.side, r.dealers, ctx)
+            if r.side is None:
+                own_side = None if sides is None else sides.get(r.rfq_id)
+                x = desk.rows(r.qty, own_side, r.dealers, ctx, two_sided=True)
+            else:
+                x = desk.rows(r.qty, r.side, r.dealers, ctx)
             open_[r.rfq_id] = _Open(r, e.ts_ns, ctx, dict(zip(r.dealers, x, strict=True)))
         elif isinstance(e, QuoteReceived):
             o = open_.get(e.quote.rfq_id)
@@ -269,6 +276,7 @@ def generate(
                 axe_log=day.axe_log,
                 day=i,
                 truth=day.truth,
+                sides=day.sides,
             )
         )
         if progress is not None:

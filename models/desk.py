@@ -1,6 +1,11 @@
 """What the desk knows about its dealers, kept up to date from its own RFQ log: the
 decayed history of each dealer (`dealers.panel.HeuristicPanel`), each dealer's pricing
-(`models.quotecost`), today's trades and quote distances, and the dealers' axe feed.
+(`models.quotecost`), its response rates by kind of request (side; more than its
+published long or not), its credit line as bracketed by its answers and its declines
+for credit, today's trades and quote distances, and the dealers' axe feed.
+
+A request's rows compare the dealers' prices on the client's own side, also when the
+request is two-sided: the dealers do not see that side, the desk does.
 
 The same object builds the dealer models' feature rows when training replays a log
 (models/dealer_data.py) and when the router asks for quotes (router's `ml` routing), so
@@ -9,6 +14,7 @@ the features cannot drift apart.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -28,12 +34,14 @@ from models.features import (
     dealer_own,
     side_feature,
 )
-from models.quotecost import QuoteCostTracker, terms
+from models.quotecost import AXE_UNIT, QuoteCostTracker, terms
 from router.domain import (
     DealerId,
     Event,
     Quote,
     QuoteReceived,
+    QuoteRejectReason,
+    QuoteRequestRejected,
     RfqEnded,
     RfqId,
     RfqRequested,
@@ -48,8 +56,13 @@ P_LOWEST_POINTS = 41  # the implied P(best) to about 1e-3, and cheap
 @dataclass
 class _Open:
     side: Side | None
+    qty: int
     z: dict[DealerId, np.ndarray]
+    axes: dict[DealerId, float]  # as published at the request
+    # per dealer: the desk's notional with it today plus the request's (credit)
+    totals: dict[DealerId, float]
     quotes: dict[DealerId, Quote] = field(default_factory=dict)
+    declined: dict[DealerId, QuoteRejectReason] = field(default_factory=dict)
     traded_side: Side | None = None
 
 
@@ -68,9 +81,16 @@ class DeskState:
         self.tracker = tracker if tracker is not None else HeuristicPanel(self.dealers)
         self.costs = costs if costs is not None else QuoteCostTracker()
         self.axes: dict[DealerId, float] = {}
-        # response counts by the side asked (a dealer short of bonds declines buys)
-        self._asked_side: dict[tuple[DealerId, Side | None], float] = {}
-        self._quoted_side: dict[tuple[DealerId, Side | None], float] = {}
+        # response counts by the side asked and whether the request was larger than the
+        # dealer's published long (a dealer short of bonds declines buys), requests it
+        # declined for credit left out (credit has its own estimate, below)
+        self._asked_side: dict[tuple[DealerId, Side | None, bool], float] = {}
+        self._quoted_side: dict[tuple[DealerId, Side | None, bool], float] = {}
+        # each dealer's credit line with the client, bracketed: the largest total (the
+        # day's notional with it plus the request's) it answered without a credit
+        # decline, the smallest it declined for credit. Lines outlast a day.
+        self._credit_fits: dict[DealerId, float] = {}
+        self._credit_short: dict[DealerId, float] = {}
         self._open: dict[RfqId, _Open] = {}
         self._index = {d: i for i, d in enumerate(self.dealers)}
         # each dealer's DEALER_IDS column and the panel's PANELS column (-1: not there)
@@ -79,9 +99,12 @@ class DeskState:
             dtype=np.int64,
         )
         self._panel_column = PANELS.index(panel) if panel in PANELS else -1
-        self._own_memo: dict[Side | None, tuple[np.ndarray, np.ndarray]] = {}
+        self._own_memo: dict[
+            tuple[Side | None, bool, int, float], tuple[np.ndarray, np.ndarray]
+        ] = {}
         self._price_memo: dict[
-            tuple[int, Side | None, int, float], tuple[np.ndarray, np.ndarray, np.ndarray]
+            tuple[int, Side | None, int, float, bool],
+            tuple[np.ndarray, np.ndarray, np.ndarray],
         ] = {}
         self.new_day()
 
@@ -110,53 +133,95 @@ class DeskState:
         self._price_memo.clear()
         self.costs.forget()
 
-    def _side_rate(self, dealer: DealerId, side: Side | None, overall: float) -> float:
-        """The response rate to requests on `side`, shrunk towards the overall one."""
-        asked = self._asked_side.get((dealer, side), 0.0)
-        quoted = self._quoted_side.get((dealer, side), 0.0)
-        return (quoted + 2.0 * overall) / (asked + 2.0)
+    def short_axe(self, dealer: DealerId, seen: Side | None, qty: int) -> bool:
+        """Is a request for `qty` (on side `seen`, as the dealers see it) a sale larger
+        than the dealer's published long position: one it may decline for inventory."""
+        return _short_of(self.axes.get(dealer, 0.0), seen, qty)
 
-    def _own(self, side: Side | None) -> tuple[np.ndarray, np.ndarray]:
-        """Every dealer's own columns (DEALER_OWN) and price quality, in `dealers` order.
-        They change only with an event: remembered until the next one."""
-        hit = self._own_memo.get(side)
+    def _response_rate(
+        self, dealer: DealerId, seen: Side | None, short: bool, overall: float
+    ) -> float:
+        """The response rate to requests like this one (side, short of the axe or not),
+        shrunk towards the side's, itself shrunk towards the overall one."""
+        asked_side = quoted_side = 0.0
+        for flag in (False, True):
+            asked_side += self._asked_side.get((dealer, seen, flag), 0.0)
+            quoted_side += self._quoted_side.get((dealer, seen, flag), 0.0)
+        side_rate = (quoted_side + 2.0 * overall) / (asked_side + 2.0)
+        asked = self._asked_side.get((dealer, seen, short), 0.0)
+        quoted = self._quoted_side.get((dealer, seen, short), 0.0)
+        return (quoted + 2.0 * side_rate) / (asked + 2.0)
+
+    def p_credit(self, dealer: DealerId, total: float) -> float:
+        """P(a request that brings the day's notional with `dealer` to `total` fits in
+        its credit line): 1 below what it has answered, 0 from what it has declined for
+        credit, in between a line anywhere alike."""
+        fits = self._credit_fits.get(dealer, 0.0)
+        declined = self._credit_short.get(dealer)
+        if declined is None or total <= fits:
+            return 1.0
+        if total >= declined:
+            return 0.0
+        return (declined - total) / (declined - fits)
+
+    def _own(
+        self, side: Side | None, two_sided: bool, qty: int, mid: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Every dealer's own columns (DEALER_OWN) and price quality, in `dealers` order,
+        for a request of `qty` at `mid` (0: notional unknown). They change only with an
+        event: remembered until the next one."""
+        seen = None if two_sided else side  # the side the dealers are asked for
+        key = (side, two_sided, qty, mid)
+        hit = self._own_memo.get(key)
         if hit is None:
             own, quality = [], []
             for d in self.dealers:
                 total, n = self._today.get(d, (0.0, 0))
                 response, hit_rate, dist, asked = self.tracker.stats(d)
+                short = self.short_axe(d, seen, qty)
+                notional = self.notional.get(d, 0.0)
+                p_credit = self.p_credit(d, notional + qty * mid) if mid > 0 else 1.0
                 own.append(
                     dealer_own(
                         adv=self.adv,
                         side=side,
-                        resp_rate=self._side_rate(d, side, response),
+                        resp_rate=self._response_rate(d, seen, short, response) * p_credit,
                         hit_rate=hit_rate,
                         dist_bps=dist,
                         asked=asked,
                         axe=self.axes.get(d, 0.0),
                         position=self.position.get(d, 0.0),
-                        notional=self.notional.get(d, 0.0),
+                        notional=notional,
                         dist_today=total / n if n else None,
                         quotes_today=n,
+                        p_credit=p_credit,
+                        short_axe=short,
                     )
                 )
                 quality.append(total / n if n else dist)
-            hit = self._own_memo[side] = (np.array(own), np.array(quality))
+            if len(self._own_memo) >= 16:
+                self._own_memo.clear()
+            hit = self._own_memo[key] = (np.array(own), np.array(quality))
         return hit
 
     def _priced(
-        self, qty: int, side: Side | None, n_asked: int, market: MarketContext
+        self,
+        qty: int,
+        side: Side | None,
+        n_asked: int,
+        market: MarketContext,
+        two_sided: bool = False,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every dealer's pricing terms (a row each), expected quote cost and its spread,
-        in `dealers` order, if `n_asked` dealers are asked. They do not depend on who else
-        is asked, only on how many: remembered until the next event, as a selection
-        scores many panels."""
-        key = (qty, side, n_asked, market.vol_bps)
+        """Every dealer's pricing terms (a row each), expected quote cost on `side` and
+        its spread, in `dealers` order, if `n_asked` dealers are asked. They do not depend
+        on who else is asked, only on how many: remembered until the next event, as a
+        selection scores many panels."""
+        key = (qty, side, n_asked, market.vol_bps, two_sided)
         hit = self._price_memo.get(key)
         if hit is None:
             w, sd = self.costs.stacked(self.dealers)
             z, pred = _price(
-                terms(0.0, qty / self.adv, n_asked, market.vol_bps, side is None),
+                terms(0.0, qty / self.adv, n_asked, market.vol_bps, two_sided or side is None),
                 np.array([self.axes.get(d, 0.0) for d in self.dealers]),
                 self.adv,
                 side_feature(side),
@@ -175,18 +240,24 @@ class DeskState:
         panel: Sequence[DealerId],
         market: MarketContext,
         instead_of_last: Sequence[DealerId] = (),
+        *,
+        two_sided: bool = False,
     ) -> np.ndarray:
         """Feature rows (DEALER_FEATURES) of asking `panel` for `qty`, in `panel` order;
         then, for each dealer of `instead_of_last`, its row if it were asked in the place
         of the panel's last dealer (what `rows` of that panel would give it): many
-        candidates for a seat scored at the cost of one call. Nothing is changed."""
-        own, quality = self._own(side)
-        _, pred, sd = self._priced(qty, side, len(panel), market)
+        candidates for a seat scored at the cost of one call. Nothing is changed.
+
+        `side` is the client's own; `two_sided`: the request hides it from the dealers
+        (who then answer as to a two-sided request, while the client still trades on its
+        side: the side whose prices the rows compare)."""
+        own, quality = self._own(side, two_sided, qty, market.mid)
+        _, pred, sd = self._priced(qty, side, len(panel), market, two_sided)
         index = self._index
         out = np.zeros((len(panel) + len(instead_of_last), len(DEALER_FEATURES)))
         _panel_rows(
             out,
-            np.array(dealer_head(qty, self.adv, side, len(panel), market)),
+            np.array(dealer_head(qty, self.adv, side, len(panel), market, two_sided)),
             own,
             quality,
             pred,
@@ -214,16 +285,18 @@ class DeskState:
             z: dict[DealerId, np.ndarray] = {}
             if market is not None:
                 z = self.terms_of(r.qty, r.side, r.dealers, market)
-            self._open[r.rfq_id] = _Open(r.side, z)
-            for d in r.dealers:
-                key = (d, r.side)
-                self._asked_side[key] = self._asked_side.get(key, 0.0) + 1.0
+            axes = {d: self.axes.get(d, 0.0) for d in r.dealers}
+            notional = r.qty * mid_at(event.ts_ns)
+            totals = {d: self.notional.get(d, 0.0) + notional for d in r.dealers}
+            self._open[r.rfq_id] = _Open(r.side, r.qty, z, axes, totals)
         elif isinstance(event, QuoteReceived):
             o = self._open.get(event.quote.rfq_id)
             if o is not None:
                 o.quotes[event.quote.dealer] = event.quote
-                key = (event.quote.dealer, o.side)
-                self._quoted_side[key] = self._quoted_side.get(key, 0.0) + 1.0
+        elif isinstance(event, QuoteRequestRejected):
+            o = self._open.get(event.rfq_id)
+            if o is not None:
+                o.declined[event.dealer] = event.reason
         elif isinstance(event, RfqTraded):
             o = self._open.get(event.rfq_id)
             if o is not None:
@@ -234,22 +307,52 @@ class DeskState:
         elif isinstance(event, RfqEnded):
             o = self._open.pop(event.rfq_id, None)
             if o is not None:
+                self._learn_answers(o)
                 self._learn_prices(o, mid_at)
         self.tracker.observe(event)
         self.forget()
+
+    def _learn_answers(self, o: _Open) -> None:
+        """Who answered, by the kind of request, and what that says of credit lines.
+        A decline for credit, or silence where the line was known to be full, is left
+        out of the response counts: `p_credit` accounts for it."""
+        for d, total in o.totals.items():
+            reason = o.declined.get(d)
+            if reason is QuoteRejectReason.INSUFFICIENT_CREDIT:
+                self._credit_short[d] = min(self._credit_short.get(d, math.inf), total)
+                continue
+            if d in o.quotes or reason is not None:  # credit is checked first
+                self._credit_fits[d] = max(self._credit_fits.get(d, 0.0), total)
+            elif self.p_credit(d, total) < 0.5:
+                continue
+            key = (d, o.side, _short_of(o.axes[d], o.side, o.qty))
+            self._asked_side[key] = self._asked_side.get(key, 0.0) + 1.0
+            if d in o.quotes:
+                self._quoted_side[key] = self._quoted_side.get(key, 0.0) + 1.0
 
     def _learn_prices(self, o: _Open, mid_at: MidAt) -> None:
         side = o.side or o.traded_side
         if side is None:
             return
         prices = {d: p for d, q in o.quotes.items() if (p := q.price_for(side)) is not None}
+        seen = []
         for d, p in prices.items():
             if d in o.z:
+                z = o.z[d]
+                if o.side is None:  # two-sided: the dealer's skew applies to the side traded
+                    z = z.copy()
+                    z[1] = o.axes[d] / self.adv * side.sign * AXE_UNIT
                 mid = mid_at(o.quotes[d].ts_ns)
-                self.costs.observe(d, o.z[d], side.sign * (p - mid) / mid * 1e4)
+                seen.append((d, z, side.sign * (p - mid) / mid * 1e4))
+        self.costs.observe_rfq(seen)
         for d, dist in distances_behind_best(o.quotes, side).items():
             total, n = self._today.get(d, (0.0, 0))
             self._today[d] = (total + dist, n + 1)
+
+
+def _short_of(axe: float, seen: Side | None, qty: int) -> bool:
+    # a client buy (or a request that may be one) larger than the published long
+    return seen is not Side.SELL and axe < qty
 
 
 @njit(cache=True)
@@ -262,7 +365,7 @@ def _price(
     pred = np.empty(axes.shape[0])
     for i in range(axes.shape[0]):
         z[i] = base
-        z[i, 1] = axes[i] / adv * sign
+        z[i, 1] = axes[i] / adv * sign * AXE_UNIT
         total = 0.0
         for j in range(base.shape[0]):
             total += z[i, j] * w[i, j]

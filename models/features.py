@@ -35,7 +35,9 @@ PANELS = ("equities", "bonds")
 
 DEALER_BASE = (
     "log_size_adv",  # log(qty / ADV)
-    "side",  # +1 client buys, -1 sells, 0 two-sided
+    "side",  # the client's side: +1 buys, -1 sells (also when the request hides it),
+    # 0 unknown
+    "two_sided",  # 1 the request asks for a bid and an offer, hiding the client's side
     "n_dealers",  # dealers asked
     "vol_bps",  # realised 10-s mid volatility over the last 10 min, bps
     "spread_bps",  # lit spread now, bps of the mid
@@ -51,6 +53,10 @@ DEALER_BASE = (
     "notional_m",  # notional the desk traded with the dealer today, millions (credit)
     "dist_today_bps",  # its quotes' mean distance behind the best today (its skew today)
     "log_quotes_today",
+    "p_credit",  # P(the request fits in its credit line with the client), from the
+    # desk's notional with it today and the totals it did and did not decline for credit
+    "short_axe",  # 1 a buy (or two-sided) larger than its published long position: it
+    # may have to decline for lack of inventory
     "rel_dist_bps",  # its price quality minus the best of the others asked (< 0: ahead)
     "others_resp",  # how many of the others are expected to answer
     "pred_cost_bps",  # its expected quote, from its past quotes (models/quotecost.py)
@@ -60,7 +66,7 @@ DEALER_BASE = (
 )
 #: the dealer's own columns of DEALER_BASE (`dealer_own`), then those comparing it with
 #: the others asked
-DEALER_OWN = DEALER_BASE[6:15]
+DEALER_OWN = DEALER_BASE[DEALER_BASE.index("resp_rate") : DEALER_BASE.index("rel_dist_bps")]
 DEALER_FEATURES = (
     *DEALER_BASE,
     *(f"panel_{p}" for p in PANELS),
@@ -96,6 +102,7 @@ class MarketContext:
     vol_bps: float
     spread_bps: float
     tod: float
+    mid: float = 0.0  # price units; 0 unknown (a request's notional then is too)
 
     @classmethod
     def from_mids(
@@ -110,9 +117,11 @@ class MarketContext:
         vol = float(np.std(np.diff(np.log(m))) * 1e4) if m.size >= 3 else 0.0
         if bid is None or ask is None or not (ask > bid > 0):
             spread = 0.0
+            mid = float(m[-1]) if m.size else 0.0
         else:
-            spread = (ask - bid) / (0.5 * (ask + bid)) * 1e4
-        return cls(vol, spread, tod)
+            mid = 0.5 * (ask + bid)
+            spread = (ask - bid) / mid * 1e4
+        return cls(vol, spread, tod, mid)
 
 
 def side_feature(side: Side | None) -> float:
@@ -120,13 +129,19 @@ def side_feature(side: Side | None) -> float:
 
 
 def dealer_head(
-    qty: int, adv: float, side: Side | None, n_dealers: int, market: MarketContext
+    qty: int,
+    adv: float,
+    side: Side | None,
+    n_dealers: int,
+    market: MarketContext,
+    two_sided: bool = False,
 ) -> list[float]:
-    """The request's and the market's columns of a dealer row (the first six of
-    DEALER_BASE): the same for every dealer asked together."""
+    """The request's and the market's columns of a dealer row (DEALER_BASE up to
+    `tod`): the same for every dealer asked together."""
     return [
         math.log(max(qty, 1) / adv),
         side_feature(side),
+        1.0 if two_sided else 0.0,
         float(n_dealers),
         market.vol_bps,
         market.spread_bps,
@@ -147,6 +162,8 @@ def dealer_own(
     notional: float = 0.0,
     dist_today: float | None = None,
     quotes_today: int = 0,
+    p_credit: float = 1.0,
+    short_axe: bool = False,
 ) -> list[float]:
     """The dealer's own columns (DEALER_OWN): what the desk knows of it, whoever else is
     asked. `position` and `notional`: the dealer's side of today's trades with the desk
@@ -162,6 +179,8 @@ def dealer_own(
         notional / 1e6,
         dist_bps if dist_today is None else dist_today,
         math.log1p(quotes_today),
+        p_credit,
+        1.0 if short_axe else 0.0,
     ]
 
 
@@ -172,6 +191,7 @@ def dealer_row(
     side: Side | None,
     n_dealers: int,
     market: MarketContext,
+    two_sided: bool = False,
     resp_rate: float,
     hit_rate: float,
     dist_bps: float,
@@ -184,6 +204,8 @@ def dealer_row(
     notional: float = 0.0,
     dist_today: float | None = None,
     quotes_today: int = 0,
+    p_credit: float = 1.0,
+    short_axe: bool = False,
     rel_dist: float = 0.0,
     others_resp: float = 0.0,
     pred_cost: float = 0.0,
@@ -194,7 +216,7 @@ def dealer_row(
     with the rest of the panel (`others`). The desk builds its rows a panel at a time
     (`models.desk.DeskState.rows`); this one-row form is the readable definition."""
     return [
-        *dealer_head(qty, adv, side, n_dealers, market),
+        *dealer_head(qty, adv, side, n_dealers, market, two_sided),
         *dealer_own(
             adv=adv,
             side=side,
@@ -207,6 +229,8 @@ def dealer_row(
             notional=notional,
             dist_today=dist_today,
             quotes_today=quotes_today,
+            p_credit=p_credit,
+            short_axe=short_axe,
         ),
         rel_dist,
         others_resp,

@@ -18,6 +18,10 @@ N_TERMS = 7
 PRIOR_COST_BPS = 10.0
 RIDGE = 2.0
 DECAY = 0.999
+#: the terms' units, chosen so that the ridge prior weighs on each alike: an axe in
+#: percent of ADV (a few units, not hundredths) and sqrt(size / ADV) in tenths
+AXE_UNIT = 100.0
+ROOT_UNIT = 10.0
 
 
 def terms(
@@ -27,8 +31,8 @@ def terms(
     return np.array(
         [
             1.0,
-            axe_side_adv,
-            root,
+            axe_side_adv * AXE_UNIT,
+            root * ROOT_UNIT,
             root * vol_bps,
             float(n_dealers),
             vol_bps,
@@ -53,14 +57,36 @@ class QuoteCostTracker:
             prior[0] = PRIOR_COST_BPS
             self._b[dealer] = RIDGE * prior
 
-    def observe(self, dealer: str, z: np.ndarray, cost_bps: float) -> None:
-        err = cost_bps - self.predict(dealer, z)
+    def observe(
+        self, dealer: str, z: np.ndarray, cost_bps: float, spread_err: float | None = None
+    ) -> None:
+        """Learn one quote's cost. `spread_err`: its error relative to the other quotes of
+        the request (see `observe_rfq`), for the spread; else its own prediction error."""
+        err = cost_bps - self.predict(dealer, z) if spread_err is None else spread_err
         self._var[dealer] = 0.98 * self._var.get(dealer, 25.0) + 0.02 * err * err
         self._a[dealer] = DECAY * self._a[dealer] + np.outer(z, z)
         self._b[dealer] = DECAY * self._b[dealer] + z * cost_bps
         # solved now, as the quote arrives, rather than by the next decision that asks
         self._w[dealer] = np.linalg.solve(self._a[dealer], self._b[dealer])
         self._stacked.clear()
+
+    def observe_rfq(self, quotes: Sequence[tuple[str, np.ndarray, float]]) -> None:
+        """Learn the quotes of one request: (dealer, terms, cost) each.
+
+        Quotes of one request share a shock the desk cannot see: the dealers price off a
+        fair value that the lit mid only follows (by several bps in an illiquid bond).
+        It moves every cost alike and so decides nothing about who is cheapest, which is
+        what the spread is for: with two quotes or more, a dealer's spread is learned
+        from its error minus the mean error of the others, scaled by (k - 1) / k (exact
+        when all spreads are equal), so the shared shock cancels."""
+        errs = [cost - self.predict(d, z) for d, z, cost in quotes]
+        k, total = len(quotes), sum(errs)
+        for (d, z, cost), err in zip(quotes, errs, strict=True):
+            if k < 2:
+                self.observe(d, z, cost)
+                continue
+            rel = err - (total - err) / (k - 1)
+            self.observe(d, z, cost, rel * math.sqrt((k - 1) / k))
 
     def forget(self) -> None:
         """Drop the stacked arrays (they are rebuilt on the next call)."""
@@ -74,7 +100,12 @@ class QuoteCostTracker:
         return w
 
     def predict(self, dealer: str, z: np.ndarray) -> float:
-        return float(z @ self._coefficients(dealer))
+        # summed in order, as the desk's compiled pricing does (a BLAS dot product may
+        # group the terms differently and differ in the last bit)
+        total = 0.0
+        for a, b in zip(z.tolist(), self._coefficients(dealer).tolist(), strict=True):
+            total += a * b
+        return total
 
     def sd(self, dealer: str) -> float:
         """How far its quotes stray from the prediction, bps."""

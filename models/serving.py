@@ -55,7 +55,7 @@ class MlPanel:
         self._score_keys = {d: f"p_best_{d}" for d in desk.dealers}
 
     def select(
-        self, side: Side, qty: int, n: int, rng: np.random.Generator
+        self, side: Side, qty: int, n: int, rng: np.random.Generator, two_sided: bool = False
     ) -> tuple[list[DealerId], dict[str, float]]:
         """Rank every dealer by its modelled P(best quote) in a panel of its own size
         (with the heuristic's favourites as the others, so the rows look like those
@@ -72,7 +72,7 @@ class MlPanel:
         top = usual[:n]
         outside_top = [d for d in dealers if d not in top]
         # the top n as a panel, then each other dealer in the place of the n-th
-        x = self.desk.rows(qty, side, top, market, instead_of_last=outside_top)
+        x = self.desk.rows(qty, side, top, market, instead_of_last=outside_top, two_sided=two_sided)
         order = [*top, *outside_top]
         best = self.best.predict(x).tolist()  # one call for every candidate
         p_best = dict(zip(order, best, strict=True))

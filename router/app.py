@@ -634,6 +634,7 @@ def _desk_history(scenario_name: str, panel_name: str) -> tuple[HeuristicPanel, 
             start_tod_s=scenario.start_tod_s,
             axe_log=day.axe_log,
             day=k,
+            sides=day.sides,
         )
     desk.new_day()
     return selector, desk

@@ -777,7 +777,9 @@ class ParentExecution:
         if mid is None:
             return
         side = self.parent.side
-        panel, scores = self._rfq.selector.select(side, size, cfg.rfq_panel_size, self._rng)
+        panel, scores = self._rfq.selector.select(
+            side, size, cfg.rfq_panel_size, self._rng, two_sided=cfg.rfq_two_sided
+        )
         if not panel:
             return
         rfq_id = RfqId(f"{self.parent.parent_id}-R{next(self._rfq_seq)}")

@@ -129,9 +129,10 @@ class PanelSelector(Protocol):
     """Chooses the dealers to ask for a quote, from the client's own RFQ history."""
 
     def select(
-        self, side: Side, qty: int, n: int, rng: np.random.Generator
+        self, side: Side, qty: int, n: int, rng: np.random.Generator, two_sided: bool = False
     ) -> tuple[list[DealerId], dict[str, float]]:
-        """The panel (best first) and the scores it was chosen on, for the decision."""
+        """The panel (best first) and the scores it was chosen on, for the decision.
+        `side` is the client's; `two_sided`: the request will not show it."""
         ...
 
     def observe(self, event: Event) -> None:

@@ -298,10 +298,31 @@ def test_unknown_side_teaches_no_distances(rows: DealerRows) -> None:
     assert feat(rows, R3C, "rel_dist_bps") == pytest.approx(5.0 - gap)
     # ALPHA asked in R1 and R2 (decay 0.995 per request): 0.995 + 1 = 1.995
     assert feat(rows, R3A, "log_asked") == pytest.approx(math.log1p(1.995))
-    # the response rate is the side's: R1 asked ALPHA on R3's side and it quoted, with
-    # the all-sides rate (1.995 + 1.6) / (1.995 + 2) as a prior of weight 2
+    # the response rate is that of requests like R3: R2 asked ALPHA two-sided as R3
+    # does, for more than its (empty) long, and it quoted; the rate of two-sided
+    # requests is the prior, of weight 2, and the all-sides rate (1.995 + 1.6) /
+    # (1.995 + 2) is that one's
     overall = (1.995 + 1.6) / (1.995 + 2)
-    assert feat(rows, R3A, "resp_rate") == pytest.approx((1.0 + 2.0 * overall) / (1.0 + 2.0))
+    side_rate = (1.0 + 2.0 * overall) / (1.0 + 2.0)
+    assert feat(rows, R3A, "short_axe") == 1.0
+    assert feat(rows, R3A, "resp_rate") == pytest.approx((1.0 + 2.0 * side_rate) / (1.0 + 2.0))
+
+
+def test_two_sided_rows_take_the_clients_side_from_its_order_records() -> None:
+    # without them the side of R2 and R3 is unknown (0); with them, the client's own
+    got = rows_from_log(
+        LOG,
+        PATH,
+        desk=desk(),
+        start_tod_s=START_TOD_S,
+        axe_log=AXES,
+        day=3,
+        sides={R2: Side.BUY, R3: Side.SELL},
+    )
+    assert got.x[:, COL["side"]].tolist() == [1, 1, 1, 1, 1, -1, -1, -1, -1]
+    assert got.x[:, COL["two_sided"]].tolist() == [0, 0, 0, 1, 1, 1, 1, 0, 0]
+    # the labels do not change: they come from what followed
+    np.testing.assert_array_equal(got.respond, replay(LOG).respond)
 
 
 def test_axes_and_positions_signed_by_the_client_side(rows: DealerRows) -> None:

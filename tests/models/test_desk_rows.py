@@ -12,7 +12,7 @@ import pytest
 from dealers.simulator import p_lowest
 from models.desk import P_LOWEST_POINTS, DeskState
 from models.features import DEALER_FEATURES, MarketContext, dealer_row
-from models.quotecost import terms
+from models.quotecost import QuoteCostTracker, terms
 from router.domain import (
     NANOS_PER_SECOND,
     ChildId,
@@ -20,7 +20,9 @@ from router.domain import (
     Event,
     Quote,
     QuoteReceived,
+    QuoteRejectReason,
     QuoteRequest,
+    QuoteRequestRejected,
     RfqClosed,
     RfqEnded,
     RfqId,
@@ -32,7 +34,7 @@ from router.domain import (
 
 A, B, C, D = (DealerId(x) for x in ("ALPHA", "BRAVO", "CHARLIE", "ZULU"))  # ZULU: no column
 ADV = 100_000.0
-MARKET = MarketContext(vol_bps=6.0, spread_bps=3.0, tod=0.4)
+MARKET = MarketContext(vol_bps=6.0, spread_bps=3.0, tod=0.4, mid=100.0)
 COL = {name: j for j, name in enumerate(DEALER_FEATURES)}
 
 
@@ -84,10 +86,23 @@ def reference_rows(
     """The rows as `dealer_row` defines them, one dealer at a time."""
     t = desk.tracker
 
-    def rate(d: DealerId) -> float:  # the side's response rate, shrunk to the overall one
-        asked = desk._asked_side.get((d, side), 0.0)
-        quoted = desk._quoted_side.get((d, side), 0.0)
-        return (quoted + 2.0 * t.response_rate(d)) / (asked + 2.0)
+    def short(d: DealerId) -> bool:  # a buy larger than its published long
+        return side is Side.BUY and desk.axes.get(d, 0.0) < qty
+
+    def counts(d: DealerId, flags: Sequence[bool]) -> tuple[float, float]:
+        asked = sum(desk._asked_side.get((d, side, f), 0.0) for f in flags)
+        return asked, sum(desk._quoted_side.get((d, side, f), 0.0) for f in flags)
+
+    def credit(d: DealerId) -> float:
+        return desk.p_credit(d, desk.notional.get(d, 0.0) + qty * MARKET.mid)
+
+    def rate(d: DealerId) -> float:
+        # the rate of requests like this one (side, short of the axe), shrunk to the
+        # side's, shrunk to the overall one; times the chance its credit line allows it
+        asked, quoted = counts(d, (False, True))
+        side_rate = (quoted + 2.0 * t.response_rate(d)) / (asked + 2.0)
+        asked, quoted = counts(d, (short(d),))
+        return (quoted + 2.0 * side_rate) / (asked + 2.0) * credit(d)
 
     def today(d: DealerId) -> tuple[float | None, int]:
         total, n = desk._today.get(d, (0.0, 0))
@@ -130,6 +145,8 @@ def reference_rows(
                 notional=desk.notional.get(d, 0.0),
                 dist_today=mean,
                 quotes_today=n,
+                p_credit=credit(d),
+                short_axe=short(d),
                 rel_dist=quality(d) - min((quality(o) for o in others), default=0.0),
                 others_resp=sum(rate(o) for o in others),
                 pred_cost=pred(d),
@@ -185,3 +202,103 @@ def test_indicators_of_a_dealer_without_a_column() -> None:
     assert row[0, COL["dealer_ALPHA"]] == 0.0 and row[0, COL["with_ALPHA"]] == 1.0
     assert sum(row[0, COL[f"dealer_{x}"]] for x in ("ALPHA", "BRAVO", "CHARLIE")) == 0.0
     assert row[1, COL["dealer_ALPHA"]] == 1.0 and row[1, COL["panel_equities"]] == 1.0
+
+
+def test_response_rates_are_kept_by_side_and_by_short_of_the_axe() -> None:
+    desk = desk_after()
+    # R1, a buy of 2_000: ALPHA's long 4_000 covers it, BRAVO and CHARLIE have none;
+    # R3, a buy of 1_000 that CHARLIE was not asked for: BRAVO quoted, short again
+    assert desk._asked_side == {
+        (A, Side.BUY, False): 1.0,
+        (B, Side.BUY, True): 2.0,
+        (C, Side.BUY, True): 1.0,
+        (A, Side.SELL, False): 1.0,
+        (B, Side.SELL, False): 1.0,
+        (C, Side.SELL, False): 1.0,
+        (D, Side.SELL, False): 1.0,
+        (D, Side.BUY, True): 1.0,
+    }
+    assert desk._quoted_side[B, Side.BUY, True] == 2.0
+    assert (B, Side.SELL, False) not in desk._quoted_side  # asked in R2, did not quote
+    rows = desk.rows(3_000, Side.BUY, (A, B), MARKET)
+    assert rows[:, COL["short_axe"]].tolist() == [0.0, 1.0]  # 4_000 long covers 3_000
+    assert desk.rows(5_000, Side.BUY, (A,), MARKET)[0, COL["short_axe"]] == 1.0
+    assert desk.rows(5_000, Side.SELL, (A,), MARKET)[0, COL["short_axe"]] == 0.0
+
+
+def _declines(
+    t: float, i: int, qty: int, reasons: dict[DealerId, QuoteRejectReason]
+) -> list[Event]:
+    rid = RfqId(f"C{i}")
+    request = QuoteRequest(rid, Symbol("QDI"), Side.SELL, qty, tuple(reasons), s(10))
+    events: list[Event] = [RfqRequested(s(t), request)]
+    events += [QuoteRequestRejected(s(t + 1), rid, d, r) for d, r in reasons.items()]
+    return [*events, RfqEnded(s(t + 9.9), rid, "done", 0)]
+
+
+def test_credit_lines_are_bracketed_by_declines_and_answers() -> None:
+    desk = desk_after()
+    notional_b = desk.notional[B]
+    assert desk.p_credit(B, 1e12) == 1.0  # no credit decline seen: no line known
+    log = [
+        # 10_000 more at 100: BRAVO passes (credit fits), then declines 30_000 for credit
+        *_declines(400, 1, 10_000, {B: QuoteRejectReason.PASS}),
+        *_declines(500, 2, 30_000, {B: QuoteRejectReason.INSUFFICIENT_CREDIT}),
+    ]
+    asked_before = sum(v for (d, *_), v in desk._asked_side.items() if d == B)
+    for e in log:
+        desk.observe(e, lambda ts: 100.0, MARKET if isinstance(e, RfqRequested) else None)
+    fits, short = notional_b + 1_000_000.0, notional_b + 3_000_000.0
+    assert desk.p_credit(B, fits) == 1.0
+    assert desk.p_credit(B, short) == 0.0
+    assert desk.p_credit(B, 0.5 * (fits + short)) == pytest.approx(0.5)
+    # the pass counts as an answer that was no quote; the credit decline is left out
+    asked_after = sum(v for (d, *_), v in desk._asked_side.items() if d == B)
+    assert asked_after == asked_before + 1.0
+    # a request of 20_000 at 100 is halfway into the bracket: the rate halves
+    row = desk.rows(20_000, Side.SELL, (B,), MARKET)[0]
+    assert row[COL["p_credit"]] == pytest.approx(0.5)
+    full = desk.rows(5_000, Side.SELL, (B,), MARKET)[0]
+    assert full[COL["p_credit"]] == 1.0
+    assert row[COL["resp_rate"]] == pytest.approx(0.5 * full[COL["resp_rate"]])
+    # a new day: the notional starts again, the line is still known
+    desk.new_day()
+    assert desk.p_credit(B, 0.0 + 20_000 * 100.0) < 1.0
+    assert desk.rows(10_000, Side.SELL, (B,), MARKET)[0, COL["p_credit"]] == 1.0
+    assert desk.p_credit(B, short) == 0.0
+
+
+def test_two_sided_rows_compare_prices_on_the_clients_side() -> None:
+    desk = desk_after()
+    buy = desk.rows(3_000, Side.BUY, (A, C), MARKET)
+    two = desk.rows(3_000, Side.BUY, (A, C), MARKET, two_sided=True)
+    assert two[:, COL["two_sided"]].tolist() == [1.0, 1.0]
+    assert two[:, COL["side"]].tolist() == [1.0, 1.0]
+    # the axes still count for the client's side: ALPHA is long, CHARLIE short
+    np.testing.assert_array_equal(two[:, COL["axe_adv"]], buy[:, COL["axe_adv"]])
+    # its response rates are those of two-sided requests (none seen: the prior)
+    assert (two[:, COL["resp_rate"]] != buy[:, COL["resp_rate"]]).all()
+
+
+def test_a_two_sided_request_teaches_the_prices_of_the_side_traded() -> None:
+    desk = DeskState((A, B), "equities", ADV)
+    desk.set_axes({A: 4_000.0})
+    rid = RfqId("T1")
+    log: list[Event] = [
+        RfqRequested(s(10), QuoteRequest(rid, Symbol("QDI"), None, 2_000, (A, B), s(10))),
+        QuoteReceived(s(11), Quote("T1-A", rid, A, 2_000, 99.97, 100.05, s(11), s(40))),
+        QuoteReceived(s(12), Quote("T1-B", rid, B, 2_000, 99.96, 100.03, s(12), s(40))),
+        RfqClosed(s(19), rid, 2),
+        RfqTraded(s(19.5), rid, A, ChildId("T1-A"), Side.SELL, 2_000, 99.97),
+        RfqEnded(s(19.9), rid, "done", 2_000),
+    ]
+    for e in log:
+        desk.observe(e, lambda ts: 100.0, MARKET if isinstance(e, RfqRequested) else None)
+    # the client sold: bids cost 3 and 4 bps; ALPHA's long axe was against a seller
+    by_hand = QuoteCostTracker()
+    za = terms(-4_000.0 / ADV, 2_000 / ADV, 2, 6.0, True)
+    zb = terms(0.0, 2_000 / ADV, 2, 6.0, True)
+    by_hand.observe_rfq([(A, za, 3.0), (B, zb, 4.0)])
+    for d, z in ((A, za), (B, zb)):
+        assert desk.costs.predict(d, z) == pytest.approx(by_hand.predict(d, z), abs=1e-9)
+        assert desk.costs.sd(d) == pytest.approx(by_hand.sd(d))

@@ -75,10 +75,13 @@ def test_dealer_row_base_values_in_order() -> None:
         pred_cost=6.0,
         rel_pred_cost=-1.0,
         p_best_est=0.4,
+        p_credit=0.75,
+        short_axe=True,
     )
     expected = {
         "log_size_adv": math.log(0.01),  # 1_000 / 100_000
         "side": 1.0,
+        "two_sided": 0.0,
         "n_dealers": 3.0,
         "vol_bps": 7.5,
         "spread_bps": 2.0,
@@ -92,6 +95,8 @@ def test_dealer_row_base_values_in_order() -> None:
         "notional_m": 2.5,
         "dist_today_bps": 1.5,
         "log_quotes_today": math.log(4.0),
+        "p_credit": 0.75,
+        "short_axe": 1.0,
         "rel_dist_bps": -0.5,
         "others_resp": 1.7,
         "pred_cost_bps": 6.0,
@@ -128,13 +133,22 @@ def test_dealer_row_unknown_dealer_has_no_indicator() -> None:
         (Side.SELL, 5_000.0, -0.05),  # long axe, client sells: against it
         (Side.SELL, -3_000.0, 0.03),  # short axe, client sells: it wants to buy
         (Side.BUY, -3_000.0, -0.03),
-        (None, 5_000.0, 0.0),  # two-sided: the client's side is unknown
+        (None, 5_000.0, 0.0),  # the client's side unknown
     ],
 )
 def test_axe_sign_convention(side: Side | None, axe: float, expected: float) -> None:
     r = row(side=side, axe=axe)
     assert r["axe_adv"] == pytest.approx(expected)
     assert r["side"] == side_feature(side)
+    assert r["two_sided"] == 0.0
+
+
+def test_two_sided_request_keeps_the_clients_side() -> None:
+    # the dealers do not see the side; the desk does, and compares prices on it
+    r = row(side=Side.SELL, axe=-3_000.0, two_sided=True)
+    assert (r["side"], r["two_sided"]) == (-1.0, 1.0)
+    assert r["axe_adv"] == pytest.approx(0.03)
+    assert r["p_credit"] == 1.0 and r["short_axe"] == 0.0  # the defaults
 
 
 def test_position_sign_convention_and_defaults() -> None:
@@ -285,8 +299,8 @@ def test_clipper_fit_ignores_missing_training_values() -> None:
 
 def test_terms_layout() -> None:
     z = terms(0.05, 0.04, 3, 10.0, True)
-    # 1, axe, sqrt(size), sqrt(size) * vol, n, vol, two-sided
-    assert z.tolist() == pytest.approx([1.0, 0.05, 0.2, 2.0, 3.0, 10.0, 1.0])
+    # 1, axe in % of ADV, sqrt(size) in tenths, sqrt(size) * vol, n, vol, two-sided
+    assert z.tolist() == pytest.approx([1.0, 5.0, 2.0, 2.0, 3.0, 10.0, 1.0])
     assert terms(0.0, 0.0, 1, 0.0, False)[-1] == 0.0
     assert z.shape == (N_TERMS,)
 
@@ -343,3 +357,42 @@ def test_sd_tracks_the_noise_of_its_quotes() -> None:
     assert 1.4 < t.sd("ALPHA") < 2.8
     assert 0.3 < t.sd("BRAVO") < 0.8
     assert t.sd("BRAVO") < t.sd("ALPHA") < 5.0
+
+
+def test_a_shock_shared_by_the_quotes_of_a_request_does_not_widen_the_spreads() -> None:
+    # every quote of a request moves with the dealers' fair value, which the lit mid only
+    # follows: a shock of sd 6 bps common to all, beside each dealer's own noise
+    rng = np.random.default_rng(11)
+    alone, together = QuoteCostTracker(), QuoteCostTracker()
+    noise = {"ALPHA": 1.0, "BRAVO": 2.0, "CHARLIE": 3.0}
+    for _ in range(3_000):
+        z = _random_terms(rng)
+        shock = float(rng.normal(0.0, 6.0))
+        quotes = [
+            (d, z, float(z @ W_TRUE) + shock + float(rng.normal(0.0, sd)))
+            for d, sd in noise.items()
+        ]
+        together.observe_rfq(quotes)
+        for d, zz, cost in quotes:
+            alone.observe(d, zz, cost)
+    for d, sd in noise.items():
+        # learned one quote at a time, the shock swamps the spread; per request it
+        # cancels: what is left is the dealer's own noise, loosely (exact only for equal
+        # spreads: ALPHA's is overstated by the noisier others, CHARLIE's understated)
+        assert alone.sd(d) > 5.0
+        assert 0.7 * sd < together.sd(d) < 1.8 * sd, d
+    assert together.sd("ALPHA") < together.sd("BRAVO") < together.sd("CHARLIE")
+    # the prices themselves are learned alike either way (the shock averages out)
+    z = _random_terms(rng)
+    assert together.predict("ALPHA", z) == pytest.approx(alone.predict("ALPHA", z))
+
+
+def test_a_lone_quote_learns_its_spread_from_its_own_error() -> None:
+    one, plain = QuoteCostTracker(), QuoteCostTracker()
+    z = terms(0.01, 0.04, 1, 8.0, False)
+    one.observe_rfq([("ALPHA", z, 14.0)])
+    plain.observe("ALPHA", z, 14.0)
+    assert one.sd("ALPHA") == plain.sd("ALPHA")
+    assert one.predict("ALPHA", z) == plain.predict("ALPHA", z)
+    one.observe_rfq([])  # a request nobody priced teaches nothing
+    assert one.sd("ALPHA") == plain.sd("ALPHA")
