@@ -184,7 +184,7 @@ def train_dealer(
 
 
 FILL_SEED0 = 200_000
-FILL_EPISODES_PER_SCENARIO = 6
+FILL_EPISODES_PER_SCENARIO = 24  # twice as many gave no better AUC on held-out episodes
 
 
 def train_fill(

@@ -172,14 +172,20 @@ def build_parser() -> argparse.ArgumentParser:
     td = tsub.add_parser("dealer", help="dealer models: P(respond), P(best quote), P(hit)")
     td.add_argument("--out", type=Path, help="folder for the artifacts (default: models/)")
     td.add_argument(
-        "--days", type=_positive_int, default=20, help="simulated RFQ days per scenario"
+        "--days",
+        type=_positive_int,
+        default=20,  # models.train.DEALER_DAYS_PER_SCENARIO (not imported: xgboost is slow)
+        help="simulated RFQ days per scenario",
     )
     td.add_argument("--seed", type=_int, default=100_000, help="seed of the first day")
     td.add_argument("--json", dest="json_path", help="write the metadata here ('-' = stdout)")
     tf = tsub.add_parser("fill", help="fill model: P(a passive lit or dark order fills in 30 s)")
     tf.add_argument("--out", type=Path, help="folder for the artifacts (default: models/)")
     tf.add_argument(
-        "--episodes", type=_positive_int, default=6, help="sor-lit episodes per scenario"
+        "--episodes",
+        type=_positive_int,
+        default=24,  # models.train.FILL_EPISODES_PER_SCENARIO
+        help="sor-lit episodes per scenario",
     )
     tf.add_argument("--seed", type=_int, default=200_000, help="seed of the first episode")
     tf.add_argument("--json", dest="json_path", help="write the metadata here ('-' = stdout)")

@@ -214,3 +214,20 @@ def test_hit_model_is_non_increasing_in_the_quote(dealer_family: tuple[Path, lis
         x = np.tile(row, (grid.size, 1))
         x[:, j] = grid
         assert np.all(np.diff(hit.predict(x)) <= 1e-12)
+
+
+def test_the_commands_defaults_are_the_shipped_training_runs() -> None:
+    # `blockroute train dealer|fill` with no options regenerates the shipped artifacts
+    from router.cli import build_parser
+
+    dealer = build_parser().parse_args(["train", "dealer"])
+    assert (dealer.days, dealer.seed) == (train.DEALER_DAYS_PER_SCENARIO, train.DEALER_SEED0)
+    fill = build_parser().parse_args(["train", "fill"])
+    assert (fill.episodes, fill.seed) == (train.FILL_EPISODES_PER_SCENARIO, train.FILL_SEED0)
+    for family in ("dealer", "fill"):
+        meta = json.loads((Path(train.MODELS_DIR) / f"{family}.meta.json").read_text())
+        assert meta["created_by"] == f"blockroute train {family}" + (
+            f" --days {dealer.days} --seed {dealer.seed}"
+            if family == "dealer"
+            else f" --episodes {fill.episodes} --seed {fill.seed}"
+        )

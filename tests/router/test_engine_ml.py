@@ -115,6 +115,7 @@ def test_evaluate_models_json_follows_the_contract(tmp_path, monkeypatch, capsys
 
     monkeypatch.setattr(ev, "SCENARIOS", ("illiquid-bond",))
     monkeypatch.setattr(ev, "ORACLE_PATHS", 8)
+    monkeypatch.setattr(ev, "ORACLE_EVERY", 6)
     monkeypatch.setattr(ev, "DEALER_WARMUP_DAYS", 1)
     doc = ev.evaluate(seed=910_000, dealer_days=1, fill_episodes=1)
     for name in ("dealer", "fill"):
