@@ -34,25 +34,33 @@ class FillRows:
     day: np.ndarray  # the episode's order in generation: the time axis of the split
     dark: np.ndarray  # bool
     oracle: np.ndarray  # NaN where none was computed
+    #: where the oracle was computed, the simulator's hidden fair price beyond the
+    #: consolidated mid, towards the order's fills, in ticks (for evaluation only)
+    fair_gap: np.ndarray
 
     @classmethod
     def concat(cls, parts: Sequence[FillRows]) -> FillRows:
         if not parts:
             e = np.zeros(0)
-            return cls(np.zeros((0, len(FILL_FEATURES))), e, e, e.astype(bool), e)
+            return cls(np.zeros((0, len(FILL_FEATURES))), e, e, e.astype(bool), e, e)
         return cls(
             np.concatenate([p.x for p in parts]),
             np.concatenate([p.y for p in parts]),
             np.concatenate([p.day for p in parts]),
             np.concatenate([p.dark for p in parts]),
             np.concatenate([p.oracle for p in parts]),
+            np.concatenate([p.fair_gap for p in parts]),
         )
 
 
 def rows_from_events(
-    events: Sequence[Event], day: int, oracle: dict[str, float] | None = None
+    events: Sequence[Event],
+    day: int,
+    oracle: dict[str, float] | None = None,
+    fair_gap: dict[str, float] | None = None,
 ) -> FillRows:
-    """`oracle`: the simulator's P(fill) per child id, where computed."""
+    """`oracle`: the simulator's P(fill) per child id, where computed; `fair_gap`: the
+    hidden fair price's gap there (FillRows.fair_gap)."""
     sent: dict[str, ChildOrderSent] = {}
     decisions: dict[str, DecisionRecorded] = {}
     first_fill: dict[str, int] = {}
@@ -63,7 +71,7 @@ def rows_from_events(
             decisions[e.decision_id] = e
         elif isinstance(e, ChildOrderFilled):
             first_fill.setdefault(e.child_id, e.ts_ns)
-    xs, ys, darks, oracles = [], [], [], []
+    xs, ys, darks, oracles, gaps = [], [], [], [], []
     for child_id, s in sent.items():
         c = s.child
         d = decisions.get(f"{child_id}-d")
@@ -81,6 +89,7 @@ def rows_from_events(
         )
         darks.append(ctx.dark)
         oracles.append((oracle or {}).get(child_id, float("nan")))
+        gaps.append((fair_gap or {}).get(child_id, float("nan")))
     n = len(xs)
     return FillRows(
         np.asarray(xs, dtype=np.float64).reshape(n, len(FILL_FEATURES)),
@@ -88,6 +97,7 @@ def rows_from_events(
         np.full(n, day),
         np.asarray(darks, dtype=bool),
         np.asarray(oracles, dtype=np.float64),
+        np.asarray(gaps, dtype=np.float64),
     )
 
 

@@ -35,3 +35,23 @@ def scores(y: np.ndarray, p: np.ndarray, oracle: np.ndarray | None = None) -> di
     if oracle is not None:
         out["oracle_auc"] = auc(y, oracle)
     return out
+
+
+def stratified_auc(
+    y: np.ndarray, p: np.ndarray, strata_by: np.ndarray, k: int = 5
+) -> tuple[float, int]:
+    """AUC within each of `k` equal-count strata of `strata_by`, averaged with the
+    strata's shares of rows (strata with one class only are left out); returns the
+    average and the rows it covers. Comparing two scores this way asks how well each
+    ranks rows that agree on `strata_by`: what is left once that variable is known."""
+    if y.size == 0:
+        return float("nan"), 0
+    edges = np.quantile(strata_by, np.linspace(0.0, 1.0, k + 1))
+    which = np.clip(np.searchsorted(edges, strata_by, side="right") - 1, 0, k - 1)
+    total, rows = 0.0, 0
+    for s in range(k):
+        m = which == s
+        if len(np.unique(y[m])) == 2:
+            total += m.sum() * float(roc_auc_score(y[m], p[m]))
+            rows += int(m.sum())
+    return (total / rows if rows else float("nan")), rows

@@ -684,6 +684,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
                 + (f"{oracle:>8.3f}{ratio:>7.3f}" if oracle else f"{'':>15}")
                 + f"{m['brier']:>8.4f}{m['ece']:>7.4f}{m['n']:>8}"
             )
+        given = doc["fill_given_fair"]
+        if given["n"]:
+            print(
+                f"fill, within {given['strata']} strata of the simulator's hidden fair price: "
+                f"AUC {given['auc']:.3f}, oracle {given['oracle_auc']:.3f}, "
+                f"ratio {given['auc'] / given['oracle_auc']:.3f} ({given['n']} rows)"
+            )
         clipped = doc["meta"]["clipped"]
         if any(clipped.values()):
             print(f"features clipped to the training range: {clipped}")

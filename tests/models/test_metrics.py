@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from models.metrics import auc, brier, ece, scores
+from models.metrics import auc, brier, ece, scores, stratified_auc
 
 
 def arr(*v: float) -> np.ndarray:
@@ -98,3 +98,26 @@ def test_scores_with_an_oracle_adds_its_auc() -> None:
     out = scores(y, arr(0.1, 0.4, 0.35, 0.8), oracle=arr(0.9, 0.8, 0.2, 0.1))
     assert out["oracle_auc"] == 0.0
     assert out["auc"] == pytest.approx(0.75)
+
+
+# ------------------------------------------------------------------------ stratified AUC
+
+
+def test_stratified_auc_weights_each_stratum_by_its_rows() -> None:
+    strata_by = arr(1, 1, 1, 1, 2, 2, 2, 2)
+    y = arr(0, 1, 0, 1, 0, 1, 1, 1)
+    # stratum 1 ranks perfectly (AUC 1); stratum 2 puts its negative above two of three
+    # positives (AUC 1/3)
+    p = arr(0.1, 0.9, 0.2, 0.8, 0.9, 0.1, 0.2, 0.95)
+    value, rows = stratified_auc(y, p, strata_by, k=2)
+    assert rows == 8
+    assert value == pytest.approx((4 * 1.0 + 4 * (1 / 3)) / 8)
+    # the pooled AUC differs: it also ranks across the strata
+    assert auc(y, p) != pytest.approx(value)
+
+
+def test_stratified_auc_leaves_out_strata_of_one_class() -> None:
+    value, rows = stratified_auc(arr(0, 1, 1, 1), arr(0.0, 1.0, 0.3, 0.4), arr(1, 1, 2, 2), k=2)
+    assert (value, rows) == (1.0, 2)
+    value, rows = stratified_auc(arr(), arr(), arr())
+    assert math.isnan(value) and rows == 0

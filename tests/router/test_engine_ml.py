@@ -122,6 +122,11 @@ def test_evaluate_models_json_follows_the_contract(tmp_path, monkeypatch, capsys
         m = doc[name]
         assert set(m) >= {"auc", "oracle_auc", "brier", "ece", "n"}
         assert m["n"] > 0 and 0.5 < m["oracle_auc"] <= 1.0 and 0.0 <= m["brier"] <= 1.0
+    # the same rows again, within strata of the hidden fair price (strata of one class
+    # are left out)
+    given = doc["fill_given_fair"]
+    assert 0 < given["n"] <= doc["fill"]["n"] and given["fair_gap_sd_ticks"] > 0
+    assert 0.0 <= given["auc"] <= 1.0 and 0.0 <= given["oracle_auc"] <= 1.0
     json.dumps(doc)  # plain JSON
 
 
