@@ -23,7 +23,7 @@ import numpy as np
 from router.app import Episode, _served_models, ml_selector
 from router.domain import NANOS_PER_SECOND, DomainError, ParentOrder, Side, VenueId
 from router.engine import EngineConfig
-from router.ports import ExecutionState, PassiveOrderContext
+from router.ports import MID_LAGS_S, ExecutionState, PassiveOrderContext
 from router.service import tune_gc
 from router.strategies.learned import PacedSlicer, served_slicer_policy
 from simulators.scenario import load_scenario
@@ -86,6 +86,13 @@ def _time_decision(
     selector = ml_selector(episode.scenario, episode.panel, world)
     _, fill = _served_models()
     snap = state.market
+    mid = 0.5 * ((snap.bid_ticks or 0) + (snap.ask_ticks or 0))
+
+    def mid_moves() -> tuple[float, ...]:  # as the engine's, for a sell
+        past = world.market.mids_before(snap.ts_ns, MID_LAGS_S)
+        return tuple(0.0 if then is None else mid - then for then in past)
+
+    moves = mid_moves()
     options = [
         PassiveOrderContext(
             venue=VenueId(q.venue),
@@ -100,6 +107,7 @@ def _time_decision(
             venue_share=q.ask_depth / max(snap.ask_depth, 1),
             volume_rate=40.0,
             vol_bps=3.0,
+            mid_moves_ticks=moves,
         )
         for q in snap.venues
         for improve in (False, True)
@@ -123,6 +131,7 @@ def _time_decision(
         t1 = clock()
         policy(obs)
         t2 = clock()
+        mid_moves()
         fill.p_fill(options)
         t3 = clock()
         selector.select(Side.SELL, 125_000, 4, rng)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from router.domain import Side, VenueId
-from router.ports import PassiveOrderContext
+from router.ports import MID_LAGS_S, PassiveOrderContext
 
 #: every dealer id of the shipped panels, one indicator each (a panel is one-hot too)
 DEALER_IDS = (
@@ -92,6 +92,7 @@ FILL_FEATURES = (
     "touch_gap_ticks",
     "touch_imbalance",
     "momentum_bps",
+    *(f"mid_move_{lag:g}s" for lag in MID_LAGS_S),  # the mid's recent path
 )
 
 
@@ -260,6 +261,7 @@ def fill_row(ctx: PassiveOrderContext) -> list[float]:
         ctx.touch_gap_ticks,
         ctx.touch_imbalance,
         ctx.momentum_bps,
+        *ctx.mid_moves_ticks,
     ]
 
 
@@ -285,6 +287,7 @@ def context_from_inputs(
             touch_gap_ticks=inputs["touch_gap_ticks"],
             touch_imbalance=inputs["touch_imbalance"],
             momentum_bps=inputs["momentum_bps"],
+            mid_moves_ticks=tuple(inputs[f"mid_move_{lag:g}s"] for lag in MID_LAGS_S),
         )
     except KeyError:
         return None

@@ -98,6 +98,9 @@ class WorldMarketData:
     def snapshot(self) -> MarketSnapshot:
         return self._world.market.snapshot(self._world.clock.now_ns())
 
+    def mids_before(self, lags_s: Sequence[float]) -> list[float | None]:
+        return self._world.market.mids_before(self._world.clock.now_ns(), lags_s)
+
 
 @dataclass(frozen=True, slots=True)
 class ParentSpec:

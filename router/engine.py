@@ -70,6 +70,7 @@ from router.domain import (
     VenueKind,
 )
 from router.ports import (
+    MID_LAGS_S,
     Clock,
     ExecutionState,
     FillModel,
@@ -561,6 +562,7 @@ class ParentExecution:
         other_total = sum((q.bid_depth if side is Side.SELL else q.ask_depth) for q in snap.venues)
         best_ours = snap.ask_ticks if side is Side.SELL else snap.bid_ticks
         imbalance, momentum = self._touch_imbalance(snap), self._momentum_bps(side)
+        moves = self._mid_moves(snap, side)
         contexts: dict[tuple[str, str], PassiveOrderContext] = {}
         for q in snap.venues:
             fees = self._fees.get(q.venue, LitFees(0.0, 0.0))
@@ -590,6 +592,7 @@ class ParentExecution:
                     - (1.0 if level == "improve" else 0.0),
                     touch_imbalance=imbalance,
                     momentum_bps=momentum,
+                    mid_moves_ticks=moves,
                 )
             # half the traded volume hits each side; the venue's share of it by depth
             prior = self._outflow_prior(contexts[(q.venue, "join")], 0.5 * rate * share)
@@ -717,9 +720,11 @@ class ParentExecution:
                 vol_bps=vol,
                 touch_imbalance=imbalance,
                 momentum_bps=momentum,
+                mid_moves_ticks=moves,
             )
 
         imbalance, momentum = self._touch_imbalance(snap), self._momentum_bps(side)
+        moves = self._mid_moves(snap, side)
         for venue_id in pools:
             qty = self._round_lot(min(total // len(pools), self.uncommitted))
             pool_min = self._dark_min.get(venue_id, 0)
@@ -942,6 +947,17 @@ class ParentExecution:
             return 0.0
         (_, m0), (_, m1) = self._mids[-2], self._mids[-1]
         return -side.sign * (m1 - m0) / m0 * 1e4
+
+    def _mid_moves(self, snap: MarketSnapshot, side: Side) -> tuple[float, ...]:
+        """The mid's move (ticks) since each of MID_LAGS_S ago, signed as momentum is;
+        0 where the mid then or now is unknown."""
+        if snap.bid_ticks is None or snap.ask_ticks is None:
+            return (0.0,) * len(MID_LAGS_S)
+        now = 0.5 * (snap.bid_ticks + snap.ask_ticks)
+        return tuple(
+            0.0 if then is None else -side.sign * (now - then)
+            for then in self._market.mids_before(MID_LAGS_S)
+        )
 
     def _vol_bps(self, now: Nanos) -> float:
         """Volatility of the mid between decisions over the last 10 minutes, bps."""

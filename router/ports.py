@@ -86,6 +86,11 @@ class MarketSnapshot:
 class MarketData(Protocol):
     def snapshot(self) -> MarketSnapshot: ...
 
+    def mids_before(self, lags_s: Sequence[float]) -> list[float | None]:
+        """The consolidated mid (ticks) `lag` seconds before now, for each lag, from the
+        top-of-book feed's recent past; None where a side was empty then."""
+        ...
+
 
 class Venue(Protocol):
     """An order venue: a lit book, a dark pool, or a real exchange session.
@@ -140,6 +145,11 @@ class PanelSelector(Protocol):
         ...
 
 
+#: how far back the fill model looks at the mid's path, seconds: where liquidity
+#: providers quote from (a fair price no screen shows) shows in how the touch just moved
+MID_LAGS_S = (0.1, 0.3, 0.5, 1.0, 3.0, 10.0, 30.0)
+
+
 @dataclass(frozen=True, slots=True)
 class PassiveOrderContext:
     """The facts about a passive order the router is weighing, as a fill model needs
@@ -160,9 +170,15 @@ class PassiveOrderContext:
     touch_gap_ticks: float = 0.0  # our price behind the best price on our side (< 0: better)
     touch_imbalance: float = 0.0  # (our side's best-price qty - the other's) / their sum
     momentum_bps: float = 0.0  # mid move since the last decision, towards our fills > 0
+    #: the mid's move since each of MID_LAGS_S ago, ticks, towards our fills > 0
+    mid_moves_ticks: tuple[float, ...] = (0.0,) * len(MID_LAGS_S)
 
     def as_inputs(self) -> dict[str, float]:
         return {
+            **{
+                f"mid_move_{lag:g}s": move
+                for lag, move in zip(MID_LAGS_S, self.mid_moves_ticks, strict=True)
+            },
             "dark": float(self.dark),
             "improve": float(self.improve),
             "queue_ahead": self.queue_ahead,

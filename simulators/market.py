@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -440,6 +440,21 @@ class SimMarket:
         if bb < 0 or ba >= st.depth.shape[2] or bb >= ba:
             return None
         return 0.5 * (bb + ba)
+
+    def mids_before(self, ts: Nanos, lags_s: Sequence[float]) -> list[float | None]:
+        """The consolidated mid (ticks) at the last step run at or before `ts - lag`, for
+        each lag: the top-of-book feed's recent past. None where a side was empty."""
+        n_ticks = self.state.depth.shape[2]
+        last = self._steps_done - 1
+        out: list[float | None] = []
+        for lag in lags_s:
+            i = min(self.step_of(Nanos(ts - int(lag * NANOS_PER_SECOND))), last)
+            if i < 0:
+                out.append(None)
+                continue
+            b, a = int(self.bid_path[i]), int(self.ask_path[i])
+            out.append(0.5 * (b + a) if b >= 0 and 0 <= a < n_ticks else None)
+        return out
 
     def mid_at(self, ts: Nanos) -> float:
         """Consolidated mid (ticks) at the last step at or before `ts` that had one."""

@@ -184,6 +184,7 @@ def _passive(**kw: object) -> PassiveOrderContext:
         touch_gap_ticks=-1.0,
         touch_imbalance=0.25,
         momentum_bps=-3.5,
+        mid_moves_ticks=(0.0, 0.5, 0.5, 1.0, -1.0, 2.5, -4.0),
     )
     args.update(kw)
     return PassiveOrderContext(**args)  # type: ignore[arg-type]
@@ -206,6 +207,14 @@ def test_fill_row_order_and_values() -> None:
         "touch_gap_ticks": -1.0,
         "touch_imbalance": 0.25,
         "momentum_bps": -3.5,
+        # the mid's move since 0.1, 0.3, 0.5, 1, 3, 10 and 30 s ago, ticks
+        "mid_move_0.1s": 0.0,
+        "mid_move_0.3s": 0.5,
+        "mid_move_0.5s": 0.5,
+        "mid_move_1s": 1.0,
+        "mid_move_3s": -1.0,
+        "mid_move_10s": 2.5,
+        "mid_move_30s": -4.0,
     }
     assert tuple(expected) == FILL_FEATURES
     assert values == pytest.approx(list(expected.values()))

@@ -27,6 +27,9 @@ class FakeMarket:
     def __init__(self, clock):
         self.clock = clock
 
+    def mids_before(self, lags_s):
+        return [10_000.0 for _ in lags_s]  # a still market
+
     def snapshot(self):
         quote = VenueQuote(VenueId("LIT"), 9_999, 5_000, 10_001, 5_000, 20_000, 20_000)
         return MarketSnapshot(

@@ -35,6 +35,21 @@ def test_book_is_two_sided_and_uncrossed_most_of_the_time():
     assert np.all(bid[two_sided] < ask[two_sided])
 
 
+def test_mids_before_reads_the_top_of_book_path_at_each_lag():
+    m = run("calm", 2, until_s=120.0)
+    now = int(120.0 * NANOS_PER_SECOND)
+    mids = m.mid_path()
+    got = m.mids_before(now, (0.0, 0.1, 3.0, 30.0))
+    for lag, mid in zip((0.0, 0.1, 3.0, 30.0), got, strict=True):
+        step = min(m.step_of(now - int(lag * NANOS_PER_SECOND)), m.steps_done - 1)
+        assert mid == mids[step]
+    # the path moved over the last half minute: these are not all one value
+    assert len({x for x in got if x is not None}) > 1
+    # before the simulation's first step there is no past to read
+    warmup = m.t0_ns
+    assert m.mids_before(now, ((now - warmup) / NANOS_PER_SECOND + 1.0,)) == [None]
+
+
 def _window(m, a_s, b_s, arr):
     t = m.step_time_s()
     return arr[(t >= a_s) & (t < b_s)]
