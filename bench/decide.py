@@ -22,7 +22,7 @@ import numpy as np
 
 from router.app import Episode, _served_models, ml_selector
 from router.domain import NANOS_PER_SECOND, DomainError, ParentOrder, Side, VenueId
-from router.engine import EngineConfig
+from router.engine import EngineConfig, mid_moves
 from router.ports import MID_LAGS_S, ExecutionState, PassiveOrderContext
 from router.service import tune_gc
 from router.strategies.learned import PacedSlicer, served_slicer_policy
@@ -86,13 +86,11 @@ def _time_decision(
     selector = ml_selector(episode.scenario, episode.panel, world)
     _, fill = _served_models()
     snap = state.market
-    mid = 0.5 * ((snap.bid_ticks or 0) + (snap.ask_ticks or 0))
 
-    def mid_moves() -> tuple[float, ...]:  # as the engine's, for a sell
-        past = world.market.mids_before(snap.ts_ns, MID_LAGS_S)
-        return tuple(0.0 if then is None else mid - then for then in past)
+    def moves() -> tuple[float, ...]:  # as the engine reads them for a decision
+        return mid_moves(snap, world.market.mids_before(snap.ts_ns, MID_LAGS_S), Side.SELL)
 
-    moves = mid_moves()
+    moves_now = moves()
     options = [
         PassiveOrderContext(
             venue=VenueId(q.venue),
@@ -107,7 +105,7 @@ def _time_decision(
             venue_share=q.ask_depth / max(snap.ask_depth, 1),
             volume_rate=40.0,
             vol_bps=3.0,
-            mid_moves_ticks=moves,
+            mid_moves_ticks=moves_now,
         )
         for q in snap.venues
         for improve in (False, True)
@@ -131,7 +129,7 @@ def _time_decision(
         t1 = clock()
         policy(obs)
         t2 = clock()
-        mid_moves()
+        moves()
         fill.p_fill(options)
         t3 = clock()
         selector.select(Side.SELL, 125_000, 4, rng)

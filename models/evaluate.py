@@ -52,7 +52,7 @@ def evaluate(
     fill = load_family("fill", directory)["passive"]
     all_days = DEALER_WARMUP_DAYS + dealer_days
     n_days = all_days * len(SCENARIOS)
-    # the progress bar counts dealer days; a fill episode, oracle included, counts as 25
+    # the progress bar counts in dealer days (FILL_EPISODE_WORK)
     total = n_days + FILL_EPISODE_WORK * fill_episodes * len(SCENARIOS)
 
     def step(done: int, _n: int) -> None:

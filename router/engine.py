@@ -29,7 +29,7 @@ import dataclasses
 import functools
 import itertools
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -145,6 +145,29 @@ class RfqRouting:
     selector: PanelSelector
     impact_bps: float  # Y * daily vol in bps: impact of q is impact_bps * sqrt(q / adv)
     adv: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Screen:
+    """What every passive order of one decision shares about the market: computed once
+    per decision for the lit and the dark orders' contexts."""
+
+    volume_rate: float  # market volume per second, recent
+    vol_bps: float
+    touch_imbalance: float
+    momentum_bps: float
+    mid_moves_ticks: tuple[float, ...]
+
+
+def mid_moves(
+    snap: MarketSnapshot, past_mids: Sequence[float | None], side: Side
+) -> tuple[float, ...]:
+    """The mid's move (ticks) since each past mid (MarketData.mids_before), towards a
+    passive `side` order's fills > 0 (as momentum is signed); 0 where a mid is unknown."""
+    if snap.bid_ticks is None or snap.ask_ticks is None:
+        return (0.0,) * len(past_mids)
+    now = 0.5 * (snap.bid_ticks + snap.ask_ticks)
+    return tuple(0.0 if then is None else -side.sign * (now - then) for then in past_mids)
 
 
 @dataclass
@@ -537,32 +560,44 @@ class ParentExecution:
         if self._rfq is not None:
             self._maybe_request_quotes(snap, now, target_now)
         want = self._round_lot(target_next - filled - self._lit_in_flight())
+        if want <= 0 and not cfg.dark:
+            return
+        screen = self._screen(snap, now)
         if want > 0:
-            self._allocate_lit(want, behind, snap, now)
+            self._allocate_lit(want, behind, snap, screen)
         if cfg.dark:
-            self._refresh_dark(target_next, snap)
+            self._refresh_dark(target_next, snap, screen)
 
     def _lit_in_flight(self) -> int:
         return sum(
             c.open_qty for c in self._open.values() if self._kind(c.order.venue) is VenueKind.LIT
         )
 
-    def _allocate_lit(self, want: int, behind: float, snap: MarketSnapshot, now: Nanos) -> None:
+    def _screen(self, snap: MarketSnapshot, now: Nanos) -> _Screen:
+        side = self.parent.side
+        return _Screen(
+            volume_rate=self._market_volume_rate(now),
+            vol_bps=self._vol_bps(now),
+            touch_imbalance=self._touch_imbalance(snap),
+            momentum_bps=self._momentum_bps(side),
+            mid_moves_ticks=mid_moves(snap, self._market.mids_before(MID_LAGS_S), side),
+        )
+
+    def _allocate_lit(
+        self, want: int, behind: float, snap: MarketSnapshot, screen: _Screen
+    ) -> None:
         cfg = self.config
         side = self.parent.side
         assert snap.bid_ticks is not None and snap.ask_ticks is not None
         tick = snap.tick_size
         spread = snap.ask_ticks - snap.bid_ticks
         half = 0.5 * spread
-        rate = self._market_volume_rate(now)
+        rate = screen.volume_rate
         depth_total = sum((q.ask_depth if side is Side.SELL else q.bid_depth) for q in snap.venues)
         options: list[PassiveOption] = []
         takers: list[float] = []
-        vol = self._vol_bps(now)
         other_total = sum((q.bid_depth if side is Side.SELL else q.ask_depth) for q in snap.venues)
         best_ours = snap.ask_ticks if side is Side.SELL else snap.bid_ticks
-        imbalance, momentum = self._touch_imbalance(snap), self._momentum_bps(side)
-        moves = self._mid_moves(snap, side)
         contexts: dict[tuple[str, str], PassiveOrderContext] = {}
         for q in snap.venues:
             fees = self._fees.get(q.venue, LitFees(0.0, 0.0))
@@ -587,12 +622,12 @@ class ParentExecution:
                     depth_other=float(other_total),
                     venue_share=share,
                     volume_rate=rate,
-                    vol_bps=vol,
+                    vol_bps=screen.vol_bps,
                     touch_gap_ticks=float(side.sign * (best_ours - touch))
                     - (1.0 if level == "improve" else 0.0),
-                    touch_imbalance=imbalance,
-                    momentum_bps=momentum,
-                    mid_moves_ticks=moves,
+                    touch_imbalance=screen.touch_imbalance,
+                    momentum_bps=screen.momentum_bps,
+                    mid_moves_ticks=screen.mid_moves_ticks,
                 )
             # half the traded volume hits each side; the venue's share of it by depth
             prior = self._outflow_prior(contexts[(q.venue, "join")], 0.5 * rate * share)
@@ -678,7 +713,7 @@ class ParentExecution:
                 queue_ahead=option.queue_ahead,
             )
 
-    def _refresh_dark(self, target_next: int, snap: MarketSnapshot) -> None:
+    def _refresh_dark(self, target_next: int, snap: MarketSnapshot, screen: _Screen) -> None:
         """Rest midpoint orders in the dark pools for what the lit orders do not cover of
         the next slice plus a capped amount ahead of the schedule (midpoint fills save the
         spread and print nowhere), split evenly among the pools whose minimum it meets."""
@@ -698,11 +733,8 @@ class ParentExecution:
             if not small:
                 break
             pools.remove(max(small, key=lambda v: (self._dark_min.get(v, 0), v)))
-        now = self._clock.now_ns()
-        rate = self._market_volume_rate(now)
         ours = snap.ask_depth if side is Side.SELL else snap.bid_depth
         other = snap.bid_depth if side is Side.SELL else snap.ask_depth
-        vol = self._vol_bps(now)
 
         def dark_context(venue_id: VenueId, qty: int) -> PassiveOrderContext:
             return PassiveOrderContext(
@@ -716,15 +748,13 @@ class ParentExecution:
                 depth_ours=float(ours),
                 depth_other=float(other),
                 venue_share=0.0,
-                volume_rate=rate,
-                vol_bps=vol,
-                touch_imbalance=imbalance,
-                momentum_bps=momentum,
-                mid_moves_ticks=moves,
+                volume_rate=screen.volume_rate,
+                vol_bps=screen.vol_bps,
+                touch_imbalance=screen.touch_imbalance,
+                momentum_bps=screen.momentum_bps,
+                mid_moves_ticks=screen.mid_moves_ticks,
             )
 
-        imbalance, momentum = self._touch_imbalance(snap), self._momentum_bps(side)
-        moves = self._mid_moves(snap, side)
         for venue_id in pools:
             qty = self._round_lot(min(total // len(pools), self.uncommitted))
             pool_min = self._dark_min.get(venue_id, 0)
@@ -741,7 +771,7 @@ class ParentExecution:
                 inputs={
                     **dark_context(venue_id, qty).as_inputs(),
                     "spread_ticks": float(snap.ask_ticks - snap.bid_ticks),
-                    "volume_rate": rate,
+                    "volume_rate": screen.volume_rate,
                     "qty": float(qty),
                     "limit_ticks": float(limit),
                     "pool_min_qty": float(pool_min),
@@ -947,17 +977,6 @@ class ParentExecution:
             return 0.0
         (_, m0), (_, m1) = self._mids[-2], self._mids[-1]
         return -side.sign * (m1 - m0) / m0 * 1e4
-
-    def _mid_moves(self, snap: MarketSnapshot, side: Side) -> tuple[float, ...]:
-        """The mid's move (ticks) since each of MID_LAGS_S ago, signed as momentum is;
-        0 where the mid then or now is unknown."""
-        if snap.bid_ticks is None or snap.ask_ticks is None:
-            return (0.0,) * len(MID_LAGS_S)
-        now = 0.5 * (snap.bid_ticks + snap.ask_ticks)
-        return tuple(
-            0.0 if then is None else -side.sign * (now - then)
-            for then in self._market.mids_before(MID_LAGS_S)
-        )
 
     def _vol_bps(self, now: Nanos) -> float:
         """Volatility of the mid between decisions over the last 10 minutes, bps."""
