@@ -13,21 +13,27 @@ episodes they never saw, next to the simulator's own true probabilities on the s
   simulator's hidden fair price relative to the mid (averaged by rows). The oracle knows
   that price, no screen shows it: where the model matches the oracle within the strata,
   the gap above is that knowledge, not a weakness of the model.
+
+Each ratio of AUCs comes with a bootstrap spread over whole episodes and days, resampled
+within their scenario: the rows of one episode share its market, so a bootstrap over rows
+would understate how much the ratio moves from one set of episodes to the next.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from models.artifacts import MODELS_DIR, load_family
-from models.dealer_data import DaySpec
+from models.dealer_data import DaySpec, DealerRows
 from models.dealer_data import generate as dealer_rows
 from models.fill_data import HORIZON_S, FillRows, rows_from_events
-from models.metrics import scores, stratified_auc
+from models.metrics import auc, cluster_bootstrap, scores, stratified_auc
 from models.train import SCENARIOS
 from router.domain import ChildOrder
 
@@ -39,6 +45,7 @@ ORACLE_EVERY = 2  # about 6,500 orders with an oracle: the AUC ratio to about +-
 ORACLE_PATHS = 32
 FAIR_STRATA = 5
 FILL_EPISODE_WORK = 25  # a fill episode's time in dealer days, for the progress bar
+BOOTSTRAP_REPLICATES = 500
 
 
 def evaluate(
@@ -47,65 +54,83 @@ def evaluate(
     progress: Callable[[int, int], None] | None = None,
     dealer_days: int = DEALER_DAYS,
     fill_episodes: int = FILL_EPISODES,
+    workers: int = 1,
+    replicates: int = BOOTSTRAP_REPLICATES,
 ) -> dict[str, Any]:
+    """Simulate the held-out days and episodes (on `workers` processes: every episode
+    has its own seed, so the rows do not depend on the number of workers) and score
+    the models on them."""
     dealer = load_family("dealer", directory)
     fill = load_family("fill", directory)["passive"]
+    scenarios = tuple(SCENARIOS)
     all_days = DEALER_WARMUP_DAYS + dealer_days
-    n_days = all_days * len(SCENARIOS)
-    # the progress bar counts in dealer days (FILL_EPISODE_WORK)
-    total = n_days + FILL_EPISODE_WORK * fill_episodes * len(SCENARIOS)
-
-    def step(done: int, _n: int) -> None:
-        if progress is not None:
-            progress(done, total)
-
     days = [
-        DaySpec(sc, seed + k * len(SCENARIOS) + i)
+        DaySpec(sc, seed + k * len(scenarios) + i)
         for k in range(all_days)
-        for i, sc in enumerate(SCENARIOS)
+        for i, sc in enumerate(scenarios)
     ]
-    rows = dealer_rows(days, step)
-    scored = DEALER_WARMUP_DAYS * len(SCENARIOS)
+    episodes = [
+        partial(
+            _fill_episode,
+            scenario=name,
+            seed=seed + 50_000 + e * len(scenarios) + i,
+            index=e * len(scenarios) + i,
+            oracle_every=ORACLE_EVERY,
+            oracle_paths=ORACLE_PATHS,
+        )
+        for e in range(fill_episodes)
+        for i, name in enumerate(scenarios)
+    ]
+    rows, fill_rows = _simulate(days, episodes, workers, progress)
+
+    scored = DEALER_WARMUP_DAYS * len(scenarios)
     keep = rows.day >= scored
     known = keep & ~np.isnan(rows.best)
+    spread = partial(_spread, n_scenarios=len(scenarios), replicates=replicates, seed=seed)
+    boot = partial(_with_ratio, spread=spread)
     doc: dict[str, Any] = {
-        "dealer": scores(
-            rows.best[known], dealer["best"].predict(rows.x[known]), rows.oracle_best[known]
+        "dealer": boot(
+            rows.best[known],
+            dealer["best"].predict(rows.x[known]),
+            rows.oracle_best[known],
+            rows.day[known],
         ),
-        "dealer_respond": scores(
-            rows.respond[keep], dealer["respond"].predict(rows.x[keep]), rows.oracle_respond[keep]
+        "dealer_respond": boot(
+            rows.respond[keep],
+            dealer["respond"].predict(rows.x[keep]),
+            rows.oracle_respond[keep],
+            rows.day[keep],
         ),
     }
     hit_keep = rows.day_hit >= scored
     doc["dealer_hit"] = scores(rows.hit[hit_keep], dealer["hit"].predict(rows.x_hit[hit_keep]))
-    fill_rows = _fill_rows(
-        seed, fill_episodes, lambda i: step(n_days + FILL_EPISODE_WORK * i, total)
-    )
     lit = ~fill_rows.dark & ~np.isnan(fill_rows.oracle)
     p = fill.predict(fill_rows.x)
-    doc["fill"] = scores(fill_rows.y[lit], p[lit], fill_rows.oracle[lit])
+    doc["fill"] = boot(fill_rows.y[lit], p[lit], fill_rows.oracle[lit], fill_rows.day[lit])
     doc["fill_all"] = scores(fill_rows.y, p)
     known = lit & ~np.isnan(fill_rows.fair_gap)
-    gap, y = fill_rows.fair_gap[known], fill_rows.y[known]
-    model_auc, n = stratified_auc(y, p[known], gap, FAIR_STRATA)
-    oracle_auc, _ = stratified_auc(y, fill_rows.oracle[known], gap, FAIR_STRATA)
-    doc["fill_given_fair"] = {
-        "auc": model_auc,
-        "oracle_auc": oracle_auc,
-        "strata": FAIR_STRATA,
-        "n": n,
-        "fair_gap_sd_ticks": float(np.std(gap)) if gap.size else float("nan"),
-    }
+    doc["fill_given_fair"] = _given_fair(
+        fill_rows.y[known],
+        p[known],
+        fill_rows.oracle[known],
+        fill_rows.fair_gap[known],
+        fill_rows.day[known],
+        spread,
+    )
     doc["meta"] = {
         "seed": seed,
         "dealer_days": {
-            "warm_up": DEALER_WARMUP_DAYS * len(SCENARIOS),
-            "scored": dealer_days * len(SCENARIOS),
+            "warm_up": DEALER_WARMUP_DAYS * len(scenarios),
+            "scored": dealer_days * len(scenarios),
         },
-        "fill_episodes": fill_episodes * len(SCENARIOS),
+        "fill_episodes": fill_episodes * len(scenarios),
         "fill_horizon_s": HORIZON_S,
         "oracle_paths": ORACLE_PATHS,
         "oracle_every": ORACLE_EVERY,
+        "bootstrap": {
+            "replicates": replicates,
+            "resamples": "whole days (dealer) and episodes (fill), within their scenario",
+        },
         "clipped": {
             "dealer": dealer["best"].clipper.clipped,
             "fill": fill.clipper.clipped,
@@ -114,62 +139,172 @@ def evaluate(
     return doc
 
 
-def _fill_rows(seed: int, episodes: int, step: Callable[[int], None]) -> FillRows:
+def _with_ratio(
+    y: np.ndarray,
+    p: np.ndarray,
+    oracle: np.ndarray,
+    clusters: np.ndarray,
+    spread: Callable[[Callable[[np.ndarray], float], np.ndarray], dict[str, Any]],
+) -> dict[str, Any]:
+    """`scores` plus the AUC ratio to the oracle, its bootstrap standard deviation and
+    95% percentile interval."""
+    out: dict[str, Any] = scores(y, p, oracle)
+    out["ratio"] = _ratio(out["auc"], out["oracle_auc"])
+
+    def ratio(rows: np.ndarray) -> float:
+        return _ratio(auc(y[rows], p[rows]), auc(y[rows], oracle[rows]))
+
+    out.update(spread(ratio, clusters))
+    return out
+
+
+def _given_fair(
+    y: np.ndarray,
+    p: np.ndarray,
+    oracle: np.ndarray,
+    gap: np.ndarray,
+    clusters: np.ndarray,
+    spread: Callable[[Callable[[np.ndarray], float], np.ndarray], dict[str, Any]],
+) -> dict[str, Any]:
+    def both(rows: np.ndarray) -> tuple[float, float, int]:
+        model_auc, n = stratified_auc(y[rows], p[rows], gap[rows], FAIR_STRATA)
+        oracle_auc, _ = stratified_auc(y[rows], oracle[rows], gap[rows], FAIR_STRATA)
+        return model_auc, oracle_auc, n
+
+    model_auc, oracle_auc, n = both(np.arange(y.size))
+    out: dict[str, Any] = {
+        "auc": model_auc,
+        "oracle_auc": oracle_auc,
+        "ratio": _ratio(model_auc, oracle_auc),
+        "strata": FAIR_STRATA,
+        "n": n,
+        "fair_gap_sd_ticks": float(np.std(gap)) if gap.size else float("nan"),
+    }
+    if n:
+
+        def ratio(rows: np.ndarray) -> float:
+            m, o, _ = both(rows)
+            return _ratio(m, o)
+
+        out.update(spread(ratio, clusters))
+    return out
+
+
+def _ratio(model_auc: float, oracle_auc: float) -> float:
+    # NaN, not inf, where a tiny resample leaves the oracle no ordered pair
+    return model_auc / oracle_auc if oracle_auc > 0 else float("nan")
+
+
+def _spread(
+    stat: Callable[[np.ndarray], float],
+    clusters: np.ndarray,
+    n_scenarios: int,
+    replicates: int,
+    seed: int,
+) -> dict[str, Any]:
+    # days and episodes are numbered scenario by scenario in turn (see `evaluate`)
+    reps = cluster_bootstrap(stat, clusters, clusters % n_scenarios, replicates, seed)
+    if reps.size < 2:
+        return {"ratio_sd": float("nan"), "ratio_ci95": [float("nan")] * 2, "clusters": 0}
+    lo, hi = np.percentile(reps, [2.5, 97.5])
+    return {
+        "ratio_sd": float(np.std(reps, ddof=1)),
+        "ratio_ci95": [float(lo), float(hi)],
+        "clusters": int(np.unique(clusters).size),
+    }
+
+
+def _simulate(
+    days: Sequence[DaySpec],
+    episodes: Sequence[Callable[[], FillRows]],
+    workers: int,
+    progress: Callable[[int, int], None] | None,
+) -> tuple[DealerRows, FillRows]:
+    """The dealer days (one job: a desk's history runs through its scenario's days) and
+    the fill episodes (one job each). Progress counts in dealer days."""
+    total = len(days) + FILL_EPISODE_WORK * len(episodes)
+    done = 0
+
+    def advance(units: int) -> None:
+        nonlocal done
+        done += units
+        if progress is not None:
+            progress(done, total)
+
+    if workers <= 1:
+        rows = dealer_rows(days, lambda *_: advance(1))
+        parts = []
+        for job in episodes:
+            parts.append(job())
+            advance(FILL_EPISODE_WORK)
+        return rows, FillRows.concat(parts)
+
+    results: list[FillRows | None] = [None] * len(episodes)
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        dealer_future = pool.submit(dealer_rows, list(days))
+        pending: dict[Future[Any], int] = {dealer_future: -1}
+        pending |= {pool.submit(job): i for i, job in enumerate(episodes)}
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for f in finished:
+                i = pending.pop(f)
+                if i < 0:
+                    advance(len(days))
+                else:
+                    results[i] = f.result()
+                    advance(FILL_EPISODE_WORK)
+        rows = dealer_future.result()
+    return rows, FillRows.concat([r for r in results if r is not None])
+
+
+def _fill_episode(
+    scenario: str, seed: int, index: int, oracle_every: int, oracle_paths: int
+) -> FillRows:
+    """One `sor-lit` episode's passive orders, with the simulator's Monte Carlo fill
+    probability for every `oracle_every`-th post-only lit order and its hidden fair
+    price's gap from the mid there."""
     from router.app import Episode  # the composition root runs the episodes
     from simulators.oracle import lit_fill_probability
     from simulators.scenario import load_scenario
     from simulators.world import SimWorld
 
-    parts = []
-    k = 0
-    for e in range(episodes):
-        for i, name in enumerate(SCENARIOS):
-            oracle: dict[str, float] = {}
-            fair_gap: dict[str, float] = {}
-            ep_seed = seed + 50_000 + e * len(SCENARIOS) + i
+    oracle: dict[str, float] = {}
+    fair_gap: dict[str, float] = {}
 
-            def instrument(
-                world: SimWorld,
-                oracle: dict[str, float] = oracle,
-                fair_gap: dict[str, float] = fair_gap,
+    def instrument(world: SimWorld) -> None:
+        lit_ids = list(world.lit)
+        count = [0]
+        for venue_id, venue in world.lit.items():
+            submit = venue.submit
+
+            def wrapped(
+                child: ChildOrder,
+                submit: Callable[[ChildOrder], None] = submit,
+                index: int = lit_ids.index(venue_id),
             ) -> None:
-                lit_ids = list(world.lit)
-                count = [0]
-                for venue_id, venue in world.lit.items():
-                    submit = venue.submit
+                if child.post_only and child.limit_ticks is not None:
+                    count[0] += 1
+                    if count[0] % oracle_every == 0:
+                        now = world.clock.now_ns()
+                        oracle[child.child_id] = lit_fill_probability(
+                            world.market,
+                            now,
+                            index,
+                            child.side,
+                            child.limit_ticks,
+                            child.qty,
+                            HORIZON_S,
+                            n_paths=oracle_paths,
+                            seed=count[0],
+                        )
+                        mid = world.market.mid_ticks()
+                        if mid is not None:
+                            fair = world.market.fair_ticks(now)
+                            # > 0: fair lies beyond the mid on the takers' side
+                            fair_gap[child.child_id] = -child.side.sign * (fair - mid)
+                submit(child)
 
-                    def wrapped(
-                        child: ChildOrder,
-                        submit: Callable[[ChildOrder], None] = submit,
-                        index: int = lit_ids.index(venue_id),
-                    ) -> None:
-                        if child.post_only and child.limit_ticks is not None:
-                            count[0] += 1
-                            if count[0] % ORACLE_EVERY == 0:
-                                now = world.clock.now_ns()
-                                oracle[child.child_id] = lit_fill_probability(
-                                    world.market,
-                                    now,
-                                    index,
-                                    child.side,
-                                    child.limit_ticks,
-                                    child.qty,
-                                    HORIZON_S,
-                                    n_paths=ORACLE_PATHS,
-                                    seed=count[0],
-                                )
-                                mid = world.market.mid_ticks()
-                                if mid is not None:
-                                    fair = world.market.fair_ticks(now)
-                                    # > 0: fair lies beyond the mid on the takers' side
-                                    gap = -child.side.sign * (fair - mid)
-                                    fair_gap[child.child_id] = gap
-                        submit(child)
+            venue.submit = wrapped  # type: ignore[method-assign]
 
-                    venue.submit = wrapped  # type: ignore[method-assign]
-
-            run = Episode(load_scenario(name), ep_seed).run("sor-lit", on_world=instrument)
-            parts.append(rows_from_events(run.events, k, oracle, fair_gap))
-            k += 1
-            step(k)
-    return FillRows.concat(parts)
+    run = Episode(load_scenario(scenario), seed).run("sor-lit", on_world=instrument)
+    return rows_from_events(run.events, index, oracle, fair_gap)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
@@ -55,3 +57,30 @@ def stratified_auc(
             total += m.sum() * float(roc_auc_score(y[m], p[m]))
             rows += int(m.sum())
     return (total / rows if rows else float("nan")), rows
+
+
+def cluster_bootstrap(
+    stat: Callable[[np.ndarray], float],
+    clusters: np.ndarray,
+    strata: np.ndarray,
+    replicates: int = 500,
+    seed: int = 0,
+) -> np.ndarray:
+    """Bootstrap replicates of `stat(rows)` that resample whole clusters (`clusters`:
+    each row's episode or day) with replacement within each stratum (`strata`: each
+    row's scenario), so that every replicate keeps the design's mix of scenarios.
+
+    Rows of one episode share its market and move together; resampling rows would
+    treat them as independent and understate the spread. Replicates where `stat` is
+    not finite (one class only, say) are dropped."""
+    rng = np.random.default_rng(seed)
+    members = {int(c): np.flatnonzero(clusters == c) for c in np.unique(clusters)}
+    by_stratum = [
+        np.asarray(sorted({int(c) for c in clusters[strata == s]})) for s in np.unique(strata)
+    ]
+    out = np.empty(replicates)
+    for r in range(replicates):
+        picks = [rng.choice(ids, size=ids.size, replace=True) for ids in by_stratum]
+        rows = np.concatenate([members[int(c)] for ids in picks for c in ids])
+        out[r] = stat(rows)
+    return out[np.isfinite(out)]

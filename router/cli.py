@@ -210,9 +210,29 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="score the shipped models on held-out simulations")
     esub = ev.add_subparsers(dest="what", required=True, parser_class=_Parser)
     em = esub.add_parser("models", help="dealer and fill models vs the simulator's oracle")
-    em.add_argument("--seed", type=_int, default=900_000, help="first held-out seed")
+    em.add_argument(
+        "--seed",
+        type=_int,
+        default=900_000,  # models.evaluate.EVAL_SEED
+        help="first held-out seed",
+    )
     em.add_argument("--json", dest="json_path", help="write JSON here ('-' = stdout)")
     em.add_argument("--models", type=Path, help="folder of the artifacts (default: models/)")
+    em.add_argument(
+        "--dealer-days",
+        type=_positive_int,
+        default=4,  # models.evaluate.DEALER_DAYS
+        help="scored RFQ days per scenario (after 3 days of history)",
+    )
+    em.add_argument(
+        "--fill-episodes",
+        type=_positive_int,
+        default=4,  # models.evaluate.FILL_EPISODES
+        help="sor-lit episodes per scenario",
+    )
+    em.add_argument(
+        "--workers", type=_positive_int, default=1, help="worker processes (same rows for any)"
+    )
 
     sched = sub.add_parser("schedule", help="closed-form execution schedules")
     ssub = sched.add_subparsers(dest="schedule", required=True, parser_class=_Parser)
@@ -672,16 +692,29 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     from models.evaluate import evaluate
 
     _check_json_path(args.json_path)
-    doc = evaluate(args.seed, args.models or MODELS_DIR, _Progress("evaluate models"))
+    doc = evaluate(
+        args.seed,
+        args.models or MODELS_DIR,
+        _Progress("evaluate models"),
+        dealer_days=args.dealer_days,
+        fill_episodes=args.fill_episodes,
+        workers=args.workers,
+    )
     if args.json_path != "-":
-        print(f"{'model':<16}{'AUC':>7}{'oracle':>8}{'ratio':>7}{'Brier':>8}{'ECE':>7}{'rows':>8}")
+        print(
+            f"{'model':<16}{'AUC':>7}{'oracle':>8}{'ratio':>7}{'± sd':>7}"
+            f"{'Brier':>8}{'ECE':>7}{'rows':>8}"
+        )
         for name in ("dealer", "dealer_respond", "dealer_hit", "fill", "fill_all"):
             m = doc[name]
             oracle = m.get("oracle_auc")
-            ratio = m["auc"] / oracle if oracle else None
             print(
                 f"{name:<16}{m['auc']:>7.3f}"
-                + (f"{oracle:>8.3f}{ratio:>7.3f}" if oracle else f"{'':>15}")
+                + (
+                    f"{oracle:>8.3f}{m['ratio']:>7.3f}{m['ratio_sd']:>7.3f}"
+                    if oracle
+                    else f"{'':>22}"
+                )
                 + f"{m['brier']:>8.4f}{m['ece']:>7.4f}{m['n']:>8}"
             )
         given = doc["fill_given_fair"]
@@ -689,8 +722,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
             print(
                 f"fill, within {given['strata']} strata of the simulator's hidden fair price: "
                 f"AUC {given['auc']:.3f}, oracle {given['oracle_auc']:.3f}, "
-                f"ratio {given['auc'] / given['oracle_auc']:.3f} ({given['n']} rows)"
+                f"ratio {given['ratio']:.3f} ± {given['ratio_sd']:.3f} ({given['n']} rows)"
             )
+        print(
+            "± sd: bootstrap over whole days and episodes within their scenario "
+            f"({doc['meta']['bootstrap']['replicates']} replicates)"
+        )
         clipped = doc["meta"]["clipped"]
         if any(clipped.values()):
             print(f"features clipped to the training range: {clipped}")

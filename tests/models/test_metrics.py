@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from models.metrics import auc, brier, ece, scores, stratified_auc
+from models.metrics import auc, brier, cluster_bootstrap, ece, scores, stratified_auc
 
 
 def arr(*v: float) -> np.ndarray:
@@ -121,3 +121,52 @@ def test_stratified_auc_leaves_out_strata_of_one_class() -> None:
     assert (value, rows) == (1.0, 2)
     value, rows = stratified_auc(arr(), arr(), arr())
     assert math.isnan(value) and rows == 0
+
+
+# ----------------------------------------------------------------- cluster bootstrap
+
+
+def test_cluster_bootstrap_resamples_whole_clusters_within_their_stratum() -> None:
+    # 2 strata of 3 clusters each; every cluster's rows carry its own id as the value
+    clusters = np.repeat(np.arange(6), [1, 2, 3, 4, 5, 6])
+    strata = np.where(clusters < 3, 0, 1)
+    seen: list[np.ndarray] = []
+
+    def stat(rows: np.ndarray) -> float:
+        seen.append(rows)
+        return float(rows.size)
+
+    reps = cluster_bootstrap(stat, clusters, strata, replicates=50, seed=3)
+    assert reps.size == 50
+    for rows in seen:
+        picked = clusters[rows]
+        # 3 picks per stratum, each bringing all the rows of its cluster
+        ids, counts = np.unique(picked, return_counts=True)
+        sizes = np.bincount(clusters)[ids]
+        assert np.all(counts % sizes == 0)
+        assert (counts // sizes)[ids < 3].sum() == 3 and (counts // sizes)[ids >= 3].sum() == 3
+    # different draws, reproducible by the seed
+    assert np.unique(reps).size > 1
+    again = cluster_bootstrap(lambda r: float(r.size), clusters, strata, replicates=50, seed=3)
+    assert np.array_equal(reps, again)
+
+
+def test_cluster_bootstrap_of_identical_clusters_has_no_spread() -> None:
+    # 4 clusters with the same rows: any resample scores the same
+    y = np.tile(arr(0, 1, 0, 1), 4)
+    p = np.tile(arr(0.1, 0.8, 0.6, 0.3), 4)
+    clusters = np.repeat(np.arange(4), 4)
+    reps = cluster_bootstrap(
+        lambda r: auc(y[r], p[r]), clusters, np.zeros(16, dtype=int), replicates=20
+    )
+    assert np.allclose(reps, 0.75)
+
+
+def test_cluster_bootstrap_drops_replicates_without_both_classes() -> None:
+    y = arr(0, 0, 1, 1)
+    clusters = np.arange(4)  # each cluster one class only
+    reps = cluster_bootstrap(
+        lambda r: auc(y[r], y[r]), clusters, np.zeros(4, dtype=int), replicates=200, seed=1
+    )
+    # P(all 4 picks from one class) = 2 * (1/2)^4 = 1/8: about 25 of 200 dropped
+    assert 150 < reps.size < 200 and np.all(reps == 1.0)

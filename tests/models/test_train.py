@@ -231,3 +231,16 @@ def test_the_commands_defaults_are_the_shipped_training_runs() -> None:
             if family == "dealer"
             else f" --episodes {fill.episodes} --seed {fill.seed}"
         )
+
+
+def test_the_evaluation_commands_defaults_are_the_evaluations() -> None:
+    import models.evaluate as ev
+    from router.cli import build_parser
+
+    args = build_parser().parse_args(["evaluate", "models"])
+    assert (args.seed, args.dealer_days, args.fill_episodes, args.workers) == (
+        ev.EVAL_SEED,
+        ev.DEALER_DAYS,
+        ev.FILL_EPISODES,
+        1,
+    )

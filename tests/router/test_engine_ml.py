@@ -117,17 +117,27 @@ def test_evaluate_models_json_follows_the_contract(tmp_path, monkeypatch, capsys
     monkeypatch.setattr(ev, "ORACLE_PATHS", 8)
     monkeypatch.setattr(ev, "ORACLE_EVERY", 6)
     monkeypatch.setattr(ev, "DEALER_WARMUP_DAYS", 1)
-    doc = ev.evaluate(seed=910_000, dealer_days=1, fill_episodes=1)
+    doc = ev.evaluate(seed=910_000, dealer_days=1, fill_episodes=2, replicates=50)
     for name in ("dealer", "fill"):
         m = doc[name]
         assert set(m) >= {"auc", "oracle_auc", "brier", "ece", "n"}
         assert m["n"] > 0 and 0.5 < m["oracle_auc"] <= 1.0 and 0.0 <= m["brier"] <= 1.0
+        assert m["ratio"] == m["auc"] / m["oracle_auc"]
+    # the spread comes from resampling whole episodes: 2 of them for the fill model, one
+    # scored day for the dealer model (so no spread)
+    assert doc["fill"]["clusters"] == 2 and doc["fill"]["ratio_sd"] > 0
+    lo, hi = doc["fill"]["ratio_ci95"]
+    assert lo < hi
+    assert doc["dealer"]["clusters"] == 1 and doc["dealer"]["ratio_sd"] < 1e-12
     # the same rows again, within strata of the hidden fair price (strata of one class
     # are left out)
     given = doc["fill_given_fair"]
     assert 0 < given["n"] <= doc["fill"]["n"] and given["fair_gap_sd_ticks"] > 0
     assert 0.0 <= given["auc"] <= 1.0 and 0.0 <= given["oracle_auc"] <= 1.0
     json.dumps(doc)  # plain JSON
+    # episodes and days carry their own seeds: the same rows and scores on 2 processes
+    parallel = ev.evaluate(seed=910_000, dealer_days=1, fill_episodes=2, replicates=50, workers=2)
+    assert json.dumps(parallel) == json.dumps(doc)
 
 
 def test_bench_decide_reports_latencies():
