@@ -84,8 +84,8 @@ class DeskState:
         # response counts by the side asked and whether the request was larger than the
         # dealer's published long (a dealer short of bonds declines buys), requests it
         # declined for credit left out (credit has its own estimate, below)
-        self._asked_side: dict[tuple[DealerId, Side | None, bool], float] = {}
-        self._quoted_side: dict[tuple[DealerId, Side | None, bool], float] = {}
+        self._asked_side: dict[tuple[DealerId, str | None, bool], float] = {}  # _kind
+        self._quoted_side: dict[tuple[DealerId, str | None, bool], float] = {}
         # each dealer's credit line with the client, bracketed: the largest total (the
         # day's notional with it plus the request's) it answered without a credit
         # decline, the smallest it declined for credit. Lines outlast a day.
@@ -143,13 +143,14 @@ class DeskState:
     ) -> float:
         """The response rate to requests like this one (side, short of the axe or not),
         shrunk towards the side's, itself shrunk towards the overall one."""
-        asked_side = quoted_side = 0.0
-        for flag in (False, True):
-            asked_side += self._asked_side.get((dealer, seen, flag), 0.0)
-            quoted_side += self._quoted_side.get((dealer, seen, flag), 0.0)
+        asked_by, quoted_by = self._asked_side, self._quoted_side
+        kind = _kind(seen)
+        plain, short_of = (dealer, kind, False), (dealer, kind, True)
+        asked_side = 0.0 + asked_by.get(plain, 0.0) + asked_by.get(short_of, 0.0)
+        quoted_side = 0.0 + quoted_by.get(plain, 0.0) + quoted_by.get(short_of, 0.0)
         side_rate = (quoted_side + 2.0 * overall) / (asked_side + 2.0)
-        asked = self._asked_side.get((dealer, seen, short), 0.0)
-        quoted = self._quoted_side.get((dealer, seen, short), 0.0)
+        asked = asked_by.get(short_of if short else plain, 0.0)
+        quoted = quoted_by.get(short_of if short else plain, 0.0)
         return (quoted + 2.0 * side_rate) / (asked + 2.0)
 
     def p_credit(self, dealer: DealerId, total: float) -> float:
@@ -325,7 +326,7 @@ class DeskState:
                 self._credit_fits[d] = max(self._credit_fits.get(d, 0.0), total)
             elif self.p_credit(d, total) < 0.5:
                 continue
-            key = (d, o.side, _short_of(o.axes[d], o.side, o.qty))
+            key = (d, _kind(o.side), _short_of(o.axes[d], o.side, o.qty))
             self._asked_side[key] = self._asked_side.get(key, 0.0) + 1.0
             if d in o.quotes:
                 self._quoted_side[key] = self._quoted_side.get(key, 0.0) + 1.0
@@ -348,6 +349,12 @@ class DeskState:
         for d, dist in distances_behind_best(o.quotes, side).items():
             total, n = self._today.get(d, (0.0, 0))
             self._today[d] = (total + dist, n + 1)
+
+
+def _kind(seen: Side | None) -> str | None:
+    # the side asked as it keys the response counts: its value, not the member, whose
+    # hash is a Python call (a selection looks the counts up dozens of times)
+    return None if seen is None else seen.value
 
 
 def _short_of(axe: float, seen: Side | None, qty: int) -> bool:

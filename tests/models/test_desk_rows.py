@@ -90,8 +90,8 @@ def reference_rows(
         return side is Side.BUY and desk.axes.get(d, 0.0) < qty
 
     def counts(d: DealerId, flags: Sequence[bool]) -> tuple[float, float]:
-        asked = sum(desk._asked_side.get((d, side, f), 0.0) for f in flags)
-        return asked, sum(desk._quoted_side.get((d, side, f), 0.0) for f in flags)
+        asked = sum(desk._asked_side.get((d, side.value, f), 0.0) for f in flags)
+        return asked, sum(desk._quoted_side.get((d, side.value, f), 0.0) for f in flags)
 
     def credit(d: DealerId) -> float:
         return desk.p_credit(d, desk.notional.get(d, 0.0) + qty * MARKET.mid)
@@ -209,17 +209,17 @@ def test_response_rates_are_kept_by_side_and_by_short_of_the_axe() -> None:
     # R1, a buy of 2_000: ALPHA's long 4_000 covers it, BRAVO and CHARLIE have none;
     # R3, a buy of 1_000 that CHARLIE was not asked for: BRAVO quoted, short again
     assert desk._asked_side == {
-        (A, Side.BUY, False): 1.0,
-        (B, Side.BUY, True): 2.0,
-        (C, Side.BUY, True): 1.0,
-        (A, Side.SELL, False): 1.0,
-        (B, Side.SELL, False): 1.0,
-        (C, Side.SELL, False): 1.0,
-        (D, Side.SELL, False): 1.0,
-        (D, Side.BUY, True): 1.0,
+        (A, "buy", False): 1.0,
+        (B, "buy", True): 2.0,
+        (C, "buy", True): 1.0,
+        (A, "sell", False): 1.0,
+        (B, "sell", False): 1.0,
+        (C, "sell", False): 1.0,
+        (D, "sell", False): 1.0,
+        (D, "buy", True): 1.0,
     }
-    assert desk._quoted_side[B, Side.BUY, True] == 2.0
-    assert (B, Side.SELL, False) not in desk._quoted_side  # asked in R2, did not quote
+    assert desk._quoted_side[B, "buy", True] == 2.0
+    assert (B, "sell", False) not in desk._quoted_side  # asked in R2, did not quote
     rows = desk.rows(3_000, Side.BUY, (A, B), MARKET)
     assert rows[:, COL["short_axe"]].tolist() == [0.0, 1.0]  # 4_000 long covers 3_000
     assert desk.rows(5_000, Side.BUY, (A,), MARKET)[0, COL["short_axe"]] == 1.0
