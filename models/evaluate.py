@@ -139,22 +139,20 @@ def evaluate(
     return doc
 
 
+#: the (model, oracle) AUCs of some rows (indices)
+PairedAucs = Callable[[np.ndarray], tuple[float, float]]
+#: `_spread` with the design's constants bound: the ratio's spread from PairedAucs
+Spread = Callable[[PairedAucs, np.ndarray], dict[str, Any]]
+
+
 def _with_ratio(
-    y: np.ndarray,
-    p: np.ndarray,
-    oracle: np.ndarray,
-    clusters: np.ndarray,
-    spread: Callable[[Callable[[np.ndarray], float], np.ndarray], dict[str, Any]],
+    y: np.ndarray, p: np.ndarray, oracle: np.ndarray, clusters: np.ndarray, spread: Spread
 ) -> dict[str, Any]:
     """`scores` plus the AUC ratio to the oracle, its bootstrap standard deviation and
     95% percentile interval."""
     out: dict[str, Any] = scores(y, p, oracle)
     out["ratio"] = _ratio(out["auc"], out["oracle_auc"])
-
-    def ratio(rows: np.ndarray) -> float:
-        return _ratio(auc(y[rows], p[rows]), auc(y[rows], oracle[rows]))
-
-    out.update(spread(ratio, clusters))
+    out.update(spread(lambda rows: (auc(y[rows], p[rows]), auc(y[rows], oracle[rows])), clusters))
     return out
 
 
@@ -164,7 +162,7 @@ def _given_fair(
     oracle: np.ndarray,
     gap: np.ndarray,
     clusters: np.ndarray,
-    spread: Callable[[Callable[[np.ndarray], float], np.ndarray], dict[str, Any]],
+    spread: Spread,
 ) -> dict[str, Any]:
     def both(rows: np.ndarray) -> tuple[float, float, int]:
         model_auc, n = stratified_auc(y[rows], p[rows], gap[rows], FAIR_STRATA)
@@ -181,12 +179,7 @@ def _given_fair(
         "fair_gap_sd_ticks": float(np.std(gap)) if gap.size else float("nan"),
     }
     if n:
-
-        def ratio(rows: np.ndarray) -> float:
-            m, o, _ = both(rows)
-            return _ratio(m, o)
-
-        out.update(spread(ratio, clusters))
+        out.update(spread(lambda rows: both(rows)[:2], clusters))
     return out
 
 
@@ -196,14 +189,16 @@ def _ratio(model_auc: float, oracle_auc: float) -> float:
 
 
 def _spread(
-    stat: Callable[[np.ndarray], float],
+    aucs: PairedAucs,
     clusters: np.ndarray,
     n_scenarios: int,
     replicates: int,
     seed: int,
 ) -> dict[str, Any]:
     # days and episodes are numbered scenario by scenario in turn (see `evaluate`)
-    reps = cluster_bootstrap(stat, clusters, clusters % n_scenarios, replicates, seed)
+    reps = cluster_bootstrap(
+        lambda rows: _ratio(*aucs(rows)), clusters, clusters % n_scenarios, replicates, seed
+    )
     if reps.size < 2:
         return {"ratio_sd": float("nan"), "ratio_ci95": [float("nan")] * 2, "clusters": 0}
     lo, hi = np.percentile(reps, [2.5, 97.5])
