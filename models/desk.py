@@ -146,8 +146,8 @@ class DeskState:
         asked_by, quoted_by = self._asked_side, self._quoted_side
         kind = _kind(seen)
         plain, short_of = (dealer, kind, False), (dealer, kind, True)
-        asked_side = 0.0 + asked_by.get(plain, 0.0) + asked_by.get(short_of, 0.0)
-        quoted_side = 0.0 + quoted_by.get(plain, 0.0) + quoted_by.get(short_of, 0.0)
+        asked_side = asked_by.get(plain, 0.0) + asked_by.get(short_of, 0.0)
+        quoted_side = quoted_by.get(plain, 0.0) + quoted_by.get(short_of, 0.0)
         side_rate = (quoted_side + 2.0 * overall) / (asked_side + 2.0)
         asked = asked_by.get(short_of if short else plain, 0.0)
         quoted = quoted_by.get(short_of if short else plain, 0.0)
