@@ -2,8 +2,9 @@
 
 One decision of the `ml` strategy at a re-plan: the learned slicer builds its
 observation and the ONNX policy sets the pace, the fill model scores the lit venues'
-passive options, and the dealer models choose an RFQ panel (each candidate panel's rows
-built from the desk's state and scored). Measured on a real mid-episode state: an `ml`
+passive options (after reading the market's recent past from the feed), and the dealer
+models choose an RFQ panel (each candidate panel's rows built from the desk's state and
+scored). Measured on a real mid-episode state: an `ml`
 run on news-shock is paused one hour in (inside a kernel event, so the world stands
 still) and a selector, the fill model and a slicer that has followed the run from its
 start are timed on the snapshot the engine sees there. Each timed decision starts cold,
@@ -20,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from router.app import Episode, _served_models, ml_selector
+from router.app import Episode, WorldMarketData, _served_models, ml_selector
 from router.domain import NANOS_PER_SECOND, DomainError, ParentOrder, Side, VenueId
-from router.engine import EngineConfig, mid_moves
-from router.ports import MID_LAGS_S, ExecutionState, PassiveOrderContext
+from router.engine import EngineConfig, recent_market
+from router.ports import ExecutionState, PassiveOrderContext, RecentMarket
 from router.service import tune_gc
 from router.strategies.learned import PacedSlicer, served_slicer_policy
 from simulators.scenario import load_scenario
@@ -87,10 +88,12 @@ def _time_decision(
     _, fill = _served_models()
     snap = state.market
 
-    def moves() -> tuple[float, ...]:  # as the engine reads them for a decision
-        return mid_moves(snap, world.market.mids_before(snap.ts_ns, MID_LAGS_S), Side.SELL)
+    feed = WorldMarketData(world)
 
-    moves_now = moves()
+    def recent() -> RecentMarket:  # as the engine reads it for a decision
+        return recent_market(feed, snap, Side.SELL, 40.0)
+
+    recent_now = recent()
     options = [
         PassiveOrderContext(
             venue=VenueId(q.venue),
@@ -105,7 +108,7 @@ def _time_decision(
             venue_share=q.ask_depth / max(snap.ask_depth, 1),
             volume_rate=40.0,
             vol_bps=3.0,
-            mid_moves_ticks=moves_now,
+            recent=recent_now,
         )
         for q in snap.venues
         for improve in (False, True)
@@ -129,7 +132,7 @@ def _time_decision(
         t1 = clock()
         policy(obs)
         t2 = clock()
-        moves()
+        recent()
         fill.p_fill(options)
         t3 = clock()
         selector.select(Side.SELL, 125_000, 4, rng)

@@ -16,7 +16,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from router.domain import Side, VenueId
-from router.ports import MID_LAGS_S, PassiveOrderContext
+from router.ports import (
+    FAR_MOVE_KEYS,
+    FLOW_IMBALANCE_KEYS,
+    FLOW_SHARE_KEYS,
+    LEVELS_OTHER_KEYS,
+    LEVELS_OURS_KEYS,
+    NEAR_MOVE_KEYS,
+    PassiveOrderContext,
+    RecentMarket,
+)
 
 #: every dealer id of the shipped panels, one indicator each (a panel is one-hot too)
 DEALER_IDS = (
@@ -92,7 +101,15 @@ FILL_FEATURES = (
     "touch_gap_ticks",
     "touch_imbalance",
     "momentum_bps",
-    *(f"mid_move_{lag:g}s" for lag in MID_LAGS_S),  # the mid's recent path
+    # the market's recent past (router.ports.RecentMarket): where the fair price that
+    # liquidity providers quote from sits inside the spread shows in how each touch just
+    # moved, in the tape's net flow and in the shape of the book
+    *NEAR_MOVE_KEYS,
+    *FAR_MOVE_KEYS,
+    *FLOW_IMBALANCE_KEYS,
+    *FLOW_SHARE_KEYS,
+    *(f"log_{k}" for k in LEVELS_OURS_KEYS),
+    *(f"log_{k}" for k in LEVELS_OTHER_KEYS),
 )
 
 
@@ -246,6 +263,7 @@ def dealer_row(
 
 def fill_row(ctx: PassiveOrderContext) -> list[float]:
     """One passive order in FILL_FEATURES order."""
+    r = ctx.recent
     return [
         1.0 if ctx.dark else 0.0,
         1.0 if ctx.improve else 0.0,
@@ -261,7 +279,12 @@ def fill_row(ctx: PassiveOrderContext) -> list[float]:
         ctx.touch_gap_ticks,
         ctx.touch_imbalance,
         ctx.momentum_bps,
-        *ctx.mid_moves_ticks,
+        *r.near_moves_ticks,
+        *r.far_moves_ticks,
+        *r.flow_imbalance,
+        *r.flow_share,
+        *(math.log1p(q) for q in r.levels_ours),
+        *(math.log1p(q) for q in r.levels_other),
     ]
 
 
@@ -287,7 +310,7 @@ def context_from_inputs(
             touch_gap_ticks=inputs["touch_gap_ticks"],
             touch_imbalance=inputs["touch_imbalance"],
             momentum_bps=inputs["momentum_bps"],
-            mid_moves_ticks=tuple(inputs[f"mid_move_{lag:g}s"] for lag in MID_LAGS_S),
+            recent=RecentMarket.from_inputs(inputs),
         )
     except KeyError:
         return None

@@ -11,6 +11,7 @@ the horizon, which is the question the router asks).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,16 +112,33 @@ def generate(
     episodes: Sequence[EpisodeSpec],
     progress: Callable[[int, int], None] | None = None,
     strategy: str = "sor-lit",
+    workers: int = 1,
 ) -> FillRows:
     """Run `strategy` (a smart-routed strategy) on each episode and log its passive
-    orders. Imports the composition root: this is data generation, not serving."""
+    orders, on `workers` processes: every episode has its own seed, so the rows are the
+    same on any number of them."""
+    jobs = [(spec, i, strategy) for i, spec in enumerate(episodes)]
+    parts: list[FillRows] = []
+    if workers <= 1:
+        for job in jobs:
+            parts.append(_episode_rows(*job))
+            if progress is not None:
+                progress(len(parts), len(jobs))
+        return FillRows.concat(parts)
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        # map keeps the episodes' order; chunks of one let the progress bar move
+        for rows in pool.map(_episode_rows, *zip(*jobs, strict=True)):
+            parts.append(rows)
+            if progress is not None:
+                progress(len(parts), len(jobs))
+    return FillRows.concat(parts)
+
+
+def _episode_rows(spec: EpisodeSpec, day: int, strategy: str) -> FillRows:
+    """One episode's rows. Imports the composition root: this is data generation, not
+    serving."""
     from router.app import Episode
     from simulators.scenario import load_scenario
 
-    parts = []
-    for i, spec in enumerate(episodes):
-        run = Episode(load_scenario(spec.scenario), spec.seed).run(strategy)
-        parts.append(rows_from_events(run.events, i))
-        if progress is not None:
-            progress(i + 1, len(episodes))
-    return FillRows.concat(parts)
+    run = Episode(load_scenario(spec.scenario), spec.seed).run(strategy)
+    return rows_from_events(run.events, day)

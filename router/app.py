@@ -98,8 +98,11 @@ class WorldMarketData:
     def snapshot(self) -> MarketSnapshot:
         return self._world.market.snapshot(self._world.clock.now_ns())
 
-    def mids_before(self, lags_s: Sequence[float]) -> list[float | None]:
-        return self._world.market.mids_before(self._world.clock.now_ns(), lags_s)
+    def touches_before(self, lags_s: Sequence[float]) -> list[tuple[int, int] | None]:
+        return self._world.market.touches_before(self._world.clock.now_ns(), lags_s)
+
+    def flow_over(self, windows_s: Sequence[int]) -> list[tuple[int, int]]:
+        return self._world.market.flow_over(self._world.clock.now_ns(), windows_s)
 
 
 @dataclass(frozen=True, slots=True)

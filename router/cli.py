@@ -184,10 +184,16 @@ def build_parser() -> argparse.ArgumentParser:
     tf.add_argument(
         "--episodes",
         type=_positive_int,
-        default=24,  # models.train.FILL_EPISODES_PER_SCENARIO
+        default=144,  # models.train.FILL_EPISODES_PER_SCENARIO
         help="sor-lit episodes per scenario",
     )
     tf.add_argument("--seed", type=_int, default=200_000, help="seed of the first episode")
+    tf.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="processes that run the episodes (the same rows on any number)",
+    )
     tf.add_argument("--json", dest="json_path", help="write the metadata here ('-' = stdout)")
     tl = tsub.add_parser(
         "slicer", help="learned slicer: PPO on the execution environment, exported to ONNX"
@@ -619,7 +625,9 @@ def _cmd_train(args: argparse.Namespace) -> None:
             n = args.episodes * len(SCENARIOS)
             command = f"blockroute train fill --episodes {args.episodes} --seed {args.seed}"
             bar = _Progress(f"train fill: {n} sor-lit episodes")
-            written, meta = train_fill(out, args.episodes, args.seed, bar, command)
+            written, meta = train_fill(
+                out, args.episodes, args.seed, bar, command, workers=args.workers
+            )
     except OSError as exc:
         raise UsageError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
     if args.json_path != "-":

@@ -70,7 +70,9 @@ from router.domain import (
     VenueKind,
 )
 from router.ports import (
-    MID_LAGS_S,
+    BOOK_LEVELS,
+    FLOW_WINDOWS_S,
+    TOUCH_LAGS_S,
     Clock,
     ExecutionState,
     FillModel,
@@ -78,6 +80,7 @@ from router.ports import (
     MarketSnapshot,
     PanelSelector,
     PassiveOrderContext,
+    RecentMarket,
     RfqChannel,
     SlicerPolicy,
     Venue,
@@ -156,18 +159,59 @@ class _Screen:
     vol_bps: float
     touch_imbalance: float
     momentum_bps: float
-    mid_moves_ticks: tuple[float, ...]
+    recent: RecentMarket
 
 
-def mid_moves(
-    snap: MarketSnapshot, past_mids: Sequence[float | None], side: Side
-) -> tuple[float, ...]:
-    """The mid's move (ticks) since each past mid (MarketData.mids_before), towards a
-    passive `side` order's fills > 0 (as momentum is signed); 0 where a mid is unknown."""
+def touch_moves(
+    snap: MarketSnapshot, past: Sequence[tuple[int, int] | None], side: Side
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The moves (ticks) of a passive `side` order's own touch (near) and of the other
+    side's (far) since each past (bid, ask) (MarketData.touches_before), towards the
+    order's fills > 0 (as momentum is signed); 0 where a touch is unknown."""
     if snap.bid_ticks is None or snap.ask_ticks is None:
-        return (0.0,) * len(past_mids)
-    now = 0.5 * (snap.bid_ticks + snap.ask_ticks)
-    return tuple(0.0 if then is None else -side.sign * (now - then) for then in past_mids)
+        zeros = (0.0,) * len(past)
+        return zeros, zeros
+    towards = -side.sign
+    now_bid, now_ask = snap.bid_ticks, snap.ask_ticks
+    bid = tuple(0.0 if t is None else float(towards * (now_bid - t[0])) for t in past)
+    ask = tuple(0.0 if t is None else float(towards * (now_ask - t[1])) for t in past)
+    return (bid, ask) if side is Side.BUY else (ask, bid)
+
+
+def tape_flow(
+    flows: Sequence[tuple[int, int]], side: Side, volume_rate: float
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The tape's net flow towards a passive `side` order's fills (sellers hit a resting
+    buy) over each of FLOW_WINDOWS_S (MarketData.flow_over): as a share of the window's
+    volume, and of what the recent volume rate would trade in the window."""
+    towards = -side.sign
+    imbalance = tuple(towards * signed / volume if volume > 0 else 0.0 for signed, volume in flows)
+    share = tuple(
+        towards * signed / (volume_rate * w) if volume_rate > 0 else 0.0
+        for (signed, _), w in zip(flows, FLOW_WINDOWS_S, strict=True)
+    )
+    return imbalance, share
+
+
+def book_levels(snap: MarketSnapshot, side: Side) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Depth of book at BOOK_LEVELS prices from each touch: a passive `side` order's own
+    side first; zeros where the feed shows none."""
+    bids = tuple(float(q) for q in snap.bid_levels[:BOOK_LEVELS])
+    asks = tuple(float(q) for q in snap.ask_levels[:BOOK_LEVELS])
+    bids += (0.0,) * (BOOK_LEVELS - len(bids))
+    asks += (0.0,) * (BOOK_LEVELS - len(asks))
+    return (bids, asks) if side is Side.BUY else (asks, bids)
+
+
+def recent_market(
+    market: MarketData, snap: MarketSnapshot, side: Side, volume_rate: float
+) -> RecentMarket:
+    """The recent past of the market that a decision's passive orders share: both
+    touches' paths, the tape's flow, depth of book."""
+    near, far = touch_moves(snap, market.touches_before(TOUCH_LAGS_S), side)
+    imbalance, share = tape_flow(market.flow_over(FLOW_WINDOWS_S), side, volume_rate)
+    ours, other = book_levels(snap, side)
+    return RecentMarket(near, far, imbalance, share, ours, other)
 
 
 @dataclass
@@ -575,12 +619,13 @@ class ParentExecution:
 
     def _screen(self, snap: MarketSnapshot, now: Nanos) -> _Screen:
         side = self.parent.side
+        rate = self._market_volume_rate(now)
         return _Screen(
-            volume_rate=self._market_volume_rate(now),
+            volume_rate=rate,
             vol_bps=self._vol_bps(now),
             touch_imbalance=self._touch_imbalance(snap),
             momentum_bps=self._momentum_bps(side),
-            mid_moves_ticks=mid_moves(snap, self._market.mids_before(MID_LAGS_S), side),
+            recent=recent_market(self._market, snap, side, rate),
         )
 
     def _allocate_lit(
@@ -627,7 +672,7 @@ class ParentExecution:
                     - (1.0 if level == "improve" else 0.0),
                     touch_imbalance=screen.touch_imbalance,
                     momentum_bps=screen.momentum_bps,
-                    mid_moves_ticks=screen.mid_moves_ticks,
+                    recent=screen.recent,
                 )
             # half the traded volume hits each side; the venue's share of it by depth
             prior = self._outflow_prior(contexts[(q.venue, "join")], 0.5 * rate * share)
@@ -752,7 +797,7 @@ class ParentExecution:
                 vol_bps=screen.vol_bps,
                 touch_imbalance=screen.touch_imbalance,
                 momentum_bps=screen.momentum_bps,
-                mid_moves_ticks=screen.mid_moves_ticks,
+                recent=screen.recent,
             )
 
         for venue_id in pools:

@@ -6,7 +6,7 @@ engine cannot tell them apart. This module imports only `router.domain`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -69,6 +69,10 @@ class MarketSnapshot:
     last_ticks: int | None
     volume: int  # market volume traded since the session opened (all lit venues)
     vwap_num: float  # sum of price * qty of that volume, for the market VWAP
+    #: shares resting at each of the first BOOK_LEVELS prices from the touch, all lit
+    #: venues (the touch first, then one tick further away each): depth of book
+    bid_levels: tuple[int, ...] = ()
+    ask_levels: tuple[int, ...] = ()
 
     @property
     def mid(self) -> float | None:
@@ -86,9 +90,14 @@ class MarketSnapshot:
 class MarketData(Protocol):
     def snapshot(self) -> MarketSnapshot: ...
 
-    def mids_before(self, lags_s: Sequence[float]) -> list[float | None]:
-        """The consolidated mid (ticks) `lag` seconds before now, for each lag, from the
-        top-of-book feed's recent past; None where a side was empty then."""
+    def touches_before(self, lags_s: Sequence[float]) -> list[tuple[int, int] | None]:
+        """The consolidated (bid, ask) in ticks `lag` seconds before now, for each lag,
+        from the top-of-book feed's recent past; None where a side was empty then."""
+        ...
+
+    def flow_over(self, windows_s: Sequence[int]) -> list[tuple[int, int]]:
+        """(buyer- minus seller-initiated volume, volume) of the public tape over the last
+        `window` seconds (the current second included), for each window."""
         ...
 
 
@@ -145,9 +154,64 @@ class PanelSelector(Protocol):
         ...
 
 
-#: how far back the fill model looks at the mid's path, seconds: where liquidity
-#: providers quote from (a fair price no screen shows) shows in how the touch just moved
-MID_LAGS_S = (0.1, 0.3, 0.5, 1.0, 3.0, 10.0, 30.0)
+#: how far back the fill model looks at each touch's path, seconds: where liquidity
+#: providers quote from (a fair price no screen shows) shows in how the touches just moved
+TOUCH_LAGS_S = (0.1, 0.3, 0.5, 1.0, 3.0, 10.0, 30.0)
+#: the windows of the tape's order flow that the fill model reads, seconds: takers lean
+#: the way that price is going, and the market reacts to their net flow
+FLOW_WINDOWS_S = (1, 3, 10, 30, 120, 600)
+#: prices of depth of book per side that the fill model reads (MarketSnapshot.bid_levels)
+BOOK_LEVELS = 5
+
+
+# the decision record's names of those series (and the fill model's feature names)
+NEAR_MOVE_KEYS = tuple(f"near_move_{lag:g}s" for lag in TOUCH_LAGS_S)
+FAR_MOVE_KEYS = tuple(f"far_move_{lag:g}s" for lag in TOUCH_LAGS_S)
+FLOW_IMBALANCE_KEYS = tuple(f"flow_imbalance_{w}s" for w in FLOW_WINDOWS_S)
+FLOW_SHARE_KEYS = tuple(f"flow_share_{w}s" for w in FLOW_WINDOWS_S)
+LEVELS_OURS_KEYS = tuple(f"level_ours_{k}" for k in range(BOOK_LEVELS))
+LEVELS_OTHER_KEYS = tuple(f"level_other_{k}" for k in range(BOOK_LEVELS))
+
+
+@dataclass(frozen=True, slots=True)
+class RecentMarket:
+    """The market's recent past as a passive order's fill chances read it, for an order
+    on one side: the same for every order of one decision. Towards our fills > 0 means
+    the way that brings takers to a resting order (down, and sellers, for a buy)."""
+
+    #: the moves of our side's touch (near) and of the other side's (far) since each of
+    #: TOUCH_LAGS_S ago, ticks, towards our fills > 0
+    near_moves_ticks: tuple[float, ...] = (0.0,) * len(TOUCH_LAGS_S)
+    far_moves_ticks: tuple[float, ...] = (0.0,) * len(TOUCH_LAGS_S)
+    #: the tape's net flow towards our fills over each of FLOW_WINDOWS_S: as a share of
+    #: that window's volume, and of what the recent volume rate trades in the window
+    flow_imbalance: tuple[float, ...] = (0.0,) * len(FLOW_WINDOWS_S)
+    flow_share: tuple[float, ...] = (0.0,) * len(FLOW_WINDOWS_S)
+    #: shares at each of BOOK_LEVELS prices from the touch, on our side and the other
+    levels_ours: tuple[float, ...] = (0.0,) * BOOK_LEVELS
+    levels_other: tuple[float, ...] = (0.0,) * BOOK_LEVELS
+
+    def as_inputs(self) -> dict[str, float]:
+        return {
+            **dict(zip(NEAR_MOVE_KEYS, self.near_moves_ticks, strict=True)),
+            **dict(zip(FAR_MOVE_KEYS, self.far_moves_ticks, strict=True)),
+            **dict(zip(FLOW_IMBALANCE_KEYS, self.flow_imbalance, strict=True)),
+            **dict(zip(FLOW_SHARE_KEYS, self.flow_share, strict=True)),
+            **dict(zip(LEVELS_OURS_KEYS, self.levels_ours, strict=True)),
+            **dict(zip(LEVELS_OTHER_KEYS, self.levels_other, strict=True)),
+        }
+
+    @classmethod
+    def from_inputs(cls, inputs: Mapping[str, float]) -> RecentMarket:
+        """From a decision record's inputs (KeyError where one is missing)."""
+        return cls(
+            tuple(inputs[k] for k in NEAR_MOVE_KEYS),
+            tuple(inputs[k] for k in FAR_MOVE_KEYS),
+            tuple(inputs[k] for k in FLOW_IMBALANCE_KEYS),
+            tuple(inputs[k] for k in FLOW_SHARE_KEYS),
+            tuple(inputs[k] for k in LEVELS_OURS_KEYS),
+            tuple(inputs[k] for k in LEVELS_OTHER_KEYS),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,15 +234,11 @@ class PassiveOrderContext:
     touch_gap_ticks: float = 0.0  # our price behind the best price on our side (< 0: better)
     touch_imbalance: float = 0.0  # (our side's best-price qty - the other's) / their sum
     momentum_bps: float = 0.0  # mid move since the last decision, towards our fills > 0
-    #: the mid's move since each of MID_LAGS_S ago, ticks, towards our fills > 0
-    mid_moves_ticks: tuple[float, ...] = (0.0,) * len(MID_LAGS_S)
+    recent: RecentMarket = RecentMarket()
 
     def as_inputs(self) -> dict[str, float]:
         return {
-            **{
-                f"mid_move_{lag:g}s": move
-                for lag, move in zip(MID_LAGS_S, self.mid_moves_ticks, strict=True)
-            },
+            **self.recent.as_inputs(),
             "dark": float(self.dark),
             "improve": float(self.improve),
             "queue_ahead": self.queue_ahead,

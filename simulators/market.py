@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from router.domain import NANOS_PER_SECOND, Nanos, Side, VenueId
-from router.ports import MarketSnapshot, VenueQuote
+from router.ports import BOOK_LEVELS, MarketSnapshot, VenueQuote
 from simulators import book, flow
 from simulators.scenario import SESSION_CLOSE_S, SESSION_OPEN_S, Scenario
 
@@ -418,6 +418,14 @@ class SimMarket:
         ask_depth = sum(q.ask_depth for q in quotes)
         bar = self.bar_of(ts)
         last = int(st.last_px.max())
+        bid_levels: tuple[int, ...] = ()
+        ask_levels: tuple[int, ...] = ()
+        if bb >= 0:  # the touch first, then away from it; 0 past the grid's edge
+            lv = st.depth[:, book.BID, max(0, bb - BOOK_LEVELS + 1) : bb + 1].sum(axis=0)
+            bid_levels = (*(int(q) for q in lv[::-1]), *(0,) * (BOOK_LEVELS - lv.shape[0]))
+        if ba < n_ticks:
+            lv = st.depth[:, book.ASK, ba : ba + BOOK_LEVELS].sum(axis=0)
+            ask_levels = (*(int(q) for q in lv), *(0,) * (BOOK_LEVELS - lv.shape[0]))
         return MarketSnapshot(
             ts_ns=ts,
             symbol=self.instrument.symbol,
@@ -430,6 +438,8 @@ class SimMarket:
             last_ticks=last if last >= 0 else None,
             volume=int(st.tape_vol[self.bar_of(0) : bar + 1].sum()),
             vwap_num=float(st.tape_pv[self.bar_of(0) : bar + 1].sum()) * self.instrument.tick_size,
+            bid_levels=bid_levels,
+            ask_levels=ask_levels,
         )
 
     def mid_ticks(self) -> float | None:
@@ -441,20 +451,34 @@ class SimMarket:
             return None
         return 0.5 * (bb + ba)
 
-    def mids_before(self, ts: Nanos, lags_s: Sequence[float]) -> list[float | None]:
-        """The consolidated mid (ticks) at the last step run at or before `ts - lag`, for
-        each lag: the top-of-book feed's recent past. None where a side was empty."""
+    def touches_before(self, ts: Nanos, lags_s: Sequence[float]) -> list[tuple[int, int] | None]:
+        """The consolidated (bid, ask) in ticks at the last step run at or before
+        `ts - lag`, for each lag: the top-of-book feed's recent past. None where a side
+        was empty."""
         n_ticks = self.state.depth.shape[2]
         last = self._steps_done - 1
-        out: list[float | None] = []
+        out: list[tuple[int, int] | None] = []
         for lag in lags_s:
             i = min(self.step_of(Nanos(ts - int(lag * NANOS_PER_SECOND))), last)
             if i < 0:
                 out.append(None)
                 continue
             b, a = int(self.bid_path[i]), int(self.ask_path[i])
-            out.append(0.5 * (b + a) if b >= 0 and 0 <= a < n_ticks else None)
+            out.append((b, a) if b >= 0 and 0 <= a < n_ticks else None)
         return out
+
+    def flow_over(self, ts: Nanos, windows_s: Sequence[int]) -> list[tuple[int, int]]:
+        """(buyer- minus seller-initiated volume, volume) of the tape's 1-s bars over
+        the last `window` seconds before `ts` plus the bar in progress, per window: what
+        a trade feed with aggressor flags has shown (clients' trades included)."""
+        st = self.state
+        bar = self.bar_of(ts)
+        lo = max(0, bar - max(windows_s, default=0))
+        # sums over the most recent bars first: entry k covers the last k full bars
+        signed = np.cumsum(st.tape_signed[lo : bar + 1][::-1])
+        volume = np.cumsum(st.tape_vol[lo : bar + 1][::-1])
+        top = signed.shape[0] - 1
+        return [(int(signed[min(w, top)]), int(volume[min(w, top)])) for w in windows_s]
 
     def mid_at(self, ts: Nanos) -> float:
         """Consolidated mid (ticks) at the last step at or before `ts` that had one."""

@@ -24,7 +24,7 @@ from models.features import (
 )
 from models.quotecost import N_TERMS, PRIOR_COST_BPS, QuoteCostTracker, terms
 from router.domain import Side, VenueId
-from router.ports import PassiveOrderContext
+from router.ports import PassiveOrderContext, RecentMarket
 
 ADV = 100_000.0
 MARKET = MarketContext(vol_bps=7.5, spread_bps=2.0, tod=0.25)
@@ -184,7 +184,14 @@ def _passive(**kw: object) -> PassiveOrderContext:
         touch_gap_ticks=-1.0,
         touch_imbalance=0.25,
         momentum_bps=-3.5,
-        mid_moves_ticks=(0.0, 0.5, 0.5, 1.0, -1.0, 2.5, -4.0),
+        recent=RecentMarket(
+            near_moves_ticks=(0.0, 0.5, 0.5, 1.0, -1.0, 2.5, -4.0),
+            far_moves_ticks=(1.0, 1.0, 0.0, 0.0, -2.0, 3.0, 5.0),
+            flow_imbalance=(0.5, 0.25, 0.0, -0.1, 0.2, -0.3),
+            flow_share=(2.0, 1.0, 0.0, -0.5, 0.25, -0.125),
+            levels_ours=(0.0, 1.0, 2.0, 3.0, 4.0),
+            levels_other=(10.0, 20.0, 30.0, 40.0, 50.0),
+        ),
     )
     args.update(kw)
     return PassiveOrderContext(**args)  # type: ignore[arg-type]
@@ -207,14 +214,37 @@ def test_fill_row_order_and_values() -> None:
         "touch_gap_ticks": -1.0,
         "touch_imbalance": 0.25,
         "momentum_bps": -3.5,
-        # the mid's move since 0.1, 0.3, 0.5, 1, 3, 10 and 30 s ago, ticks
-        "mid_move_0.1s": 0.0,
-        "mid_move_0.3s": 0.5,
-        "mid_move_0.5s": 0.5,
-        "mid_move_1s": 1.0,
-        "mid_move_3s": -1.0,
-        "mid_move_10s": 2.5,
-        "mid_move_30s": -4.0,
+        # our touch's move since 0.1, 0.3, 0.5, 1, 3, 10 and 30 s ago, ticks; the other's
+        "near_move_0.1s": 0.0,
+        "near_move_0.3s": 0.5,
+        "near_move_0.5s": 0.5,
+        "near_move_1s": 1.0,
+        "near_move_3s": -1.0,
+        "near_move_10s": 2.5,
+        "near_move_30s": -4.0,
+        "far_move_0.1s": 1.0,
+        "far_move_0.3s": 1.0,
+        "far_move_0.5s": 0.0,
+        "far_move_1s": 0.0,
+        "far_move_3s": -2.0,
+        "far_move_10s": 3.0,
+        "far_move_30s": 5.0,
+        # the tape's net flow towards our fills over 1, 3, 10, 30, 120 and 600 s
+        "flow_imbalance_1s": 0.5,
+        "flow_imbalance_3s": 0.25,
+        "flow_imbalance_10s": 0.0,
+        "flow_imbalance_30s": -0.1,
+        "flow_imbalance_120s": 0.2,
+        "flow_imbalance_600s": -0.3,
+        "flow_share_1s": 2.0,
+        "flow_share_3s": 1.0,
+        "flow_share_10s": 0.0,
+        "flow_share_30s": -0.5,
+        "flow_share_120s": 0.25,
+        "flow_share_600s": -0.125,
+        # depth of book from each touch outwards, log(1 + shares)
+        **{f"log_level_ours_{k}": math.log1p(k) for k in range(5)},
+        **{f"log_level_other_{k}": math.log1p(10.0 * (k + 1)) for k in range(5)},
     }
     assert tuple(expected) == FILL_FEATURES
     assert values == pytest.approx(list(expected.values()))
@@ -237,6 +267,9 @@ def test_passive_context_round_trips_through_decision_inputs() -> None:
     assert context_from_inputs("LIT1", Side.SELL, inputs) == ctx
     del inputs["venue_share"]
     assert context_from_inputs("LIT1", Side.SELL, inputs) is None  # an older record
+    inputs = {**ctx.as_inputs(), "spread_ticks": 3.0, "qty": 200.0, "volume_rate": 25.0}
+    del inputs["flow_share_600s"]
+    assert context_from_inputs("LIT1", Side.SELL, inputs) is None  # before the tape's flow
 
 
 # ---------------------------------------------------------------------- market context

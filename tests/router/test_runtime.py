@@ -27,8 +27,11 @@ class FakeMarket:
     def __init__(self, clock):
         self.clock = clock
 
-    def mids_before(self, lags_s):
-        return [10_000.0 for _ in lags_s]  # a still market
+    def touches_before(self, lags_s):
+        return [(9_999, 10_001) for _ in lags_s]  # a still market
+
+    def flow_over(self, windows_s):
+        return [(0, 0) for _ in windows_s]  # and a quiet tape
 
     def snapshot(self):
         quote = VenueQuote(VenueId("LIT"), 9_999, 5_000, 10_001, 5_000, 20_000, 20_000)

@@ -35,19 +35,44 @@ def test_book_is_two_sided_and_uncrossed_most_of_the_time():
     assert np.all(bid[two_sided] < ask[two_sided])
 
 
-def test_mids_before_reads_the_top_of_book_path_at_each_lag():
+def test_touches_before_reads_the_top_of_book_path_at_each_lag():
     m = run("calm", 2, until_s=120.0)
     now = int(120.0 * NANOS_PER_SECOND)
-    mids = m.mid_path()
-    got = m.mids_before(now, (0.0, 0.1, 3.0, 30.0))
-    for lag, mid in zip((0.0, 0.1, 3.0, 30.0), got, strict=True):
+    got = m.touches_before(now, (0.0, 0.1, 3.0, 30.0))
+    for lag, touch in zip((0.0, 0.1, 3.0, 30.0), got, strict=True):
         step = min(m.step_of(now - int(lag * NANOS_PER_SECOND)), m.steps_done - 1)
-        assert mid == mids[step]
+        assert touch == (m.bid_path[step], m.ask_path[step])
     # the path moved over the last half minute: these are not all one value
     assert len({x for x in got if x is not None}) > 1
     # before the simulation's first step there is no past to read
     warmup = m.t0_ns
-    assert m.mids_before(now, ((now - warmup) / NANOS_PER_SECOND + 1.0,)) == [None]
+    assert m.touches_before(now, ((now - warmup) / NANOS_PER_SECOND + 1.0,)) == [None]
+
+
+def test_flow_over_sums_the_tapes_last_bars_per_window():
+    m = run("calm", 2, until_s=120.0)
+    now = int(120.0 * NANOS_PER_SECOND)
+    bar = m.bar_of(now)
+    got = m.flow_over(now, (1, 10, 600, 10**6))
+    for w, (signed, volume) in zip((1, 10, 600), got, strict=False):
+        assert signed == m.state.tape_signed[bar - w : bar + 1].sum()
+        assert volume == m.state.tape_vol[bar - w : bar + 1].sum()
+    # a window longer than the tape reads all of it; signed flow never exceeds volume
+    assert got[-1] == (m.state.tape_signed[: bar + 1].sum(), m.state.tape_vol[: bar + 1].sum())
+    assert all(abs(s) <= v for s, v in got) and got[2][1] > got[1][1] > 0
+
+
+def test_snapshot_levels_are_the_consolidated_depth_from_each_touch_outwards():
+    m = run("calm", 3, until_s=60.0)
+    snap = m.snapshot(int(60.0 * NANOS_PER_SECOND))
+    depth = m.state.depth
+    assert snap.bid_ticks is not None and snap.ask_ticks is not None
+    bids = [int(depth[:, 0, snap.bid_ticks - k].sum()) for k in range(5)]
+    asks = [int(depth[:, 1, snap.ask_ticks + k].sum()) for k in range(5)]
+    assert snap.bid_levels == tuple(bids) and snap.ask_levels == tuple(asks)
+    # the touch holds shares on every venue's best, summed
+    at_touch = [q.bid_qty for q in snap.venues if q.bid_ticks == snap.bid_ticks]
+    assert snap.bid_levels[0] == sum(at_touch)
 
 
 def _window(m, a_s, b_s, arr):
