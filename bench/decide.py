@@ -1,8 +1,8 @@
 """Latency of one model-guided routing decision (`blockroute bench decide`).
 
 One decision of the `ml` strategy at a re-plan: the learned slicer builds its
-observation and the ONNX policy sets the pace, the fill model scores the lit venues'
-passive options (after reading the market's recent past from the feed), and the dealer
+observation and the ONNX policy sets the pace, the fill model scores joining each lit
+venue's queue (after reading the market's recent past from the feed), and the dealer
 models choose an RFQ panel (each candidate panel's rows built from the desk's state and
 scored). Measured on a real mid-episode state: an `ml`
 run on news-shock is paused one hour in (inside a kernel event, so the world stands
@@ -94,14 +94,16 @@ def _time_decision(
         return recent_market(feed, snap, Side.SELL, 40.0)
 
     recent_now = recent()
+    # what the engine asks the fill model: P(fill) of joining each venue's queue, in one
+    # call (an improving price has nobody ahead, and its prior needs no model)
     options = [
         PassiveOrderContext(
             venue=VenueId(q.venue),
             dark=False,
-            improve=improve,
+            improve=False,
             side=Side.SELL,
             spread_ticks=float(snap.spread_ticks or 1),
-            queue_ahead=float(q.ask_qty if not improve else 0),
+            queue_ahead=float(q.ask_qty),
             qty=1_400.0,
             depth_ours=float(snap.ask_depth),
             depth_other=float(snap.bid_depth),
@@ -111,7 +113,7 @@ def _time_decision(
             recent=recent_now,
         )
         for q in snap.venues
-        for improve in (False, True)
+        if q.ask_ticks is not None and q.ask_qty > 0
     ]
     rng = np.random.default_rng(0)
     policy = slicer.policy

@@ -809,7 +809,7 @@ def _cmd_bench(args: argparse.Namespace) -> None:
             print(
                 f"{doc['iterations']} decisions {doc['at_s'] / 60:g} min into an ml run: the "
                 f"slicer's observation and ONNX policy (onnx_policy: the policy alone), "
-                f"{doc['lit_options']} lit options scored, a panel chosen among "
+                f"{doc['lit_options']} lit queues scored, a panel chosen among "
                 f"{doc['dealers']} dealers"
             )
     elif args.bench == "fix":

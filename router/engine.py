@@ -84,6 +84,7 @@ from router.ports import (
     RfqChannel,
     SlicerPolicy,
     Venue,
+    VenueQuote,
 )
 from router.risk import RiskGate
 
@@ -644,6 +645,9 @@ class ParentExecution:
         other_total = sum((q.bid_depth if side is Side.SELL else q.ask_depth) for q in snap.venues)
         best_ours = snap.ask_ticks if side is Side.SELL else snap.bid_ticks
         contexts: dict[tuple[str, str], PassiveOrderContext] = {}
+        # (quote, fees, touch, queue ahead, share of our side's depth) of each venue
+        # with a price on our side
+        live: list[tuple[VenueQuote, LitFees, int, int, float]] = []
         for q in snap.venues:
             fees = self._fees.get(q.venue, LitFees(0.0, 0.0))
             takers.append(fees.taker_fee)
@@ -674,8 +678,13 @@ class ParentExecution:
                     momentum_bps=screen.momentum_bps,
                     recent=screen.recent,
                 )
-            # half the traded volume hits each side; the venue's share of it by depth
-            prior = self._outflow_prior(contexts[(q.venue, "join")], 0.5 * rate * share)
+            live.append((q, fees, touch, queue, share))
+        # half the traded volume hits each side; the venue's share of it by depth
+        priors = self._outflow_priors(
+            [contexts[(q.venue, "join")] for q, *_ in live],
+            [0.5 * rate * share for *_, share in live],
+        )
+        for (q, fees, touch, queue, _), prior in zip(live, priors, strict=True):
             mean = self._outflow.rate(q.venue, prior) * cfg.decision_interval_s
             maker = fees.maker_fee / tick
             # our price vs the consolidated mid, in ticks earned per share (sign-aware)
@@ -995,17 +1004,26 @@ class ParentExecution:
         cooldown = int(self.config.rfq_cooldown_s * backoff * NANOS_PER_SECOND)
         self._rfq_next_ns = self._clock.now_ns() + cooldown
 
-    def _outflow_prior(self, join: PassiveOrderContext, volume_prior: float) -> float:
-        """The venue's expected outflow rate (shares/s) before its own fills say more:
-        from the volume, or with `ml` routing from the fill model. An exponential outflow
-        D over the interval fills an order behind Q shares with P(D > Q) = exp(-Q / mean),
-        so the model's P(fill) of joining the queue gives mean = -Q / ln P."""
-        if self._fill_model is None or join.queue_ahead <= 0:
-            return volume_prior
-        (p,) = self._fill_model.p_fill([join])
-        if not 0.01 < p < 0.99:
-            return volume_prior
-        return -join.queue_ahead / np.log(p) / self.config.decision_interval_s
+    def _outflow_priors(
+        self, joins: Sequence[PassiveOrderContext], volume_priors: Sequence[float]
+    ) -> list[float]:
+        """Each venue's expected outflow rate (shares/s) before its own fills say more:
+        from the volume, or with `ml` routing from the fill model, which scores every
+        queue worth asking about in one call. An exponential outflow D over the interval
+        fills an order behind Q shares with P(D > Q) = exp(-Q / mean), so the model's
+        P(fill) of joining the queue gives mean = -Q / ln P."""
+        asked = [j for j in joins if j.queue_ahead > 0]  # nobody ahead: nothing to learn
+        if self._fill_model is None or not asked:
+            return list(volume_priors)
+        p_fill = iter(self._fill_model.p_fill(asked))
+        priors = []
+        for join, prior in zip(joins, volume_priors, strict=True):
+            if join.queue_ahead > 0:
+                p = next(p_fill)
+                if 0.01 < p < 0.99:
+                    prior = -join.queue_ahead / np.log(p) / self.config.decision_interval_s
+            priors.append(prior)
+        return priors
 
     def _touch_imbalance(self, snap: MarketSnapshot) -> float:
         """(our side's quantity at the best price - the other side's) / their sum."""

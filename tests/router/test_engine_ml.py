@@ -177,13 +177,15 @@ def test_the_fill_model_sets_the_outflow_prior():
     # the 30 s interval, i.e. 50 shares/s; outside (0.01, 0.99) the volume prior stays
     ex = ParentExecution.__new__(ParentExecution)
     ex.config = EngineConfig(routing="ml")
-    ex._fill_model = _FixedFill(math.exp(-1.0))
-    assert ex._outflow_prior(_context(1_500.0), 7.0) == pytest.approx(50.0)
-    assert ex._outflow_prior(_context(0.0), 7.0) == 7.0  # nobody ahead: nothing to learn
+    ex._fill_model = model = _FixedFill(math.exp(-1.0))
+    joins = [_context(1_500.0), _context(0.0), _context(3_000.0)]
+    assert ex._outflow_priors(joins, [7.0, 8.0, 9.0]) == pytest.approx([50.0, 8.0, 100.0])
+    # one call for the decision, and nobody ahead: nothing to learn, nothing asked
+    assert model.seen == [joins[0], joins[2]]
     ex._fill_model = _FixedFill(0.999)
-    assert ex._outflow_prior(_context(1_500.0), 7.0) == 7.0
+    assert ex._outflow_priors(joins[:1], [7.0]) == [7.0]
     ex._fill_model = None
-    assert ex._outflow_prior(_context(1_500.0), 7.0) == 7.0
+    assert ex._outflow_priors(joins[:1], [7.0]) == [7.0]
 
 
 def test_missing_models_stop_sor_ml_with_the_file_and_the_fix(tmp_path, monkeypatch, capsys):
@@ -235,7 +237,7 @@ def test_bench_decide_reports_latencies():
     doc = run_decide_bench(iterations=20)
     for part in ("slicer", "onnx_policy", "fill_model", "dealer_panel", "decision"):
         assert 0 < doc[part]["p50_us"] <= doc[part]["p99_us"] <= doc[part]["max_us"]
-    assert doc["lit_options"] == 6 and doc["dealers"] == 8
+    assert doc["lit_options"] == 3 and doc["dealers"] == 8
     whole = doc["decision"]
     assert (doc["n"], doc["p50_us"], doc["p99_us"]) == (20, whole["p50_us"], whole["p99_us"])
 
