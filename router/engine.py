@@ -174,8 +174,9 @@ def touch_moves(
         return zeros, zeros
     towards = -side.sign
     now_bid, now_ask = snap.bid_ticks, snap.ask_ticks
-    bid = tuple(0.0 if t is None else float(towards * (now_bid - t[0])) for t in past)
-    ask = tuple(0.0 if t is None else float(towards * (now_ask - t[1])) for t in past)
+    # tuples of lists, not of generators: this runs in every decision's latency
+    bid = tuple([0.0 if t is None else float(towards * (now_bid - t[0])) for t in past])
+    ask = tuple([0.0 if t is None else float(towards * (now_ask - t[1])) for t in past])
     return (bid, ask) if side is Side.BUY else (ask, bid)
 
 
@@ -186,10 +187,12 @@ def tape_flow(
     buy) over each of FLOW_WINDOWS_S (MarketData.flow_over): as a share of the window's
     volume, and of what the recent volume rate would trade in the window."""
     towards = -side.sign
-    imbalance = tuple(towards * signed / volume if volume > 0 else 0.0 for signed, volume in flows)
+    imbalance = tuple([towards * s / v if v > 0 else 0.0 for s, v in flows])
     share = tuple(
-        towards * signed / (volume_rate * w) if volume_rate > 0 else 0.0
-        for (signed, _), w in zip(flows, FLOW_WINDOWS_S, strict=True)
+        [
+            towards * s / (volume_rate * w) if volume_rate > 0 else 0.0
+            for (s, _), w in zip(flows, FLOW_WINDOWS_S, strict=True)
+        ]
     )
     return imbalance, share
 
@@ -197,8 +200,8 @@ def tape_flow(
 def book_levels(snap: MarketSnapshot, side: Side) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Depth of book at BOOK_LEVELS prices from each touch: a passive `side` order's own
     side first; zeros where the feed shows none."""
-    bids = tuple(float(q) for q in snap.bid_levels[:BOOK_LEVELS])
-    asks = tuple(float(q) for q in snap.ask_levels[:BOOK_LEVELS])
+    bids = tuple([float(q) for q in snap.bid_levels[:BOOK_LEVELS]])
+    asks = tuple([float(q) for q in snap.ask_levels[:BOOK_LEVELS]])
     bids += (0.0,) * (BOOK_LEVELS - len(bids))
     asks += (0.0,) * (BOOK_LEVELS - len(asks))
     return (bids, asks) if side is Side.BUY else (asks, bids)
