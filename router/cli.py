@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument(
         "--store-orders",
         action="store_true",
-        help="store every child order, fill and decision too (about 0.6 MB per run), "
+        help="store every child order, fill and decision too (about 0.8 MB per run), "
         "not only each run's summary and TCA",
     )
     _db_args(bt)
