@@ -10,9 +10,10 @@ the horizon, which is the question the router asks).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 
@@ -117,20 +118,21 @@ def generate(
     """Run `strategy` (a smart-routed strategy) on each episode and log its passive
     orders, on `workers` processes: every episode has its own seed, so the rows are the
     same on any number of them."""
-    jobs = [(spec, i, strategy) for i, spec in enumerate(episodes)]
-    parts: list[FillRows] = []
+    args = (episodes, range(len(episodes)), repeat(strategy))  # an episode's day: its index
     if workers <= 1:
-        for job in jobs:
-            parts.append(_episode_rows(*job))
-            if progress is not None:
-                progress(len(parts), len(jobs))
-        return FillRows.concat(parts)
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        # map keeps the episodes' order; chunks of one let the progress bar move
-        for rows in pool.map(_episode_rows, *zip(*jobs, strict=True)):
-            parts.append(rows)
-            if progress is not None:
-                progress(len(parts), len(jobs))
+        return _collect(map(_episode_rows, *args), len(episodes), progress)
+    with ProcessPoolExecutor(max_workers=workers) as pool:  # map keeps the episodes' order
+        return _collect(pool.map(_episode_rows, *args), len(episodes), progress)
+
+
+def _collect(
+    results: Iterable[FillRows], total: int, progress: Callable[[int, int], None] | None
+) -> FillRows:
+    parts: list[FillRows] = []
+    for rows in results:
+        parts.append(rows)
+        if progress is not None:
+            progress(len(parts), total)
     return FillRows.concat(parts)
 
 

@@ -219,8 +219,7 @@ def train_fill(
             "scenarios": list(SCENARIOS),
             "episodes_per_scenario": episodes_per_scenario,
             "strategy": "sor-lit",
-            # every seed in between: scenario i's episode k runs seed + k * 6 + i
-            "seeds": [episodes[0].seed, episodes[-1].seed],
+            "seeds": [episodes[0].seed, episodes[-1].seed],  # and every seed in between
             "seed_rule": f"scenario i, episode k: {seed0} + k * {len(SCENARIOS)} + i",
             "rows": int(rows.x.shape[0]),
             "split": "by episode in generation order: 70% train, 15% validation, 15% test",

@@ -422,10 +422,10 @@ class SimMarket:
         ask_levels: tuple[int, ...] = ()
         if bb >= 0:  # the touch first, then away from it; 0 past the grid's edge
             lv = st.depth[:, book.BID, max(0, bb - BOOK_LEVELS + 1) : bb + 1].sum(axis=0)
-            bid_levels = (*(int(q) for q in lv[::-1]), *(0,) * (BOOK_LEVELS - lv.shape[0]))
+            bid_levels = (*lv[::-1].tolist(), *(0,) * (BOOK_LEVELS - lv.shape[0]))
         if ba < n_ticks:
             lv = st.depth[:, book.ASK, ba : ba + BOOK_LEVELS].sum(axis=0)
-            ask_levels = (*(int(q) for q in lv), *(0,) * (BOOK_LEVELS - lv.shape[0]))
+            ask_levels = (*lv.tolist(), *(0,) * (BOOK_LEVELS - lv.shape[0]))
         return MarketSnapshot(
             ts_ns=ts,
             symbol=self.instrument.symbol,
