@@ -471,11 +471,16 @@ class SimMarket:
         """(buyer- minus seller-initiated volume, volume) of the tape's 1-s bars over
         the last `window` seconds before `ts` plus the bar in progress, per window: what
         a trade feed with aggressor flags has shown (clients' trades included)."""
+        # numpy, not a compiled loop: a first call must not stall a live service's first
+        # decision on compilation (its shutdown test then found orders left open)
         st = self.state
-        signed, volume = _tape_sums(
-            st.tape_signed, st.tape_vol, self.bar_of(ts), np.asarray(windows_s, dtype=np.int64)
-        )
-        return list(zip(signed.tolist(), volume.tolist(), strict=True))
+        bar = self.bar_of(ts)
+        lo = max(0, bar - max(windows_s, default=0))
+        # sums over the most recent bars first: entry k covers the last k full bars
+        signed = np.cumsum(st.tape_signed[lo : bar + 1][::-1]).tolist()
+        volume = np.cumsum(st.tape_vol[lo : bar + 1][::-1]).tolist()
+        top = len(signed) - 1
+        return [(signed[min(w, top)], volume[min(w, top)]) for w in windows_s]
 
     def mid_at(self, ts: Nanos) -> float:
         """Consolidated mid (ticks) at the last step at or before `ts` that had one."""
@@ -566,29 +571,6 @@ class SimMarket:
         j = min(i + int(horizon_s / STEP_S), self.n_steps - 1)
         self._ensure_exo(j + 1)
         return float(np.sign(self.sched[flow.S_EXO, j] - self.sched[flow.S_EXO, i]))
-
-
-@njit(cache=True)
-def _tape_sums(
-    signed: np.ndarray, volume: np.ndarray, bar: int, windows: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Sums of the bars from `bar - w` to `bar` (the tape's start at most) per window
-    `w`, in one pass back from `bar`."""
-    order = np.argsort(windows)
-    out_signed = np.zeros(windows.shape[0], dtype=np.int64)
-    out_volume = np.zeros(windows.shape[0], dtype=np.int64)
-    s = 0
-    v = 0
-    b = bar
-    for k in order:
-        lo = max(bar - windows[k], 0)
-        while b >= lo:
-            s += signed[b]
-            v += volume[b]
-            b -= 1
-        out_signed[k] = s
-        out_volume[k] = v
-    return out_signed, out_volume
 
 
 @njit(cache=True)
