@@ -442,7 +442,11 @@ class Desk:
         self._stopping = True
         for order in self._orders.values():
             if order.execution is not None and not order.status.terminal:
-                order.execution.halt("service stopping")
+                # paused, not only halted: the second below may hold decisions that
+                # were due while the markets stood still (a stall), and a decision of a
+                # halted execution would send children that nothing is left to pull.
+                # The journal keeps the parent working: it resumes at the next start.
+                order.execution.pause()
         # the cancels need a few milliseconds of simulated time to be confirmed
         self._advance(self.now_ns() + int(NANOS_PER_SECOND))
         self._flush()

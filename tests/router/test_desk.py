@@ -388,3 +388,24 @@ async def test_missing_models_stop_the_start_unless_the_config_falls_back(
             assert desk.parent(view.parent_id).filled_qty == 5_000
     finally:
         app._served_models.cache_clear()
+
+
+async def test_a_stop_after_a_stall_leaves_no_child_open(tmp_path: Path) -> None:
+    """The service clock ran on while the markets stood still (a long decision, a
+    pause of the process): stopping then runs the backlog of simulated time, and no
+    decision in it may send a child that nothing is left to pull."""
+    now = [time.time_ns()]
+    journal = Journal.open(f"sqlite:///{tmp_path / 'j.db'}")
+    desk = Desk(DeskConfig(symbols={"QDI": "calm"}, sim_speed=SPEED), journal, lambda: now[0])
+    desk.start()
+    try:
+        view = desk.submit(_order(desk, "ST1", qty=60_000, horizon_s=900, strategy="sor"))
+        while desk.parent(view.parent_id).filled_qty == 0:
+            now[0] += NANOS_PER_SECOND
+            desk._advance(now[0])
+        now[0] += 120 * NANOS_PER_SECOND  # four decisions due that the markets never ran
+        await desk.stop()
+        assert journal.open_children([view.parent_id]) == []
+        assert desk.parent(view.parent_id).status is OrderStatus.WORKING  # resumes at start
+    finally:
+        journal.close()
