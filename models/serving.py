@@ -7,11 +7,12 @@ exploration, as in the heuristic selector, keeps data coming on the others.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from dealers.simulator import p_lowest
 from models.artifacts import MODELS_DIR, ServedModel, load_family
 from models.desk import DeskState, MidAt
 from models.features import MarketContext, fill_row
@@ -97,3 +98,20 @@ class MlPanel:
 
     def _market_for(self, event: Event) -> MarketContext | None:
         return self._market() if isinstance(event, RfqRequested) else None
+
+
+def warm_up(models: Mapping[str, ServedModel]) -> None:
+    """Run the compiled code of an ml decision once, on made-up input: with an empty
+    numba cache (a fresh install) a live service's first ml decision would compile it
+    and stall the event loop for a second or more. Counts nothing: the models' clip
+    counters and rows are untouched."""
+    for model in models.values():
+        forest, clip = model.forest, model.clipper
+        x = np.zeros((1, forest.n_features))
+        forest.clipped_predict(x, clip.lo, clip.hi, np.zeros_like(clip.counts))
+    # a panel and one candidate for its last seat: the desk's feature rows and the
+    # P(best) integrals behind them; then the dealers' own (their first request's truth)
+    desk = DeskState(("A", "B", "C"), "warm-up", adv=1e6)
+    market = MarketContext(vol_bps=1.0, spread_bps=1.0, tod=0.5, mid=100.0)
+    desk.rows(1_000, Side.BUY, desk.dealers[:2], market, instead_of_last=desk.dealers[2:])
+    p_lowest(np.ones(2), np.zeros(2), np.ones(2))

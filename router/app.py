@@ -32,6 +32,7 @@ from models.artifacts import ServedModel, load_family
 from models.desk import DeskState
 from models.features import MarketContext
 from models.serving import FillPredictor, MlPanel
+from models.serving import warm_up as warm_up_models
 from router.domain import (
     NANOS_PER_SECOND,
     ChildId,
@@ -52,6 +53,7 @@ from router.ports import MarketHistory, MarketSnapshot, PanelSelector, SlicerPol
 from router.risk import RiskGate, RiskLimits
 from router.strategies import strategy_spec
 from router.strategies.learned import STEP_S, PacedSlicer
+from router.strategies.learned import warm_up as warm_up_slicer
 from router.strategies.schedule import ScheduleSlicer
 from router.tca import PricePath, TcaReport, analyze, gap_captured, solve_hindsight
 from simulators.kernel import rng_for
@@ -663,6 +665,14 @@ def _served_models() -> tuple[dict[str, ServedModel], FillPredictor]:
         load_family("dealer", artifacts.MODELS_DIR),
         FillPredictor.load(artifacts.MODELS_DIR),
     )
+
+
+def warm_up_ml() -> None:
+    """Compile an ml decision's code before the first decision needs it (a live
+    service, at its start): models.serving.warm_up and the slicer's observation."""
+    dealer, fill = _served_models()
+    warm_up_models({**dealer, "fill": fill.model})
+    warm_up_slicer()
 
 
 def ml_selector(scenario: Scenario, panel: DealerPanel, world: SimWorld) -> MlPanel:

@@ -411,6 +411,7 @@ class Desk:
         try:
             app._served_models()
             served_slicer_policy()
+            app.warm_up_ml()  # compiled now, not in the first ml decision
         except ModelError as exc:
             if not self.config.model_fallback:
                 raise

@@ -163,6 +163,11 @@ class ObservationBuilder:
 _PAIRWISE_BLOCK = 128  # numpy sums up to this many values in one unrolled block
 
 
+def warm_up() -> None:
+    """Compile the observation's code now (see models.serving.warm_up)."""
+    _log_return_sd(np.array([100.0, 100.5, 100.25]))
+
+
 def _log_return_sd(mids: np.ndarray) -> float:
     """np.std(np.diff(logs)) of the mids' libm logs: compiled for the few dozen mids of a
     step, numpy's own sums for longer paths. The logs are libm's on both paths (numpy's

@@ -409,3 +409,16 @@ async def test_a_stop_after_a_stall_leaves_no_child_open(tmp_path: Path) -> None
         assert desk.parent(view.parent_id).status is OrderStatus.WORKING  # resumes at start
     finally:
         journal.close()
+
+
+async def test_the_start_compiles_the_ml_decision_before_any_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # with an empty numba cache the first ml decision would otherwise compile for about
+    # a second inside the event loop
+    from router import app
+
+    warmed: list[bool] = []
+    monkeypatch.setattr(app, "warm_up_ml", lambda: warmed.append(True))
+    async with simulated_desk(tmp_path, SPEED) as desk:
+        assert warmed == [True] and desk.ready

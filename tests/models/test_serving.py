@@ -1,0 +1,91 @@
+"""The learned models behind the router's ports: FillPredictor, MlPanel and the warm-up
+of their compiled code."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.artifacts import ServedModel
+from models.desk import DeskState
+from models.features import DEALER_IDS, MarketContext, fill_row
+from models.serving import FillPredictor, MlPanel, warm_up
+from router import app
+from router.domain import DealerId, Side, VenueId
+from router.ports import PassiveOrderContext, RecentMarket
+
+MARKET = MarketContext(vol_bps=4.0, spread_bps=3.0, tod=0.4, mid=100.0)
+DEALERS = tuple(DealerId(d) for d in DEALER_IDS[:6])
+
+
+def _served() -> tuple[dict[str, ServedModel], FillPredictor]:
+    return app._served_models()
+
+
+def _order(queue_ahead: float, dark: bool = False) -> PassiveOrderContext:
+    return PassiveOrderContext(
+        venue=VenueId("DARKX" if dark else "LITA"),
+        dark=dark,
+        improve=False,
+        side=Side.BUY,
+        spread_ticks=2.0,
+        queue_ahead=queue_ahead,
+        qty=1_000.0,
+        depth_ours=20_000.0,
+        depth_other=15_000.0,
+        venue_share=0.4,
+        volume_rate=50.0,
+        vol_bps=3.0,
+        recent=RecentMarket(levels_ours=(5_000.0,) * 5, levels_other=(4_000.0,) * 5),
+    )
+
+
+def test_fill_predictor_scores_each_order_in_its_order() -> None:
+    _, fill = _served()
+    assert fill.p_fill([]) == []
+    orders = [_order(0.0), _order(50_000.0), _order(0.0, dark=True)]
+    rows_before = fill.model.clipper.rows
+    p = fill.p_fill(orders)
+    assert fill.model.clipper.rows == rows_before + 3  # each row counted once
+    expected = fill.model.predict(np.array([fill_row(o) for o in orders]))
+    assert p == expected.tolist()
+    assert all(0.0 < x < 1.0 for x in p)
+    assert p[0] > p[1]  # nobody ahead fills sooner than behind a long queue
+
+
+def _panel(explore: float) -> MlPanel:
+    dealer, _ = _served()
+    desk = DeskState(DEALERS, "equities", adv=2_000_000.0)
+    return MlPanel(dealer, desk, lambda: MARKET, lambda ts: 100.0, explore=explore)
+
+
+def test_panel_asks_the_dealers_most_likely_to_quote_best() -> None:
+    panel = _panel(explore=0.0)
+    chosen, scores = panel.select(Side.BUY, 100_000, 3, np.random.default_rng(0))
+    assert len(chosen) == len(set(chosen)) == 3 and set(chosen) <= set(DEALERS)
+    p_best = {d: scores[f"p_best_{d}"] for d in DEALERS}
+    ranked = sorted(DEALERS, key=lambda d: (-p_best[d], d))
+    assert chosen == ranked[:3]
+    assert 0.0 < scores["p_any_quote"] <= 1.0 and scores["explore"] == 0.0
+    # a panel larger than the dealers asks every one of them
+    everyone, _ = panel.select(Side.SELL, 100_000, 99, np.random.default_rng(0))
+    assert sorted(everyone) == sorted(DEALERS)
+    with pytest.raises(ValueError, match="at least one dealer"):
+        panel.select(Side.BUY, 100_000, 0, np.random.default_rng(0))
+
+
+def test_panel_explores_a_seat_when_told_to() -> None:
+    top, _ = _panel(explore=0.0).select(Side.BUY, 100_000, 3, np.random.default_rng(0))
+    chosen, scores = _panel(explore=1.0).select(Side.BUY, 100_000, 3, np.random.default_rng(0))
+    assert scores["explore"] == 1.0
+    assert chosen[:2] == top[:2] and chosen[2] not in top
+
+
+def test_warm_up_counts_nothing() -> None:
+    dealer, fill = _served()
+    models = {**dealer, "fill": fill.model}
+    before = {k: (m.clipper.rows, m.clipper.counts.copy()) for k, m in models.items()}
+    warm_up(models)
+    for k, m in models.items():
+        assert m.clipper.rows == before[k][0]
+        assert np.array_equal(m.clipper.counts, before[k][1])
