@@ -71,12 +71,13 @@ def fit_binary(
     oracle: np.ndarray | None = None,
     monotone: dict[str, int] | None = None,
     max_rounds: int | None = None,
+    params: dict[str, Any] | None = None,
 ) -> Fitted:
     tr, va, te = split_days(day)
     if not (tr.any() and va.any() and te.any()):
         raise ValueError("need rows in train, validation and test days")
     clipper = Clipper.fit(features, x[tr])
-    params = {**PARAMS, "seed": seed}
+    params = {**(PARAMS if params is None else params), "seed": seed}
     if monotone:
         params["monotone_constraints"] = (
             "(" + ",".join(str(monotone.get(f, 0)) for f in features) + ")"
@@ -190,6 +191,10 @@ FILL_SEED0 = 200_000
 FILL_EPISODES_PER_SCENARIO = 144
 #: on that many rows validation loss still falls after MAX_ROUNDS: early stopping decides
 FILL_MAX_ROUNDS = 2_000
+#: deeper trees and a larger step for the fill model: every passive decision walks its
+#: trees, and on held-out episodes depth 6 at eta 0.1 matched depth 4 at eta 0.05 in AUC
+#: (0.7544 and 0.7484 against 0.7548 and 0.7480) with a quarter of the trees
+FILL_PARAMS: dict[str, Any] = {**PARAMS, "max_depth": 6, "eta": 0.1}
 
 
 def train_fill(
@@ -209,7 +214,13 @@ def train_fill(
     ]
     rows = generate(episodes, progress, workers=workers)
     fitted = fit_binary(
-        rows.x, rows.y, rows.day, FILL_FEATURES, seed=seed0, max_rounds=FILL_MAX_ROUNDS
+        rows.x,
+        rows.y,
+        rows.day,
+        FILL_FEATURES,
+        seed=seed0,
+        max_rounds=FILL_MAX_ROUNDS,
+        params=FILL_PARAMS,
     )
     meta = {
         "family": "fill",
@@ -224,7 +235,7 @@ def train_fill(
             "rows": int(rows.x.shape[0]),
             "split": "by episode in generation order: 70% train, 15% validation, 15% test",
         },
-        "params": PARAMS,
+        "params": FILL_PARAMS,
         "max_rounds": FILL_MAX_ROUNDS,
         "xgboost": xgb.__version__,
         "python": platform.python_version(),

@@ -1,5 +1,6 @@
 """Training: the time-ordered split, monotone constraints, the calibration map kept only
-when it helps, the metrics of the metadata, and `train_dealer` end to end on tiny days."""
+when it helps, the metrics of the metadata, and `train_dealer` and `train_fill` end to end
+on tiny days."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 import models.dealer_data as dealer_data
 import models.train as train
 from models.artifacts import load_family
-from models.features import DEALER_FEATURES, HIT_FEATURES
+from models.features import DEALER_FEATURES, FILL_FEATURES, HIT_FEATURES
 from models.metrics import brier
 from models.train import Fitted, fit_binary, split_days
 from models.trees import CompiledForest
@@ -26,6 +27,7 @@ def few_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(train, "EARLY_STOP", 15)
     # one thread: OpenMP threads spin-waiting on a busy machine cost seconds per fit
     monkeypatch.setitem(train.PARAMS, "nthread", 1)
+    monkeypatch.setitem(train.FILL_PARAMS, "nthread", 1)
 
 
 # -------------------------------------------------------------------------- split_days
@@ -216,6 +218,41 @@ def test_hit_model_is_non_increasing_in_the_quote(dealer_family: tuple[Path, lis
         assert np.all(np.diff(hit.predict(x)) <= 1e-12)
 
 
+# ------------------------------------------------------------------------ train_fill
+
+
+def test_train_fill_writes_a_loadable_family_of_its_own_trees(tmp_path: Path) -> None:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(train, "FILL_MAX_ROUNDS", 30)
+        mp.setattr(train, "SCENARIOS", ("calm", "illiquid-bond"))
+        written, meta = train.train_fill(tmp_path, episodes_per_scenario=3, seed0=9_000)
+    assert sorted(p.name for p in written) == ["fill.meta.json", "fill_passive.ubj"]
+    assert meta["training"]["seeds"] == [9_000, 9_005]
+    assert meta["training"]["seed_rule"] == "scenario i, episode k: 9000 + k * 2 + i"
+    assert meta["params"]["max_depth"] == train.FILL_PARAMS["max_depth"] == 6
+    assert meta["max_rounds"] == 30 and 1 <= meta["rounds"]["passive"] <= 30
+    served = load_family("fill", tmp_path)["passive"]
+    assert served.features == FILL_FEATURES
+    # deeper trees than the dealer models': some path is longer than 4 splits
+    assert _deepest(served.forest) > train.PARAMS["max_depth"]
+    assert _deepest(served.forest) <= 6
+    p = served.predict(np.zeros((2, len(FILL_FEATURES))))
+    assert np.all((p > 0.0) & (p < 1.0))
+
+
+def _deepest(forest: CompiledForest) -> int:
+    deepest = 0
+    for root in forest.roots.tolist():
+        stack = [(root, 0)]
+        while stack:
+            node, depth = stack.pop()
+            if forest.feature[node] < 0:
+                deepest = max(deepest, depth)
+            else:
+                stack += [(int(forest.left[node]), depth + 1), (int(forest.right[node]), depth + 1)]
+    return deepest
+
+
 def test_the_commands_defaults_are_the_shipped_training_runs() -> None:
     # `blockroute train dealer|fill` with no options regenerates the shipped artifacts
     from router.cli import build_parser
@@ -231,6 +268,11 @@ def test_the_commands_defaults_are_the_shipped_training_runs() -> None:
             if family == "dealer"
             else f" --episodes {fill.episodes} --seed {fill.seed}"
         )
+        # and with the parameters the code trains with (threads aside: the fixture's)
+        params = train.PARAMS if family == "dealer" else train.FILL_PARAMS
+        assert {k: v for k, v in meta["params"].items() if k != "nthread"} == {
+            k: v for k, v in params.items() if k != "nthread"
+        }
 
 
 def test_the_evaluation_commands_defaults_are_the_evaluations() -> None:
