@@ -22,7 +22,15 @@ def _served() -> tuple[dict[str, ServedModel], FillPredictor]:
     return app._served_models()
 
 
-def _order(queue_ahead: float, dark: bool = False) -> PassiveOrderContext:
+CALM = RecentMarket(levels_ours=(5_000.0,) * 5, levels_other=(4_000.0,) * 5)
+RUSH = RecentMarket(
+    near_moves_ticks=(1.0,) * 7, flow_imbalance=(0.5,) * 6, levels_ours=(800.0,) * 5
+)
+
+
+def _order(
+    queue_ahead: float, dark: bool = False, recent: RecentMarket = CALM
+) -> PassiveOrderContext:
     return PassiveOrderContext(
         venue=VenueId("DARKX" if dark else "LITA"),
         dark=dark,
@@ -36,20 +44,22 @@ def _order(queue_ahead: float, dark: bool = False) -> PassiveOrderContext:
         venue_share=0.4,
         volume_rate=50.0,
         vol_bps=3.0,
-        recent=RecentMarket(levels_ours=(5_000.0,) * 5, levels_other=(4_000.0,) * 5),
+        recent=recent,
     )
 
 
 def test_fill_predictor_scores_each_order_in_its_order() -> None:
     _, fill = _served()
     assert fill.p_fill([]) == []
-    orders = [_order(0.0), _order(50_000.0), _order(0.0, dark=True)]
+    # two orders of one decision share its recent past; another decision's differs
+    orders = [_order(0.0), _order(50_000.0), _order(0.0, dark=True), _order(0.0, recent=RUSH)]
     rows_before = fill.model.clipper.rows
     p = fill.p_fill(orders)
-    assert fill.model.clipper.rows == rows_before + 3  # each row counted once
+    assert fill.model.clipper.rows == rows_before + 4  # each row counted once
     expected = fill.model.predict(np.array([fill_row(o) for o in orders]))
     assert p == expected.tolist()
     assert all(0.0 < x < 1.0 for x in p)
+    assert p[3] != p[0]  # the recent past is each order's own
     assert p[0] > p[1]  # nobody ahead fills sooner than behind a long queue
 
 
