@@ -123,7 +123,7 @@ def _time_decision(
         fill.p_fill(options)
         selector.select(Side.SELL, 125_000, 4, rng)
     parts: dict[str, list[float]] = {
-        k: [] for k in ("slicer", "onnx_policy", "fill_model", "dealer_panel", "decision")
+        k: [] for k in ("slicer", "onnx_policy", "fill_model", "dealer_panel", "no_rfq", "decision")
     }
     clock = time.perf_counter
     for _ in range(n):
@@ -143,6 +143,7 @@ def _time_decision(
         parts["onnx_policy"].append((t2 - t1) * 1e6)
         parts["fill_model"].append((t3 - t2) * 1e6)
         parts["dealer_panel"].append((t4 - t3) * 1e6)
+        parts["no_rfq"].append((t3 - t0) * 1e6)  # a decision that sends no RFQ
         parts["decision"].append((t4 - t0) * 1e6)
     stats = {k: _percentiles(v) for k, v in parts.items()}
     return {

@@ -800,7 +800,8 @@ def _cmd_bench(args: argparse.Namespace) -> None:
 
         doc = run_decide_bench(args.iterations)
         if args.json_path != "-":
-            for part in ("slicer", "onnx_policy", "fill_model", "dealer_panel", "decision"):
+            parts = ("slicer", "onnx_policy", "fill_model", "dealer_panel", "no_rfq", "decision")
+            for part in parts:
                 d = doc[part]
                 print(
                     f"{part:<13} p50 {d['p50_us']:8.1f} us   p99 {d['p99_us']:8.1f} us   "
@@ -810,7 +811,7 @@ def _cmd_bench(args: argparse.Namespace) -> None:
                 f"{doc['iterations']} decisions {doc['at_s'] / 60:g} min into an ml run: the "
                 f"slicer's observation and ONNX policy (onnx_policy: the policy alone), "
                 f"{doc['lit_options']} lit queues scored, a panel chosen among "
-                f"{doc['dealers']} dealers"
+                f"{doc['dealers']} dealers (no_rfq: the decision without the panel)"
             )
     elif args.bench == "fix":
         from bench.fix import fix_bench

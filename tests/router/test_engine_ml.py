@@ -235,9 +235,12 @@ def test_bench_decide_reports_latencies():
     from bench.decide import run_decide_bench
 
     doc = run_decide_bench(iterations=20)
-    for part in ("slicer", "onnx_policy", "fill_model", "dealer_panel", "decision"):
+    for part in ("slicer", "onnx_policy", "fill_model", "dealer_panel", "no_rfq", "decision"):
         assert 0 < doc[part]["p50_us"] <= doc[part]["p99_us"] <= doc[part]["max_us"]
     assert doc["lit_options"] == 3 and doc["dealers"] == 8
+    # each decision's no-RFQ part is a part of it
+    assert doc["no_rfq"]["p50_us"] < doc["decision"]["p50_us"]
+    assert doc["no_rfq"]["max_us"] < doc["decision"]["max_us"]
     whole = doc["decision"]
     assert (doc["n"], doc["p50_us"], doc["p99_us"]) == (20, whole["p50_us"], whole["p99_us"])
 

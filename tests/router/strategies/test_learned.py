@@ -406,7 +406,7 @@ def test_bench_decide_times_the_slicer_with_the_models(models_dir):
 
     _write_policy(models_dir)
     doc = run_decide_bench(iterations=20)
-    parts = ("slicer", "onnx_policy", "fill_model", "dealer_panel", "decision")
+    parts = ("slicer", "onnx_policy", "fill_model", "dealer_panel", "no_rfq", "decision")
     for part in parts:
         assert 0 < doc[part]["p50_us"] <= doc[part]["p99_us"] <= doc[part]["max_us"], part
     assert doc["onnx_policy"]["p50_us"] <= doc["slicer"]["p50_us"]  # inference is a part
