@@ -33,6 +33,8 @@ from simulators.world import SimWorld
 SEED = 42
 AT_S = 3600.0  # the decision timed: one hour into the parent (news-shock: the news)
 WARMUP = 50  # calls before timing: compiled code, caches, ONNX Runtime's first runs
+#: the timed parts, each with its percentiles in the result
+PARTS = ("slicer", "onnx_policy", "fill_model", "dealer_panel", "no_rfq", "decision")
 
 
 def run_decide_bench(iterations: int = 2000, scenario: str = "news-shock") -> dict[str, Any]:
@@ -122,9 +124,7 @@ def _time_decision(
         policy(slicer.obs.observe(state))
         fill.p_fill(options)
         selector.select(Side.SELL, 125_000, 4, rng)
-    parts: dict[str, list[float]] = {
-        k: [] for k in ("slicer", "onnx_policy", "fill_model", "dealer_panel", "no_rfq", "decision")
-    }
+    parts: dict[str, list[float]] = {k: [] for k in PARTS}
     clock = time.perf_counter
     for _ in range(n):
         # as after an RFQ event: nothing the desk remembered between events is reused

@@ -184,6 +184,8 @@ class SimRfqVenue:
             VenueId(d): SimDealerVenue(d, self) for d in self._dealers
         }
         self.truth: list[DealerTruth] = []
+        # compiled (or loaded from the cache) now, not at a live service's first request
+        p_lowest(np.ones(1), np.zeros(1), np.ones(1), n=2)
         self.log: list[Event] = []
         # the axe feed: each dealer's position, rounded to AXE_STEP_ADV of ADV, as it
         # publishes it to clients (what it wants to unwind); (ts, dealer, units) per change

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from dealers.simulator import p_lowest
 from models.artifacts import MODELS_DIR, ServedModel, load_family
 from models.desk import DeskState, MidAt
 from models.features import MarketContext, fill_row
@@ -110,8 +109,7 @@ def warm_up(models: Mapping[str, ServedModel]) -> None:
         x = np.zeros((1, forest.n_features))
         forest.clipped_predict(x, clip.lo, clip.hi, np.zeros_like(clip.counts))
     # a panel and one candidate for its last seat: the desk's feature rows and the
-    # P(best) integrals behind them; then the dealers' own (their first request's truth)
+    # P(best) integrals behind them
     desk = DeskState(("A", "B", "C"), "warm-up", adv=1e6)
     market = MarketContext(vol_bps=1.0, spread_bps=1.0, tod=0.5, mid=100.0)
     desk.rows(1_000, Side.BUY, desk.dealers[:2], market, instead_of_last=desk.dealers[2:])
-    p_lowest(np.ones(2), np.zeros(2), np.ones(2))

@@ -796,12 +796,11 @@ def _cmd_bench(args: argparse.Namespace) -> None:
                     f"speed-up {doc['speedup_vs_python']:.1f}x"
                 )
     elif args.bench == "decide":
-        from bench.decide import run_decide_bench
+        from bench.decide import PARTS, run_decide_bench
 
         doc = run_decide_bench(args.iterations)
         if args.json_path != "-":
-            parts = ("slicer", "onnx_policy", "fill_model", "dealer_panel", "no_rfq", "decision")
-            for part in parts:
+            for part in PARTS:
                 d = doc[part]
                 print(
                     f"{part:<13} p50 {d['p50_us']:8.1f} us   p99 {d['p99_us']:8.1f} us   "

@@ -160,12 +160,12 @@ class ObservationBuilder:
         return obs
 
 
-_PAIRWISE_BLOCK = 128  # numpy sums up to this many values in one unrolled block
-
-
 def warm_up() -> None:
     """Compile the observation's code now (see models.serving.warm_up)."""
     _log_return_sd(np.array([100.0, 100.5, 100.25]))
+
+
+_PAIRWISE_BLOCK = 128  # numpy sums up to this many values in one unrolled block
 
 
 def _log_return_sd(mids: np.ndarray) -> float:
