@@ -33,8 +33,17 @@ from simulators.world import SimWorld
 SEED = 42
 AT_S = 3600.0  # the decision timed: one hour into the parent (news-shock: the news)
 WARMUP = 50  # calls before timing: compiled code, caches, ONNX Runtime's first runs
-#: the timed parts, each with its percentiles in the result
-PARTS = ("slicer", "onnx_policy", "fill_model", "dealer_panel", "no_rfq", "decision")
+#: the timed parts, each with its percentiles in the result (desk_refresh: the desk's
+#: work at an RFQ event, outside the decision)
+PARTS = (
+    "slicer",
+    "onnx_policy",
+    "fill_model",
+    "dealer_panel",
+    "no_rfq",
+    "decision",
+    "desk_refresh",
+)
 
 
 def run_decide_bench(iterations: int = 2000, scenario: str = "news-shock") -> dict[str, Any]:
@@ -126,9 +135,12 @@ def _time_decision(
         selector.select(Side.SELL, 125_000, 4, rng)
     parts: dict[str, list[float]] = {k: [] for k in PARTS}
     clock = time.perf_counter
+    desk = selector.desk
     for _ in range(n):
-        # as after an RFQ event: nothing the desk remembered between events is reused
-        selector.desk.forget()
+        desk.forget()  # as if an RFQ event had just been learned
+        t0 = clock()
+        desk.refresh()
+        parts["desk_refresh"].append((clock() - t0) * 1e6)
         t0 = clock()
         obs = slicer.obs.observe(state)
         t1 = clock()

@@ -31,10 +31,9 @@ from models.features import (
     PANELS,
     MarketContext,
     dealer_head,
-    dealer_own,
     side_feature,
 )
-from models.quotecost import AXE_UNIT, QuoteCostTracker, terms
+from models.quotecost import AXE_UNIT, N_TERMS, QuoteCostTracker, terms
 from router.domain import (
     DealerId,
     Event,
@@ -51,6 +50,29 @@ from router.domain import (
 
 MidAt = Callable[[int], float]  # the lit mid at a time (ns), price units
 P_LOWEST_POINTS = 41  # the implied P(best) to about 1e-3, and cheap
+
+#: a dealer's row of `DeskState._state`: its history as the heuristic keeps it, its axe,
+#: today's trades and quote distances with the desk, its credit line's bracket
+_STATE = (
+    "response",
+    "hit",
+    "dist",
+    "asked",
+    "axe",
+    "position",
+    "notional",
+    "today_dist_sum",
+    "today_quotes",
+    "credit_fits",
+    "credit_short",  # inf: never declined for credit
+)
+_RESPONSE, _HIT, _DIST, _ASKED, _AXE, _POSITION, _NOTIONAL = range(7)
+_TODAY_SUM, _TODAY_N, _CREDIT_FITS, _CREDIT_SHORT = range(7, 11)
+#: the kinds of request the response counts are kept by (`_kind`); a dealer's row of
+#: `DeskState._counts`: asked, then quoted, each at 2 * kind + short of its axe
+_KINDS = (None, Side.BUY.value, Side.SELL.value)
+_QUOTED0 = 2 * len(_KINDS)
+_N_OWN = len(DEALER_OWN)
 
 
 @dataclass
@@ -99,13 +121,16 @@ class DeskState:
             dtype=np.int64,
         )
         self._panel_column = PANELS.index(panel) if panel in PANELS else -1
-        self._own_memo: dict[
-            tuple[Side | None, bool, int, float], tuple[np.ndarray, np.ndarray]
-        ] = {}
-        self._price_memo: dict[
-            tuple[int, Side | None, int, float, bool],
-            tuple[np.ndarray, np.ndarray, np.ndarray],
-        ] = {}
+        # every dealer's state as the decision reads it, one row each (`_STATE`
+        # columns, response counts, pricing coefficients and spreads): rebuilt from the dicts
+        # above after each event (`refresh`), so a decision is one compiled call
+        n = len(self.dealers)
+        self._state = np.zeros((n, len(_STATE)))
+        self._counts = np.zeros((n, 2 * len(_KINDS) * 2))
+        self._w = np.zeros((n, N_TERMS))
+        self._sd = np.zeros(n)
+        self._usual: tuple[DealerId, ...] = self.dealers
+        self._stale = True
         self.new_day()
 
     def new_day(self) -> None:
@@ -128,10 +153,51 @@ class DeskState:
             self.forget()
 
     def forget(self) -> None:
-        """Drop what is remembered between events: the desk has learned something."""
-        self._own_memo.clear()
-        self._price_memo.clear()
-        self.costs.forget()
+        """The desk has learned something: rebuild the dealers' arrays before the next
+        rows are built."""
+        self._stale = True
+
+    def refresh(self) -> None:
+        """Rebuild the dealers' arrays now, if anything was learned since the last time.
+        The live desk calls it as each event is learned (`MlPanel.observe`) so that a
+        decision finds them ready; `rows` calls it too, so a replay never reads them
+        stale."""
+        if not self._stale:
+            return
+        state, counts = self._state, self._counts
+        asked_by, quoted_by = self._asked_side, self._quoted_side
+        for i, d in enumerate(self.dealers):
+            response, hit_rate, dist, asked = self.tracker.stats(d)
+            total, n = self._today.get(d, (0.0, 0))
+            state[i] = (
+                response,
+                hit_rate,
+                dist,
+                asked,
+                self.axes.get(d, 0.0),
+                self.position.get(d, 0.0),
+                self.notional.get(d, 0.0),
+                total,
+                n,
+                self._credit_fits.get(d, 0.0),
+                self._credit_short.get(d, math.inf),
+            )
+            for k, kind in enumerate(_KINDS):
+                for short in (False, True):
+                    j = 2 * k + short
+                    counts[i, j] = asked_by.get((d, kind, short), 0.0)
+                    counts[i, _QUOTED0 + j] = quoted_by.get((d, kind, short), 0.0)
+        w, sd = self.costs.stacked(self.dealers)
+        self._w[:] = w
+        self._sd[:] = np.maximum(sd, 0.5)
+        tracker = self.tracker
+        self._usual = tuple(sorted(self.dealers, key=lambda d: (-tracker.score(d), d)))
+        self._stale = False
+
+    def usual(self) -> tuple[DealerId, ...]:
+        """The dealers by the heuristic's score from the desk's history, best first."""
+        self.refresh()
+        return self._usual
 
     def short_axe(self, dealer: DealerId, seen: Side | None, qty: int) -> bool:
         """Is a request for `qty` (on side `seen`, as the dealers see it) a sale larger
@@ -165,75 +231,6 @@ class DeskState:
             return 0.0
         return (declined - total) / (declined - fits)
 
-    def _own(
-        self, side: Side | None, two_sided: bool, qty: int, mid: float
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Every dealer's own columns (DEALER_OWN) and price quality, in `dealers` order,
-        for a request of `qty` at `mid` (0: notional unknown). They change only with an
-        event: remembered until the next one."""
-        seen = None if two_sided else side  # the side the dealers are asked for
-        key = (side, two_sided, qty, mid)
-        hit = self._own_memo.get(key)
-        if hit is None:
-            own, quality = [], []
-            for d in self.dealers:
-                total, n = self._today.get(d, (0.0, 0))
-                response, hit_rate, dist, asked = self.tracker.stats(d)
-                short = self.short_axe(d, seen, qty)
-                notional = self.notional.get(d, 0.0)
-                p_credit = self.p_credit(d, notional + qty * mid) if mid > 0 else 1.0
-                own.append(
-                    dealer_own(
-                        adv=self.adv,
-                        side=side,
-                        resp_rate=self._response_rate(d, seen, short, response) * p_credit,
-                        hit_rate=hit_rate,
-                        dist_bps=dist,
-                        asked=asked,
-                        axe=self.axes.get(d, 0.0),
-                        position=self.position.get(d, 0.0),
-                        notional=notional,
-                        dist_today=total / n if n else None,
-                        quotes_today=n,
-                        p_credit=p_credit,
-                        short_axe=short,
-                    )
-                )
-                quality.append(total / n if n else dist)
-            if len(self._own_memo) >= 16:
-                self._own_memo.clear()
-            hit = self._own_memo[key] = (np.array(own), np.array(quality))
-        return hit
-
-    def _priced(
-        self,
-        qty: int,
-        side: Side | None,
-        n_asked: int,
-        market: MarketContext,
-        two_sided: bool = False,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every dealer's pricing terms (a row each), expected quote cost on `side` and
-        its spread, in `dealers` order, if `n_asked` dealers are asked. They do not depend
-        on who else is asked, only on how many: remembered until the next event, as a
-        selection scores many panels."""
-        key = (qty, side, n_asked, market.vol_bps, two_sided)
-        hit = self._price_memo.get(key)
-        if hit is None:
-            w, sd = self.costs.stacked(self.dealers)
-            z, pred = _price(
-                terms(0.0, qty / self.adv, n_asked, market.vol_bps, two_sided or side is None),
-                np.array([self.axes.get(d, 0.0) for d in self.dealers]),
-                self.adv,
-                side_feature(side),
-                w,
-            )
-            sd = np.maximum(sd, 0.5)
-            if len(self._price_memo) >= 64:  # a long quiet spell: one entry per decision
-                self._price_memo.clear()
-            hit = self._price_memo[key] = (z, pred, sd)
-        return hit
-
     def rows(
         self,
         qty: int,
@@ -252,22 +249,29 @@ class DeskState:
         `side` is the client's own; `two_sided`: the request hides it from the dealers
         (who then answer as to a two-sided request, while the client still trades on its
         side: the side whose prices the rows compare)."""
-        own, quality = self._own(side, two_sided, qty, market.mid)
-        _, pred, sd = self._priced(qty, side, len(panel), market, two_sided)
+        self.refresh()
         index = self._index
+        seen = None if two_sided else side  # the side the dealers are asked for
         out = np.zeros((len(panel) + len(instead_of_last), len(DEALER_FEATURES)))
-        _panel_rows(
+        _desk_rows(
             out,
             np.array(dealer_head(qty, self.adv, side, len(panel), market, two_sided)),
-            own,
-            quality,
-            pred,
-            sd,
+            terms(0.0, qty / self.adv, len(panel), market.vol_bps, two_sided or side is None),
+            self._state,
+            self._counts,
+            self._w,
+            self._sd,
             self._columns,
             np.array([index[d] for d in panel], dtype=np.int64),
             np.array([index[d] for d in instead_of_last], dtype=np.int64),
             P_LOWEST_POINTS,
             self._panel_column,
+            side_feature(side),
+            _KINDS.index(_kind(seen)),
+            seen is Side.SELL,
+            qty,
+            market.mid,
+            self.adv,
         )
         return out
 
@@ -275,8 +279,15 @@ class DeskState:
         self, qty: int, side: Side | None, panel: Sequence[DealerId], market: MarketContext
     ) -> dict[DealerId, np.ndarray]:
         """Each asked dealer's pricing terms (models.quotecost) for this request."""
-        z, _, _ = self._priced(qty, side, len(panel), market)
-        return {d: z[self._index[d]].copy() for d in panel}
+        self.refresh()
+        z, _ = _price(
+            terms(0.0, qty / self.adv, len(panel), market.vol_bps, side is None),
+            self._state[:, _AXE],
+            self.adv,
+            side_feature(side),
+            self._w,
+        )
+        return {d: z[self._index[d]] for d in panel}
 
     def observe(self, event: Event, mid_at: MidAt, market: MarketContext | None = None) -> None:
         """Learn from one event of the log. `market` (for a request) is the screen at that
@@ -464,3 +475,89 @@ def _one_row(
     row[_P_EST] = min(max(p_est, 0.0), 1.0)
     if columns[d] >= 0:
         row[_DEALER0 + columns[d]] = 1.0
+
+
+@njit(cache=True)
+def _desk_rows(
+    out: np.ndarray,
+    head: np.ndarray,
+    base: np.ndarray,
+    state: np.ndarray,
+    counts: np.ndarray,
+    w: np.ndarray,
+    sd: np.ndarray,
+    columns: np.ndarray,
+    panel: np.ndarray,
+    candidates: np.ndarray,
+    n_points: int,
+    panel_column: int,
+    sign: float,
+    kind: int,
+    seen_sell: bool,
+    qty: int,
+    mid: float,
+    adv: float,
+) -> None:
+    """`DeskState.rows` into `out` (zeros), from the dealers' arrays: every dealer's own
+    columns and pricing, then the panel's rows."""
+    own = np.empty((state.shape[0], _N_OWN))
+    quality = np.empty(state.shape[0])
+    _own_columns(own, quality, state, counts, sign, kind, seen_sell, qty, mid, adv)
+    _, pred = _price(base, state[:, _AXE], adv, sign, w)
+    _panel_rows(
+        out, head, own, quality, pred, sd, columns, panel, candidates, n_points, panel_column
+    )
+
+
+@njit(cache=True)
+def _own_columns(
+    own: np.ndarray,
+    quality: np.ndarray,
+    state: np.ndarray,
+    counts: np.ndarray,
+    sign: float,
+    kind: int,
+    seen_sell: bool,
+    qty: int,
+    mid: float,
+    adv: float,
+) -> None:
+    """Every dealer's own columns (DEALER_OWN, as `models.features.dealer_own` defines
+    them) and price quality, for a request of `qty` at `mid` (0: notional unknown), the
+    client on side `sign`, the dealers asked for the side of `kind` (`_KINDS`). The
+    arithmetic is `DeskState`'s readable methods', in their order, to the bit."""
+    for i in range(state.shape[0]):
+        s = state[i]
+        axe, notional, n = s[_AXE], s[_NOTIONAL], s[_TODAY_N]
+        short = not seen_sell and axe < qty  # `_short_of`
+        p_credit = 1.0  # `DeskState.p_credit`
+        if mid > 0:
+            total = notional + qty * mid
+            fits, declined = s[_CREDIT_FITS], s[_CREDIT_SHORT]
+            if declined == math.inf or total <= fits:
+                p_credit = 1.0
+            elif total >= declined:
+                p_credit = 0.0
+            else:
+                p_credit = (declined - total) / (declined - fits)
+        # `DeskState._response_rate`
+        c = counts[i]
+        asked_side = c[2 * kind] + c[2 * kind + 1]
+        quoted_side = c[_QUOTED0 + 2 * kind] + c[_QUOTED0 + 2 * kind + 1]
+        side_rate = (quoted_side + 2.0 * s[_RESPONSE]) / (asked_side + 2.0)
+        j = 2 * kind + (1 if short else 0)
+        rate = (c[_QUOTED0 + j] + 2.0 * side_rate) / (c[j] + 2.0)
+        today = s[_TODAY_SUM] / n if n > 0 else s[_DIST]
+        row = own[i]
+        row[0] = rate * p_credit
+        row[1] = s[_HIT]
+        row[2] = s[_DIST]
+        row[3] = math.log1p(s[_ASKED])
+        row[4] = axe / adv * sign
+        row[5] = s[_POSITION] / adv * sign
+        row[6] = notional / 1e6
+        row[7] = today
+        row[8] = math.log1p(n)
+        row[9] = p_credit
+        row[10] = 1.0 if short else 0.0
+        quality[i] = today

@@ -68,8 +68,8 @@ class MlPanel:
         tracker = self.desk.tracker
         dealers = list(self.desk.dealers)
         n = min(n, len(dealers))
-        usual = sorted(dealers, key=lambda d: (-tracker.score(d), d))
-        top = usual[:n]
+        usual = self.desk.usual()
+        top = list(usual[:n])
         outside_top = [d for d in dealers if d not in top]
         # the top n as a panel, then each other dealer in the place of the n-th
         x = self.desk.rows(qty, side, top, market, instead_of_last=outside_top, two_sided=two_sided)
@@ -94,6 +94,7 @@ class MlPanel:
 
     def observe(self, event: Event) -> None:
         self.desk.observe(event, self._mid_at, self._market_for(event))
+        self.desk.refresh()  # now, as the event arrives, rather than in the next decision
 
     def _market_for(self, event: Event) -> MarketContext | None:
         return self._market() if isinstance(event, RfqRequested) else None

@@ -810,7 +810,8 @@ def _cmd_bench(args: argparse.Namespace) -> None:
                 f"{doc['iterations']} decisions {doc['at_s'] / 60:g} min into an ml run: the "
                 f"slicer's observation and ONNX policy (onnx_policy: the policy alone), "
                 f"{doc['lit_options']} lit queues scored, a panel chosen among "
-                f"{doc['dealers']} dealers (no_rfq: the decision without the panel)"
+                f"{doc['dealers']} dealers (no_rfq: the decision without the panel; "
+                f"desk_refresh: the desk's dealer arrays rebuilt at an RFQ event)"
             )
     elif args.bench == "fix":
         from bench.fix import fix_bench

@@ -197,6 +197,20 @@ def test_rows_follow_each_event_and_axe_update_at_once() -> None:
     assert desk.rows(1_000, Side.BUY, (B, D), MARKET)[1, COL["axe_adv"]] == pytest.approx(-0.01)
 
 
+def test_usual_order_is_the_heuristics_score_and_follows_events() -> None:
+    desk = desk_after(LOG[:-6])
+    t = desk.tracker
+
+    def by_score() -> tuple[DealerId, ...]:
+        return tuple(sorted((A, B, C, D), key=lambda d: (-t.score(d), d)))
+
+    assert desk.usual() == by_score()
+    before = desk.usual()
+    for e in LOG[-6:]:
+        desk.observe(e, lambda ts: 100.0, MARKET if isinstance(e, RfqRequested) else None)
+    assert desk.usual() == by_score() != before
+
+
 def test_indicators_of_a_dealer_without_a_column() -> None:
     row = desk_after().rows(1_000, Side.BUY, (D, A), MARKET)
     assert row[0, COL["dealer_ALPHA"]] == 0.0 and row[0, COL["with_ALPHA"]] == 1.0
@@ -258,6 +272,9 @@ def test_credit_lines_are_bracketed_by_declines_and_answers() -> None:
     # a request of 20_000 at 100 is halfway into the bracket: the rate halves
     row = desk.rows(20_000, Side.SELL, (B,), MARKET)[0]
     assert row[COL["p_credit"]] == pytest.approx(0.5)
+    for qty in (20_000, 40_000):  # inside the bracket and past it, to the bit
+        got = desk.rows(qty, Side.SELL, (B, A), MARKET)
+        np.testing.assert_array_equal(got, reference_rows(desk, qty, Side.SELL, (B, A)))
     full = desk.rows(5_000, Side.SELL, (B,), MARKET)[0]
     assert full[COL["p_credit"]] == 1.0
     assert row[COL["resp_rate"]] == pytest.approx(0.5 * full[COL["resp_rate"]])

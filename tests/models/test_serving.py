@@ -11,7 +11,7 @@ from models.desk import DeskState
 from models.features import DEALER_IDS, MarketContext, fill_row
 from models.serving import FillPredictor, MlPanel, warm_up
 from router import app
-from router.domain import DealerId, Side, VenueId
+from router.domain import DealerId, QuoteRequest, RfqId, RfqRequested, Side, Symbol, VenueId
 from router.ports import PassiveOrderContext, RecentMarket
 
 MARKET = MarketContext(vol_bps=4.0, spread_bps=3.0, tod=0.4, mid=100.0)
@@ -89,6 +89,25 @@ def test_panel_explores_a_seat_when_told_to() -> None:
     chosen, scores = _panel(explore=1.0).select(Side.BUY, 100_000, 3, np.random.default_rng(0))
     assert scores["explore"] == 1.0
     assert chosen[:2] == top[:2] and chosen[2] not in top
+
+
+def test_panel_learns_an_event_as_it_arrives_not_in_the_next_decision(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    panel = _panel(explore=0.0)
+    before, _ = panel.select(Side.BUY, 100_000, 3, np.random.default_rng(0))
+    rid = RfqId("R1")
+    request = QuoteRequest(rid, Symbol("QDI"), Side.BUY, 100_000, tuple(before), 10**10)
+    panel.observe(RfqRequested(10**9, request))
+    # the desk's per-dealer arrays were rebuilt by `observe`: the decision reads only them
+    monkeypatch.setattr(panel.desk.tracker, "stats", _no_call)
+    monkeypatch.setattr(panel.desk.tracker, "score", _no_call)
+    chosen, scores = panel.select(Side.BUY, 100_000, 3, np.random.default_rng(0))
+    assert len(chosen) == 3 and 0.0 < scores["p_any_quote"] <= 1.0
+
+
+def _no_call(*args: object) -> None:
+    raise AssertionError("the desk's history read in a decision")
 
 
 def test_warm_up_counts_nothing() -> None:
