@@ -263,7 +263,11 @@ def dealer_row(
 
 def fill_row(ctx: PassiveOrderContext) -> list[float]:
     """One passive order in FILL_FEATURES order."""
-    r = ctx.recent
+    return fill_order_columns(ctx) + fill_recent_columns(ctx.recent)
+
+
+def fill_order_columns(ctx: PassiveOrderContext) -> list[float]:
+    """The order's own columns of `fill_row`, up to the market's recent past."""
     return [
         1.0 if ctx.dark else 0.0,
         1.0 if ctx.improve else 0.0,
@@ -279,6 +283,13 @@ def fill_row(ctx: PassiveOrderContext) -> list[float]:
         ctx.touch_gap_ticks,
         ctx.touch_imbalance,
         ctx.momentum_bps,
+    ]
+
+
+def fill_recent_columns(r: RecentMarket) -> list[float]:
+    """The market's recent past, the rest of `fill_row`: the same for every order of a
+    decision."""
+    return [
         *r.near_moves_ticks,
         *r.far_moves_ticks,
         *r.flow_imbalance,

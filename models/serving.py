@@ -14,7 +14,7 @@ import numpy as np
 
 from models.artifacts import MODELS_DIR, ServedModel, load_family
 from models.desk import DeskState, MidAt
-from models.features import MarketContext, fill_row
+from models.features import MarketContext, fill_order_columns, fill_recent_columns
 from router.domain import DealerId, Event, RfqRequested, Side
 from router.ports import PassiveOrderContext
 
@@ -30,8 +30,15 @@ class FillPredictor:
     def p_fill(self, orders: Sequence[PassiveOrderContext]) -> list[float]:
         if not orders:
             return []
-        x = np.array([fill_row(o) for o in orders])
-        return self.model.predict(x).tolist()
+        # `fill_row` of each, the recent past's columns built once per decision
+        recent: dict[int, list[float]] = {}
+        rows = []
+        for o in orders:
+            tail = recent.get(id(o.recent))
+            if tail is None:
+                tail = recent[id(o.recent)] = fill_recent_columns(o.recent)
+            rows.append(fill_order_columns(o) + tail)
+        return self.model.predict(np.array(rows)).tolist()
 
 
 class MlPanel:
@@ -87,7 +94,8 @@ class MlPanel:
             chosen = [*chosen[:-1], pick]
             explored = 1.0
         # the rows already built (each in a panel like the one asked), not a new scoring
-        p_resp = self.respond.predict(x[[order.index(d) for d in chosen]])
+        row_of = {d: i for i, d in enumerate(order)}
+        p_resp = self.respond.predict(x[[row_of[d] for d in chosen]])
         scores["p_any_quote"] = round(1.0 - float(np.prod(1.0 - p_resp)), 4)
         scores["explore"] = explored
         return chosen, scores

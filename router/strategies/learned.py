@@ -99,13 +99,21 @@ class ObservationBuilder:
 
     def _at(self, t_ns: Nanos) -> _Sample | None:
         """The newest sample at or before `t_ns` (else the oldest)."""
-        best = None
-        for s in self._samples:
+        # from the newest back: the times asked are recent, the memory ten minutes long
+        for s in reversed(self._samples):
             if s.t_ns <= t_ns:
-                best = s
-            else:
+                return s
+        return self._samples[0] if self._samples else None
+
+    def _mids_since(self, t_ns: Nanos) -> list[float]:
+        """The mids of the samples at or after `t_ns`, oldest first."""
+        mids = []
+        for s in reversed(self._samples):
+            if s.t_ns < t_ns:
                 break
-        return best if best is not None else (self._samples[0] if self._samples else None)
+            mids.append(s.mid)
+        mids.reverse()
+        return mids
 
     def observe(self, state: ExecutionState) -> np.ndarray:
         h = self.history
@@ -138,7 +146,7 @@ class ObservationBuilder:
         now = state.now_ns
         five = self._at(now - int(STEP_S * NANOS_PER_SECOND))
         thirty = self._at(now - int(30 * NANOS_PER_SECOND))
-        recent = [s.mid for s in self._samples if s.t_ns >= now - int(STEP_S * NANOS_PER_SECOND)]
+        recent = self._mids_since(now - int(STEP_S * NANOS_PER_SECOND))
         if len(recent) >= 3:
             dt = STEP_S / max(1, len(recent) - 1)
             realised = _log_return_sd(np.asarray(recent)) / math.sqrt(dt / SESSION_S)

@@ -128,6 +128,35 @@ def test_observation_values_on_a_hand_made_market():
         assert obs[OBS[name]] == pytest.approx(value, rel=1e-5, abs=1e-6), name
 
 
+def test_observation_reads_the_samples_of_its_windows_from_a_long_memory():
+    """A sample every 10 s for 15 minutes, the mid zigzagging up: the 5-minute return
+    compares with the sample 300 s back, the 30-s one with that 30 s back, and the
+    volatility reads exactly the samples of the last 5 minutes."""
+    builder = ObservationBuilder(HISTORY)  # ten minutes of memory
+
+    def up(k: int) -> int:  # ticks
+        return k + 3 * (k % 2)
+
+    for k in range(91):
+        t = 10.0 * k
+        builder.record(_state(Side.SELL, t, 0, _snap(t, 9_998 + up(k), 10_002 + up(k))))
+    now = _state(Side.SELL, 905.0, 0, _snap(905.0, 9_998 + up(90), 10_002 + up(90)))
+    obs = builder.observe(now)
+
+    def mid(k: int) -> float:
+        return (9_998 + 10_002 + 2 * up(k)) / 2 * 0.01
+
+    def sigma(seconds: float) -> float:
+        return 0.015 * math.sqrt(seconds / SESSION_S)
+
+    # a seller: a rising price helps. 905 s: the samples at 600 s and 870 s
+    assert obs[OBS["return_5m"]] == pytest.approx((mid(90) / mid(60) - 1) / sigma(STEP_S))
+    assert obs[OBS["return_30s"]] == pytest.approx(min(CLIP, (mid(90) / mid(87) - 1) / sigma(30.0)))
+    recent = np.array([mid(k) for k in range(61, 91)])  # 610 s to 900 s
+    realised = _log_return_sd(recent) / math.sqrt(STEP_S / 29 / SESSION_S)
+    assert obs[OBS["volatility"]] == pytest.approx(math.log(realised / 0.015), rel=1e-5)
+
+
 def test_observation_signs_mirror_for_a_buyer():
     sell, buy = _observe_after_a_drop(Side.SELL), _observe_after_a_drop(Side.BUY)
     for name in ("imbalance", "return_5m", "return_30s", "price_vs_arrival"):
