@@ -72,6 +72,7 @@ _TODAY_SUM, _TODAY_N, _CREDIT_FITS, _CREDIT_SHORT = range(7, 11)
 #: `DeskState._counts`: asked, then quoted, each at 2 * kind + short of its axe
 _KINDS = (None, Side.BUY.value, Side.SELL.value)
 _QUOTED0 = 2 * len(_KINDS)
+_KIND_INDEX = {kind: k for k, kind in enumerate(_KINDS)}
 _N_OWN = len(DEALER_OWN)
 
 
@@ -164,29 +165,34 @@ class DeskState:
         stale."""
         if not self._stale:
             return
-        state, counts = self._state, self._counts
-        asked_by, quoted_by = self._asked_side, self._quoted_side
-        for i, d in enumerate(self.dealers):
+        rows = []
+        for d in self.dealers:
             response, hit_rate, dist, asked = self.tracker.stats(d)
             total, n = self._today.get(d, (0.0, 0))
-            state[i] = (
-                response,
-                hit_rate,
-                dist,
-                asked,
-                self.axes.get(d, 0.0),
-                self.position.get(d, 0.0),
-                self.notional.get(d, 0.0),
-                total,
-                n,
-                self._credit_fits.get(d, 0.0),
-                self._credit_short.get(d, math.inf),
+            rows.append(
+                (
+                    response,
+                    hit_rate,
+                    dist,
+                    asked,
+                    self.axes.get(d, 0.0),
+                    self.position.get(d, 0.0),
+                    self.notional.get(d, 0.0),
+                    total,
+                    n,
+                    self._credit_fits.get(d, 0.0),
+                    self._credit_short.get(d, math.inf),
+                )
             )
-            for k, kind in enumerate(_KINDS):
-                for short in (False, True):
-                    j = 2 * k + short
-                    counts[i, j] = asked_by.get((d, kind, short), 0.0)
-                    counts[i, _QUOTED0 + j] = quoted_by.get((d, kind, short), 0.0)
+        self._state = np.array(rows, dtype=np.float64)
+        counts = np.zeros_like(self._counts)
+        index = self._index
+        for offset, by in ((0, self._asked_side), (_QUOTED0, self._quoted_side)):
+            for (d, kind, short), v in by.items():
+                i = index.get(d)
+                if i is not None:
+                    counts[i, offset + 2 * _KIND_INDEX[kind] + short] = v
+        self._counts = counts
         w, sd = self.costs.stacked(self.dealers)
         self._w[:] = w
         self._sd[:] = np.maximum(sd, 0.5)
@@ -267,7 +273,7 @@ class DeskState:
             P_LOWEST_POINTS,
             self._panel_column,
             side_feature(side),
-            _KINDS.index(_kind(seen)),
+            _KIND_INDEX[_kind(seen)],
             seen is Side.SELL,
             qty,
             market.mid,

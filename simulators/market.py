@@ -13,6 +13,7 @@ copies of the present with a redrawn future, for Monte Carlo (simulators/oracle.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -108,6 +109,9 @@ class SimMarket:
         self._steps_done = 0
         self._on_fill: FillCallback | None = None
         self.advance_to(0)  # warm the book up to the parent's arrival
+        # the feed's compiled readers too, before any decision reads them
+        self.touches_before(0, (0.0,))
+        self.flow_over(0, (0,))
 
     def fork(self) -> SimMarket:
         """An independent copy in the same state (books, generator, impact): the
@@ -458,33 +462,26 @@ class SimMarket:
         """The consolidated (bid, ask) in ticks at the last step run at or before
         `ts - lag`, for each lag: the top-of-book feed's recent past. None where a side
         was empty."""
-        n_ticks = self.state.depth.shape[2]
-        last = self._steps_done - 1
-        out: list[tuple[int, int] | None] = []
-        for lag in lags_s:
-            i = min(self.step_of(Nanos(ts - int(lag * NANOS_PER_SECOND))), last)
-            if i < 0:
-                out.append(None)
-                continue
-            b, a = int(self.bid_path[i]), int(self.ask_path[i])
-            out.append((b, a) if b >= 0 and 0 <= a < n_ticks else None)
-        return out
+        lags_ns = _nanos(tuple(lags_s))
+        touches = _touches_before(
+            self.bid_path,
+            self.ask_path,
+            self.state.depth.shape[2],
+            self._steps_done - 1,
+            (ts - self.t0_ns) - lags_ns,
+            self.step_ns,
+        ).tolist()
+        return [(b, a) if b >= 0 else None for b, a in touches]
 
     def flow_over(self, ts: Nanos, windows_s: Sequence[int]) -> list[tuple[int, int]]:
         """(buyer- minus seller-initiated volume, volume) of the tape's 1-s bars over
         the last `window` seconds before `ts` plus the bar in progress, per window: what
         a trade feed with aggressor flags has shown (clients' trades included)."""
-        # numpy, not a compiled loop: a first call must not stall a live service's first
-        # decision on compilation (its shutdown test then found orders left open)
         st = self.state
-        bar = self.bar_of(ts)
-        lo = max(0, bar - max(windows_s, default=0))
-        # sums over the most recent bars first: entry k covers the last k full bars
-        signed = np.cumsum(st.tape_signed[lo : bar + 1][::-1])
-        volume = np.cumsum(st.tape_vol[lo : bar + 1][::-1])
-        # only the entries asked for become Python ints: converting all 600 cost 20 us
-        at = np.minimum(np.asarray(windows_s, dtype=np.int64), bar - lo)
-        return list(zip(signed[at].tolist(), volume[at].tolist(), strict=True))
+        flows = _flow_over(
+            st.tape_signed, st.tape_vol, self.bar_of(ts), np.asarray(windows_s, dtype=np.int64)
+        ).tolist()
+        return [(signed, volume) for signed, volume in flows]
 
     def mid_at(self, ts: Nanos) -> float:
         """Consolidated mid (ticks) at the last step at or before `ts` that had one."""
@@ -585,4 +582,47 @@ def _ar1(h: float, decay: float, shocks: np.ndarray) -> np.ndarray:
     for i in range(shocks.shape[0]):
         h = h * decay + shocks[i]
         out[i] = h
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _nanos(seconds: tuple[float, ...]) -> np.ndarray:
+    # a feed is asked for the same few lags at every decision
+    out = np.array([int(x * NANOS_PER_SECOND) for x in seconds], dtype=np.int64)
+    out.setflags(write=False)
+    return out
+
+
+@njit(cache=True)
+def _touches_before(
+    bid_path: np.ndarray,
+    ask_path: np.ndarray,
+    n_ticks: int,
+    last: int,
+    since_t0_ns: np.ndarray,
+    step_ns: int,
+) -> np.ndarray:
+    """`SimMarket.touches_before`: (bid, ask) at the step of each time (ns since t0),
+    capped at `last`; (-1, -1) where there was none or a side was empty."""
+    out = np.full((since_t0_ns.shape[0], 2), -1, dtype=np.int64)
+    for k in range(since_t0_ns.shape[0]):
+        i = min(since_t0_ns[k] // step_ns, last)
+        if i < 0:
+            continue
+        b, a = bid_path[i], ask_path[i]
+        if b >= 0 and 0 <= a < n_ticks:
+            out[k, 0] = b
+            out[k, 1] = a
+    return out
+
+
+@njit(cache=True)
+def _flow_over(signed: np.ndarray, volume: np.ndarray, bar: int, windows: np.ndarray) -> np.ndarray:
+    """`SimMarket.flow_over`: per window, the sums over bars `bar - window` (not before
+    the first) to `bar`."""
+    out = np.zeros((windows.shape[0], 2), dtype=np.int64)
+    for k in range(windows.shape[0]):
+        for b in range(max(0, bar - windows[k]), bar + 1):
+            out[k, 0] += signed[b]
+            out[k, 1] += volume[b]
     return out
