@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     tf.add_argument(
         "--episodes",
         type=_positive_int,
-        default=144,  # models.train.FILL_EPISODES_PER_SCENARIO
+        default=288,  # models.train.FILL_EPISODES_PER_SCENARIO
         help="sor-lit episodes per scenario",
     )
     tf.add_argument("--seed", type=_int, default=200_000, help="seed of the first episode")
