@@ -205,26 +205,6 @@ class DeskState:
         self.refresh()
         return self._usual
 
-    def short_axe(self, dealer: DealerId, seen: Side | None, qty: int) -> bool:
-        """Is a request for `qty` (on side `seen`, as the dealers see it) a sale larger
-        than the dealer's published long position: one it may decline for inventory."""
-        return _short_of(self.axes.get(dealer, 0.0), seen, qty)
-
-    def _response_rate(
-        self, dealer: DealerId, seen: Side | None, short: bool, overall: float
-    ) -> float:
-        """The response rate to requests like this one (side, short of the axe or not),
-        shrunk towards the side's, itself shrunk towards the overall one."""
-        asked_by, quoted_by = self._asked_side, self._quoted_side
-        kind = _kind(seen)
-        plain, short_of = (dealer, kind, False), (dealer, kind, True)
-        asked_side = asked_by.get(plain, 0.0) + asked_by.get(short_of, 0.0)
-        quoted_side = quoted_by.get(plain, 0.0) + quoted_by.get(short_of, 0.0)
-        side_rate = (quoted_side + 2.0 * overall) / (asked_side + 2.0)
-        asked = asked_by.get(short_of if short else plain, 0.0)
-        quoted = quoted_by.get(short_of if short else plain, 0.0)
-        return (quoted + 2.0 * side_rate) / (asked + 2.0)
-
     def p_credit(self, dealer: DealerId, total: float) -> float:
         """P(a request that brings the day's notional with `dealer` to `total` fits in
         its credit line): 1 below what it has answered, 0 from what it has declined for
@@ -531,7 +511,8 @@ def _own_columns(
     """Every dealer's own columns (DEALER_OWN, as `models.features.dealer_own` defines
     them) and price quality, for a request of `qty` at `mid` (0: notional unknown), the
     client on side `sign`, the dealers asked for the side of `kind` (`_KINDS`). The
-    arithmetic is `DeskState`'s readable methods', in their order, to the bit."""
+    arithmetic is that of `DeskState.p_credit` and of the readable definition in
+    tests/models/test_desk_rows.py, in their order: equal to the bit."""
     for i in range(state.shape[0]):
         s = state[i]
         axe, notional, n = s[_AXE], s[_NOTIONAL], s[_TODAY_N]
@@ -546,7 +527,8 @@ def _own_columns(
                 p_credit = 0.0
             else:
                 p_credit = (declined - total) / (declined - fits)
-        # `DeskState._response_rate`
+        # the response rate to requests like this one (side, short of the axe or not),
+        # shrunk towards the side's, itself shrunk towards the overall one
         c = counts[i]
         asked_side = c[2 * kind] + c[2 * kind + 1]
         quoted_side = c[_QUOTED0 + 2 * kind] + c[_QUOTED0 + 2 * kind + 1]

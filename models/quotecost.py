@@ -88,10 +88,6 @@ class QuoteCostTracker:
             rel = err - (total - err) / (k - 1)
             self.observe(d, z, cost, rel * math.sqrt((k - 1) / k))
 
-    def forget(self) -> None:
-        """Drop the stacked arrays (they are rebuilt on the next call)."""
-        self._stacked.clear()
-
     def _coefficients(self, dealer: str) -> np.ndarray:
         w = self._w.get(dealer)
         if w is None:
@@ -113,7 +109,7 @@ class QuoteCostTracker:
 
     def stacked(self, dealers: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """The dealers' coefficients, a row each, and their `sd`s; kept until a quote
-        is learned or `forget`."""
+        is learned."""
         key = tuple(dealers)
         hit = self._stacked.get(key)
         if hit is None:
