@@ -28,14 +28,15 @@ class DealerSpec:
     dealer_id: DealerId
     description: str
     client_tier: int  # 1..3, see TIER_SPREAD
-    # pricing: half spread vs fair value in bps =
-    #   tier * (spread + size_coef * daily_vol_bps * sqrt(qty/ADV)) * vol_ratio^vol_sensitivity
-    #   + competition * (n_asked - 1) - inventory skew + N(0, quote_noise)
-    spread_bps: float
-    size_coef: float
+    # pricing: half spread vs fair value in bps, each side =
+    #   tier * spread + the marginal cost of the trade to the dealer (dealers/pricing.py:
+    #   unwinding at the panel's impact_y, and risk_aversion's premium for carrying it over
+    #   hedge_s, at daily_vol * vol_ratio^vol_sensitivity)
+    #   + competition * (n_asked - 1) + N(0, quote_noise)
+    spread_bps: float  # the margin over its cost, before the client's tier
     vol_sensitivity: float
     competition_bps: float  # winner's curse: widening per extra dealer asked
-    risk_aversion: float  # skew = risk_aversion * daily_vol_bps * inventory / ADV
+    risk_aversion: float  # premium per unit of the position's risk while it unwinds
     quote_noise_bps: float
     # inventory at the start of the day, as a share of ADV
     inventory_sd: float
@@ -69,6 +70,9 @@ class DealerPanel:
     two_sided_bps: float  # extra half spread on a two-sided request (side unknown)
     side_guess: float  # chance a dealer guesses the side of a two-sided request right
     time_limit_s: float  # the usual time limit of an RFQ on this panel
+    # the dealers' estimate of the square-root law's Y for unwinding what they buy, from
+    # their own past hedges (dealers/pricing.py)
+    impact_y: float = 0.84
 
     @property
     def ids(self) -> tuple[DealerId, ...]:
@@ -98,6 +102,7 @@ def parse_panel(t: ConfigTable, name: str) -> DealerPanel:
     two_sided = panel.get_float("two_sided_bps", min=0)
     side_guess = panel.get_float("side_guess", min=0.5, max=1.0)
     time_limit = panel.get_duration("time_limit", gt=0)
+    impact_y = panel.get_float("impact_y", gt=0)
     panel.check_no_unknown_keys()
     dealers = tuple(_dealer(d) for d in t.tables("dealer"))
     t.check_no_unknown_keys()
@@ -109,7 +114,7 @@ def parse_panel(t: ConfigTable, name: str) -> DealerPanel:
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:
         raise ConfigError(f"{t.file}: dealer id {dup[0]!r} is used twice")
-    return DealerPanel(name, dealers, two_sided, side_guess, time_limit)
+    return DealerPanel(name, dealers, two_sided, side_guess, time_limit, impact_y)
 
 
 def _dealer(d: ConfigTable) -> DealerSpec:
@@ -122,7 +127,6 @@ def _dealer(d: ConfigTable) -> DealerSpec:
         description=d.get_str("description", ""),
         client_tier=tier,
         spread_bps=d.get_float("spread_bps", min=0),
-        size_coef=d.get_float("size_coef", min=0),
         vol_sensitivity=d.get_float("vol_sensitivity", 1.0, min=0),
         competition_bps=d.get_float("competition_bps", min=0),
         risk_aversion=d.get_float("risk_aversion", min=0),

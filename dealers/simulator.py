@@ -8,15 +8,21 @@ dealer's own generator (so runs are reproducible and the oracle below is exact):
 - declines for lack of credit (the day's notional with this client would pass its
   line), for lack of inventory (a client buy larger than its long position, with some
   probability) or just passes;
-- otherwise quotes, at most `max_qty_adv` of ADV, at a half spread around the fair
-  price (the market's reference price, which it sees better than the screen):
+- otherwise quotes, at most `max_qty_adv` of ADV, around the fair price (the market's
+  reference price, which it sees better than the screen), each side at its own cost of
+  taking the trade on (dealers/pricing.py) plus a margin:
 
-      half = tier * (spread + size_coef * daily_vol_bps * sqrt(qty / ADV)) * vol_ratio^s
-             + competition * (dealers asked - 1)          the winner's curse
-             + two_sided_bps on a two-sided request        it cannot skew to the side
-      offer = fair * (1 + (half - skew + noise) / 1e4)
-      bid   = fair * (1 - (half + skew + noise) / 1e4)
-      skew  = risk_aversion * daily_vol_bps * inventory / ADV   long dealers sell cheaper
+      cost  = marginal cost of moving its inventory by the trade: the square-root cost
+              of unwinding it (the panel's impact_y, the day's volatility now) and a
+              premium for carrying it meanwhile (risk_aversion, hedge time)
+      half  = tier * spread + cost
+              + competition * (dealers asked - 1)          the winner's curse
+              + two_sided_bps on a two-sided request        it cannot pick the side
+      offer = fair * (1 + (half_buy + noise) / 1e4)
+      bid   = fair * (1 - (half_sell + noise) / 1e4)
+
+  A flat dealer's cost grows with the square root of the size; a long dealer's offer is
+  cheap (selling lowers its own cost) and its bid dear: axes come from the same rule.
 
 A hit goes through the dealer's last look: refused if fair value moved against it by
 more than `last_look_bps` since its quote, or at random with `last_look_prob`.
@@ -26,8 +32,12 @@ When the RFQ ends, each dealer that did not trade front-runs with `front_run_pro
 buys (for a client buy) `front_run_share` of the size in the lit market over
 `front_run_s`. On a two-sided request it knows the side only if the client traded, and
 guesses it right with the panel's `side_guess`. The dealer that traded hedges
-`hedge_share` of it in the lit market over `hedge_s`. Both move later lit prices like
-any aggressor: the leakage a desk pays for asking too many dealers.
+`hedge_share` of what the trade added to its position (none of a trade that shrank it)
+in the lit market over `hedge_s`. Both move later lit prices like any aggressor: the
+leakage a desk pays for asking too many dealers.
+
+Every client trade is booked with its hedges (dealers/pnl.py): `pnl()` values them at
+the fair price now, so the dealers' own economics can be checked.
 
 `truth` keeps, for every (request, dealer), the true probability that the dealer
 answers with a quote in time and that its quote is the best one: for evaluation code
@@ -44,6 +54,8 @@ import numpy as np
 from numba import njit
 
 from dealers.config import TIER_RESPONSE, TIER_SPREAD, DealerPanel, DealerSpec
+from dealers.pnl import DealerBook, TradePnl
+from dealers.pricing import CarryCost
 from dealers.rfq import LegState, RfqError, RfqSession
 from router.domain import (
     NANOS_PER_SECOND,
@@ -111,6 +123,7 @@ class _Dealer:
     rng: np.random.Generator
     owner: int
     inventory: float  # units; > 0 long
+    book: DealerBook
     credit_used: float = 0.0
 
 
@@ -177,7 +190,10 @@ class SimRfqVenue:
             if rng.random() < spec.axe_prob:
                 sign = 1.0 if rng.random() < 0.5 else -1.0
                 inventory = sign * spec.axe_size * adv
-            self._dealers[spec.dealer_id] = _Dealer(spec, rng, DEALER_OWNER_BASE + i, inventory)
+            book = DealerBook(spec.dealer_id, inventory, float(adv))
+            self._dealers[spec.dealer_id] = _Dealer(
+                spec, rng, DEALER_OWNER_BASE + i, inventory, book
+            )
         self._rfqs: dict[RfqId, _Rfq] = {}
         self._quotes: dict[str, tuple[RfqId, DealerId]] = {}
         self.venues: dict[VenueId, SimDealerVenue] = {
@@ -211,6 +227,17 @@ class SimRfqVenue:
 
     def inventory(self, dealer: DealerId) -> float:
         return self._dealers[dealer].inventory
+
+    def pnl(self) -> list[TradePnl]:
+        """Every dealer's client trades so far, valued at the fair price now: hedges as
+        they traded, the rest charged its square-root unwinding cost at the normal
+        daily volatility (dealers/pnl.py). In trade order per dealer, dealers in the
+        panel's order."""
+        fair = self._market.fair_ticks(self._kernel.clock.now_ns()) * self.instrument.tick_size
+        out: list[TradePnl] = []
+        for d in self._dealers.values():
+            out.extend(d.book.mark(fair, self._carry_cost(d.spec, self._vol_bps)))
+        return out
 
     def session(self, rfq_id: RfqId) -> RfqSession:
         return self._rfqs[rfq_id].session
@@ -280,18 +307,29 @@ class SimRfqVenue:
         # a client buy is a dealer sale: without the bonds it must borrow or decline
         return request.side is not Side.SELL and dealer.inventory < request.qty
 
-    def _half_spread_bps(self, spec: DealerSpec, request: QuoteRequest, now: Nanos) -> float:
-        size = math.sqrt(request.qty / self.instrument.adv)
-        base = spec.spread_bps + spec.size_coef * self._vol_bps * size
+    def _carry_cost(self, spec: DealerSpec, sigma_bps: float) -> CarryCost:
+        return CarryCost(
+            adv=float(self.instrument.adv),
+            sigma_bps=sigma_bps,
+            impact_y=self.panel.impact_y,
+            risk_aversion=spec.risk_aversion,
+            hold_s=spec.hedge_s,
+        )
+
+    def _half_spread_bps(
+        self, dealer: _Dealer, request: QuoteRequest, now: Nanos, client: Side
+    ) -> float:
+        """What the dealer asks over fair (bps) to take the client's side `client` of
+        the request: its margin and its own cost of the trade (dealers/pricing.py)."""
+        spec = dealer.spec
         vol = min(max(self._market.vol_ratio(now), 0.5), 5.0)
-        half = TIER_SPREAD[spec.client_tier] * base * vol**spec.vol_sensitivity
+        cost = self._carry_cost(spec, self._vol_bps * vol**spec.vol_sensitivity)
+        half = TIER_SPREAD[spec.client_tier] * spec.spread_bps
+        half += cost.marginal_bps(dealer.inventory, -client.sign * float(request.qty))
         half += spec.competition_bps * (len(request.dealers) - 1)
         if request.side is None:
             half += self.panel.two_sided_bps
         return half
-
-    def _skew_bps(self, dealer: _Dealer) -> float:
-        return dealer.spec.risk_aversion * self._vol_bps * dealer.inventory / self.instrument.adv
 
     def _answer_cb(self, rfq: _Rfq, dealer_id: DealerId) -> Callable[[], None]:
         return lambda: self._answer(rfq, dealer_id)
@@ -307,13 +345,13 @@ class SimRfqVenue:
             events = session.reject(dealer_id, answer.reject, answer.reject.name.lower(), now)
         else:
             fair = self._market.fair_ticks(now) * self.instrument.tick_size
-            half = self._half_spread_bps(dealer.spec, request, now)
-            skew = self._skew_bps(dealer)
-            width = half + answer.noise_bps
+            up = self._half_spread_bps(dealer, request, now, Side.BUY) + answer.noise_bps
+            down = self._half_spread_bps(dealer, request, now, Side.SELL) + answer.noise_bps
             if request.side is None:  # both sides quoted: never crossed or locked
-                width = max(width, MIN_TWO_SIDED_HALF_BPS)
-            offer = fair * (1 + (width - skew) / 1e4)
-            bid = fair * (1 - (width + skew) / 1e4)
+                widen = max(0.0, MIN_TWO_SIDED_HALF_BPS - 0.5 * (up + down))
+                up, down = up + widen, down + widen
+            offer = fair * (1 + up / 1e4)
+            bid = fair * (1 - down / 1e4)
             lot = self.instrument.lot_size
             cap = max(lot, int(dealer.spec.max_qty_adv * self.instrument.adv) // lot * lot)
             quote = Quote(
@@ -403,8 +441,10 @@ class SimRfqVenue:
         events = rfq.session.fill(dealer_id, now)
         rfq.traded_side = child.side
         qty = rfq.session.legs[dealer_id].hit_qty
+        before = dealer.inventory
         dealer.inventory -= child.side.sign * qty
         dealer.credit_used += qty * price
+        trade = dealer.book.trade(now, child.side, qty, price, fair_now)
         self._update_axe(dealer_id)
         self._publish(events)
         self._publish(
@@ -414,9 +454,11 @@ class SimRfqVenue:
                 )
             ]
         )
-        # the dealer now holds the client's risk and lays part of it off on the screen
-        hedge = self._round_lot(dealer.spec.hedge_share * qty)
-        self._program(dealer, child.side, hedge, dealer.spec.hedge_s, HEDGE_SLICES)
+        # the dealer now holds the client's risk and lays part of what the trade added to
+        # its position off on the screen; a trade that shrank the position needs no hedge
+        added = max(0.0, abs(dealer.inventory) - abs(before))
+        hedge = self._round_lot(dealer.spec.hedge_share * added)
+        self._program(dealer, child.side, hedge, dealer.spec.hedge_s, HEDGE_SLICES, trade=trade)
 
     def _after(self, rfq: _Rfq, events: list[Event]) -> None:
         self._publish(events)
@@ -445,9 +487,18 @@ class SimRfqVenue:
             self._program(dealer, side, qty, dealer.spec.front_run_s, FRONT_RUN_SLICES, u_t)
 
     def _program(
-        self, dealer: _Dealer, side: Side, qty: int, over_s: float, slices: int, phase: float = 0.5
+        self,
+        dealer: _Dealer,
+        side: Side,
+        qty: int,
+        over_s: float,
+        slices: int,
+        phase: float = 0.5,
+        trade: int | None = None,
     ) -> None:
-        """Trade `qty` on the lit screen in equal IOC slices spread over `over_s`."""
+        """Trade `qty` on the lit screen in equal IOC slices spread over `over_s`, on
+        the client's side (a front-run ahead of it, or the hedge of a trade against
+        it); a hedge's fills are booked against `trade`."""
         if qty <= 0:
             return
         lot = self.instrument.lot_size
@@ -459,15 +510,20 @@ class SimRfqVenue:
         while left > 0 and k < slices:
             q = min(each, left) if k < slices - 1 else left
             at = now + int((k + phase) * step * NANOS_PER_SECOND)
-            self._kernel.schedule(at, self._take_cb(dealer, side, q))
+            self._kernel.schedule(at, self._take_cb(dealer, side, q, trade))
             left -= q
             k += 1
 
-    def _take_cb(self, dealer: _Dealer, side: Side, qty: int) -> Callable[[], None]:
+    def _take_cb(
+        self, dealer: _Dealer, side: Side, qty: int, trade: int | None
+    ) -> Callable[[], None]:
         def take() -> None:
             now = self._kernel.clock.now_ns()
-            filled = self._market.take(now, side, qty, REACH_TICKS, dealer.owner)
+            filled, paid = self._market.take(now, side, qty, REACH_TICKS, dealer.owner)
             dealer.inventory += side.sign * filled
+            if trade is not None and filled > 0:
+                price = paid / filled * self.instrument.tick_size
+                dealer.book.hedge_fill(trade, side, filled, price)
             self._update_axe(dealer.spec.dealer_id)
 
         return take
@@ -497,11 +553,10 @@ class SimRfqVenue:
             if self._short_of_inventory(dealer, request):
                 p *= 1.0 - spec.no_inventory_prob
             p *= 1.0 - spec.pass_prob
-            half = self._half_spread_bps(spec, request, now)
-            skew = self._skew_bps(dealer)
             p_resp.append(p)
-            mu_buy.append(half - skew)  # cost to a buying client, bps over fair
-            mu_sell.append(half + skew)
+            # cost to a buying (selling) client, bps over (under) fair
+            mu_buy.append(self._half_spread_bps(dealer, request, now, Side.BUY))
+            mu_sell.append(self._half_spread_bps(dealer, request, now, Side.SELL))
             sd.append(max(spec.quote_noise_bps, 1e-3))
         best_buy = p_lowest(np.array(p_resp), np.array(mu_buy), np.array(sd))
         best_sell = p_lowest(np.array(p_resp), np.array(mu_sell), np.array(sd))

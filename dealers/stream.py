@@ -19,6 +19,7 @@ import numpy as np
 
 from dealers.config import DealerPanel
 from dealers.panel import HeuristicPanel
+from dealers.pnl import TradePnl
 from dealers.simulator import DealerTruth, SimRfqVenue
 from router.allocation import screen_cost_bps
 from router.domain import (
@@ -60,6 +61,8 @@ class RfqDay:
     # the client's own side of each request, as its order records keep it: a two-sided
     # request hides it from the dealers, not from the desk's log
     sides: dict[RfqId, Side]
+    # every dealer's client trades of the day, valued at its end (dealers/pnl.py)
+    pnl: list[TradePnl] = field(default_factory=list)
 
 
 @dataclass
@@ -191,9 +194,12 @@ def run_rfq_day(
     panel_size: int | Sequence[int] = 4,
     block_share: float = 0.2,
     two_sided_share: float = 0.0,
+    size_adv: tuple[float, float] | None = None,
 ) -> RfqDay:
     """One simulated day of `n_rfqs` RFQs over the scenario's horizon. With several
-    panel sizes, each RFQ asks a number of dealers drawn from them (a leakage study)."""
+    panel sizes, each RFQ asks a number of dealers drawn from them (a leakage study).
+    Sizes are lognormal around `block_share` of the scenario's parent, or, with
+    `size_adv`, log-uniform between those shares of ADV (a study across sizes)."""
     if n_rfqs <= 0:
         raise ValueError(f"n_rfqs must be > 0, got {n_rfqs}")
     sizes = (panel_size,) if isinstance(panel_size, int) else tuple(panel_size)
@@ -211,14 +217,26 @@ def run_rfq_day(
     median = block_share * scenario.qty
     for t in times:
         side = Side.BUY if rng.random() < 0.5 else Side.SELL
-        qty = int(median * math.exp(0.5 * rng.standard_normal())) // inst.lot_size * inst.lot_size
+        if size_adv is None:
+            size = median * math.exp(0.5 * rng.standard_normal())
+        else:
+            lo, hi = math.log(size_adv[0]), math.log(size_adv[1])
+            size = inst.adv * math.exp(rng.uniform(lo, hi))
+        qty = int(size) // inst.lot_size * inst.lot_size
         qty = max(inst.lot_size, qty)
         world.kernel.schedule(int(t * NANOS_PER_SECOND), _sender(desk, side, qty))
     end = int((horizon + TAIL_S) * NANOS_PER_SECOND)
     world.kernel.run_until(end)
     path = PricePath(*world.market.top_of_book(0.0))
     return RfqDay(
-        seed, desk.events, path, world.rfq.truth, panel, world.rfq.axe_log, dict(desk.sides)
+        seed,
+        desk.events,
+        path,
+        world.rfq.truth,
+        panel,
+        world.rfq.axe_log,
+        dict(desk.sides),
+        world.rfq.pnl(),
     )
 
 

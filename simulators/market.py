@@ -108,6 +108,9 @@ class SimMarket:
         self.ask_path = np.full(self.n_steps, -1, dtype=np.int64)
         self._steps_done = 0
         self._on_fill: FillCallback | None = None
+        # the owner of the `take` under way, and what it has paid so far (ticks x units)
+        self._taker = 0
+        self._taker_paid = 0
         self.advance_to(0)  # warm the book up to the parent's arrival
         # the feed's compiled readers too, before any decision reads them
         self.touches_before(0, (0.0,))
@@ -374,7 +377,7 @@ class SimMarket:
         if n > fb.ts.shape[0]:
             raise BookFullError(f"fill buffer overflow: {n} client fills in one step")
         cb = self._on_fill
-        if cb is not None:
+        if cb is not None or self._taker:
             # copy out first: the callback may submit orders that append new fills
             rows = [
                 (
@@ -390,6 +393,10 @@ class SimMarket:
             ]
             fb.n[0] = 0
             for ts, v, p, q, maker, leaves, taker in rows:
+                if taker and taker == self._taker:
+                    self._taker_paid += p * q
+                if cb is None:
+                    continue
                 if maker:
                     cb(maker, ts, v, p, q, True, leaves)
                 if taker:
@@ -542,28 +549,34 @@ class SimMarket:
         normal = m.daily_vol * self.price_ticks0 * math.sqrt(every_s / SESSION_S)
         return float(np.std(np.diff(ref)) / normal)
 
-    def take(self, ts: Nanos, side: Side, qty: int, reach_ticks: int, owner: int) -> int:
+    def take(
+        self, ts: Nanos, side: Side, qty: int, reach_ticks: int, owner: int
+    ) -> tuple[int, int]:
         """An outside participant's marketable IOC on the lit venue with the best price
-        for it, reaching `reach_ticks` past that touch; returns the quantity filled.
-        Simulated dealers hedge and front-run through it: their flow moves the price
-        like any aggressor's."""
+        for it, reaching `reach_ticks` past that touch; returns the quantity filled and
+        what it paid, in ticks x units. Simulated dealers hedge and front-run through it:
+        their flow moves the price like any aggressor's, and they pay for it."""
         st = self.state
         if side is Side.BUY:
             asks = st.best[:, book.ASK]
             v = int(np.argmin(asks))
             touch = int(asks[v])
             if touch >= st.depth.shape[2]:
-                return 0
+                return 0, 0
             limit = min(touch + reach_ticks, st.depth.shape[2] - 1)
         else:
             bids = st.best[:, book.BID]
             v = int(np.argmax(bids))
             touch = int(bids[v])
             if touch < 0:
-                return 0
+                return 0, 0
             limit = max(touch - reach_ticks, 0)
-        result = self.submit(ts, v, side, limit, qty, owner, book.IOC)
-        return qty - result.leaves
+        self._taker, self._taker_paid = owner, 0
+        try:
+            result = self.submit(ts, v, side, limit, qty, owner, book.IOC)
+        finally:
+            self._taker = 0
+        return qty - result.leaves, self._taker_paid
 
     def future_move_sign(self, ts: Nanos, horizon_s: float) -> float:
         """Sign of the exogenous move over the next `horizon_s`: for informed simulated

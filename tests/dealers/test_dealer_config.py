@@ -19,13 +19,17 @@ from simulators.scenario import available_scenarios, load_scenario
 # Helpers: a valid panel written as TOML, with any key of any table replaced or dropped.
 # --------------------------------------------------------------------------------------
 
-PANEL: dict[str, Any] = {"two_sided_bps": 3.0, "side_guess": 0.6, "time_limit": "10s"}
+PANEL: dict[str, Any] = {
+    "two_sided_bps": 3.0,
+    "side_guess": 0.6,
+    "time_limit": "10s",
+    "impact_y": 0.84,
+}
 
 DEALER: dict[str, Any] = {
     "description": "test dealer",
     "client_tier": 1,
     "spread_bps": 3.0,
-    "size_coef": 0.3,
     "vol_sensitivity": 1.5,
     "competition_bps": 0.6,
     "risk_aversion": 1.0,
@@ -179,6 +183,7 @@ def test_values_defaults_and_durations(tmp_path: Path) -> None:
     assert panel.name == "x"
     assert panel.ids == tuple(f"D{i}" for i in range(8))
     assert (panel.two_sided_bps, panel.side_guess, panel.time_limit_s) == (3.0, 0.6, 60.0)
+    assert panel.impact_y == 0.84
     d0, d1 = panel.dealers[0], panel.dealers[1]
     assert d0.client_tier == 1
     assert d0.vol_sensitivity == 1.5
@@ -241,7 +246,7 @@ def test_probability_out_of_range(tmp_path: Path, key: str, value: float, proble
         ("quote_ttl", "soon", "not a duration: 'soon' (use e.g. 90, 90s, 15m, 3h)"),
         ("quote_ttl", 0, "must be > 0, got 0"),
         ("spread_bps", "wide", "must be a number, got 'wide'"),
-        ("size_coef", -0.3, "must be >= 0, got -0.3"),
+        ("risk_aversion", -0.3, "must be >= 0, got -0.3"),
         ("description", 7, "must be a string, got 7"),
     ],
 )
@@ -303,6 +308,8 @@ def test_missing_panel_table(tmp_path: Path) -> None:
         ("two_sided_bps", -1.0, "must be >= 0, got -1"),
         ("time_limit", "0s", "must be > 0, got 0"),
         ("time_limit", _DROP, "missing"),
+        ("impact_y", 0.0, "must be > 0, got 0"),
+        ("impact_y", _DROP, "missing"),
     ],
 )
 def test_bad_panel_values(tmp_path: Path, key: str, value: Any, problem: str) -> None:

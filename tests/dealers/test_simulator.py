@@ -220,37 +220,56 @@ def bid_of(q: Quote) -> float:
 
 
 def exact_panel(equities: DealerPanel, **changes: Any) -> DealerPanel:
-    """ALPHA without noise or volatility scaling, so its prices follow by hand:
-    half = tier * (5 + 0.5 * 150 * sqrt(qty / 2M)) + 1.0 * (asked - 1) [+ 3 two-sided]."""
+    """ALPHA without noise, volatility scaling or risk premium, so its prices follow by
+    hand: each side = tier * 5 + its marginal unwinding cost (`unwind` below, the panel's
+    impact_y 0.84 at calm's 150 bps of daily volatility) + 1.0 * (asked - 1)
+    [+ 3 two-sided]."""
     exact: dict[str, Any] = {
         "client_tier": 2,
         "spread_bps": 5.0,
-        "size_coef": 0.5,
         "vol_sensitivity": 0.0,
         "competition_bps": 1.0,
-        "risk_aversion": 2.0,
+        "risk_aversion": 0.0,
         "quote_noise_bps": 0.0,
     }
     return always_quotes(equities, **{**exact, **changes})
 
 
+def unwind(x: float) -> float:
+    """Two thirds of the square-root law's peak on `x` units, bps x units: 2/3 * 0.84 *
+    150 * |x| * sqrt(|x| / ADV) = 84 * |x| * sqrt(|x| / ADV)."""
+    return 84.0 * abs(x) * math.sqrt(abs(x) / ADV)
+
+
+def marginal(inventory: float, delta: float) -> float:
+    return (unwind(inventory + delta) - unwind(inventory)) / abs(delta)
+
+
 @pytest.mark.parametrize(
     ("kw", "offer_bps", "bid_bps"),
     [
-        # 5 + 0.5 * 150 * sqrt(20k / 2M) = 5 + 7.5 = 12.5
-        ({}, 12.5, None),
-        # sqrt(80k / 2M) = 0.2: 5 + 15 = 20
-        ({"qty": 80_000}, 20.0, None),
-        # five dealers asked: 12.5 + 1.0 * 4 = 16.5
-        ({"n_dealers": 5}, 16.5, None),
-        # a client sell: the bid, same half spread
-        ({"side": Side.SELL}, None, 12.5),
-        # two-sided: 12.5 + 3.0 on both sides
-        ({"side": None}, 15.5, 15.5),
-        # long 5% of ADV: skew 2.0 * 150 * 0.05 = 15; offer 12.5 - 15, bid 12.5 + 15
-        ({"side": None, "inventory": 100_000.0}, 15.5 - 15.0, 15.5 + 15.0),
+        # flat: 5 + 84 * sqrt(20k / 2M) = 5 + 8.4
+        ({}, 13.4, None),
+        # sqrt(80k / 2M) = 0.2: 5 + 16.8
+        ({"qty": 80_000}, 21.8, None),
+        # five dealers asked: 13.4 + 1.0 * 4
+        ({"n_dealers": 5}, 17.4, None),
+        # a client sell: the bid, the same cost from a flat book
+        ({"side": Side.SELL}, None, 13.4),
+        # two-sided: 13.4 + 3.0 on both sides
+        ({"side": None}, 16.4, 16.4),
+        # long 5% of ADV: selling 20k lowers its cost, buying 20k raises it
+        (
+            {"side": None, "inventory": 100_000.0},
+            8.0 + marginal(100_000.0, -20_000.0),
+            8.0 + marginal(100_000.0, 20_000.0),
+        ),
         # short 5% of ADV: the other way round
-        ({"side": None, "inventory": -100_000.0}, 15.5 + 15.0, 15.5 - 15.0),
+        (
+            {"side": None, "inventory": -100_000.0},
+            8.0 + marginal(-100_000.0, -20_000.0),
+            8.0 + marginal(-100_000.0, 20_000.0),
+        ),
     ],
 )
 def test_quote_follows_the_pricing_formula(
@@ -271,8 +290,27 @@ def test_quote_follows_the_pricing_formula(
         assert quote.bid == pytest.approx(fair * (1 - bid_bps / 1e4), abs=1e-6)
 
 
-@pytest.mark.parametrize(("tier", "half_bps"), [(1, 0.85 * 12.5), (3, 1.25 * 12.5)])
-def test_client_tier_scales_the_spread(
+def test_an_axed_dealer_quotes_through_fair_value(calm: Scenario, equities: DealerPanel) -> None:
+    # long 5% of ADV, a client buying 20k takes 26.7 bps of unwinding cost off its book:
+    # it can sell below the fair price and still be better off than keeping the position
+    quote, fair = alpha_quote(calm, exact_panel(equities), inventory=100_000.0)
+    assert marginal(100_000.0, -20_000.0) == pytest.approx(-26.71, abs=0.01)
+    assert offer_of(quote) < fair
+
+
+def test_the_risk_premium_grows_with_size_and_hedging_time(
+    calm: Scenario, equities: DealerPanel
+) -> None:
+    # risk_aversion 2 * 150 bps * sqrt(15 min / 6.5 h) * 20k / 2M = 0.588 bps on top
+    quote, fair = alpha_quote(calm, exact_panel(equities, risk_aversion=2.0))
+    premium = 2.0 * 150.0 * math.sqrt(900.0 / 23_400.0) * 0.01
+    assert offer_of(quote) == pytest.approx(fair * (1 + (13.4 + premium) / 1e4), abs=1e-6)
+    slow, _ = alpha_quote(calm, exact_panel(equities, risk_aversion=2.0, hedge_s=3600.0))
+    assert offer_of(slow) == pytest.approx(fair * (1 + (13.4 + 2 * premium) / 1e4), abs=1e-6)
+
+
+@pytest.mark.parametrize(("tier", "half_bps"), [(1, 0.85 * 5 + 8.4), (3, 1.25 * 5 + 8.4)])
+def test_client_tier_scales_the_margin_not_the_cost(
     calm: Scenario, equities: DealerPanel, tier: int, half_bps: float
 ) -> None:
     quote, fair = alpha_quote(calm, exact_panel(equities, client_tier=tier))
@@ -330,8 +368,13 @@ def test_a_long_dealer_offers_cheaper_and_bids_lower(calm: Scenario, equities: D
     assert fair_long == fair
     assert offer_of(long) < offer_of(flat)
     assert bid_of(long) < bid_of(flat)
-    # ALPHA's risk_aversion 1.0: skew = 1.0 * 150 * 0.05 = 7.5 bps
-    assert offer_of(flat) - offer_of(long) == pytest.approx(fair * 7.5e-4, abs=2e-6)
+    exact_flat, fair = alpha_quote(calm, exact_panel(equities), side=None, inventory=0.0)
+    exact_long, _ = alpha_quote(calm, exact_panel(equities), side=None, inventory=0.05 * ADV)
+    # the marginal cost of selling 20k: 8.4 bps flat, -26.7 bps from a 100k long
+    shift = marginal(0.0, -20_000.0) - marginal(100_000.0, -20_000.0)
+    assert offer_of(exact_flat) - offer_of(exact_long) == pytest.approx(
+        fair * shift / 1e4, abs=2e-6
+    )
 
 
 def test_a_dealer_declines_past_its_credit_line(calm: Scenario, equities: DealerPanel) -> None:
@@ -694,13 +737,15 @@ def test_a_hit_on_the_wrong_side_is_rejected(calm: Scenario, equities: DealerPan
 
 
 def hit_alpha(
-    calm: Scenario, panel: DealerPanel
+    calm: Scenario, panel: DealerPanel, inventory: float = 0.0
 ) -> tuple[SimWorld, Desk, Quote, ChildOrder, float]:
-    """Requests ALPHA alone for a client buy, lifts its offer through ALPHA's venue at the
-    close; returns the world after the last look, the quote, the hit and ALPHA's
-    inventory before it."""
+    """Requests ALPHA (holding `inventory`) alone for a client buy, lifts its offer
+    through ALPHA's venue at the close; returns the world after the last look, the quote,
+    the hit and ALPHA's inventory before it."""
     world, desk = build(calm, panel)
     venue = venue_of(world)
+    venue._dealers[ALPHA].inventory = inventory
+    venue._dealers[ALPHA].book.start_inventory = inventory
     world.kernel.run_until(T_REQ)
     venue.request(rfq("r1", (ALPHA,)))
     world.kernel.run_until(T_REQ + 10 * S)
@@ -879,3 +924,47 @@ def test_same_seed_same_log(calm: Scenario, equities: DealerPanel) -> None:
     # and another seed tells another story
     desk3, _ = scripted_day(calm, equities, 12)
     assert desk3.events != desk1.events
+
+
+# --------------------------------------------------------------------------------------
+# Hedging and the dealer's own book
+# --------------------------------------------------------------------------------------
+
+
+def test_a_trade_that_shrinks_the_position_is_not_hedged(
+    calm: Scenario, equities: DealerPanel
+) -> None:
+    # long 100k, it sells 20k to the client: nothing to lay off
+    panel = always_quotes(equities, last_look_prob=0.0, last_look_bps=1e6)
+    world, _, _, _, inventory = hit_alpha(calm, panel, inventory=100_000.0)
+    assert inventory == 100_000.0
+    world.kernel.run_until(T_REQ + 20 * 60 * S)
+    assert venue_of(world).inventory(ALPHA) == 80_000.0
+
+
+def test_every_trade_is_booked_with_its_hedges(calm: Scenario, equities: DealerPanel) -> None:
+    panel = always_quotes(equities, last_look_prob=0.0, last_look_bps=1e6)
+    world, desk, quote, _, _ = hit_alpha(calm, panel)
+    venue = venue_of(world)
+    world.kernel.run_until(T_REQ + 20 * 60 * S)
+    (fill,) = desk.of(ChildOrderFilled)
+    fair_then = world.market.fair_ticks(fill.ts_ns) * calm.instrument.tick_size
+    fair_now = world.market.fair_ticks(world.clock.now_ns()) * calm.instrument.tick_size
+    (trade,) = [p for p in venue.pnl() if p.dealer == ALPHA]
+    book = venue._dealers[ALPHA].book.trades[0]
+    # it sold 20k at its offer: the edge is the offer over the fair price then
+    assert trade.edge == pytest.approx(20_000 * (offer_of(quote) - fair_then))
+    assert trade.notional == pytest.approx(20_000 * fair_then)
+    # the hedges bought back what the book says, at what they paid on the screen
+    assert 0 < book.hedged <= 16_000
+    assert venue.inventory(ALPHA) == -20_000 + book.hedged
+    avg = book.hedge_cost / book.hedged
+    assert fair_then * 0.99 < avg < fair_then * 1.01
+    # marked now: the short 20k and the hedges at the fair price, what is left charged
+    left = -20_000 + book.hedged
+    assert trade.market == pytest.approx(
+        -20_000 * (fair_now - fair_then) + book.hedged * fair_now - book.hedge_cost
+    )
+    assert trade.unwind == pytest.approx(
+        84.0 * abs(left) * math.sqrt(abs(left) / ADV) * fair_now / 1e4
+    )

@@ -119,12 +119,14 @@ def _is_by_panel_size(sizes, panel=None):
     return np.array(out)
 
 
-def test_asking_every_dealer_costs_more_than_a_small_panel():
+def test_asking_every_dealer_pays_in_leakage():
     """Baldauf-Mollner: more dealers compete harder but more of them learn the order and
-    trade ahead of it. With the same seeds, asking all 10 costs more than asking 3."""
+    trade ahead of it. Dealers that price from their own inventory also make a bigger
+    panel likelier to hold an axe, so which panel is cheaper depends on the dealers; what
+    must hold is that the leakage costs the big panel: without front-running and hedging
+    it does better against the small one than with them, on the same seeds."""
     is_bps = _is_by_panel_size([3, 10])
     diff = is_bps[:, 1] - is_bps[:, 0]
-    assert diff.mean() > 1.0, diff
     # without front-running and hedging the big panel no longer loses: it was the leakage
     quiet = _is_by_panel_size(
         [3, 10],
