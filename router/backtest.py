@@ -6,10 +6,17 @@ are aggregated per scenario and strategy (mean, standard deviation, standard err
 each strategy is compared with a baseline by paired differences per seed, whose
 standard error is much smaller than the unpaired one because the market's own moves
 cancel out.
+
+Every configured scenario drifts against its parent (news-shock sells into bad news), so
+a strategy that merely hurries looks good on it. With `both_sides` each seed also runs
+on the scenario's mirror, the same market with the parent's side flipped, and results
+come per side ("buy", "sell") and pooled ("both"), where hurrying gains on one side
+what it loses on the other.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -21,10 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from router.app import HINDSIGHT, Episode, check_strategies
-from router.domain import DomainError
+from router.domain import DomainError, Side
 from router.tca import gap_captured
 
 Progress = Callable[[int, int], None]
+BOTH = "both"  # the side of the rows that pool the two sides
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +42,7 @@ class EpisodeOutcome:
     is_bps: dict[str, float]
     completion: dict[str, float]
     run_ids: dict[str, int] = field(default_factory=dict)
+    side: str | None = None  # the parent's, "buy" or "sell"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +56,7 @@ class _Job:
     created_at: datetime
     hindsight: bool = True
     store_orders: bool = False
+    side: Side | None = None  # the parent's side; None: the scenario's
 
 
 def run_episode(job: _Job) -> EpisodeOutcome:
@@ -54,6 +64,9 @@ def run_episode(job: _Job) -> EpisodeOutcome:
     from simulators.scenario import load_scenario
 
     scenario = load_scenario(job.scenario, Path(job.config_dir))
+    if job.side is not None:
+        # the market never reads the parent's side: the same seed, the same market
+        scenario = dataclasses.replace(scenario, side=job.side)
     episode = Episode(scenario, job.seed)
     names = (*job.strategies, HINDSIGHT) if job.hindsight else job.strategies
     runs = [episode.run(s) for s in names]
@@ -73,6 +86,7 @@ def run_episode(job: _Job) -> EpisodeOutcome:
         {r.strategy: r.tca.is_bps for r in runs},
         {r.strategy: r.tca.completion for r in runs},
         run_ids,
+        scenario.side.value,
     )
 
 
@@ -88,12 +102,24 @@ def _worker_store(url: str) -> Any:
     return _STORES[url]
 
 
-def _stats(values: Sequence[float]) -> tuple[float, float, float]:
+def _stats(values: Sequence[float], seeds: Sequence[int]) -> tuple[float, float, float]:
+    """Mean and standard deviation over the episodes; the standard error over the seeds'
+    means, since the two sides of a seed share one market and are not independent
+    draws (with one episode a seed, the usual std / sqrt(n))."""
     n = len(values)
     mean = sum(values) / n
     var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
     std = math.sqrt(var)
-    return mean, std, std / math.sqrt(n) if n else 0.0
+    by_seed: dict[int, list[float]] = {}
+    for s, v in zip(seeds, values, strict=True):
+        by_seed.setdefault(s, []).append(v)
+    if all(len(vs) == 1 for vs in by_seed.values()):
+        return mean, std, std / math.sqrt(n) if n else 0.0
+    means = [sum(vs) / len(vs) for vs in by_seed.values()]
+    k = len(means)
+    m = sum(means) / k
+    se = math.sqrt(sum((x - m) ** 2 for x in means) / (k - 1) / k) if k > 1 else 0.0
+    return mean, std, se
 
 
 def aggregate(
@@ -101,54 +127,82 @@ def aggregate(
     scenarios: Sequence[str],
     strategies: Sequence[str],
     baseline: str = "twap",
+    both_sides: bool = False,
 ) -> dict[str, Any]:
-    """CONTRACT.md's rows, plus paired differences, the hindsight bound and the share of
-    the baseline-to-oracle gap each strategy captured."""
-    rows: list[dict[str, Any]] = []
-    paired: list[dict[str, Any]] = []
-    hindsight: list[dict[str, Any]] = []
-    gap: list[dict[str, Any]] = []
+    """CONTRACT.md's rows, plus paired differences, the hindsight schedule and the share of
+    the baseline-to-oracle gap each strategy captured. With `both_sides` each of them
+    comes per side ("side": "buy", "sell") and for the two sides pooled ("both")."""
+    out: dict[str, list[dict[str, Any]]] = {
+        "rows": [],
+        "paired": [],
+        "hindsight": [],
+        "gap_captured": [],
+    }
     for sc in scenarios:
-        eps = sorted((o for o in outcomes if o.scenario == sc), key=lambda o: o.seed)
+        eps = sorted(
+            (o for o in outcomes if o.scenario == sc), key=lambda o: (o.seed, o.side or "")
+        )
         if not eps:
             continue
-        o_mean: float | None = None
-        if all(HINDSIGHT in o.is_bps for o in eps):
-            o_mean, _, o_se = _stats([o.is_bps[HINDSIGHT] for o in eps])
-            hindsight.append({"scenario": sc, "is_bps_mean": o_mean, "is_bps_stderr": o_se})
-        base = [o.is_bps[baseline] for o in eps] if baseline in strategies else None
-        for st in strategies:
-            vals = [o.is_bps[st] for o in eps]
-            mean, std, se = _stats(vals)
-            rows.append(
+        if not both_sides:
+            _aggregate_group(out, {"scenario": sc}, eps, strategies, baseline)
+            continue
+        for side in (Side.BUY.value, Side.SELL.value, BOTH):
+            group = eps if side == BOTH else [o for o in eps if o.side == side]
+            if group:
+                key = {"scenario": sc, "side": side}
+                _aggregate_group(out, key, group, strategies, baseline)
+    return dict(out)
+
+
+def _aggregate_group(
+    out: dict[str, list[dict[str, Any]]],
+    key: dict[str, Any],
+    eps: Sequence[EpisodeOutcome],
+    strategies: Sequence[str],
+    baseline: str,
+) -> None:
+    """One scenario's (or one scenario and side's) rows, appended to `out`'s lists, each
+    starting with `key`'s items."""
+    seeds = [o.seed for o in eps]
+    o_mean: float | None = None
+    if all(HINDSIGHT in o.is_bps for o in eps):
+        o_mean, _, o_se = _stats([o.is_bps[HINDSIGHT] for o in eps], seeds)
+        out["hindsight"].append({**key, "is_bps_mean": o_mean, "is_bps_stderr": o_se})
+    base = [o.is_bps[baseline] for o in eps] if baseline in strategies else None
+    for st in strategies:
+        vals = [o.is_bps[st] for o in eps]
+        mean, std, se = _stats(vals, seeds)
+        out["rows"].append(
+            {
+                **key,
+                "strategy": st,
+                "episodes": len(vals),
+                "is_bps_mean": mean,
+                "is_bps_std": std,
+                "is_bps_stderr": se,
+                "completion_mean": sum(o.completion[st] for o in eps) / len(eps),
+            }
+        )
+        if base is None:
+            continue
+        b_mean = sum(base) / len(base)
+        if o_mean is not None:
+            share = gap_captured(mean, b_mean, o_mean, min_gap_bps=0.5)
+            out["gap_captured"].append({**key, "strategy": st, "share": share})
+        if st != baseline:
+            diffs = [v - b for v, b in zip(vals, base, strict=True)]
+            d_mean, _, d_se = _stats(diffs, seeds)
+            out["paired"].append(
                 {
-                    "scenario": sc,
+                    **key,
                     "strategy": st,
-                    "episodes": len(vals),
-                    "is_bps_mean": mean,
-                    "is_bps_std": std,
-                    "is_bps_stderr": se,
-                    "completion_mean": sum(o.completion[st] for o in eps) / len(eps),
+                    "baseline": baseline,
+                    "diff_mean_bps": d_mean,
+                    "diff_stderr_bps": d_se,
+                    "n": len(vals),
                 }
             )
-            if base is not None:
-                b_mean = sum(base) / len(base)
-                if o_mean is not None:
-                    share = gap_captured(mean, b_mean, o_mean, min_gap_bps=0.5)
-                    gap.append({"scenario": sc, "strategy": st, "share": share})
-                if st != baseline:
-                    d_mean, _, d_se = _stats([v - b for v, b in zip(vals, base, strict=True)])
-                    paired.append(
-                        {
-                            "scenario": sc,
-                            "strategy": st,
-                            "baseline": baseline,
-                            "diff_mean_bps": d_mean,
-                            "diff_stderr_bps": d_se,
-                            "n": len(vals),
-                        }
-                    )
-    return {"rows": rows, "paired": paired, "hindsight": hindsight, "gap_captured": gap}
 
 
 def backtest(
@@ -165,7 +219,12 @@ def backtest(
     hindsight: bool = True,
     store_orders: bool = False,
     baseline: str = "twap",
+    side: Side | None = None,
+    both_sides: bool = False,
 ) -> dict[str, Any]:
+    """`episodes` seeds from `seed0` per scenario, each run by every strategy (the
+    parent on `side`, by default the scenario's; with `both_sides` on either side, the
+    same market for both); see `aggregate` for the document."""
     from simulators.scenario import load_scenario
 
     check_strategies(strategies)
@@ -173,6 +232,8 @@ def backtest(
         raise DomainError(f"--episodes must be > 0, got {episodes}")
     if workers <= 0:
         raise DomainError(f"--workers must be > 0, got {workers}")
+    if side is not None and both_sides:
+        raise DomainError("--side and --both-sides exclude each other: --both-sides runs both")
     for sc in scenarios:  # fail fast on a bad name, before any worker starts
         load_scenario(sc, config_dir)
     jobs = [
@@ -186,9 +247,11 @@ def backtest(
             created_at or datetime.now(UTC),
             hindsight,
             store_orders,
+            sd,
         )
         for sc in scenarios
         for k in range(episodes)
+        for sd in ((Side.BUY, Side.SELL) if both_sides else (side,))
     ]
     start = time.perf_counter()
     outcomes: list[EpisodeOutcome] = []
@@ -206,9 +269,11 @@ def backtest(
                     outcomes.append(f.result())
                 if progress:
                     progress(len(outcomes), len(jobs))
-    doc = aggregate(outcomes, scenarios, strategies, baseline)
+    doc = aggregate(outcomes, scenarios, strategies, baseline, both_sides)
     doc["meta"] = {
         "episodes": episodes,
+        "side": None if side is None else side.value,
+        "both_sides": both_sides,
         "seed0": seed0,
         "workers": workers,
         "wall_s": time.perf_counter() - start,

@@ -286,7 +286,7 @@ def _sim_header(doc: Mapping[str, Any]) -> str:
         ("Seed", _text(doc.get("seed"), NA)),
     ]
     if hindsight is not None:
-        items.append(("Hindsight bound IS", format_number(hindsight, 2) + " bps"))
+        items.append(("Hindsight schedule IS", format_number(hindsight, 2) + " bps"))
     return (
         f"<h1>Simulation: {esc(_text(doc.get('scenario'), 'unnamed scenario'))}</h1>"
         '<p class="lead">Every strategy ran on the same simulated market path (same seed).</p>'
@@ -652,7 +652,7 @@ def _sim_is_chart(doc: Mapping[str, Any]) -> str:
     names = [_name(r, i) for i, r in enumerate(results)]
     totals = [_num(r.get("is_bps")) for r in results]
     hindsight = _num(_dict(doc.get("hindsight")).get("is_bps"))
-    refs = [RefLine(hindsight, f"hindsight bound {hindsight:.1f} bps")] if hindsight else []
+    refs = [RefLine(hindsight, f"hindsight schedule {hindsight:.1f} bps")] if hindsight else []
     parts = [_decomposition(_dict(r.get("tca"))) for r in results]
     have_parts = any(_num(p.get(k)) is not None for p in parts for k, _, _ in _DECOMPOSITION)
     if not any(v is not None for v in totals) and not have_parts:
@@ -906,7 +906,8 @@ def render_simulate_html(doc: Mapping[str, Any]) -> str:
             _section(
                 "IS by strategy",
                 "What each strategy paid, split into its causes; the dashed line, where shown, is "
-                "the hindsight bound (the best schedule knowing the future path).",
+                "the hindsight schedule (the best taking schedule knowing the future path; a "
+                "reference, not a bound).",
                 lambda: _sim_is_chart(doc),
             ),
             _section("Venue mix", "", lambda: _sim_venue_mix(doc)),
@@ -938,6 +939,13 @@ def _ordered(values: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
 
+def _bt_scenario(r: Mapping[str, Any]) -> str:
+    """The scenario, with the parent's side where the rows come per side (--both-sides:
+    buy, sell and both pooled), so that the sides' rows stay apart."""
+    sc, side = _text(r.get("scenario")), r.get("side")
+    return sc if side is None else f"{sc} ({_text(side)})"
+
+
 def _bt_header(doc: Mapping[str, Any]) -> str:
     meta = _dict(doc.get("meta"))
     rows = _records(doc.get("rows"))
@@ -961,9 +969,9 @@ def _bt_is_chart(doc: Mapping[str, Any]) -> str:
     rows = _records(doc.get("rows"))
     if not rows:
         return _na("Backtest rows")
-    scenarios = _ordered([_text(r.get("scenario")) for r in rows])
+    scenarios = _ordered([_bt_scenario(r) for r in rows])
     strategies = _ordered([_text(r.get("strategy")) for r in rows])
-    cell = {(_text(r.get("scenario")), _text(r.get("strategy"))): r for r in rows}
+    cell = {(_bt_scenario(r), _text(r.get("strategy"))): r for r in rows}
     colors = category_colors(strategies)
     series = [
         BarSeries(
@@ -974,11 +982,11 @@ def _bt_is_chart(doc: Mapping[str, Any]) -> str:
         )
         for s in strategies
     ]
-    hind = {_text(h.get("scenario")): h for h in _records(doc.get("hindsight"))}
+    hind = {_bt_scenario(h): h for h in _records(doc.get("hindsight"))}
     if hind:
         series.append(
             BarSeries(
-                "hindsight bound",
+                "hindsight schedule",
                 [_num(_dict(hind.get(sc)).get("is_bps_mean")) for sc in scenarios],
                 [_num(_dict(hind.get(sc)).get("is_bps_stderr")) for sc in scenarios],
                 "#9aa5b1",
@@ -1000,12 +1008,12 @@ def _bt_rows_table(doc: Mapping[str, Any]) -> str:
     if not rows:
         return _na("Backtest rows")
     gaps = {
-        (_text(g.get("scenario")), _text(g.get("strategy"))): _num(g.get("share"))
+        (_bt_scenario(g), _text(g.get("strategy"))): _num(g.get("share"))
         for g in _records(doc.get("gap_captured"))
     }
     best: dict[str, float] = {}
     for r in rows:
-        v, sc = _num(r.get("is_bps_mean")), _text(r.get("scenario"))
+        v, sc = _num(r.get("is_bps_mean")), _bt_scenario(r)
         if v is not None and (sc not in best or v < best[sc]):
             best[sc] = v
     headers = [
@@ -1020,7 +1028,7 @@ def _bt_rows_table(doc: Mapping[str, Any]) -> str:
     ]
     out = []
     for r in rows:
-        sc, st = _text(r.get("scenario")), _text(r.get("strategy"))
+        sc, st = _bt_scenario(r), _text(r.get("strategy"))
         v = _num(r.get("is_bps_mean"))
         cls = ' class="best"' if v is not None and best.get(sc) == v else ""
         cells = [
@@ -1062,7 +1070,7 @@ def _bt_paired(doc: Mapping[str, Any]) -> str:
         else:
             verdict, cls = ("cheaper", "good") if t < 0 else ("costlier", "bad")
         cells = [
-            _td(_text(p.get("scenario")), ""),
+            _td(_bt_scenario(p), ""),
             _td(_text(p.get("strategy")), ""),
             _td(_text(p.get("baseline")), ""),
             _td(_fmt(diff)),
@@ -1077,9 +1085,9 @@ def _bt_paired(doc: Mapping[str, Any]) -> str:
 
 def _bt_completion(doc: Mapping[str, Any]) -> str:
     rows = _records(doc.get("rows"))
-    scenarios = _ordered([_text(r.get("scenario")) for r in rows])
+    scenarios = _ordered([_bt_scenario(r) for r in rows])
     strategies = _ordered([_text(r.get("strategy")) for r in rows])
-    cell = {(_text(r.get("scenario")), _text(r.get("strategy"))): r for r in rows}
+    cell = {(_bt_scenario(r), _text(r.get("strategy"))): r for r in rows}
     colors = category_colors(strategies)
 
     def pct(r: Mapping[str, Any]) -> float | None:
@@ -1106,11 +1114,11 @@ def _bt_hindsight(doc: Mapping[str, Any]) -> str:
     hind = _records(doc.get("hindsight"))
     gaps = _records(doc.get("gap_captured"))
     if not hind and not gaps:
-        return _na("Hindsight bound and gap captured")
+        return _na("Hindsight schedule and gap captured")
     parts = []
     if hind:
         rows = [
-            f"<tr>{_td(_text(h.get('scenario')), '')}{_td(_fmt(h.get('is_bps_mean')))}"
+            f"<tr>{_td(_bt_scenario(h), '')}{_td(_fmt(h.get('is_bps_mean')))}"
             f"{_td(_fmt(h.get('is_bps_stderr')))}</tr>"
             for h in hind
         ]
@@ -1121,9 +1129,9 @@ def _bt_hindsight(doc: Mapping[str, Any]) -> str:
             )
         )
     if gaps:
-        scenarios = _ordered([_text(g.get("scenario")) for g in gaps])
+        scenarios = _ordered([_bt_scenario(g) for g in gaps])
         strategies = _ordered([_text(g.get("strategy")) for g in gaps])
-        share = {(_text(g.get("scenario")), _text(g.get("strategy"))): g.get("share") for g in gaps}
+        share = {(_bt_scenario(g), _text(g.get("strategy"))): g.get("share") for g in gaps}
         rows = [
             f"<tr>{_td(sc, '')}{''.join(_td(_pct(share.get((sc, st)), 0)) for st in strategies)}"
             "</tr>"
@@ -1132,7 +1140,7 @@ def _bt_hindsight(doc: Mapping[str, Any]) -> str:
         parts.append(
             "<h3>Gap captured</h3>"
             '<p class="note">Share of the TWAP-to-hindsight IS gap each strategy closed: 0% = '
-            "as TWAP, 100% = as the hindsight bound, negative = worse than TWAP.</p>"
+            "as TWAP, 100% = as the hindsight schedule, negative = worse than TWAP.</p>"
             + _table([("Scenario", ""), *((f"{st}#", "") for st in strategies)], rows)
         )
     return "".join(parts)
@@ -1153,7 +1161,7 @@ def render_backtest_html(doc: Mapping[str, Any]) -> str:
                 lambda: _bt_paired(doc),
             ),
             _section("Completion", "", lambda: _bt_completion(doc)),
-            _section("Hindsight bound and gap captured", "", lambda: _bt_hindsight(doc)),
+            _section("Hindsight schedule and gap captured", "", lambda: _bt_hindsight(doc)),
         ]
     )
     return page("blockroute backtest", body)

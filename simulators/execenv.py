@@ -15,8 +15,13 @@ backtest` running the `ml` strategy on the same (drawn) scenario, action for act
 
 Regimes: each reset draws the scenario from the six regimes and randomises the parent
 and the market (`RegimeRanges`, all draws in `draw_regime` from a generator derived from
-the episode's seed). The agent never sees any of it: the draw goes into `info` for
-analysis only.
+the episode's seed). The draw is direction-neutral: every configured scenario drifts
+against its parent (news-shock sells into bad news, trending buys into a rally), so the
+parent's side is drawn buy or sell 50/50, and independently the market either runs as
+configured or mirrored (every phase's jump, drift and buying pressure reversed, its thin
+side of the book on the other side), 50/50. Otherwise a policy could learn "get out
+now" from the scenario alone. The agent never sees any of it: the draw goes into `info`
+for analysis only.
 
 Reward (`reward="arrival"`): minus the implementation shortfall of the step's fills
 against the arrival mid, in bps of the parent's notional (side-signed, fees included),
@@ -58,9 +63,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from router.domain import Side
 from router.strategies.learned import CLIP, OBS_SIZE, STEP_S
 from simulators.kernel import rng_for
-from simulators.scenario import SESSION_CLOSE_S, Phase, Scenario, load_scenario
+from simulators.scenario import SESSION_CLOSE_S, Phase, Scenario, load_scenario, mirrored
 
 if TYPE_CHECKING:
     from router.app import ExecutionStepper, SlicerStep
@@ -108,11 +114,13 @@ class Regime:
     phase_shift_s: float
     phase_strength: float
     capped: bool  # the quantity was cut to the market's capacity
+    market_sign: int  # +1: the phases as configured, -1: all of them mirrored
 
     def describe(self) -> dict[str, Any]:
         return {
             "scenario": self.base,
             "side": self.scenario.side.value,
+            "market_sign": self.market_sign,
             "qty": self.scenario.qty,
             "size_mult": self.size_mult,
             "horizon_s": self.horizon_s,
@@ -131,7 +139,14 @@ def draw_regime(
     ranges: RegimeRanges = RegimeRanges(),
 ) -> Regime:
     """One randomised episode of `base`. `max_qty` is the largest parent the market can
-    bear over a scenario's horizon (router.app's capacity check)."""
+    bear over a scenario's horizon (router.app's capacity check).
+
+    The parent's side (buy or sell) and the market's sign (+1 as configured, -1 every
+    phase mirrored, see simulators.scenario.mirrored) are drawn 50/50 each and
+    independently, so that neither the scenario nor the side tells which way the price
+    will go. One sign holds for all the phases of an episode: they tell one story (the
+    news-shock's decline and its short buying window against it), which a sign per
+    phase would break into moves that no market makes."""
     lo, hi = ranges.horizon_s
     hi = min(hi, SESSION_CLOSE_S - base.start_tod_s)
     steps = int(rng.integers(math.ceil(lo / STEP_S), math.floor(hi / STEP_S) + 1))
@@ -141,19 +156,33 @@ def draw_regime(
     shift = float(rng.uniform(-ranges.phase_shift_s, ranges.phase_shift_s))
     strength = float(rng.uniform(*ranges.phase_strength))
     size_mult = _log_uniform(rng, ranges.size)
+    # drawn after the others, so that those keep the values a seed gave them before
+    side = Side.BUY if rng.random() < 0.5 else Side.SELL
+    sign = 1 if rng.random() < 0.5 else -1
     m = base.market
     market = dataclasses.replace(
         m, daily_vol=m.daily_vol * vol_mult, spread_ticks=max(1.0, m.spread_ticks * spread_mult)
     )
     phases, shift = _move_phases(base.phases, base.horizon_s, horizon, shift, strength)
-    scenario = dataclasses.replace(base, horizon_s=horizon, market=market, phases=phases)
+    if sign < 0:
+        phases = tuple(mirrored(p) for p in phases)
+    scenario = dataclasses.replace(base, side=side, horizon_s=horizon, market=market, phases=phases)
     lot = base.instrument.lot_size
     qty = max(lot, round(base.qty * size_mult / lot) * lot)
     cap = int(max_qty(scenario) // lot) * lot
     capped = qty > cap
     scenario = dataclasses.replace(scenario, qty=min(qty, max(lot, cap)))
     return Regime(
-        scenario, base.name, size_mult, horizon, vol_mult, spread_mult, shift, strength, capped
+        scenario,
+        base.name,
+        size_mult,
+        horizon,
+        vol_mult,
+        spread_mult,
+        shift,
+        strength,
+        capped,
+        market_sign=sign,
     )
 
 
@@ -379,7 +408,7 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         base = self._bases[name]
         if not opts.get("randomize", True):
             h = base.horizon_s
-            return Regime(base, name, 1.0, h, 1.0, 1.0, 0.0, 1.0, False)
+            return Regime(base, name, 1.0, h, 1.0, 1.0, 0.0, 1.0, False, market_sign=1)
         app = _app()
 
         def max_qty(sc: Scenario) -> float:

@@ -7,7 +7,7 @@ horizon. Phases are the simulator's business: no strategy ever sees them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from router.config import DEFAULT_CONFIG_DIR, ConfigError, ConfigTable, load_toml
@@ -77,6 +77,21 @@ class Phase:
     buy_pressure: float = 0.0  # -1..1: net share of noise flow moved to the buy side
     drift_bps_per_h: float = 0.0
     jump_bps: float = 0.0  # applied once at `start_s`
+
+
+def mirrored(phase: Phase) -> Phase:
+    """The phase with the market's direction reversed: jump, drift and buying pressure
+    change sign and the thin side of the book changes side, so a decline on a thin bid
+    becomes a rally on a thin ask. Volatility, spread, flow and the informed and
+    momentum shares have no direction and stay. Mirroring twice gives the phase back."""
+    return replace(
+        phase,
+        bid_depth=phase.ask_depth,
+        ask_depth=phase.bid_depth,
+        buy_pressure=-phase.buy_pressure,
+        drift_bps_per_h=-phase.drift_bps_per_h,
+        jump_bps=-phase.jump_bps,
+    )
 
 
 @dataclass(frozen=True, slots=True)

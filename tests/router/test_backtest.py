@@ -1,12 +1,18 @@
-"""Backtests (router/backtest.py): aggregation, pairing, and processes that change nothing."""
+"""Backtests (router/backtest.py): aggregation, pairing, processes that change nothing,
+and the mirror (--both-sides): the same market with the parent's side flipped."""
 
 import math
 
+import numpy as np
 import pytest
 
+import router.backtest as bt
 from router.backtest import EpisodeOutcome, aggregate, backtest
 from router.config import DEFAULT_CONFIG_DIR
-from router.domain import DomainError
+from router.domain import DomainError, Side
+
+# the cheapest scenario to simulate (a thin bond book): about a second an episode
+BOND = "illiquid-bond"
 
 
 def outcome(seed, twap, sor, oracle):
@@ -47,3 +53,104 @@ def test_backtest_refuses_bad_input_before_any_work():
         backtest(["calm"], ["twap", "nope"], 1, 0, 1, DEFAULT_CONFIG_DIR)
     with pytest.raises(Exception, match="unknown scenario"):
         backtest(["calm", "mars"], ["twap"], 1, 0, 1, DEFAULT_CONFIG_DIR)
+
+
+def sided(seed, side, twap, sor, oracle):
+    o = outcome(seed, twap, sor, oracle)
+    return EpisodeOutcome(o.scenario, o.seed, o.is_bps, o.completion, side=side)
+
+
+def test_aggregate_per_side_and_pooled():
+    outs = [
+        sided(1, "buy", 10.0, 7.0, 2.0),
+        sided(1, "sell", -6.0, -8.0, -9.0),
+        sided(2, "buy", 20.0, 16.0, 4.0),
+        sided(2, "sell", -2.0, -5.0, -7.0),
+    ]
+    doc = aggregate(outs, ["calm"], ["twap", "sor"], both_sides=True)
+    rows = {(r["side"], r["strategy"]): r for r in doc["rows"]}
+    assert [(r["side"], r["strategy"]) for r in doc["rows"]] == [
+        (side, st) for side in ("buy", "sell", "both") for st in ("twap", "sor")
+    ]
+    assert rows["buy", "twap"]["is_bps_mean"] == 15.0 and rows["buy", "twap"]["episodes"] == 2
+    assert rows["sell", "twap"]["is_bps_mean"] == -4.0
+    both = rows["both", "twap"]
+    assert both["episodes"] == 4 and both["is_bps_mean"] == pytest.approx((15.0 - 4.0) / 2)
+    assert both["is_bps_std"] == pytest.approx(np.std([10, -6, 20, -2], ddof=1))
+    # the two sides of a seed share one market: the standard error is over the seeds'
+    # means (2 and 9), not over 4 independent episodes
+    assert both["is_bps_stderr"] == pytest.approx(np.std([2.0, 9.0], ddof=1) / math.sqrt(2))
+    paired = {p["side"]: p for p in doc["paired"]}
+    assert paired["buy"]["diff_mean_bps"] == pytest.approx(-3.5)
+    assert paired["sell"]["diff_mean_bps"] == pytest.approx(-2.5)
+    assert paired["both"]["diff_mean_bps"] == pytest.approx(-3.0) and paired["both"]["n"] == 4
+    hind = {h["side"]: h["is_bps_mean"] for h in doc["hindsight"]}
+    assert hind == pytest.approx({"buy": 3.0, "sell": -8.0, "both": -2.5})
+    gaps = {(g["side"], g["strategy"]): g["share"] for g in doc["gap_captured"]}
+    assert gaps["buy", "sor"] == pytest.approx(3.5 / 12.0)
+    assert gaps["both", "twap"] == 0.0
+    # without both_sides: the rows of old, no side key, whatever the outcomes carry
+    plain = aggregate(outs[::2], ["calm"], ["twap", "sor"])
+    assert all("side" not in r for k in ("rows", "paired", "hindsight") for r in plain[k])
+    assert (
+        plain["rows"]
+        == aggregate(
+            [outcome(1, 10.0, 7.0, 2.0), outcome(2, 20.0, 16.0, 4.0)], ["calm"], ["twap", "sor"]
+        )["rows"]
+    )
+
+
+def test_the_mirror_is_the_same_market_with_the_side_flipped(monkeypatch):
+    episodes = []
+
+    class Recorded(bt.Episode):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            episodes.append(self)
+
+    monkeypatch.setattr(bt, "Episode", Recorded)
+    backtest([BOND], ["twap"], 1, 70, 1, DEFAULT_CONFIG_DIR, hindsight=False, both_sides=True)
+    buy, sell = episodes
+    assert (buy.parent.side, sell.parent.side) == (Side.BUY, Side.SELL)
+    assert (buy.seed, buy.parent.qty) == (sell.seed, sell.parent.qty)
+    assert buy.arrival_mid == sell.arrival_mid
+    a, b = buy.unimpacted_path, sell.unimpacted_path  # the market with no parent
+    for f in ("times_s", "bid", "ask"):
+        assert np.array_equal(getattr(a, f), getattr(b, f), equal_nan=True)
+
+
+def test_both_sides_rows_are_the_same_on_two_workers_as_on_one():
+    def run(workers):
+        return backtest(
+            [BOND], ["twap", "sor"], 2, 70, workers, DEFAULT_CONFIG_DIR, both_sides=True
+        )
+
+    keys = ("rows", "paired", "hindsight", "gap_captured")
+    doc, one = run(2), run(1)
+    assert {k: doc[k] for k in keys} == {k: one[k] for k in keys}
+    rows = {(r["side"], r["strategy"]): r for r in doc["rows"]}
+    assert set(rows) == {(sd, st) for sd in ("buy", "sell", "both") for st in ("twap", "sor")}
+    for st in ("twap", "sor"):
+        buy, sell, both = (rows[sd, st] for sd in ("buy", "sell", "both"))
+        assert buy["episodes"] == sell["episodes"] == 2 and both["episodes"] == 4
+        assert both["is_bps_mean"] == pytest.approx((buy["is_bps_mean"] + sell["is_bps_mean"]) / 2)
+        assert buy["is_bps_mean"] != sell["is_bps_mean"]
+    assert {p["side"] for p in doc["paired"]} == {"buy", "sell", "both"}
+    assert doc["meta"]["both_sides"] is True
+
+
+def test_side_overrides_the_scenarios_and_excludes_both_sides(monkeypatch):
+    with pytest.raises(DomainError, match="--side and --both-sides"):
+        backtest([BOND], ["twap"], 1, 0, 1, DEFAULT_CONFIG_DIR, side=Side.BUY, both_sides=True)
+    seen = []
+    run = bt.run_episode
+
+    def spy(job):
+        out = run(job)
+        seen.append(out.side)
+        return out
+
+    monkeypatch.setattr(bt, "run_episode", spy)
+    doc = backtest([BOND], ["twap"], 1, 0, 1, DEFAULT_CONFIG_DIR, hindsight=False, side=Side.SELL)
+    assert seen == ["sell"]  # the bond scenario buys
+    assert doc["meta"]["side"] == "sell" and "side" not in doc["rows"][0]

@@ -295,3 +295,37 @@ def test_backtest_pairs_against_the_chosen_baseline(tmp_path, capsys):
     assert p["strategy"] == "sor" and p["baseline"] == "sor-lit"
     assert run_cli(*args, "--strategies", "sor", "--baseline", "twap") == 2
     assert "--baseline: 'twap' is not one of --strategies" in capsys.readouterr().err
+
+
+def test_backtest_both_sides_rows_and_table(tmp_path, capsys):
+    out = tmp_path / "bt.json"
+    args = ["backtest", "--scenarios", "illiquid-bond", "--strategies", "twap,sor"]
+    args += ["--episodes", "1", "--both-sides", "--db-url", "none", "--json", str(out)]
+    assert run_cli(*args) == 0
+    doc = json.loads(out.read_text())
+    assert [(r["side"], r["strategy"]) for r in doc["rows"]] == [
+        (side, st) for side in ("buy", "sell", "both") for st in ("twap", "sor")
+    ]
+    assert [r["episodes"] for r in doc["rows"]] == [1, 1, 1, 1, 2, 2]
+    assert {p["side"] for p in doc["paired"]} == {"buy", "sell", "both"}
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:3] == ["scenario", "side", "strategy"]
+    assert [line.split()[1] for line in table[1:] if line.startswith("illiquid-bond")] == [
+        "buy",
+        "buy",
+        "sell",
+        "sell",
+        "both",
+        "both",
+    ]
+    assert sum("hindsight" in line for line in table) == 3  # a bound per side
+    assert table[-1].startswith("2 episodes on 1 worker(s)")
+
+
+def test_backtest_side_with_both_sides_is_a_usage_error(capsys):
+    args = ["backtest", "--scenarios", "calm", "--episodes", "1", "--db-url", "none"]
+    assert run_cli(*args, "--both-sides", "--side", "buy") == 2
+    err = capsys.readouterr().err
+    assert "--side: not with --both-sides" in err and len(err.splitlines()) == 1
+    assert run_cli(*args, "--side", "short") == 2
+    assert "side must be 'buy' or 'sell'" in capsys.readouterr().err

@@ -339,7 +339,7 @@ def test_simulate_report_plots_every_fill_and_the_hindsight_line(sim_doc):
     html = render_simulate_html(sim_doc)
     n_fills = sum(len(r["fills"]["t_s"]) for r in sim_doc["results"])
     assert html.count("<circle") >= n_fills  # legend dots come on top
-    assert "hindsight bound" in html
+    assert "hindsight schedule" in html
     assert "bid–ask" in html
 
 
@@ -434,7 +434,7 @@ def test_backtest_report_is_written_and_complete(tmp_path):
         assert f"<td>{name}</td>" in html
     for sc in ("calm", "news-shock", "liquidity-squeeze", "trending"):
         assert f">{sc}</text>" in html
-    assert "hindsight bound" in html
+    assert "hindsight schedule" in html
     assert "Gap captured" in html
     assert "not available" not in html
     # error bars: one path with caps per strategy-scenario bar plus the hindsight bars
@@ -467,7 +467,24 @@ def test_backtest_report_with_only_contract_keys():
     html = render_backtest_html(doc)
     assert "not available" in html
     assert len(svgs(html)) == 2
-    assert "hindsight bound" not in html
+    assert "hindsight schedule" not in html
+
+
+def test_backtest_report_keeps_the_sides_apart():
+    """--both-sides: rows, pairs and bounds per side and pooled, each labelled."""
+    doc = backtest_doc()
+    for key in ("rows", "paired", "hindsight", "gap_captured"):
+        doc[key] = [
+            {**r, "side": side}
+            for side in ("buy", "sell", "both")
+            for r in doc[key]
+            if r["scenario"] == "calm"
+        ]
+    html = render_backtest_html(doc)
+    for side in ("buy", "sell", "both"):
+        assert f"<td>calm ({side})</td>" in html and f">calm ({side})</text>" in html
+    assert "<td>calm</td>" not in html
+    svgs(html)
 
 
 def test_backtest_report_of_an_empty_document():

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from router.domain import ChildOrderFilled, ParentOrder, Side
-from simulators.scenario import load_scenario
+from simulators.scenario import load_scenario, mirrored
 
 MISSING = [m for m in ("gymnasium",) if importlib.util.find_spec(m) is None]
 
@@ -299,9 +299,14 @@ def test_regime_draws_stay_in_their_ranges() -> None:
             assert sc.qty % sc.instrument.lot_size == 0 and 0 < sc.qty <= cap(sc)
             if not r.capped:
                 assert sc.qty / base.qty == pytest.approx(r.size_mult, rel=0.01)
-            assert sc.name == base.name and sc.side is base.side
-            for p in sc.phases:  # every phase inside the horizon
-                assert 0.0 <= p.start_s < p.end_s <= sc.horizon_s + 1e-6
+            assert sc.name == base.name and sc.side in (Side.BUY, Side.SELL)
+            assert r.market_sign in (1, -1) and r.describe()["market_sign"] == r.market_sign
+            assert r.describe()["side"] == sc.side.value
+            for p, b in zip(sc.phases, base.phases, strict=True):
+                assert 0.0 <= p.start_s < p.end_s <= sc.horizon_s + 1e-6  # inside the horizon
+                # one sign for the whole episode: every directional move follows it
+                for f in ("jump_bps", "drift_bps_per_h", "buy_pressure"):
+                    assert np.sign(getattr(p, f)) == r.market_sign * np.sign(getattr(b, f))
             # the same seed draws the same regime
             again = draw_regime(base, rng_for(seed, "execenv/regime"), cap, ranges)
             assert again == r
@@ -318,7 +323,8 @@ def test_phases_move_together_and_scale_their_strength() -> None:
         phase_strength=(1.5, 1.5),
     )
     r = draw_regime(base, np.random.default_rng(0), _capacity(1e12), ranges)
-    news, window = r.scenario.phases
+    # seen as configured (the draw may have mirrored the market)
+    news, window = (p if r.market_sign > 0 else mirrored(p) for p in r.scenario.phases)
     assert news.start_s - 3600.0 == pytest.approx(r.phase_shift_s)
     assert window.start_s - news.start_s == pytest.approx(5700.0 - 3600.0)
     assert news.jump_bps == pytest.approx(-40 * 1.5)
@@ -332,6 +338,57 @@ def test_phases_move_together_and_scale_their_strength() -> None:
     trend = draw_regime(load_scenario("trending"), np.random.default_rng(1), _capacity(1e12))
     (p,) = trend.scenario.phases
     assert (p.start_s, p.end_s) == (0.0, trend.scenario.horizon_s)
+
+
+def test_side_and_market_sign_are_drawn_50_50_and_independently() -> None:
+    from simulators.execenv import draw_regime
+    from simulators.kernel import rng_for
+
+    base = load_scenario("news-shock")  # a sell into bad news, as configured
+    seeds = range(5_000_000, 5_002_000)
+    cells: dict[tuple[Side, int], int] = {}
+    for seed in seeds:
+        r = draw_regime(base, rng_for(seed, "execenv/regime"), _capacity(1e12))
+        key = (r.scenario.side, r.market_sign)
+        cells[key] = cells.get(key, 0) + 1
+    assert set(cells) == {(s, m) for s in (Side.BUY, Side.SELL) for m in (1, -1)}
+    for key, n in cells.items():  # 25% each: 3 pp is about 3 standard errors
+        assert abs(n / len(seeds) - 0.25) <= 0.03, (key, n)
+    # reproducible: a seed draws the same side, sign and everything else again
+    a, b = (draw_regime(base, rng_for(SEED, "execenv/regime"), _capacity(1e12)) for _ in "ab")
+    assert a == b and a.describe() == b.describe()
+
+
+def test_a_mirrored_market_mirrors_every_phase_of_the_episode() -> None:
+    from simulators.execenv import draw_regime
+
+    base = load_scenario("news-shock")
+    drawn = {}
+    for seed in range(40):
+        r = draw_regime(base, np.random.default_rng(seed), _capacity(1e12))
+        drawn.setdefault(r.market_sign, r)
+    assert set(drawn) == {1, -1}
+    for sign, r in drawn.items():
+        news, window = r.scenario.phases
+        k = r.phase_strength
+        # configured: a decline on a thin bid, then a buying window; mirrored: a rally on a
+        # thin ask, then a selling window
+        assert news.jump_bps == pytest.approx(-40 * k * sign)
+        assert news.drift_bps_per_h == pytest.approx(-90 * k * sign)
+        assert window.buy_pressure == pytest.approx(0.45 * k * sign)
+        thin, full = (news.bid_depth, news.ask_depth)[::sign]
+        assert thin == pytest.approx(0.35**k) and full == 1.0
+        assert news.vol == pytest.approx(2.5**k) and news.spread == pytest.approx(3.0**k)
+        assert window.flow == pytest.approx(1.5**k)
+
+
+def test_an_unrandomized_episode_runs_the_scenario_as_configured() -> None:
+    env = _env(BOND)
+    _, info = env.reset(seed=SEED, options={"randomize": False})
+    regime = info["regime"]
+    assert regime["market_sign"] == 1
+    assert regime["side"] == load_scenario(BOND[0]).side.value
+    env.close()
 
 
 def test_quantity_is_cut_to_capacity() -> None:

@@ -5,7 +5,7 @@ import pytest
 
 from router.config import DEFAULT_CONFIG_DIR, ConfigError
 from router.domain import Side
-from simulators.scenario import available_scenarios, load_scenario
+from simulators.scenario import Phase, available_scenarios, load_scenario, mirrored
 
 REQUIRED = {"calm", "news-shock", "liquidity-squeeze", "trending", "high-vol", "illiquid-bond"}
 
@@ -38,6 +38,32 @@ def test_at_least_two_dark_pools_with_different_characters():
     assert a.contra_per_hour != b.contra_per_hour
     assert a.min_qty != b.min_qty
     assert a.toxicity != b.toxicity
+
+
+def test_a_mirrored_phase_reverses_direction_and_nothing_else():
+    p = Phase(
+        start_s=600.0,
+        end_s=1800.0,
+        vol=2.5,
+        spread=3.0,
+        bid_depth=0.35,
+        ask_depth=0.8,
+        flow=1.6,
+        informed=2.0,
+        momentum=1.3,
+        buy_pressure=0.45,
+        drift_bps_per_h=-90.0,
+        jump_bps=-40.0,
+    )
+    m = mirrored(p)
+    assert (m.jump_bps, m.drift_bps_per_h, m.buy_pressure) == (40.0, 90.0, -0.45)
+    assert (m.bid_depth, m.ask_depth) == (0.8, 0.35)  # the thin side changes side
+    same = ("start_s", "end_s", "vol", "spread", "flow", "informed", "momentum")
+    assert all(getattr(m, f) == getattr(p, f) for f in same)
+    assert mirrored(m) == p
+    assert mirrored(Phase(0.0, 60.0)) == Phase(0.0, 60.0)  # no direction: its own mirror
+    for sc in (load_scenario(n) for n in REQUIRED):  # the configured phases too
+        assert all(mirrored(mirrored(ph)) == ph for ph in sc.phases)
 
 
 def test_unknown_scenario_lists_the_known_ones():
