@@ -6,7 +6,7 @@ time, and the venues' events come back through `publish`. It never reads a clock
 own and never touches a transport: everything arrives through the ports.
 
 At each decision time the slicer says how much should be done by now; the router then
-places what is missing with one of two tactics:
+places what is missing with one of these tactics (`ml` is `smart` guided by models):
 
 - `taker` (the schedule baselines twap/vwap/pov/ac): marketable IOC limit orders on the
   lit venues with the best fee-adjusted price, split by displayed depth; the further
@@ -16,10 +16,14 @@ places what is missing with one of two tactics:
   each lit venue by the Cont-Kukanov expected cost (router.allocation) with outflows
   learned from its own passive fills, and keeps midpoint orders resting in the dark pools
   for up to a capped amount ahead of schedule.
+- `risk-bid`: the trader's first alternative to an algorithm. At arrival, one request
+  for quotes for the whole parent to the dealer panel, traded on as `smart` trades on
+  its blocks (best quotes first, while each beats working the size on the screen);
+  then the `taker` tactic works whatever the dealers did not take, and no more RFQs.
 
-Both tactics sweep what is left before the horizon, never have more shares working or
-done than the parent's quantity, never price through the parent's limit, pass every
-child through the risk gate (router.risk) and record every decision with the
+Every tactic sweeps what is left before the horizon, never has more shares working or
+done than the parent's quantity, never prices through the parent's limit, passes every
+child through the risk gate (router.risk) and records every decision with the
 alternatives it weighed.
 """
 
@@ -90,7 +94,8 @@ from router.risk import RiskGate
 
 Scheduler = Callable[[Nanos, Callable[[], None]], None]
 
-ROUTINGS = ("taker", "smart", "ml")  # ml: smart, guided by the learned models
+ROUTINGS = ("taker", "smart", "ml", "risk-bid")  # ml: smart, guided by the learned models
+RFQ_ROUTINGS = ("smart", "ml", "risk-bid")  # the tactics that may ask the dealer panel
 DEFAULT_RFQ_TIME_LIMIT_S = 10.0
 
 
@@ -110,7 +115,9 @@ class EngineConfig:
     dark: bool = True
     dark_max_ahead: float = 0.2  # dark orders may work this share of the parent ahead
     warmup_s: float = 60.0  # participation is checked once this much volume was seen
-    # dealers (smart routing, when the router has an RFQ channel)
+    # dealers (smart and risk-bid routing, when the router has an RFQ channel; risk-bid
+    # asks once, for the whole parent: of the block settings below it uses the panel's
+    # size and sidedness, the time limit and the edge)
     rfq: bool = True
     rfq_panel_size: int = 4
     rfq_two_sided: bool = False
@@ -304,14 +311,14 @@ class ParentExecution:
         self._outflow = OutflowEstimator()
         self._sweeping = False
         self.done = False
-        smart = self.config.routing in ("smart", "ml")
-        self._rfq = rfq if smart and self.config.rfq else None
+        self._rfq = rfq if self.config.routing in RFQ_ROUTINGS and self.config.rfq else None
         self._fill_model = fill_model if self.config.routing == "ml" else None
         self._mids: deque[tuple[Nanos, float]] = deque()  # mid at each decision
         self._rfq_work: _RfqWork | None = None
         self._rfq_seq = itertools.count(1)
         self._rfq_next_ns = parent.start_ns
         self._rfq_passes = 0  # requests in a row that traded nothing
+        self._risk_bid_asked = False  # risk-bid routing: its one request went out
         self.paused = False  # by the client: no new children until resumed
         self.stopped = False  # canceled by the client: no new children ever
         self._plan_gen = 0  # bumped by every re-plan (replace, resume)
@@ -372,6 +379,8 @@ class ParentExecution:
         self.result.fees = fees
         self._ids = itertools.count(next_child)
         self._rfq_seq = itertools.count(next_rfq)
+        # a risk bid asks once in the parent's life: a restart does not make it ask again
+        self._risk_bid_asked = next_rfq > 1
 
     def pause(self) -> None:
         """Stop trading: pull every child and pass on the RFQ at hand; decisions wait."""
@@ -475,6 +484,9 @@ class ParentExecution:
         self._sample((now, target, self.result.filled_qty))
         if snap.mid is not None:
             self._mids.append((now, snap.mid))
+        if self.config.routing == "risk-bid" and self._rfq is not None:
+            # before the taker looks: the shares asked for are held back from it
+            self._maybe_request_risk_bid(snap, now)
         if self.config.routing in ("smart", "ml"):
             self._smart_cancel()
             delay = int(self.config.replan_delay_s * NANOS_PER_SECOND)
@@ -865,15 +877,59 @@ class ParentExecution:
         size = self._round_lot(min(self.uncommitted, int(cfg.rfq_block_share * q), room))
         if size < max(self._lot, cfg.rfq_min_share * q):
             return
+        self._request_quotes(
+            snap,
+            now,
+            size,
+            "request quotes for {size} from {panel}",
+            {"ahead_room": float(room)},
+        )
+
+    def _maybe_request_risk_bid(self, snap: MarketSnapshot, now: Nanos) -> None:
+        """The risk bid: everything not yet done, to the panel, at the first decision that
+        can ask (arrival, unless the screen is one-sided or no dealer can be asked), and
+        never again. None of the block limits apply: the whole parent is the point."""
+        cfg = self.config
+        if self._risk_bid_asked or self._rfq_work is not None:
+            return
+        time_limit_s = cfg.rfq_time_limit_s or DEFAULT_RFQ_TIME_LIMIT_S
+        if self.parent.end_ns - now < (cfg.final_sweep_s + 2 * time_limit_s) * NANOS_PER_SECOND:
+            return  # the answers would come during the final sweep, which passes on them
+        size = self._round_lot(self.uncommitted)
+        if size <= 0:
+            return
+        self._risk_bid_asked = self._request_quotes(
+            snap,
+            now,
+            size,
+            "request quotes for {size} from {panel} (risk bid: the whole parent at arrival)",
+            {"parent_share": size / self.parent.qty},
+        )
+
+    def _request_quotes(
+        self,
+        snap: MarketSnapshot,
+        now: Nanos,
+        size: int,
+        chosen: str,
+        inputs: dict[str, float],
+    ) -> bool:
+        """Send one request for `size` to a panel chosen by the selector, holding the
+        shares back from lit and dark while it is open, and record why (`chosen`, with
+        {size} and {panel} filled in). False if nothing went out: no mid to price the
+        screen alternative against, or no dealer to ask."""
+        assert self._rfq is not None
+        cfg = self.config
         mid = snap.mid
         if mid is None:
-            return
+            return False
         side = self.parent.side
         panel, scores = self._rfq.selector.select(
             side, size, cfg.rfq_panel_size, self._rng, two_sided=cfg.rfq_two_sided
         )
         if not panel:
-            return
+            return False
+        time_limit_s = cfg.rfq_time_limit_s or DEFAULT_RFQ_TIME_LIMIT_S
         rfq_id = RfqId(f"{self.parent.parent_id}-R{next(self._rfq_seq)}")
         request = QuoteRequest(
             rfq_id=rfq_id,
@@ -888,11 +944,11 @@ class ParentExecution:
         self._record(
             now,
             f"{rfq_id}-request",
-            f"request quotes for {size} from {', '.join(panel)}"
+            chosen.format(size=size, panel=", ".join(panel))
             + (" (two-sided)" if cfg.rfq_two_sided else ""),
             {
                 "qty": float(size),
-                "ahead_room": float(room),
+                **inputs,
                 "panel_size": float(len(panel)),
                 "lit_alternative_bps": lit_bps,
                 "filled": float(self.result.filled_qty),
@@ -902,6 +958,7 @@ class ParentExecution:
         )
         self._rfq_work = _RfqWork(request, size, lit_alternative_bps=lit_bps)
         self._rfq.channel.request(request)
+        return True
 
     def _lit_alternative_bps(self, snap: MarketSnapshot, qty: int) -> float:
         assert self._rfq is not None

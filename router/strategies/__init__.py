@@ -6,7 +6,9 @@ expected cost, and blocks from a dealer panel by RFQ), so `sor` vs `twap` isolat
 routing is worth; `sor-lit` is `sor` without the dealers, so `sor` vs `sor-lit` isolates
 what the RFQ venue is worth. `ml` is `sor-ml` with the learned slicer (an ONNX policy
 setting the pace every 5 minutes) in place of TWAP, so `ml` vs `sor-ml` isolates what
-the learned timing is worth.
+the learned timing is worth. `risk-bid` is the trader's first alternative to an
+algorithm: the whole parent to the dealer panel at arrival, the rest by TWAP; what the
+router must beat before it is worth its complexity.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from router.domain import DomainError
-from router.ports import MarketHistory, SlicerPolicy
+from router.ports import ExecutionState, MarketHistory, SlicerPolicy
 from router.strategies.almgren_chriss import AcSlicer
 from router.strategies.learned import PacedSlicer, served_slicer_policy
 from router.strategies.pov import PovSlicer
@@ -23,6 +25,29 @@ from router.strategies.twap import TwapSlicer
 from router.strategies.vwap import VwapSlicer
 
 SlicerFactory = Callable[[MarketHistory, int, float], SlicerPolicy]
+
+
+class TwapOfRestSlicer:
+    """TWAP of what is left: equal slices from the parent's start until fills off the
+    schedule (a dealer's block) put the parent ahead of its line; from then on, what was
+    left in equal slices over the time left. (`TwapSlicer` would wait, idle, until its
+    line caught up with the block, and then trade the rest in the horizon's last part.)"""
+
+    name = "twap-of-rest"
+
+    def __init__(self) -> None:
+        self._from: tuple[int, int] | None = None  # (time, filled) the line restarted at
+
+    def target_filled(self, state: ExecutionState) -> int:
+        parent = state.parent
+        t0, done0 = self._from or (parent.start_ns, 0)
+        end = parent.end_ns
+        frac = min(1.0, max(0.0, (state.now_ns - t0) / (end - t0))) if end > t0 else 1.0
+        line = done0 + (parent.qty - done0) * frac
+        if state.filled_qty > line:
+            self._from = (state.now_ns, state.filled_qty)
+            return state.filled_qty
+        return int(line)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +115,14 @@ STRATEGIES: dict[str, StrategySpec] = {
             "smart",
             "sor without the dealers: lit and dark only",
             lambda h, q, t: TwapSlicer(),
+        ),
+        StrategySpec(
+            "risk-bid",
+            "risk-bid",
+            "the whole parent out for quotes to the dealer panel at arrival, the best quotes "
+            "hit while they beat the screen, the rest worked by TWAP over the time left",
+            lambda h, q, t: TwapOfRestSlicer(),
+            rfq=True,
         ),
     )
 }
