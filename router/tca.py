@@ -1,4 +1,4 @@
-"""Transaction cost analysis on fills and the market path, and the hindsight bound.
+"""Transaction cost analysis on fills and the market path, and the hindsight schedule.
 
 Conventions (CONTRACT.md): implementation shortfall (IS) is in basis points of the
 arrival notional (qty * arrival mid), positive = cost, for buys and sells alike;
@@ -20,7 +20,7 @@ convention "positive = good for us": price improvement s (far touch - p) / p and
 markouts s (m(t + h) - p) / p, both in bps of the fill price: a buy followed by a rise
 scores positive, and adverse selection (a fall after we bought) shows as negative.
 
-`solve_hindsight` is an approximate oracle: the best bucket schedule given perfect
+`solve_hindsight` is the hindsight schedule: the best bucket taking schedule given perfect
 knowledge of the unimpacted mid path, under a simple cost model; the composition root
 runs it through the simulator like any strategy so its IS is measured the same way.
 """
@@ -468,7 +468,7 @@ def analyze(
 def gap_captured(
     is_strategy: float, is_twap: float, is_oracle: float, min_gap_bps: float = 0.01
 ) -> float | None:
-    """Share of the TWAP-to-oracle IS gap a strategy captured: 0 = as TWAP, 1 = as the
+    """Share of the TWAP-to-hindsight IS gap a strategy captured: 0 = as TWAP, 1 = as the
     hindsight oracle, < 0 worse than TWAP, > 1 better than the (approximate) oracle.
     None unless the oracle beat TWAP by at least `min_gap_bps`: below that, or when the
     approximate oracle did worse than TWAP, the ratio would be noise."""
@@ -479,7 +479,7 @@ def gap_captured(
 
 
 # --------------------------------------------------------------------------------------
-# The hindsight bound
+# The hindsight schedule
 # --------------------------------------------------------------------------------------
 
 
@@ -549,7 +549,8 @@ def solve_hindsight(
     lot_size: int,
     max_participation: float,
 ) -> HindsightPlan:
-    """The best bucket schedule knowing the unimpacted mid path: an approximate oracle.
+    """The best bucket taking schedule knowing the unimpacted mid path: a reference for
+    timing, not a bound (it rests nothing and asks no dealer).
 
     Buckets k (e.g. 60 s) start at `times_s[k]`; `mids[k]` is the unimpacted mid met in
     the bucket (e.g. `PricePath.mean_mids` of the unimpacted path), `volumes[k]` the

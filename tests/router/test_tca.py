@@ -1,4 +1,4 @@
-"""TCA: implementation shortfall and its parts, venue quality, and the hindsight bound."""
+"""TCA: implementation shortfall and its parts, venue quality, and the hindsight schedule."""
 
 import itertools
 import json
@@ -313,7 +313,7 @@ def test_gap_captured():
 
 
 # --------------------------------------------------------------------------------------
-# The hindsight bound
+# The hindsight schedule
 # --------------------------------------------------------------------------------------
 
 
