@@ -28,6 +28,7 @@ import structlog
 
 from dealers.config import DealerPanel, load_panel
 from dealers.panel import HeuristicPanel
+from dealers.pnl import TradePnl
 from models.artifacts import ServedModel, load_family
 from models.desk import DeskState
 from models.features import MarketContext
@@ -130,6 +131,16 @@ class StrategyRun:
     paces: tuple[tuple[int, float, float], ...] = ()
     # lit volume printed (own trades included) per MARKET_VOLUME_BUCKET_S from the start
     market_volume: tuple[int, ...] = ()
+    # the dealers' P&L on their trades with this parent, marked at its horizon: the
+    # counterparties' side of what the router paid them
+    dealer_pnl: tuple[TradePnl, ...] = ()
+
+    @property
+    def dealer_pnl_bps(self) -> float | None:
+        """The dealers' P&L on this parent's trades, bps of their notional; None if
+        it traded with none."""
+        notional = sum(p.notional for p in self.dealer_pnl)
+        return sum(p.pnl for p in self.dealer_pnl) / notional * 1e4 if notional else None
 
     @property
     def fills(self) -> list[ChildOrderFilled]:
@@ -233,6 +244,8 @@ class SimulationReport:
                 "n_child_orders": r.n_child_orders,
                 "completion": r.tca.completion,
                 "venue_mix": r.tca.venue_mix,
+                # what the dealers made on their trades with this parent (None: none)
+                "dealer_pnl_bps": r.dealer_pnl_bps,
                 "is_parts_bps": {
                     "spread_fees": r.tca.spread_fees_bps,
                     "impact": r.tca.impact_bps,
@@ -519,6 +532,7 @@ class Episode:
         execution.start()
         world.kernel.run_until(parent.end_ns)
         market = world.market
+        dealer_pnl = tuple(world.rfq.pnl()) if world.rfq is not None else ()
         vwap = market_vwap(market, 0, parent.end_ns)
         volume = bucket_volume(market, parent.end_ns, MARKET_VOLUME_BUCKET_S)
         # the background market runs on for the post-trade markouts
@@ -550,6 +564,7 @@ class Episode:
             execution.risk.blocked,
             tuple(slicer.paces) if isinstance(slicer, PacedSlicer) else (),
             volume,
+            dealer_pnl,
         )
 
     def _wire(

@@ -43,6 +43,10 @@ class EpisodeOutcome:
     completion: dict[str, float]
     run_ids: dict[str, int] = field(default_factory=dict)
     side: str | None = None  # the parent's, "buy" or "sell"
+    # per strategy: its share of fills by venue kind, and the dealers' P&L on their
+    # trades with it with those trades' notional (currency), marked at the horizon
+    venue_mix: dict[str, dict[str, float]] = field(default_factory=dict)
+    dealer_pnl: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +91,11 @@ def run_episode(job: _Job) -> EpisodeOutcome:
         {r.strategy: r.tca.completion for r in runs},
         run_ids,
         scenario.side.value,
+        {r.strategy: dict(r.tca.venue_mix) for r in runs},
+        {
+            r.strategy: (sum(p.pnl for p in r.dealer_pnl), sum(p.notional for p in r.dealer_pnl))
+            for r in runs
+        },
     )
 
 
@@ -155,6 +164,22 @@ def aggregate(
     return dict(out)
 
 
+def _counterparties(eps: Sequence[EpisodeOutcome], strategy: str) -> dict[str, Any]:
+    """Where a strategy's fills went (mean share by venue kind) and what the dealers
+    made on their trades with it (bps of that notional, all episodes pooled): a gain
+    that a counterparty pays for below its own cost would show here."""
+    mixes = [o.venue_mix[strategy] for o in eps if strategy in o.venue_mix]
+    if not mixes:
+        return {}
+    kinds = sorted({k for m in mixes for k in m})
+    pnl = sum(o.dealer_pnl.get(strategy, (0.0, 0.0))[0] for o in eps)
+    notional = sum(o.dealer_pnl.get(strategy, (0.0, 0.0))[1] for o in eps)
+    return {
+        "venue_mix_mean": {k: sum(m.get(k, 0.0) for m in mixes) / len(mixes) for k in kinds},
+        "dealer_pnl_bps": pnl / notional * 1e4 if notional else None,
+    }
+
+
 def _aggregate_group(
     out: dict[str, list[dict[str, Any]]],
     key: dict[str, Any],
@@ -182,6 +207,7 @@ def _aggregate_group(
                 "is_bps_std": std,
                 "is_bps_stderr": se,
                 "completion_mean": sum(o.completion[st] for o in eps) / len(eps),
+                **_counterparties(eps, st),
             }
         )
         if base is None:

@@ -1,6 +1,7 @@
 """Backtests (router/backtest.py): aggregation, pairing, processes that change nothing,
 and the mirror (--both-sides): the same market with the parent's side flipped."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -154,3 +155,23 @@ def test_side_overrides_the_scenarios_and_excludes_both_sides(monkeypatch):
     doc = backtest([BOND], ["twap"], 1, 0, 1, DEFAULT_CONFIG_DIR, hindsight=False, side=Side.SELL)
     assert seen == ["sell"]  # the bond scenario buys
     assert doc["meta"]["side"] == "sell" and "side" not in doc["rows"][0]
+
+
+def test_rows_show_the_venue_mix_and_what_the_dealers_made():
+    def with_mix(seed, rfq, pnl, notional):
+        o = outcome(seed, 10.0, 8.0, 5.0)
+        mix = {"lit": 1.0 - rfq, "dark": 0.0, "rfq": rfq}
+        return dataclasses.replace(
+            o,
+            venue_mix={"twap": {"lit": 1.0, "dark": 0.0, "rfq": 0.0}, "sor": mix},
+            dealer_pnl={"twap": (0.0, 0.0), "sor": (pnl, notional)},
+        )
+
+    outs = [with_mix(1, 0.5, 300.0, 1e6), with_mix(2, 0.1, -100.0, 1e6)]
+    doc = aggregate(outs, ["calm"], ["twap", "sor"])
+    twap, sor = doc["rows"]
+    assert twap["venue_mix_mean"] == {"dark": 0.0, "lit": 1.0, "rfq": 0.0}
+    assert twap["dealer_pnl_bps"] is None  # it never traded with a dealer
+    assert sor["venue_mix_mean"]["rfq"] == pytest.approx(0.3)
+    # pooled over the notional: (300 - 100) / 2M = 1 bps
+    assert sor["dealer_pnl_bps"] == pytest.approx(1.0)

@@ -44,6 +44,7 @@ def test_simulate_news_shock_json_follows_the_contract(tmp_path: Path, capsys):
     assert doc["hindsight"]["is_bps"] < r["is_bps"]
     assert r["strategy"] == "twap" and r["filled_qty"] == 500_000 and r["completion"] == 1.0
     assert set(r["venue_mix"]) == {"lit", "dark", "rfq"}
+    assert r["dealer_pnl_bps"] is None  # TWAP trades with no dealer
     table = capsys.readouterr().out
     assert "twap" in table and "IS bps" in table
 

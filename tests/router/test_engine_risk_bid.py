@@ -105,6 +105,9 @@ def test_quotes_that_beat_the_screen_are_hit_best_first(traded):
     assert dealer_qty == sum(e.qty for e in _events(run, RfqTraded)) > 0
     assert {f.venue for f in _dealer_fills(run)} <= set(req.request.dealers)
     assert run.tca.venue_mix["rfq"] == pytest.approx(dealer_qty / run.parent.qty)
+    # each dealer booked its trade with this parent: the counterparties' side of it
+    assert sorted(p.qty for p in run.dealer_pnl) == sorted(f.qty for f in _dealer_fills(run))
+    assert run.dealer_pnl_bps is not None
 
 
 def test_the_rest_is_worked_by_twap_over_the_time_left(traded):
