@@ -483,6 +483,10 @@ def _pct(x: float | None, width: int) -> str:
     return f"{x:>{width}.0%}" if x is not None else " " * width
 
 
+def _bps(x: float | None, width: int) -> str:
+    return f"{x:>{width}.1f}" if x is not None else " " * width
+
+
 def _cmd_backtest(args: argparse.Namespace) -> None:
     from router.app import check_strategies
     from router.backtest import backtest
@@ -538,6 +542,7 @@ def _cmd_backtest(args: argparse.Namespace) -> None:
             f"{'scenario':<18}{'side' if side_w else '':<{side_w}}{'strategy':<10}"
             f"{'episodes':>9}{'IS mean':>10}{'+-se':>7}"
             f"{'std':>8}{'vs ' + baseline:>12}{'+-se':>7}{'gap':>7}{'done':>8}"
+            f"{'rfq':>6}{'dealers':>9}"
         )
         paired = {(*block(p), p["strategy"]): p for p in doc["paired"]}
         gaps = {(*block(g), g["strategy"]): g["share"] for g in doc["gap_captured"]}
@@ -556,6 +561,8 @@ def _cmd_backtest(args: argparse.Namespace) -> None:
                 f"{r['is_bps_mean']:>10.2f}{r['is_bps_stderr']:>7.2f}{r['is_bps_std']:>8.2f}"
                 f"{diff}{_pct(gap, 7)}"
                 f"{r['completion_mean']:>8.1%}"
+                f"{_pct(r.get('venue_mix_mean', {}).get('rfq'), 6)}"
+                f"{_bps(r.get('dealer_pnl_bps'), 9)}"
             )
         if last is not None and last in hind:
             print(hindsight_line(hind[last]))

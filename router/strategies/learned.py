@@ -58,6 +58,10 @@ OBS_NAMES = (
     "volume_rate",  # log(market volume over 5 min / the expected 5-min volume)
     "fill_rate",  # own fills over 5 min / the even rate's 5 minutes of fills
     "pace",  # the action last taken
+    # +1 buy, -1 sell: the other features are signed in the parent's favour, so this is
+    # the only way a market that is not symmetric between its sides (thin bids after
+    # news, say) can show; training draws both sides 50/50 on markets of either sign
+    "side",
 )
 OBS_SIZE = len(OBS_NAMES)
 CLIP = 5.0
@@ -164,6 +168,7 @@ class ObservationBuilder:
             obs[7] = -sign * (mid / thirty.mid - 1.0) / sigma_over(30.0)
         obs[8] = -sign * (mid / arrival - 1.0) / sigma_over(elapsed * horizon_s)
         obs[11] = self.last_action
+        obs[12] = sign
         np.clip(obs, -CLIP, CLIP, out=obs)
         return obs
 

@@ -123,7 +123,7 @@ def test_export_is_the_deterministic_clipped_action(tmp_path: Path) -> None:
     env = ExecutionEnv(BOND)
     model = _ppo(env, 5_000_000, {"n_steps": 16, "batch_size": 16})
     with torch.no_grad():
-        model.policy.action_net.bias.fill_(0.9)
+        model.policy.action_net.bias.fill_(1.2)
         model.policy.action_net.weight.mul_(20.0)  # so some actions fall outside [-1, 1]
     path = tmp_path / "p.onnx"
     export_onnx(model.policy, path)

@@ -210,6 +210,8 @@ def test_backtest_json_follows_the_contract(tmp_path, capsys):
             "is_bps_std",
             "is_bps_stderr",
             "completion_mean",
+            "venue_mix_mean",
+            "dealer_pnl_bps",
         }
         assert r["episodes"] == 2 and r["completion_mean"] == 1.0
     (p,) = doc["paired"]

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from router.domain import ChildOrderFilled, ParentOrder, Side
+from router.strategies.learned import OBS_SIZE
 from simulators.scenario import load_scenario, mirrored
 
 MISSING = [m for m in ("gymnasium",) if importlib.util.find_spec(m) is None]
@@ -62,7 +63,7 @@ def test_check_env_passes() -> None:
 
     env = _env(BOND)
     check_env(env, skip_render_check=True)
-    assert env.observation_space.shape == (12,)
+    assert env.observation_space.shape == (13,)
     assert env.action_space.shape == (1,)
     assert env.action_space.low[0] == -1.0 and env.action_space.high[0] == 1.0
     env.close()
@@ -211,7 +212,7 @@ class _FakeStepper:
         return self._k == 3
 
     def observe(self) -> np.ndarray:
-        return np.zeros(12, dtype=np.float32)
+        return np.zeros(OBS_SIZE, dtype=np.float32)
 
     def mid(self) -> float:
         return self._mids[self._k]

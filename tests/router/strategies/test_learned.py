@@ -121,6 +121,7 @@ def test_observation_values_on_a_hand_made_market():
         "volume_rate": math.log(6_000 / 3_000),
         "fill_rate": 10_000 / (QTY * 300 / 3600),
         "pace": 0.0,
+        "side": -1.0,  # a sell: the one feature not signed in the parent's favour
     }
     assert obs.dtype == np.float32 and obs.shape == (OBS_SIZE,)
     assert set(expected) == set(OBS_NAMES)
