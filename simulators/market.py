@@ -232,8 +232,10 @@ class SimMarket:
         jumps = rng.random(n) < jump_p
         dx[jumps] += rng.standard_normal(int(jumps.sum())) * m.jump_bps * 1e-4 * px
         for ph in sc.phases:
-            if ph.jump_bps:
-                i = round((ph.start_s - t[0]) / STEP_S)
+            i = round((ph.start_s - t[0]) / STEP_S)
+            # a phase that starts after the simulated span (a parent shorter than the
+            # scenario's story) never happens in it
+            if ph.jump_bps and 0 <= i < n:
                 dx[i] += ph.jump_bps * 1e-4 * px
                 drift[i] += ph.jump_bps * 1e-4 * px
         exo = px + np.cumsum(dx)

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -147,3 +149,16 @@ def test_client_fills_reach_the_callback_with_prices_and_leaves():
     owner, _ts, venue, price, qty, maker, leaves = got[0]
     assert (owner, venue, maker) == (77, 0, True)
     assert price == snap.venues[0].bid_ticks and 0 < qty <= 500 and leaves == 500 - qty
+
+
+def test_a_parent_shorter_than_the_story_never_meets_its_news():
+    # news-shock's news comes an hour in, after a 30-minute market's end: it was an
+    # IndexError; now the market simply ends before the news
+    sc = dataclasses.replace(load_scenario("news-shock"), horizon_s=1800.0)
+    m = SimMarket(sc, rng_for(1, "market"))
+    m.advance_to(int(1800 * NANOS_PER_SECOND))
+    mids = m.mid_path()[: m.steps_done]
+    assert np.isfinite(mids[-100:]).all()
+    # no -40 bps jump anywhere in it: the largest 100 ms move stays far below
+    moves = np.abs(np.diff(m.ref_path[: m.steps_done])) / m.ref_path[0] * 1e4
+    assert moves.max() < 20.0
