@@ -296,6 +296,19 @@ def backtest(
                 if progress:
                     progress(len(outcomes), len(jobs))
     doc = aggregate(outcomes, scenarios, strategies, baseline, both_sides)
+    # every episode's own figures, for paired comparisons the rows do not make (any two
+    # strategies, per side); in a fixed order, whatever the workers' finishing order
+    order = {name: i for i, name in enumerate(scenarios)}
+    doc["episodes"] = [
+        {
+            "scenario": o.scenario,
+            "seed": o.seed,
+            "side": o.side,
+            "is_bps": dict(o.is_bps),
+            "completion": dict(o.completion),
+        }
+        for o in sorted(outcomes, key=lambda o: (order[o.scenario], o.seed, o.side or ""))
+    ]
     doc["meta"] = {
         "episodes": episodes,
         "side": None if side is None else side.value,

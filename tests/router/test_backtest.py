@@ -126,9 +126,16 @@ def test_both_sides_rows_are_the_same_on_two_workers_as_on_one():
             [BOND], ["twap", "sor"], 2, 70, workers, DEFAULT_CONFIG_DIR, both_sides=True
         )
 
-    keys = ("rows", "paired", "hindsight", "gap_captured")
+    keys = ("rows", "paired", "hindsight", "gap_captured", "episodes")
     doc, one = run(2), run(1)
     assert {k: doc[k] for k in keys} == {k: one[k] for k in keys}
+    # every episode, seed by seed, both sides of each
+    assert [(e["seed"], e["side"]) for e in doc["episodes"]] == [
+        (70, "buy"),
+        (70, "sell"),
+        (71, "buy"),
+        (71, "sell"),
+    ]
     rows = {(r["side"], r["strategy"]): r for r in doc["rows"]}
     assert set(rows) == {(sd, st) for sd in ("buy", "sell", "both") for st in ("twap", "sor")}
     for st in ("twap", "sor"):
