@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 #: two thirds of the peak: what the one trading pays on average over its own metaorder
 PAID_SHARE_OF_PEAK = 2.0 / 3.0
+#: how long a dealer remembers what a client asked it for (half-life of the memory)
+FLOW_HALF_LIFE_S = 1800.0
 TRADING_DAY_S = 6.5 * 3600.0  # the risk premium's unit of time
 
 
@@ -56,6 +58,16 @@ class CarryCost:
         """The premium part of C(x): for carrying `x` while it unwinds."""
         per_unit = self.risk_aversion * self.sigma_bps * math.sqrt(self.hold_s / TRADING_DAY_S)
         return per_unit * x * x / self.adv
+
+    def flow_bps(self, same_side_units: float, hedge_share: float) -> float:
+        """What a client's recent requests on this side tell the dealer, in bps: a
+        client that keeps asking to sell is working a parent that will go on selling,
+        and the price will move against whatever the dealer still holds (the part it
+        does not hedge at once) by about the square-root law's peak on that flow."""
+        if same_side_units <= 0.0:
+            return 0.0
+        peak = self.impact_y * self.sigma_bps * math.sqrt(same_side_units / self.adv)
+        return peak * (1.0 - hedge_share)
 
     def marginal_bps(self, inventory: float, delta: float) -> float:
         """Cost per unit, in bps, of moving the inventory by `delta` (> 0: the dealer

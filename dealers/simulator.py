@@ -15,7 +15,10 @@ dealer's own generator (so runs are reproducible and the oracle below is exact):
       cost  = marginal cost of moving its inventory by the trade: the square-root cost
               of unwinding it (the panel's impact_y, the day's volatility now) and a
               premium for carrying it meanwhile (risk_aversion, hedge time)
-      half  = tier * spread + cost
+      flow  = what the client's net recent requests on that side (decayed, half-life
+              30 min) say is still to come: the square-root law's peak on that
+              flow, on the share of the trade the dealer does not hedge at once
+      half  = tier * spread + cost + flow
               + competition * (dealers asked - 1)          the winner's curse
               + two_sided_bps on a two-sided request        it cannot pick the side
       offer = fair * (1 + (half_buy + noise) / 1e4)
@@ -55,7 +58,7 @@ from numba import njit
 
 from dealers.config import TIER_RESPONSE, TIER_SPREAD, DealerPanel, DealerSpec
 from dealers.pnl import DealerBook, TradePnl
-from dealers.pricing import CarryCost
+from dealers.pricing import FLOW_HALF_LIFE_S, CarryCost
 from dealers.rfq import LegState, RfqError, RfqSession
 from router.domain import (
     NANOS_PER_SECOND,
@@ -125,6 +128,23 @@ class _Dealer:
     inventory: float  # units; > 0 long
     book: DealerBook
     credit_used: float = 0.0
+    # what the client has asked this dealer for, per side (units, decayed with
+    # FLOW_HALF_LIFE_S), and when that was last brought up to date
+    asked: dict[Side, float] = field(default_factory=lambda: {Side.BUY: 0.0, Side.SELL: 0.0})
+    asked_ns: Nanos = 0
+
+    def flow(self, client: Side, now: Nanos) -> float:
+        """The client's net recent requests on side `client` (units, >= 0)."""
+        decay = 0.5 ** ((now - self.asked_ns) / NANOS_PER_SECOND / FLOW_HALF_LIFE_S)
+        return max(0.0, (self.asked[client] - self.asked[client.opposite]) * decay)
+
+    def remember(self, request: QuoteRequest, now: Nanos) -> None:
+        decay = 0.5 ** ((now - self.asked_ns) / NANOS_PER_SECOND / FLOW_HALF_LIFE_S)
+        for side in self.asked:
+            self.asked[side] *= decay
+        self.asked_ns = now
+        if request.side is not None:  # a two-sided request does not say which
+            self.asked[request.side] += request.qty
 
 
 @dataclass
@@ -132,6 +152,8 @@ class _Rfq:
     session: RfqSession
     side: Side | None
     answers: dict[DealerId, _Answer]
+    # per dealer and client side: the client's recent requests before this one
+    flow: dict[DealerId, dict[Side, float]] = field(default_factory=dict)
     fair_at_quote: dict[DealerId, float] = field(default_factory=dict)
     traded_side: Side | None = None
     ended: bool = False
@@ -256,10 +278,15 @@ class SimRfqVenue:
         now = self._kernel.clock.now_ns()
         session = RfqSession(request, now)
         answers = {d: self._draw(self._dealers[d], request) for d in request.dealers}
-        rfq = _Rfq(session, request.side, answers)
+        flow = {}
+        for d in request.dealers:
+            dealer = self._dealers[d]
+            flow[d] = {s: dealer.flow(s, now) for s in (Side.BUY, Side.SELL)}
+            dealer.remember(request, now)
+        rfq = _Rfq(session, request.side, answers, flow)
         self._rfqs[request.rfq_id] = rfq
         self._publish(session.log[:])
-        self._record_truth(request, answers, now)
+        self._record_truth(request, answers, now, flow)
         for d, answer in answers.items():
             if answer.responds:
                 self._kernel.schedule(now + answer.latency_ns, self._answer_cb(rfq, d))
@@ -317,15 +344,18 @@ class SimRfqVenue:
         )
 
     def _half_spread_bps(
-        self, dealer: _Dealer, request: QuoteRequest, now: Nanos, client: Side
+        self, dealer: _Dealer, request: QuoteRequest, now: Nanos, client: Side, flow: float
     ) -> float:
         """What the dealer asks over fair (bps) to take the client's side `client` of
-        the request: its margin and its own cost of the trade (dealers/pricing.py)."""
+        the request: its margin, its own cost of the trade and what the client's
+        recent requests on that side (`flow`, units) say is still to come
+        (dealers/pricing.py)."""
         spec = dealer.spec
         vol = min(max(self._market.vol_ratio(now), 0.5), 5.0)
         cost = self._carry_cost(spec, self._vol_bps * vol**spec.vol_sensitivity)
         half = TIER_SPREAD[spec.client_tier] * spec.spread_bps
         half += cost.marginal_bps(dealer.inventory, -client.sign * float(request.qty))
+        half += cost.flow_bps(flow, spec.hedge_share)
         half += spec.competition_bps * (len(request.dealers) - 1)
         if request.side is None:
             half += self.panel.two_sided_bps
@@ -345,8 +375,11 @@ class SimRfqVenue:
             events = session.reject(dealer_id, answer.reject, answer.reject.name.lower(), now)
         else:
             fair = self._market.fair_ticks(now) * self.instrument.tick_size
-            up = self._half_spread_bps(dealer, request, now, Side.BUY) + answer.noise_bps
-            down = self._half_spread_bps(dealer, request, now, Side.SELL) + answer.noise_bps
+            flow = rfq.flow[dealer_id]
+            up = self._half_spread_bps(dealer, request, now, Side.BUY, flow[Side.BUY])
+            down = self._half_spread_bps(dealer, request, now, Side.SELL, flow[Side.SELL])
+            up += answer.noise_bps
+            down += answer.noise_bps
             if request.side is None:  # both sides quoted: never crossed or locked
                 widen = max(0.0, MIN_TWO_SIDED_HALF_BPS - 0.5 * (up + down))
                 up, down = up + widen, down + widen
@@ -535,7 +568,11 @@ class SimRfqVenue:
     # ---------------------------------------------------------------- oracle
 
     def _record_truth(
-        self, request: QuoteRequest, answers: dict[DealerId, _Answer], now: Nanos
+        self,
+        request: QuoteRequest,
+        answers: dict[DealerId, _Answer],
+        now: Nanos,
+        flow: dict[DealerId, dict[Side, float]],
     ) -> None:
         """True P(quote in time) and P(best quote) per dealer, before any draw is used."""
         limit_ns = request.time_limit_ns
@@ -555,8 +592,9 @@ class SimRfqVenue:
             p *= 1.0 - spec.pass_prob
             p_resp.append(p)
             # cost to a buying (selling) client, bps over (under) fair
-            mu_buy.append(self._half_spread_bps(dealer, request, now, Side.BUY))
-            mu_sell.append(self._half_spread_bps(dealer, request, now, Side.SELL))
+            f = flow[d]
+            mu_buy.append(self._half_spread_bps(dealer, request, now, Side.BUY, f[Side.BUY]))
+            mu_sell.append(self._half_spread_bps(dealer, request, now, Side.SELL, f[Side.SELL]))
             sd.append(max(spec.quote_noise_bps, 1e-3))
         best_buy = p_lowest(np.array(p_resp), np.array(mu_buy), np.array(sd))
         best_sell = p_lowest(np.array(p_resp), np.array(mu_sell), np.array(sd))

@@ -61,3 +61,11 @@ def test_shedding_risk_earns_no_premium() -> None:
     # adding to it pays the premium's increase too
     added = (c.of(150_000.0) - c.of(100_000.0)) / 50_000.0
     assert c.marginal_bps(100_000.0, 50_000.0) == pytest.approx(added)
+
+
+def test_what_a_clients_flow_reveals() -> None:
+    # Y 0.9 * 100 bps * sqrt(10% of ADV) on the 40% not hedged at once
+    c = cost()
+    assert c.flow_bps(100_000.0, 0.6) == pytest.approx(90.0 * math.sqrt(0.1) * 0.4)
+    assert c.flow_bps(0.0, 0.6) == 0.0
+    assert c.flow_bps(100_000.0, 1.0) == 0.0  # all hedged at once: nothing left exposed

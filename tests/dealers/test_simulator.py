@@ -968,3 +968,39 @@ def test_every_trade_is_booked_with_its_hedges(calm: Scenario, equities: DealerP
     assert trade.unwind == pytest.approx(
         84.0 * abs(left) * math.sqrt(abs(left) / ADV) * fair_now / 1e4
     )
+
+
+def _two_requests(
+    calm: Scenario, panel: DealerPanel, first: Side | None, second: Side
+) -> tuple[float, float]:
+    """ALPHA (flat) asked for 20k on `first`, then a minute later on `second`: the
+    second quote's distance from fair, bps."""
+    world, desk = build(calm, panel)
+    venue = venue_of(world)
+    venue._dealers[ALPHA].inventory = 0.0
+    send_at(world, T_REQ, rfq("r1", (ALPHA,), first))
+    send_at(world, T_REQ + 60 * S, rfq("r2", (ALPHA,), second))
+    world.kernel.run_until(T_REQ + 80 * S)
+    (q,) = [e.quote for e in desk.of(QuoteReceived) if e.quote.rfq_id == "r2"]
+    fair = world.market.fair_ticks(q.ts_ns) * calm.instrument.tick_size
+    price = q.price_for(second)
+    assert price is not None
+    return second.sign * (price - fair) / fair * 1e4, fair
+
+
+def test_a_client_asking_again_on_its_side_pays_for_what_it_reveals(
+    calm: Scenario, equities: DealerPanel
+) -> None:
+    panel = exact_panel(equities)  # ALPHA hedges 80% at once
+    again, _ = _two_requests(calm, panel, Side.BUY, Side.BUY)
+    # the first 20k, a minute old (half-life 30 min), says more buying is to come: the
+    # square-root law's peak on it, on the 20% ALPHA keeps
+    remembered = 20_000 * 0.5 ** (60 / 1800)
+    flow = 0.84 * 150 * math.sqrt(remembered / ADV) * (1 - 0.8)
+    assert again == pytest.approx(13.4 + flow, abs=1e-4)
+    # a request the other way first says nothing about more buying
+    after_sell, _ = _two_requests(calm, panel, Side.SELL, Side.BUY)
+    assert after_sell == pytest.approx(13.4, abs=1e-4)
+    # nor does a two-sided one, which hides the side
+    after_two, _ = _two_requests(calm, panel, None, Side.BUY)
+    assert after_two == pytest.approx(13.4, abs=1e-4)
