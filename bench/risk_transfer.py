@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from dealers.config import load_panel
 from router.app import Episode, EventForwarder, apply_overrides, desk_selector
 from router.domain import NANOS_PER_SECOND, QuoteReceived, QuoteRequest, RfqId, Side
 from simulators.kernel import rng_for
@@ -36,8 +37,6 @@ SEED0 = 1000  # the held-out evaluation seeds
 def _quotes(scenario: Scenario, seed: int) -> tuple[float, list[tuple[float, int]]]:
     """(arrival mid, [(cost bps, quoted qty)] of the dealers' answers, best first)."""
     assert scenario.dealer_panel is not None
-    from dealers.config import load_panel
-
     panel = load_panel(scenario.dealer_panel)
     sink = EventForwarder()
     quotes: list[QuoteReceived] = []

@@ -133,13 +133,16 @@ class _Dealer:
     asked: dict[Side, float] = field(default_factory=lambda: {Side.BUY: 0.0, Side.SELL: 0.0})
     asked_ns: Nanos = 0
 
+    def _decay(self, now: Nanos) -> float:
+        return float(0.5 ** ((now - self.asked_ns) / NANOS_PER_SECOND / FLOW_HALF_LIFE_S))
+
     def flow(self, client: Side, now: Nanos) -> float:
         """The client's net recent requests on side `client` (units, >= 0)."""
-        decay = 0.5 ** ((now - self.asked_ns) / NANOS_PER_SECOND / FLOW_HALF_LIFE_S)
-        return max(0.0, (self.asked[client] - self.asked[client.opposite]) * decay)
+        net = self.asked[client] - self.asked[client.opposite]
+        return max(0.0, net * self._decay(now))
 
     def remember(self, request: QuoteRequest, now: Nanos) -> None:
-        decay = 0.5 ** ((now - self.asked_ns) / NANOS_PER_SECOND / FLOW_HALF_LIFE_S)
+        decay = self._decay(now)
         for side in self.asked:
             self.asked[side] *= decay
         self.asked_ns = now
@@ -343,23 +346,27 @@ class SimRfqVenue:
             hold_s=spec.hedge_s,
         )
 
-    def _half_spread_bps(
-        self, dealer: _Dealer, request: QuoteRequest, now: Nanos, client: Side, flow: float
-    ) -> float:
-        """What the dealer asks over fair (bps) to take the client's side `client` of
-        the request: its margin, its own cost of the trade and what the client's
+    def _half_spreads_bps(
+        self, dealer: _Dealer, request: QuoteRequest, now: Nanos, flow: dict[Side, float]
+    ) -> tuple[float, float]:
+        """What the dealer asks over fair (bps) to sell to a buying client and to buy
+        from a selling one: its margin, its own cost of each trade and what the client's
         recent requests on that side (`flow`, units) say is still to come
         (dealers/pricing.py)."""
         spec = dealer.spec
         vol = min(max(self._market.vol_ratio(now), 0.5), 5.0)
         cost = self._carry_cost(spec, self._vol_bps * vol**spec.vol_sensitivity)
-        half = TIER_SPREAD[spec.client_tier] * spec.spread_bps
-        half += cost.marginal_bps(dealer.inventory, -client.sign * float(request.qty))
-        half += cost.flow_bps(flow, spec.hedge_share)
-        half += spec.competition_bps * (len(request.dealers) - 1)
-        if request.side is None:
-            half += self.panel.two_sided_bps
-        return half
+
+        def half(client: Side) -> float:
+            h = TIER_SPREAD[spec.client_tier] * spec.spread_bps
+            h += cost.marginal_bps(dealer.inventory, -client.sign * float(request.qty))
+            h += cost.flow_bps(flow[client], spec.hedge_share)
+            h += spec.competition_bps * (len(request.dealers) - 1)
+            if request.side is None:
+                h += self.panel.two_sided_bps
+            return h
+
+        return half(Side.BUY), half(Side.SELL)
 
     def _answer_cb(self, rfq: _Rfq, dealer_id: DealerId) -> Callable[[], None]:
         return lambda: self._answer(rfq, dealer_id)
@@ -375,9 +382,7 @@ class SimRfqVenue:
             events = session.reject(dealer_id, answer.reject, answer.reject.name.lower(), now)
         else:
             fair = self._market.fair_ticks(now) * self.instrument.tick_size
-            flow = rfq.flow[dealer_id]
-            up = self._half_spread_bps(dealer, request, now, Side.BUY, flow[Side.BUY])
-            down = self._half_spread_bps(dealer, request, now, Side.SELL, flow[Side.SELL])
+            up, down = self._half_spreads_bps(dealer, request, now, rfq.flow[dealer_id])
             up += answer.noise_bps
             down += answer.noise_bps
             if request.side is None:  # both sides quoted: never crossed or locked
@@ -592,9 +597,9 @@ class SimRfqVenue:
             p *= 1.0 - spec.pass_prob
             p_resp.append(p)
             # cost to a buying (selling) client, bps over (under) fair
-            f = flow[d]
-            mu_buy.append(self._half_spread_bps(dealer, request, now, Side.BUY, f[Side.BUY]))
-            mu_sell.append(self._half_spread_bps(dealer, request, now, Side.SELL, f[Side.SELL]))
+            buy, sell = self._half_spreads_bps(dealer, request, now, flow[d])
+            mu_buy.append(buy)
+            mu_sell.append(sell)
             sd.append(max(spec.quote_noise_bps, 1e-3))
         best_buy = p_lowest(np.array(p_resp), np.array(mu_buy), np.array(sd))
         best_sell = p_lowest(np.array(p_resp), np.array(mu_sell), np.array(sd))
