@@ -33,7 +33,14 @@ from models.features import (
     dealer_head,
     side_feature,
 )
-from models.quotecost import AXE_UNIT, N_TERMS, QuoteCostTracker, terms
+from models.quotecost import (
+    AXE_UNIT,
+    N_TERMS,
+    QuoteCostTracker,
+    carry_shapes,
+    flow_term,
+    terms,
+)
 from router.domain import (
     DealerId,
     Event,
@@ -49,6 +56,14 @@ from router.domain import (
 )
 
 MidAt = Callable[[int], float]  # the lit mid at a time (ns), price units
+#: how long the desk remembers what it asked each dealer for, as a share of the session
+#: (half-life; `MarketContext.tod` is the clock): half an hour, about how long a dealer
+#: can be expected to remember a client's flow. The regression weighs the term, so a
+#: dealer that forgets sooner or later only gets a smaller coefficient.
+FLOW_HALF_LIFE_TOD = 1800.0 / (6.5 * 3600.0)
+# indices in the pricing terms (`models.quotecost.terms`): the volatility, the flow and
+# the dealer's cost shapes
+_VOL, _FLOW, _UNWIND, _RISK = 5, 7, 8, 9
 P_LOWEST_POINTS = 41  # the implied P(best) to about 1e-3, and cheap
 
 #: a dealer's row of `DeskState._state`: its history as the heuristic keeps it, its axe,
@@ -87,6 +102,9 @@ class _Open:
     quotes: dict[DealerId, Quote] = field(default_factory=dict)
     declined: dict[DealerId, QuoteRejectReason] = field(default_factory=dict)
     traded_side: Side | None = None
+    # per dealer: the client's net recent requests to it on each side (buy, sell) before
+    # this one, / ADV: a two-sided request learns the traded side's price with its own
+    flows: dict[DealerId, tuple[float, float]] = field(default_factory=dict)
 
 
 class DeskState:
@@ -139,6 +157,10 @@ class DeskState:
         self.notional: dict[DealerId, float] = {}
         # per dealer: (sum, count) of its quotes' distances behind the best today
         self._today: dict[DealerId, tuple[float, int]] = {}
+        # what the desk asked each dealer for (units, buy and sell), decayed with
+        # FLOW_HALF_LIFE_TOD, and the time of day it was last brought up to date
+        self._asked_flow: dict[DealerId, tuple[float, float]] = {}
+        self._flow_tod = 0.0
         self.forget()
 
     def set_axes(self, axes: dict[DealerId, float]) -> None:
@@ -243,6 +265,7 @@ class DeskState:
             out,
             np.array(dealer_head(qty, self.adv, side, len(panel), market, two_sided)),
             terms(0.0, qty / self.adv, len(panel), market.vol_bps, two_sided or side is None),
+            self._flow_terms(side, market),
             self._state,
             self._counts,
             self._w,
@@ -269,11 +292,56 @@ class DeskState:
         z, _ = _price(
             terms(0.0, qty / self.adv, len(panel), market.vol_bps, side is None),
             self._state[:, _AXE],
+            self._flow_terms(side, market),
+            qty / self.adv,
             self.adv,
             side_feature(side),
             self._w,
         )
         return {d: z[self._index[d]] for d in panel}
+
+    def flows(self, tod: float) -> dict[DealerId, tuple[float, float]]:
+        """Per dealer: the client's net recent requests to it to buy and to sell (each
+        >= 0, at most one of them > 0), / ADV, decayed to `tod`: what the dealer is
+        taken to remember of the desk's flow when it prices."""
+        decay = 0.5 ** (max(tod - self._flow_tod, 0.0) / FLOW_HALF_LIFE_TOD)
+        out = {}
+        for d, (buy, sell) in self._asked_flow.items():
+            net = (buy - sell) * decay / self.adv
+            out[d] = (max(net, 0.0), max(-net, 0.0))
+        return out
+
+    def _flow_terms(self, side: Side | None, market: MarketContext) -> np.ndarray:
+        """Each dealer's flow term (`models.quotecost.flow_term`) on the client's side
+        `side`, in `self.dealers` order; zeros for an unknown side."""
+        out = np.zeros(len(self.dealers))
+        if side is None or not self._asked_flow:
+            return out
+        k = 0 if side is Side.BUY else 1
+        flows = self.flows(market.tod)
+        for i, d in enumerate(self.dealers):
+            f = flows.get(d)
+            if f is not None:
+                out[i] = flow_term(f[k], market.vol_bps)
+        return out
+
+    def _remember_asked(
+        self, request_side: Side | None, qty: int, dealers: Sequence[DealerId], tod: float
+    ) -> None:
+        """Add a request to the dealers' memory of the desk's flow (a two-sided one
+        says nothing of the side, to them as to us)."""
+        if request_side is None:
+            return
+        decay = 0.5 ** (max(tod - self._flow_tod, 0.0) / FLOW_HALF_LIFE_TOD)
+        self._asked_flow = {d: (b * decay, s * decay) for d, (b, s) in self._asked_flow.items()}
+        self._flow_tod = max(tod, self._flow_tod)
+        for d in dealers:
+            buy, sell = self._asked_flow.get(d, (0.0, 0.0))
+            if request_side is Side.BUY:
+                buy += qty
+            else:
+                sell += qty
+            self._asked_flow[d] = (buy, sell)
 
     def observe(self, event: Event, mid_at: MidAt, market: MarketContext | None = None) -> None:
         """Learn from one event of the log. `market` (for a request) is the screen at that
@@ -281,12 +349,16 @@ class DeskState:
         if isinstance(event, RfqRequested):
             r = event.request
             z: dict[DealerId, np.ndarray] = {}
+            flows: dict[DealerId, tuple[float, float]] = {}
             if market is not None:
                 z = self.terms_of(r.qty, r.side, r.dealers, market)
+                if r.side is None:
+                    flows = self.flows(market.tod)
+                self._remember_asked(r.side, r.qty, r.dealers, market.tod)
             axes = {d: self.axes.get(d, 0.0) for d in r.dealers}
             notional = r.qty * mid_at(event.ts_ns)
             totals = {d: self.notional.get(d, 0.0) + notional for d in r.dealers}
-            self._open[r.rfq_id] = _Open(r.side, r.qty, z, axes, totals)
+            self._open[r.rfq_id] = _Open(r.side, r.qty, z, axes, totals, flows=flows)
         elif isinstance(event, QuoteReceived):
             o = self._open.get(event.quote.rfq_id)
             if o is not None:
@@ -338,8 +410,9 @@ class DeskState:
             if d in o.z:
                 z = o.z[d]
                 if o.side is None:  # two-sided: the dealer's skew applies to the side traded
-                    z = z.copy()
-                    z[1] = o.axes[d] / self.adv * side.sign * AXE_UNIT
+                    flow = o.flows.get(d, (0.0, 0.0))[0 if side is Side.BUY else 1]
+                    axe = o.axes[d] / self.adv * side.sign
+                    z = terms(axe, o.qty / self.adv, int(z[4]), float(z[_VOL]), True, flow)
                 mid = mid_at(o.quotes[d].ts_ns)
                 seen.append((d, z, side.sign * (p - mid) / mid * 1e4))
         self.costs.observe_rfq(seen)
@@ -361,15 +434,27 @@ def _short_of(axe: float, seen: Side | None, qty: int) -> bool:
 
 @njit(cache=True)
 def _price(
-    base: np.ndarray, axes: np.ndarray, adv: float, sign: float, w: np.ndarray
+    base: np.ndarray,
+    axes: np.ndarray,
+    flows: np.ndarray,
+    size_adv: float,
+    adv: float,
+    sign: float,
+    w: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each dealer's pricing terms (`base` with its axe) and their dot product with its
-    coefficients, summed in order as `QuoteCostTracker.predict` does."""
+    """Each dealer's pricing terms (`base` with its axe and the desk's recent flow to it)
+    and their dot product with its coefficients, summed in order as
+    `QuoteCostTracker.predict` does."""
     z = np.empty((axes.shape[0], base.shape[0]))
     pred = np.empty(axes.shape[0])
     for i in range(axes.shape[0]):
         z[i] = base
-        z[i, 1] = axes[i] / adv * sign * AXE_UNIT
+        axe = axes[i] / adv * sign
+        z[i, 1] = axe * AXE_UNIT
+        z[i, _FLOW] = flows[i]
+        unwind, risk = carry_shapes(axe, size_adv)
+        z[i, _UNWIND] = unwind * base[_VOL]
+        z[i, _RISK] = risk * base[_VOL]
         total = 0.0
         for j in range(base.shape[0]):
             total += z[i, j] * w[i, j]
@@ -468,6 +553,7 @@ def _desk_rows(
     out: np.ndarray,
     head: np.ndarray,
     base: np.ndarray,
+    flows: np.ndarray,
     state: np.ndarray,
     counts: np.ndarray,
     w: np.ndarray,
@@ -489,7 +575,7 @@ def _desk_rows(
     own = np.empty((state.shape[0], _N_OWN))
     quality = np.empty(state.shape[0])
     _own_columns(own, quality, state, counts, sign, kind, seen_sell, qty, mid, adv)
-    _, pred = _price(base, state[:, _AXE], adv, sign, w)
+    _, pred = _price(base, state[:, _AXE], flows, qty / adv, adv, sign, w)
     _panel_rows(
         out, head, own, quality, pred, sd, columns, panel, candidates, n_points, panel_column
     )

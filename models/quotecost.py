@@ -1,6 +1,8 @@
 """Each dealer's pricing, learned online from the desk's own log: a ridge regression per
 dealer of its quotes' cost to the client (bps from the mid) on what the desk sees at the
-request (the dealer's published axe, size, panel size, volatility, two-sided or not).
+request (the dealer's published axe, size, panel size, volatility, two-sided or not, and
+what the desk has recently asked the dealer for on the same side: a dealer remembers a
+client that keeps selling, and prices the parent it guesses is behind the requests).
 
 A dealer's chance of quoting best depends on how its price compares with the others
 asked; the trees of the dealer model get that comparison as features, from this
@@ -13,8 +15,9 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from numba import njit
 
-N_TERMS = 7
+N_TERMS = 10
 PRIOR_COST_BPS = 10.0
 RIDGE = 2.0
 DECAY = 0.999
@@ -25,9 +28,22 @@ ROOT_UNIT = 10.0
 
 
 def terms(
-    axe_side_adv: float, size_adv: float, n_dealers: int, vol_bps: float, two_sided: bool
+    axe_side_adv: float,
+    size_adv: float,
+    n_dealers: int,
+    vol_bps: float,
+    two_sided: bool,
+    flow_adv: float = 0.0,
 ) -> np.ndarray:
+    """A request's pricing terms for one dealer. `axe_side_adv`: its published position
+    / ADV times the client's side (> 0: long and the client buys). `flow_adv`: the
+    client's net recent requests to that dealer on the side priced, / ADV (0 when it
+    asked for the other side more); it enters as vol x sqrt(flow), the square-root
+    law's shape. The last two terms are the shapes of a dealer's own cost of the trade
+    (dealers price risk transfer so, see `carry_shapes`), its axe taken for its
+    inventory: linear terms alone cannot follow how an axe and a size combine."""
     root = math.sqrt(size_adv)
+    unwind, risk = carry_shapes(axe_side_adv, size_adv)
     return np.array(
         [
             1.0,
@@ -37,8 +53,31 @@ def terms(
             float(n_dealers),
             vol_bps,
             1.0 if two_sided else 0.0,
+            flow_term(flow_adv, vol_bps),
+            unwind * vol_bps,
+            risk * vol_bps,
         ]
     )
+
+
+@njit(cache=True)
+def carry_shapes(axe_side_adv: float, size_adv: float) -> tuple[float, float]:
+    """Per unit of the trade, how a dealer holding `axe_side_adv` (/ ADV, client's side)
+    is charged by the square-root law for unwinding, and by a mean-variance premium for
+    carrying, what is left after the client's trade of `size_adv` (dealers/pricing.py:
+    the change of |x|^1.5 and, where it grows, of x^2, over the size), to be multiplied
+    by the volatility. A flat dealer's are sqrt(size) and size."""
+    if size_adv <= 0.0:
+        return 0.0, 0.0
+    after = axe_side_adv - size_adv  # the client buys what the dealer holds for it
+    unwind = (abs(after) ** 1.5 - abs(axe_side_adv) ** 1.5) / size_adv
+    risk = max(0.0, after * after - axe_side_adv * axe_side_adv) / size_adv
+    return unwind, risk
+
+
+def flow_term(flow_adv: float, vol_bps: float) -> float:
+    """The term of the client's recent same-side requests (see `terms`)."""
+    return math.sqrt(max(flow_adv, 0.0)) * vol_bps
 
 
 class QuoteCostTracker:

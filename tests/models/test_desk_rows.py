@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dealers.simulator import p_lowest
-from models.desk import P_LOWEST_POINTS, DeskState
+from models.desk import FLOW_HALF_LIFE_TOD, P_LOWEST_POINTS, DeskState
 from models.features import DEALER_FEATURES, MarketContext, dealer_row
 from models.quotecost import QuoteCostTracker, terms
 from router.domain import (
@@ -72,6 +72,12 @@ LOG: list[Event] = [
 ]
 
 
+#: the desk's net requests to each dealer over LOG (units, > 0 buys), by hand: ALPHA and
+#: CHARLIE were asked to buy 2,000 and sell 5,000; BRAVO also to buy 1,000; ZULU to sell
+#: 5,000 and buy 1,000. All at one time of day (MARKET.tod): nothing decayed.
+NET_ASKED = {A: -3_000.0, B: -2_000.0, C: -3_000.0, D: -4_000.0}
+
+
 def desk_after(log: Sequence[Event] = LOG) -> DeskState:
     desk = DeskState((A, B, C, D), "equities", ADV)
     desk.set_axes({A: 4_000.0, C: -2_500.0})
@@ -113,7 +119,9 @@ def reference_rows(
         return t.distance_bps(d) if mean is None else mean
 
     def pred(d: DealerId) -> float:
-        z = terms(desk.axes.get(d, 0.0) / ADV * side.sign, qty / ADV, len(panel), 6.0, False)
+        flow = max(NET_ASKED[d] * side.sign, 0.0) / ADV  # on the client's side
+        axe = desk.axes.get(d, 0.0) / ADV * side.sign
+        z = terms(axe, qty / ADV, len(panel), 6.0, False, flow)
         return desk.costs.predict(d, z)
 
     est = p_lowest(
@@ -319,3 +327,25 @@ def test_a_two_sided_request_teaches_the_prices_of_the_side_traded() -> None:
     for d, z in ((A, za), (B, zb)):
         assert desk.costs.predict(d, z) == pytest.approx(by_hand.predict(d, z), abs=1e-9)
         assert desk.costs.sd(d) == pytest.approx(by_hand.sd(d))
+
+
+def test_the_desk_remembers_its_net_requests_to_each_dealer_and_forgets_in_half_an_hour() -> None:
+    desk = desk_after()
+    flows = desk.flows(MARKET.tod)
+    assert flows == {d: (max(n, 0.0) / ADV, max(-n, 0.0) / ADV) for d, n in NET_ASKED.items()}
+    half_hour_later = MARKET.tod + FLOW_HALF_LIFE_TOD
+    assert desk.flows(half_hour_later)[A] == pytest.approx((0.0, 1_500.0 / ADV))
+    # the flow prices a request on the side asked for, not the other
+    sell = desk.rows(3_000, Side.SELL, (A, C), MARKET)
+    buy = desk.rows(3_000, Side.BUY, (A, C), MARKET)
+    z_sell = terms(-4_000.0 / ADV, 3_000 / ADV, 2, 6.0, False, 3_000.0 / ADV)
+    assert sell[0, COL["pred_cost_bps"]] == desk.costs.predict(A, z_sell)
+    z_buy = terms(4_000.0 / ADV, 3_000 / ADV, 2, 6.0, False, 0.0)
+    assert buy[0, COL["pred_cost_bps"]] == desk.costs.predict(A, z_buy)
+    # a two-sided request tells no one the side: the memory does not change
+    rid = RfqId("T9")
+    two = RfqRequested(s(400), QuoteRequest(rid, Symbol("QDI"), None, 9_000, (A, B), s(10)))
+    desk.observe(two, lambda ts: 100.0, MARKET)
+    assert desk.flows(MARKET.tod) == flows
+    desk.new_day()
+    assert desk.flows(MARKET.tod) == {}

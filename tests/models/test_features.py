@@ -22,7 +22,13 @@ from models.features import (
     fill_row,
     side_feature,
 )
-from models.quotecost import N_TERMS, PRIOR_COST_BPS, QuoteCostTracker, terms
+from models.quotecost import (
+    N_TERMS,
+    PRIOR_COST_BPS,
+    QuoteCostTracker,
+    carry_shapes,
+    terms,
+)
 from router.domain import Side, VenueId
 from router.ports import PassiveOrderContext, RecentMarket
 
@@ -340,11 +346,29 @@ def test_clipper_fit_ignores_missing_training_values() -> None:
 
 
 def test_terms_layout() -> None:
-    z = terms(0.05, 0.04, 3, 10.0, True)
-    # 1, axe in % of ADV, sqrt(size) in tenths, sqrt(size) * vol, n, vol, two-sided
-    assert z.tolist() == pytest.approx([1.0, 5.0, 2.0, 2.0, 3.0, 10.0, 1.0])
-    assert terms(0.0, 0.0, 1, 0.0, False)[-1] == 0.0
+    z = terms(0.05, 0.04, 3, 10.0, True, 0.09)
+    # 1, axe in % of ADV, sqrt(size) in tenths, sqrt(size) * vol, n, vol, two-sided,
+    # sqrt(recent same-side flow) * vol, then the dealer's cost shapes times vol: long
+    # 5% of ADV and selling 4% to the client, it is left with 1%: its unwinding cost
+    # falls by (0.05^1.5 - 0.01^1.5) / 0.04 per unit, and it takes on no risk
+    unwind = (0.01**1.5 - 0.05**1.5) / 0.04
+    want = [1.0, 5.0, 2.0, 2.0, 3.0, 10.0, 1.0, 3.0, 10.0 * unwind, 0.0]
+    assert z.tolist() == pytest.approx(want)
+    assert terms(0.0, 0.0, 1, 0.0, False)[-4:].tolist() == [0.0, 0.0, 0.0, 0.0]
+    assert terms(0.0, 0.0, 1, 10.0, False, -0.5)[7] == 0.0  # no flow on this side
     assert z.shape == (N_TERMS,)
+
+
+def test_carry_shapes_of_flat_long_and_short_dealers() -> None:
+    # flat: the square-root law's sqrt(size) and the premium's size
+    assert carry_shapes(0.0, 0.04) == pytest.approx((0.2, 0.04))
+    # short 5% and selling 4% more: short 9% after; both grow
+    assert carry_shapes(-0.05, 0.04) == pytest.approx(
+        ((0.09**1.5 - 0.05**1.5) / 0.04, (0.09**2 - 0.05**2) / 0.04)
+    )
+    # long exactly the size: the trade flattens it
+    assert carry_shapes(0.04, 0.04) == pytest.approx((-(0.04**0.5), 0.0))
+    assert carry_shapes(0.3, 0.0) == (0.0, 0.0)
 
 
 def test_unseen_dealer_predicts_the_prior() -> None:
@@ -361,10 +385,11 @@ def _random_terms(rng: np.random.Generator) -> np.ndarray:
         int(rng.integers(1, 9)),
         float(rng.uniform(2.0, 30.0)),
         bool(rng.random() < 0.2),
+        float(rng.uniform(0.0, 0.1)) if rng.random() < 0.5 else 0.0,
     )
 
 
-W_TRUE = np.array([4.0, -30.0, 10.0, 0.5, 0.6, 0.1, 3.0])
+W_TRUE = np.array([4.0, -30.0, 10.0, 0.5, 0.6, 0.1, 3.0, 0.6, 0.4, 0.2])
 
 
 def test_converges_to_a_known_linear_pricing() -> None:
