@@ -297,6 +297,12 @@ class SimDarkPool:
         assert mid is not None  # checked above
         c.qty -= qty
         w.leaves -= qty
+        # the client's side of the cross is its own flow in the price reaction, as a
+        # passive lit fill is (SimMarket.record_passive_client_fill): without the client
+        # the contra would have traded elsewhere, so the client's fill takes the place of
+        # volume on its own side. A metaorder's impact follows the square-root law
+        # however it is worked; a dark fill is not free of it
+        self._market.record_passive_client_fill(w.child.side, qty)
         self.fill_count += 1
         self.filled_qty += qty
         self.informed_fill_count += int(c.informed)

@@ -32,6 +32,7 @@ from router.domain import (
     VenueId,
 )
 from simulators.dark import SimDarkPool
+from simulators.flow import M_SIGNED_CUM
 from simulators.kernel import Kernel, SimClock, rng_for
 from simulators.market import SimMarket
 from simulators.scenario import DarkVenueSpec, Scenario, load_scenario
@@ -164,6 +165,28 @@ def test_resting_day_sell_fills_at_the_midpoint_and_never_below_its_limit(calm: 
     buys = [q for _, side, q, _ in w.pool.contra_log if side is Side.BUY]
     assert all(f.qty <= max(buys) for f in fills)
     assert sum(f.qty for f in fills) <= sum(buys)
+
+
+def test_a_dark_fill_counts_as_the_clients_own_flow_in_the_price_reaction(
+    calm: Scenario,
+) -> None:
+    # as a passive lit fill does: the contra would have traded elsewhere without us, so
+    # the square-root law applies to a metaorder worked in the dark too
+    w = make_world(calm, "DARKX", seed=1)
+    counted: list[tuple[Side, int, float]] = []
+    record = w.market.record_passive_client_fill
+
+    def spy(side: Side, qty: int) -> None:
+        before = float(w.market.state.meta[M_SIGNED_CUM])
+        record(side, qty)
+        counted.append((side, qty, float(w.market.state.meta[M_SIGNED_CUM]) - before))
+
+    w.market.record_passive_client_fill = spy  # type: ignore[method-assign]
+    w.pool.submit(child("c1", "DARKX", Side.SELL, 1_000_000))
+    w.run_for(1800)
+    fills = w.sink.of(ChildOrderFilled)
+    assert fills
+    assert counted == [(Side.SELL, f.qty, -float(f.qty)) for f in fills]
 
 
 def test_contra_is_consumed_and_shared_in_time_priority(calm: Scenario) -> None:
@@ -409,6 +432,9 @@ def test_toxic_contra_moves_the_price_against_the_seller(calm: Scenario) -> None
     assert min(len(v) for v in moves.values()) > 200
     with_tox = float(np.nanmean(moves[toxic.toxicity]))
     without = float(np.nanmean(moves[0.0]))
-    # measured over 10 batches of seeds: with 1.3-3.0 ticks, without -0.4-0.6 ticks
+    # measured before dark fills moved the price: with 1.3-3.0 ticks, without -0.4-0.6
+    # ticks; since, with -4.4 and without -6.2 on these seeds: the same difference
     assert with_tox - without > 0.8
-    assert with_tox > 0.8
+    # the clean pool's fills are followed by a fall: the sellers' own impact (eight
+    # pools selling into one market), which the toxic contra's rise only offsets
+    assert without < 0.0
