@@ -18,8 +18,10 @@ places what is missing with one of these tactics (`ml` is `smart` guided by mode
   for up to a capped amount ahead of schedule.
 - `risk-bid`: the trader's first alternative to an algorithm. At arrival, one request
   for quotes for the whole parent to the dealer panel, traded on as `smart` trades on
-  its blocks (best quotes first, while each beats working the size on the screen);
-  then the `taker` tactic works whatever the dealers did not take, and no more RFQs.
+  its blocks (best quotes first), while each beats what TWAP over the time left is
+  expected to cost (`allocation.agency_cost_bps`: the trader's alternative is the
+  algorithm); then the `taker` tactic works whatever the dealers did not take, and no
+  more RFQs.
 
 Every tactic sweeps what is left before the horizon, never has more shares working or
 done than the parent's quantity, never prices through the parent's limit, passes every
@@ -42,6 +44,7 @@ from router.allocation import (
     AllocationProblem,
     OutflowEstimator,
     PassiveOption,
+    agency_cost_bps,
     allocate,
     screen_cost_bps,
 )
@@ -961,9 +964,16 @@ class ParentExecution:
         return True
 
     def _lit_alternative_bps(self, snap: MarketSnapshot, qty: int) -> float:
+        """What a dealer's quote for `qty` competes with: for a risk bid the whole
+        parent worked by TWAP (`agency_cost_bps`), for a block of the router's own
+        the block worked on the screen at once (`screen_cost_bps`)."""
         assert self._rfq is not None
         fee = min((f.taker_fee for f in self._fees.values()), default=0.0)
-        return screen_cost_bps(snap, fee, qty, self._rfq.impact_bps, self._rfq.adv)
+        rfq = self._rfq
+        if self.config.routing == "risk-bid":
+            left_s = max(0, self.parent.end_ns - self._clock.now_ns()) / NANOS_PER_SECOND
+            return agency_cost_bps(snap, fee, qty, rfq.impact_bps, rfq.adv, left_s)
+        return screen_cost_bps(snap, fee, qty, rfq.impact_bps, rfq.adv)
 
     def _trade_on_quotes(self) -> None:
         """At the time limit (or after a last-look refusal): hit the best quotes still

@@ -3,7 +3,17 @@
 import numpy as np
 import pytest
 
-from router.allocation import AllocationProblem, OutflowEstimator, PassiveOption, allocate
+from router.allocation import (
+    AllocationProblem,
+    OutflowEstimator,
+    PassiveOption,
+    agency_cost_bps,
+    allocate,
+    screen_cost_bps,
+    twap_impact_share,
+)
+from router.domain import Symbol
+from router.ports import MarketSnapshot
 
 
 def option(venue="A", level="join", queue=0, mean=1_000.0, cost=-2.0, price=100):
@@ -90,3 +100,40 @@ def test_estimator_forgets_old_intervals():
     for _ in range(20):
         est.observe("A", 0, 1_000, 500, 1.0)
     assert est.rate("A", 0.0) == pytest.approx(500.0, rel=1e-3)
+
+
+# ------------------------------------------------------------- a block's alternatives
+
+
+def _screen() -> MarketSnapshot:
+    # 99.98 / 100.02: a mid of 100.00 and a 4 bps spread
+    return MarketSnapshot(
+        ts_ns=0,
+        symbol=Symbol("QDI"),
+        tick_size=0.01,
+        bid_ticks=9998,
+        ask_ticks=10002,
+        bid_depth=0,
+        ask_depth=0,
+        venues=(),
+        last_ticks=None,
+        volume=0,
+        vwap_num=0.0,
+    )
+
+
+def test_a_block_at_once_pays_the_spread_the_fee_and_two_thirds_of_the_peak() -> None:
+    # 2 bps half spread, 0.3 bps fee, 2/3 of 90 bps x sqrt(4%) = 12 bps
+    assert screen_cost_bps(_screen(), 0.003, 40_000, 90.0, 1e6) == pytest.approx(14.3)
+
+
+def test_a_twap_pays_less_impact_the_longer_it_works() -> None:
+    assert twap_impact_share(600.0) == twap_impact_share(1800.0) == 1.0
+    assert twap_impact_share(10_800.0) == pytest.approx(0.5)
+    shares = [twap_impact_share(h * 3600.0) for h in (0.5, 1.0, 2.0, 3.0, 6.5)]
+    assert shares == sorted(shares, reverse=True) and shares[-1] > 0.0
+    # over half an hour it is the block at once; over three hours half its impact
+    snap = _screen()
+    at_once = screen_cost_bps(snap, 0.003, 40_000, 90.0, 1e6)
+    assert agency_cost_bps(snap, 0.003, 40_000, 90.0, 1e6, 1800.0) == pytest.approx(at_once)
+    assert agency_cost_bps(snap, 0.003, 40_000, 90.0, 1e6, 10_800.0) == pytest.approx(2.3 + 6.0)

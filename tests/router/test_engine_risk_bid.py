@@ -181,3 +181,20 @@ def test_the_same_seed_gives_the_same_run(traded):
     assert [d.chosen for d in _events(again, DecisionRecorded)] == [
         d.chosen for d in _events(traded, DecisionRecorded)
     ]
+
+
+def test_over_hours_the_quotes_compete_with_twap_not_with_the_block_at_once():
+    # the trader's alternative to a risk bid is the algorithm: over 3 hours the request
+    # is priced against TWAP's expected cost, half the impact of the block at once (what
+    # it is over the half hour of the other tests); the same seed, the same screen
+    def alternative(horizon_s: float) -> float:
+        sc = apply_overrides(load_scenario("calm"), QTY, None, horizon_s)
+        (asked,) = _decisions(Episode(sc, 1).run("risk-bid"), "request quotes")
+        return asked.inputs["lit_alternative_bps"]
+
+    at_once, over_3h = alternative(HORIZON_S), alternative(3 * 3600.0)
+    # at_once = c + I and over_3h = c + I / 2, c the half spread at arrival and the
+    # cheapest taker fee (0.2 bps): a few bps at most in calm
+    impact = 2.0 * (at_once - over_3h)
+    assert impact > 5.0
+    assert 0.2 < at_once - impact < 3.0
