@@ -21,12 +21,13 @@ from typing import Any
 
 import numpy as np
 
+from models import artifacts
 from router.app import Episode, WorldMarketData, _served_models, ml_selector
 from router.domain import NANOS_PER_SECOND, DomainError, ParentOrder, Side, VenueId
 from router.engine import EngineConfig, recent_market
 from router.ports import ExecutionState, PassiveOrderContext, RecentMarket
 from router.service import tune_gc
-from router.strategies.learned import PacedSlicer, served_slicer_policy
+from router.strategies.learned import PacedSlicer, load_slicer_policy
 from simulators.scenario import load_scenario
 from simulators.world import SimWorld
 
@@ -51,10 +52,12 @@ def run_decide_bench(iterations: int = 2000, scenario: str = "news-shock") -> di
     episode = Episode(sc, SEED)
     if episode.panel is None:
         raise DomainError(f"scenario {scenario!r} has no dealer panel: nothing to choose")
-    served_slicer_policy()  # a missing policy fails before the simulation, not an hour in
+    # the ONNX policy timed whether or not `ml` serves it yet (`promotion`): this is the
+    # latency it would add; a missing policy fails here, before the simulation
+    policy = load_slicer_policy(artifacts.MODELS_DIR)
     parent = episode.parent
     at_ns = min(int(AT_S * NANOS_PER_SECOND), parent.horizon_ns // 2)
-    slicer = PacedSlicer(episode.history, served_slicer_policy())
+    slicer = PacedSlicer(episode.history, policy)
     doc: dict[str, Any] = {}
 
     def measure(world: SimWorld, state: ExecutionState) -> None:

@@ -19,6 +19,12 @@ through a `Policy` callable, so an observation means the same in both.
 At run time the policy is `OnnxPolicy` (ONNX Runtime only: serving never imports
 torch), loaded from models/slicer.onnx with its metadata by `load_slicer_policy`, which
 checks that the policy was trained on this module's observation and pacing.
+
+It is served only once it has earned it (`promotion`): on the paired validation
+episodes that `blockroute train slicer` runs after training (held out from training,
+the same markets with the even pace a = 0), its mean IS must beat the even pace's by
+PROMOTION_Z standard errors. Until then `ml` runs the even pace (`EvenPace`) and says
+why: a learned timing that has not shown it saves money is not allowed to spend it.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import structlog
 from numba import njit
 
 from router.domain import NANOS_PER_SECOND, Nanos
@@ -283,6 +290,8 @@ class PacedSlicer:
 
 # ----------------------------------------------------------------------------- serving
 
+log = structlog.get_logger(__name__)
+
 SLICER_ONNX = "slicer.onnx"
 SLICER_META = "slicer.meta.json"
 ONNX_INPUT = "obs"  # float32 [batch, OBS_SIZE]
@@ -405,9 +414,58 @@ def _read_slicer_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
+#: how many standard errors a policy's validation must beat the even pace by
+PROMOTION_Z = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Promotion:
+    served: bool
+    reason: str
+
+
+def promotion(meta: dict[str, Any]) -> Promotion:
+    """Whether a trained policy may set the pace, from its metadata's `validation`:
+    its mean IS minus the even pace's on the same episodes, and that difference's
+    standard error. No validation (or an empty one) is no evidence: not served."""
+    v = meta.get("validation")
+    n = v.get("episodes", 0) if isinstance(v, dict) else 0
+    if not isinstance(v, dict) or not n:
+        return Promotion(False, "no validation against the even pace")
+    try:
+        diff, se = float(v["diff_is_bps"]), float(v["diff_stderr_bps"])
+    except (KeyError, TypeError, ValueError):
+        return Promotion(False, "its validation has no diff_is_bps and diff_stderr_bps")
+    said = f"{diff:+.2f} +- {se:.2f} bps against the even pace over {n} validation episodes"
+    if math.isfinite(diff) and math.isfinite(se) and se > 0 and diff <= -PROMOTION_Z * se:
+        return Promotion(True, said)
+    return Promotion(False, f"{said}; serving needs {-PROMOTION_Z:g} standard errors or better")
+
+
+class EvenPace:
+    """The pace when the learned policy is not served: a = 0, the rest evenly to the
+    horizon (re-spread every step, as the policy's pace is). `reason`: why."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __call__(self, obs: np.ndarray) -> float:
+        return 0.0
+
+
 @functools.cache
-def served_slicer_policy() -> OnnxPolicy:
-    """The shipped policy, loaded once per process (ModelError if missing or corrupt)."""
+def served_slicer_policy() -> Policy:
+    """The pace policy `ml` runs, decided once per process: the shipped ONNX policy if
+    its validation promotes it (`promotion`), else `EvenPace`. A missing or corrupt
+    policy raises ModelError either way: the shipped artifacts must be whole."""
     from models import artifacts  # read at call time: tests point it elsewhere
 
-    return load_slicer_policy(artifacts.MODELS_DIR)
+    policy = load_slicer_policy(artifacts.MODELS_DIR)
+    verdict = promotion(_read_slicer_meta(artifacts.MODELS_DIR / SLICER_META))
+    if verdict.served:
+        log.info("learned slicer served", validation=verdict.reason)
+        return policy
+    log.info("learned slicer not served: ml runs the even pace", why=verdict.reason)
+    return EvenPace(verdict.reason)

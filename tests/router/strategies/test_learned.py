@@ -33,11 +33,13 @@ from router.strategies.learned import (
     PACE_RANGE,
     SESSION_S,
     STEP_S,
+    EvenPace,
     ObservationBuilder,
     OnnxPolicy,
     PacedSlicer,
     _log_return_sd,
     load_slicer_policy,
+    promotion,
     served_slicer_policy,
 )
 
@@ -291,6 +293,8 @@ def _write_policy(directory: Path, model: bytes | None = None, **meta_changes: o
         "step_s": STEP_S,
         "pace_range": PACE_RANGE,
         "onnx": {"input": "obs", "output": "action"},
+        # a policy that beat the even pace on its validation: served
+        "validation": {"episodes": 100, "diff_is_bps": -3.0, "diff_stderr_bps": 1.0},
         **meta_changes,
     }
     (directory / "slicer.meta.json").write_text(json.dumps(meta))
@@ -421,6 +425,39 @@ def test_ml_is_the_model_guided_router_on_the_learned_slicer(models_dir):
     slicer = spec.slicer(HISTORY, QTY, HORIZON_S)
     assert isinstance(slicer, PacedSlicer) and isinstance(slicer.policy, OnnxPolicy)
     assert spec.slicer(HISTORY, QTY, HORIZON_S).policy is slicer.policy  # loaded once
+
+
+@pytest.mark.parametrize(
+    ("validation", "served"),
+    [
+        ({"episodes": 100, "diff_is_bps": -3.0, "diff_stderr_bps": 1.0}, True),
+        ({"episodes": 100, "diff_is_bps": -2.0, "diff_stderr_bps": 1.0}, True),  # just
+        ({"episodes": 100, "diff_is_bps": -1.31, "diff_stderr_bps": 1.39}, False),
+        ({"episodes": 100, "diff_is_bps": 2.0, "diff_stderr_bps": 0.5}, False),
+        ({"episodes": 100, "diff_is_bps": -3.0, "diff_stderr_bps": 0.0}, False),
+        ({"episodes": 0}, False),
+        ({"episodes": 100, "diff_is_bps": "nan", "diff_stderr_bps": 1.0}, False),
+        (None, False),
+    ],
+)
+def test_a_policy_is_served_only_once_it_beat_the_even_pace(validation, served):
+    verdict = promotion({} if validation is None else {"validation": validation})
+    assert verdict.served is served
+    assert ("against the even pace" in verdict.reason) or ("no validation" in verdict.reason)
+
+
+def test_an_unproven_policy_leaves_ml_on_the_even_pace(models_dir):
+    validation = {"episodes": 100, "diff_is_bps": -1.31, "diff_stderr_bps": 1.39}
+    _write_policy(models_dir, validation=validation)
+    slicer = strategy_spec("ml").slicer(HISTORY, QTY, HORIZON_S)
+    assert isinstance(slicer, PacedSlicer) and isinstance(slicer.policy, EvenPace)
+    assert "-1.31 +- 1.39 bps against the even pace over 100" in slicer.policy.reason
+    assert slicer.policy(np.ones(OBS_SIZE, np.float32)) == 0.0
+    # a broken policy is an error whether or not it would be served
+    (models_dir / "slicer.onnx").write_bytes(b"")
+    served_slicer_policy.cache_clear()
+    with pytest.raises(ModelError, match="empty policy file"):
+        strategy_spec("ml").slicer(HISTORY, QTY, HORIZON_S)
 
 
 def test_a_missing_policy_stops_ml_before_any_work(models_dir, tmp_path, monkeypatch, capsys):
