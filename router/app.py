@@ -609,7 +609,10 @@ class Episode:
             lot_size=sc.instrument.lot_size,
             on_event=events.append,
             risk=RiskGate(RiskLimits(max_participation=1.0) if name == HINDSIGHT else RiskLimits()),
-            rng=rng_for(self.seed, f"router/{name}"),
+            # one stream per routing tactic, not per strategy: strategies that route alike
+            # draw the same exploration on the same seed (common random numbers), so a
+            # paired difference such as ml - sor-ml is the schedule's and nothing else
+            rng=rng_for(self.seed, f"router/{routing}"),
             dark_min_qty={s.venue_id: s.min_qty for s in sc.dark},
             volume_rate_hint=self.history.horizon_volume / sc.horizon_s,
             rfq=rfq,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from router.domain import DomainError
 from router.ports import ExecutionState, MarketHistory, SlicerPolicy
 from router.strategies.almgren_chriss import AcSlicer
-from router.strategies.learned import PacedSlicer, served_slicer_policy
+from router.strategies.learned import EvenPace, PacedSlicer, served_slicer_policy
 from router.strategies.pov import PovSlicer
 from router.strategies.twap import TwapSlicer
 from router.strategies.vwap import VwapSlicer
@@ -106,7 +106,7 @@ STRATEGIES: dict[str, StrategySpec] = {
             "ml",
             "sor-ml's model-guided tactics on a learned schedule: an ONNX policy sets the "
             "pace every 5 minutes from what the market and its own fills show",
-            lambda h, q, t: PacedSlicer(h, served_slicer_policy()),
+            lambda h, q, t: _ml_slicer(h),
             rfq=True,
             preload=served_slicer_policy,
         ),
@@ -126,6 +126,17 @@ STRATEGIES: dict[str, StrategySpec] = {
         ),
     )
 }
+
+
+def _ml_slicer(history: MarketHistory) -> SlicerPolicy:
+    """The learned pace if it is served (`learned.promotion`); else sor-ml's own TWAP
+    schedule, so that `ml` without a proven policy is `sor-ml` exactly (the policy's
+    own even pace, re-spread every step, is not: with the model-guided routing it cost
+    1.3-5.7 bps more than TWAP's line on the held-out seeds)."""
+    policy = served_slicer_policy()
+    if isinstance(policy, EvenPace):
+        return TwapSlicer()
+    return PacedSlicer(history, policy)
 
 
 def strategy_spec(name: str) -> StrategySpec:

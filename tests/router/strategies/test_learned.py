@@ -42,6 +42,7 @@ from router.strategies.learned import (
     promotion,
     served_slicer_policy,
 )
+from router.strategies.twap import TwapSlicer
 
 REPO = Path(__file__).resolve().parents[3]
 S = NANOS_PER_SECOND
@@ -449,10 +450,12 @@ def test_a_policy_is_served_only_once_it_beat_the_even_pace(validation, served):
 def test_an_unproven_policy_leaves_ml_on_the_even_pace(models_dir):
     validation = {"episodes": 100, "diff_is_bps": -1.31, "diff_stderr_bps": 1.39}
     _write_policy(models_dir, validation=validation)
-    slicer = strategy_spec("ml").slicer(HISTORY, QTY, HORIZON_S)
-    assert isinstance(slicer, PacedSlicer) and isinstance(slicer.policy, EvenPace)
-    assert "-1.31 +- 1.39 bps against the even pace over 100" in slicer.policy.reason
-    assert slicer.policy(np.ones(OBS_SIZE, np.float32)) == 0.0
+    # ml without a proven policy is sor-ml: its TWAP schedule, not the policy's a = 0
+    assert isinstance(strategy_spec("ml").slicer(HISTORY, QTY, HORIZON_S), TwapSlicer)
+    policy = served_slicer_policy()
+    assert isinstance(policy, EvenPace)
+    assert "-1.31 +- 1.39 bps against the even pace over 100" in policy.reason
+    assert policy(np.ones(OBS_SIZE, np.float32)) == 0.0
     # a broken policy is an error whether or not it would be served
     (models_dir / "slicer.onnx").write_bytes(b"")
     served_slicer_policy.cache_clear()
