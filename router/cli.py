@@ -114,7 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sim = sub.add_parser("simulate", help="run one parent order through a scenario")
     sim.add_argument("--scenario", required=True)
-    sim.add_argument("--strategies", default="twap", help="comma-separated, e.g. twap")
+    sim.add_argument(
+        "--strategies",
+        default="all",
+        help="comma-separated, e.g. twap,sor, or 'all' (default): every strategy, the "
+        "baselines and the router side by side on the same market path",
+    )
     sim.add_argument("--seed", type=_int, default=42)
     sim.add_argument("--qty", type=_int, help="parent quantity (default: the scenario's)")
     sim.add_argument("--side", type=_side, help="buy or sell (default: the scenario's)")
@@ -126,7 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     bt = sub.add_parser("backtest", help="many episodes per scenario, strategies paired")
     bt.add_argument("--scenarios", required=True, help="comma-separated scenario names")
-    bt.add_argument("--strategies", default="twap,vwap,pov,ac,sor")
+    bt.add_argument(
+        "--strategies", default="twap,vwap,pov,ac,sor", help="comma-separated, or 'all'"
+    )
     bt.add_argument("--episodes", type=_positive_int, required=True)
     bt.add_argument("--seed0", type=_int, default=1000)
     bt.add_argument("--workers", type=_positive_int, default=1, help="worker processes")
@@ -354,6 +361,18 @@ def _emit_json(path: str | None, doc: dict[str, Any]) -> None:
         Path(path).write_text(text)
 
 
+def _strategy_names(text: str) -> list[str]:
+    """--strategies: names separated by commas, or "all" (the registry's order)."""
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    if "all" not in names:
+        return names
+    if len(names) > 1:
+        raise UsageError("--strategies: 'all' stands alone (it already runs every strategy)")
+    from router.strategies import STRATEGIES
+
+    return list(STRATEGIES)
+
+
 def _check_json_path(path: str | None) -> None:
     if path not in (None, "-"):
         parent = Path(path).resolve().parent
@@ -409,7 +428,7 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
     from router.app import apply_overrides, check_strategies, simulate
     from simulators.scenario import load_scenario
 
-    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    strategies = _strategy_names(args.strategies)
     check_strategies(strategies)
     scenario = apply_overrides(
         load_scenario(args.scenario, args.config_dir), args.qty, args.side, args.horizon
@@ -492,7 +511,7 @@ def _cmd_backtest(args: argparse.Namespace) -> None:
     from router.backtest import backtest
 
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    strategies = _strategy_names(args.strategies)
     if not scenarios:
         raise UsageError("--scenarios: no scenario given")
     check_strategies(strategies)

@@ -11,10 +11,22 @@ turns it into journal rows (router/journal.py) and a desk event (router/desk_api
 commits the rows of one step in one transaction, then hands the events to the
 listeners (FIX gateway, MQTT bus, WebSocket). Nothing is reported before it is stored.
 
+The journal is written off the event loop, on a thread of its own, one transaction at a
+time; what the loop produced meanwhile waits in an outbox and goes into the next
+transaction. A write that fails (the database down, or silent past its deadline: see
+router/store.py, DbTimeouts) is kept and retried until it succeeds, and its events wait
+with it: the fills of a parent are reported once each, in order, only once stored. On
+the first failure the desk engages the kill switch (reason and time published at once,
+source "journal"), halts every parent and says it is not `ready`; once the journal
+writes again it is ready, and the kill switch is released automatically only if
+`auto_release_kill` says so (default: a person releases it).
+
 Recovery (`Desk.recover`, at start): the journal's open parents resume with their exact
 filled quantities. Their child orders rested at simulated venues that died with the old
 process; the new worlds do not know them, so they are reconciled as canceled by the
-venue (no fill of theirs can arrive any more) and the parent re-plans from now.
+venue (no fill of theirs can arrive any more) and the parent re-plans from now. A row
+that cannot be loaded (an absurd price written by an older version, a broken field) is
+quarantined: named in svc_quarantine with the reason, logged, left out of the desk.
 
 Times: the service clock is epoch nanoseconds running `sim_speed` times the wall clock;
 a world's clock runs from 0 at the moment its market was built (`origin_ns`). Domain
@@ -24,9 +36,11 @@ events carry world time; desk events and the journal carry service time.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import functools
 import json
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -48,6 +62,7 @@ from router.desk_api import (
     DecisionMade,
     DeskEvent,
     InvalidStateError,
+    JournalUnavailableError,
     KillSwitchChanged,
     Listener,
     NewOrder,
@@ -100,6 +115,7 @@ from router.domain import (
 )
 from router.engine import EngineConfig, LitFees, ParentExecution, RfqRouting
 from router.journal import (
+    CLOCK_KEY,
     Batch,
     Journal,
     ParentRecord,
@@ -109,13 +125,14 @@ from router.journal import (
     SvcFillRow,
     SvcMetaRow,
     SvcParentRow,
+    SvcQuarantineRow,
     SvcRfqEventRow,
     SvcScheduleRow,
     dumps,
 )
 from router.ports import MarketHistory, PanelSelector, SlicerPolicy
 from router.risk import KillSwitch, RiskGate, RiskLimits
-from router.store import child_order_columns
+from router.store import StoreError, child_order_columns
 from router.strategies import strategy_spec
 from router.strategies.learned import served_slicer_policy
 from router.strategies.pov import PovSlicer
@@ -137,10 +154,25 @@ class DeskConfig:
     default_strategy: str = ML_STRATEGY
     max_order_adv: float = 0.5  # a parent above this share of ADV is refused
     limit_collar_bps: float = 1000.0  # a limit further than this through the mid: refused
+    # a limit further than this from the mid on its own side (a buy below, a sell
+    # above): refused as a typo; it could never trade in the order's horizon anyway
+    limit_band_bps: float = 5000.0
     risk: RiskLimits = field(default_factory=RiskLimits)
     max_step_s: float = 0.02  # the markets advance at least this often (wall seconds)
     step_budget_s: float = 0.002  # the longest the markets hold the loop at a time
     model_fallback: bool = False  # models missing or corrupt: run ml as sor (else: refuse)
+    # the journal (wall seconds): a commit under way longer than journal_stall_s makes
+    # the desk not ready; a failed one is retried after journal_retry_s, doubling up to
+    # journal_retry_max_s; the API's reads of it wait at most journal_read_s; a stop
+    # waits at most stop_timeout_s for the last writes
+    journal_stall_s: float = 1.0
+    journal_retry_s: float = 0.25
+    journal_retry_max_s: float = 2.0
+    journal_read_s: float = 1.0
+    stop_timeout_s: float = 10.0
+    # release the kill switch that a journal outage engaged once the journal writes
+    # again (off: a person looks first and releases it)
+    auto_release_kill: bool = False
 
     def __post_init__(self) -> None:
         if not self.symbols:
@@ -151,6 +183,18 @@ class DeskConfig:
             raise DomainError("default_horizon_s must be >= min_horizon_s")
         if not self.max_order_adv > 0:
             raise DomainError("max_order_adv must be > 0")
+        for name in (
+            "limit_collar_bps",
+            "limit_band_bps",
+            "journal_stall_s",
+            "journal_retry_s",
+            "journal_retry_max_s",
+            "journal_read_s",
+            "stop_timeout_s",
+        ):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise DomainError(f"{name} must be a finite number > 0, got {value!r}")
         self.resolve_strategy(self.default_strategy)
 
     @staticmethod
@@ -333,6 +377,25 @@ class _Order:
         )
 
 
+@dataclass(eq=False)
+class _Unit:
+    """What the loop handed to the journal in one go: the rows, then the events that
+    may be published once they are stored, and the `sync()` calls waiting for them."""
+
+    batch: Batch
+    events: list[DeskEvent]
+    waiters: list[asyncio.Future[None]]
+
+    def absorb(self, later: _Unit) -> None:
+        self.batch.merge(later.batch)
+        self.events.extend(later.events)
+        self.waiters.extend(later.waiters)
+
+
+_MAX_LIMIT_TICKS = 2**53  # a price whose tick count a float still holds exactly
+CLOCK_SAVE_S = 1.0  # an idle desk still writes its clock this often (wall seconds)
+
+
 class Desk:
     """See the module docstring; the public methods implement router.desk_api.DeskPort."""
 
@@ -360,6 +423,19 @@ class Desk:
         self._synced: list[asyncio.Future[None]] = []
         self._ready = False
         self._stopping = False
+        # the journal's writer: units waiting (the first one being written, or failed
+        # and waiting for its retry), the write under way, why the last write failed
+        self._outbox: list[_Unit] = []
+        self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="journal")
+        self._writing: asyncio.Future[None] | None = None
+        self._writing_since: float | None = None  # time.monotonic()
+        self._retry: asyncio.TimerHandle | None = None
+        self._retry_s = config.journal_retry_s
+        self._journal_error = ""  # "" while the journal writes
+        self._journal_down_since: float | None = None
+        self._clock_saved_at = 0.0  # time.monotonic() of the last clock written
+        self._quarantined: dict[str, str] = {}  # parent_id -> why recovery refused it
+        self._unjournaled: list[DeskEvent] = []  # published at the next flush, first
         self.counters: dict[str, float] = dict.fromkeys(
             (
                 "orders_accepted",
@@ -376,6 +452,7 @@ class Desk:
                 "listener_errors",
                 "pump_errors",
                 "journal_errors",
+                "journal_retries",
                 "steps_sliced",
             ),
             0.0,
@@ -426,7 +503,8 @@ class Desk:
             for routing in routings:
                 m.rfq_routing(routing)
         self._recover()
-        self._flush()
+        self._flush()  # written here, before the loop runs the desk: a start that cannot
+        # write its journal fails (StoreError), as one that cannot read it
         self._loop = asyncio.get_running_loop()
         self._handle = self._loop.call_soon(self._tick)
         self._ready = True
@@ -454,6 +532,22 @@ class Desk:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+        # the last writes (retried meanwhile if the journal is failing), for so long
+        deadline = time.monotonic() + self.config.stop_timeout_s
+        while self._outbox and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        if self._outbox:
+            unit = self._outbox[0]
+            log.error(
+                "journal not written at stop: these facts are lost",
+                rows=len(unit.batch),
+                events=len(unit.events),
+                error=self._journal_error,
+            )
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        self._writer.shutdown(wait=False)
 
     def _tick(self) -> None:
         """One step of the markets to the service clock, then back to sleep until the
@@ -467,6 +561,8 @@ class Desk:
             # a slice of at most step_budget_s: client messages wait for no longer
             deadline = time.perf_counter() + self.config.step_budget_s
             caught_up = self._advance(self.now_ns(), lambda: time.perf_counter() > deadline)
+            if time.monotonic() - self._clock_saved_at >= CLOCK_SAVE_S:
+                self._save_clock()  # also when idle: a restart resumes from about here
             self._flush()
         except Exception:  # keep the markets running; the failure is logged and counted
             self.counters["pump_errors"] += 1
@@ -506,7 +602,33 @@ class Desk:
 
     @property
     def ready(self) -> bool:
+        """Started, and the journal takes writes: the last write did not fail and none
+        has been under way for longer than journal_stall_s (the readiness probe)."""
+        return self._ready and self.journal_ok
+
+    @property
+    def started(self) -> bool:
+        """Between `start` and `stop` (whatever the journal's health)."""
         return self._ready
+
+    @property
+    def journal_ok(self) -> bool:
+        if self._journal_error:
+            return False
+        since = self._writing_since
+        return since is None or time.monotonic() - since <= self.config.journal_stall_s
+
+    def journal_status(self) -> dict[str, Any]:
+        """The journal's health, as /ready may show it: ok, why not, since when (wall s)
+        and how many units of facts wait to be written."""
+        down = self._journal_down_since
+        return {
+            "ok": self.journal_ok,
+            "error": self._journal_error
+            or ("" if self.journal_ok else "a write is taking too long"),
+            "down_s": 0.0 if down is None else round(time.monotonic() - down, 3),
+            "pending": len(self._outbox),
+        }
 
     @property
     def kill_engaged(self) -> bool:
@@ -517,7 +639,8 @@ class Desk:
 
     def find(self, client: str, cl_ord_id: str) -> ParentView | None:
         pid = self._clordids.get((client, cl_ord_id))
-        return None if pid is None else self._orders[pid].view()
+        rec = None if pid is None else self._orders.get(pid)  # quarantined: none
+        return None if rec is None else rec.view()
 
     def parent(self, parent_id: str) -> ParentView:
         return self._order(parent_id).view()
@@ -528,6 +651,7 @@ class Desk:
 
     def fills(self, parent_id: str) -> list[dict[str, Any]]:
         self._order(parent_id)
+        rows = self._read(lambda t: self.journal.fills(parent_id, timeout_s=t))
         return [
             {
                 "exec_id": r.exec_id,
@@ -540,11 +664,13 @@ class Desk:
                 "fee": r.fee,
                 "liquidity": r.liquidity,
             }
-            for r in self.journal.fills(parent_id)
+            for r in rows
         ]
 
     def decisions(self, parent_id: str, limit: int = 50) -> list[dict[str, Any]]:
         self._order(parent_id)
+        n = max(1, min(limit, 1000))
+        rows = self._read(lambda t: self.journal.decisions(parent_id, n, timeout_s=t))
         return [
             {
                 "decision_id": r.decision_id,
@@ -553,15 +679,30 @@ class Desk:
                 "inputs": json.loads(r.inputs_json),
                 "alternatives": json.loads(r.alternatives_json),
             }
-            for r in self.journal.decisions(parent_id, max(1, min(limit, 1000)))
+            for r in rows
         ]
 
     def schedule(self, parent_id: str) -> list[dict[str, Any]]:
         self._order(parent_id)
+        rows = self._read(lambda t: self.journal.schedule(parent_id, timeout_s=t))
         return [
-            {"ts_ns": r.ts_ns, "target_qty": r.target_qty, "filled_qty": r.filled_qty}
-            for r in self.journal.schedule(parent_id)
+            {"ts_ns": r.ts_ns, "target_qty": r.target_qty, "filled_qty": r.filled_qty} for r in rows
         ]
+
+    def _read(self, fetch: Callable[[float], list[Any]]) -> list[Any]:
+        """A read of the journal on the loop: refused at once while the journal is not
+        healthy, and cut off after journal_read_s (the loop serves everyone else)."""
+        if not self.journal_ok:
+            why = self._journal_error or "a write is taking too long"
+            raise JournalUnavailableError(f"the journal cannot be read now ({why}); try again")
+        try:
+            return fetch(self.config.journal_read_s)
+        except StoreError as exc:
+            log.error("journal read failed", error=str(exc))
+            why = "no answer in time" if exc.timed_out else "database error"
+            raise JournalUnavailableError(
+                f"the journal cannot be read now ({why}); try again"
+            ) from None
 
     def tca(self, parent_id: str) -> dict[str, Any]:
         order = self._order(parent_id)
@@ -599,7 +740,10 @@ class Desk:
         out["kill_switch_engaged"] = float(self.kill.engaged)
         out["journal_commits"] = float(self.journal.commits)
         out["journal_rows"] = float(self.journal.rows_written)
-        out["ready"] = float(self._ready)
+        out["journal_ok"] = float(self.journal_ok)
+        out["journal_pending"] = float(len(self._outbox))
+        out["parents_quarantined"] = float(len(self._quarantined))
+        out["ready"] = float(self.ready)
         out["models_fallback"] = float(bool(self.models_missing))
         if self._ready and not self.models_missing:
             # rows the served models scored and feature values they clipped to the
@@ -628,17 +772,24 @@ class Desk:
 
     def submit(self, order: NewOrder) -> ParentView:
         known = self._clordids.get((order.client, order.cl_ord_id))
-        if known is not None and order.poss_resend:
+        if known is not None and order.poss_resend and known in self._orders:
             return self._orders[known].view()  # a resend of what we have: never twice
         try:
-            row, market, strategy, history = self._admit(order, known)
+            rec = self._admit(order, known)
         except OrderRejectedError as exc:
             self.counters["orders_rejected"] += 1
-            self._events.append(OrderRejected.of(self.now_ns(), order, exc.reason, exc.text))
+            rejected = OrderRejected.of(self.now_ns(), order, exc.reason, exc.text)
+            if self._journal_error:
+                # nothing of it is stored, and the client must not wait for the
+                # journal to hear that (during an outage the kill switch refuses all)
+                self._publish_soon(rejected)
+            else:
+                self._events.append(rejected)
+                self._commit_soon()
             log.info("order rejected", client=order.client, cl_ord_id=order.cl_ord_id, why=exc.text)
-            self._commit_soon()
             raise
-        rec = _Order(row, market, history=history, engine_strategy=strategy)
+        # admitted and started: from here on nothing can fail, and it is all recorded
+        row = rec.row
         self._orders[row.parent_id] = rec
         self._clordids[(order.client, order.cl_ord_id)] = row.parent_id
         self._batch.upsert(SvcMetaRow, {"key": "next_parent", "value": self._next_parent})
@@ -646,7 +797,6 @@ class Desk:
             SvcClOrdIdRow, self._clordid_row(order.client, order.cl_ord_id, row.parent_id, "new")
         )
         self._save(rec)
-        self._start_execution(rec, market.world_ns(row.start_ns), None)
         self.counters["orders_accepted"] += 1
         self._events.append(OrderAccepted(row.created_ns, rec.view()))
         self._commit_soon()
@@ -685,7 +835,7 @@ class Desk:
         row = rec.row
         now = self.now_ns()
 
-        def refuse(text: str) -> CancelRejectedError:
+        def refuse(text: str, field: str | None = None) -> CancelRejectedError:
             return self._cancel_reject(
                 request.client,
                 request.cl_ord_id,
@@ -694,17 +844,19 @@ class Desk:
                 CxlRejReason.OTHER,
                 "replace",
                 text,
+                field,
             )
 
         qty = row.qty if request.qty is None else request.qty
-        if qty <= 0:
-            raise refuse(f"quantity must be > 0, got {qty}")
+        if isinstance(qty, bool) or not isinstance(qty, int) or qty <= 0:
+            raise refuse(f"quantity must be a positive integer, got {qty!r}", "qty")
         if qty < row.filled_qty:
-            raise refuse(f"quantity {qty} is below the {row.filled_qty} already filled")
+            raise refuse(f"quantity {qty} is below the {row.filled_qty} already filled", "qty")
         if qty > self._max_qty(rec.market):
             raise refuse(
                 f"quantity {qty} is above the limit of {self._max_qty(rec.market)} "
-                f"({self.config.max_order_adv:.0%} of ADV)"
+                f"({self.config.max_order_adv:.0%} of ADV)",
+                "qty",
             )
         ord_type = OrdType(row.ord_type) if request.ord_type is None else request.ord_type
         limit = row.limit_price
@@ -714,17 +866,20 @@ class Desk:
             limit = request.limit_price
         if ord_type is OrdType.LIMIT:
             if limit is None:
-                raise refuse("a limit order needs a limit price")
+                raise refuse("a limit order needs a limit price", "limit_price")
             try:
-                self._check_limit(rec.market, Side(row.side), limit)
+                reference = rec.market.mid() or row.arrival_mid
+                limit = self._check_limit(rec.market, Side(row.side), limit, reference)
             except OrderRejectedError as exc:
-                raise refuse(exc.text) from None
+                raise refuse(exc.text, "limit_price") from None
         end_ns = row.end_ns if request.expire_ns is None else request.expire_ns
         if end_ns != row.end_ns:
             try:
                 self._check_expiry(rec.market, end_ns, now)
             except OrderRejectedError as exc:
-                raise refuse(exc.text) from None
+                raise refuse(exc.text, "expire_ns") from None
+        if rec.execution is None:  # cannot happen (admission is all or nothing): be sure
+            raise refuse("the order has no execution to change")
         m = rec.market
         inst = m.scenario.instrument
         parent = ParentOrder(
@@ -737,6 +892,9 @@ class Desk:
             limit_ticks=None if limit is None else inst.to_ticks(limit),
         )
         slicer = self._slicer(rec, qty, (end_ns - row.start_ns) / NANOS_PER_SECOND)
+        # everything checked: the execution first (it refuses a change of id or start
+        # before it changes anything), then the record
+        rec.execution.amend(parent, slicer)
         orig = row.cl_ord_id
         row.qty, row.ord_type, row.limit_price, row.end_ns = qty, ord_type.value, limit, end_ns
         row.cl_ord_id = request.cl_ord_id
@@ -746,8 +904,6 @@ class Desk:
             SvcClOrdIdRow,
             self._clordid_row(request.client, request.cl_ord_id, row.parent_id, "replace"),
         )
-        assert rec.execution is not None
-        rec.execution.amend(parent, slicer)
         self.counters["orders_replaced"] += 1
         self._save(rec)
         self._events.append(OrderReplaced(now, rec.view(), request.cl_ord_id, orig))
@@ -795,35 +951,54 @@ class Desk:
 
     def engage_kill(self, reason: str) -> int:
         reason = reason or "kill switch"
-        self.kill.engage(reason)
+        now = self.now_ns()
+        self.kill.engage(reason, now, KillSwitch.MANUAL)  # first: nothing more goes out
         n = 0
         for rec in list(self._orders.values()):
             if rec.status in (OrderStatus.WORKING, OrderStatus.PAUSED):
                 rec.cancel_reason = f"kill switch: {reason}"
-                self._begin_cancel(rec)
+                try:
+                    self._begin_cancel(rec)
+                except Exception:  # one broken parent must not keep the others trading
+                    self.counters["pump_errors"] += 1
+                    log.exception("kill switch: cancel failed", parent_id=rec.row.parent_id)
+                    continue
                 n += 1
-        self._events.append(KillSwitchChanged(self.now_ns(), True, reason, n))
+        # the switch's state is no journaled fact: every edge hears it now, journal or not
+        self._publish_soon(KillSwitchChanged(now, True, reason, n))
         self._commit_soon()
         self._kick()
         log.warning("kill switch engaged", reason=reason, canceled=n)
         return n
 
     def release_kill(self) -> None:
-        self.kill.release()
-        self._events.append(KillSwitchChanged(self.now_ns(), False, ""))
-        self._commit_soon()
+        if self._journal_error:
+            # trading on would pile up facts that a crash would lose: the journal first
+            raise InvalidStateError(
+                f"the journal cannot write ({self._journal_error}): the kill switch stays "
+                "engaged until it writes again"
+            )
+        self._release_kill("")
         log.warning("kill switch released")
+
+    def _release_kill(self, reason: str) -> None:
+        now = self.now_ns()
+        self.kill.release(now)
+        self._publish_soon(KillSwitchChanged(now, False, reason))
+        self._kick()  # the parents trade again from their next decision
 
     # ------------------------------------------------------------------ admission
 
-    def _admit(
-        self, order: NewOrder, known: str | None
-    ) -> tuple[ParentRecord, _Market, str, MarketHistory]:
+    def _admit(self, order: NewOrder, known: str | None) -> _Order:
+        """Check every field of `order` and start its execution, or raise
+        OrderRejectedError having changed nothing: all or nothing. The caller records
+        and journals what this returns; nothing is recorded before it returns."""
         reject = OrderRejectedError
         if known is not None:
             raise reject(
                 OrdRejReason.DUPLICATE_ORDER,
                 f"duplicate ClOrdID {order.cl_ord_id!r} (order {known})",
+                "cl_ord_id",
             )
         if self.kill.engaged:
             raise reject(OrdRejReason.BROKER_OPTION, f"kill switch engaged: {self.kill.reason}")
@@ -837,13 +1012,15 @@ class Desk:
             raise reject(
                 OrdRejReason.UNKNOWN_SYMBOL,
                 f"unknown symbol {order.symbol!r} (traded: {known_syms})",
+                "symbol",
             )
         if not order.cl_ord_id:
-            raise reject(OrdRejReason.OTHER, "ClOrdID is empty")
+            raise reject(OrdRejReason.OTHER, "ClOrdID is empty", "cl_ord_id")
         if isinstance(order.qty, bool) or not isinstance(order.qty, int) or order.qty <= 0:
             raise reject(
                 OrdRejReason.INCORRECT_QUANTITY,
                 f"quantity must be a positive integer, got {order.qty!r}",
+                "qty",
             )
         max_qty = self._max_qty(market)
         if order.qty > max_qty:
@@ -851,37 +1028,43 @@ class Desk:
                 OrdRejReason.ORDER_EXCEEDS_LIMIT,
                 f"quantity {order.qty} is above the limit of {max_qty} "
                 f"({self.config.max_order_adv:.0%} of ADV)",
+                "qty",
             )
         name = order.strategy or self.config.default_strategy
         try:
             strategy = self._engine_strategy(name)
         except DomainError as exc:
-            raise reject(OrdRejReason.UNSUPPORTED_ORDER_CHARACTERISTIC, str(exc)) from None
-        if order.participation is not None and not 0 < order.participation <= 1:
+            raise reject(
+                OrdRejReason.UNSUPPORTED_ORDER_CHARACTERISTIC, str(exc), "strategy"
+            ) from None
+        p = order.participation
+        if p is not None and not (_is_number(p) and 0 < p <= 1):  # NaN fails 0 < p
             raise reject(
                 OrdRejReason.UNSUPPORTED_ORDER_CHARACTERISTIC,
-                f"participation rate must be in (0, 1], got {order.participation:g}",
+                f"participation rate must be a number in (0, 1], got {p!r}",
+                "participation",
             )
         # the market as of the last step (at most max_step_s of wall time old): stepping
         # it for each order of a burst would cost more than the order itself
         now = self.now_ns()
+        mid = market.mid()
+        if mid is None:
+            raise reject(OrdRejReason.EXCHANGE_CLOSED, f"{order.symbol}: no two-sided market now")
+        limit: float | None = None
         if order.ord_type is OrdType.LIMIT:
             if order.limit_price is None:
                 raise reject(
                     OrdRejReason.UNSUPPORTED_ORDER_CHARACTERISTIC,
                     "a limit order needs a limit price",
+                    "limit_price",
                 )
-            self._check_limit(market, order.side, order.limit_price)
+            limit = self._check_limit(market, order.side, order.limit_price, mid)
         end_ns = order.expire_ns
         if end_ns is None:
             end_ns = now + int(self.config.default_horizon_s * NANOS_PER_SECOND)
         self._check_expiry(market, end_ns, now)
-        mid = market.mid()
-        if mid is None:
-            raise reject(OrdRejReason.EXCHANGE_CLOSED, f"{order.symbol}: no two-sided market now")
         history = market.history((end_ns - now) / NANOS_PER_SECOND)
         pid = f"P{self._next_parent:07d}"
-        self._next_parent += 1
         row = ParentRecord(
             parent_id=pid,
             client=order.client,
@@ -891,9 +1074,9 @@ class Desk:
             side=order.side.value,
             qty=order.qty,
             ord_type=order.ord_type.value,
-            limit_price=order.limit_price if order.ord_type is OrdType.LIMIT else None,
+            limit_price=limit,
             strategy=name,
-            participation=order.participation,
+            participation=p,
             status=OrderStatus.WORKING.value,
             start_ns=now,
             end_ns=end_ns,
@@ -907,7 +1090,20 @@ class Desk:
             created_ns=now,
             updated_ns=now,
         )
-        return row, market, strategy, history
+        rec = _Order(row, market, history=history, engine_strategy=strategy)
+        try:
+            self._start_execution(rec, market.world_ns(row.start_ns), None)
+        except Exception as exc:
+            # whatever broke, the order never existed: its execution is taken back
+            self._drop_execution(rec)
+            self.counters["pump_errors"] += 1
+            log.exception("order could not be started", client=order.client, parent_id=pid)
+            raise reject(
+                OrdRejReason.OTHER,
+                f"the order could not be started ({type(exc).__name__}); nothing was done",
+            ) from None
+        self._next_parent += 1
+        return rec
 
     def _engine_strategy(self, name: str) -> str:
         strategy = self.config.resolve_strategy(name)
@@ -918,36 +1114,56 @@ class Desk:
     def _max_qty(self, market: _Market) -> int:
         return int(self.config.max_order_adv * market.scenario.instrument.adv)
 
-    def _check_limit(self, market: _Market, side: Side, price: float) -> None:
-        if not price > 0:
+    def _check_limit(self, market: _Market, side: Side, price: object, reference: float) -> float:
+        """`price` as a limit of `side` on `market`, or OrderRejectedError: a finite
+        number, a whole number of ticks (at least one), not more than limit_collar_bps
+        through `reference` (the mid) and not more than limit_band_bps away from it on
+        its own side. Returns it as a float."""
+        why = _limit_problem(price, market.scenario.instrument.tick_size)
+        if why is not None:
             raise OrderRejectedError(
-                OrdRejReason.UNSUPPORTED_ORDER_CHARACTERISTIC,
-                f"limit price must be > 0, got {price:g}",
+                OrdRejReason.UNSUPPORTED_ORDER_CHARACTERISTIC, why, "limit_price"
             )
-        mid = market.mid()
-        if mid is None:
-            return
-        through = side.sign * (price - mid) / mid * 1e4  # > 0: a buy above / a sell below mid
+        assert isinstance(price, int | float)
+        value = float(price)
+        through = side.sign * (value - reference) / reference * 1e4  # > 0: marketable side
         if through > self.config.limit_collar_bps:
             raise OrderRejectedError(
                 OrdRejReason.ORDER_EXCEEDS_LIMIT,
-                f"limit {price:g} is {through:.0f} bps through the mid {mid:g} "
+                f"limit {value:g} is {through:.0f} bps through the mid {reference:g} "
                 f"(collar {self.config.limit_collar_bps:g} bps): price or side wrong?",
+                "limit_price",
             )
+        if -through > self.config.limit_band_bps:
+            raise OrderRejectedError(
+                OrdRejReason.ORDER_EXCEEDS_LIMIT,
+                f"limit {value:g} is {-through:.0f} bps from the mid {reference:g} "
+                f"(band {self.config.limit_band_bps:g} bps): price or side wrong?",
+                "limit_price",
+            )
+        return value
 
     def _check_expiry(self, market: _Market, end_ns: int, now: int) -> None:
+        if isinstance(end_ns, bool) or not isinstance(end_ns, int):
+            raise OrderRejectedError(
+                OrdRejReason.OTHER,
+                f"ExpireTime must be a whole number of nanoseconds, got {end_ns!r}",
+                "expire_ns",
+            )
         horizon_s = (end_ns - now) / NANOS_PER_SECOND
         if horizon_s < self.config.min_horizon_s:
             raise OrderRejectedError(
                 OrdRejReason.TOO_LATE_TO_ENTER,
                 f"ExpireTime is {horizon_s:.0f} s from now; "
                 f"at least {self.config.min_horizon_s:g} s needed",
+                "expire_ns",
             )
         if end_ns > market.end_ns:
             left = (market.end_ns - now) / NANOS_PER_SECOND
             raise OrderRejectedError(
                 OrdRejReason.EXCHANGE_CLOSED,
                 f"ExpireTime is after the simulated session's close ({left:.0f} s from now)",
+                "expire_ns",
             )
 
     def _slicer(self, rec: _Order, qty: int, horizon_s: float) -> SlicerPolicy:
@@ -1003,6 +1219,16 @@ class Desk:
         execution.on_schedule = functools.partial(self._mark_schedule, rec)
         m.dispatch.executions[row.parent_id] = execution
         execution.start(from_world_ns)
+
+    def _drop_execution(self, rec: _Order) -> None:
+        """Take back what `_start_execution` set up (it failed, or recovery refused the
+        parent): its callbacks become no-ops and no venue event reaches it."""
+        execution = rec.execution
+        if execution is not None:
+            execution.close()
+            if rec.market.dispatch.executions.get(rec.row.parent_id) is execution:
+                del rec.market.dispatch.executions[rec.row.parent_id]
+        rec.execution = None
 
     # ------------------------------------------------------------------ cancel
 
@@ -1063,6 +1289,7 @@ class Desk:
         reason: CxlRejReason,
         what: str,
         text: str,
+        field: str | None = None,
     ) -> CancelRejectedError:
         self._events.append(
             CancelRejected(
@@ -1078,12 +1305,17 @@ class Desk:
             )
         )
         self._commit_soon()
-        return CancelRejectedError(reason, text)
+        return CancelRejectedError(reason, text, field)
 
     def _begin_cancel(self, rec: _Order) -> None:
-        assert rec.execution is not None
-        rec.market.advance(self.now_ns())
-        rec.execution.stop(rec.cancel_reason)
+        if rec.execution is not None:
+            try:
+                rec.market.advance(self.now_ns())
+            except Exception:  # another parent's step: the pump's failure, not the cancel's
+                self.counters["pump_errors"] += 1
+                log.exception("desk step failed")
+            rec.execution.stop(rec.cancel_reason)
+        # (without an execution nothing is at any venue: it is canceled at once below)
         rec.row.status = OrderStatus.PENDING_CANCEL.value
         rec.row.updated_ns = self.now_ns()
         self._save(rec)
@@ -1093,11 +1325,11 @@ class Desk:
         """A pending cancel ends once no child is left at any venue."""
         if rec.status is not OrderStatus.PENDING_CANCEL:
             return
-        assert rec.execution is not None
-        if rec.execution.in_flight > 0:
+        if rec.execution is not None and rec.execution.in_flight > 0:
             return
         now = self.now_ns()
-        rec.execution.close()
+        if rec.execution is not None:
+            rec.execution.close()
         if rec.row.filled_qty >= rec.row.qty:  # the last fills were in flight
             self._complete(rec, OrderStatus.FILLED, now)
             return
@@ -1240,8 +1472,8 @@ class Desk:
         )
         if row.status == OrderStatus.FILLED.value:
             self.counters["orders_filled"] += 1
-            assert rec.execution is not None
-            rec.execution.close()
+            if rec.execution is not None:
+                rec.execution.close()
             self._journal_schedule(rec)
             self._complete(rec, OrderStatus.FILLED, ts)
 
@@ -1290,7 +1522,8 @@ class Desk:
                 self._journal_schedule(rec)
 
     def _journal_schedule(self, rec: _Order) -> None:
-        assert rec.execution is not None
+        if rec.execution is None:
+            return
         points = rec.execution.result.schedule
         base = rec.schedule_base
         for i in range(rec.schedule_seen, len(points)):
@@ -1361,17 +1594,34 @@ class Desk:
     # ------------------------------------------------------------------ recovery
 
     def _recover(self) -> None:
-        """Rebuild the desk from the journal (see the module docstring)."""
+        """Rebuild the desk from the journal (see the module docstring). A parent that
+        cannot be rebuilt is quarantined, and the others start."""
         self._next_parent = self.journal.meta("next_parent", 0) + 1
         for ids in self.journal.clordids():
             self._clordids[(ids.client, ids.cl_ord_id)] = ids.parent_id
-        rows = [ParentRecord.from_row(r) for r in self.journal.parents()]
-        open_ids = [r.parent_id for r in rows if not OrderStatus(r.status).terminal]
+        before = {q.parent_id: q.reason for q in self.journal.quarantined()}
+        rows = self.journal.parents()
+        ok: list[ParentRecord] = []
+        for row in rows:
+            if row.parent_id in before:
+                self._quarantined[row.parent_id] = before[row.parent_id]
+                log.warning(
+                    "order quarantined before: skipped",
+                    parent_id=row.parent_id,
+                    reason=before[row.parent_id],
+                )
+                continue
+            why = self._row_problem(row)
+            if why is not None:
+                self._quarantine(row.parent_id, why)
+                continue
+            ok.append(ParentRecord.from_row(row))
+        open_ids = [r.parent_id for r in ok if not OrderStatus(r.status).terminal]
         open_children: dict[str, list[SvcChildRow]] = {}
         for c in self.journal.open_children(open_ids):
             open_children.setdefault(c.parent_id, []).append(c)
         now = self.now_ns()
-        for r in rows:
+        for r in ok:
             market = self._markets.get(r.symbol)
             if market is None:
                 if not OrderStatus(r.status).terminal:
@@ -1379,71 +1629,136 @@ class Desk:
                         f"open order {r.parent_id} trades {r.symbol}, which is no longer configured"
                     )
                 continue
+            # all or nothing for each parent: what a failure left half done is undone
+            n_events, n_inserts = len(self._events), len(self._batch.inserts)
+            upserts = dict(self._batch.upserts)
             rec = _Order(r, market)
-            self._orders[r.parent_id] = rec
-            if OrderStatus(r.status).terminal:
-                continue
-            rec.engine_strategy = self._engine_strategy(r.strategy)
-            rec.fills = [
-                ChildOrderFilled(
-                    f.ts_ns,
-                    ChildId(f.child_id),
-                    VenueId(f.venue),
-                    Side(r.side),
-                    f.qty,
-                    f.price,
-                    f.fee,
-                    f.liquidity,
-                    0,
-                )
-                for f in self.journal.fills(r.parent_id)
-            ]
-            counts = self.journal.counts(r.parent_id)
-            rec.decisions, rec.rfq_events = counts["decisions"], counts["rfq_events"]
-            rec.schedule_base = counts["schedule"]
-            for c in open_children.get(r.parent_id, []):
-                # the venue that held it died with the old process: nothing more can fill
-                self._batch.upsert(
-                    SvcChildRow, {**c.model_dump(), "status": "canceled", "updated_ns": now}
-                )
-                self._events.append(
-                    ChildOrderUpdated(
-                        now,
-                        rec.view(),
-                        c.child_id,
-                        c.venue,
-                        "canceled",
-                        c.qty - c.filled_qty,
-                        "venue state lost at restart: reconciled",
-                    )
-                )
-            if now >= r.end_ns or r.filled_qty >= r.qty:
-                status = OrderStatus.FILLED if r.filled_qty >= r.qty else OrderStatus.EXPIRED
-                if status is OrderStatus.EXPIRED:
-                    left = r.qty - r.filled_qty
-                    r.text = f"horizon passed while the service was down, {left} unfilled"
-                self._complete(rec, status, now)
-                if status is OrderStatus.EXPIRED:
-                    self._events.insert(len(self._events) - 1, OrderExpired(now, rec.view()))
-                continue
-            restore = (r.n_children + 1, r.n_rfqs + 1)
-            self._start_execution(rec, market.world_ns(now), restore)
-            if r.status == OrderStatus.PENDING_CANCEL.value:
-                assert rec.execution is not None
-                rec.execution.stop(rec.cancel_reason or "canceled before the restart")
-                rec.cancel_reason = rec.cancel_reason or "canceled before the restart"
-                self._maybe_canceled(rec)
-            elif r.status == OrderStatus.PAUSED.value:
-                assert rec.execution is not None
-                rec.execution.pause()
-            log.warning(
-                "order recovered",
-                parent_id=r.parent_id,
-                filled=r.filled_qty,
-                qty=r.qty,
-                status=r.status,
-                reconciled_children=len(open_children.get(r.parent_id, [])),
+            try:
+                self._recover_one(rec, open_children.get(r.parent_id, []), now)
+            except Exception as exc:
+                log.exception("order could not be recovered", parent_id=r.parent_id)
+                self._drop_execution(rec)
+                self._orders.pop(r.parent_id, None)
+                del self._events[n_events:]
+                del self._batch.inserts[n_inserts:]
+                self._batch.upserts = upserts
+                self._quarantine(r.parent_id, f"recovery failed: {type(exc).__name__}: {exc}")
+
+    def _recover_one(self, rec: _Order, open_children: list[SvcChildRow], now: int) -> None:
+        r, market = rec.row, rec.market
+        self._orders[r.parent_id] = rec
+        if OrderStatus(r.status).terminal:
+            return
+        rec.engine_strategy = self._engine_strategy(r.strategy)
+        rec.fills = [
+            ChildOrderFilled(
+                f.ts_ns,
+                ChildId(f.child_id),
+                VenueId(f.venue),
+                Side(r.side),
+                f.qty,
+                f.price,
+                f.fee,
+                f.liquidity,
+                0,
             )
+            for f in self.journal.fills(r.parent_id)
+        ]
+        counts = self.journal.counts(r.parent_id)
+        rec.decisions, rec.rfq_events = counts["decisions"], counts["rfq_events"]
+        rec.schedule_base = counts["schedule"]
+        for c in open_children:
+            # the venue that held it died with the old process: nothing more can fill
+            self._batch.upsert(
+                SvcChildRow, {**c.model_dump(), "status": "canceled", "updated_ns": now}
+            )
+            self._events.append(
+                ChildOrderUpdated(
+                    now,
+                    rec.view(),
+                    c.child_id,
+                    c.venue,
+                    "canceled",
+                    c.qty - c.filled_qty,
+                    "venue state lost at restart: reconciled",
+                )
+            )
+        if now >= r.end_ns or r.filled_qty >= r.qty:
+            status = OrderStatus.FILLED if r.filled_qty >= r.qty else OrderStatus.EXPIRED
+            if status is OrderStatus.EXPIRED:
+                left = r.qty - r.filled_qty
+                r.text = f"horizon passed while the service was down, {left} unfilled"
+            self._complete(rec, status, now)
+            if status is OrderStatus.EXPIRED:
+                self._events.insert(len(self._events) - 1, OrderExpired(now, rec.view()))
+            return
+        restore = (r.n_children + 1, r.n_rfqs + 1)
+        self._start_execution(rec, market.world_ns(now), restore)
+        if r.status == OrderStatus.PENDING_CANCEL.value:
+            assert rec.execution is not None
+            rec.execution.stop(rec.cancel_reason or "canceled before the restart")
+            rec.cancel_reason = rec.cancel_reason or "canceled before the restart"
+            self._maybe_canceled(rec)
+        elif r.status == OrderStatus.PAUSED.value:
+            assert rec.execution is not None
+            rec.execution.pause()
+        log.warning(
+            "order recovered",
+            parent_id=r.parent_id,
+            filled=r.filled_qty,
+            qty=r.qty,
+            status=r.status,
+            reconciled_children=len(open_children),
+        )
+
+    def _row_problem(self, row: SvcParentRow) -> str | None:
+        """Why a journal row cannot be a parent of this desk (None: it can). The checks
+        of admission that do not depend on the market of the moment."""
+        try:
+            status, side, ord_type = OrderStatus(row.status), Side(row.side), OrdType(row.ord_type)
+        except ValueError as exc:
+            return str(exc)
+        del status, side
+        for name in ("qty", "filled_qty", "start_ns", "end_ns", "n_children", "n_fills"):
+            value = getattr(row, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                return f"{name} is not an integer: {value!r}"
+        if row.qty <= 0 or row.filled_qty < 0:
+            return f"quantity {row.qty} with {row.filled_qty} filled"
+        if row.end_ns < row.start_ns:
+            return f"it ends ({row.end_ns}) before it starts ({row.start_ns})"
+        for name in ("notional", "fees", "arrival_mid"):
+            value = getattr(row, name)
+            if not _is_number(value) or not math.isfinite(value):
+                return f"{name} is not a finite number: {value!r}"
+        if ord_type is OrdType.LIMIT and row.limit_price is None:
+            return "a limit order without a limit price"
+        sc = self._scenarios.get(row.symbol)
+        if row.limit_price is not None and sc is not None:
+            why = _limit_problem(row.limit_price, sc.instrument.tick_size)
+            if why is not None:
+                return why
+        p = row.participation
+        if p is not None and not (_is_number(p) and 0 < p <= 1):
+            return f"participation rate {p!r} is not in (0, 1]"
+        try:
+            self.config.resolve_strategy(row.strategy)
+        except DomainError as exc:
+            return str(exc)
+        return None
+
+    def _quarantine(self, parent_id: str, reason: str) -> None:
+        """Keep a parent the journal holds but this desk cannot run out of the way: it
+        is named in svc_quarantine (its row stays as it was), logged, and skipped."""
+        self._quarantined[parent_id] = reason
+        self._batch.upsert(
+            SvcQuarantineRow, {"parent_id": parent_id, "reason": reason, "ts_ns": self.now_ns()}
+        )
+        log.error(
+            "order quarantined: its journal row cannot be recovered",
+            parent_id=parent_id,
+            reason=reason,
+        )
 
     # ------------------------------------------------------------------ plumbing
 
@@ -1481,42 +1796,175 @@ class Desk:
 
     async def sync(self) -> None:
         """Return once what the commands so far changed is committed (the REST API
-        answers only then: its response is an acknowledgement too)."""
-        if not self._flush_pending or self._loop is None:
+        answers only then: its response is an acknowledgement too). Raises
+        JournalUnavailableError if the journal cannot write it now: the change is kept,
+        and stored and reported once the journal writes again."""
+        if self._loop is None or not (self._flush_pending or self._outbox):
             return
+        if self._journal_error:
+            raise JournalUnavailableError(self._unavailable())
         done = self._loop.create_future()
         self._synced.append(done)
+        if not self._flush_pending:  # only written units wait: join the last of them
+            self._flush_pending = True
+            self._loop.call_soon(self._flush)
         await done
 
+    def _unavailable(self) -> str:
+        return (
+            f"the journal cannot write now ({self._journal_error}): the change is kept, "
+            "and is stored and reported once the database is back"
+        )
+
+    def _save_clock(self) -> None:
+        self._batch.upsert(SvcMetaRow, {"key": CLOCK_KEY, "value": self.now_ns()})
+        self._clock_saved_at = time.monotonic()
+
     def _flush(self) -> None:
-        """Commit what is pending, then publish its events, in order."""
+        """Hand what is pending to the journal's writer: its rows are committed off the
+        loop, then its events published, in order (`_write_next`). With nothing to
+        store and nothing before it, the events go out at once."""
         self._flush_pending = False
-        waiters, self._synced = self._synced, []
-        if self._batch:
-            batch, self._batch = self._batch, Batch()
-            try:
-                self.journal.commit(batch)
-            except Exception as exc:
-                # Nothing unstored may be reported: these events are dropped, and the
-                # desk stops trading until someone looks (the journal is the truth).
-                self._events = []
-                for w in waiters:
-                    if not w.done():
-                        w.set_exception(exc)
-                self.counters["journal_errors"] += 1
-                log.error("journal write failed: kill switch engaged", error=str(exc))
-                if not self.kill.engaged:
-                    self.kill.engage(f"journal write failed: {exc}")
-                    for rec in self._orders.values():
-                        if rec.execution is not None and not rec.status.terminal:
-                            rec.execution.halt("journal write failed")
-                return
-        events, self._events = self._events, []
-        for ev in events:
+        unjournaled, self._unjournaled = self._unjournaled, []
+        for ev in unjournaled:
             self._publish_now(ev)
-        for w in waiters:
+        batch, self._batch = self._batch, Batch()
+        events, self._events = self._events, []
+        waiters, self._synced = self._synced, []
+        if not (batch or events or waiters):
+            return
+        if batch:
+            # every commit carries the clock: a restart never goes back behind a fact
+            batch.upsert(SvcMetaRow, {"key": CLOCK_KEY, "value": self.now_ns()})
+            self._clock_saved_at = time.monotonic()
+        if self._loop is None:  # at start: written here (a failure fails the start)
+            if batch:
+                self.journal.commit(batch)
+            self._done(_Unit(batch, events, waiters))
+            return
+        unit = _Unit(batch, events, waiters)
+        if not self._outbox and not batch:
+            self._done(unit)
+            return
+        if self._outbox and (self._writing is None or len(self._outbox) > 1):
+            self._outbox[-1].absorb(unit)  # not being written yet: the same transaction
+        else:
+            self._outbox.append(unit)
+        self._write_next()
+
+    def _write_next(self) -> None:
+        """Start writing the outbox (all of it, as one transaction) unless a write is
+        under way or a retry is waiting."""
+        if self._writing is not None or self._retry is not None or not self._outbox:
+            return
+        assert self._loop is not None
+        head = self._outbox[0]
+        for later in self._outbox[1:]:
+            head.absorb(later)
+        del self._outbox[1:]
+        if not head.batch:  # events only (they waited for the units before them)
+            del self._outbox[0]
+            self._done(head)
+            return
+        try:
+            fut = self._loop.run_in_executor(self._writer, self.journal.commit, head.batch)
+        except RuntimeError:  # after stop: the writer is gone (stop said what was lost)
+            log.error("journal write after stop: not written", rows=len(head.batch))
+            return
+        self._writing_since = time.monotonic()
+        self._writing = fut
+        fut.add_done_callback(self._written)
+
+    def _written(self, fut: asyncio.Future[None]) -> None:
+        self._writing = None
+        self._writing_since = None
+        exc = fut.exception() if not fut.cancelled() else asyncio.CancelledError()
+        if exc is None:
+            head = self._outbox.pop(0)
+            self._journal_writes()
+            self._done(head)
+            self._write_next()
+            return
+        self._journal_failed(exc)
+
+    def _done(self, unit: _Unit) -> None:
+        """`unit` is stored: its events go out, its waiters return."""
+        for ev in unit.events:
+            self._publish_now(ev)
+        for w in unit.waiters:
             if not w.done():
                 w.set_result(None)
+
+    def _journal_failed(self, exc: BaseException) -> None:
+        """The outbox's write failed: keep it, retry it, stop trading meanwhile."""
+        assert self._loop is not None
+        first = not self._journal_error
+        timed_out = isinstance(exc, StoreError) and exc.timed_out
+        # what clients may read (API, MQTT): no driver message, which names the
+        # database's host, port and user; the log has it all
+        self._journal_error = (
+            "the database did not answer in time" if timed_out else "the database refused the write"
+        )
+        self.counters["journal_errors"] += 1
+        if first:
+            self._journal_down_since = time.monotonic()
+        head = self._outbox[0]
+        log.error(
+            "journal write failed: kept, retrying",
+            error=str(exc),
+            rows=len(head.batch),
+            events=len(head.events),
+            retry_in_s=self._retry_s,
+        )
+        for unit in self._outbox:  # no client waits for the database to come back
+            for w in unit.waiters:
+                if not w.done():
+                    w.set_exception(JournalUnavailableError(self._unavailable()))
+            unit.waiters.clear()
+        if first and not self.kill.engaged:
+            now = self.now_ns()
+            reason = f"journal write failed: {self._journal_error}"
+            self.kill.engage(reason, now, KillSwitch.JOURNAL)
+            for rec in self._orders.values():
+                if rec.execution is not None and not rec.status.terminal:
+                    rec.execution.halt("journal write failed")
+            self._publish_soon(KillSwitchChanged(now, True, reason, 0))
+            log.error("kill switch engaged: the journal cannot write", reason=reason)
+        self._retry = self._loop.call_later(self._retry_s, self._retry_write)
+        self._retry_s = min(2 * self._retry_s, self.config.journal_retry_max_s)
+
+    def _retry_write(self) -> None:
+        self._retry = None
+        self.counters["journal_retries"] += 1
+        self._write_next()
+
+    def _journal_writes(self) -> None:
+        """A write succeeded: if the journal was failing, it is back."""
+        if not self._journal_error:
+            return
+        down = time.monotonic() - (self._journal_down_since or time.monotonic())
+        log.warning("journal writes again", down_s=round(down, 3), error=self._journal_error)
+        self._journal_error = ""
+        self._journal_down_since = None
+        self._retry_s = self.config.journal_retry_s
+        if (
+            self.config.auto_release_kill
+            and self.kill.engaged
+            and (self.kill.source == KillSwitch.JOURNAL)
+        ):
+            self._release_kill("the journal writes again: released automatically")
+            log.warning("kill switch released automatically: the journal writes again")
+
+    def _publish_soon(self, event: DeskEvent) -> None:
+        """Publish `event` at the next flush (the end of this turn of the loop), ahead of
+        anything waiting for the journal: for facts that are not journaled (the kill
+        switch; a reject while the journal is down). Never from inside a command:
+        listeners see a desk that has finished the call; `sync()` waits for it."""
+        if self._loop is None:
+            self._publish_now(event)
+            return
+        self._unjournaled.append(event)
+        self._commit_soon()
 
     def _publish_now(self, event: DeskEvent) -> None:
         for listener in list(self._listeners):
@@ -1525,6 +1973,35 @@ class Desk:
             except Exception:  # one broken edge must not stop the others or the desk
                 self.counters["listener_errors"] += 1
                 log.exception("listener failed", event=event.type)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _limit_problem(price: object, tick: float) -> str | None:
+    """Why `price` cannot be a limit on a book of `tick` (None: it can): it must be a
+    finite number, a whole number of ticks, at least one."""
+    if not _is_number(price):
+        return f"limit price must be a number, got {price!r}"
+    assert isinstance(price, int | float)
+    try:
+        value = float(price)
+    except OverflowError:  # an int beyond any float
+        return f"limit price {price} is not representable in ticks of {tick:g}"
+    if not math.isfinite(value):
+        return f"limit price must be a finite number, got {value}"
+    if value <= 0:
+        return f"limit price must be > 0, got {value:g}"
+    ticks = value / tick
+    if not ticks < _MAX_LIMIT_TICKS:  # also an overflow to infinity
+        return f"limit price {value:g} is not representable in ticks of {tick:g}"
+    n = round(ticks)
+    if n < 1:
+        return f"limit price {value:g} is below one tick ({tick:g})"
+    if abs(ticks - n) > 1e-6:
+        return f"limit price {value:g} is not a multiple of the tick size {tick:g}"
+    return None
 
 
 def _finite(values: Mapping[str, float]) -> dict[str, float]:

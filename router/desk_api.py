@@ -71,17 +71,22 @@ class DeskError(Exception):
 
 
 class OrderRejectedError(DeskError):
-    def __init__(self, reason: OrdRejReason, text: str) -> None:
+    """`field` names the request's field at fault (REST field names: "qty",
+    "limit_price", ...), None when the order as a whole is refused."""
+
+    def __init__(self, reason: OrdRejReason, text: str, field: str | None = None) -> None:
         super().__init__(text)
         self.reason = reason
         self.text = text
+        self.field = field
 
 
 class CancelRejectedError(DeskError):
-    def __init__(self, reason: CxlRejReason, text: str) -> None:
+    def __init__(self, reason: CxlRejReason, text: str, field: str | None = None) -> None:
         super().__init__(text)
         self.reason = reason
         self.text = text
+        self.field = field
 
 
 class UnknownOrderError(DeskError, KeyError):
@@ -91,6 +96,12 @@ class UnknownOrderError(DeskError, KeyError):
 
 class InvalidStateError(DeskError):
     """The order exists but cannot do that now (pause a filled order, TCA of a working one)."""
+
+
+class JournalUnavailableError(DeskError):
+    """The database cannot be written or read now (down, or too slow): a change already
+    made is kept and is stored and reported once the database is back; a read can be
+    tried again later. An HTTP edge answers 503."""
 
 
 # ---------------------------------------------------------------------------- commands
@@ -407,6 +418,10 @@ class RfqUpdated(DeskEvent):
 
 @dataclass(frozen=True, slots=True)
 class KillSwitchChanged(DeskEvent):
+    """Engaged (by a person, or by the desk when its journal stopped taking writes:
+    `reason` says which) or released; published at once, ahead of facts still waiting
+    for the journal (it is not a journaled fact)."""
+
     type: ClassVar[str] = "kill_switch"
     engaged: bool
     reason: str
@@ -429,7 +444,8 @@ class DeskPort(Protocol):
 
     @property
     def ready(self) -> bool:
-        """True once the markets run and the database is open (readiness probe)."""
+        """True once the markets run and while the journal takes writes (readiness
+        probe): false while the database is down or too slow."""
         ...
 
     @property
@@ -464,7 +480,11 @@ class DeskPort(Protocol):
         """Cancel every working parent and refuse new orders; returns how many it canceled."""
         ...
 
-    def release_kill(self) -> None: ...
+    def release_kill(self) -> None:
+        """Trade again. InvalidStateError while the journal cannot write (an outage
+        engages the switch; see Desk: it is released once the journal writes, by a
+        person or, if configured, automatically)."""
+        ...
 
     def find(self, client: str, cl_ord_id: str) -> ParentView | None:
         """The parent that any of this client's ClOrdIDs (new or replace) names."""
@@ -479,7 +499,9 @@ class DeskPort(Protocol):
         ...
 
     def fills(self, parent_id: str) -> list[dict[str, Any]]:
-        """exec_id, child_id, ts_ns, venue, venue_kind, qty, price, fee, liquidity."""
+        """exec_id, child_id, ts_ns, venue, venue_kind, qty, price, fee, liquidity (as
+        journaled). Like decisions and schedule, read from the journal: raises
+        JournalUnavailableError at once while it is down or slow."""
         ...
 
     def decisions(self, parent_id: str, limit: int = 50) -> list[dict[str, Any]]:
@@ -504,7 +526,9 @@ class DeskPort(Protocol):
 
     async def sync(self) -> None:
         """Return once everything the calls so far changed is committed (commands are
-        committed together at the end of the loop's turn; events follow the commit)."""
+        committed together at the end of the loop's turn; events follow the commit).
+        Raises JournalUnavailableError while the journal cannot write: the change is
+        kept and committed, and its events published, once it can."""
         ...
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:

@@ -9,6 +9,12 @@ updates a record (a parent's filled quantity, a child's status) and inserted whe
 is new (a fill, a decision). SQLite (WAL, synchronous NORMAL: a committed transaction
 survives a killed process) by default; PostgreSQL through the same URL handling as the
 runs' store (router/store.py).
+
+Every call is bounded (`DbTimeouts`: a call that outlives its deadline is aborted and
+fails), and a commit may be retried as it is: inserts skip a row whose key is already
+there, so a batch that the database took although the answer was lost (a connection
+cut after COMMIT) is not stored twice. Rows that recovery could not load are kept as
+they are and named in svc_quarantine, with the reason.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from sqlalchemy import BigInteger, Index, Text, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from router.store import Store
+from router.store import DbTimeouts, Store
 
 
 class SvcParentRow(SQLModel, table=True):
@@ -180,7 +186,11 @@ class SvcRfqEventRow(SQLModel, table=True):
 
 
 class SvcMetaRow(SQLModel, table=True):
-    """Counters that must survive restarts (the next parent number)."""
+    """Values that must survive restarts: the last parent number ("next_parent"), the
+    service clock's epoch (its reading "clock_epoch_ns" at the wall clock's
+    "clock_epoch_wall_ns", running "clock_speed_micro" / 1e6 times the wall) and its
+    reading at the last commit ("clock_ns"): a restart never goes back behind either
+    (router/service.py, service_clock)."""
 
     __tablename__ = "svc_meta"
 
@@ -188,13 +198,34 @@ class SvcMetaRow(SQLModel, table=True):
     value: int = Field(sa_type=BigInteger)
 
 
-_UPSERT_TABLES: tuple[type[SQLModel], ...] = (SvcParentRow, SvcChildRow, SvcMetaRow)
+class SvcQuarantineRow(SQLModel, table=True):
+    """A parent whose journal row recovery refused (an absurd price, a broken field):
+    left untouched in svc_parents for a person to look at, and skipped at every start."""
+
+    __tablename__ = "svc_quarantine"
+
+    parent_id: str = Field(primary_key=True)
+    reason: str = Field(sa_type=Text)
+    ts_ns: int = Field(sa_type=BigInteger)
+
+
+CLOCK_KEY = "clock_ns"
+CLOCK_EPOCH_KEYS = ("clock_epoch_ns", "clock_epoch_wall_ns", "clock_speed_micro")
+
+
+_UPSERT_TABLES: tuple[type[SQLModel], ...] = (
+    SvcParentRow,
+    SvcChildRow,
+    SvcMetaRow,
+    SvcQuarantineRow,
+)
 
 
 @dataclass
 class Batch:
     """What one step committed together: upserts keyed by primary key (the last
-    version of a row wins) and inserts in order."""
+    version of a row wins) and inserts in order. Batches queued behind a failed one are
+    merged into it (`merge`): one transaction, the same rows in the end."""
 
     upserts: dict[tuple[type[SQLModel], tuple[Any, ...]], dict[str, Any]] = field(
         default_factory=dict
@@ -207,6 +238,11 @@ class Batch:
 
     def insert(self, table: type[SQLModel], row: dict[str, Any]) -> None:
         self.inserts.append((table, row))
+
+    def merge(self, later: Batch) -> None:
+        """Add what `later` holds, as if it had been written after this one."""
+        self.upserts.update(later.upserts)
+        self.inserts.extend(later.inserts)
 
     def __bool__(self) -> bool:
         return bool(self.upserts or self.inserts)
@@ -246,8 +282,10 @@ class Journal:
         self._inserts: dict[type[SQLModel], Any] = {}
 
     @classmethod
-    def open(cls, url: str | None) -> Journal:
-        return cls(Store.open(url))  # creates the svc_* tables with the others
+    def open(cls, url: str | None, timeouts: DbTimeouts | None = None) -> Journal:
+        """The journal at `url`; every call bounded by `timeouts` (default DbTimeouts())."""
+        # creates the svc_* tables with the others (a new table appears in an old file)
+        return cls(Store.open(url, timeouts=timeouts or DbTimeouts()))
 
     @property
     def url(self) -> str:
@@ -264,17 +302,17 @@ class Journal:
 
         def write() -> None:
             # a Core connection: an ORM session's set-up costs more than these statements
-            with self.store.engine.begin() as session:
+            with self.store.bounded() as conn, conn.begin():
                 by_table: dict[type[SQLModel], list[dict[str, Any]]] = {}
                 for (table, _), row in batch.upserts.items():
                     by_table.setdefault(table, []).append(row)
                 for table, rows in by_table.items():
-                    session.execute(self._upsert(table), rows)
+                    conn.execute(self._upsert(table), rows)
                 by_insert: dict[type[SQLModel], list[dict[str, Any]]] = {}
                 for table, row in batch.inserts:
                     by_insert.setdefault(table, []).append(row)
                 for table, rows in by_insert.items():  # executemany per table
-                    session.execute(self._insert(table), rows)
+                    conn.execute(self._insert(table), rows)
 
         self.store._guard("write the journal", write)
         self.commits += 1
@@ -290,7 +328,10 @@ class Journal:
     def _insert(self, table: type[SQLModel]) -> Any:
         stmt = self._inserts.get(table)
         if stmt is None:
-            stmt = self._inserts[table] = _table(table).insert()
+            # a retried commit re-inserts what may already be there: keep the first
+            t = _table(table)
+            ins = postgresql.insert(t) if self._dialect == "postgresql" else sqlite.insert(t)
+            stmt = self._inserts[table] = ins.on_conflict_do_nothing()
         return stmt
 
     def _build_upsert(self, table: type[SQLModel]) -> Any:
@@ -305,6 +346,32 @@ class Journal:
     def meta(self, key: str, default: int = 0) -> int:
         row = self._one(select(SvcMetaRow).where(SvcMetaRow.key == key))
         return default if row is None else int(row.value)
+
+    def last_clock_ns(self) -> int:
+        """The service clock at the last commit (0: none yet)."""
+        return self.meta(CLOCK_KEY, 0)
+
+    def clock_epoch(self) -> tuple[int, int, float] | None:
+        """(service clock, wall clock, speed) when the service clock was last started
+        on this journal; None if never."""
+        keys = (CLOCK_KEY, *CLOCK_EPOCH_KEYS)
+        rows = self._all(select(SvcMetaRow).where(col(SvcMetaRow.key).in_(keys)))
+        values = {r.key: int(r.value) for r in rows}
+        if not all(k in values for k in CLOCK_EPOCH_KEYS):
+            return None
+        epoch, wall, micro = (values[k] for k in CLOCK_EPOCH_KEYS)
+        return epoch, wall, micro / 1e6
+
+    def save_clock_epoch(self, clock_ns: int, wall_ns: int, speed: float) -> None:
+        batch = Batch()
+        values = (clock_ns, wall_ns, round(speed * 1e6))
+        for key, value in zip(CLOCK_EPOCH_KEYS, values, strict=True):
+            batch.upsert(SvcMetaRow, {"key": key, "value": value})
+        batch.upsert(SvcMetaRow, {"key": CLOCK_KEY, "value": clock_ns})
+        self.commit(batch)
+
+    def quarantined(self) -> list[SvcQuarantineRow]:
+        return self._all(select(SvcQuarantineRow).order_by(col(SvcQuarantineRow.parent_id)))
 
     def parents(self, open_only: bool = False) -> list[SvcParentRow]:
         query = select(SvcParentRow)
@@ -324,17 +391,22 @@ class Journal:
         )
         return self._all(query.order_by(col(SvcChildRow.sent_ns)))
 
-    def fills(self, parent_id: str) -> list[SvcFillRow]:
+    # `timeout_s`: a tighter bound than the statement timeout, for reads made while
+    # clients wait (the API's)
+
+    def fills(self, parent_id: str, timeout_s: float | None = None) -> list[SvcFillRow]:
         query = select(SvcFillRow).where(SvcFillRow.parent_id == parent_id)
-        return self._all(query.order_by(col(SvcFillRow.seq)))
+        return self._all(query.order_by(col(SvcFillRow.seq)), timeout_s)
 
-    def decisions(self, parent_id: str, limit: int) -> list[SvcDecisionRow]:
+    def decisions(
+        self, parent_id: str, limit: int, timeout_s: float | None = None
+    ) -> list[SvcDecisionRow]:
         query = select(SvcDecisionRow).where(SvcDecisionRow.parent_id == parent_id)
-        return self._all(query.order_by(col(SvcDecisionRow.seq).desc()).limit(limit))
+        return self._all(query.order_by(col(SvcDecisionRow.seq).desc()).limit(limit), timeout_s)
 
-    def schedule(self, parent_id: str) -> list[SvcScheduleRow]:
+    def schedule(self, parent_id: str, timeout_s: float | None = None) -> list[SvcScheduleRow]:
         query = select(SvcScheduleRow).where(SvcScheduleRow.parent_id == parent_id)
-        return self._all(query.order_by(col(SvcScheduleRow.seq)))
+        return self._all(query.order_by(col(SvcScheduleRow.seq)), timeout_s)
 
     def rfq_events(self, parent_id: str | None = None) -> list[SvcRfqEventRow]:
         query = select(SvcRfqEventRow)
@@ -355,9 +427,12 @@ class Journal:
             out[name] = int(self._scalar(query) or 0)
         return out
 
-    def _all(self, query: Any) -> list[Any]:
+    def _all(self, query: Any, timeout_s: float | None = None) -> list[Any]:
         def fetch() -> list[Any]:
-            with Session(self.store.engine, expire_on_commit=False) as session:
+            with (
+                self.store.bounded(timeout_s) as conn,
+                Session(bind=conn, expire_on_commit=False) as session,
+            ):
                 return list(session.exec(query).all())
 
         return self.store._guard("read the journal", fetch)
@@ -368,7 +443,7 @@ class Journal:
 
     def _scalar(self, query: Any) -> Any:
         def fetch() -> Any:
-            with Session(self.store.engine) as session:
+            with self.store.bounded() as conn, Session(bind=conn) as session:
                 return session.exec(query).one()
 
         return self.store._guard("read the journal", fetch)

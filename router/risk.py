@@ -42,19 +42,32 @@ class RiskLimits:
 
 
 class KillSwitch:
-    """One per service: while engaged, no child order leaves and open ones are pulled."""
+    """One per service: while engaged, no child order leaves and open ones are pulled.
+
+    `source` says who engaged it: "manual" (a person, through the API) or "journal"
+    (the desk, when the database stopped taking writes); only the latter may be released
+    automatically. `changed_ns` is the service clock at the last change (None: never)."""
+
+    MANUAL = "manual"
+    JOURNAL = "journal"
 
     def __init__(self) -> None:
         self.engaged = False
         self.reason = ""
+        self.source = ""
+        self.changed_ns: int | None = None
 
-    def engage(self, reason: str) -> None:
+    def engage(self, reason: str, ts_ns: int | None = None, source: str = MANUAL) -> None:
         self.engaged = True
         self.reason = reason
+        self.source = source
+        self.changed_ns = ts_ns
 
-    def release(self) -> None:
+    def release(self, ts_ns: int | None = None) -> None:
         self.engaged = False
         self.reason = ""
+        self.source = ""
+        self.changed_ns = ts_ns
 
 
 @dataclass(frozen=True, slots=True)

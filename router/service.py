@@ -16,18 +16,19 @@ import os
 import signal
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from router.config import DEFAULT_CONFIG_DIR, ConfigError, ConfigTable, load_toml
-from router.desk import Desk, DeskConfig
-from router.domain import DomainError
+from router.desk import CLOCK_SAVE_S, Desk, DeskConfig
+from router.domain import NANOS_PER_SECOND, DomainError
 from router.journal import Journal
 from router.risk import RiskLimits
 from router.runtime import LoopClock
+from router.store import DbTimeouts
 from simulators.scenario import Scenario, available_scenarios
 
 log = structlog.get_logger("blockroute.service")
@@ -43,10 +44,34 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 50, 100)
 
 
-def service_clock(loop: asyncio.AbstractEventLoop, speed: float) -> LoopClock:
+def service_clock(
+    loop: asyncio.AbstractEventLoop, speed: float, journal: Journal | None = None
+) -> LoopClock:
     """Epoch nanoseconds, starting at the wall clock's now and running `speed` times
-    faster (CONTRACT.md: `--sim-speed`)."""
-    return LoopClock(loop, origin_ns=time.time_ns(), speed=speed)
+    faster (CONTRACT.md: `--sim-speed`).
+
+    With a `journal` the clock never goes back across a restart. At a speed above 1 it
+    runs ahead of the wall; restarted at the wall clock it went back in time, behind
+    the parents' own times, and they stalled until the wall caught up. It starts no
+    earlier than its last committed reading (every fact reported was committed with a
+    reading at least as late), nor than any reading the previous process can have
+    shown: its desk commits the clock at least every CLOCK_SAVE_S, so that is at most
+    two of those later than the last one, or where the old clock (its epoch and speed
+    are kept in the journal) would be now if that is sooner. Time the service was down
+    beyond that does not pass for the parents: the simulation pauses."""
+    wall = time.time_ns()
+    origin = wall
+    if journal is not None:
+        last = journal.last_clock_ns()
+        origin = max(origin, last + 1)
+        epoch = journal.clock_epoch()
+        if epoch is not None:
+            clock0, wall0, speed0 = epoch
+            would_be = clock0 + round((wall - wall0) * speed0)
+            most_shown = last + round(2 * CLOCK_SAVE_S * speed0 * NANOS_PER_SECOND)
+            origin = max(origin, min(would_be, most_shown))
+        journal.save_clock_epoch(origin, wall, speed)
+    return LoopClock(loop, origin_ns=origin, speed=speed)
 
 
 @contextlib.asynccontextmanager
@@ -57,19 +82,20 @@ async def simulated_desk(
     symbols: Mapping[str, str] | None = None,
     db_url: str | None = None,
     scenarios: Mapping[str, Scenario] | None = None,
+    db_timeouts: DbTimeouts | None = None,
     **config: object,
 ) -> AsyncIterator[Desk]:
     """A running desk on simulated markets with its journal in `folder` (SQLite) or at
     `db_url`: for tests, benchmarks and examples. Stops it cleanly on exit."""
     loop = asyncio.get_running_loop()
-    clock = service_clock(loop, sim_speed)
-    journal = Journal.open(db_url or f"sqlite:///{folder / 'blockroute.db'}")
     cfg = DeskConfig(
         symbols=dict(symbols or {"QDI": "calm"}),
         sim_speed=sim_speed,
         **config,  # type: ignore[arg-type]
     )
+    journal = Journal.open(db_url or f"sqlite:///{folder / 'blockroute.db'}", db_timeouts)
     try:
+        clock = service_clock(loop, sim_speed, journal)
         desk = Desk(cfg, journal, clock.now_ns, scenarios)
         desk.start()
         try:
@@ -104,6 +130,7 @@ class ServiceConfig:
     fix_port: int | None
     fix_file_log: bool
     fix_table: Mapping[str, Any]  # [fix] as read: clients and allow_no_password
+    db_timeouts: DbTimeouts = field(default_factory=DbTimeouts)
 
 
 def load_service_config(
@@ -147,6 +174,7 @@ def load_service_config(
             raise symbols_t.error(
                 sym, f"unknown scenario {name!r} (known: {', '.join(sorted(known))})"
             )
+    db_timeouts, journal_desk = _journal_config(t)
     risk_t = t.table("risk") if "risk" in t else None
     risk = RiskLimits()
     if risk_t is not None:
@@ -169,6 +197,7 @@ def load_service_config(
             max_order_adv=svc.get_float("max_order_adv", 0.5, gt=0.0),
             risk=risk,
             model_fallback=_bool(svc, "model_fallback", False),
+            **journal_desk,
         )
     except DomainError as exc:
         raise ConfigError(f"{path}: {exc}") from None
@@ -211,7 +240,30 @@ def load_service_config(
         fix_port=fix_port,
         fix_file_log=file_log,
         fix_table=raw_fix,
+        db_timeouts=db_timeouts,
     )
+
+
+def _journal_config(t: ConfigTable) -> tuple[DbTimeouts, dict[str, Any]]:
+    """[journal] (optional): the database's timeouts and what the desk does when the
+    journal fails (config/service.toml explains each key)."""
+    if "journal" not in t:
+        return DbTimeouts(), {}
+    j = t.table("journal")
+    d = DbTimeouts()
+    timeouts = DbTimeouts(
+        connect_s=j.get_duration("connect_timeout", d.connect_s, gt=0.0),
+        statement_s=j.get_duration("statement_timeout", d.statement_s, gt=0.0),
+        keepalive_s=j.get_duration("keepalive", d.keepalive_s, gt=0.0),
+    )
+    desk: dict[str, Any] = {
+        "journal_read_s": j.get_duration("read_timeout", 1.0, gt=0.0),
+        "journal_stall_s": j.get_duration("stall_after", 1.0, gt=0.0),
+        "journal_retry_max_s": j.get_duration("retry_max", 2.0, gt=0.0),
+        "auto_release_kill": _bool(j, "auto_release_kill_switch", False),
+    }
+    j.check_no_unknown_keys()
+    return timeouts, desk
 
 
 def _bool(t: ConfigTable, key: str, default: bool) -> bool:
@@ -260,8 +312,8 @@ async def run_service(
     )
     bus = MqttBus(cfg.mqtt_url, root=cfg.mqtt_root) if cfg.mqtt_url else None
 
-    clock = service_clock(loop, cfg.desk.sim_speed)
-    journal = Journal.open(cfg.db_url)
+    journal = Journal.open(cfg.db_url, cfg.db_timeouts)
+    clock = service_clock(loop, cfg.desk.sim_speed, journal)
     desk = Desk(cfg.desk, journal, clock.now_ns)
     runner: web.AppRunner | None = None
     gateway: FixGateway | None = None
@@ -298,7 +350,7 @@ async def run_service(
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-        if desk.ready:
+        if desk.started:  # (also with the journal failing: stop retries its last writes)
             await desk.stop()  # pulls the children; the edges still hear the last events
         if gateway is not None and gateway.running:
             await gateway.stop()

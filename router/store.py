@@ -13,12 +13,20 @@ naming the database URL (password masked) and the cause.
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import functools
+import heapq
+import itertools
 import json
+import math
+import os
 import re
+import socket
 import sqlite3
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +43,7 @@ from sqlalchemy import (
     event,
     insert,
 )
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import (
     ArgumentError,
     IntegrityError,
@@ -83,7 +91,39 @@ T = TypeVar("T")
 
 
 class StoreError(Exception):
-    """The database cannot be opened, read or written; the message is one line."""
+    """The database cannot be opened, read or written; the message is one line.
+    `timed_out` is True when the call was cut off at its deadline (DbTimeouts)."""
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
+@dataclass(frozen=True, slots=True)
+class DbTimeouts:
+    """Bounds on every call of a long-running process's database (the service's
+    journal): no call may hang, whatever the database or the network does.
+
+    `statement_s` bounds one call end to end (a read, or a whole commit): SQLite's busy
+    timeout; PostgreSQL's statement_timeout, lock_timeout and
+    idle_in_transaction_session_timeout on the server; and, on this side, a watchdog
+    that aborts the call's connection at the deadline, for what no server-side or TCP
+    timeout sees: a link that stalls with its sockets open (the peer's kernel still
+    acknowledges every byte). `connect_s` bounds opening a connection (libpq's
+    connect_timeout counts whole seconds, 2 at least). TCP keepalives (`keepalive_s`
+    idle, then 3 probes 1 s apart) and tcp_user_timeout find a dead peer of an idle
+    connection or of unacknowledged writes.
+    """
+
+    connect_s: float = 3.0
+    statement_s: float = 5.0
+    keepalive_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name in ("connect_s", "statement_s", "keepalive_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
 
 class ChildStatus(enum.StrEnum):
@@ -348,15 +388,21 @@ class RfqLegRow(SQLModel, table=True):
 class Store:
     """The repository: one engine, one transaction per write, detached rows on reads."""
 
-    def __init__(self, engine: Engine, display_url: str) -> None:
+    def __init__(
+        self, engine: Engine, display_url: str, timeouts: DbTimeouts | None = None
+    ) -> None:
         self.engine = engine
         self.url = display_url  # password masked: safe to print and log
+        self.timeouts = timeouts
 
     @classmethod
-    def open(cls, url: str | None = None, *, create: bool = True) -> Store:
+    def open(
+        cls, url: str | None = None, *, create: bool = True, timeouts: DbTimeouts | None = None
+    ) -> Store:
         """Open (and by default create the tables of) the database at `url`.
 
-        None is the SQLite file `blockroute.db` in the working directory.
+        None is the SQLite file `blockroute.db` in the working directory. With
+        `timeouts`, every call through `bounded` has a deadline (see DbTimeouts).
         """
         text = DEFAULT_URL if url is None else url.strip()
         shown = mask_url(text)
@@ -365,19 +411,48 @@ class Store:
         except ValueError as exc:
             raise StoreError(f"database {shown}: cannot open: {exc}") from None
         try:
-            engine = _make_engine(parsed)
+            engine = _make_engine(parsed, timeouts)
         except (SQLAlchemyError, ImportError) as exc:
             raise StoreError(f"database {shown}: cannot open: {_cause(exc)}") from None
-        store = cls(engine, shown)
+        store = cls(engine, shown, timeouts)
+
+        def check() -> None:
+            with store.bounded() as conn:
+                if create:
+                    _create_tables(conn)
+
         try:
-            if create:
-                store._guard("open", lambda: _create_tables(engine))
-            else:
-                store._guard("open", lambda: engine.connect().close())
+            store._guard("open", check)
         except StoreError:
             engine.dispose()
             raise
         return store
+
+    @contextlib.contextmanager
+    def bounded(self, seconds: float | None = None) -> Iterator[Connection]:
+        """A connection whose use ends within `seconds` (default: the statement timeout;
+        no bound without timeouts): at the deadline the watchdog aborts it, and the call
+        fails with a StoreError whose `timed_out` is True."""
+        if seconds is None and self.timeouts is not None:
+            seconds = self.timeouts.statement_s
+        conn = self.engine.connect()  # a new connection is bounded by connect_s
+        if seconds is None:
+            with conn:
+                yield conn
+            return
+        armed = _WATCHDOG.arm(seconds, conn.connection.dbapi_connection)
+        try:
+            yield conn
+        except BaseException as exc:
+            armed.disarm()  # waits for an abort under way: `fired` is final after it
+            _release(conn, armed.fired)
+            if armed.fired and isinstance(exc, SQLAlchemyError):
+                raise _TimedOut(seconds) from exc
+            raise
+        armed.disarm()
+        # returned to the pool now, not before the disarm: the watchdog may touch only a
+        # connection that nobody else can have
+        _release(conn, armed.fired)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -520,8 +595,15 @@ class Store:
     def _guard(self, action: str, fn: Callable[[], T]) -> T:
         try:
             return fn()
+        except _TimedOut as exc:
+            raise StoreError(
+                f"database {self.url}: cannot {action}: no answer within {exc.seconds:g} s",
+                timed_out=True,
+            ) from None
         except (SQLAlchemyError, ImportError) as exc:
-            raise StoreError(f"database {self.url}: cannot {action}: {_cause(exc)}") from None
+            raise StoreError(
+                f"database {self.url}: cannot {action}: {_cause(exc)}", timed_out=_timed_out(exc)
+            ) from None
 
 
 # --------------------------------------------------------------------------------------
@@ -864,22 +946,52 @@ def _parse_url(text: str) -> URL:
     return url
 
 
-def _make_engine(url: URL) -> Engine:
+def _make_engine(url: URL, timeouts: DbTimeouts | None = None) -> Engine:
     if url.get_backend_name() == "sqlite":
         engine = create_engine(url)
-        event.listen(engine, "connect", _sqlite_pragmas)
+        busy_ms = SQLITE_BUSY_TIMEOUT_MS if timeouts is None else _ms(timeouts.statement_s)
+        event.listen(engine, "connect", functools.partial(_sqlite_pragmas, busy_ms=busy_ms))
         return engine
     connect_args: dict[str, Any] = {}
-    if "connect_timeout" not in url.query:
-        connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
-    return create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+    if timeouts is None:
+        if "connect_timeout" not in url.query:
+            connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
+        return create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+    # libpq's settings (https://www.postgresql.org/docs/current/libpq-connect.html);
+    # what the URL sets itself wins. No pre-ping: its round trip would come before the
+    # deadline is armed; a connection found dead fails its call, which the caller retries.
+    statement_ms = _ms(timeouts.statement_s)
+    connect_args = {
+        "connect_timeout": max(2, math.ceil(timeouts.connect_s)),
+        "keepalives": 1,
+        "keepalives_idle": max(1, round(timeouts.keepalive_s)),
+        "keepalives_interval": 1,
+        "keepalives_count": 3,
+        "tcp_user_timeout": statement_ms,
+    }
+    connect_args = {k: v for k, v in connect_args.items() if k not in url.query}
+    server = (
+        f"-c statement_timeout={statement_ms} -c lock_timeout={statement_ms} "
+        f"-c idle_in_transaction_session_timeout={2 * statement_ms}"
+    )
+    given = url.query.get("options")
+    # the URL's own options (e.g. a search_path) are kept: connect_args would replace them
+    options = " ".join([*(given if isinstance(given, tuple) else [given] if given else []), server])
+    connect_args["options"] = options
+    return create_engine(url, connect_args=connect_args, pool_timeout=timeouts.statement_s)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def _sqlite_pragmas(
+    dbapi_connection: Any, _record: object, busy_ms: int = SQLITE_BUSY_TIMEOUT_MS
+) -> None:
     cursor = dbapi_connection.cursor()
     try:
         # busy_timeout first: switching to WAL must itself wait for other writers.
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
         _sqlite_wal(cursor)
         cursor.execute("PRAGMA synchronous = NORMAL")  # safe with WAL; one fsync per checkpoint
         cursor.execute("PRAGMA foreign_keys = ON")
@@ -900,10 +1012,11 @@ def _sqlite_wal(cursor: Any, attempts: int = 100) -> None:
             time.sleep(SQLITE_WAL_RETRY_S)
 
 
-def _create_tables(engine: Engine, attempts: int = 10) -> None:
+def _create_tables(conn: Connection, attempts: int = 10) -> None:
     for attempt in range(attempts):
         try:
-            SQLModel.metadata.create_all(engine)
+            with conn.begin():
+                SQLModel.metadata.create_all(conn)
             return
         except (OperationalError, ProgrammingError, IntegrityError) as exc:
             # Workers opening a new database together race on CREATE TABLE ("already
@@ -924,3 +1037,109 @@ def _cause(exc: BaseException) -> str:
     text = str(orig) if orig is not None else str(exc)
     text = re.sub(r"\(Background on this error at: [^)]*\)", "", text)
     return " ".join(text.split()) or type(exc).__name__
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """The server or the driver gave up at a timeout (PostgreSQL's statement or lock
+    timeout, SQLite's busy timeout or an interrupt)."""
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "pgcode", None)
+    if code in ("57014", "55P03", "25P03"):  # query_canceled, lock_not_available, idle tx
+        return True
+    text = str(orig if orig is not None else exc).lower()
+    return any(w in text for w in ("timeout", "timed out", "database is locked", "interrupted"))
+
+
+# --------------------------------------------------------------------------------------
+# The watchdog: deadlines for calls that no timeout of the driver bounds
+# --------------------------------------------------------------------------------------
+
+
+def _release(conn: Connection, aborted: bool) -> None:
+    with contextlib.suppress(Exception):
+        if aborted:
+            conn.invalidate()  # its socket is shut: never back into the pool
+        conn.close()
+
+
+class _TimedOut(Exception):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"no answer within {seconds:g} s")
+        self.seconds = seconds
+
+
+class _Armed:
+    """One call under the watchdog; `fired` once its connection was aborted."""
+
+    __slots__ = ("_dbapi", "_lock", "active", "fired")
+
+    def __init__(self, dbapi_connection: Any) -> None:
+        self._dbapi = dbapi_connection
+        self._lock = threading.Lock()
+        self.active = True
+        self.fired = False
+
+    def fire(self) -> None:
+        # under the lock: once disarm() has returned, the connection may be closed or
+        # reused, and nothing may touch it any more
+        with self._lock:
+            if self.active:
+                self.fired = True
+                _abort(self._dbapi)
+
+    def disarm(self) -> None:
+        with self._lock:
+            self.active = False
+            self._dbapi = None
+
+
+class _Watchdog:
+    """One daemon thread that aborts the connections of calls past their deadline."""
+
+    def __init__(self) -> None:
+        self._cv = threading.Condition()
+        self._heap: list[tuple[float, int, _Armed]] = []
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, seconds: float, dbapi_connection: Any) -> _Armed:
+        armed = _Armed(dbapi_connection)
+        with self._cv:
+            heapq.heappush(self._heap, (time.monotonic() + seconds, next(self._seq), armed))
+            if self._thread is None or not self._thread.is_alive():  # also after a fork
+                self._thread = threading.Thread(target=self._run, name="db-watchdog", daemon=True)
+                self._thread.start()
+            self._cv.notify()
+        return armed
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                now = time.monotonic()
+                due = []
+                while self._heap and (self._heap[0][0] <= now or not self._heap[0][2].active):
+                    due.append(heapq.heappop(self._heap)[2])
+                if not due:
+                    self._cv.wait(self._heap[0][0] - now if self._heap else None)
+                    continue
+            for armed in due:
+                armed.fire()
+
+
+_WATCHDOG = _Watchdog()
+
+
+def _abort(dbapi_connection: Any) -> None:
+    """Make the call blocked on this connection fail now, from another thread."""
+    try:
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            dbapi_connection.interrupt()  # documented as safe from any thread
+            return
+        fd = dbapi_connection.fileno()  # psycopg2: the socket to the server
+        # shutdown() acts on the socket, not the descriptor: the blocked recv() returns
+        # at once (the driver reports the connection lost); the duplicate is closed here
+        # and the driver's own descriptor stays valid until the driver closes it.
+        with socket.socket(fileno=os.dup(fd)) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+    except (OSError, ValueError, AttributeError, sqlite3.Error):
+        pass  # already closed: nothing is blocked on it

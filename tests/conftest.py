@@ -1,6 +1,13 @@
-"""Shared test options: long simulations run only with --runslow."""
+"""Shared test options: long simulations run only with --runslow; tests of an optional
+extra (`@pytest.mark.requires_extra("train", "torch", ...)`) skip, with the reason,
+where the extra is not installed, and fail in CI (CI set), which must install it. The
+README's plain install (`.[dev]`) thus runs the suite green, and CI cannot pass by
+skipping what it was meant to test."""
 
 from __future__ import annotations
+
+import importlib.util
+import os
 
 import pytest
 
@@ -16,3 +23,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.hookimpl(tryfirst=True)  # before any fixture, module-scoped ones included, is set up
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark in item.iter_markers("requires_extra"):
+        extra, *modules = mark.args
+        missing = [m for m in modules if importlib.util.find_spec(m) is None]
+        if missing:
+            how = f"pip install -e '.[{extra}]'"
+            why = f"{', '.join(missing)} not installed (the `{extra}` extra: {how})"
+            if os.environ.get("CI"):
+                pytest.fail(f"{why}; CI must install it", pytrace=False)
+            pytest.skip(f"{why}; in CI this fails")

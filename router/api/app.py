@@ -2,12 +2,15 @@
 
 `make_app(desk, token)` builds it; the service runs it (127.0.0.1:8080 by default).
 Reads are open; every mutating call (POST, PUT, PATCH, DELETE) needs
-``Authorization: Bearer <token>``. Errors are JSON ``{"error", "field", "message"}``
-(plus "reason" for desk rejections): 400 for a body that is not a JSON object, 422 for
-a field that is wrong (named in "field"), 401/403 for auth, 404 for an unknown order,
-409 for an order that cannot do that now. Input is checked in full before the desk is
-called, so bad input changes nothing; the desk itself refuses what it must (duplicate
-ClOrdID, risk limits, kill switch) and publishes the rejection.
+``Authorization: Bearer <token>``; an unknown path or method answers 404/405 before
+that. Errors are JSON ``{"error", "field", "message"}`` (plus "reason" for desk
+rejections, see errors.py): 400 for a body that is not a JSON object, 422 for a field
+that breaks the request schema (named in "field") or an order the desk refused, 401/403
+for auth, 404 for an unknown order, 409 for an order that cannot do that now. Bodies are
+the pydantic models of bodies.py, which the OpenAPI document publishes, and are checked
+in full before the desk is called, so bad input changes nothing; the desk itself
+refuses what it must (duplicate ClOrdID, risk limits, kill switch) and publishes the
+rejection.
 
 The REST client is the desk client "api": its ClOrdIDs are generated when absent.
 """
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import hmac
 import json
-import math
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -26,22 +29,27 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from router.api.bodies import (
+    MAX_NS,
+    PARENT_ID,
+    CancelBody,
+    KillSwitchBody,
+    OrderBody,
+    ReplaceBody,
+    parse,
+)
+from router.api.errors import ApiError, desk_error, invalid
 from router.api.metrics import CONTENT_TYPE, RequestCounters, exposition
 from router.api.openapi import openapi_document
 from router.api.ws import WsHub, json_text
 from router.config import parse_duration
 from router.desk_api import (
     ML_STRATEGY,
-    CancelRejectedError,
     CancelRequest,
-    CxlRejReason,
     DeskError,
     DeskPort,
-    InvalidStateError,
     NewOrder,
-    OrderRejectedError,
     OrderStatus,
-    OrdRejReason,
     ParentView,
     ReplaceRequest,
     UnknownOrderError,
@@ -59,263 +67,90 @@ _STATIC_FILES = {
 }
 _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _NANOS = 1_000_000_000
-_MAX_NS = 2**63 - 1  # the database's 64-bit integers
-MAX_QTY = 2**53 - 1  # exact in every JSON reader (the dashboard's included)
-MAX_ID_LEN = 64
 _DECISIONS_MAX = 500
-_REJECT_FIELDS = {
-    OrdRejReason.UNKNOWN_SYMBOL: "symbol",
-    OrdRejReason.INCORRECT_QUANTITY: "qty",
-    OrdRejReason.DUPLICATE_ORDER: "cl_ord_id",
-}
+# Any other id is an unknown order without asking the desk, so that no garbage reaches
+# its rejection events and journal.
+_PARENT_ID = re.compile(PARENT_ID)
+_DIGITS = re.compile(r"^[0-9]{1,9}$")
 NO_TOKEN_MESSAGE = "no API token configured (set BLOCKROUTE_API_TOKEN)"
 
 
 def default_strategies() -> list[str]:
-    """The strategy names a client may ask for: the registry's plus "ml"."""
+    """The strategy names a client may ask for: the registry's (which has "ml", the
+    default), each once."""
     from router.strategies import STRATEGIES  # the registry, not the engine
 
-    return [*STRATEGIES, ML_STRATEGY]
+    return list(dict.fromkeys([*STRATEGIES, ML_STRATEGY]))
 
 
-# ------------------------------------------------------------------------------- errors
+# ------------------------------------------------------------------- bodies to commands
 
 
-class ApiError(Exception):
-    """A request the API refuses before the desk sees it (or a desk error, mapped)."""
-
-    def __init__(
-        self,
-        status: int,
-        error: str,
-        message: str,
-        field: str | None = None,
-        *,
-        headers: Mapping[str, str] | None = None,
-        **extra: Any,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.error = error
-        self.message = message
-        self.field = field
-        self.headers = dict(headers or {})
-        self.extra = extra
-
-    def body(self) -> dict[str, Any]:
-        return {"error": self.error, "field": self.field, "message": self.message, **self.extra}
+ORDER_FIELDS = tuple(OrderBody.model_fields)
+REPLACE_FIELDS = tuple(ReplaceBody.model_fields)
 
 
-def invalid(field: str, message: str) -> ApiError:
-    return ApiError(422, "validation_error", message, field)
+def _expire_ns(horizon: float | str | None, expire_at_ns: int | None, now_ns: int) -> int | None:
+    """The absolute end from horizon_s (relative) or expire_at_ns (absolute)."""
+    if horizon is None:
+        return expire_at_ns
+    seconds = parse_duration(horizon)  # the schema's pattern lets only durations through
+    # An absurd horizon ends after the session's close, which the desk refuses by name;
+    # capped here so that it stays a 64-bit integer on the way.
+    return min(now_ns + round(min(seconds, MAX_NS / _NANOS) * _NANOS), MAX_NS)
 
 
-def desk_error(exc: DeskError) -> ApiError:
-    """A desk refusal as an HTTP error (see the module docstring)."""
-    if isinstance(exc, OrderRejectedError):
-        return ApiError(
-            422,
-            "order_rejected",
-            exc.text,
-            _REJECT_FIELDS.get(exc.reason),
-            reason=exc.reason.name,
-        )
-    if isinstance(exc, CancelRejectedError):
-        unknown = exc.reason is CxlRejReason.UNKNOWN_ORDER
-        return ApiError(
-            404 if unknown else 409,
-            "not_found" if unknown else "cancel_rejected",
-            exc.text,
-            reason=exc.reason.name,
-        )
-    if isinstance(exc, UnknownOrderError):
-        return ApiError(404, "not_found", str(exc) or "unknown order")
-    if isinstance(exc, InvalidStateError):
-        return ApiError(409, "invalid_state", str(exc))
-    return ApiError(409, "refused", str(exc))
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def _type_name(value: object) -> str:
-    return "null" if value is None else type(value).__name__
-
-
-class Body:
-    """A JSON object from a request, read field by field with 422s naming the field."""
-
-    def __init__(self, data: Mapping[str, Any], allowed: Collection[str]) -> None:
-        unknown = sorted(set(data) - set(allowed))
-        if unknown:
-            raise invalid(
-                unknown[0],
-                f"unknown field {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})",
-            )
-        self.data = data
-
-    def has(self, name: str) -> bool:
-        return self.data.get(name) is not None
-
-    def string(self, name: str, *, required: bool = False, max_len: int = 200) -> str | None:
-        value = self.data.get(name)
-        if value is None:
-            if required:
-                raise invalid(name, f"{name} is required")
-            return None
-        if not isinstance(value, str):
-            raise invalid(name, f"{name} must be a string, got {_type_name(value)}")
-        value = value.strip()
-        if not value:
-            raise invalid(name, f"{name} must not be empty")
-        if len(value) > max_len:
-            raise invalid(name, f"{name} is longer than {max_len} characters")
-        return value
-
-    def choice(self, name: str, choices: Collection[str], *, required: bool = False) -> str | None:
-        value = self.string(name, required=required)
-        if value is not None and value not in choices:
-            raise invalid(name, f"{name} must be one of {', '.join(choices)}, got {value!r}")
-        return value
-
-    def integer(
-        self, name: str, *, required: bool = False, minimum: int = 1, maximum: int = MAX_QTY
-    ) -> int | None:
-        value = self.data.get(name)
-        if value is None:
-            if required:
-                raise invalid(name, f"{name} is required")
-            return None
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise invalid(name, f"{name} must be a whole number, got {value!r}")
-        if value < minimum:
-            raise invalid(name, f"{name} must be >= {minimum}, got {value}")
-        if value > maximum:
-            raise invalid(name, f"{name} is too large (at most {maximum})")
-        return value
-
-    def number(self, name: str, *, high: float | None = None) -> float | None:
-        """A finite number > 0 (and <= `high`)."""
-        value = self.data.get(name)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise invalid(name, f"{name} must be a number, got {_type_name(value)}")
-        if not math.isfinite(value) or value <= 0:
-            raise invalid(name, f"{name} must be a positive number, got {value!r}")
-        if high is not None and value > high:
-            raise invalid(name, f"{name} must be at most {high:g}, got {value!r}")
-        return float(value)
-
-    def duration(self, name: str) -> float | None:
-        """Seconds: a number, or a string like "90s", "15m", "3h"."""
-        value = self.data.get(name)
-        if value is None:
-            return None
-        if isinstance(value, str):
-            try:
-                seconds = parse_duration(value)
-            except ValueError as exc:
-                raise invalid(name, f"{name}: {exc}") from None
-            if seconds <= 0:
-                raise invalid(name, f"{name} must be positive, got {value!r}")
-            return seconds
-        return self.number(name)
-
-
-def _order_type(body: Body) -> OrdType | None:
-    value = body.choice("ord_type", [t.value for t in OrdType])
-    return None if value is None else OrdType(value)
-
-
-def _expiry(body: Body, now_ns: int) -> int | None:
-    """expire_ns from horizon_s (relative) or expire_at_ns (absolute), never both."""
-    if body.has("horizon_s") and body.has("expire_at_ns"):
-        raise invalid("expire_at_ns", "give horizon_s or expire_at_ns, not both")
-    horizon = body.duration("horizon_s")
-    if horizon is not None:
-        return now_ns + round(horizon * _NANOS)
-    expire = body.integer("expire_at_ns", minimum=0, maximum=_MAX_NS)
-    if expire is not None and expire <= now_ns:
-        raise invalid("expire_at_ns", f"expire_at_ns {expire} is not after now ({now_ns})")
-    return expire
-
-
-def _check_limit(ord_type: OrdType | None, limit_price: float | None, *, new: bool) -> None:
-    if ord_type is OrdType.LIMIT and limit_price is None and new:
-        raise invalid("limit_price", "limit_price is required for a limit order")
-    if ord_type is OrdType.MARKET and limit_price is not None:
-        raise invalid("limit_price", "a market order takes no limit_price")
-
-
-def _cl_ord_id(body: Body) -> str:
-    given = body.string("cl_ord_id", max_len=MAX_ID_LEN)
+def _cl_ord_id(given: str | None) -> str:
     return given if given is not None else f"api-{uuid.uuid4().hex[:20]}"
-
-
-ORDER_FIELDS = (
-    "symbol",
-    "side",
-    "qty",
-    "ord_type",
-    "limit_price",
-    "horizon_s",
-    "expire_at_ns",
-    "strategy",
-    "participation",
-    "cl_ord_id",
-)
-REPLACE_FIELDS = ("qty", "ord_type", "limit_price", "horizon_s", "expire_at_ns", "cl_ord_id")
 
 
 def new_order(data: Mapping[str, Any], strategies: Collection[str], now_ns: int) -> NewOrder:
     """The NewOrder a POST /api/orders body asks for (ApiError 422 naming the field)."""
-    body = Body(data, ORDER_FIELDS)
-    symbol = body.string("symbol", required=True, max_len=32)
-    side = body.choice("side", [s.value for s in Side], required=True)
-    qty = body.integer("qty", required=True)
-    limit_price = body.number("limit_price")
-    ord_type = _order_type(body) or (OrdType.LIMIT if limit_price is not None else OrdType.MARKET)
-    _check_limit(ord_type, limit_price, new=True)
-    strategy = body.choice("strategy", sorted(strategies))
-    participation = body.number("participation", high=1.0)
-    if participation is not None and strategy != "pov":
-        raise invalid("participation", "participation applies to the pov strategy only")
-    expire_ns = _expiry(body, now_ns)
-    assert symbol is not None and side is not None and qty is not None  # required above
+    body = parse(OrderBody, data)
+    if body.strategy is not None and body.strategy not in strategies:
+        names = ", ".join(sorted(strategies))
+        raise invalid("strategy", f"strategy must be one of {names}, got {body.strategy!r}")
+    ord_type = body.ord_type or ("limit" if body.limit_price is not None else "market")
     return NewOrder(
         client=API_CLIENT,
-        cl_ord_id=_cl_ord_id(body),
-        symbol=symbol,
-        side=Side(side),
-        qty=qty,
-        ord_type=ord_type,
-        limit_price=limit_price,
-        expire_ns=expire_ns,
-        strategy=strategy,
-        participation=participation,
+        cl_ord_id=_cl_ord_id(body.cl_ord_id),
+        symbol=body.symbol,
+        side=Side(body.side),
+        qty=body.qty,
+        ord_type=OrdType(ord_type),
+        limit_price=body.limit_price,
+        expire_ns=_expire_ns(body.horizon_s, body.expire_at_ns, now_ns),
+        strategy=body.strategy,
+        participation=body.participation,
     )
 
 
 def replace_request(data: Mapping[str, Any], parent_id: str, now_ns: int) -> ReplaceRequest:
-    body = Body(data, REPLACE_FIELDS)
-    if not any(body.has(f) for f in REPLACE_FIELDS if f != "cl_ord_id"):
-        raise invalid("qty", "nothing to replace: give qty, limit_price, ord_type or horizon_s")
-    qty = body.integer("qty")
-    ord_type = _order_type(body)
-    limit_price = body.number("limit_price")
-    _check_limit(ord_type, limit_price, new=False)
+    body = parse(ReplaceBody, data)
     return ReplaceRequest(
         client=API_CLIENT,
-        cl_ord_id=_cl_ord_id(body),
+        cl_ord_id=_cl_ord_id(body.cl_ord_id),
         parent_id=parent_id,
-        qty=qty,
-        ord_type=ord_type,
-        limit_price=limit_price,
-        expire_ns=_expiry(body, now_ns),
+        qty=body.qty,
+        ord_type=None if body.ord_type is None else OrdType(body.ord_type),
+        limit_price=body.limit_price,
+        expire_ns=_expire_ns(body.horizon_s, body.expire_at_ns, now_ns),
     )
+
+
+def _parent_id(request: web.Request) -> str:
+    parent_id = request.match_info["id"]
+    if not _PARENT_ID.fullmatch(parent_id):
+        raise UnknownOrderError(f"unknown order {parent_id!r}")
+    return parent_id
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")  # Python's json reads NaN and Infinity
+
+
+def _type_name(value: object) -> str:
+    return "null" if value is None else type(value).__name__
 
 
 async def read_object(request: web.Request, *, required: bool = True) -> dict[str, Any]:
@@ -327,8 +162,10 @@ async def read_object(request: web.Request, *, required: bool = True) -> dict[st
             raise ApiError(400, "bad_request", "the request body is empty: send a JSON object")
         return {}
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise ApiError(400, "bad_request", "the request body is nested too deeply") from None
+    except ValueError as exc:  # not UTF-8, not JSON, NaN, an integer of 5,000 digits...
         raise ApiError(400, "bad_request", f"the request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ApiError(
@@ -413,6 +250,12 @@ class Api:
 
     @web.middleware
     async def require_token(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        no_route = request.match_info.http_exception
+        if no_route is not None:
+            # 404/405 first: whether a path exists is no secret (the OpenAPI document
+            # lists them all), and a client that asks for the wrong one must be told so
+            # rather than to authenticate
+            raise no_route
         if request.method in _MUTATING:
             self._authorize(request.headers.get("Authorization", ""))
         return await handler(request)
@@ -457,7 +300,7 @@ class Api:
         return resp
 
     async def openapi(self, request: web.Request) -> web.Response:
-        return json_response(openapi_document(self.strategies))
+        return json_response(openapi_document(self.strategies, self.desk.symbols()))
 
     async def info(self, request: web.Request) -> web.Response:
         return json_response(
@@ -474,8 +317,12 @@ class Api:
     # ---- orders
 
     async def create_order(self, request: web.Request) -> web.Response:
-        order = new_order(await read_object(request), self.strategies, self.desk.now_ns())
-        view = self.desk.submit(order)
+        data = await read_object(request)
+        order = new_order(data, self.strategies, self.desk.now_ns())
+        try:
+            view = self.desk.submit(order)
+        except DeskError as exc:
+            raise desk_error(exc, data) from None
         await self.desk.sync()  # the response acknowledges: only once it is stored
         resp = json_response(view.to_json(), 201)
         resp.headers["Location"] = f"/api/orders/{view.parent_id}"
@@ -494,46 +341,53 @@ class Api:
         return json_response({"orders": [v.to_json() for v in views]})
 
     def _parent(self, request: web.Request) -> ParentView:
-        return self.desk.parent(request.match_info["id"])
+        return self.desk.parent(_parent_id(request))
 
     async def get_order(self, request: web.Request) -> web.Response:
         return json_response(self._parent(request).to_json())
 
     async def cancel(self, request: web.Request) -> web.Response:
-        body = Body(await read_object(request, required=False), ("reason", "cl_ord_id"))
-        reason = body.string("reason") or "canceled through the API"
+        parent_id = _parent_id(request)
+        body = parse(CancelBody, await read_object(request, required=False))
         req = CancelRequest(
             client=API_CLIENT,
-            cl_ord_id=_cl_ord_id(body),
-            parent_id=request.match_info["id"],
-            reason=reason,
+            cl_ord_id=_cl_ord_id(body.cl_ord_id),
+            parent_id=parent_id,
+            reason=(body.reason or "").strip() or "canceled through the API",
         )
         view = self.desk.cancel(req)
         await self.desk.sync()
         return json_response(view.to_json())
 
     async def replace(self, request: web.Request) -> web.Response:
+        parent_id = _parent_id(request)
         data = await read_object(request)
-        req = replace_request(data, request.match_info["id"], self.desk.now_ns())
-        view = self.desk.replace(req)
+        req = replace_request(data, parent_id, self.desk.now_ns())
+        try:
+            view = self.desk.replace(req)
+        except DeskError as exc:
+            raise desk_error(exc, data) from None
         await self.desk.sync()
         return json_response(view.to_json())
 
     async def pause(self, request: web.Request) -> web.Response:
+        parent_id = _parent_id(request)
         await read_object(request, required=False)
-        view = self.desk.pause(request.match_info["id"])
+        view = self.desk.pause(parent_id)
         await self.desk.sync()
         return json_response(view.to_json())
 
     async def resume(self, request: web.Request) -> web.Response:
+        parent_id = _parent_id(request)
         await read_object(request, required=False)
-        view = self.desk.resume(request.match_info["id"])
+        view = self.desk.resume(parent_id)
         await self.desk.sync()
         return json_response(view.to_json())
 
     async def decisions(self, request: web.Request) -> web.Response:
         limit_text = request.query.get("limit", "50")
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= _DECISIONS_MAX:
+        # ASCII digits only: str.isdigit() would pass "²", which int() refuses
+        if not _DIGITS.fullmatch(limit_text) or not 1 <= int(limit_text) <= _DECISIONS_MAX:
             raise invalid("limit", f"limit must be a whole number from 1 to {_DECISIONS_MAX}")
         view = self._parent(request)
         rows = self.desk.decisions(view.parent_id, int(limit_text))
@@ -573,10 +427,8 @@ class Api:
         return json_response(self._kill_json())
 
     async def engage_kill(self, request: web.Request) -> web.Response:
-        body = Body(await read_object(request), ("reason",))
-        reason = body.string("reason", required=True)
-        assert reason is not None
-        canceled = self.desk.engage_kill(reason)
+        body = parse(KillSwitchBody, await read_object(request))
+        canceled = self.desk.engage_kill(body.reason.strip())
         await self.desk.sync()
         return json_response({**self._kill_json(), "canceled_parents": canceled})
 

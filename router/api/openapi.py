@@ -2,6 +2,9 @@
 
 One table (`_operations`) lists every route with its schemas; the tests check it
 against the app's router both ways, so a route cannot be added to one and not the other.
+The request bodies' schemas are the pydantic models' (bodies.py) that the server
+validates with, so the two cannot disagree; the answers' schemas are written here and
+checked against the real service by schemathesis (tests/router/api/test_schemathesis.py).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from router.api.bodies import PARENT_ID, request_schemas
 from router.desk_api import CxlRejReason, OrderStatus, OrdRejReason
 
 Schema = dict[str, Any]
@@ -40,15 +44,24 @@ def _list_of(key: str, item: Schema, **more: Schema) -> Schema:
     return _obj({**more, key: {"type": "array", "items": item}}, [*more, key])
 
 
-def _schemas(strategies: Sequence[str]) -> dict[str, Schema]:
+def _requests(strategies: Sequence[str], symbols: Sequence[str] | None) -> dict[str, Schema]:
+    """The bodies' schemas, with what this service trades and runs as enums."""
+    out = request_schemas()
+    order = out["NewOrder"]["properties"]
+    order["strategy"] = {
+        "type": ["string", "null"],
+        "enum": [*strategies, None],
+        "description": order["strategy"]["description"],
+    }
+    if symbols is not None:
+        order["symbol"] = {**order["symbol"], "enum": list(symbols)}
+    return out
+
+
+def _schemas(strategies: Sequence[str], symbols: Sequence[str] | None) -> dict[str, Schema]:
     status = {"type": "string", "enum": [s.value for s in OrderStatus]}
     side = {"type": "string", "enum": ["buy", "sell"]}
     ord_type = {"type": "string", "enum": ["market", "limit"]}
-    strategy = {"type": ["string", "null"], "enum": [*strategies, None]}
-    horizon = {
-        "type": ["number", "string"],
-        "description": "seconds, or a duration such as '90s', '15m', '3h'",
-    }
     parent_view = _obj(
         {
             "parent_id": _STR,
@@ -96,43 +109,6 @@ def _schemas(strategies: Sequence[str]) -> dict[str, Schema]:
             "text",
             "leaves_qty",
         ],
-    )
-    new_order = _obj(
-        {
-            "symbol": _STR,
-            "side": side,
-            "qty": {"type": "integer", "minimum": 1},
-            "ord_type": {**ord_type, "default": "market"},
-            "limit_price": {
-                "type": "number",
-                "exclusiveMinimum": 0,
-                "description": "required for limit orders; implies ord_type limit",
-            },
-            "horizon_s": horizon,
-            "expire_at_ns": {**_NS, "description": "absolute end (instead of horizon_s)"},
-            "strategy": {**strategy, "description": "absent or null: ml"},
-            "participation": {
-                "type": "number",
-                "exclusiveMinimum": 0,
-                "maximum": 1,
-                "description": "pov only",
-            },
-            "cl_ord_id": {"type": "string", "maxLength": 64, "description": "generated if absent"},
-        },
-        ["symbol", "side", "qty"],
-        additionalProperties=False,
-    )
-    replace = _obj(
-        {
-            "qty": {"type": "integer", "minimum": 1},
-            "ord_type": ord_type,
-            "limit_price": {"type": "number", "exclusiveMinimum": 0},
-            "horizon_s": horizon,
-            "expire_at_ns": _NS,
-            "cl_ord_id": {"type": "string", "maxLength": 64},
-        },
-        additionalProperties=False,
-        minProperties=1,
     )
     error = _obj(
         {
@@ -188,27 +164,25 @@ def _schemas(strategies: Sequence[str]) -> dict[str, Schema]:
         {"ts_ns": _NS, "target_qty": _NUM, "filled_qty": _NUM},
         ["ts_ns", "target_qty", "filled_qty"],
     )
+    # null where there is nothing to measure yet (no answer, no trade): a rate of 0 would
+    # say something false, and JSON has no NaN
+    ratio = {"type": ["number", "null"], "description": "null until there is data"}
     dealer = _obj(
         {
             "dealer": _STR,
             "rfqs": _INT,
-            "response_rate": _NUM,
-            "hit_ratio": _NUM,
-            "cover_rate": _NUM,
-            "avg_response_ms": _NUM,
-            "price_improvement_bps": _NUM,
-            "markout_bps": _NUM,
+            "response_rate": ratio,
+            "hit_ratio": ratio,
+            "cover_rate": ratio,
+            "avg_response_ms": ratio,
+            "price_improvement_bps": ratio,
+            "markout_bps": ratio,
         },
         ["dealer", "rfqs"],
     )
     return {
+        **_requests(strategies, symbols),
         "ParentView": parent_view,
-        "NewOrder": new_order,
-        "ReplaceOrder": replace,
-        "CancelOrder": _obj(
-            {"reason": _STR, "cl_ord_id": {"type": "string", "maxLength": 64}},
-            additionalProperties=False,
-        ),
         "Error": error,
         "OrderList": _list_of("orders", _ref("ParentView")),
         "Fill": fill,
@@ -232,7 +206,6 @@ def _schemas(strategies: Sequence[str]) -> dict[str, Schema]:
         "Scorecard": _list_of("dealers", _ref("Dealer")),
         "Dealer": dealer,
         "KillSwitch": kill,
-        "KillSwitchEngage": _obj({"reason": _STR}, ["reason"], additionalProperties=False),
         "Info": _obj(
             {
                 "symbols": {"type": "array", "items": _STR},
@@ -271,7 +244,8 @@ class Op:
     response: str | None = None  # a component schema name (JSON)
     body: str | None = None
     body_required: bool = True
-    errors: tuple[int, ...] = ()
+    errors: tuple[int, ...] = ()  # answered with an Error
+    also: tuple[int, ...] = ()  # answered with the same schema as `ok`
     media: str = "application/json"
     query: tuple[Schema, ...] = ()
     description: str = ""
@@ -282,16 +256,26 @@ class Op:
         return self.method in ("post", "put", "patch", "delete")
 
 
-_ID = {"name": "id", "in": "path", "required": True, "schema": _STR, "description": "parent_id"}
+_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": PARENT_ID},
+    "description": "parent_id",
+}
 _ERROR_TEXT = {
     400: "the body is not a JSON object",
     401: "missing or wrong bearer token",
     403: "no API token configured (set BLOCKROUTE_API_TOKEN)",
     404: "unknown order",
     409: "the order cannot do that now",
-    422: "a field is wrong (named in `field`), or the desk refused (`reason`)",
-    503: "not ready",
+    422: (
+        "`error` validation_error: the request breaks this document's schema (`field` names "
+        "where); `error` order_rejected: the desk refused a well-formed order (`reason`)"
+    ),
+    503: "the database cannot be written or read now: try again (Retry-After)",
 }
+_ALSO_TEXT = {503: "not ready: starting, stopping, or the database cannot be written"}
 
 
 def _operations() -> list[Op]:
@@ -323,7 +307,7 @@ def _operations() -> list[Op]:
             ),
         ),
         Op("get", "/health", "health", "Liveness", response="Health", tags=svc),
-        Op("get", "/ready", "ready", "Readiness", response="Ready", errors=(503,), tags=svc),
+        Op("get", "/ready", "ready", "Readiness", response="Ready", also=(503,), tags=svc),
         Op(
             "get",
             "/metrics",
@@ -349,7 +333,7 @@ def _operations() -> list[Op]:
             ok=201,
             response="ParentView",
             body="NewOrder",
-            errors=(400, 401, 403, 422),
+            errors=(400, 401, 403, 422, 503),
         ),
         Op(
             "get",
@@ -383,7 +367,7 @@ def _operations() -> list[Op]:
             response="ParentView",
             body="CancelOrder",
             body_required=False,
-            errors=(400, 401, 403, 404, 409, 422),
+            errors=(400, 401, 403, 404, 409, 422, 503),
         ),
         Op(
             "post",
@@ -391,7 +375,7 @@ def _operations() -> list[Op]:
             "pauseOrder",
             "Pull the children and stop trading",
             response="ParentView",
-            errors=(401, 403, 404, 409),
+            errors=(400, 401, 403, 404, 409, 503),
         ),
         Op(
             "post",
@@ -399,7 +383,7 @@ def _operations() -> list[Op]:
             "resumeOrder",
             "Resume a paused order",
             response="ParentView",
-            errors=(401, 403, 404, 409),
+            errors=(400, 401, 403, 404, 409, 503),
         ),
         Op(
             "post",
@@ -408,7 +392,7 @@ def _operations() -> list[Op]:
             "Change quantity, limit or horizon",
             response="ParentView",
             body="ReplaceOrder",
-            errors=(400, 401, 403, 404, 409, 422),
+            errors=(400, 401, 403, 404, 409, 422, 503),
         ),
         Op(
             "get",
@@ -416,7 +400,7 @@ def _operations() -> list[Op]:
             "orderDecisions",
             "Routing decisions, newest first: why this venue",
             response="DecisionList",
-            errors=(404, 422),
+            errors=(404, 422, 503),
             query=(
                 {
                     "name": "limit",
@@ -432,7 +416,7 @@ def _operations() -> list[Op]:
             "orderFills",
             "Child fills",
             response="FillList",
-            errors=(404,),
+            errors=(404, 503),
         ),
         Op(
             "get",
@@ -440,7 +424,7 @@ def _operations() -> list[Op]:
             "orderSchedule",
             "Schedule vs realised at each decision",
             response="Schedule",
-            errors=(404,),
+            errors=(404, 503),
         ),
         Op(
             "get",
@@ -448,7 +432,7 @@ def _operations() -> list[Op]:
             "orderTca",
             "Transaction cost analysis (409 while the order works)",
             response="Tca",
-            errors=(404, 409),
+            errors=(404, 409, 503),
         ),
         Op(
             "get",
@@ -473,7 +457,7 @@ def _operations() -> list[Op]:
             "Engage: cancel every working order and refuse new ones",
             response="KillSwitch",
             body="KillSwitchEngage",
-            errors=(400, 401, 403, 422),
+            errors=(400, 401, 403, 422, 503),
             tags=("kill switch",),
         ),
         Op(
@@ -482,7 +466,7 @@ def _operations() -> list[Op]:
             "releaseKillSwitch",
             "Release: accept orders again",
             response="KillSwitch",
-            errors=(401, 403),
+            errors=(401, 403, 409, 503),
             tags=("kill switch",),
         ),
     ]
@@ -496,6 +480,8 @@ def _operation(op: Op) -> Schema:
         kind = "object" if op.media == "application/json" else "string"
         content = {"content": {op.media: {"schema": {"type": kind}}}}
     responses: Schema = {str(op.ok): {"description": op.summary, **content}}
+    for status in op.also:
+        responses[str(status)] = {"description": _ALSO_TEXT[status], **content}
     for status in op.errors:
         responses[str(status)] = {
             "description": _ERROR_TEXT[status],
@@ -523,11 +509,22 @@ def _operation(op: Op) -> Schema:
     return out
 
 
-def openapi_document(strategies: Sequence[str]) -> dict[str, Any]:
-    """The whole document; `strategies` are the names POST /api/orders accepts."""
+def openapi_document(
+    strategies: Sequence[str], symbols: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """The whole document; `strategies` are the names POST /api/orders accepts, `symbols`
+    (if given) those the desk trades."""
+    ops = _operations()
     paths: dict[str, dict[str, Any]] = {}
-    for op in _operations():
+    for op in ops:
         paths.setdefault(op.path, {})[op.method] = _operation(op)
+    # What a client can do with the order it created: links from the 201 to every
+    # per-order operation (schemathesis's stateful phase follows them too)
+    paths["/api/orders"]["post"]["responses"]["201"]["links"] = {
+        op.op_id: {"operationId": op.op_id, "parameters": {"id": "$response.body#/parent_id"}}
+        for op in ops
+        if "{id}" in op.path
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -542,7 +539,7 @@ def openapi_document(strategies: Sequence[str]) -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": _schemas(strategies),
+            "schemas": _schemas(strategies, symbols),
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
         },
     }

@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from router.api.errors import client_text, has_db_detail
 from router.desk_api import DeskEvent, DeskPort, KillSwitchChanged, ParentView
 
 log = structlog.get_logger("blockroute.api")
@@ -35,9 +36,12 @@ SNAPSHOT_DONE_LIMIT = 200
 
 
 def _plain(value: object) -> object:
-    """JSON-safe copy: non-finite floats become null (JSON has no NaN), enums their value."""
+    """JSON-safe copy: non-finite floats become null (JSON has no NaN), enums their value,
+    strings what a client may read (errors.client_text)."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        return client_text(value)
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
@@ -60,11 +64,16 @@ def _default(value: object) -> object:
 
 
 def json_text(doc: object) -> str:
-    """Strict JSON (what browsers' JSON.parse accepts): NaN and infinities become null."""
+    """Strict JSON (what browsers' JSON.parse accepts): NaN and infinities become null.
+    Every answer and event of the HTTP edge passes here, so this is where a database
+    driver's message (its user, host and port) is cut out of whatever text carries it."""
     try:
-        return json.dumps(doc, allow_nan=False, separators=(",", ":"), default=_default)
+        text = json.dumps(doc, allow_nan=False, separators=(",", ":"), default=_default)
     except ValueError:  # a NaN somewhere: take the slow path once
-        return json.dumps(_plain(doc), allow_nan=False, separators=(",", ":"), default=_default)
+        text = ""
+    if not text or has_db_detail(text):  # one scan of the text; the copy is rare
+        text = json.dumps(_plain(doc), allow_nan=False, separators=(",", ":"), default=_default)
+    return text
 
 
 # ----------------------------------------------------------------------------- kill state

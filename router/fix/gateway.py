@@ -1,5 +1,10 @@
 """The FIX 4.4 acceptor of `blockroute serve`: quickfix sessions in, the desk's events out.
 
+Clients connect to the FIX listener (router.fix.listener) on the configured address; it
+checks their Logon and limits, and relays well-framed messages to quickfix, which
+listens on a loopback port of its own. The listener's verdict on a Logon reaches
+`fromAdmin` as a one-time token in Password(554); quickfix sends the refusal's Logout.
+
 The acceptor is quickfix's ThreadedSocketAcceptor (a thread per connection): stopping
 quickfix's single-threaded SocketAcceptor while its thread is busy can crash the
 process (its server object is closed from one thread and deleted by the other).
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -50,11 +56,13 @@ from router.desk_api import (
 )
 from router.fix import wire
 from router.fix.ledger import SentLedger, exec_ids_in_store, ledger_path
-from router.fix.settings import BEGIN_STRING, Credentials, GatewaySettings
+from router.fix.listener import UPSTREAM_HOST, FixListener, ListenerHooks, LogonTokens
+from router.fix.settings import BEGIN_STRING, GatewaySettings
 
 log = structlog.get_logger("blockroute.fix")
 
 _LOGON_MARK = f"{wire.SOH}35={wire.LOGON}{wire.SOH}"
+_FAULT_TEXT = "internal error in blockroute: the request was not carried out (logged)"
 # quickfix's acceptor opens its listening threads from a thread of its own after start()
 # returns; a stop before that leaves the port bound. Stay up at least this long.
 _MIN_UP_S = 0.2
@@ -64,6 +72,67 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("", 0))
         return int(s.getsockname()[1])
+
+
+def _listening() -> dict[int, tuple[str, int]]:
+    """This process's listening sockets: descriptor -> (host, port)."""
+    out = {}
+    for name in os.listdir("/dev/fd"):
+        try:
+            copy = os.dup(int(name))
+        except (OSError, ValueError):
+            continue  # already gone
+        try:
+            probe = socket.socket(fileno=copy)
+        except OSError:
+            os.close(copy)  # not a socket
+            continue
+        with probe:
+            try:
+                if probe.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+                    host, port = probe.getsockname()[:2]
+                    out[int(name)] = (str(host), int(port))
+            except (OSError, ValueError, TypeError):
+                continue
+    return out
+
+
+def _listening_fd(port: int) -> int | None:
+    """This process's descriptor of the socket listening on every interface at `port`."""
+    for fd, (host, bound) in _listening().items():
+        if bound == port and host in ("0.0.0.0", "::"):
+            return fd
+    return None
+
+
+def _confine_to_loopback(port: int) -> int:
+    """Move quickfix's listening socket from every interface to loopback; returns the
+    port it listens on now.
+
+    quickfix 1.16 binds its acceptor to INADDR_ANY with no setting to change that, and
+    a stranger's connection to it costs a thread before a byte is read. Its accept
+    thread calls accept() on the descriptor number each time, so a loopback socket put
+    in that descriptor's place (dup2) is what it accepts from next; one connection to
+    the old port wakes an accept() already blocked on the old socket, which then closes.
+    """
+    fd = _listening_fd(port)
+    if fd is None:
+        found = sorted(set(_listening().values()))
+        raise FixGatewayError(
+            f"quickfix's listening socket on port {port} was not found (listening: {found})"
+        )
+    with socket.socket(fileno=os.dup(fd)) as old:
+        nodelay = old.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as inner:
+        inner.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        inner.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, nodelay)
+        inner.bind((UPSTREAM_HOST, 0))
+        inner.listen(64)
+        os.dup2(inner.fileno(), fd, inheritable=False)
+        moved = int(inner.getsockname()[1])
+    with contextlib.suppress(OSError), socket.create_connection((UPSTREAM_HOST, port), 1.0):
+        pass
+    return moved
 
 
 class FixGatewayError(RuntimeError):
@@ -77,14 +146,16 @@ class _Callbacks(fix.Application):
         self,
         loop: asyncio.AbstractEventLoop,
         compid_of: Mapping[str, str],
-        credentials: Mapping[str, Credentials],
+        tokens: LogonTokens,
+        max_message_size: int,
         on_app: Callable[[str, str], None],
         on_logon: Callable[[str, bool], None],
     ) -> None:
         super().__init__()
         self._loop = loop
         self._compid_of = dict(compid_of)  # SessionID text -> client CompID
-        self._credentials = dict(credentials)
+        self._tokens = tokens
+        self._max_message_size = str(max_message_size)
         self._on_app = on_app
         self._on_logon = on_logon
 
@@ -112,7 +183,11 @@ class _Callbacks(fix.Application):
             log.exception("FIX onLogout callback failed")
 
     def toAdmin(self, message: Any, session_id: Any) -> None:
-        pass
+        try:  # the Logon that answers a client's tells it the listener's size limit
+            if message.getHeader().getField(wire.MSG_TYPE) == wire.LOGON:
+                message.setField(wire.MAX_MESSAGE_SIZE, self._max_message_size)
+        except Exception:
+            log.exception("FIX toAdmin callback failed")
 
     def toApp(self, message: Any, session_id: Any) -> None:
         pass
@@ -123,21 +198,16 @@ class _Callbacks(fix.Application):
             raise fix.RejectLogon(why)  # quickfix answers with a Logout carrying `why`
 
     def _logon_refusal(self, message: Any, session_id: Any) -> str | None:
-        """Why this Logon is refused (None: accepted, or not a Logon)."""
+        """Why this Logon is refused (None: accepted, or not a Logon). The listener
+        checked it and put its verdict's token in Password(554)."""
         try:
             raw = message.toString()
             if _LOGON_MARK not in raw:
                 return None
-            compid = self._compid(session_id)
-            creds = self._credentials.get(compid)
-            fields = wire.parse_fields(raw)
-            why = (
-                creds.check(fields.get(wire.USERNAME), fields.get(wire.PASSWORD))
-                if creds is not None
-                else f"no credentials for {compid}"
-            )
-            if why is not None:
-                log.warning("FIX logon refused", compid=compid, why=why)
+            known, why = self._tokens.redeem(wire.parse_fields(raw).get(wire.PASSWORD))
+            if not known:
+                log.warning("FIX logon without the listener's token", session=session_id)
+                return "the Logon did not come through blockroute's FIX listener"
             return why
         except Exception:
             log.exception("FIX logon check failed")
@@ -170,11 +240,15 @@ class FixGateway:
             for c in settings.acceptor.compids
         }
         self._acceptor: Any = None
+        self._listener: FixListener | None = None
+        self._tokens = LogonTokens()
         self._started_at = 0.0
         self._port = settings.port if settings.port is not None else settings.acceptor.port
+        self._quickfix_port = 0
         self._keep: list[Any] = []  # quickfix objects that must outlive the acceptor
         self._unsubscribe: Callable[[], None] | None = None
         self.logged_on: set[str] = set()
+        self._disabled: set[str] = set()  # logged out by the gateway: see _session_busy
         self._handlers: dict[str, Callable[[str, dict[int, str]], None]] = {
             wire.NEW_ORDER_SINGLE: self._new_order,
             wire.ORDER_CANCEL_REQUEST: self._cancel,
@@ -186,6 +260,11 @@ class FixGateway:
     def port(self) -> int:
         """The port it listens on (after `start`, the one picked for a configured 0)."""
         return self._port
+
+    @property
+    def listener(self) -> FixListener | None:
+        """The clients' socket (while running)."""
+        return self._listener
 
     @property
     def running(self) -> bool:
@@ -201,13 +280,46 @@ class FixGateway:
         ]
         if taken:  # quickfix keeps one session per id per process
             raise FixGatewayError(f"FIX session {taken[0]} is already served in this process")
-        if self._settings.port == 0:  # quickfix cannot tell which port 0 bound: pick one
-            self._port = _free_port()
+        limits = self._settings.listener
+        listener = FixListener(
+            limits,
+            sender=self._sender,
+            credentials=self._settings.credentials,
+            tokens=self._tokens,
+            hooks=ListenerHooks(self._session_busy, self._expected_seq, self._post_refuse),
+        )
+        try:
+            self._port = listener.bind(self._port)
+        except OSError as exc:
+            listener.close_now()
+            raise FixGatewayError(
+                f"FIX listener on {limits.host} port {self._port} did not start: {exc}"
+            ) from exc
+        try:
+            self._start_quickfix(limits.max_message_size)
+            listener.serve(self._quickfix_port)
+        except BaseException:
+            listener.close_now()
+            self._abort_start()
+            raise
+        self._listener = listener
+        log.info(
+            "FIX acceptor started",
+            host=limits.host,
+            port=self.port,
+            sender=self._sender,
+            clients=list(self._session_ids),
+            store=str(self._settings.store_path),
+        )
+
+    def _start_quickfix(self, max_message_size: int) -> None:
+        self._quickfix_port = _free_port()
         self._settings.store_path.mkdir(parents=True, exist_ok=True)
         app = _Callbacks(
             self._loop,
             {sid.toString(): c for c, sid in self._session_ids.items()},
-            self._settings.credentials,
+            self._tokens,
+            max_message_size,
             self._on_app,
             self._on_logon,
         )
@@ -227,27 +339,27 @@ class FixGateway:
         except (fix.ConfigError, fix.RuntimeError) as exc:
             acceptor = None  # the traceback keeps this frame: free quickfix's sessions now
             self._keep = []
-            raise FixGatewayError(f"FIX acceptor on port {self.port} did not start: {exc}") from exc
+            raise FixGatewayError(
+                f"FIX acceptor on port {self._quickfix_port} did not start: {exc}"
+            ) from exc
         self._acceptor = acceptor
         self._started_at = self._loop.time()
         # synchronous from here on: no desk event can slip between the check and the
         # subscription, as both run on this thread
-        try:
-            self.reconcile()
-        except Exception:
+        self._quickfix_port = _confine_to_loopback(self._quickfix_port)
+        self.reconcile()
+        self._unsubscribe = self._desk.subscribe(self._on_event)
+
+    def _abort_start(self) -> None:
+        """Undo a start that failed half way: nothing is left running."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._acceptor is not None:
             time.sleep(_MIN_UP_S)  # a rare failure path: blocking the loop briefly is fine
             self._acceptor.stop(True)
             self._acceptor = None
-            self._keep = []
-            raise
-        self._unsubscribe = self._desk.subscribe(self._on_event)
-        log.info(
-            "FIX acceptor started",
-            port=self.port,
-            sender=self._sender,
-            clients=list(self._session_ids),
-            store=str(self._settings.store_path),
-        )
+        self._keep = []
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Log every client out (waiting up to `timeout` s for their Logout), then close."""
@@ -256,6 +368,8 @@ class FixGateway:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        if self._listener is not None:
+            await self._listener.stop_accepting()
         await asyncio.sleep(max(0.0, self._started_at + _MIN_UP_S - self._loop.time()))
         sessions = [fix.Session.lookupSession(sid) for sid in self._session_ids.values()]
         sessions = [s for s in sessions if s is not None]
@@ -271,6 +385,9 @@ class FixGateway:
         self._acceptor.stop(True)
         self._acceptor = None
         self._keep = []
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
         self.logged_on.clear()
         for ledger in self._ledgers.values():
             ledger.close()
@@ -279,7 +396,10 @@ class FixGateway:
     def _quickfix_settings(self) -> Any:
         settings = fix.SessionSettings()
         defaults = fix.Dictionary()
-        values = {**self._settings.quickfix_defaults(), "SocketAcceptPort": str(self._port)}
+        values = {
+            **self._settings.quickfix_defaults(),
+            "SocketAcceptPort": str(self._quickfix_port),
+        }
         for key, value in values.items():
             defaults.setString(key, value)
         settings.set(defaults)
@@ -289,6 +409,50 @@ class FixGateway:
                 d.setString(key, value)
             settings.set(self._session_ids[values["TargetCompID"]], d)
         return settings
+
+    # ------------------------------------------------------------ the listener's hooks
+
+    def _session_busy(self, compid: str) -> bool:
+        """Whether a connection still holds the session. Once none does, a session the
+        gateway logged out is enabled again, here, just before the next Logon reaches
+        quickfix: enabling it any sooner could cancel a Logout not sent yet."""
+        sid = self._session_ids[compid]
+        if fix.Session.isSessionRegistered(sid):
+            return True
+        if compid in self._disabled:
+            self._disabled.discard(compid)
+            session = fix.Session.lookupSession(sid)
+            if session is not None:
+                session.logon()  # an acceptor's logon() only enables the session
+        return False
+
+    def _expected_seq(self, compid: str) -> int:
+        session = fix.Session.lookupSession(self._session_ids[compid])
+        return int(session.getExpectedTargetNum()) if session is not None else 1
+
+    def _post_refuse(
+        self, compid: str, seq: int | None, msg_type: str, reason: int, text: str
+    ) -> None:
+        with contextlib.suppress(RuntimeError):  # a closed loop: the service is going away
+            self._loop.call_soon_threadsafe(
+                self._refuse_message, compid, seq, msg_type, reason, text
+            )
+
+    def _refuse_message(
+        self, compid: str, seq: int | None, msg_type: str, reason: int, text: str
+    ) -> None:
+        """A message the listener did not pass on: a session Reject names it (the
+        listener told quickfix its MsgSeqNum is taken); without a MsgSeqNum to name, the
+        session cannot go on: a Logout says why."""
+        if seq is not None:
+            self._send(compid, wire.session_reject(seq, msg_type, reason, text))
+            return
+        session = fix.Session.lookupSession(self._session_ids[compid])
+        if session is not None:
+            # this also disables the session: quickfix would refuse every later Logon
+            # (see `_session_busy`)
+            self._disabled.add(compid)
+            session.logout(text)
 
     # ---------------------------------------------------------------- reconcile
 
@@ -358,6 +522,24 @@ class FixGateway:
         except DeskError as exc:  # refused without an event: answer here
             error = wire.FieldError(OrdRejReason.OTHER, str(exc))
             self._send(compid, wire.field_reject(fields, error, self._desk.now_ns()))
+        except Exception:  # a fault in the desk: the client must still hear an answer
+            log.exception("FIX order failed in the desk", compid=compid, cl_ord_id=order.cl_ord_id)
+            self._answer_fault(compid, fields, order.cl_ord_id)
+
+    def _answer_fault(self, compid: str, fields: dict[int, str], cl_ord_id: str) -> None:
+        """After a desk fault: the order as the desk holds it, if it does (it may have
+        kept it before failing), else a reject."""
+        known = None
+        with contextlib.suppress(Exception):
+            known = self._desk.find(compid, cl_ord_id)
+        now = time.time_ns()
+        with contextlib.suppress(Exception):
+            now = self._desk.now_ns()
+        if known is not None:
+            self._send(compid, wire.status_report(known, now))
+        else:
+            error = wire.FieldError(OrdRejReason.OTHER, _FAULT_TEXT)
+            self._send(compid, wire.field_reject(fields, error, now))
 
     def _cancel(self, compid: str, fields: dict[int, str]) -> None:
         try:
@@ -371,6 +553,9 @@ class FixGateway:
             pass  # published as CancelRejected
         except DeskError as exc:
             self._cancel_field_error(compid, fields, exc, "cancel")
+        except Exception:
+            log.exception("FIX cancel failed in the desk", compid=compid)
+            self._cancel_field_error(compid, fields, RuntimeError(_FAULT_TEXT), "cancel")
 
     def _replace(self, compid: str, fields: dict[int, str]) -> None:
         try:
@@ -384,12 +569,17 @@ class FixGateway:
             pass  # published as CancelRejected
         except DeskError as exc:
             self._cancel_field_error(compid, fields, exc, "replace")
+        except Exception:
+            log.exception("FIX replace failed in the desk", compid=compid)
+            self._cancel_field_error(compid, fields, RuntimeError(_FAULT_TEXT), "replace")
 
     def _cancel_field_error(
         self, compid: str, fields: dict[int, str], exc: Exception, response_to: str
     ) -> None:
         orig = fields.get(wire.ORIG_CL_ORD_ID, "")
-        view = self._desk.find(compid, orig) if orig else None
+        view = None
+        with contextlib.suppress(Exception):  # this also answers after a desk fault
+            view = self._desk.find(compid, orig) if orig else None
         self._send(
             compid,
             wire.cancel_reject(

@@ -4,11 +4,16 @@
 client); it is parsed here, without quickfix, so that mistakes surface at start-up with
 a message naming the file, and so that the service can override the port and the
 directories before quickfix sees the settings. Nothing here opens a socket.
+
+The [DEFAULT] section also holds the FIX listener's limits (`ListenerSettings`), read by
+router.fix.listener and never passed to quickfix. LogonTimeout keeps quickfix's name
+(the time a logon may take) but is the listener's: quickfix's acceptor does not use it.
 """
 
 from __future__ import annotations
 
 import hmac
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -89,6 +94,7 @@ def _check(cfg: AcceptorConfig) -> None:
             raise ConfigError(f"{where}: [DEFAULT] {key} is missing")
     if not cfg.defaults["SocketAcceptPort"].isdigit():
         raise ConfigError(f"{where}: SocketAcceptPort must be a port number")
+    listener_settings(cfg.defaults, where)
     if not cfg.sessions:
         raise ConfigError(f"{where}: no [SESSION]: list at least one client")
     seen: set[str] = set()
@@ -111,6 +117,78 @@ def load_acceptor_config(path: Path = DEFAULT_ACCEPTOR_CFG) -> AcceptorConfig:
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     return parse_acceptor_cfg(text, path)
+
+
+# ------------------------------------------------------------------------ the listener
+
+
+@dataclass(frozen=True)
+class ListenerSettings:
+    """The FIX listener's limits (acceptor.cfg [DEFAULT] keys in brackets).
+
+    Nothing reaches quickfix before it passed these: a connection gets `logon_timeout_s`
+    to send a well-formed Logon [LogonTimeout]; at most `max_pending` connections
+    [MaxPendingLogons], `max_pending_per_address` of them from one address
+    [MaxPendingLogonsPerAddress], may be waiting for that at once, and more are closed as
+    they arrive. After `max_failed_logons` [MaxFailedLogons] failed logons within
+    `failed_logon_window_s` [FailedLogonWindow], a CompID is refused (with a Logout that
+    says until when) and an address is disconnected on connect, until the oldest failure
+    in the window has aged out (0 turns this off). A message of more than
+    `max_message_size` bytes [MaxMessageSize] is never read: a Logon is dropped with its
+    connection, a later message gets a session Reject. `host` [SocketAcceptHost] is the
+    address to listen on; 0.0.0.0 (or ::) listens on every interface.
+    """
+
+    host: str = "127.0.0.1"
+    logon_timeout_s: float = 5.0
+    max_pending: int = 32
+    max_pending_per_address: int = 8
+    max_failed_logons: int = 5
+    failed_logon_window_s: float = 60.0
+    max_message_size: int = 16384
+
+
+# acceptor.cfg key -> (ListenerSettings field, smallest value allowed)
+LISTENER_KEYS: Mapping[str, tuple[str, float]] = {
+    "SocketAcceptHost": ("host", 0),
+    "LogonTimeout": ("logon_timeout_s", 0.1),
+    "MaxPendingLogons": ("max_pending", 1),
+    "MaxPendingLogonsPerAddress": ("max_pending_per_address", 1),
+    "MaxFailedLogons": ("max_failed_logons", 0),
+    "FailedLogonWindow": ("failed_logon_window_s", 1),
+    "MaxMessageSize": ("max_message_size", 1024),
+}
+# quickfix never sees these: its acceptor has no bind address, no limits of this kind,
+# and reads LogonTimeout (an initiator's wait for the answer to its Logon) as whole
+# seconds, where the listener takes fractions
+LISTENER_ONLY_KEYS = frozenset(LISTENER_KEYS)
+
+
+def listener_settings(values: Mapping[str, str], where: str) -> ListenerSettings:
+    """The listener's limits from [DEFAULT] values (defaults where a key is absent);
+    raises ConfigError naming `where` and the key."""
+    kwargs: dict[str, Any] = {}
+    defaults = ListenerSettings()
+    for key, (name, least) in LISTENER_KEYS.items():
+        text = values.get(key)
+        if text is None:
+            continue
+        text = text.strip()
+        if name == "host":
+            if not text or any(c.isspace() for c in text):
+                raise ConfigError(f"{where}: {key} must be an address or host name, got {text!r}")
+            kwargs[name] = text
+            continue
+        whole = isinstance(getattr(defaults, name), int)
+        try:
+            number: float = int(text) if whole else float(text)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number) or number < least:
+            kind = "a whole number" if whole else "a number of seconds"
+            raise ConfigError(f"{where}: {key} must be {kind} >= {least:g}, got {text!r}")
+        kwargs[name] = number
+    return ListenerSettings(**kwargs)
 
 
 # ------------------------------------------------------------------------- credentials
@@ -205,15 +283,17 @@ class GatewaySettings:
     """Everything the gateway needs besides the desk and the loop.
 
     `data_dir` holds the message store (acceptor.cfg's FileStorePath, relative to it)
-    and, if `file_log` is true, the FIX message log (FileLogPath). `port`, `store_dir`
-    and `log_dir` override the file. The file log holds every message as sent, Logon
-    passwords included: keep it off where that matters.
+    and, if `file_log` is true, the FIX message log (FileLogPath). `port`, `host`,
+    `store_dir` and `log_dir` override the file. The file log holds every message as
+    quickfix saw it; the listener replaces a Logon's Password(554) with a one-time token
+    before quickfix sees it, so no password reaches the log.
     """
 
     acceptor: AcceptorConfig
     credentials: Mapping[str, Credentials]
     data_dir: Path
     port: int | None = None
+    host: str | None = None
     store_dir: Path | None = None
     log_dir: Path | None = None
     file_log: bool = False
@@ -223,6 +303,14 @@ class GatewaySettings:
         missing = [c for c in self.acceptor.compids if c not in self.credentials]
         if missing:
             raise ConfigError(f"FIX client {missing[0]} has no credentials")
+        self.listener  # noqa: B018  (checks `extra` now, not when the gateway starts)
+
+    @property
+    def listener(self) -> ListenerSettings:
+        values = {**self.acceptor.defaults, **self.extra}
+        if self.host is not None:
+            values["SocketAcceptHost"] = self.host
+        return listener_settings(values, str(self.acceptor.path))
 
     @property
     def store_path(self) -> Path:
@@ -243,6 +331,8 @@ class GatewaySettings:
         d = dict(self.acceptor.defaults)
         d["ConnectionType"] = "acceptor"
         d.pop("FileLogPath", None)
+        for key in LISTENER_ONLY_KEYS:
+            d.pop(key, None)
         if self.port is not None:
             d["SocketAcceptPort"] = str(self.port)
         d["FileStorePath"] = str(self.store_path)
@@ -251,7 +341,7 @@ class GatewaySettings:
         dictionary = d.get("DataDictionary")
         if dictionary:
             d["DataDictionary"] = str(self.acceptor.path.parent / dictionary)
-        d.update(self.extra)
+        d.update((k, v) for k, v in self.extra.items() if k not in LISTENER_ONLY_KEYS)
         return d
 
     def quickfix_sessions(self) -> list[dict[str, str]]:

@@ -73,7 +73,9 @@ EXPIRE_TIME = 126
 EXEC_TYPE = 150
 LEAVES_QTY = 151
 REF_MSG_TYPE = 372
+SESSION_REJECT_REASON = 373
 BUSINESS_REJECT_REASON = 380
+MAX_MESSAGE_SIZE = 383
 CXL_REJ_RESPONSE_TO = 434
 USERNAME = 553
 PASSWORD = 554
@@ -88,9 +90,11 @@ ORDER_STATUS_REQUEST = "H"
 EXECUTION_REPORT = "8"
 ORDER_CANCEL_REJECT = "9"
 BUSINESS_MESSAGE_REJECT = "j"
+SESSION_REJECT = "3"
 LOGON = "A"
 
 UNSUPPORTED_MESSAGE_TYPE = 3  # BusinessRejectReason(380)
+_MSG_TYPE = re.compile(r"^[0-9A-Za-z]{1,4}$")
 
 STRATEGIES: Mapping[str, str] = {
     "1": "vwap",
@@ -664,6 +668,17 @@ def business_reject(fields: Mapping[int, str], text: str) -> Outbound:
         (BUSINESS_REJECT_REASON, str(UNSUPPORTED_MESSAGE_TYPE)),
     ]
     return Outbound(BUSINESS_MESSAGE_REJECT, tuple(out))
+
+
+def session_reject(ref_seq: int, ref_msg_type: str, reason: int, text: str) -> Outbound:
+    """A session-level Reject (3) of the client's message `ref_seq` with
+    SessionRejectReason `reason` (99 Other for a message over the size limit: FIX has
+    no reason of its own for that)."""
+    out: list[tuple[int, str]] = [(REF_SEQ_NUM, str(ref_seq))]
+    if _MSG_TYPE.match(ref_msg_type):  # echo only a MsgType the client can read back
+        out.append((REF_MSG_TYPE, ref_msg_type))
+    out += [(SESSION_REJECT_REASON, str(reason)), (TEXT, text)]
+    return Outbound(SESSION_REJECT, tuple(out))
 
 
 # -------------------------------------------------------------------- reconciliation

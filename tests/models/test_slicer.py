@@ -7,31 +7,20 @@ tests skip, except in CI (env CI set) where they fail, since CI must install the
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-MISSING = [
-    m
-    for m in ("torch", "stable_baselines3", "gymnasium", "onnx", "onnxscript")
-    if importlib.util.find_spec(m) is None
-]
+# skipped without the extra, failed in CI (tests/conftest.py)
+pytestmark = pytest.mark.requires_extra(
+    "train", "torch", "stable_baselines3", "gymnasium", "onnx", "onnxscript"
+)
+
 BOND = ("illiquid-bond",)  # the cheapest regime to simulate
 TINY_PPO = {"n_steps": 48, "batch_size": 48, "n_epochs": 2}
-
-
-@pytest.fixture(autouse=True)
-def _training_extra() -> None:
-    if MISSING:
-        why = f"{', '.join(MISSING)} not installed (the `train` extra)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{why}; CI must install it", pytrace=False)
-        pytest.skip(f"{why}; in CI this fails")
 
 
 def _observations(n_episodes: int = 2) -> np.ndarray:

@@ -21,6 +21,9 @@ def _in_tmp(tmp_path, monkeypatch):
 
 
 def test_simulate_news_shock_json_follows_the_contract(tmp_path: Path, capsys):
+    """The README's first command: with no --strategies, every strategy side by side."""
+    from router.strategies import STRATEGIES
+
     out = tmp_path / "r.json"
     assert run_cli("simulate", "--scenario", "news-shock", "--json", str(out)) == 0
     doc = json.loads(out.read_text())
@@ -28,25 +31,48 @@ def test_simulate_news_shock_json_follows_the_contract(tmp_path: Path, capsys):
     assert doc["parent"]["symbol"] == "QDI" and doc["parent"]["side"] == "sell"
     assert doc["parent"]["qty"] == 500_000 and doc["parent"]["horizon_s"] == 10800
     assert 95 < doc["parent"]["arrival_mid"] < 105
-    (r,) = doc["results"]
-    assert {
-        "strategy",
-        "is_bps",
-        "filled_qty",
-        "avg_price",
-        "vwap_slippage_bps",
-        "n_child_orders",
-        "completion",
-        "venue_mix",
-    } <= set(r)
-    parts = r["is_parts_bps"]
-    assert sum(parts.values()) == pytest.approx(r["is_bps"], abs=1e-9)
-    assert doc["hindsight"]["is_bps"] < r["is_bps"]
-    assert r["strategy"] == "twap" and r["filled_qty"] == 500_000 and r["completion"] == 1.0
-    assert set(r["venue_mix"]) == {"lit", "dark", "rfq"}
-    assert r["dealer_pnl_bps"] is None  # TWAP trades with no dealer
+    assert [r["strategy"] for r in doc["results"]] == list(STRATEGIES)
+    for r in doc["results"]:
+        assert {
+            "strategy",
+            "is_bps",
+            "filled_qty",
+            "avg_price",
+            "vwap_slippage_bps",
+            "n_child_orders",
+            "completion",
+            "venue_mix",
+        } <= set(r)
+        parts = r["is_parts_bps"]
+        assert sum(parts.values()) == pytest.approx(r["is_bps"], abs=1e-9)
+        assert set(r["venue_mix"]) == {"lit", "dark", "rfq"}
+    twap = doc["results"][0]
+    assert doc["hindsight"]["is_bps"] < twap["is_bps"]
+    assert twap["strategy"] == "twap" and twap["filled_qty"] == 500_000
+    assert twap["completion"] == 1.0
+    assert twap["dealer_pnl_bps"] is None  # TWAP trades with no dealer
     table = capsys.readouterr().out
-    assert "twap" in table and "IS bps" in table
+    assert "IS bps" in table
+    assert all(f"\n{name} " in table for name in STRATEGIES)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("all,twap", "'all' stands alone"), ("twap,twap", "given twice"), (",", "no strategy")],
+)
+def test_strategies_all_stands_alone(capsys, value, message):
+    assert run_cli("simulate", "--scenario", "calm", "--strategies", value) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_strategies_all_runs_every_strategy_in_backtest_too(capsys):
+    from router.strategies import STRATEGIES
+
+    args = ["--scenarios", "calm", "--strategies", "all", "--episodes", "1"]
+    assert run_cli("backtest", *args, "--seed0", "3", "--db-url", "none", "--json", "-") == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {r["strategy"] for r in doc["rows"]} == set(STRATEGIES)
 
 
 def test_same_seed_same_result_different_seed_differs(capsys):
@@ -62,6 +88,8 @@ def test_same_seed_same_result_different_seed_differs(capsys):
                 "20m",
                 "--qty",
                 "30000",
+                "--strategies",
+                "twap",
                 "--json",
                 "-",
             )
@@ -86,6 +114,8 @@ def test_overrides(capsys):
             "buy",
             "--horizon",
             "15m",
+            "--strategies",
+            "twap",
             "--json",
             "-",
         )
@@ -147,6 +177,8 @@ def test_console_script_runs_and_reports_usage_errors():
             "10m",
             "--qty",
             "10000",
+            "--strategies",
+            "twap",
         ],
         capture_output=True,
         text=True,
@@ -189,9 +221,9 @@ def test_simulate_stores_runs_and_writes_a_report(tmp_path, capsys):
 
 
 def test_default_store_is_blockroute_db_in_the_working_directory(tmp_path):
-    assert run_cli("simulate", *SHORT) == 0
+    assert run_cli("simulate", *SHORT, "--strategies", "twap") == 0
     assert (tmp_path / "blockroute.db").exists()
-    assert run_cli("simulate", *SHORT, "--db-url", "none") == 0
+    assert run_cli("simulate", *SHORT, "--strategies", "twap", "--db-url", "none") == 0
 
 
 def test_backtest_json_follows_the_contract(tmp_path, capsys):

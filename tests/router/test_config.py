@@ -47,3 +47,36 @@ def test_malformed_toml(tmp_path: Path):
     f.write_text("a = [1,\n")
     with pytest.raises(ConfigError, match=r"bad\.toml: not valid TOML"):
         load_toml(f)
+
+
+def test_the_shipped_service_config_bounds_the_journal_and_keeps_release_manual():
+    from router.service import load_service_config
+
+    cfg = load_service_config(environ={})
+    assert cfg.db_timeouts.statement_s == 5.0 and cfg.db_timeouts.connect_s == 3.0
+    assert cfg.desk.journal_stall_s == 1.0 and cfg.desk.journal_read_s == 1.0
+    assert cfg.desk.auto_release_kill is False
+
+
+def test_the_journal_table_is_read_and_checked(tmp_path: Path):
+    from router.service import DEFAULT_SERVICE_CONFIG, load_service_config
+
+    shipped = DEFAULT_SERVICE_CONFIG.read_text()
+    fix = DEFAULT_SERVICE_CONFIG.parent / "fix/acceptor.cfg"
+    start, end = shipped.index("[journal]"), shipped.index("[symbols]")
+    base = (shipped[:start] + shipped[end:]).replace('"fix/acceptor.cfg"', f'"{fix}"')
+    f = tmp_path / "s.toml"
+    f.write_text(
+        base
+        + '\n[journal]\nstatement_timeout = "2s"\nstall_after = "250ms"\n'
+        + "auto_release_kill_switch = true\n"
+    )
+    cfg = load_service_config(f, environ={})
+    assert cfg.db_timeouts.statement_s == 2.0 and cfg.db_timeouts.connect_s == 3.0
+    assert cfg.desk.journal_stall_s == 0.25 and cfg.desk.auto_release_kill is True
+    f.write_text(base + '\n[journal]\nstatment_timeout = "2s"\n')
+    with pytest.raises(ConfigError, match=r"journal\.statment_timeout: unknown key"):
+        load_service_config(f, environ={})
+    f.write_text(base + "\n[journal]\nauto_release_kill_switch = 1\n")
+    with pytest.raises(ConfigError, match="true or false"):
+        load_service_config(f, environ={})

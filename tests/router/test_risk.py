@@ -88,6 +88,17 @@ def test_kill_switch_blocks_everything_until_released():
     assert gate.check(child(), 10_000.0, 0, 10**9, aggressive=False).qty == 1_000
 
 
+def test_kill_switch_remembers_who_engaged_it_and_when():
+    kill = KillSwitch()
+    assert (kill.source, kill.changed_ns) == ("", None)
+    kill.engage("journal write failed", 123, KillSwitch.JOURNAL)
+    assert (kill.engaged, kill.source, kill.changed_ns) == (True, "journal", 123)
+    kill.engage("a person", 456)  # a person's engagement takes it over
+    assert (kill.reason, kill.source, kill.changed_ns) == ("a person", "manual", 456)
+    kill.release(789)
+    assert (kill.engaged, kill.reason, kill.source, kill.changed_ns) == (False, "", "", 789)
+
+
 @pytest.mark.parametrize(
     "kw",
     [

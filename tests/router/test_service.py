@@ -194,12 +194,24 @@ async def test_kill_9_and_restart_loses_no_fill_and_reports_none_twice(
         client.new_order("K9", qty="60000", side="2", extra=[(847, "1002")])
         await client.expect(f35="8", f150="0", f11="K9", timeout=10)
         await until(lambda: len(client.all_app(f150="F")) >= 3, 30, "no fills before the kill")
+        # at --sim-speed 100 the service clock runs ahead of the wall clock, by 100 s
+        # for each second up: a restart at the wall clock would go minutes back
+        await asyncio.sleep(2.0)
+        clock_before = first.get("/api/info")["now_ns"]
+        assert isinstance(clock_before, int)
+        await asyncio.sleep(0.3)  # it goes on trading (and committing) a little
         first.kill9()
         before = len(client.all_app(f150="F"))
 
         second = Service(config, fix_port, http_port).start()
         services.append(second)
+        # the clock resumes where it stopped, never behind what was reported (it used
+        # to restart at the wall clock: minutes back, and the parent stalled)
+        clock_after = second.get("/api/info")["now_ns"]
+        assert isinstance(clock_after, int) and clock_after > clock_before
         await client.wait_logged_on(15)
+        # and the parent trades on at once
+        await until(lambda: len(client.all_app(f150="F")) > before, 10, "stalled after restart")
         done = await client.expect(f35="8", f11="K9", f39="2", timeout=60)
         assert done[14] == "60000"
         fills = client.all_app(f150="F")

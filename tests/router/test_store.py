@@ -747,3 +747,123 @@ def test_speed_sanity_news_shock_sized_run(sqlite_url: str) -> None:
         )
         assert len(s.children(run_id)) == len(s.fills(run_id)) == len(s.decisions(run_id)) == n
         assert s.run(run_id).completion == 1.0
+
+
+# --------------------------------------------------------------------------- bounded calls
+
+
+def test_bounded_sqlite_call_fails_in_time_when_another_writer_holds_the_file(
+    sqlite_url: str,
+) -> None:
+    import sqlite3
+
+    from sqlalchemy import text
+
+    from router.store import DbTimeouts
+
+    with Store.open(sqlite_url, timeouts=DbTimeouts(statement_s=0.5)) as s:
+        with s.engine.connect() as conn:
+            busy = conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one()
+        assert busy == 500
+        holder = sqlite3.connect(make_url(sqlite_url).database or "", isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        t0 = time.monotonic()
+
+        def write() -> None:
+            with s.bounded() as conn, conn.begin():
+                conn.execute(text("DELETE FROM runs"))
+
+        with pytest.raises(StoreError) as err:
+            s._guard("write", write)
+        assert time.monotonic() - t0 < 2.0 and err.value.timed_out
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_bounded_postgresql_call_is_cut_off_when_the_link_stalls(pg_url: str) -> None:
+    """A stall that TCP cannot see (the proxy's kernel acknowledges every byte): the
+    watchdog aborts the call at its deadline; the next call, on a new connection,
+    works once the link passes again. The URL's own options (search_path) stay."""
+    from sqlalchemy import text
+
+    from router.store import DbTimeouts
+    from tests.router.dbproxy import TcpProxy
+
+    u = make_url(pg_url)
+    with TcpProxy(u.host or "127.0.0.1", u.port or 5432) as proxy:
+        timeouts = DbTimeouts(connect_s=2.0, statement_s=1.0)
+        with Store.open(proxy.url(pg_url), timeouts=timeouts) as s:
+
+            def read() -> object:
+                with s.bounded() as conn:
+                    return conn.execute(text("SELECT count(*) FROM runs")).scalar()
+
+            assert s._guard("read", read) == 0  # the test's own schema (search_path)
+            with s.bounded() as conn:
+                assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "1s"
+            proxy.stall()
+            t0 = time.monotonic()
+            with pytest.raises(StoreError) as err:
+                s._guard("read", read)
+            took = time.monotonic() - t0
+            assert 0.9 < took < 3.0 and err.value.timed_out, took
+            assert "no answer within 1 s" in str(err.value)
+            proxy.resume()
+            assert s._guard("read", read) == 0
+
+
+def test_postgresql_refused_fails_fast_and_recovers(pg_url: str) -> None:
+    from sqlalchemy import text
+
+    from router.store import DbTimeouts
+    from tests.router.dbproxy import TcpProxy
+
+    u = make_url(pg_url)
+    timeouts = DbTimeouts(statement_s=1.0)
+    with (
+        TcpProxy(u.host or "127.0.0.1", u.port or 5432) as proxy,
+        Store.open(proxy.url(pg_url), timeouts=timeouts) as s,
+    ):
+
+        def read() -> object:
+            with s.bounded() as conn:
+                return conn.execute(text("SELECT 1")).scalar()
+
+        proxy.refuse()
+        t0 = time.monotonic()
+        for _ in range(2):  # the pooled connection is reset, then no new one opens
+            with pytest.raises(StoreError):
+                s._guard("read", read)
+        assert time.monotonic() - t0 < 1.0
+        proxy.resume()
+        assert s._guard("read", read) == 1
+
+
+def test_a_journal_batch_committed_twice_is_stored_once(sqlite_url: str) -> None:
+    """A retried commit (the first went through but its answer was lost) adds nothing."""
+    from router.journal import Batch, Journal, SvcFillRow, SvcMetaRow
+
+    journal = Journal.open(sqlite_url)
+    try:
+        batch = Batch()
+        batch.upsert(SvcMetaRow, {"key": "next_parent", "value": 3})
+        fill = {
+            "exec_id": "P0000001-F1",
+            "parent_id": "P0000001",
+            "seq": 1,
+            "child_id": "P0000001-1",
+            "ts_ns": NS0,
+            "venue": "LIT1",
+            "venue_kind": "lit",
+            "qty": 100,
+            "price": 100.0,
+            "fee": 0.1,
+            "liquidity": "taker",
+        }
+        batch.insert(SvcFillRow, fill)
+        journal.commit(batch)
+        journal.commit(batch)
+        assert [f.exec_id for f in journal.fills("P0000001")] == ["P0000001-F1"]
+        assert journal.meta("next_parent") == 3
+    finally:
+        journal.close()

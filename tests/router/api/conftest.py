@@ -27,6 +27,7 @@ from router.desk_api import (
     DecisionMade,
     DeskEvent,
     InvalidStateError,
+    JournalUnavailableError,
     KillSwitchChanged,
     Listener,
     NewOrder,
@@ -68,6 +69,9 @@ class FakeDesk:
     ) -> None:
         self.ready_flag = True
         self.kill = False
+        self.kill_reason = ""
+        self.journal_down = ""  # why the journal cannot write; "" while it can
+        self.scorecard_rows: list[dict[str, Any]] | None = None
         self.auto_fill = auto_fill
         self.slices = slices
         self.fill_interval_s = fill_interval_s
@@ -124,11 +128,13 @@ class FakeDesk:
     def submit(self, order: NewOrder) -> ParentView:
         reject = None
         if self.kill:
-            reject = (OrdRejReason.BROKER_OPTION, "kill switch engaged: no new orders")
+            reject = (OrdRejReason.BROKER_OPTION, f"kill switch engaged: {self.kill_reason}")
         elif order.symbol not in self.symbols():
             reject = (OrdRejReason.UNKNOWN_SYMBOL, f"unknown symbol {order.symbol!r}")
         elif (order.client, order.cl_ord_id) in self._ids:
             reject = (OrdRejReason.DUPLICATE_ORDER, f"duplicate ClOrdID {order.cl_ord_id!r}")
+        elif order.expire_ns is not None and order.expire_ns < self.now_ns() + 60 * _NS:
+            reject = (OrdRejReason.TOO_LATE_TO_ENTER, "ExpireTime is less than 60 s from now")
         if reject is not None:
             self.publish(OrderRejected.of(self.now_ns(), order, *reject))
             raise OrderRejectedError(*reject)
@@ -257,6 +263,8 @@ class FakeDesk:
         view = self._orders[request.parent_id or ""]
         if request.qty is not None and request.qty < view.filled_qty:
             raise CancelRejectedError(CxlRejReason.OTHER, "qty below the filled quantity")
+        if request.expire_ns is not None and request.expire_ns < self.now_ns() + 60 * _NS:
+            raise CancelRejectedError(CxlRejReason.OTHER, "the end is too soon", "expire_ns")
         self.replaces.append(request)
         changes: dict[str, Any] = {"cl_ord_id": request.cl_ord_id}
         if request.qty is not None:
@@ -293,6 +301,7 @@ class FakeDesk:
     def engage_kill(self, reason: str) -> int:
         working = [v for v in self._orders.values() if not v.status.terminal]
         self.kill = True
+        self.kill_reason = reason
         for view in working:
             view = self._set(view, status=OrderStatus.CANCELED, text=f"kill switch: {reason}")
             self.publish(OrderCanceled(self.now_ns(), view, "", view.cl_ord_id, reason))
@@ -335,6 +344,8 @@ class FakeDesk:
         return {"is_bps": 3.5, "filled_qty": view.filled_qty, "avg_price": view.avg_price}
 
     def scorecard(self) -> dict[str, Any]:
+        if self.scorecard_rows is not None:
+            return {"dealers": self.scorecard_rows}
         return {
             "dealers": [
                 {
@@ -356,7 +367,10 @@ class FakeDesk:
         return {"parents_working": working, "fills_total": fills, "odd name-x": 1.5}
 
     async def sync(self) -> None:
-        """Commits nothing: every call takes effect at once."""
+        """Commits nothing: every call takes effect at once (or, with `journal_down`
+        set, is kept for a journal that cannot write, like the desk's)."""
+        if self.journal_down:
+            raise JournalUnavailableError(f"the journal cannot write now ({self.journal_down})")
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         self._listeners.append(listener)

@@ -127,7 +127,11 @@ _GOOD = {"symbol": "QDI", "side": "sell", "qty": 100}
         ({"horizon_s": "soon"}, "horizon_s"),
         ({"horizon_s": "0s"}, "horizon_s"),
         ({"horizon_s": 60, "expire_at_ns": 2 * 10**18}, "expire_at_ns"),
-        ({"expire_at_ns": 10}, "expire_at_ns"),
+        ({"expire_at_ns": -1}, "expire_at_ns"),
+        ({"expire_at_ns": 2**63}, "expire_at_ns"),
+        ({"limit_price": 1e308}, "limit_price"),
+        ({"symbol": "Q\u0000DI"}, "symbol"),
+        ({"cl_ord_id": ""}, "cl_ord_id"),
         ({"strategy": "yolo"}, "strategy"),
         ({"strategy": "pov", "participation": 1.5}, "participation"),
         ({"strategy": "twap", "participation": 0.1}, "participation"),
@@ -160,6 +164,9 @@ async def test_a_body_that_is_not_a_json_object_is_400(
     [
         ({"symbol": "NOPE"}, "UNKNOWN_SYMBOL", "symbol"),
         ({"cl_ord_id": "dup"}, "DUPLICATE_ORDER", "cl_ord_id"),
+        # well-formed, but the end is too soon: the desk's refusal names the field given
+        ({"expire_at_ns": 10}, "TOO_LATE_TO_ENTER", "expire_at_ns"),
+        ({"horizon_s": "5s"}, "TOO_LATE_TO_ENTER", "horizon_s"),
     ],
 )
 async def test_desk_rejections_are_422_with_the_reason(
@@ -509,3 +516,156 @@ async def test_an_unserialisable_event_never_raises_into_the_desk(
         desk.publish(KillSwitchChanged(desk.now_ns(), False, object()))  # type: ignore[arg-type]
         desk.publish(KillSwitchChanged(desk.now_ns(), False, "fine"))
         assert (await _next_json(ws))["reason"] == "fine"
+
+
+# ------------------------------------------------------------------------ hardening
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("POST", "/api/nothing", 404),
+        ("DELETE", "/api/orders/P1/fills", 405),
+        ("PUT", "/api/orders", 405),
+        ("PATCH", "/api/kill-switch", 405),
+    ],
+)
+async def test_unknown_paths_and_methods_answer_before_authentication(
+    client: TestClient, method: str, path: str, status: int
+) -> None:
+    resp = await client.request(method, path)  # no token
+    err = await _error(resp, status)
+    assert err["error"] in ("not_found", "method_not_allowed")
+    assert "WWW-Authenticate" not in resp.headers
+
+
+async def test_info_lists_each_strategy_once(desk: Any) -> None:
+    async with TestClient(TestServer(make_app(desk, TOKEN))) as c:
+        info = await (await c.get("/api/info")).json()
+    assert len(info["strategies"]) == len(set(info["strategies"]))
+    assert info["default_strategy"] in info["strategies"]
+
+
+@pytest.mark.parametrize("body", [{"reason": ""}, {"reason": "   "}, {"reason": None}, {}])
+async def test_a_cancel_with_no_reason_gets_the_default_one(
+    client: TestClient, post_order: Any, desk: Any, body: Any
+) -> None:
+    pid = (await post_order())["parent_id"]
+    resp = await client.post(f"/api/orders/{pid}/cancel", json=body, headers=AUTH)
+    assert resp.status == 200, await resp.text()
+    assert desk.cancels[-1].reason == "canceled through the API"
+
+
+@pytest.mark.parametrize(
+    "body", [{"reason": ""}, {"reason": " \t"}, {"reason": None}, {"reason": "x" * 201}]
+)
+async def test_the_kill_switch_needs_a_reason(client: TestClient, desk: Any, body: Any) -> None:
+    resp = await client.post("/api/kill-switch", json=body, headers=AUTH)
+    err = await _error(resp, 422)
+    assert (err["error"], err["field"]) == ("validation_error", "reason")
+    assert not desk.kill
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"symbol": "QDI", "side": "sell", "qty": NaN}',
+        b"[" * 100_000,
+        b'{"qty": ' + b"9" * 5000 + b"}",
+    ],
+)
+async def test_what_python_reads_but_json_is_not_is_400(client: TestClient, raw: bytes) -> None:
+    resp = await client.post("/api/orders", data=raw, headers=AUTH)
+    err = await _error(resp, 400)
+    assert err["error"] == "bad_request"
+
+
+async def test_odd_ids_and_limits_are_client_errors(client: TestClient, post_order: Any) -> None:
+    pid = (await post_order())["parent_id"]
+    for limit in ("²", "1e3", "-1", "9" * 30):
+        err = await _error(await client.get(f"/api/orders/{pid}/decisions?limit={limit}"), 422)
+        assert err["field"] == "limit"
+    for odd in ("P%00", "%C2%B2", "x" * 65):
+        await _error(await client.get(f"/api/orders/{odd}"), 404)
+        await _error(await client.post(f"/api/orders/{odd}/cancel", headers=AUTH), 404)
+
+
+async def test_an_absurd_horizon_is_passed_on_as_a_far_end(client: TestClient, desk: Any) -> None:
+    """No overflow on the way: the desk sees an end after any session and refuses it."""
+    for horizon in (1e300, "99999999999999999999h"):
+        body = {**_GOOD, "horizon_s": horizon}
+        assert (await client.post("/api/orders", json=body, headers=AUTH)).status == 201
+        assert desk.submitted[-1].expire_ns == 2**63 - 1
+
+
+async def test_integral_floats_are_integers(client: TestClient, desk: Any) -> None:
+    body = {**_GOOD, "qty": 100.0, "expire_at_ns": float(desk.now_ns() + 3600 * NS)}
+    assert (await client.post("/api/orders", json=body, headers=AUTH)).status == 201
+    assert desk.submitted[-1].qty == 100 and isinstance(desk.submitted[-1].qty, int)
+
+
+_PG_ERROR = (
+    '(psycopg2.OperationalError) connection to server at "db.internal" (10.1.2.3), port 5432 '
+    'failed: FATAL:  password authentication failed for user "trader"'
+)
+
+
+def _no_db_detail(text: str) -> None:
+    for secret in ("db.internal", "10.1.2.3", "5432", "trader", "psycopg2"):
+        assert secret not in text, text
+
+
+async def test_no_answer_or_event_shows_the_database(
+    client: TestClient, post_order: Any, desk: Any
+) -> None:
+    """A desk reason that carries a driver's message (kill switch after a failed journal
+    write) reaches clients as "database error"; the log keeps the details."""
+    reason = f"journal write failed: {_PG_ERROR}"
+    await post_order()
+    async with client.ws_connect("/ws") as ws:
+        await _next_json(ws)
+        desk.engage_kill(reason)
+        events = [await ws.receive_str() for _ in range(2)]  # order_canceled, kill_switch
+    resp = await client.post("/api/orders", json=_GOOD, headers=AUTH)
+    err = await _error(resp, 422)
+    assert err["message"] == "kill switch engaged: journal write failed: database error " + (
+        "(details in the service log)"
+    )
+    texts = [
+        await resp.text(),
+        await (await client.get("/api/kill-switch")).text(),
+        await (await client.get("/api/orders")).text(),
+        *events,
+    ]
+    for text in texts:
+        _no_db_detail(text)
+    assert '"reason":"journal write failed: database error' in texts[1]
+
+
+async def test_a_journal_that_cannot_write_answers_503(
+    client: TestClient, post_order: Any, desk: Any
+) -> None:
+    pid = (await post_order())["parent_id"]
+    desk.journal_down = "the database did not answer in time"
+    for method, path, body in (
+        ("POST", "/api/orders", _GOOD),
+        ("POST", f"/api/orders/{pid}/pause", None),
+        ("POST", "/api/kill-switch", {"reason": "db"}),
+    ):
+        resp = await client.request(method, path, json=body, headers=AUTH)
+        err = await _error(resp, 503)
+        assert err["error"] == "unavailable" and "did not answer" in err["message"]
+        assert resp.headers["Retry-After"] == "1"
+    assert (await client.get(f"/api/orders/{pid}")).status == 200  # reads from memory
+
+
+@pytest.mark.parametrize(
+    ("body", "field"), [({"horizon_s": "5s"}, "horizon_s"), ({"expire_at_ns": 10}, "expire_at_ns")]
+)
+async def test_a_refused_replace_names_the_field_the_client_gave(
+    client: TestClient, post_order: Any, body: Any, field: str
+) -> None:
+    pid = (await post_order())["parent_id"]
+    resp = await client.post(f"/api/orders/{pid}/replace", json=body, headers=AUTH)
+    err = await _error(resp, 409)
+    assert (err["error"], err["field"]) == ("cancel_rejected", field)

@@ -11,6 +11,7 @@ import asyncio
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import quickfix as fix
 
@@ -26,16 +27,16 @@ class _App(fix.Application):
         super().__init__()
         self.c = client
 
-    def onCreate(self, sid):
+    def onCreate(self, sid: Any) -> None:
         pass
 
-    def onLogon(self, sid):
+    def onLogon(self, sid: Any) -> None:
         self.c.logons += 1
 
-    def onLogout(self, sid):
+    def onLogout(self, sid: Any) -> None:
         self.c.logouts += 1
 
-    def toAdmin(self, message, sid):
+    def toAdmin(self, message: Any, sid: Any) -> None:
         try:
             if message.getHeader().getField(35) == "A":
                 if self.c.password is not None:
@@ -45,14 +46,14 @@ class _App(fix.Application):
         except Exception as exc:  # never let an exception reach quickfix
             self.c.errors.append(repr(exc))
 
-    def fromAdmin(self, message, sid):
+    def fromAdmin(self, message: Any, sid: Any) -> None:
         with self.c.lock:
             self.c.admin.append(parse_fields(message.toString()))
 
-    def toApp(self, message, sid):
+    def toApp(self, message: Any, sid: Any) -> None:
         pass
 
-    def fromApp(self, message, sid):
+    def fromApp(self, message: Any, sid: Any) -> None:
         with self.c.lock:
             self.c.app.append(parse_fields(message.toString()))
 
@@ -67,6 +68,8 @@ class FixTestClient:
         target: str = "BLOCKROUTE",
         password: str | None = None,
         username: str | None = None,
+        source: str | None = None,
+        reset: bool = False,
     ) -> None:
         self.port = port
         self.password = password
@@ -94,6 +97,10 @@ class FixTestClient:
             "CheckLatency": "N",
         }.items():
             d.setString(key, value)
+        if source is not None:  # connect from another loopback address (127.0.0.0/8)
+            d.setString("SocketConnectSourceHost", source)
+        if reset:  # log on with ResetSeqNumFlag=Y: both sides start again at 1
+            d.setString("ResetOnLogon", "Y")
         settings.set(d)
         settings.set(self.session_id, fix.Dictionary())
         self._settings = settings

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import socket
 from pathlib import Path
+from typing import Any
 
+from router.desk_api import DeskPort
 from router.fix.gateway import FixGateway
 from router.fix.settings import (
     DEFAULT_ACCEPTOR_CFG,
@@ -16,7 +18,6 @@ from router.fix.settings import (
 )
 
 from .client import FixTestClient
-from .fakes import FakeDesk
 
 PASSWORDS = {"OMS": "s3cret", "OMS2": "two-secret"}
 USERNAMES = {"OMS": "oms-user", "OMS2": None}
@@ -44,7 +45,7 @@ class FixEnv:
         self.acceptor = parse_acceptor_cfg(text, DEFAULT_ACCEPTOR_CFG)
         self.credentials = {c: Credentials(PASSWORDS[c], USERNAMES[c]) for c in PASSWORDS}
 
-    def gateway(self, desk: FakeDesk, **overrides) -> FixGateway:
+    def gateway(self, desk: DeskPort, **overrides: Any) -> FixGateway:
         settings = GatewaySettings(
             acceptor=self.acceptor,
             credentials=overrides.pop("credentials", self.credentials),
@@ -58,7 +59,9 @@ class FixEnv:
         self.gateways.append(gw)
         return gw
 
-    def client(self, sender: str = "OMS", password: str | None = "default", **kw) -> FixTestClient:
+    def client(
+        self, sender: str = "OMS", password: str | None = "default", **kw: Any
+    ) -> FixTestClient:
         if password == "default":
             password = PASSWORDS.get(sender)
         kw.setdefault("username", USERNAMES.get(sender))

@@ -12,7 +12,7 @@ from router.fix.gateway import FixGateway, FixGatewayError
 from router.fix.settings import Credentials, GatewaySettings, parse_acceptor_cfg
 
 from .client import until
-from .env import FixEnv
+from .env import PASSWORDS, FixEnv
 from .fakes import FakeDesk
 
 
@@ -30,6 +30,7 @@ async def test_logon_with_the_right_credentials_and_the_file_log(env: FixEnv, de
     await until(lambda: "OMS" in gw.logged_on, 2.0, "the gateway did not see the logon")
     messages = env.tmp / "fix" / "log" / "FIX.4.4-BLOCKROUTE-OMS.messages.current.log"
     assert "\x0135=A\x01" in messages.read_text()
+    assert PASSWORDS["OMS"] not in messages.read_text()  # quickfix got a token instead
 
 
 async def test_wrong_password_is_refused(env: FixEnv, desk: FakeDesk):

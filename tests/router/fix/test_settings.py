@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,8 +10,11 @@ import pytest
 from router.config import ConfigError
 from router.fix.settings import (
     DEFAULT_ACCEPTOR_CFG,
+    LISTENER_KEYS,
     Credentials,
     GatewaySettings,
+    ListenerSettings,
+    listener_settings,
     load_acceptor_config,
     load_credentials,
     parse_acceptor_cfg,
@@ -155,3 +159,45 @@ def test_gateway_settings_resolve_paths_and_overrides(tmp_path):
     assert d["FileLogPath"] == str(tmp_path / "fix/log")
     with pytest.raises(ConfigError, match="DESK-2 has no credentials"):
         GatewaySettings(cfg, {"OMS": Credentials("a")}, tmp_path)
+
+
+def test_the_listener_defaults_are_safe_and_the_shipped_file_states_them() -> None:
+    cfg = load_acceptor_config(DEFAULT_ACCEPTOR_CFG)
+    assert listener_settings({}, "x") == ListenerSettings()
+    shipped = listener_settings(cfg.defaults, "x")
+    assert shipped == ListenerSettings()  # the file documents the defaults as they are
+    assert shipped.host == "127.0.0.1"
+    assert set(LISTENER_KEYS) <= set(cfg.defaults)
+
+
+def test_listener_keys_are_read_and_never_reach_quickfix(tmp_path: Path) -> None:
+    text = CFG.replace(
+        "DataDictionary=FIX44.xml",
+        "DataDictionary=FIX44.xml\nSocketAcceptHost=0.0.0.0\nLogonTimeout=0.5\n"
+        "MaxPendingLogons=4\nMaxPendingLogonsPerAddress=2\nMaxFailedLogons=0\n"
+        "FailedLogonWindow=30\nMaxMessageSize=4096",
+    )
+    cfg = parse_acceptor_cfg(text, Path("/etc/br/acceptor.cfg"))
+    creds = {c: Credentials("x") for c in cfg.compids}
+    gs = GatewaySettings(cfg, creds, tmp_path, extra={"MaxMessageSize": "2048"})
+    assert gs.listener == ListenerSettings("0.0.0.0", 0.5, 4, 2, 0, 30.0, 2048)
+    assert GatewaySettings(cfg, creds, tmp_path, host="::1").listener.host == "::1"
+    assert not set(LISTENER_KEYS) & set(gs.quickfix_defaults())
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("LogonTimeout=0", "LogonTimeout must be a number of seconds >= 0.1, got '0'"),
+        ("LogonTimeout=soon", "LogonTimeout must be a number of seconds"),
+        ("MaxPendingLogons=0", "MaxPendingLogons must be a whole number >= 1"),
+        ("MaxMessageSize=100", "MaxMessageSize must be a whole number >= 1024, got '100'"),
+        ("MaxFailedLogons=-1", "MaxFailedLogons must be a whole number >= 0"),
+        ("FailedLogonWindow=inf", "FailedLogonWindow must be a number of seconds"),
+        ("SocketAcceptHost=", "SocketAcceptHost must be an address or host name"),
+    ],
+)
+def test_bad_listener_limits_are_startup_errors_naming_the_key(line: str, message: str) -> None:
+    text = CFG.replace("DataDictionary=FIX44.xml", f"DataDictionary=FIX44.xml\n{line}")
+    with pytest.raises(ConfigError, match=re.escape(f"/etc/br/acceptor.cfg: {message}")):
+        parse_acceptor_cfg(text, Path("/etc/br/acceptor.cfg"))
