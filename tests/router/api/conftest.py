@@ -133,8 +133,9 @@ class FakeDesk:
             reject = (OrdRejReason.UNKNOWN_SYMBOL, f"unknown symbol {order.symbol!r}")
         elif (order.client, order.cl_ord_id) in self._ids:
             reject = (OrdRejReason.DUPLICATE_ORDER, f"duplicate ClOrdID {order.cl_ord_id!r}")
-        elif order.expire_ns is not None and order.expire_ns < self.now_ns() + 60 * _NS:
-            reject = (OrdRejReason.TOO_LATE_TO_ENTER, "ExpireTime is less than 60 s from now")
+        elif order.expire_ns is not None and order.expire_ns < self.now_ns() + 30 * _NS:
+            # the real desk's minimum (DeskConfig.min_horizon_s): a horizon of 60 s passes
+            reject = (OrdRejReason.TOO_LATE_TO_ENTER, "ExpireTime is less than 30 s from now")
         if reject is not None:
             self.publish(OrderRejected.of(self.now_ns(), order, *reject))
             raise OrderRejectedError(*reject)
