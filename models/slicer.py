@@ -406,6 +406,25 @@ def export_onnx(policy: ActorCriticPolicy, path: Path) -> None:
             external_data=False,  # one self-contained file: serving loads its bytes
             verbose=False,
         )
+    strip_provenance(path)
+
+
+def strip_provenance(path: Path) -> None:
+    """Drop the exporter's per-node notes (the Python stack trace of each traced call,
+    with the training machine's file paths, module names and scopes): they describe
+    where the graph was traced, not what it computes, and a shipped artifact should be
+    the same bytes wherever the project trains it."""
+    import onnx
+
+    model = onnx.load(str(path))
+    for node in model.graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
+    for function in model.functions:
+        for node in function.node:
+            del node.metadata_props[:]
+            node.doc_string = ""
+    onnx.save(model, str(path))
 
 
 def parity_max_diff(policy: ActorCriticPolicy, onnx_path: Path, obs: np.ndarray) -> float:

@@ -123,6 +123,13 @@ def test_export_is_the_deterministic_clipped_action(tmp_path: Path) -> None:
     assert np.max(np.abs(served - reference)) < 1e-5
     assert served.max() == pytest.approx(1.0) and np.all(np.abs(served) <= 1.0)
     assert not (tmp_path / "p.onnx.data").exists()  # weights inside: one file ships
+    # no trace of where it was traced: the exporter's per-node notes carry the training
+    # machine's file paths
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    assert all(not n.metadata_props and not n.doc_string for n in graph.node)
+    assert str(Path(__file__).resolve().parents[2]).encode() not in path.read_bytes()
     env.close()
 
 
