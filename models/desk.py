@@ -304,12 +304,16 @@ class DeskState:
         """Per dealer: the client's net recent requests to it to buy and to sell (each
         >= 0, at most one of them > 0), / ADV, decayed to `tod`: what the dealer is
         taken to remember of the desk's flow when it prices."""
-        decay = 0.5 ** (max(tod - self._flow_tod, 0.0) / FLOW_HALF_LIFE_TOD)
+        decay = self._flow_decay(tod)
         out = {}
         for d, (buy, sell) in self._asked_flow.items():
             net = (buy - sell) * decay / self.adv
             out[d] = (max(net, 0.0), max(-net, 0.0))
         return out
+
+    def _flow_decay(self, tod: float) -> float:
+        """How much of the memory of the desk's requests is left at `tod`."""
+        return float(0.5 ** (max(tod - self._flow_tod, 0.0) / FLOW_HALF_LIFE_TOD))
 
     def _flow_terms(self, side: Side | None, market: MarketContext) -> np.ndarray:
         """Each dealer's flow term (`models.quotecost.flow_term`) on the client's side
@@ -332,7 +336,7 @@ class DeskState:
         says nothing of the side, to them as to us)."""
         if request_side is None:
             return
-        decay = 0.5 ** (max(tod - self._flow_tod, 0.0) / FLOW_HALF_LIFE_TOD)
+        decay = self._flow_decay(tod)
         self._asked_flow = {d: (b * decay, s * decay) for d, (b, s) in self._asked_flow.items()}
         self._flow_tod = max(tod, self._flow_tod)
         for d in dealers:

@@ -194,9 +194,17 @@ def screen_cost_bps(
     """What `qty` would cost worked on the lit screen, bps of the mid: half the spread,
     the taker fee, and the average square-root impact of working it (2/3 of its peak,
     `impact_bps * sqrt(qty / adv)`). What a dealer's quote for the block competes with."""
+    return _worked_cost_bps(snap, taker_fee, qty, impact_bps, adv, 1.0)
+
+
+def _worked_cost_bps(
+    snap: MarketSnapshot, taker_fee: float, qty: int, impact_bps: float, adv: float, share: float
+) -> float:
+    """Half the spread and the taker fee, plus `share` of 2/3 of the square-root peak."""
     assert snap.mid is not None
     half = 0.5 * (snap.spread_ticks or 0) * snap.tick_size
-    return (half + taker_fee) / snap.mid * 1e4 + 2.0 / 3.0 * impact_bps * math.sqrt(qty / adv)
+    impact = share * 2.0 / 3.0 * impact_bps * math.sqrt(qty / adv)
+    return (half + taker_fee) / snap.mid * 1e4 + impact
 
 
 #: What a TWAP pays for its own impact, as a share of what working the same size within
@@ -230,9 +238,5 @@ def agency_cost_bps(
     with the impact such a schedule pays (`twap_impact_share`). What a risk bid for the
     whole parent at arrival competes with: the trader's alternative is the algorithm,
     not the same size at once."""
-    assert snap.mid is not None
-    half = 0.5 * (snap.spread_ticks or 0) * snap.tick_size
     share = twap_impact_share(horizon_s)
-    return (half + taker_fee) / snap.mid * 1e4 + share * 2.0 / 3.0 * impact_bps * math.sqrt(
-        qty / adv
-    )
+    return _worked_cost_bps(snap, taker_fee, qty, impact_bps, adv, share)

@@ -358,6 +358,11 @@ def load_slicer_policy(models_dir: Path) -> OnnxPolicy:
     or pacing than this module's, raises ModelError naming the file and the command that
     rebuilds it.
     """
+    return _load_slicer(models_dir)[0]
+
+
+def _load_slicer(models_dir: Path) -> tuple[OnnxPolicy, dict[str, Any]]:
+    """`load_slicer_policy`, with the metadata it checked."""
     # imported here: router.strategies stays light (models.artifacts compiles trees)
     from models.artifacts import ModelError, regenerate_hint
 
@@ -371,7 +376,7 @@ def load_slicer_policy(models_dir: Path) -> OnnxPolicy:
         raise ModelError(f"{path}: empty policy file; {hint}")
     onnx_meta = meta.get("onnx") or {}
     try:
-        return OnnxPolicy(
+        policy = OnnxPolicy(
             path.read_bytes(),
             str(onnx_meta.get("input", ONNX_INPUT)),
             str(onnx_meta.get("output", ONNX_OUTPUT)),
@@ -381,6 +386,7 @@ def load_slicer_policy(models_dir: Path) -> OnnxPolicy:
         raise ModelError(
             f"{path}: not a usable ONNX policy ({type(exc).__name__}: {why}); {hint}"
         ) from None
+    return policy, meta
 
 
 def _read_slicer_meta(path: Path) -> dict[str, Any]:
@@ -462,8 +468,8 @@ def served_slicer_policy() -> Policy:
     policy raises ModelError either way: the shipped artifacts must be whole."""
     from models import artifacts  # read at call time: tests point it elsewhere
 
-    policy = load_slicer_policy(artifacts.MODELS_DIR)
-    verdict = promotion(_read_slicer_meta(artifacts.MODELS_DIR / SLICER_META))
+    policy, meta = _load_slicer(artifacts.MODELS_DIR)
+    verdict = promotion(meta)
     if verdict.served:
         log.info("learned slicer served", validation=verdict.reason)
         return policy

@@ -41,7 +41,7 @@ from router.service import service_clock, simulated_desk
 SPEED = 400.0
 
 
-def _order(desk: Desk, cl: str, qty: int = 20_000, horizon_s: float = 240.0, **kw: Any) -> NewOrder:
+def _order(desk: Desk, cl: str, qty: Any = 20_000, horizon_s: float = 240.0, **kw: Any) -> NewOrder:
     kw.setdefault("strategy", "twap")
     return NewOrder(
         "OMS",

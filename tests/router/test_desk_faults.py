@@ -24,7 +24,6 @@ from router.desk_api import (
     InvalidStateError,
     JournalUnavailableError,
     KillSwitchChanged,
-    NewOrder,
     OrderFilled,
     OrderRejected,
     OrderRejectedError,
@@ -38,21 +37,7 @@ from router.runtime import LoopClock
 from router.service import service_clock, simulated_desk
 from router.store import DbTimeouts, Store, StoreError
 from tests.router.dbproxy import TcpProxy
-
-SPEED = 400.0
-
-
-def _order(desk: Desk, cl: str, qty: Any = 20_000, horizon_s: float = 240.0, **kw: Any) -> NewOrder:
-    kw.setdefault("strategy", "twap")
-    return NewOrder(
-        "OMS",
-        cl,
-        kw.pop("symbol", "QDI"),
-        kw.pop("side", Side.SELL),
-        qty,
-        expire_ns=desk.now_ns() + int(horizon_s * NANOS_PER_SECOND),
-        **kw,
-    )
+from tests.router.test_desk import SPEED, _order  # the same orders as the desk's tests
 
 
 async def until(pred: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:
