@@ -75,6 +75,10 @@ class InstantDesk:
     def symbols(self) -> list[str]:
         return ["QDI"]
 
+    @property
+    def default_strategy(self) -> str:
+        return "ml"
+
     def submit(self, order: NewOrder) -> ParentView:
         self._n += 1
         now = self.now_ns()

@@ -637,6 +637,10 @@ class Desk:
     def symbols(self) -> list[str]:
         return list(self._scenarios)
 
+    @property
+    def default_strategy(self) -> str:
+        return self.config.default_strategy
+
     def find(self, client: str, cl_ord_id: str) -> ParentView | None:
         pid = self._clordids.get((client, cl_ord_id))
         rec = None if pid is None else self._orders.get(pid)  # quarantined: none

@@ -453,6 +453,11 @@ class DeskPort(Protocol):
 
     def symbols(self) -> list[str]: ...
 
+    @property
+    def default_strategy(self) -> str:
+        """The strategy of a parent order that names none (the service config's)."""
+        ...
+
     def submit(self, order: NewOrder) -> ParentView:
         """Accept a parent order (publishes OrderAccepted) or raise OrderRejectedError
         (publishes OrderRejected). A PossResend of a known (client, ClOrdID) returns the

@@ -307,7 +307,7 @@ class Api:
             {
                 "symbols": self.desk.symbols(),
                 "strategies": self.strategies,
-                "default_strategy": ML_STRATEGY,
+                "default_strategy": self.desk.default_strategy,
                 "client": API_CLIENT,
                 "token_configured": bool(self.token),
                 "now_ns": self.desk.now_ns(),

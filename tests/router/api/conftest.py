@@ -66,7 +66,9 @@ class FakeDesk:
         slices: int = 4,
         fill_interval_s: float = 0.12,
         speed: float = 100.0,
+        default_strategy: str = "ml",
     ) -> None:
+        self.default_strategy = default_strategy
         self.ready_flag = True
         self.kill = False
         self.kill_reason = ""

@@ -546,6 +546,13 @@ async def test_info_lists_each_strategy_once(desk: Any) -> None:
     assert info["default_strategy"] in info["strategies"]
 
 
+async def test_info_names_the_desks_default_strategy(fake_desk_type: Any) -> None:
+    desk = fake_desk_type(default_strategy="sor")
+    async with TestClient(TestServer(make_app(desk, TOKEN))) as c:
+        info = await (await c.get("/api/info")).json()
+    assert info["default_strategy"] == "sor"
+
+
 @pytest.mark.parametrize("body", [{"reason": ""}, {"reason": "   "}, {"reason": None}, {}])
 async def test_a_cancel_with_no_reason_gets_the_default_one(
     client: TestClient, post_order: Any, desk: Any, body: Any

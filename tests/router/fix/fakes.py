@@ -50,6 +50,7 @@ class FakeDesk:
         self.published: list[DeskEvent] = []
         self.mute = False  # commit without publishing: a crash before the send
         self.t_ns = T0_NS
+        self.default_strategy = "ml"
 
     # ----------------------------------------------------------------- helpers
 
