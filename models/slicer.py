@@ -2,10 +2,10 @@
 environment (simulators/execenv.py), exported to ONNX for serving.
 
 The policy is a small MLP (Stable-Baselines3 `MlpPolicy`, tanh); its action is the pace
-of router.strategies.learned.PacedSlicer. It starts near a = 0, the even pace that
-finishes by the horizon (SB3 initialises the action mean near zero; a small initial
-log-std keeps early exploration near it too), so the router is never worse than TWAP
-pacing by much while it learns.
+of router.strategies.learned.PacedSlicer. It starts near a = 0, the even pace (the
+TWAP line, sor-ml's schedule): SB3 initialises the action mean near zero, and a small
+initial log-std keeps early exploration near it too, so the router is never worse than
+TWAP pacing by much while it learns.
 
 What ships is the deterministic actor only (features -> actor MLP -> action head, then
 clipped to [-1, 1] as SB3 clips a Box action), as ONNX: input "obs" float32
@@ -46,6 +46,7 @@ from router.strategies.learned import (
     ONNX_INPUT,
     ONNX_OUTPUT,
     PACE_RANGE,
+    PACING,
     SLICER_META,
     SLICER_ONNX,
     STEP_S,
@@ -172,6 +173,7 @@ def train_slicer(
         "obs_names": list(OBS_NAMES),
         "step_s": STEP_S,
         "pace_range": PACE_RANGE,
+        "pacing": PACING,
         "onnx": {
             "file": SLICER_ONNX,
             "input": ONNX_INPUT,
@@ -449,8 +451,9 @@ def validate(
     seed0: int = VALIDATION_SEED0,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """The exported policy against the even pace (a = 0) on the same episodes (paired:
-    same seed, regime and market): mean IS of each and of the difference, in bps."""
+    """The exported policy against a = 0 (sor-ml's TWAP line: PacedSlicer's schedule
+    with no lead) on the same episodes (paired: same seed, regime and market): mean IS
+    of each and of the difference, in bps."""
     if episodes <= 0:
         return {"episodes": 0}
     model = onnx_path.read_bytes()

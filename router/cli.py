@@ -233,6 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=5_000_000,
         help="seed of the first training episode (never 1000-1999: the evaluation seeds)",
     )
+    tl.add_argument(
+        "--reward",
+        choices=("arrival", "mark", "paired"),
+        default="mark",
+        help="the IS against arrival, marked to market each step, or marked and paired "
+        "with sor-ml's schedule on the same episode (less noise, twice the simulation)",
+    )
     tl.add_argument("--json", dest="json_path", help="write the metadata here ('-' = stdout)")
 
     ev = sub.add_parser("evaluate", help="score the shipped models on held-out simulations")
@@ -750,11 +757,13 @@ def _train_slicer(args: argparse.Namespace, out: Path) -> None:
 
     command = (
         f"blockroute train slicer --timesteps {args.timesteps} --envs {args.envs} "
-        f"--seed {args.seed}"
+        f"--seed {args.seed} --reward {args.reward}"
     )
     bar = _Progress(f"train slicer: {args.timesteps:,} steps in {args.envs} environments")
     try:
-        written, meta = train_slicer(out, args.timesteps, args.envs, args.seed, bar, command)
+        written, meta = train_slicer(
+            out, args.timesteps, args.envs, args.seed, bar, command, reward=args.reward
+        )
     except TrainingError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
@@ -772,14 +781,14 @@ def _train_slicer(args: argparse.Namespace, out: Path) -> None:
             )
         if "first_10pct_vs_even_pace_bps" in c:
             print(
-                f"IS minus the even pace's on the same episodes: "
+                f"IS minus sor-ml's schedule's (a = 0) on the same episodes: "
                 f"{c['first_10pct_vs_even_pace_bps']:+.2f} bps over the first 10%, "
                 f"{c['last_10pct_vs_even_pace_bps']:+.2f} over the last 10%"
             )
         if v.get("episodes"):
             print(
                 f"validation, {v['episodes']} paired episodes: policy {v['policy_is_bps']:.1f} "
-                f"bps, even pace {v['even_pace_is_bps']:.1f} bps, difference "
+                f"bps, sor-ml's schedule (a = 0) {v['even_pace_is_bps']:.1f} bps, difference "
                 f"{v['diff_is_bps']:+.2f} +- {v['diff_stderr_bps']:.2f} bps"
             )
         print(

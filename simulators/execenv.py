@@ -36,7 +36,7 @@ so the price path before a decision no longer weighs on the rewards after it. Ph
 at arrival (mid = arrival mid) and after the horizon (nothing held), so the sum of the
 rewards, and the best policy, stay the same (Ng, Harada and Russell, 1999).
 
-`reward="paired"` runs the even pace (a = 0) on the same episode beside
+`reward="paired"` runs the even pace (a = 0: the TWAP line, so sor-ml) on the same episode beside
 the agent, step for step, and rewards the difference of the two marked rewards: the
 market's own moves, which dwarf what pacing can change, mostly cancel (only the
 difference of the two inventories is exposed to them). The sum of an episode's rewards

@@ -130,9 +130,8 @@ STRATEGIES: dict[str, StrategySpec] = {
 
 def _ml_slicer(history: MarketHistory) -> SlicerPolicy:
     """The learned pace if it is served (`learned.promotion`); else sor-ml's own TWAP
-    schedule, so that `ml` without a proven policy is `sor-ml` exactly (the policy's
-    own even pace, re-spread every step, is not: with the model-guided routing it cost
-    1.3-5.7 bps more than TWAP's line on the held-out seeds)."""
+    schedule, so that `ml` without a proven policy is `sor-ml` exactly (PacedSlicer at
+    a = 0 is the same schedule; TwapSlicer saves the observations)."""
     policy = served_slicer_policy()
     if isinstance(policy, EvenPace):
         return TwapSlicer()

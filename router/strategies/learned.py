@@ -5,12 +5,17 @@ uniform schedule, spread, depth imbalance, short-term volatility and returns, th
 market's volume rate and the parent's own fill rate, all normalised by the instrument's
 history. Never the scenario, its phases or the simulator's state.
 
-Its action a in [-1, 1] is a pace: over the next `step_s` the parent should trade at
-`PACE_RANGE ** a` times the rate that would finish the remainder evenly by the horizon
-(a = 0 is a TWAP that catches up). Where each slice goes (passive, aggressive, dark,
-dealers) stays with the model-guided router, which prices those choices by expected
-cost better than a policy could learn them from a few thousand episodes; so the action
-is timing and size only.
+Its action a in [-1, 1] is a pace for the parent's schedule (its cumulative target):
+over the next `step_s` the schedule advances at `PACE_RANGE ** a` times the rate that
+would take what it has left evenly to the horizon. The schedule's lead over the TWAP line
+is the policy's own state: a = 0 lets a lead (or a lag) shrink evenly to nothing at the
+horizon, and a = 0 throughout is the TWAP line itself, so `ml` with a policy that always
+answers 0 is `sor-ml` to the bit. Fills off the schedule (a dealer's block) put the
+parent ahead of it, as they put sor-ml ahead of its line; the policy sees both (the
+schedule's lead and the fills' gap to the line) and decides whether to give the block's
+lead back or keep it. Where each slice goes (passive, aggressive, dark, dealers) stays
+with the model-guided router, which prices those choices by expected cost better than a
+policy could learn them from a few thousand episodes; so the action is timing only.
 
 The same code serves training and trading: the execution environment
 (simulators/execenv.py) and the ONNX policy at run time both drive `PacedSlicer`
@@ -22,9 +27,9 @@ checks that the policy was trained on this module's observation and pacing.
 
 It is served only once it has earned it (`promotion`): on the paired validation
 episodes that `blockroute train slicer` runs after training (held out from training,
-the same markets with the even pace a = 0), its mean IS must beat the even pace's by
-PROMOTION_Z standard errors. Until then `ml` runs the even pace (`EvenPace`) and says
-why: a learned timing that has not shown it saves money is not allowed to spend it.
+the same markets with a = 0, which is sor-ml), its mean IS must beat sor-ml's by
+PROMOTION_Z standard errors. Until then `ml` runs sor-ml's TWAP line and says why: a
+learned timing that has not shown it saves money is not allowed to spend it.
 """
 
 from __future__ import annotations
@@ -50,6 +55,9 @@ Policy = Callable[[np.ndarray], float]
 
 STEP_S = 300.0  # the policy acts every 5 minutes of the parent's life
 PACE_RANGE = 3.0  # a = +1: three times the even rate; a = -1: a third of it
+#: what the action paces (checked against a policy's metadata): the schedule, around the
+#: TWAP line (an earlier pacing re-spread the parent's unfilled rest at every step)
+PACING = "schedule-lead"
 SESSION_S = 6.5 * 3600.0  # trading day, for per-day statistics
 
 OBS_NAMES = (
@@ -65,6 +73,7 @@ OBS_NAMES = (
     "volume_rate",  # log(market volume over 5 min / the expected 5-min volume)
     "fill_rate",  # own fills over 5 min / the even rate's 5 minutes of fills
     "pace",  # the action last taken
+    "schedule_lead",  # (own schedule - uniform target) / qty: what the past paces built up
     # +1 buy, -1 sell: the other features are signed in the parent's favour, so this is
     # the only way a market that is not symmetric between its sides (thin bids after
     # news, say) can show; training draws both sides 50/50 on markets of either sign
@@ -96,6 +105,7 @@ class ObservationBuilder:
         self._samples: deque[_Sample] = deque()
         self.arrival_mid: float | None = None
         self.last_action = 0.0
+        self.lead = 0.0  # the slicer's schedule ahead of the uniform one, share of qty
 
     def record(self, state: ExecutionState) -> None:
         """Called at each real decision time (not for look-ahead targets)."""
@@ -175,7 +185,8 @@ class ObservationBuilder:
             obs[7] = -sign * (mid / thirty.mid - 1.0) / sigma_over(30.0)
         obs[8] = -sign * (mid / arrival - 1.0) / sigma_over(elapsed * horizon_s)
         obs[11] = self.last_action
-        obs[12] = sign
+        obs[12] = self.lead
+        obs[13] = sign
         np.clip(obs, -CLIP, CLIP, out=obs)
         return obs
 
@@ -245,9 +256,17 @@ def _numpy_sum(a: np.ndarray) -> float:
 
 
 class PacedSlicer:
-    """Cumulative target from a pace the policy sets every `step_s`.
+    """The schedule a policy paces every `step_s`, as a lead over the TWAP line.
 
-    The engine asks for targets at each decision and one interval ahead (look-ahead
+    Between decisions the schedule's share done f moves from f0 towards 1 at m times the
+    even rate, f(t) = f0 + m (1 - f0) s, with s the share of the time left at the step's
+    start that has passed and m = PACE_RANGE ** a. The TWAP line e(t) = e0 + (1 - e0) s
+    moves the same way at m = 1, so the lead L = f - e is
+
+        L(t) = L0 + ((m - 1)(1 - e0) - m L0) s,
+
+    exactly 0.0 while every action has been 0: the target is then TwapSlicer's, bit for
+    bit. The engine asks for targets at each decision and one interval ahead (look-ahead
     calls carry a future `now_ns` with today's snapshot); the policy is consulted only
     at a real decision (snapshot time = now) once the step is over.
     """
@@ -259,32 +278,42 @@ class PacedSlicer:
         self.policy = policy
         self._step_ns = int(step_s * NANOS_PER_SECOND)
         self._t0: Nanos | None = None  # start of the current step
-        self._base = 0  # filled at that start
-        self._rate = 0.0  # shares per ns over the step
+        self._span_ns = 1  # from it to the horizon
+        self._e0 = 0.0  # the TWAP line's share done at the step's start
+        self._lead0 = 0.0  # the schedule's lead then
+        self._m = 1.0  # the step's pace multiplier
         self.paces: list[tuple[Nanos, float, float]] = []  # (time, action, multiplier)
 
     def target_filled(self, state: ExecutionState) -> int:
         p = state.parent
-        real = state.market.ts_ns == state.now_ns
-        if real:
+        if state.market.ts_ns == state.now_ns:  # a real decision, not a look-ahead
             self.obs.record(state)
             if self._t0 is None or state.now_ns >= self._t0 + self._step_ns:
                 self._act(state)
-        if self._t0 is None:  # a look-ahead before the first decision: even pace
+        lead = self.lead(state.now_ns)
+        if lead == 0.0:  # the TWAP line, computed as TwapSlicer computes it
             return int(p.qty * state.elapsed_fraction)
-        target = self._base + self._rate * (state.now_ns - self._t0)
-        return int(min(p.qty, max(0.0, target)))
+        return int(p.qty * min(1.0, max(0.0, state.elapsed_fraction + lead)))
+
+    def lead(self, now_ns: Nanos) -> float:
+        """The schedule's lead over the TWAP line at `now_ns`, as a share of the qty."""
+        if self._t0 is None:
+            return 0.0
+        s = min(1.0, max(0.0, (now_ns - self._t0) / self._span_ns))
+        return self._lead0 + ((self._m - 1.0) * (1.0 - self._e0) - self._m * self._lead0) * s
 
     def _act(self, state: ExecutionState) -> None:
-        p = state.parent
+        lead = self.lead(state.now_ns)
+        self.obs.lead = lead
         action = float(self.policy(self.obs.observe(state)))
         action = min(1.0, max(-1.0, action)) if math.isfinite(action) else 0.0
         self.obs.last_action = action
         m = pace_multiplier(action)
-        left_ns = max(1, p.end_ns - state.now_ns)
         self._t0 = state.now_ns
-        self._base = state.filled_qty
-        self._rate = m * state.remaining_qty / left_ns
+        self._span_ns = max(1, state.parent.end_ns - state.now_ns)
+        self._e0 = min(1.0, state.elapsed_fraction)
+        self._lead0 = lead
+        self._m = m
         self.paces.append((state.now_ns, action, m))
 
 
@@ -412,6 +441,10 @@ def _read_slicer_meta(path: Path) -> dict[str, Any]:
             f"{path}: the policy was trained on observation {meta['obs_names']}, this code "
             f"builds {list(OBS_NAMES)}; {hint}"
         )
+    if meta.get("pacing") != PACING:
+        # metadata without the key is of the first pacing, which re-spread the unfilled rest
+        theirs = meta.get("pacing") or "the unfilled rest"
+        raise ModelError(f"{path}: the policy paces {theirs!r}, this code {PACING!r}; {hint}")
     for key, ours in (("step_s", STEP_S), ("pace_range", PACE_RANGE)):
         value = meta[key]
         number = isinstance(value, int | float) and not isinstance(value, bool)
@@ -432,8 +465,8 @@ class Promotion:
 
 def promotion(meta: dict[str, Any]) -> Promotion:
     """Whether a trained policy may set the pace, from its metadata's `validation`:
-    its mean IS minus the even pace's on the same episodes, and that difference's
-    standard error. No validation (or an empty one) is no evidence: not served."""
+    its mean IS minus that of a = 0 (sor-ml's TWAP line) on the same episodes, and that
+    difference's standard error. No validation (or an empty one) is no evidence: not served."""
     v = meta.get("validation")
     n = v.get("episodes", 0) if isinstance(v, dict) else 0
     if not isinstance(v, dict) or not n:
@@ -449,8 +482,8 @@ def promotion(meta: dict[str, Any]) -> Promotion:
 
 
 class EvenPace:
-    """The pace when the learned policy is not served: a = 0, the rest evenly to the
-    horizon (re-spread every step, as the policy's pace is). `reason`: why."""
+    """The pace when the learned policy is not served: a = 0, the TWAP line (`ml` then
+    runs TwapSlicer itself, which is the same schedule). `reason`: why."""
 
     __slots__ = ("reason",)
 

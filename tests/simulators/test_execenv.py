@@ -54,7 +54,7 @@ def test_check_env_passes() -> None:
 
     env = _env(BOND)
     check_env(env, skip_render_check=True)
-    assert env.observation_space.shape == (13,)
+    assert env.observation_space.shape == (OBS_SIZE,) == (14,)
     assert env.action_space.shape == (1,)
     assert env.action_space.low[0] == -1.0 and env.action_space.high[0] == 1.0
     env.close()
@@ -140,6 +140,22 @@ def test_the_env_runs_what_the_ml_strategy_runs(monkeypatch: pytest.MonkeyPatch)
     run = Episode(load_scenario("news-shock"), SEED).run("ml")
     assert tuple(run.fills) == env.fills
     assert np.array_equal(np.array(served), ep["obs"][:-1])  # the last: after the horizon
+    assert run.tca.is_bps == pytest.approx(ep["info"]["is_bps"], abs=1e-9)
+    env.close()
+
+
+@pytest.mark.parametrize("scenario", ["news-shock", "illiquid-bond"])
+def test_the_even_pace_is_sor_ml_to_the_bit(scenario: str) -> None:
+    """a = 0 throughout is sor-ml's TWAP line: the same fills as `Episode.run("sor-ml")`
+    (so the paired reward and the slicer's validation measure the policy against the
+    strategy it has to beat, not against a pace of its own)."""
+    from router.app import Episode
+
+    env = _env((scenario,))
+    ep = _episode(env, SEED, np.zeros(64, dtype=np.float32), options={"randomize": False})
+    run = Episode(load_scenario(scenario), SEED).run("sor-ml")
+    assert len(run.fills) > 10 and tuple(run.fills) == env.fills
+    # the same fills; the env's ledger sums them in its own order (last bits)
     assert run.tca.is_bps == pytest.approx(ep["info"]["is_bps"], abs=1e-9)
     env.close()
 

@@ -31,6 +31,7 @@ from router.strategies.learned import (
     OBS_NAMES,
     OBS_SIZE,
     PACE_RANGE,
+    PACING,
     SESSION_S,
     STEP_S,
     EvenPace,
@@ -124,6 +125,7 @@ def test_observation_values_on_a_hand_made_market():
         "volume_rate": math.log(6_000 / 3_000),
         "fill_rate": 10_000 / (QTY * 300 / 3600),
         "pace": 0.0,
+        "schedule_lead": 0.0,  # the slicer sets it; a bare builder has none
         "side": -1.0,  # a sell: the one feature not signed in the parent's favour
     }
     assert obs.dtype == np.float32 and obs.shape == (OBS_SIZE,)
@@ -208,14 +210,37 @@ def _target(slicer: PacedSlicer, t_s: float, filled: int, snap_s: float | None =
     return slicer.target_filled(_state(Side.SELL, t_s, filled, snap))
 
 
-def test_pace_zero_is_an_even_catch_up():
-    slicer = PacedSlicer(HISTORY, _Policy(0.0))
-    assert _target(slicer, 0.0, 0) == 0
-    assert _target(slicer, 30.0, 0, snap_s=0.0) == int(QTY * 30 / 3600)
-    # five minutes on, behind: the rest spread evenly over the time left
-    assert _target(slicer, 300.0, 5_000) == 5_000
-    assert _target(slicer, 330.0, 5_000, snap_s=300.0) == int(5_000 + 95_000 * 30 / 3300)
-    assert [m for _, _, m in slicer.paces] == [1.0, 1.0]
+def test_pace_zero_is_the_twap_line_to_the_bit_whatever_the_fills():
+    slicer, twap = PacedSlicer(HISTORY, _Policy(0.0)), TwapSlicer()
+    # decisions every 30 s, look-aheads 30 s on, fills behind, on and ahead of the line
+    # (a dealer's block): the targets are TwapSlicer's at every call
+    for k in range(121):
+        t, filled = 30.0 * k, (0, 5_000, 60_000)[k % 3]
+        for now, snap in ((t, None), (t + 30.0, t)):
+            got = _target(slicer, now, filled, snap_s=snap)
+            state = _state(Side.SELL, now, filled, _snap(t if snap is None else snap))
+            assert got == twap.target_filled(state)
+    assert {m for _, _, m in slicer.paces} == {1.0} and len(slicer.paces) == 13  # 0 to 3600 s
+
+
+def test_a_lead_built_by_fast_steps_shrinks_evenly_to_the_horizon():
+    slicer = PacedSlicer(HISTORY, _Policy(1.0, 0.0))
+    _target(slicer, 0.0, 0)  # three times the even rate for 5 minutes
+    assert _target(slicer, 300.0, 0, snap_s=0.0) == int(QTY * 3 * 300 / 3600)
+    _target(slicer, 300.0, 0)  # then a = 0: the lead of 2 x 300 s of the line decays
+    lead0 = 2 * 300 / 3600
+    for t in (300.0, 1200.0, 2400.0, 3300.0, 3600.0):
+        expected = lead0 * (3600 - t) / 3300
+        assert slicer.lead(int(t * S)) == pytest.approx(expected, abs=1e-12)
+    assert _target(slicer, 3600.0, 0, snap_s=300.0) == QTY
+
+
+def test_a_slow_step_lags_the_line_and_a_fills_lead_does_not_move_the_schedule():
+    slicer = PacedSlicer(HISTORY, _Policy(-1.0))
+    _target(slicer, 0.0, 0)
+    # a third of the even rate; the parent's own fills (50,000 ahead) change nothing
+    assert _target(slicer, 300.0, 50_000, snap_s=0.0) == int(QTY * 100 / 3600)
+    assert slicer.lead(300 * S) == pytest.approx(-200 / 3600)
 
 
 def test_look_ahead_calls_do_not_consult_the_policy():
@@ -241,6 +266,15 @@ def test_the_policy_is_queried_every_step_and_sees_its_last_action():
         [PACE_RANGE**a for a in (0.5, -0.5, 1.0, 0.0, 0.25)]
     )
     assert [o[OBS["pace"]] for o in policy.seen] == [0.0, 0.5, -0.5, 1.0, 0.0]
+    # and the lead those paces built: the schedule's share done f moves at m times the
+    # rate that ends it at the horizon, f' = f + m (1 - f) 300 / (time left)
+    f, leads = 0.0, []
+    for t, _, m in slicer.paces:
+        t_s = t / S
+        leads.append(f - t_s / 3600)
+        f += m * (1 - f) * 300 / (3600 - t_s)
+    assert [o[OBS["schedule_lead"]] for o in policy.seen] == pytest.approx(leads, abs=1e-7)
+    assert leads[0] == 0.0 and leads[1] > 0.0
 
 
 def test_target_is_capped_at_the_parent_and_bad_actions_are_tamed():
@@ -293,6 +327,7 @@ def _write_policy(directory: Path, model: bytes | None = None, **meta_changes: o
         "obs_names": list(OBS_NAMES),
         "step_s": STEP_S,
         "pace_range": PACE_RANGE,
+        "pacing": PACING,
         "onnx": {"input": "obs", "output": "action"},
         # a policy that beat the even pace on its validation: served
         "validation": {"episodes": 100, "diff_is_bps": -3.0, "diff_stderr_bps": 1.0},
@@ -360,6 +395,8 @@ def _meta_text(d: Path, meta: dict[str, Any]) -> None:
         ),
         (lambda d: _write_policy(d, step_s=60.0), "slicer.meta.json", "step_s"),
         (lambda d: _write_policy(d, pace_range=2.0), "slicer.meta.json", "pace_range"),
+        # a policy of the earlier pacing (it re-spread the unfilled rest): no "pacing"
+        (lambda d: _write_policy(d, pacing=None), "slicer.meta.json", "the unfilled rest"),
         (lambda d: (d / "slicer.onnx").unlink(), "slicer.onnx", "missing"),
         (lambda d: (d / "slicer.onnx").write_bytes(b""), "slicer.onnx", "empty"),
         (lambda d: (d / "slicer.onnx").write_bytes(b"\x08garbage" * 40), "slicer.onnx", ""),
@@ -377,6 +414,7 @@ def _meta_text(d: Path, meta: dict[str, Any]) -> None:
         "other observation",
         "other step",
         "other pace range",
+        "other pacing",
         "model missing",
         "model empty",
         "model corrupt",
