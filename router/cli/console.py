@@ -35,9 +35,7 @@ from rich.text import Text
 _PLAIN_WIDTH = 10_000
 
 
-def _rate(per_s: float | None) -> str:
-    if per_s is None:
-        return "?/s"
+def _rate(per_s: float) -> str:
     if per_s >= 100:
         return f"{per_s:,.0f}/s"
     return f"{per_s:.2g}/s"
@@ -47,7 +45,17 @@ class _RateColumn(ProgressColumn):
     """Steps per second, whatever a step is (a strategy, an episode, an RFQ day)."""
 
     def render(self, task: Task) -> Text:
-        return Text(_rate(task.speed), style="progress.data.speed")
+        return Text(_rate(task.speed) if task.speed else "", style="progress.data.speed")
+
+
+class _LeftColumn(TimeRemainingColumn):
+    """The time left, once the rate is known (until then, nothing)."""
+
+    def render(self, task: Task) -> Text:
+        if task.time_remaining is None:
+            return Text("")
+        left = super().render(task)
+        return Text.assemble("about ", left, " left")
 
 
 class Progress:
@@ -75,9 +83,7 @@ class Progress:
                 MofNCompleteColumn(),
                 _RateColumn(),
                 TimeElapsedColumn(),
-                TextColumn("elapsed,"),
-                TimeRemainingColumn(),
-                TextColumn("left"),
+                _LeftColumn(),
                 console=Console(file=sys.stderr),
                 # Worker processes are forked while the bar runs: they must write to the
                 # real streams, not through the parent's console and its lock.
@@ -112,7 +118,8 @@ class Progress:
         line = f"{self._label} [{bar}] {done}/{total}  {elapsed:.0f} s"
         if done > 0:
             eta = elapsed / done * (total - done)
-            line += f", {_rate(done / elapsed if elapsed > 0 else None)}, about {eta:.0f} s left"
+            rate = f", {_rate(done / elapsed)}" if elapsed > 0 else ""
+            line += f"{rate}, about {eta:.0f} s left"
         print(line, file=sys.stderr, flush=True)
 
 

@@ -80,6 +80,6 @@ def test_terminal_progress_is_drawn_in_place_and_closed_on_failure(monkeypatch):
         bar(3, 10)
         raise RuntimeError("stop")
     text = ANSI.sub("", err.getvalue())
-    assert "train fill" in text and "3/10" in text and "left" in text
+    assert "train fill" in text and " 3/10 " in text
     # closed: the last state is left on its own line and the cursor is shown again
-    assert err.getvalue().endswith("left\n\x1b[?25h")
+    assert err.getvalue().endswith("\n\x1b[?25h")
