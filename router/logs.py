@@ -22,6 +22,9 @@ class _Stderr:
 
 
 def configure_logging(json: bool = False, level: str = "info") -> None:
+    """Configure structlog for the process: `level` is a logging level name, any case
+    (`debug`, `info`, `warning`, `error`, `critical`); an unknown name raises
+    ValueError. Colours only when standard error is a terminal."""
     lvl = logging.getLevelNamesMapping().get(level.upper())
     if lvl is None:
         raise ValueError(f"unknown log level {level!r}")

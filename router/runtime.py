@@ -16,7 +16,7 @@ from router.domain import NANOS_PER_SECOND, Nanos
 
 class LoopClock:
     """A clock that starts at `origin_ns` when created and runs `speed` times faster
-    than the event loop's monotonic time."""
+    than the event loop's monotonic time. A `speed` <= 0 raises ValueError."""
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, origin_ns: Nanos = 0, speed: float = 1.0
@@ -29,9 +29,11 @@ class LoopClock:
         self.speed = speed
 
     def now_ns(self) -> Nanos:
+        """The clock's time now, in nanoseconds."""
         return self._origin_ns + int((self._loop.time() - self._t0) * self.speed * NANOS_PER_SECOND)
 
     def wall_delay_s(self, at_ns: Nanos) -> float:
+        """Wall-clock seconds until the clock reads `at_ns` (0 if it is past)."""
         return max(0.0, (at_ns - self.now_ns()) / NANOS_PER_SECOND / self.speed)
 
 
@@ -45,6 +47,7 @@ class AsyncioScheduler:
         self._handles: set[asyncio.TimerHandle] = set()
 
     def __call__(self, at_ns: Nanos, callback: Callable[[], None]) -> None:
+        """Call `callback` on the loop when the clock reads `at_ns` (at once if past)."""
         handle: asyncio.TimerHandle
 
         def run() -> None:
@@ -56,6 +59,7 @@ class AsyncioScheduler:
 
     @property
     def pending(self) -> int:
+        """Callbacks scheduled that have neither run nor been cancelled."""
         return len(self._handles)
 
     def cancel_all(self) -> None:

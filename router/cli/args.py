@@ -1,0 +1,113 @@
+"""The parser class, argument types and flags that the commands share.
+
+A bad argument is a `UsageError`: `main` reports it as one line and exits with status 2,
+instead of argparse's usage block.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn, TypeAlias
+
+from router.config import parse_duration
+from router.domain import DomainError, Side
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported as one line, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, but its errors raise `UsageError` instead of exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+# what `add_subparsers` returns: each command family's `register` adds its commands to it
+Subparsers: TypeAlias = "argparse._SubParsersAction[Parser]"
+
+
+def duration(text: str) -> float:
+    """Seconds from `90`, `90s`, `15m` or `3h`."""
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def side(text: str) -> Side:
+    try:
+        return Side.parse(text)
+    except DomainError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def integer(text: str) -> int:
+    """An integer, with `_` allowed as a thousands separator (`8_000_000`)."""
+    try:
+        return int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    value = integer(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def port(text: str) -> int:
+    value = integer(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {text}")
+    return value
+
+
+def paper_time(text: str) -> float:
+    """A plain number in the paper's time unit, or else a duration in seconds."""
+    try:
+        return float(text)
+    except ValueError:
+        return duration(text)
+
+
+def add_json(p: argparse.ArgumentParser, help: str | None = None) -> None:
+    """`--json PATH` (`-` = standard output), read as `args.json_path`."""
+    p.add_argument("--json", dest="json_path", help=help)
+
+
+def add_db_url(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--db-url",
+        default=None,
+        help="database for runs, orders, fills and decisions: sqlite:///file.db, "
+        "postgresql://user@host/db, or 'none' (default: blockroute.db here)",
+    )
+
+
+def strategy_names(text: str) -> list[str]:
+    """--strategies: names separated by commas, or "all" (the registry's order).
+
+    Raises `UsageError` if "all" comes with other names; unknown names are left to
+    `router.app.check_strategies`.
+    """
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    if "all" not in names:
+        return names
+    if len(names) > 1:
+        raise UsageError("--strategies: 'all' stands alone (it already runs every strategy)")
+    from router.strategies import STRATEGIES
+
+    return list(STRATEGIES)

@@ -1,0 +1,241 @@
+"""`blockroute bench ...`: the benchmarks of the matching engine, the market's price
+impact, risk transfer, whole simulations, the FIX path, the desk's memory and one
+routing decision."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from router.cli.args import (
+    Parser,
+    Subparsers,
+    UsageError,
+    add_json,
+    duration,
+    integer,
+    positive_float,
+    positive_int,
+)
+from router.cli.console import Progress, left, print_table
+from router.cli.output import check_json_path, emit_json
+
+
+def register(sub: Subparsers) -> None:
+    """Add the `bench` commands to the top-level subcommands."""
+    bench = sub.add_parser("bench", help="benchmarks")
+    bsub = bench.add_subparsers(dest="bench", required=True, parser_class=Parser)
+    bb = bsub.add_parser("book", help="matching engine alone")
+    bb.add_argument("--events", type=positive_int, default=1_000_000)
+    bb.add_argument("--no-python", action="store_true", help="skip the plain-Python reference book")
+    add_json(bb)
+    bb.set_defaults(func=run_book)
+
+    bi = bsub.add_parser("impact", help="square-root law, impact decay, return statistics")
+    bi.add_argument("--scenario", default="calm")
+    bi.add_argument("--seeds", type=positive_int, default=20)
+    bi.add_argument("--duration", type=duration, default=1800.0, help="metaorder duration")
+    add_json(bi)
+    bi.set_defaults(func=run_impact)
+
+    brt = bsub.add_parser(
+        "risk-transfer", help="a dealer's risk bid at arrival vs TWAP, by block size"
+    )
+    brt.add_argument("--scenario", default="calm")
+    brt.add_argument("--seeds", type=positive_int, default=12, help="per size, both sides each")
+    brt.add_argument("--seed0", type=integer, default=1000)
+    add_json(brt)
+    brt.set_defaults(func=run_risk_transfer)
+
+    bs = bsub.add_parser("scenario", help="one full simulation: wall time and memory")
+    bs.add_argument("--scenario", default="news-shock")
+    bs.add_argument("--strategy", default="twap")
+    bs.add_argument("--seed", type=integer, default=42)
+    bs.add_argument("--repeat", type=positive_int, default=5)
+    add_json(bs)
+    bs.set_defaults(func=run_scenario)
+
+    bf = bsub.add_parser("fix", help="NewOrderSingle -> ExecutionReport(New) over loopback")
+    bf.add_argument("--orders", type=positive_int, default=10_000)
+    bf.add_argument("--rate", type=positive_float, default=None, help="orders/s (default: unpaced)")
+    bf.add_argument("--window", type=positive_int, default=64, help="orders in flight, unpaced")
+    bf.add_argument(
+        "--desk",
+        choices=("real", "instant"),
+        default="real",
+        help="real: the service's desk (journal, markets, engine); instant: accepts at once, "
+        "to time the FIX path alone",
+    )
+    add_json(bf)
+    bf.set_defaults(func=run_fix)
+
+    bm = bsub.add_parser("memory", help="memory of the service's desk with open parent orders")
+    bm.add_argument("--parents", type=positive_int, default=100)
+    add_json(bm)
+    bm.set_defaults(func=run_memory)
+
+    bd = bsub.add_parser(
+        "decide", help="latency of one ml decision: slicer policy, fill and dealer models"
+    )
+    bd.add_argument(
+        "--n",
+        "--iterations",
+        dest="iterations",
+        type=positive_int,
+        default=2000,
+        help="decisions timed (default: 2000)",
+    )
+    add_json(bd)
+    bd.set_defaults(func=run_decide)
+
+
+def run_book(args: argparse.Namespace) -> None:
+    """`bench book`: events per second of the matching engine (and of a plain Python book)."""
+    from bench.book import run_book_bench
+
+    doc = run_book_bench(args.events, compare_python=not args.no_python)
+    if args.json_path != "-":
+        print(
+            f"book: {doc['events']:,} events in {doc['seconds']:.3f} s = "
+            f"{doc['events_per_s']:,.0f} events/s"
+        )
+        if "python_events_per_s" in doc:
+            print(
+                f"plain Python book: {doc['python_events_per_s']:,.0f} events/s; "
+                f"speed-up {doc['speedup_vs_python']:.1f}x"
+            )
+    emit_json(args.json_path, doc)
+
+
+def run_decide(args: argparse.Namespace) -> None:
+    """`bench decide`: latency percentiles of each part of one ml routing decision."""
+    from bench.decide import PARTS, run_decide_bench
+
+    doc = run_decide_bench(args.iterations)
+    if args.json_path != "-":
+        rows = [
+            [part, *(f"{doc[part][q]:.1f}" for q in ("p50_us", "p99_us", "max_us"))]
+            for part in PARTS
+        ]
+        print_table([left("part"), "p50 us", "p99 us", "max us"], rows)
+        print(
+            f"{doc['iterations']} decisions {doc['at_s'] / 60:g} min into an ml run: the "
+            f"slicer's observation and ONNX policy (onnx_policy: the policy alone), "
+            f"{doc['lit_options']} lit queues scored, a panel chosen among "
+            f"{doc['dealers']} dealers (no_rfq: the decision without the panel; "
+            f"desk_refresh: the desk's dealer arrays rebuilt at an RFQ event)"
+        )
+    emit_json(args.json_path, doc)
+
+
+def run_fix(args: argparse.Namespace) -> None:
+    """`bench fix`: NewOrderSingle to ExecutionReport(New) over loopback."""
+    from bench.fix import fix_bench
+
+    with Progress("bench fix") as bar:
+        doc = fix_bench(
+            args.orders,
+            args.rate,
+            window=args.window,
+            real_desk=args.desk == "real",
+            progress=bar,
+        )
+    if args.json_path != "-":
+        pace = "unpaced" if args.rate is None else f"paced at {args.rate:g}/s"
+        print(
+            f"fix ({args.desk} desk, {pace}): {doc['orders']:,} orders, "
+            f"{doc['orders_per_s']:,.0f} orders/s, ack p50 {doc['ack_p50_ms']:.3f} ms, "
+            f"p99 {doc['ack_p99_ms']:.3f} ms"
+        )
+    emit_json(args.json_path, doc)
+
+
+def run_memory(args: argparse.Namespace) -> None:
+    """`bench memory`: the desk's resident memory with open parent orders."""
+    from bench.service import run_memory_bench
+
+    doc = run_memory_bench(args.parents)
+    if args.json_path != "-":
+        print(
+            f"desk with {doc['parents']} open parent orders: RSS {doc['rss_mb']:.0f} MB "
+            f"({doc['rss_mb_empty']:.0f} MB with none, "
+            f"{doc['kb_per_parent']:.0f} kB per parent); "
+            f"{doc['child_orders']} child orders, {doc['fills']} fills so far"
+        )
+    emit_json(args.json_path, doc)
+
+
+def run_risk_transfer(args: argparse.Namespace) -> None:
+    """`bench risk-transfer`. Raises `UsageError` if the scenario has no dealer panel."""
+    from bench.risk_transfer import format_table
+    from bench.risk_transfer import run_risk_transfer as run
+    from simulators.scenario import load_scenario
+
+    if load_scenario(args.scenario, args.config_dir).dealer_panel is None:
+        raise UsageError(f"--scenario: {args.scenario!r} has no dealer panel")
+    check_json_path(args.json_path)
+    with Progress(f"risk transfer {args.scenario}") as bar:
+        doc = run(args.scenario, seeds=args.seeds, seed0=args.seed0, progress=bar)
+    if args.json_path != "-":
+        print(format_table(doc))
+    emit_json(args.json_path, doc)
+
+
+def run_impact(args: argparse.Namespace) -> None:
+    """`bench impact`: the square-root law, impact decay and return statistics."""
+    from bench.impact import run_impact_study
+
+    with Progress("impact study") as bar:
+        doc = run_impact_study(
+            args.scenario,
+            args.seeds,
+            duration_s=args.duration,
+            config_dir=args.config_dir,
+            progress=bar,
+        )
+    if args.json_path != "-":
+        _print_impact(doc)
+    emit_json(args.json_path, doc)
+
+
+def _print_impact(doc: dict[str, Any]) -> None:
+    rows = [
+        [
+            f"{r['q_over_adv']:.2%}",
+            f"{r['impact_bps']:.2f}",
+            f"{r['impact_stderr_bps']:.2f}",
+            f"{r['impact_over_sigma']:.3f}",
+            f"{r['after_1x_bps']:.2f}",
+            f"{r['after_2x_bps']:.2f}",
+        ]
+        for r in doc["rows"]
+    ]
+    print_table(["Q/ADV", "impact bps", "+-", "I/sigma", "+1x bps", "+2x bps"], rows)
+    ret = doc["returns_1min"]
+    if doc["exponent_above_1pct_adv"] is not None:
+        print(f"exponent fitted on Q/ADV >= 1%: {doc['exponent_above_1pct_adv']:.3f}")
+    print(
+        f"impact ~ (Q/ADV)^{doc['exponent']:.3f}, Y = {doc['prefactor_y']:.2f}; "
+        f"left after 1x/2x the duration: {doc['decay_ratio_1x']:.0%} / "
+        f"{doc['decay_ratio_2x']:.0%}"
+    )
+    print(
+        f"1-min returns: n={ret['n']}, sd {ret['std_bps']:.2f} bps, excess kurtosis "
+        f"{ret['excess_kurtosis']:.2f}, lag-1 autocorrelation "
+        f"{ret['lag1_autocorr']:.3f} +- {ret['lag1_autocorr_stderr']:.3f}"
+    )
+
+
+def run_scenario(args: argparse.Namespace) -> None:
+    """`bench scenario`: wall time and memory of whole simulations."""
+    from bench.scenario import run_scenario_bench
+
+    doc = run_scenario_bench(args.scenario, args.strategy, args.seed, args.repeat, args.config_dir)
+    if args.json_path != "-":
+        print(
+            f"{doc['scenario']} with {doc['strategy']}: best {doc['seconds']:.3f} s, "
+            f"median {doc['median_seconds']:.3f} s over {doc['repeat']} runs; "
+            f"first run incl. start-up {doc['first_seconds']:.3f} s; peak traced "
+            f"memory {doc['peak_traced_mb']:.1f} MB, max RSS {doc['max_rss_mb']:.0f} MB"
+        )
+    emit_json(args.json_path, doc)

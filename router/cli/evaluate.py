@@ -1,0 +1,103 @@
+"""`blockroute evaluate models`: the shipped models scored on freshly simulated held-out
+data, against the simulator's own probabilities (the oracle)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from router.cli.args import Parser, Subparsers, add_json, integer, positive_int
+from router.cli.console import Col, Progress, left, print_table
+from router.cli.output import check_json_path, emit_json
+
+
+def register(sub: Subparsers) -> None:
+    """Add `evaluate models` to the top-level subcommands."""
+    ev = sub.add_parser("evaluate", help="score the shipped models on held-out simulations")
+    esub = ev.add_subparsers(dest="what", required=True, parser_class=Parser)
+    em = esub.add_parser("models", help="dealer and fill models vs the simulator's oracle")
+    em.add_argument(
+        "--seed",
+        type=integer,
+        default=900_000,  # models.evaluate.EVAL_SEED
+        help="first held-out seed",
+    )
+    add_json(em, "write JSON here ('-' = stdout)")
+    em.add_argument("--models", type=Path, help="folder of the artifacts (default: models/)")
+    em.add_argument(
+        "--dealer-days",
+        type=positive_int,
+        default=4,  # models.evaluate.DEALER_DAYS
+        help="scored RFQ days per scenario (after 3 days of history)",
+    )
+    em.add_argument(
+        "--fill-episodes",
+        type=positive_int,
+        default=4,  # models.evaluate.FILL_EPISODES
+        help="sor-lit episodes per scenario",
+    )
+    em.add_argument(
+        "--workers", type=positive_int, default=1, help="worker processes (same rows for any)"
+    )
+    em.set_defaults(func=run_models)
+
+
+def run_models(args: argparse.Namespace) -> None:
+    """`evaluate models`. A missing or unreadable artifact raises `models.artifacts.ModelError`."""
+    from models.artifacts import MODELS_DIR
+    from models.evaluate import evaluate
+
+    check_json_path(args.json_path)
+    with Progress("evaluate models") as bar:
+        doc = evaluate(
+            args.seed,
+            args.models or MODELS_DIR,
+            bar,
+            dealer_days=args.dealer_days,
+            fill_episodes=args.fill_episodes,
+            workers=args.workers,
+        )
+    if args.json_path != "-":
+        _print_evaluation(doc)
+    emit_json(args.json_path, doc)
+
+
+def _print_evaluation(doc: dict[str, Any]) -> None:
+    rows = []
+    for name in ("dealer", "dealer_respond", "dealer_hit", "fill", "fill_all"):
+        m = doc[name]
+        oracle = m.get("oracle_auc")
+        against = (
+            [f"{oracle:.3f}", f"{m['ratio']:.3f}", f"{m['ratio_sd']:.3f}"]
+            if oracle
+            else ["", "", ""]
+        )
+        rows.append(
+            [name, f"{m['auc']:.3f}", *against, f"{m['brier']:.4f}", f"{m['ece']:.4f}", str(m["n"])]
+        )
+    columns: list[Col | str] = [
+        left("model"),
+        "AUC",
+        "oracle",
+        "ratio",
+        "± sd",
+        "Brier",
+        "ECE",
+        "rows",
+    ]
+    print_table(columns, rows)
+    given = doc["fill_given_fair"]
+    if given["n"]:
+        print(
+            f"fill, within {given['strata']} strata of the simulator's hidden fair price: "
+            f"AUC {given['auc']:.3f}, oracle {given['oracle_auc']:.3f}, "
+            f"ratio {given['ratio']:.3f} ± {given['ratio_sd']:.3f} ({given['n']} rows)"
+        )
+    print(
+        "± sd: bootstrap over whole days and episodes within their scenario "
+        f"({doc['meta']['bootstrap']['replicates']} replicates)"
+    )
+    clipped = doc["meta"]["clipped"]
+    if any(clipped.values()):
+        print(f"features clipped to the training range: {clipped}")

@@ -1,0 +1,212 @@
+"""`blockroute train dealer|fill|slicer`: regenerate a shipped model from simulated
+history. The defaults are the shipped training runs (the metadata's `created_by` names
+the command that made it)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from router.cli.args import Parser, Subparsers, UsageError, add_json, integer, positive_int
+from router.cli.console import Progress, left, print_table
+from router.cli.output import check_json_path, emit_json
+
+_JSON_HELP = "write the metadata here ('-' = stdout)"
+_OUT_HELP = "folder for the artifacts (default: models/)"
+
+
+def register(sub: Subparsers) -> None:
+    """Add `train dealer`, `train fill` and `train slicer` to the top-level subcommands."""
+    tr = sub.add_parser("train", help="regenerate a shipped model from simulated history")
+    tsub = tr.add_subparsers(dest="model", required=True, parser_class=Parser)
+    td = tsub.add_parser("dealer", help="dealer models: P(respond), P(best quote), P(hit)")
+    td.add_argument("--out", type=Path, help=_OUT_HELP)
+    td.add_argument(
+        "--days",
+        type=positive_int,
+        default=20,  # models.train.DEALER_DAYS_PER_SCENARIO (not imported: xgboost is slow)
+        help="simulated RFQ days per scenario",
+    )
+    td.add_argument("--seed", type=integer, default=100_000, help="seed of the first day")
+    add_json(td, _JSON_HELP)
+    td.set_defaults(func=run_dealer)
+
+    tf = tsub.add_parser("fill", help="fill model: P(a passive lit or dark order fills in 30 s)")
+    tf.add_argument("--out", type=Path, help=_OUT_HELP)
+    tf.add_argument(
+        "--episodes",
+        type=positive_int,
+        default=288,  # models.train.FILL_EPISODES_PER_SCENARIO
+        help="sor-lit episodes per scenario",
+    )
+    tf.add_argument("--seed", type=integer, default=200_000, help="seed of the first episode")
+    tf.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="processes that run the episodes (the same rows on any number)",
+    )
+    add_json(tf, _JSON_HELP)
+    tf.set_defaults(func=run_fill)
+
+    _add_slicer(tsub)
+
+
+def _add_slicer(tsub: Subparsers) -> None:
+    tl = tsub.add_parser(
+        "slicer", help="learned slicer: PPO on the execution environment, exported to ONNX"
+    )
+    tl.add_argument("--out", type=Path, help=_OUT_HELP)
+    tl.add_argument(
+        "--timesteps", type=positive_int, default=32_768, help="environment steps (5 min each)"
+    )
+    tl.add_argument(
+        "--envs", type=positive_int, default=2, help="environments, one worker process each"
+    )
+    tl.add_argument(
+        "--seed",
+        type=integer,
+        default=5_000_000,
+        help="seed of the first training episode (never 1000-1999: the evaluation seeds)",
+    )
+    tl.add_argument(
+        "--reward",
+        choices=("arrival", "mark", "paired"),
+        default="mark",
+        help="the IS against arrival, marked to market each step, or marked and paired "
+        "with sor-ml's schedule on the same episode (less noise, twice the simulation)",
+    )
+    add_json(tl, _JSON_HELP)
+    tl.set_defaults(func=run_slicer)
+
+
+def _out_dir(args: argparse.Namespace) -> Path:
+    """The artifacts' folder (default: the shipped models' own), checked with --json
+    before any training. Raises `UsageError` if either cannot be written to."""
+    from models.artifacts import MODELS_DIR
+
+    out: Path = args.out or MODELS_DIR
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out: {out} exists and is not a folder")
+    check_json_path(args.json_path)
+    return out
+
+
+def run_dealer(args: argparse.Namespace) -> None:
+    """`train dealer`: the three dealer models on simulated RFQ days."""
+    from models.train import SCENARIOS, train_dealer
+
+    out = _out_dir(args)
+    n = args.days * len(SCENARIOS)
+    command = f"blockroute train dealer --days {args.days} --seed {args.seed}"
+    try:
+        with Progress(f"train dealer: {n} RFQ days") as bar:
+            written, meta = train_dealer(out, args.days, args.seed, bar, command)
+    except OSError as exc:
+        raise UsageError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
+    if args.json_path != "-":
+        _print_metrics(meta, written)
+    emit_json(args.json_path, meta)
+
+
+def run_fill(args: argparse.Namespace) -> None:
+    """`train fill`: the fill model on simulated sor-lit episodes."""
+    from models.train import SCENARIOS, train_fill
+
+    out = _out_dir(args)
+    n = args.episodes * len(SCENARIOS)
+    command = f"blockroute train fill --episodes {args.episodes} --seed {args.seed}"
+    try:
+        with Progress(f"train fill: {n} sor-lit episodes") as bar:
+            written, meta = train_fill(
+                out, args.episodes, args.seed, bar, command, workers=args.workers
+            )
+    except OSError as exc:
+        raise UsageError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
+    if args.json_path != "-":
+        _print_metrics(meta, written)
+    emit_json(args.json_path, meta)
+
+
+def _print_metrics(meta: dict[str, Any], written: list[Path]) -> None:
+    rows = []
+    for name, m in meta["metrics"].items():
+        oracle = m.get("oracle_auc")
+        rows.append(
+            [
+                name,
+                f"{m['auc']:.3f}",
+                f"{oracle:.3f}" if oracle is not None else "",
+                f"{m['brier']:.4f}",
+                f"{m['ece']:.4f}",
+                str(m["n"]),
+                str(meta["rounds"][name]),
+            ]
+        )
+    print_table([left("model"), "AUC", "oracle", "Brier", "ECE", "rows", "trees"], rows)
+    print("test days only (the last 15%); wrote " + ", ".join(p.name for p in written))
+
+
+def run_slicer(args: argparse.Namespace) -> None:
+    """`train slicer`: PPO on the execution environment, exported to ONNX and validated.
+
+    Raises `UsageError` without the `train` extra, or if training fails its checks.
+    """
+    out = _out_dir(args)
+    try:
+        import stable_baselines3  # noqa: F401  (the `train` extra)
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise UsageError(
+            f"train slicer needs the training extra ({exc.name} is missing): "
+            "python3 -m pip install -e '.[train]'"
+        ) from None
+    from models.slicer import TrainingError, train_slicer
+
+    command = (
+        f"blockroute train slicer --timesteps {args.timesteps} --envs {args.envs} "
+        f"--seed {args.seed} --reward {args.reward}"
+    )
+    label = f"train slicer: {args.timesteps:,} steps in {args.envs} environments"
+    try:
+        with Progress(label) as bar:
+            written, meta = train_slicer(
+                out, args.timesteps, args.envs, args.seed, bar, command, reward=args.reward
+            )
+    except TrainingError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
+    if args.json_path != "-":
+        _print_slicer(meta, written)
+    emit_json(args.json_path, meta)
+
+
+def _print_slicer(meta: dict[str, Any], written: list[Path]) -> None:
+    t, c, v = meta["training"], meta["curve"], meta["validation"]
+    print(
+        f"trained {t['timesteps']:,} steps, {t['episodes']:,} episodes in {t['wall_s']:.0f} s "
+        f"({t['steps_per_s']:.0f} steps/s, {t['n_envs']} environments)"
+    )
+    if c.get("episodes"):
+        print(
+            f"mean IS {c['first_10pct_is_bps']:.1f} bps over the first 10% of episodes, "
+            f"{c['last_10pct_is_bps']:.1f} over the last 10%"
+        )
+    if "first_10pct_vs_even_pace_bps" in c:
+        print(
+            f"IS minus sor-ml's schedule's (a = 0) on the same episodes: "
+            f"{c['first_10pct_vs_even_pace_bps']:+.2f} bps over the first 10%, "
+            f"{c['last_10pct_vs_even_pace_bps']:+.2f} over the last 10%"
+        )
+    if v.get("episodes"):
+        print(
+            f"validation, {v['episodes']} paired episodes: policy {v['policy_is_bps']:.1f} "
+            f"bps, sor-ml's schedule (a = 0) {v['even_pace_is_bps']:.1f} bps, difference "
+            f"{v['diff_is_bps']:+.2f} +- {v['diff_stderr_bps']:.2f} bps"
+        )
+    print(
+        f"ONNX vs torch: max |diff| {meta['parity']['max_abs_diff']:.1g} on "
+        f"{meta['parity']['rows']} observations; wrote " + ", ".join(p.name for p in written)
+    )

@@ -1,0 +1,136 @@
+import argparse
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from router.cli import build_parser, main
+from router.config import DEFAULT_CONFIG_DIR
+
+
+def run_cli(*args: str) -> int:
+    return main(list(args))
+
+
+def test_malformed_config_exits_2(tmp_path, capsys):
+    cfg = tmp_path / "config"
+    shutil.copytree(DEFAULT_CONFIG_DIR, cfg)
+    (cfg / "scenarios" / "calm.toml").write_text("this is not toml = = \n")
+    assert run_cli("--config-dir", str(cfg), "simulate", "--scenario", "calm") == 2
+    err = capsys.readouterr().err.strip()
+    assert "calm.toml: not valid TOML" in err and len(err.splitlines()) == 1
+
+
+def test_console_script_runs_and_reports_usage_errors():
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "router.cli",
+            "simulate",
+            "--scenario",
+            "calm",
+            "--horizon",
+            "10m",
+            "--qty",
+            "10000",
+            "--strategies",
+            "twap",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "twap" in ok.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "router.cli", "simulate"], capture_output=True, text=True
+    )
+    assert bad.returncode == 2
+    assert "--scenario" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+# every command of the contract (CONTRACT.md) and the rest of the README's tour
+COMMANDS = {
+    "simulate",
+    "backtest",
+    "dealers scorecard",
+    "dealers pnl",
+    "train dealer",
+    "train fill",
+    "train slicer",
+    "evaluate models",
+    "schedule ac",
+    "serve",
+    "bench book",
+    "bench impact",
+    "bench risk-transfer",
+    "bench scenario",
+    "bench fix",
+    "bench memory",
+    "bench decide",
+}
+
+
+def _leaves(parser: argparse.ArgumentParser, path: str = "") -> dict[str, argparse.ArgumentParser]:
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        return {path: parser}
+    return {
+        leaf: p
+        for name, child in subs[0].choices.items()
+        for leaf, p in _leaves(child, f"{path} {name}".strip()).items()
+    }
+
+
+def test_every_command_is_bound_to_the_function_that_runs_it():
+    leaves = _leaves(build_parser())
+    assert set(leaves) == COMMANDS
+    for name, parser in leaves.items():
+        assert callable(parser.get_default("func")), name
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "the following arguments are required: command"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["dealers"], "blockroute dealers: the following arguments are required: dealers"),
+        (["bench", "fix", "--desk", "fake"], "blockroute bench fix: argument --desk"),
+        (["serve", "--fix-port", "70000"], "not a TCP port: 70000"),
+        (["simulate", "--scenario", "calm", "--frob"], "unrecognized arguments: --frob"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(capsys, argv, message):
+    assert run_cli(*argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("blockroute: error: ") and message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_bad_log_level_is_a_usage_error(capsys):
+    assert run_cli("--log-level", "loud", "bench", "book", "--events", "10") == 2
+    assert capsys.readouterr().err == "blockroute: error: --log-level: unknown log level 'loud'\n"
+
+
+def test_an_internal_failure_exits_1_with_one_line(monkeypatch, capsys):
+    import router.cli.bench
+
+    def broken(args: argparse.Namespace) -> None:
+        raise RuntimeError("the book is on fire")
+
+    monkeypatch.setattr(router.cli.bench, "run_book", broken)
+    assert run_cli("bench", "book") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "blockroute: internal error: RuntimeError: the book is on fire"
+
+
+def test_an_interrupt_exits_130(monkeypatch, capsys):
+    import router.cli.bench
+
+    def interrupted(args: argparse.Namespace) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(router.cli.bench, "run_book", interrupted)
+    assert run_cli("bench", "book") == 130
+    assert capsys.readouterr().err == "blockroute: interrupted\n"
