@@ -1,9 +1,9 @@
 """The self-contained HTML reports of `blockroute simulate`, `backtest` and the dealer
 scorecard, and the SVG charts in them.
 
-- `svg`: the charts (lines, steps, bands, dots, grouped and stacked bars, stacked
-  horizontal bars), each built as an ElementTree and returned serialised (`SvgChart`);
-  `ticks`: their axis ticks and number labels.
+- `charts`: the charts (lines, steps, bands, dots, grouped and stacked bars, stacked
+  horizontal bars), each built as an ElementTree with the drawing pieces of `svg` and
+  returned serialised (`SvgChart`); `ticks`: their axis ticks and number labels.
 - `page`: the page around them (one stylesheet, no script, no external reference) and
   the tables and sections; `document`: defensive readers of the JSON documents.
 - `simulate` (with `policy`, the learned slicer's section) and `backtest`: the two

@@ -8,6 +8,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from router.reporting.charts import (
+    BarSeries,
+    bar_chart,
+    category_colors,
+)
 from router.reporting.document import (
     as_dict,
     as_list,
@@ -26,11 +31,6 @@ from router.reporting.page import (
     section,
     td,
     write_index,
-)
-from router.reporting.svg import (
-    BarSeries,
-    bar_chart,
-    category_colors,
 )
 
 

@@ -9,6 +9,14 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from router.reporting.charts import (
+    Band,
+    Points,
+    RefLine,
+    Series,
+    category_colors,
+    xy_chart,
+)
 from router.reporting.document import (
     as_dict,
     as_list,
@@ -25,14 +33,6 @@ from router.reporting.page import (
     fmt_num,
     not_available,
     section,
-)
-from router.reporting.svg import (
-    Band,
-    Points,
-    RefLine,
-    Series,
-    category_colors,
-    xy_chart,
 )
 from router.reporting.ticks import nice_ticks
 

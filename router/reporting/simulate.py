@@ -12,6 +12,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from router.reporting.charts import (
+    PALETTE,
+    Band,
+    BarSeries,
+    RefLine,
+    Series,
+    area_radii,
+    bar_chart,
+    category_colors,
+    points_by_category,
+    stacked_hbar,
+    xy_chart,
+)
 from router.reporting.document import (
     as_dict,
     as_list,
@@ -41,19 +54,6 @@ from router.reporting.page import (
     write_index,
 )
 from router.reporting.policy import policy_section
-from router.reporting.svg import (
-    PALETTE,
-    Band,
-    BarSeries,
-    RefLine,
-    Series,
-    area_radii,
-    bar_chart,
-    category_colors,
-    points_by_category,
-    stacked_hbar,
-    xy_chart,
-)
 from router.reporting.ticks import format_number, nice_ticks
 
 _KIND_ORDER = {"lit": 0, "dark": 1, "rfq": 2}
