@@ -318,82 +318,110 @@ def xy_chart(
 
     svg.y_axis(root, ys, yticks, left, right, y_suffix)
     svg.y_axis_label(root, y_label, top, bottom)
-    svg.line(root, left, bottom, right, bottom, {"stroke": svg.AXIS})
-    step_s = xticks[1] - xticks[0] if len(xticks) > 1 else 60.0
-    x_dec = tick_decimals(xticks)
-    for t in xticks:
-        x = xs(t)
-        label = time_label(t, step_s) if time_axis else format_number(t, x_dec)
-        svg.line(root, x, bottom, x, bottom + 4, {"stroke": svg.AXIS})
-        svg.text(root, x, bottom + 17, label, anchor="middle")
-    if x_label:
-        svg.text(root, (left + right) / 2, bottom + 36, x_label, anchor="middle")
-
+    _x_axis(root, xs, xticks, bottom, x_label, time_axis)
     for band in bands:
-        for run in _segments(band.x, band.lo, band.hi):
-            upper = [f"{coord(xs(x))} {coord(ys.clamped(hi))}" for x, _, hi in run]
-            lower = [f"{coord(xs(x))} {coord(ys.clamped(lo))}" for x, lo, _ in reversed(run)]
-            svg.sub(
-                root,
-                "path",
-                {
-                    "d": f"M{'L'.join(upper + lower)}Z",
-                    "fill": band.color,
-                    "fill-opacity": f"{band.opacity:g}",
-                    "stroke": "none",
-                },
-                title=band.name,
-            )
-
+        _band(root, band, xs, ys)
     for s, color in zip(series, line_colors, strict=True):
-        for run in _segments(s.x, s.y):
-            coords: list[tuple[float, float]] = []
-            for i, (x, y) in enumerate(run):
-                if s.step and i > 0:
-                    coords.append((x, run[i - 1][1]))
-                coords.append((x, y))
-            d = "L".join(f"{coord(xs(x))} {coord(ys.clamped(y))}" for x, y in coords)
-            svg.sub(
-                root,
-                "path",
-                {
-                    "d": f"M{d}",
-                    "fill": "none",
-                    "stroke": color,
-                    "stroke-width": f"{s.width:g}",
-                    "stroke-linejoin": "round",
-                    "stroke-linecap": "round",
-                    "stroke-dasharray": "6 4" if s.dash else None,
-                },
-                title=s.name,
-            )
-
+        _series_line(root, s, color, xs, ys)
     for p, color in zip(points, dot_colors, strict=True):
-        radii = [float(p.r)] * len(p.x) if isinstance(p.r, int | float) else list(p.r)
-        for i, (px, py) in enumerate(zip(p.x, p.y, strict=False)):
-            if px is None or py is None or not (_finite(px) and _finite(py)):
-                continue
-            if not (x0 <= px <= x1 and y0 <= py <= y1):
-                continue
-            r = radii[i] if i < len(radii) else 3.0
-            label = p.labels[i] if p.labels is not None and i < len(p.labels) else p.name
-            svg.sub(
-                root,
-                "circle",
-                {
-                    "cx": xs(px),
-                    "cy": ys(py),
-                    "r": r,
-                    "fill": color,
-                    "fill-opacity": "0.75",
-                    "stroke": svg.WHITE,
-                    "stroke-width": "0.6",
-                },
-                title=label,
-            )
-
+        _dots(root, p, color, xs, ys)
     _ref_lines(root, ref_lines, ys, left, right)
     return svg.finish(root, height)
+
+
+def _x_axis(
+    root: ET.Element,
+    xs: svg.Scale,
+    ticks: Sequence[float],
+    bottom: float,
+    label: str,
+    time_axis: bool,
+) -> None:
+    """The axis line under the plot, a mark and a label per tick, and the axis name."""
+    left, right = xs.r0, xs.r1
+    svg.line(root, left, bottom, right, bottom, {"stroke": svg.AXIS})
+    step_s = ticks[1] - ticks[0] if len(ticks) > 1 else 60.0
+    decimals = tick_decimals(ticks)
+    for t in ticks:
+        x = xs(t)
+        tick = time_label(t, step_s) if time_axis else format_number(t, decimals)
+        svg.line(root, x, bottom, x, bottom + 4, {"stroke": svg.AXIS})
+        svg.text(root, x, bottom + 17, tick, anchor="middle")
+    if label:
+        svg.text(root, (left + right) / 2, bottom + 36, label, anchor="middle")
+
+
+def _band(root: ET.Element, band: Band, xs: svg.Scale, ys: svg.Scale) -> None:
+    """One filled path per run of finite rows, clamped to the plot."""
+    for run in _segments(band.x, band.lo, band.hi):
+        upper = [f"{coord(xs(x))} {coord(ys.clamped(hi))}" for x, _, hi in run]
+        lower = [f"{coord(xs(x))} {coord(ys.clamped(lo))}" for x, lo, _ in reversed(run)]
+        svg.sub(
+            root,
+            "path",
+            {
+                "d": f"M{'L'.join(upper + lower)}Z",
+                "fill": band.color,
+                "fill-opacity": f"{band.opacity:g}",
+                "stroke": "none",
+            },
+            title=band.name,
+        )
+
+
+def _series_line(
+    root: ET.Element, series: Series, color: str, xs: svg.Scale, ys: svg.Scale
+) -> None:
+    """One path per run of finite points; a step series holds each value to the next x."""
+    for run in _segments(series.x, series.y):
+        coords: list[tuple[float, float]] = []
+        for i, (x, y) in enumerate(run):
+            if series.step and i > 0:
+                coords.append((x, run[i - 1][1]))
+            coords.append((x, y))
+        d = "L".join(f"{coord(xs(x))} {coord(ys.clamped(y))}" for x, y in coords)
+        svg.sub(
+            root,
+            "path",
+            {
+                "d": f"M{d}",
+                "fill": "none",
+                "stroke": color,
+                "stroke-width": f"{series.width:g}",
+                "stroke-linejoin": "round",
+                "stroke-linecap": "round",
+                "stroke-dasharray": "6 4" if series.dash else None,
+            },
+            title=series.name,
+        )
+
+
+def _dots(root: ET.Element, points: Points, color: str, xs: svg.Scale, ys: svg.Scale) -> None:
+    """A circle per finite point inside both domains, with its label as the tooltip."""
+    n = len(points.x)
+    radii = [float(points.r)] * n if isinstance(points.r, int | float) else list(points.r)
+    for i, (px, py) in enumerate(zip(points.x, points.y, strict=False)):
+        if px is None or py is None or not (_finite(px) and _finite(py)):
+            continue
+        if not (xs.d0 <= px <= xs.d1 and ys.d0 <= py <= ys.d1):
+            continue
+        r = radii[i] if i < len(radii) else 3.0
+        labels = points.labels
+        label = labels[i] if labels is not None and i < len(labels) else points.name
+        svg.sub(
+            root,
+            "circle",
+            {
+                "cx": xs(px),
+                "cy": ys(py),
+                "r": r,
+                "fill": color,
+                "fill-opacity": "0.75",
+                "stroke": svg.WHITE,
+                "stroke-width": "0.6",
+            },
+            title=label,
+        )
 
 
 def line_chart(
