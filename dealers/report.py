@@ -1,7 +1,7 @@
 """The dealer scorecard as one self-contained HTML page.
 
-Same look as router/report.py, whose stylesheet it shares: inline CSS, inline SVG charts
-from `router.svgplot`, no JavaScript and no external reference of any kind. Every piece
+Same look as the reports of router.reporting, whose stylesheet it shares: inline CSS, inline SVG charts
+from `router.reporting`, no JavaScript and no external reference of any kind. Every piece
 of text (dealer ids, title, meta) is escaped.
 """
 
@@ -12,8 +12,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from dealers.scorecard import DealerScore, Scorecard
-from router.report import page, write_index
-from router.svgplot import BarSeries, bar_chart, esc, format_number
+from router.reporting import page, write_index
+from router.reporting.charts import BarSeries, bar_chart
+from router.reporting.page import esc
+from router.reporting.ticks import format_number
 
 NA = "–"  # what a table cell shows for a missing number
 _PANEL_W = 570

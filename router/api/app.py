@@ -20,14 +20,16 @@ from __future__ import annotations
 import hmac
 import json
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import structlog
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from router.api.bodies import (
     MAX_NS,
@@ -39,7 +41,6 @@ from router.api.bodies import (
     parse,
 )
 from router.api.errors import ApiError, desk_error, invalid
-from router.api.metrics import CONTENT_TYPE, RequestCounters, exposition
 from router.api.openapi import openapi_document
 from router.api.ws import WsHub, json_text
 from router.config import parse_duration
@@ -55,7 +56,8 @@ from router.desk_api import (
     UnknownOrderError,
 )
 from router.domain import OrdType, Side
-from router.report import REPORT_CSS
+from router.reporting import REPORT_CSS
+from router.telemetry import CONTENT_TYPE, FigureCollector, HttpMetrics, exposition
 
 log = structlog.get_logger("blockroute.api")
 
@@ -213,7 +215,8 @@ class Api:
     token: str | None
     strategies: list[str]
     hub: WsHub
-    requests: RequestCounters = field(default_factory=RequestCounters)
+    registry: CollectorRegistry  # what GET /metrics shows
+    http: HttpMetrics
     static_dir: Path = STATIC_DIR
 
     # ---- middleware
@@ -221,6 +224,7 @@ class Api:
     @web.middleware
     async def count_requests(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         status = 500
+        start = time.perf_counter()
         try:
             resp = await handler(request)
             status = resp.status
@@ -229,7 +233,8 @@ class Api:
             status = exc.status
             raise
         finally:
-            self.requests.record(request.method, _route_of(request), status)
+            elapsed = time.perf_counter() - start
+            self.http.record(request.method, _route_of(request), status, elapsed)
 
     @web.middleware
     async def errors_as_json(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -289,15 +294,17 @@ class Api:
         return json_response({"ready": ready}, 200 if ready else 503)
 
     async def metrics(self, request: web.Request) -> web.Response:
-        gauges = {
+        resp = web.Response(body=exposition(self.registry))
+        resp.headers["Content-Type"] = CONTENT_TYPE
+        return resp
+
+    def ws_figures(self) -> dict[str, float]:
+        """The WebSocket hub's figures for the metrics page."""
+        return {
             "ws_clients": self.hub.clients,
             "ws_connections_total": self.hub.stats.connected,
             "ws_dropped_slow_total": self.hub.stats.dropped_slow,
         }
-        text = exposition(self.desk.metrics(), self.requests, gauges)
-        resp = web.Response(text=text)
-        resp.headers["Content-Type"] = CONTENT_TYPE
-        return resp
 
     async def openapi(self, request: web.Request) -> web.Response:
         return json_response(openapi_document(self.strategies, self.desk.symbols()))
@@ -497,16 +504,30 @@ def make_app(
     strategies: Collection[str] | None = None,
     ws_queue_size: int = 1024,
     ws_heartbeat_s: float = 30.0,
+    registry: CollectorRegistry | None = None,
 ) -> web.Application:
     """The API, WebSocket and dashboard app over `desk`.
 
     `token` None or empty: mutating calls answer 403. `strategies`: the names a client
     may ask for (default: the registry's plus "ml"). `ws_queue_size`: events a slow
-    WebSocket client may fall behind before it is dropped.
+    WebSocket client may fall behind before it is dropped. `registry`: the service's
+    metrics, which GET /metrics shows with the desk's figures and the API's own added
+    (default: a registry of this app's alone).
     """
     hub = WsHub(desk, queue_size=ws_queue_size, heartbeat_s=ws_heartbeat_s)
     names = list(strategies) if strategies is not None else default_strategies()
-    api = Api(desk=desk, token=token or None, strategies=names, hub=hub)
+    registry = registry if registry is not None else CollectorRegistry()
+    # the desk's figures first: on a name clash the page keeps the first family
+    registry.register(FigureCollector(desk.metrics, lambda raw: f"desk metric {raw}"))
+    api = Api(
+        desk=desk,
+        token=token or None,
+        strategies=names,
+        hub=hub,
+        registry=registry,
+        http=HttpMetrics(registry),
+    )
+    registry.register(FigureCollector(api.ws_figures, lambda raw: f"API {raw.replace('_', ' ')}"))
     app = web.Application(middlewares=[api.count_requests, api.errors_as_json, api.require_token])
     app[API_KEY] = api
     app.add_routes(_routes(api))

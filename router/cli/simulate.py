@@ -150,7 +150,7 @@ def run_simulate(args: argparse.Namespace) -> None:
     if args.json_path != "-":
         _print_simulate(doc)
     if args.report is not None:
-        from router.report import write_simulate_report
+        from router.reporting import write_simulate_report
 
         index = write_report(write_simulate_report, report.to_json(detail=True), args.report)
         if args.json_path != "-":
@@ -257,7 +257,7 @@ def run_backtest(args: argparse.Namespace) -> None:
         m = doc["meta"]
         print(f"{n} episodes on {m['workers']} worker(s) in {m['wall_s']:.1f} s")
     if args.report is not None:
-        from router.report import write_backtest_report
+        from router.reporting import write_backtest_report
 
         index = write_report(write_backtest_report, doc, args.report)
         if args.json_path != "-":

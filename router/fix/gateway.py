@@ -42,6 +42,7 @@ from typing import Any
 
 import quickfix as fix
 import structlog
+from prometheus_client import CollectorRegistry
 
 from router.desk_api import (
     CancelRejected,
@@ -58,6 +59,7 @@ from router.fix import wire
 from router.fix.ledger import SentLedger, exec_ids_in_store, ledger_path
 from router.fix.listener import UPSTREAM_HOST, FixListener, ListenerHooks, LogonTokens
 from router.fix.settings import BEGIN_STRING, GatewaySettings
+from router.telemetry import FixMetrics
 
 log = structlog.get_logger("blockroute.fix")
 
@@ -148,7 +150,7 @@ class _Callbacks(fix.Application):
         compid_of: Mapping[str, str],
         tokens: LogonTokens,
         max_message_size: int,
-        on_app: Callable[[str, str], None],
+        on_app: Callable[[str, str, float], None],
         on_logon: Callable[[str, bool], None],
     ) -> None:
         super().__init__()
@@ -215,7 +217,8 @@ class _Callbacks(fix.Application):
 
     def fromApp(self, message: Any, session_id: Any) -> None:
         try:
-            self._post(self._on_app, self._compid(session_id), message.toString())
+            text = message.toString()
+            self._post(self._on_app, self._compid(session_id), text, time.perf_counter())
         except Exception:
             log.exception("FIX message could not be handed to the service")
 
@@ -223,12 +226,18 @@ class _Callbacks(fix.Application):
 class FixGateway:
     """The acceptor and its bridge to the desk. Construct and call every method on the
     loop's thread: `start()` (binds the port, reconciles, subscribes to the desk),
-    `await stop()` (logs every client out, then closes)."""
+    `await stop()` (logs every client out, then closes). Its metrics go to `registry`
+    (the service's; default: one of its own), as `metrics`."""
 
     def __init__(
-        self, desk: DeskPort, settings: GatewaySettings, loop: asyncio.AbstractEventLoop
+        self,
+        desk: DeskPort,
+        settings: GatewaySettings,
+        loop: asyncio.AbstractEventLoop,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self._desk = desk
+        self.metrics = FixMetrics(registry if registry is not None else CollectorRegistry())
         self._settings = settings
         self._loop = loop
         self._sender = settings.acceptor.sender_comp_id
@@ -487,13 +496,17 @@ class FixGateway:
         else:
             self.logged_on.discard(compid)
             log.info("FIX client logged out", compid=compid)
+        self.metrics.clients_logged_on(len(self.logged_on))
 
-    def _on_app(self, compid: str, raw: str) -> None:
+    def _on_app(self, compid: str, raw: str, received_at: float) -> None:
         if self._acceptor is None:
             log.warning("FIX message after the gateway stopped, dropped", compid=compid)
             return
         fields = wire.parse_fields(raw)
         msg_type = fields.get(wire.MSG_TYPE, "")
+        self.metrics.received(msg_type)
+        if msg_type == wire.NEW_ORDER_SINGLE:
+            self.metrics.order_received((compid, fields.get(wire.CL_ORD_ID, "")), received_at)
         handler = self._handlers.get(msg_type)
         try:
             if handler is None:
@@ -631,4 +644,8 @@ class FixGateway:
         exec_id = out.exec_id
         if ok and exec_id is not None:
             self._ledgers[compid].add(exec_id)
+        if ok:
+            self.metrics.sent(out.msg_type)
+        if out.msg_type == wire.EXECUTION_REPORT:  # stored for a resend if not sent: answered
+            self.metrics.report_sent((compid, out.get(wire.CL_ORD_ID)), time.perf_counter())
         return ok

@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 from aiohttp import WSCloseCode, WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client.parser import text_string_to_metric_families
 
 from router.api import make_app
 from router.api.ws import json_text
@@ -394,6 +395,15 @@ async def test_default_strategies_come_from_the_registry(desk: Any) -> None:
 # ------------------------------------------------------------------------- metrics
 
 
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The page's samples by name and labels, read by prometheus_client's own parser."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
 async def test_metrics_text(client: TestClient, post_order: Any) -> None:
     pid = (await post_order())["parent_id"]
     await client.get(f"/api/orders/{pid}")
@@ -405,20 +415,38 @@ async def test_metrics_text(client: TestClient, post_order: Any) -> None:
     text = await resp.text()
     lines = text.splitlines()
     assert "# TYPE blockroute_parents_working gauge" in lines
-    assert "blockroute_parents_working 1" in lines
     assert "# TYPE blockroute_fills_total counter" in lines
-    assert "blockroute_odd_name_x 1.5" in lines  # cleaned to a legal name
     assert "# TYPE blockroute_http_requests_total counter" in lines
-    route = 'route="/api/orders/{id}"'
-    assert f'blockroute_http_requests_total{{method="GET",{route},status="200"}} 2' in lines
-    assert f'blockroute_http_requests_total{{method="GET",{route},status="404"}} 1' in lines
-    assert (
-        'blockroute_http_requests_total{method="POST",route="/api/orders",status="201"} 1' in lines
-    )
-    assert "blockroute_ws_clients 0" in lines
-    names = [ln.split("{")[0].split(" ")[0] for ln in lines if not ln.startswith("#")]
-    assert all(n.startswith("blockroute_") for n in names)
+    samples = _samples(text)
+    assert samples["blockroute_parents_working", ()] == 1
+    assert samples["blockroute_odd_name_x", ()] == 1.5  # cleaned to a legal name
+    route = ("route", "/api/orders/{id}")
+    requests = "blockroute_http_requests_total"
+    assert samples[requests, (("method", "GET"), route, ("status", "200"))] == 2
+    assert samples[requests, (("method", "GET"), route, ("status", "404"))] == 1
+    post = (("method", "POST"), ("route", "/api/orders"), ("status", "201"))
+    assert samples[requests, post] == 1
+    # every request's duration, by method and route
+    durations = "blockroute_http_request_duration_seconds_count"
+    assert samples[durations, (("method", "GET"), route)] == 3
+    assert samples["blockroute_ws_clients", ()] == 0
+    assert all(name.startswith("blockroute_") for name, _ in samples)
     assert text.endswith("\n")
+
+
+async def test_every_app_counts_only_its_own_requests(desk: Any) -> None:
+    """Each app keeps its metrics in a registry of its own (tests start several)."""
+    async with (
+        TestClient(TestServer(make_app(desk, TOKEN, strategies=["twap"]))) as a,
+        TestClient(TestServer(make_app(desk, TOKEN, strategies=["twap"]))) as b,
+    ):
+        for _ in range(3):
+            await a.get("/health")
+        await b.get("/health")
+        ok = (("method", "GET"), ("route", "/health"), ("status", "200"))
+        for c, n in ((a, 3), (b, 1)):
+            samples = _samples(await (await c.get("/metrics")).text())
+            assert samples["blockroute_http_requests_total", ok] == n
 
 
 # ----------------------------------------------------------------------- websocket
@@ -475,8 +503,8 @@ async def test_a_slow_websocket_client_is_dropped_not_waited_for(
             while msg.type == WSMsgType.TEXT:  # anything sent before the drop
                 msg = await asyncio.wait_for(ws.receive(), timeout=2)
             assert msg.type == WSMsgType.CLOSE and msg.data == WSCloseCode.TRY_AGAIN_LATER
-        metrics = await (await c.get("/metrics")).text()
-        assert "blockroute_ws_dropped_slow_total 1" in metrics.splitlines()
+        metrics = _samples(await (await c.get("/metrics")).text())
+        assert metrics["blockroute_ws_dropped_slow_total", ()] == 1
         async with c.ws_connect("/ws") as again:  # a reconnect starts from a snapshot
             snap = await _next_json(again)
             assert snap["orders"][0]["filled_qty"] == 10

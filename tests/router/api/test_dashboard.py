@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
+from prometheus_client.parser import text_string_to_metric_families
 
 from router.api import make_app
 
@@ -216,9 +217,10 @@ async def test_the_page_reconnects_after_being_dropped(browser: Any, fake_desk_t
         )
         await p.wait_for_selector('[data-testid="connection"][data-state="live"]')
         metrics = await p.request.get(f"{page.origin}metrics")
-        lines = (await metrics.text()).splitlines()
-        assert "blockroute_ws_dropped_slow_total 1" in lines  # it was dropped...
-        assert "blockroute_ws_connections_total 2" in lines  # ...and came back
+        families = text_string_to_metric_families(await metrics.text())
+        values = {s.name: s.value for family in families for s in family.samples}
+        assert values["blockroute_ws_dropped_slow_total"] == 1  # it was dropped...
+        assert values["blockroute_ws_connections_total"] == 2  # ...and came back
         page.check_clean()
     finally:
         await server.close()

@@ -24,7 +24,7 @@ from models.artifacts import ModelError
 from router.cli import main
 from router.domain import NANOS_PER_SECOND, ParentId, ParentOrder, Side, Symbol, VenueId
 from router.ports import ExecutionState, MarketHistory, MarketSnapshot, VenueQuote
-from router.report import render_simulate_html
+from router.reporting import render_simulate_html
 from router.strategies import strategy_spec
 from router.strategies.learned import (
     CLIP,
@@ -613,7 +613,8 @@ def _report_doc(with_ml: bool = True) -> dict[str, Any]:
 
 
 def test_the_report_charts_the_policy_next_to_twap():
-    from router.report import _participation, _taker_share
+    from router.reporting.policy import participation as _participation
+    from router.reporting.policy import taker_share as _taker_share
 
     doc = _report_doc()
     ml, twap = doc["results"]

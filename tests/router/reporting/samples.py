@@ -1,4 +1,4 @@
-"""The HTML reports: self-contained, well-formed, robust to older documents, escaped.
+"""Documents and checks shared by the report tests.
 
 `news_shock_doc` and `backtest_doc` build realistic documents (a news-shock sell of
 500,000 over 3 h, price ~100 falling ~60 bps after the first hour, fills across three
@@ -8,24 +8,12 @@ are taken from.
 
 from __future__ import annotations
 
-import copy
-import json
 import math
 import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
 import numpy as np
-import pytest
-
-from router.report import (
-    main,
-    render_backtest_html,
-    render_simulate_html,
-    write_backtest_report,
-    write_report,
-    write_simulate_report,
-)
 
 HORIZON_S = 3 * 3600
 QTY = 500_000
@@ -285,7 +273,7 @@ def backtest_doc(seed: int = 11) -> dict[str, Any]:
     }
 
 
-# ----------------------------------------------------------------------------- helpers
+# ----------------------------------------------------------------------------- checks
 
 SVG_RE = re.compile(r"<svg\b.*?</svg>", re.S)
 
@@ -301,209 +289,3 @@ def assert_self_contained(html: str) -> None:
     assert not re.search(r"<link\b", html, re.I)
     assert not re.search(r"<img\b", html, re.I)
     assert not re.search(r"url\(", html)
-
-
-@pytest.fixture(scope="module")
-def sim_doc() -> dict[str, Any]:
-    return news_shock_doc()
-
-
-# ----------------------------------------------------------------------------- simulate
-
-
-def test_simulate_report_is_written_self_contained_and_well_formed(tmp_path, sim_doc):
-    index = write_simulate_report(sim_doc, tmp_path / "new" / "dir")
-    assert index == tmp_path / "new" / "dir" / "index.html"
-    html = index.read_text(encoding="utf-8")
-    assert html.startswith("<!DOCTYPE html>")
-    assert_self_contained(html)
-    charts = svgs(html)
-    # schedule, one price panel per strategy, IS bars, venue mix
-    assert len(charts) == 1 + len(STRATEGIES) + 2
-    assert "not available" not in html
-
-
-def test_simulate_report_names_every_strategy_and_venue(sim_doc):
-    html = render_simulate_html(sim_doc)
-    for name in STRATEGIES:
-        assert f"<td>{name}</td>" in html  # results table
-        assert f">{name}</text>" in html  # chart titles, legends or axis labels
-    for venue in (*LIT, *DARK, "DLR2"):
-        assert f"<td>{venue}</td>" in html  # per-venue table
-    sections = ("Schedule vs realised", "Price path with fills", "IS by strategy", "Venue mix")
-    for section in (*sections, "Why did you send this there?"):
-        assert f"<h2>{section}</h2>" in html
-
-
-def test_simulate_report_plots_every_fill_and_the_hindsight_line(sim_doc):
-    html = render_simulate_html(sim_doc)
-    n_fills = sum(len(r["fills"]["t_s"]) for r in sim_doc["results"])
-    assert html.count("<circle") >= n_fills  # legend dots come on top
-    assert "hindsight schedule" in html
-    assert "bid–ask" in html
-
-
-def test_simulate_report_degrades_when_extras_are_missing(tmp_path, sim_doc):
-    doc = copy.deepcopy(sim_doc)
-    for key in ("path", "hindsight", "gap_captured"):
-        del doc[key]
-    for r in doc["results"]:
-        for key in ("tca", "schedule", "fills", "decisions"):
-            del r[key]
-    html = write_simulate_report(doc, tmp_path).read_text(encoding="utf-8")
-    assert "not available" in html
-    svgs(html)
-    for name in STRATEGIES:
-        assert f"<td>{name}</td>" in html
-    # venue mix falls back to lit/dark/rfq from the contract keys
-    assert "Share of filled quantity by venue kind" in html
-
-
-@pytest.mark.parametrize(
-    "mutate",
-    [
-        lambda d: d.clear(),
-        lambda d: d.update(results=None, parent="oops"),
-        lambda d: d["results"][0].update(tca={"venues": {"LITA": None}}, is_bps="n/a"),
-        lambda d: d["results"][1]["fills"].update(qty=[], price=[None]),
-        lambda d: d["results"][2]["schedule"].update(target=None, filled=[math.nan]),
-        lambda d: d.update(path={"t_s": [0.0, 1.0], "bid": [99.0], "ask": "x"}),
-        lambda d: d["results"][3].update(decisions=[{"inputs": [1, 2], "alternatives": 3}]),
-        lambda d: d["results"][4]["tca"].update(markouts_bps={"later": 1.0}),
-        lambda d: d["parent"].update(qty=0, horizon_s=None),
-    ],
-    ids=str.split(
-        "empty wrong-types bad-tca ragged-fills bad-schedule ragged-path bad-decisions "
-        "odd-markout-key zero-qty"
-    ),
-)
-def test_simulate_report_never_crashes_on_malformed_documents(sim_doc, mutate):
-    doc = copy.deepcopy(sim_doc)
-    mutate(doc)
-    html = render_simulate_html(doc)
-    assert "</html>" in html
-    svgs(html)
-    assert "could not be drawn" not in html  # handled by design, not by the safety net
-
-
-def test_simulate_report_reads_the_nested_tca_layout(sim_doc):
-    """router.tca's own JSON nests the decomposition and says fill_share and '60s'."""
-    doc = copy.deepcopy(sim_doc)
-    for r in doc["results"]:
-        tca = r["tca"]
-        tca["decomposition"] = {
-            k: tca.pop(k)
-            for k in ("spread_fees_bps", "impact_bps", "timing_bps", "opportunity_bps")
-        }
-        for stats in tca["venues"].values():
-            stats["fill_share"] = stats.pop("share")
-            stats["markouts_bps"] = {f"{k}s": v for k, v in stats["markouts_bps"].items()}
-    html = render_simulate_html(doc)
-    assert "Implementation shortfall and its parts" in html
-    assert "markout 300 s" in html
-    twap_lita = doc["results"][0]["tca"]["venues"]["LITA"]["fill_share"]
-    assert f"{100 * twap_lita:.1f}%" in html
-
-
-def test_text_from_the_document_is_escaped(sim_doc):
-    doc = copy.deepcopy(sim_doc)
-    doc["scenario"] = "<script>alert(1)</script>"
-    doc["results"][0]["strategy"] = "<b>&"
-    doc["results"][0]["fills"]["venue"][0] = 'V"1'
-    html = render_simulate_html(doc)
-    assert "<b>&" not in html and "<script>" not in html
-    assert "&lt;b&gt;&amp;" in html
-    assert "&lt;script&gt;" in html
-    svgs(html)  # still well-formed XML with the odd names inside
-
-
-def test_report_is_deterministic(sim_doc):
-    assert render_simulate_html(sim_doc) == render_simulate_html(copy.deepcopy(sim_doc))
-
-
-# ----------------------------------------------------------------------------- backtest
-
-
-def test_backtest_report_is_written_and_complete(tmp_path):
-    doc = backtest_doc()
-    html = write_backtest_report(doc, tmp_path).read_text(encoding="utf-8")
-    assert_self_contained(html)
-    charts = svgs(html)
-    assert len(charts) == 2  # IS with error bars, completion
-    for name in STRATEGIES:
-        assert f"<td>{name}</td>" in html
-    for sc in ("calm", "news-shock", "liquidity-squeeze", "trending"):
-        assert f">{sc}</text>" in html
-    assert "hindsight schedule" in html
-    assert "Gap captured" in html
-    assert "not available" not in html
-    # error bars: one path with caps per strategy-scenario bar plus the hindsight bars
-    assert html.count('stroke-width="1.3"') == 4 * (len(STRATEGIES) + 1)
-
-
-def test_backtest_paired_verdicts_follow_the_t_statistic():
-    doc = backtest_doc()
-    doc["paired"] = [
-        {
-            "scenario": "calm",
-            "strategy": st,
-            "baseline": "twap",
-            "diff_mean_bps": diff,
-            "diff_stderr_bps": 1.0,
-            "n": 20,
-        }
-        for st, diff in (("ml", -3.0), ("pov", 3.0), ("ac", -1.0))
-    ]
-    html = render_backtest_html(doc)
-    assert '<td class="good">cheaper</td>' in html
-    assert '<td class="bad">costlier</td>' in html
-    assert "<td>no clear difference</td>" in html
-
-
-def test_backtest_report_with_only_contract_keys():
-    doc = backtest_doc()
-    for key in ("paired", "hindsight", "gap_captured", "meta"):
-        del doc[key]
-    html = render_backtest_html(doc)
-    assert "not available" in html
-    assert len(svgs(html)) == 2
-    assert "hindsight schedule" not in html
-
-
-def test_backtest_report_keeps_the_sides_apart():
-    """--both-sides: rows, pairs and bounds per side and pooled, each labelled."""
-    doc = backtest_doc()
-    for key in ("rows", "paired", "hindsight", "gap_captured"):
-        doc[key] = [
-            {**r, "side": side}
-            for side in ("buy", "sell", "both")
-            for r in doc[key]
-            if r["scenario"] == "calm"
-        ]
-    html = render_backtest_html(doc)
-    for side in ("buy", "sell", "both"):
-        assert f"<td>calm ({side})</td>" in html and f">calm ({side})</text>" in html
-    assert "<td>calm</td>" not in html
-    svgs(html)
-
-
-def test_backtest_report_of_an_empty_document():
-    html = render_backtest_html({})
-    assert "</html>" in html
-    svgs(html)
-
-
-# ----------------------------------------------------------------------------- rebuilding
-
-
-def test_reports_rebuild_from_saved_json(tmp_path, sim_doc, capsys):
-    saved = tmp_path / "sim.json"
-    saved.write_text(json.dumps(sim_doc))
-    assert main([str(saved), str(tmp_path / "out")]) == 0
-    rebuilt = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
-    assert rebuilt == render_simulate_html(json.loads(saved.read_text()))
-    assert write_report(backtest_doc(), tmp_path / "bt").name == "index.html"
-    with pytest.raises(ValueError, match="neither"):
-        write_report({"other": 1}, tmp_path / "x")
-    assert main([str(tmp_path / "missing.json"), str(tmp_path)]) == 2
-    assert "report:" in capsys.readouterr().err

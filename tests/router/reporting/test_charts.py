@@ -1,14 +1,14 @@
-"""The SVG charts: nice ticks, time axes, gaps and empty data, escaping, geometry."""
+"""The SVG charts: time axes, gaps and empty data, escaping, geometry."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import xml.etree.ElementTree as ET
 
-import numpy as np
 import pytest
 
-from router.svgplot import (
+from router.reporting.charts import (
     PALETTE,
     Band,
     BarSeries,
@@ -18,17 +18,13 @@ from router.svgplot import (
     area_radii,
     bar_chart,
     category_colors,
-    esc,
-    format_number,
     line_chart,
-    nice_ticks,
     points_by_category,
     scatter_chart,
     stacked_hbar,
-    tick_decimals,
-    time_ticks,
     xy_chart,
 )
+from router.reporting.svg import SvgChart
 
 
 def parse(svg: str) -> ET.Element:
@@ -39,71 +35,6 @@ def parse(svg: str) -> ET.Element:
 
 def texts(root: ET.Element) -> list[str]:
     return [t.text or "" for t in root.iter("text")]
-
-
-# ----------------------------------------------------------------------------- ticks
-
-
-@pytest.mark.parametrize(
-    ("lo", "hi", "expected"),
-    [
-        (0, 100, [0, 20, 40, 60, 80, 100]),
-        (0, 97, [0, 20, 40, 60, 80, 100]),
-        (-37, 112, [-50, 0, 50, 100, 150]),
-        (0.1, 0.35, [0.1, 0.15, 0.2, 0.25, 0.3, 0.35]),
-        (99.23, 100.18, [99.2, 99.4, 99.6, 99.8, 100.0, 100.2]),
-        (0, 1e6, [0, 200_000, 400_000, 600_000, 800_000, 1_000_000]),
-    ],
-)
-def test_nice_ticks_known_ranges(lo, hi, expected):
-    assert nice_ticks(lo, hi) == expected
-
-
-def test_nice_ticks_cover_the_range_with_1_2_5_steps():
-    rng = np.random.default_rng(3)
-    for _ in range(500):
-        lo = float(rng.normal(0, 10 ** rng.uniform(-3, 6)))
-        hi = lo + float(10 ** rng.uniform(-4, 6))
-        max_ticks = int(rng.integers(3, 10))
-        ticks = nice_ticks(lo, hi, max_ticks)
-        assert 2 <= len(ticks) <= max_ticks
-        assert ticks[0] <= lo + 1e-9 * abs(lo) and ticks[-1] >= hi - 1e-9 * abs(hi)
-        step = ticks[1] - ticks[0]
-        mantissa = step / 10 ** math.floor(math.log10(step))
-        assert min(abs(mantissa - m) for m in (1, 2, 5, 10)) < 1e-6
-        # equal gaps, up to the float resolution of the tick values themselves
-        assert np.allclose(np.diff(ticks), step, rtol=1e-9, atol=1e-13 * max(map(abs, ticks)))
-
-
-def test_nice_ticks_degenerate_reversed_and_bad_input():
-    assert nice_ticks(5, 5)[0] < 5 < nice_ticks(5, 5)[-1]
-    assert nice_ticks(0, 0)[0] < 0 < nice_ticks(0, 0)[-1]
-    assert nice_ticks(10, 0) == nice_ticks(0, 10)
-    assert all(not (t == 0 and math.copysign(1, t) < 0) for t in nice_ticks(-1, 1))  # no -0.0
-    with pytest.raises(ValueError, match="finite"):
-        nice_ticks(0, math.nan)
-    with pytest.raises(ValueError, match="max_ticks"):
-        nice_ticks(0, 1, 2)
-    assert len(nice_ticks(-1, 1e5, 3)) == 3  # straddles zero: needs three
-
-
-def test_tick_labels():
-    assert tick_decimals([0, 20, 40]) == 0
-    assert tick_decimals([99.2, 99.4]) == 1
-    assert tick_decimals([0.1, 0.15]) == 2
-    assert format_number(1234567.891, 0) == "1,234,568"
-    assert format_number(-0.0001, 2) == "0.00"  # never "-0.00"
-    assert format_number(-2.5, 1) == "-2.5"
-
-
-def test_time_ticks_in_whole_minutes_inside_the_range():
-    assert time_ticks(0, 3 * 3600) == [m * 60.0 for m in range(0, 181, 30)]
-    assert time_ticks(0, 600) == [m * 60.0 for m in (0, 2, 4, 6, 8, 10)]
-    assert time_ticks(100, 3 * 3600)[0] == 30 * 60.0  # never before the range starts
-    short = time_ticks(0, 90)  # 1.5 minutes: fractional-minute ticks
-    assert short[0] == 0 and short[-1] <= 90 and len(short) >= 3
-    with pytest.raises(ValueError):
-        time_ticks(0, math.inf)
 
 
 def test_time_axis_labels_are_minutes():
@@ -295,7 +226,6 @@ def test_stacked_hbar_without_data():
 
 def test_all_text_is_escaped():
     nasty = "<b>&\"'"
-    assert esc(nasty) == "&lt;b&gt;&amp;&quot;&#x27;"
     charts = [
         line_chart([Series(nasty, [0, 1], [0, 1])], title=nasty, x_label=nasty, y_label=nasty),
         bar_chart(
@@ -310,3 +240,135 @@ def test_all_text_is_escaped():
         root = parse(svg)
         assert nasty in texts(root) or root.get("aria-label") == nasty
         assert "http" not in svg  # no namespace URL, nothing to fetch
+
+
+# ----------------------------------------------------------------------------- structure
+
+
+def _y(el: ET.Element) -> float:
+    return float(el.get("y"))
+
+
+def _x(el: ET.Element) -> float:
+    return float(el.get("x"))
+
+
+def test_a_chart_is_one_svg_element_in_a_str():
+    chart = line_chart([Series("a", [0, 1], [0, 1])], title="t")
+    assert isinstance(chart, SvgChart) and isinstance(chart, str)
+    assert chart._repr_html_() == chart  # a notebook shows the chart itself
+    root = parse(chart)
+    assert root.get("class") == "chart" and root.get("role") == "img"
+    assert root.get("aria-label") == "t"
+    assert root.get("viewBox") == f"0 0 {root.get('width')} {root.get('height')}"
+    assert not [el for el in root.iter() if "id" in el.attrib or "xmlns" in el.attrib]
+
+
+def test_xy_chart_axes_series_legend_and_labels():
+    chart = xy_chart(
+        title="price",
+        note="a note",
+        bands=[Band("bid–ask", [0, 1800, 3600], [99.9, 99.8, 99.7], [100.1, 100.0, 99.9])],
+        series=[
+            Series("mid", [0, 1800, 3600], [100.0, 99.9, 99.8], color="#111111"),
+            Series("plan", [0, 3600], [100.0, 99.9], dash=True),
+        ],
+        points=[Points("fills", [900, 2700], [99.95, 99.75], labels=["a", "b"])],
+        ref_lines=[RefLine(100.05, "arrival")],
+        x_label="minutes",
+        y_label="price",
+        time_axis=True,
+    )
+    root = parse(chart)
+    text = root.findall("text")
+    # header: the title in bold, then the note
+    assert (text[0].text, text[0].get("font-weight")) == ("price", "600")
+    assert text[1].text == "a note"
+    # legend: every series, band and points layer, in that order
+    labels = [t.text for t in text]
+    legend = [labels.index(name) for name in ("mid", "plan", "bid–ask", "fills")]
+    assert legend == sorted(legend)
+    # y axis: one grid line per tick label, values rising as the labels go up the page
+    y_ticks = [t for t in text if t.get("text-anchor") == "end" and t.get("stroke") is None]
+    values = [float(t.text.replace(",", "")) for t in y_ticks]
+    assert values == sorted(values) and len(values) >= 3
+    assert [_y(t) for t in y_ticks] == sorted((_y(t) for t in y_ticks), reverse=True)
+    grid = [ln for ln in root.findall("line") if ln.get("x1") != ln.get("x2")]
+    assert len(grid) >= len(y_ticks) + 1  # the grid, the x axis and the reference line
+    # x axis: minute labels under the plot, left to right, and the axis names
+    x_ticks = [
+        t
+        for t in text
+        if t.get("text-anchor") == "middle" and not t.get("transform") and t.text != "minutes"
+    ]
+    assert [t.text for t in x_ticks] == ["0", "10", "20", "30", "40", "50", "60"]
+    assert [_x(t) for t in x_ticks] == sorted(_x(t) for t in x_ticks)
+    y_name = next(t for t in text if t.text == "price" and t.get("transform"))
+    assert y_name.get("transform").startswith("rotate(-90 ")
+    assert any(t.text == "minutes" for t in text)
+    # series: a path each, named by its tooltip, in its colour, the plan dashed
+    lines = {p.find("title").text: p for p in root.findall("path") if p.get("fill") == "none"}
+    assert set(lines) == {"mid", "plan"}
+    assert lines["mid"].get("stroke") == "#111111"
+    assert lines["plan"].get("stroke-dasharray") and not lines["mid"].get("stroke-dasharray")
+    assert lines["mid"].get("d").count("L") == 2
+    band = next(p for p in root.findall("path") if p.get("fill-opacity"))
+    assert band.find("title").text == "bid–ask"
+    dots = [c.find("title").text for c in root.findall("circle") if c.find("title") is not None]
+    assert dots == ["a", "b"]
+    ref = next(ln for ln in root.findall("line") if ln.find("title") is not None)
+    assert ref.find("title").text == "arrival" and ref.get("stroke-dasharray")
+    assert "arrival" in labels  # written at the line's end as well
+
+
+def test_grouped_bars_sit_on_their_category_labels():
+    chart = bar_chart(
+        ["calm", "news", "squeeze"],
+        [BarSeries("twap", [5, 30, 12]), BarSeries("ml", [3, 20, -4])],
+        title="IS",
+        y_label="bps",
+    )
+    root = parse(chart)
+    rects = _rects(root)
+    assert len(rects) == 6
+    categories = [t for t in root.findall("text") if t.text in ("calm", "news", "squeeze")]
+    assert [t.text for t in categories] == ["calm", "news", "squeeze"]
+    for label in categories:
+        bars = [r for tip, r in rects.items() if tip.startswith(f"{label.text} · ")]
+        left = min(_x(r) for r in bars)
+        right = max(_x(r) + float(r.get("width")) for r in bars)
+        assert left < _x(label) < right  # the label is centred under its group
+        twap, ml = sorted(bars, key=_x)
+        assert twap.get("fill") != ml.get("fill")
+    # two series: a legend box and label each
+    assert {"twap", "ml"} <= set(texts(root))
+    # the negative bar hangs from the zero line, which is drawn darker than the grid
+    zero = next(t for t in root.findall("text") if t.text == "0" and t.get("text-anchor") == "end")
+    zero_line = next(
+        ln for ln in root.findall("line") if abs(_y(zero) - 4 - float(ln.get("y1"))) < 0.2
+    )
+    neg = rects["squeeze · ml: -4.0"]
+    assert _y(neg) == pytest.approx(float(zero_line.get("y1")), abs=0.2)
+    assert zero_line.get("stroke") == "#9aa5b1"
+
+
+def test_stacked_hbar_rows_are_contiguous_segments():
+    chart = stacked_hbar(
+        ["twap", "ml"],
+        [BarSeries("LITA", [50, 20]), BarSeries("DARKX", [30, 30]), BarSeries("DLR", [20, 50])],
+        title="mix",
+        x_max=100,
+        x_suffix="%",
+    )
+    root = parse(chart)
+    rows = [t for t in root.findall("text") if t.text in ("twap", "ml")]
+    assert [t.get("text-anchor") for t in rows] == ["end", "end"]
+    assert _y(rows[0]) < _y(rows[1])
+    for row in ("twap", "ml"):
+        parts = sorted((r for tip, r in _rects(root).items() if tip.startswith(row)), key=_x)
+        assert len(parts) == 3
+        for a, b in itertools.pairwise(parts):
+            assert _x(a) + float(a.get("width")) == pytest.approx(_x(b), abs=0.2)
+        assert len({r.get("y") for r in parts}) == 1
+    ticks = [t.text for t in root.findall("text") if (t.text or "").endswith("%")]
+    assert ticks[:6] == ["0%", "20%", "40%", "60%", "80%", "100%"]
