@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from router.desk import Desk, DeskConfig
+from router.desk.sim import SimMarkets
 from router.desk_api import (
     CancelRejected,
     CancelRejectedError,
@@ -52,6 +53,12 @@ def _order(desk: Desk, cl: str, qty: Any = 20_000, horizon_s: float = 240.0, **k
         expire_ns=desk.now_ns() + int(horizon_s * NANOS_PER_SECOND),
         **kw,
     )
+
+
+def _desk(journal: Journal, clock: Callable[[], int]) -> Desk:
+    """A desk on QDI's calm market, not started."""
+    config = DeskConfig(symbols={"QDI": "calm"}, sim_speed=SPEED)
+    return Desk(config, journal, clock, SimMarkets(config))
 
 
 async def until(pred: Callable[[], bool], timeout: float = 20.0) -> None:
@@ -324,14 +331,14 @@ async def _crash_after_fills(folder: Path, url: str) -> tuple[str, int]:
     loop = asyncio.get_running_loop()
     clock = service_clock(loop, SPEED)
     journal = Journal.open(url)
-    desk = Desk(DeskConfig(symbols={"QDI": "calm"}, sim_speed=SPEED), journal, clock.now_ns)
+    desk = _desk(journal, clock.now_ns)
     desk.start()
     view = desk.submit(_order(desk, "REC1", qty=60_000, horizon_s=900, strategy="sor"))
     await until(lambda: desk.parent(view.parent_id).filled_qty >= 10_000)
     await desk.sync()  # (the journal is written off the loop: what it holds by now)
-    desk._stopping = True  # the process "dies": no step, no cancel, no flush after this
-    desk._write_next = lambda: None  # type: ignore[method-assign]  # nor another write
-    await until(lambda: desk._writing is None)  # a write under way lands, or not
+    desk._pump.stop()  # the process "dies": no step, no cancel, no flush after this
+    desk._outbox._write_next = lambda: None  # type: ignore[method-assign]  # nor another write
+    await until(lambda: desk._outbox._writing is None)  # a write under way lands, or not
     stored = sum(f.qty for f in journal.fills(view.parent_id))
     journal.close()
     return view.parent_id, stored
@@ -403,13 +410,13 @@ async def test_a_stop_after_a_stall_leaves_no_child_open(tmp_path: Path) -> None
     decision in it may send a child that nothing is left to pull."""
     now = [time.time_ns()]
     journal = Journal.open(f"sqlite:///{tmp_path / 'j.db'}")
-    desk = Desk(DeskConfig(symbols={"QDI": "calm"}, sim_speed=SPEED), journal, lambda: now[0])
+    desk = _desk(journal, lambda: now[0])
     desk.start()
     try:
         view = desk.submit(_order(desk, "ST1", qty=60_000, horizon_s=900, strategy="sor"))
         while desk.parent(view.parent_id).filled_qty == 0:
             now[0] += NANOS_PER_SECOND
-            desk._advance(now[0])
+            desk._pump.advance(now[0])
         now[0] += 120 * NANOS_PER_SECOND  # four decisions due that the markets never ran
         await desk.stop()
         assert journal.open_children([view.parent_id]) == []

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from router.desk import Desk, DeskConfig
+from router.desk import Desk
 from router.desk_api import (
     CancelRejectedError,
     CancelRequest,
@@ -32,12 +32,13 @@ from router.desk_api import (
     ReplaceRequest,
 )
 from router.domain import NANOS_PER_SECOND, OrdType, Side
+from router.engine import ParentExecution
 from router.journal import Batch, Journal, SvcFillRow, SvcMetaRow
 from router.runtime import LoopClock
 from router.service import service_clock, simulated_desk
 from router.store import DbTimeouts, Store, StoreError
 from tests.router.dbproxy import TcpProxy
-from tests.router.test_desk import SPEED, _order  # the same orders as the desk's tests
+from tests.router.test_desk import SPEED, _desk, _order  # the same desk and orders
 
 
 async def until(pred: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:
@@ -171,8 +172,6 @@ async def test_an_order_that_fails_to_start_leaves_nothing_and_the_kill_switch_w
 ) -> None:
     """All or nothing: whatever breaks while an order starts, it is rejected, nothing
     of it is stored or half-registered, and cancel and the kill switch still work."""
-    from router import desk as desk_module
-
     async with simulated_desk(tmp_path, SPEED) as desk:
         events = _record(desk)
         keep = desk.submit(_order(desk, "K0", horizon_s=900))
@@ -181,7 +180,7 @@ async def test_an_order_that_fails_to_start_leaves_nothing_and_the_kill_switch_w
             raise RuntimeError("boom")
 
         with monkeypatch.context() as m:
-            m.setattr(desk_module.ParentExecution, "start", broken)
+            m.setattr(ParentExecution, "start", broken)
             with pytest.raises(OrderRejectedError) as err:
                 desk.submit(_order(desk, "K1", horizon_s=900))
         assert err.value.reason is OrdRejReason.OTHER
@@ -426,13 +425,13 @@ async def test_the_service_clock_never_goes_back_across_a_crash(tmp_path: Path) 
     journal = Journal.open(url)
     ahead = 99 * 86_400 * NANOS_PER_SECOND
     clock = LoopClock(loop, origin_ns=time.time_ns() + ahead, speed=SPEED)
-    desk = Desk(DeskConfig(symbols={"QDI": "calm"}, sim_speed=SPEED), journal, clock.now_ns)
+    desk = _desk(journal, clock.now_ns)
     desk.start()
     events = _record(desk)
     pid = desk.submit(_order(desk, "C1", qty=60_000, horizon_s=900, strategy="sor")).parent_id
     await until(lambda: desk.parent(pid).filled_qty >= 10_000)
     await desk.sync()
-    desk._stopping = True  # the process dies: nothing more runs or is written
+    desk._pump.stop()  # the process dies: nothing more runs or is written
     last = max(e.ts_ns for e in events)
     await asyncio.sleep(0.2)
     journal.close()
