@@ -18,6 +18,8 @@ log = structlog.get_logger("blockroute.desk")
 
 
 class CancelWorkflow:
+    """Cancel and replace requests: their target, their refusals, a cancel's start."""
+
     def __init__(
         self,
         book: OrderBook,

@@ -22,7 +22,7 @@ from router.desk.orders import Order
 from router.desk.projection import Projector
 from router.domain import NANOS_PER_SECOND, Event, ParentId, ParentOrder, Side, Symbol
 from router.engine import EngineConfig, ParentExecution
-from router.ports import FillModel, MarketHistory, SlicerPolicy
+from router.ports import FillModel, SlicerPolicy
 from router.risk import KillSwitch, RiskGate
 from router.strategies import strategy_spec
 from router.strategies.learned import served_slicer_policy
@@ -134,7 +134,6 @@ class ExecutionWiring:
         )
         if rec.history is None:
             rec.history = m.history((row.end_ns - row.start_ns) / NANOS_PER_SECOND)
-        history: MarketHistory = rec.history
         cfg = EngineConfig(routing=spec.routing)
         venues = m.execution_venues(row.parent_id, spec.routing, spec.rfq)
         if venues.rfq_time_limit_s is not None:
@@ -147,7 +146,7 @@ class ExecutionWiring:
             cfg,
             on_event=functools.partial(self._projector.on_engine_event, rec),
             risk=RiskGate(self._config.risk, self._kill),
-            volume_rate_hint=history.horizon_volume / max(1.0, horizon_s),
+            volume_rate_hint=rec.history.horizon_volume / max(1.0, horizon_s),
             fill_model=app._served_models()[1] if spec.routing == "ml" else None,
         )
         if restore is not None:

@@ -30,6 +30,8 @@ log = structlog.get_logger("blockroute.desk")
 
 
 class Recovery:
+    """Rebuilds the order book and the executions from the journal, once, at start."""
+
     def __init__(
         self,
         config: DeskConfig,
