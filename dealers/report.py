@@ -1,7 +1,7 @@
 """The dealer scorecard as one self-contained HTML page.
 
-Same look as the reports of router.reporting, whose stylesheet it shares: inline CSS, inline SVG charts
-from `router.reporting`, no JavaScript and no external reference of any kind. Every piece
+Same look as the reports of `router.reporting`, whose stylesheet and charts it shares:
+inline CSS, inline SVG, no JavaScript and no external reference of any kind. Every piece
 of text (dealer ids, title, meta) is escaped.
 """
 

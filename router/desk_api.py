@@ -1,7 +1,7 @@
 """The live desk's vocabulary: commands in, views and events out.
 
 The service's edges (FIX gateway, REST API and dashboard, MQTT bus) talk to the desk
-(router/desk.py) only through these types. Commands are what a client asks for; a view
+(router/desk/) only through these types. Commands are what a client asks for; a view
 is a parent order as the client sees it now; desk events are what the edges report,
 one per fact, each published after it is committed to the database. Times are integer
 nanoseconds since the Unix epoch on the service clock (which runs `--sim-speed` times

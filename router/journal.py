@@ -4,7 +4,7 @@ schedule point and RFQ fact of `blockroute serve`, committed before it is report
 The desk gathers what one step of the markets (or one client command) produced into a
 `Batch` and commits it in one transaction; only then does it publish the events to FIX,
 MQTT and the WebSocket. After a crash the desk rebuilds itself from these tables
-(router/desk.py, `Desk.recover`). Rows are upserted by primary key where a fact
+(router/desk/recovery.py). Rows are upserted by primary key where a fact
 updates a record (a parent's filled quantity, a child's status) and inserted where a fact
 is new (a fill, a decision). SQLite (WAL, synchronous NORMAL: a committed transaction
 survives a killed process) by default; PostgreSQL through the same URL handling as the

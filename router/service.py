@@ -1,7 +1,7 @@
 """`blockroute serve`: the service's composition root.
 
 Builds, in one process and on one asyncio loop: the service clock, the journal
-(SQLite or PostgreSQL), the desk (router/desk.py) with its simulated markets, and the
+(SQLite or PostgreSQL), the desk (router/desk/) on the simulator's markets, and the
 edges that listen to it: the FIX 4.4 acceptor (router/fix/), the HTTP API and dashboard
 (router/api/) and the MQTT publisher (router/bus.py). Only this module (and the CLI)
 reads the wall clock and the environment.
@@ -23,7 +23,9 @@ from typing import Any
 import structlog
 
 from router.config import DEFAULT_CONFIG_DIR, ConfigError, ConfigTable, load_toml
-from router.desk import CLOCK_SAVE_S, Desk, DeskConfig
+from router.desk import Desk, DeskConfig
+from router.desk.outbox import CLOCK_SAVE_S
+from router.desk.sim import SimMarkets
 from router.domain import NANOS_PER_SECOND, DomainError
 from router.journal import Journal
 from router.risk import RiskLimits
@@ -96,7 +98,7 @@ async def simulated_desk(
     journal = Journal.open(db_url or f"sqlite:///{folder / 'blockroute.db'}", db_timeouts)
     try:
         clock = service_clock(loop, sim_speed, journal)
-        desk = Desk(cfg, journal, clock.now_ns, scenarios)
+        desk = Desk(cfg, journal, clock.now_ns, SimMarkets(cfg, scenarios))
         desk.start()
         try:
             yield desk
@@ -314,7 +316,7 @@ async def run_service(
 
     journal = Journal.open(cfg.db_url, cfg.db_timeouts)
     clock = service_clock(loop, cfg.desk.sim_speed, journal)
-    desk = Desk(cfg.desk, journal, clock.now_ns)
+    desk = Desk(cfg.desk, journal, clock.now_ns, SimMarkets(cfg.desk))
     runner: web.AppRunner | None = None
     gateway: FixGateway | None = None
     unsubscribe: Callable[[], None] | None = None

@@ -31,11 +31,18 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from router.bus import parse_mqtt_url
-from router.fix.settings import DEFAULT_ACCEPTOR_CFG
 from router.store import Store
 from tests.router.dbproxy import TcpProxy
-from tests.router.fix.client import FixTestClient, until
-from tests.router.test_service import PASSWORD, TOKEN, Service, _free_port
+from tests.router.fix.client import until
+from tests.router.service_harness import (
+    TOKEN,
+    Services,
+    fix_client,
+    free_port,
+    reported_once_without_gap,
+    sell_with_sor,
+    write_config,
+)
 
 FAULT_S = 4.0  # how long each fault lasts
 HEALTH_BOUND_S = 1.0  # /health must answer within this, whatever the database does
@@ -44,42 +51,22 @@ HEALTH_BOUND_S = 1.0  # /health must answer within this, whatever the database d
 def _config(
     folder: Path, db_url: str, mqtt_url: str = "none", mqtt_root: str = "", horizon: str = "15m"
 ) -> Path:
-    path = folder / "service.toml"
-    path.write_text(
-        f"""
-[service]
-data_dir = "{folder}"
-db_url = "{db_url}"
-sim_speed = 100.0
-default_horizon = "{horizon}"
-default_strategy = "sor"
-
-[journal]
-connect_timeout = "2s"
-statement_timeout = "1s"
-read_timeout = "0.5s"
-stall_after = "0.5s"
-retry_max = "0.5s"
-
-[symbols]
-QDI = "calm"
-
-[http]
-host = "127.0.0.1"
-port = 0
-
-[mqtt]
-url = "{mqtt_url}"
-root = "{mqtt_root}"
-
-[fix]
-config = "{DEFAULT_ACCEPTOR_CFG}"
-
-[fix.clients.OMS]
-password = ""
-"""
+    """A service whose journal gives up quickly: a fault shows within a second."""
+    journal = {
+        "connect_timeout": "2s",
+        "statement_timeout": "1s",
+        "read_timeout": "0.5s",
+        "stall_after": "0.5s",
+        "retry_max": "0.5s",
+    }
+    return write_config(
+        folder,
+        db_url=db_url,
+        default_horizon=horizon,
+        journal=journal,
+        mqtt_url=mqtt_url,
+        mqtt_root=mqtt_root,
     )
-    return path
 
 
 def _http(port: int, method: str, path: str, body: Any = None) -> tuple[int, Any, float]:
@@ -118,13 +105,9 @@ async def _ahttp(port: int, method: str, path: str, body: Any = None) -> tuple[i
 
 
 @pytest.fixture
-def services() -> Iterator[list[Service]]:
-    started: list[Service] = []
-    yield started
-    for s in started:
-        if s.proc is not None and s.proc.poll() is None:
-            s.proc.kill()
-            s.proc.wait()
+def services() -> Iterator[Services]:
+    with Services() as started:
+        yield started
 
 
 class Watch:
@@ -154,22 +137,18 @@ class Watch:
 async def _trade_through_a_fault(
     tmp_path: Path,
     db_url: str,
-    services: list[Service],
+    services: Services,
     fault: str,
     start: Any,
     end: Any,
     mqtt: tuple[str, str] | None = None,
     seconds: float = FAULT_S,
 ) -> None:
-    fix_port, http_port = _free_port(), _free_port()
+    fix_port, http_port = free_port(), free_port()
     config = _config(tmp_path, db_url, *(mqtt or ("none", "")))
-    service = Service(config, fix_port, http_port).start()
-    services.append(service)
-    client = FixTestClient(fix_port, tmp_path / "client-store", password=PASSWORD).start()
-    try:
-        await client.wait_logged_on(10)
-        client.new_order("F1", qty="60000", side="2", extra=[(847, "1002")])
-        await client.expect(f35="8", f150="0", f11="F1", timeout=10)
+    service = services.start(config, fix_port, http_port)
+    async with fix_client(service, tmp_path) as client:
+        await sell_with_sor(client, "F1", 60_000)
         await until(lambda: len(client.all_app(f150="F")) >= 2, 30, "no fills before the fault")
         # issue 24's poison order over FIX: rejected, nothing of it kept
         client.new_order("BAD", qty="100", side="2", extra=[(40, "2"), (44, "1" + "0" * 308)])
@@ -204,13 +183,7 @@ async def _trade_through_a_fault(
         assert _http(http_port, "GET", "/api/kill-switch")[1]["engaged"]
         assert _http(http_port, "DELETE", "/api/kill-switch")[0] == 200
         done = await client.expect(lambda m: m.get(39) in ("2", "C"), f35="8", f11="F1", timeout=60)
-        fills = client.all_app(f150="F", f11="F1")
-        exec_ids = [f[17] for f in fills]
-        assert len(set(exec_ids)) == len(exec_ids), "a fill was reported twice"
-        cum = 0
-        for f in sorted(fills, key=lambda m: int(m[14])):
-            cum += int(f[32])
-            assert int(f[14]) == cum, "a fill is missing between two reports"
+        exec_ids, cum = reported_once_without_gap(client.all_app(f150="F", f11="F1"))
         assert cum == int(done[14])
         orders = _http(http_port, "GET", "/api/orders")[1]["orders"]
         assert [o["cl_ord_id"] for o in orders] == ["F1"]
@@ -218,8 +191,6 @@ async def _trade_through_a_fault(
         stored = _http(http_port, "GET", f"/api/orders/{pid}/fills")[1]["fills"]
         assert sorted(r["exec_id"] for r in stored) == sorted(exec_ids)
         assert service.terminate() == 0
-    finally:
-        client.stop()
     # the journal itself, after the service is gone
     store = Store.open(db_url, create=False)
     try:
@@ -242,7 +213,7 @@ async def _trade_through_a_fault(
 
 @pytest.mark.parametrize("fault", ["refused", "stalled"])
 async def test_postgresql_refused_or_stalled_loses_nothing(
-    tmp_path: Path, pg_url: str, services: list[Service], fault: str
+    tmp_path: Path, pg_url: str, services: Services, fault: str
 ) -> None:
     u = make_url(pg_url)
     with TcpProxy(u.host or "127.0.0.1", u.port or 5432) as proxy:
@@ -253,7 +224,7 @@ async def test_postgresql_refused_or_stalled_loses_nothing(
 
 
 async def test_sqlite_locked_by_another_writer_loses_nothing(
-    tmp_path: Path, services: list[Service]
+    tmp_path: Path, services: Services
 ) -> None:
     path = tmp_path / "blockroute.db"
     holder: list[sqlite3.Connection] = []
@@ -287,7 +258,7 @@ async def test_sqlite_locked_by_another_writer_loses_nothing(
 @pytest.mark.slow
 @pytest.mark.parametrize("fault", ["refused", "stalled"])
 async def test_postgresql_long_fault_loses_nothing(
-    tmp_path: Path, pg_url: str, services: list[Service], fault: str
+    tmp_path: Path, pg_url: str, services: Services, fault: str
 ) -> None:
     """20 s: longer than the parent's horizon (it ends during the fault, its last facts
     wait with the rest), than every retry's back-off and, stalled, than the server's
@@ -309,44 +280,31 @@ async def test_postgresql_long_fault_loses_nothing(
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 async def test_repeated_kill_9_loses_nothing_and_the_clock_never_goes_back(
-    tmp_path: Path, services: list[Service], backend: str, request: pytest.FixtureRequest
+    tmp_path: Path, services: Services, backend: str, request: pytest.FixtureRequest
 ) -> None:
     db_url = (
         f"sqlite:///{tmp_path / 'blockroute.db'}"
         if backend == "sqlite"
         else str(request.getfixturevalue("pg_url"))
     )
-    fix_port, http_port = _free_port(), _free_port()
+    fix_port, http_port = free_port(), free_port()
     config = _config(tmp_path, db_url, horizon="60m")  # 36 s of wall time at 100x
-    service = Service(config, fix_port, http_port).start()
-    services.append(service)
-    client = FixTestClient(fix_port, tmp_path / "client-store", password=PASSWORD).start()
-    try:
-        await client.wait_logged_on(10)
-        client.new_order("K1", qty="200000", side="2", extra=[(847, "1002")])
-        await client.expect(f35="8", f150="0", f11="K1", timeout=10)
+    service = services.start(config, fix_port, http_port)
+    async with fix_client(service, tmp_path) as client:
+        await sell_with_sor(client, "K1", 200_000)
         for _ in range(3):
             seen = len(client.all_app(f150="F"))
             await until(lambda s=seen: len(client.all_app(f150="F")) > s, 30, "no fills")
             await asyncio.sleep(0.2 + 0.6 * (time.monotonic() % 1))  # a random moment
             clock = _http(http_port, "GET", "/api/info")[1]["now_ns"]
             service.kill9()
-            service = Service(config, fix_port, http_port).start()
-            services.append(service)
+            service = services.start(config, fix_port, http_port)
             assert _http(http_port, "GET", "/api/info")[1]["now_ns"] > clock
             await client.wait_logged_on(15)
         done = await client.expect(lambda m: m.get(39) in ("2", "C"), f35="8", f11="K1", timeout=90)
-        fills = client.all_app(f150="F", f11="K1")
-        exec_ids = [f[17] for f in fills]
-        assert len(set(exec_ids)) == len(exec_ids), "a fill was reported twice"
-        cum = 0
-        for f in sorted(fills, key=lambda m: int(m[14])):
-            cum += int(f[32])
-            assert int(f[14]) == cum, "a fill is missing between two reports"
+        exec_ids, cum = reported_once_without_gap(client.all_app(f150="F", f11="K1"))
         assert cum == int(done[14])
         pid = _http(http_port, "GET", "/api/orders")[1]["orders"][0]["parent_id"]
         stored = _http(http_port, "GET", f"/api/orders/{pid}/fills")[1]["fills"]
         assert sorted(r["exec_id"] for r in stored) == sorted(exec_ids)
         assert service.terminate() == 0
-    finally:
-        client.stop()

@@ -18,9 +18,7 @@ switch that the fuzzer itself engages, a horizon past the session's close).
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -29,76 +27,26 @@ from typing import Any
 import pytest
 import schemathesis
 
-from router.fix.settings import DEFAULT_ACCEPTOR_CFG
+from tests.router.service_harness import TOKEN, Services, free_port, write_config
 
-TOKEN = "fuzz-t0ken"
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "200"))
-READY = "blockroute serving"
 _STATS: dict[str, int] = {}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`blockroute serve` on SQLite, its HTTP API on a free port; stopped with SIGTERM."""
     folder = tmp_path_factory.mktemp("fuzzed-service")
-    config = folder / "service.toml"
-    config.write_text(
-        f"""
-[service]
-data_dir = "{folder}"
-sim_speed = 10.0
-default_strategy = "sor"
-
-[symbols]
-QDI = "calm"
-
-[http]
-port = 0
-
-[mqtt]
-url = "none"
-
-[fix]
-config = "{DEFAULT_ACCEPTOR_CFG}"
-
-[fix.clients.OMS]
-password = ""
-"""
-    )
-    env = {**os.environ, "BLOCKROUTE_API_TOKEN": TOKEN, "BLOCKROUTE_FIX_PASSWORD_OMS": "pw"}
-    cmd = [sys.executable, "-m", "router.cli", "serve", "--config", str(config)]
-    cmd += ["--fix-port", str(_free_port())]
-    log_path = folder / "service.log"
-    # a file, not a pipe: the service logs every refusal, and a pipe nobody reads fills up
-    # and stops it
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = None
-    deadline = time.monotonic() + 90
-    while url is None and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-        for line in log_path.read_text().splitlines():
-            if line.startswith(READY):
-                url = line.split("dashboard ", 1)[1].split(",", 1)[0].rstrip("/")
-    if url is None:
-        proc.kill()
-        pytest.fail("the service did not start:\n" + log_path.read_text())
-    try:
-        yield url
-    finally:
-        proc.terminate()
+    config = write_config(folder, sim_speed=10.0, default_horizon=None)
+    with Services() as started:
+        service = started.start(config, fix_port=free_port())
+        yield service.url
         try:
-            proc.wait(timeout=30)
+            service.terminate(timeout=30)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            service.kill()
             raise
-        text = log_path.read_text()
+        text = service.output()
         # a handler that raised is logged even when the answer was a clean 500
         assert "API request failed" not in text, text[-4000:]
 

@@ -1,0 +1,321 @@
+"""`Desk`: the desk's parts put together behind router.desk_api.DeskPort."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import structlog
+
+from router.desk.admission import Admission
+from router.desk.cancel import CancelWorkflow
+from router.desk.commands import Commands
+from router.desk.config import DeskConfig
+from router.desk.execution import ExecutionWiring
+from router.desk.market import MarketPump, MarketSession, MarketSource
+from router.desk.orders import OrderBook
+from router.desk.outbox import Outbox
+from router.desk.projection import Projector
+from router.desk.queries import DeskQueries
+from router.desk.recovery import Recovery
+from router.desk_api import (
+    CancelRequest,
+    KillSwitchChanged,
+    Listener,
+    NewOrder,
+    OrderStatus,
+    ParentView,
+    ReplaceRequest,
+)
+from router.domain import NANOS_PER_SECOND
+from router.journal import Journal
+from router.risk import KillSwitch
+
+log = structlog.get_logger("blockroute.desk")
+
+_COUNTERS = (
+    "orders_accepted",
+    "orders_rejected",
+    "orders_canceled",
+    "orders_replaced",
+    "orders_filled",
+    "orders_expired",
+    "fills",
+    "child_orders",
+    "rfqs",
+    "decisions",
+    "steps",
+    "listener_errors",
+    "pump_errors",
+    "journal_errors",
+    "journal_retries",
+    "steps_sliced",
+)
+
+
+class Desk:
+    """One per service process; see the package docstring. The public methods implement
+    router.desk_api.DeskPort."""
+
+    def __init__(
+        self,
+        config: DeskConfig,
+        journal: Journal,
+        clock: Callable[[], int],
+        markets: MarketSource,
+    ) -> None:
+        """`clock` returns the service clock (epoch ns); `markets` opens the markets at
+        `start`."""
+        self.config = config
+        self.journal = journal
+        self._clock = clock
+        self._source = markets
+        self.kill = KillSwitch()
+        self.counters: dict[str, float] = dict.fromkeys(_COUNTERS, 0.0)
+        self._ready = False
+        self._markets: dict[str, MarketSession] = {}  # opened at start
+        self._metric_sources: list[Callable[[], Mapping[str, float]]] = []
+        now, counters = self.now_ns, self.counters
+        self._book = OrderBook()
+        self._outbox = Outbox(config, journal, now, counters, self._journal_down, self._journal_up)
+        self._projector = Projector(self._outbox, now, counters)
+        self._wiring = ExecutionWiring(config, self.kill, self._projector)
+        self._pump = MarketPump(
+            config,
+            self._markets,
+            now,
+            counters,
+            on_step=self._projector.journal_schedules,
+            after_step=self._after_step,
+        )
+        cancels = CancelWorkflow(self._book, self._outbox, self._projector, now, counters)
+        admission = Admission(
+            config,
+            self._book,
+            self._markets,
+            self._wiring,
+            self.kill,
+            lambda: self._ready,
+            now,
+            counters,
+        )
+        self._commands = Commands(
+            config,
+            self._book,
+            admission,
+            cancels,
+            self._wiring,
+            self._projector,
+            self._outbox,
+            self.kill,
+            self._pump.kick,
+            now,
+            counters,
+        )
+        self._recovery = Recovery(
+            config,
+            journal,
+            self._book,
+            self._markets,
+            self._wiring,
+            self._projector,
+            self._outbox,
+            now,
+        )
+        self._queries = DeskQueries(
+            config, journal, self._book, self._markets, self._projector, self._outbox
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Load the models, open the markets, recover open parents from the journal,
+        start the pump (call on the running loop). Raises ModelError (a model missing
+        or corrupt, unless the config falls back), StoreError (the journal cannot be
+        read or written) or DomainError (an open parent's symbol is not configured)."""
+        routings = self._wiring.load_models()
+        self._markets.update(self._source.open(self.now_ns, routings))
+        self._recovery.recover()
+        self._outbox.flush()  # written here, before the loop runs the desk: a start that
+        # cannot write its journal fails (StoreError), as one that cannot read it
+        loop = asyncio.get_running_loop()
+        self._outbox.start(loop)
+        self._pump.start(loop)
+        self._ready = True
+        log.info(
+            "desk started",
+            symbols=list(self._markets),
+            recovered=sum(1 for o in self._book.orders.values() if not o.status.terminal),
+            sim_speed=self.config.sim_speed,
+        )
+
+    async def stop(self) -> None:
+        """Clean shutdown: pull every open child, let the venues confirm, flush."""
+        self._ready = False
+        self._pump.stop()
+        for order in self._book.orders.values():
+            if order.execution is not None and not order.status.terminal:
+                # paused, not only halted: the second below may hold decisions that
+                # were due while the markets stood still (a stall), and a decision of a
+                # halted execution would send children that nothing is left to pull.
+                # The journal keeps the parent working: it resumes at the next start.
+                order.execution.pause()
+        # the cancels need a few milliseconds of simulated time to be confirmed
+        self._pump.advance(self.now_ns() + int(NANOS_PER_SECOND))
+        self._outbox.flush()
+        await self._outbox.close()
+
+    def _after_step(self) -> None:
+        self._outbox.keep_clock()
+        self._outbox.flush()
+
+    # ------------------------------------------------------------------ the journal's health
+
+    def _journal_down(self) -> None:
+        """The first failed write: trading stops until the journal writes again (the
+        facts would pile up where a crash would lose them)."""
+        if self.kill.engaged:
+            return
+        now = self.now_ns()
+        reason = f"journal write failed: {self._outbox.error}"
+        self.kill.engage(reason, now, KillSwitch.JOURNAL)
+        for rec in self._book.orders.values():
+            if rec.execution is not None and not rec.status.terminal:
+                rec.execution.halt("journal write failed")
+        self._outbox.publish_soon(KillSwitchChanged(now, True, reason, 0))
+        log.error("kill switch engaged: the journal cannot write", reason=reason)
+
+    def _journal_up(self) -> None:
+        if (
+            self.config.auto_release_kill
+            and self.kill.engaged
+            and (self.kill.source == KillSwitch.JOURNAL)
+        ):
+            self._commands.lift_kill("the journal writes again: released automatically")
+            log.warning("kill switch released automatically: the journal writes again")
+
+    # ------------------------------------------------------------------ port: state
+
+    def now_ns(self) -> int:
+        return self._clock()
+
+    @property
+    def ready(self) -> bool:
+        """Started, and the journal takes writes: the last write did not fail and none
+        has been under way for longer than journal_stall_s (the readiness probe)."""
+        return self._ready and self._outbox.ok
+
+    @property
+    def started(self) -> bool:
+        """Between `start` and `stop` (whatever the journal's health)."""
+        return self._ready
+
+    @property
+    def journal_ok(self) -> bool:
+        return self._outbox.ok
+
+    def journal_status(self) -> dict[str, Any]:
+        """The journal's health, as /ready may show it: ok, why not, since when (wall s)
+        and how many units of facts wait to be written."""
+        return self._outbox.status()
+
+    @property
+    def kill_engaged(self) -> bool:
+        return self.kill.engaged
+
+    @property
+    def models_missing(self) -> str:
+        """Why the models could not be served ("" if they are; see model_fallback)."""
+        return self._wiring.models_missing
+
+    def symbols(self) -> list[str]:
+        return self._source.symbols()
+
+    @property
+    def default_strategy(self) -> str:
+        return self.config.default_strategy
+
+    def add_metrics(self, source: Callable[[], Mapping[str, float]]) -> None:
+        """Another part's figures (the MQTT bus) on the same metrics page."""
+        self._metric_sources.append(source)
+
+    def metrics(self) -> dict[str, float]:
+        by_status = {s: 0 for s in OrderStatus}
+        for o in self._book.orders.values():
+            by_status[o.status] += 1
+        # counters are *_total (Prometheus: monotonic), the rest are gauges
+        out = {f"{k}_total": v for k, v in self.counters.items()}
+        out.update({f"parents_{s.value}": float(n) for s, n in by_status.items()})
+        out["kill_switch_engaged"] = float(self.kill.engaged)
+        out["journal_commits"] = float(self.journal.commits)
+        out["journal_rows"] = float(self.journal.rows_written)
+        out["journal_ok"] = float(self._outbox.ok)
+        out["journal_pending"] = float(self._outbox.pending)
+        out["parents_quarantined"] = float(len(self._book.quarantined))
+        out["ready"] = float(self.ready)
+        out["models_fallback"] = float(bool(self.models_missing))
+        if self._ready:
+            out.update(self._wiring.model_metrics())
+        for source in self._metric_sources:
+            out.update(source())
+        return out
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        return self._outbox.subscribe(listener)
+
+    async def sync(self) -> None:
+        """Return once what the commands so far changed is committed (the REST API
+        answers only then: its response is an acknowledgement too). Raises
+        JournalUnavailableError if the journal cannot write it now: the change is kept,
+        and stored and reported once the journal writes again."""
+        await self._outbox.sync()
+
+    # ------------------------------------------------------------------ port: reads
+
+    def find(self, client: str, cl_ord_id: str) -> ParentView | None:
+        return self._queries.find(client, cl_ord_id)
+
+    def parent(self, parent_id: str) -> ParentView:
+        return self._queries.parent(parent_id)
+
+    def parents(self, status: OrderStatus | None = None) -> list[ParentView]:
+        return self._queries.parents(status)
+
+    def fills(self, parent_id: str) -> list[dict[str, Any]]:
+        return self._queries.fills(parent_id)
+
+    def decisions(self, parent_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        return self._queries.decisions(parent_id, limit)
+
+    def schedule(self, parent_id: str) -> list[dict[str, Any]]:
+        return self._queries.schedule(parent_id)
+
+    def tca(self, parent_id: str) -> dict[str, Any]:
+        return self._queries.tca(parent_id)
+
+    def scorecard(self) -> dict[str, Any]:
+        return self._queries.scorecard()
+
+    # ------------------------------------------------------------------ port: commands
+
+    def submit(self, order: NewOrder) -> ParentView:
+        return self._commands.submit(order)
+
+    def cancel(self, request: CancelRequest) -> ParentView:
+        return self._commands.cancel(request)
+
+    def replace(self, request: ReplaceRequest) -> ParentView:
+        return self._commands.replace(request)
+
+    def pause(self, parent_id: str) -> ParentView:
+        return self._commands.pause(parent_id)
+
+    def resume(self, parent_id: str) -> ParentView:
+        return self._commands.resume(parent_id)
+
+    def engage_kill(self, reason: str) -> int:
+        return self._commands.engage_kill(reason)
+
+    def release_kill(self) -> None:
+        self._commands.release_kill()

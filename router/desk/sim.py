@@ -1,0 +1,230 @@
+"""The desk's markets from the simulator: for each symbol a world (market, lit venues,
+dark pools, dealers: simulators/, dealers/) whose discrete-event kernel the desk steps
+to the service clock. A world's clock runs from 0 at the moment it was built
+(`origin_ns` on the service clock); it runs one session, to the close."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from dealers.config import DealerPanel, load_panel
+from router import app
+from router.desk.config import DeskConfig
+from router.desk.market import ExecutionVenues, MarketSession
+from router.domain import (
+    NANOS_PER_SECOND,
+    DomainError,
+    Event,
+    Instrument,
+    QuoteReceived,
+    RfqRequested,
+    VenueId,
+    VenueKind,
+)
+from router.engine import LitFees, ParentExecution, RfqRouting
+from router.ports import MarketHistory, PanelSelector
+from router.tca import PricePath
+from simulators.kernel import rng_for
+from simulators.scenario import SESSION_CLOSE_S, Scenario, load_scenario
+from simulators.world import SimWorld
+
+
+class SimMarkets:
+    """The configured symbols' scenarios as the desk's `MarketSource`. Raises
+    DomainError if a scenario trades another symbol than the one it is configured for."""
+
+    def __init__(self, config: DeskConfig, scenarios: Mapping[str, Scenario] | None = None) -> None:
+        """`scenarios` overrides loading the configured scenario files (tests)."""
+        given = dict(scenarios or {})
+        self._seed = config.seed
+        self._scenarios = {
+            sym: given.get(sym) or load_scenario(name) for sym, name in config.symbols.items()
+        }
+        for sym, sc in self._scenarios.items():
+            if sc.instrument.symbol != sym:
+                raise DomainError(
+                    f"symbol {sym}: scenario {sc.name!r} trades {sc.instrument.symbol}, not {sym}"
+                )
+
+    def symbols(self) -> list[str]:
+        return list(self._scenarios)
+
+    def open(self, now_ns: Callable[[], int], routings: Sequence[str]) -> dict[str, MarketSession]:
+        # the panel selectors learn the desk's past days first (seconds, cached per
+        # process): the markets start after that, not seconds behind the service clock
+        for sc in self._scenarios.values():
+            if sc.dealer_panel is not None:
+                app._desk_history(sc.name, sc.dealer_panel)
+        now = now_ns()
+        opened = [
+            SimMarketSession(sc, self._seed + 1000 * k, now)
+            for k, sc in enumerate(self._scenarios.values())
+        ]
+        for session in opened:
+            for routing in routings:
+                session.rfq_routing(routing)
+        return {sym: session for sym, session in zip(self._scenarios, opened, strict=True)}
+
+
+class _Dispatch:
+    """A world's event sink: each venue event goes to the execution of its parent. Child
+    ids are f"{parent_id}-{n}", RFQ ids f"{parent_id}-R{n}" (router/engine.py)."""
+
+    def __init__(self) -> None:
+        self.executions: dict[str, ParentExecution] = {}
+        self.orphans = 0
+
+    def publish(self, event: Event) -> None:
+        key = _owner_key(event)
+        execution = self.executions.get(key.rsplit("-", 1)[0]) if key else None
+        if execution is None:
+            self.orphans += 1  # e.g. a cancel ack of a parent already closed
+            return
+        execution.publish(event)
+
+
+def _owner_key(event: Event) -> str | None:
+    child = getattr(event, "child_id", None)
+    if child is not None:
+        return str(child)
+    if isinstance(event, QuoteReceived):
+        return str(event.quote.rfq_id)
+    if isinstance(event, RfqRequested):
+        return str(event.request.rfq_id)
+    rfq = getattr(event, "rfq_id", None)
+    return None if rfq is None else str(rfq)
+
+
+class SimMarketSession:
+    """One symbol's simulated world on the service clock (a `MarketSession`)."""
+
+    def __init__(self, scenario: Scenario, seed: int, origin_ns: int) -> None:
+        # the market runs from the scenario's start time to the close: one session
+        session_s = SESSION_CLOSE_S - scenario.start_tod_s
+        self.scenario = dataclasses.replace(scenario, horizon_s=session_s)
+        self.seed = seed
+        self.origin_ns = origin_ns
+        self.end_ns = origin_ns + int(session_s * NANOS_PER_SECOND)
+        self.dispatch = _Dispatch()
+        self.panel: DealerPanel | None = (
+            load_panel(scenario.dealer_panel) if scenario.dealer_panel else None
+        )
+        self.world = SimWorld.build(self.scenario, seed, self.dispatch, None, self.panel)
+        self.fees = {
+            s.venue_id: LitFees(taker_fee=s.taker_fee, maker_fee=s.maker_fee)
+            for s in self.scenario.lit
+        }
+        self.kinds: dict[VenueId, VenueKind] = {v: x.kind for v, x in self.world.venues.items()}
+        self.dark_min = {s.venue_id: s.min_qty for s in self.scenario.dark}
+        self._selectors: dict[str, PanelSelector] = {}
+        self._history: dict[tuple[int, float], MarketHistory] = {}
+        self._mid: float | None = None
+        self._mid_at = -1
+
+    @property
+    def instrument(self) -> Instrument:
+        return self.scenario.instrument
+
+    def world_ns(self, epoch_ns: int) -> int:
+        return epoch_ns - self.origin_ns
+
+    def epoch_ns(self, world_ns: int) -> int:
+        return world_ns + self.origin_ns
+
+    def advance(self, epoch_ns: int, enough: Callable[[], bool] | None = None) -> bool:
+        kernel = self.world.kernel
+        return kernel.run_until(max(self.world_ns(epoch_ns), kernel.clock.now_ns()), enough)
+
+    def next_event_ns(self) -> int | None:
+        nxt = self.world.kernel.next_event_ns()
+        return None if nxt is None else self.epoch_ns(nxt)
+
+    def mid(self) -> float | None:
+        """The consolidated mid as of the world's clock (one snapshot per clock value:
+        a burst of orders between two steps reads it once)."""
+        now = self.world.clock.now_ns()
+        if self._mid_at != now:
+            self._mid = self.world.market.snapshot(now).mid
+            self._mid_at = now
+        return self._mid
+
+    def history(self, horizon_s: float) -> MarketHistory:
+        """What the desk knows at a parent's arrival (cf. app.Episode.history). It
+        moves slowly: parents arriving within the same simulated second with the same
+        horizon share one (a burst of orders costs one computation)."""
+        key = (int(self.world.clock.now_ns() // NANOS_PER_SECOND), float(round(horizon_s)))
+        cached = self._history.get(key)
+        if cached is None:
+            cached = self._history_now(horizon_s)
+            if len(self._history) > 64:
+                self._history.clear()
+            self._history[key] = cached
+        return cached
+
+    def _history_now(self, horizon_s: float) -> MarketHistory:
+        sc = self.scenario
+        now = self.world.clock.now_ns()
+        now_s = now / NANOS_PER_SECOND
+        snap = self.world.market.snapshot(now)
+        recent = app.price_path(self.world.market, from_s=max(-1e9, now_s - 600.0))
+        spread = float(np.nanmean(recent.ask - recent.bid))
+        return app.market_history(
+            sc,
+            snap.mid if snap.mid is not None else sc.market.price,
+            spread if np.isfinite(spread) else sc.instrument.tick_size,
+            sc.start_tod_s + now_s,
+            horizon_s,
+        )
+
+    def price_path(self, from_s: float = 0.0) -> PricePath:
+        return app.price_path(self.world.market, from_s=from_s)
+
+    def vwap(self, from_world_ns: int, to_world_ns: int) -> float | None:
+        return app.market_vwap(self.world.market, from_world_ns, to_world_ns)
+
+    def rfq_routing(self, routing: str) -> RfqRouting | None:
+        """The dealers, with one panel selector per routing kept for the whole session:
+        what it learns from one parent's RFQs serves the next."""
+        if self.panel is None or self.world.rfq is None:
+            return None
+        selector = self._selectors.get(routing)
+        if selector is None:
+            if routing == "ml":
+                selector = app.ml_selector(self.scenario, self.panel, self.world)
+            else:
+                selector = app.desk_selector(self.scenario, self.panel)
+            self._selectors[routing] = selector
+        sc = self.scenario
+        return RfqRouting(
+            channel=self.world.rfq,
+            selector=selector,
+            impact_bps=app.IMPACT_Y_ESTIMATE * sc.market.daily_vol * 1e4,
+            adv=float(sc.instrument.adv),
+        )
+
+    def execution_venues(self, parent_id: str, routing: str, rfq: bool) -> ExecutionVenues:
+        dealers = self.rfq_routing(routing) if rfq else None
+        return ExecutionVenues(
+            venues=self.world.venues,
+            fees=self.fees,
+            market=app.WorldMarketData(self.world),
+            clock=self.world.clock,
+            schedule=self.world.kernel.schedule,
+            lot_size=self.instrument.lot_size,
+            dark_min_qty=self.dark_min,
+            rng=rng_for(self.seed, f"router/{parent_id}"),
+            rfq=dealers,
+            rfq_time_limit_s=(
+                self.panel.time_limit_s if dealers is not None and self.panel is not None else None
+            ),
+        )
+
+    def attach(self, parent_id: str, execution: ParentExecution) -> None:
+        self.dispatch.executions[parent_id] = execution
+
+    def detach(self, parent_id: str, execution: ParentExecution) -> None:
+        if self.dispatch.executions.get(parent_id) is execution:
+            del self.dispatch.executions[parent_id]
