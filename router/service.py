@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from prometheus_client import CollectorRegistry
 
 from router.config import DEFAULT_CONFIG_DIR, ConfigError, ConfigTable, load_toml
 from router.desk import Desk, DeskConfig
@@ -327,9 +328,12 @@ async def run_service(
             unsubscribe = desk.subscribe(bus.publish)
             desk.add_metrics(bus.metrics)
             bus.start()
-        gateway = FixGateway(desk, gw_settings, loop)
+        # one registry for the instance: GET /metrics shows the FIX gateway's series too
+        registry = CollectorRegistry()
+        gateway = FixGateway(desk, gw_settings, loop, registry=registry)
         gateway.start()
-        runner = web.AppRunner(make_app(desk, cfg.api_token), access_log=None)
+        app = make_app(desk, cfg.api_token, registry=registry)
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, cfg.http_host, cfg.http_port)
         await site.start()

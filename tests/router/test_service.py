@@ -4,6 +4,7 @@ through it, kill -9 and restart (no fill lost or reported twice), SIGTERM."""
 from __future__ import annotations
 
 import asyncio
+import urllib.request
 import os
 import subprocess
 import sys
@@ -128,6 +129,11 @@ async def test_sigterm_pulls_the_children_and_exits_cleanly(
         client.new_order("T1", qty="80000", side="1", extra=[(847, "1002")])
         await until(lambda: len(client.all_app(f150="F")) >= 1, 30, "no fill")
         await asyncio.sleep(0.5)
+        # the FIX gateway's series are on the service's /metrics page: one order acked
+        with urllib.request.urlopen(f"{service.url}/metrics", timeout=5) as r:
+            page = r.read().decode()
+        assert "blockroute_fix_ack_latency_seconds_count 1.0" in page
+        assert 'blockroute_fix_messages_received_total{msg_type="D"} 1.0' in page
         assert service.terminate() == 0
         assert "blockroute stopped" in service.output()
     engine = create_engine(f"sqlite:///{tmp_path / 'blockroute.db'}")
