@@ -277,7 +277,8 @@ async def test_postgresql_long_fault_loses_nothing(
         )
 
 
-@pytest.mark.slow
+# in the default suite (about a minute each): issue 24 asks CI to kill -9 several times
+# in a row on both databases, not only under --runslow
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 async def test_repeated_kill_9_loses_nothing_and_the_clock_never_goes_back(
     tmp_path: Path, services: Services, backend: str, request: pytest.FixtureRequest
