@@ -165,6 +165,7 @@ class FakeLedger:
         self.held = 0
         self.clock = now
         self.sent: list[Sent] = []
+        self.children: list[ChildOrder] = []  # what `send` returned, in order
         self.records: list[tuple[str, str, dict[str, float]]] = []  # (key, chosen, inputs)
         self._working = dict(working or {})
         self._kinds = dict(kinds or {})
@@ -266,7 +267,7 @@ class FakeLedger:
         )
         kind = self.kind(venue)
         self._working[kind] = self._working.get(kind, 0) + qty
-        return ChildOrder(
+        child = ChildOrder(
             child_id=ChildId(f"{self.parent.parent_id}-{next(self._ids)}"),
             parent_id=self.parent.parent_id,
             venue=VenueId(venue),
@@ -278,6 +279,8 @@ class FakeLedger:
             min_qty=min_qty,
             quote_id=quote_id,
         )
+        self.children.append(child)
+        return child
 
 
 @dataclass
@@ -307,6 +310,25 @@ class FakeSelector:
 
     def observe(self, event) -> None:
         self.observed.append(event)
+
+
+class RecordingVenue:
+    """A venue that takes every order and reports nothing back."""
+
+    def __init__(self, venue_id: VenueId, kind: VenueKind = VenueKind.LIT) -> None:
+        self.venue_id = venue_id
+        self.kind = kind
+        self.submitted: list[ChildOrder] = []
+        self.canceled: list[ChildId] = []
+
+    def submit(self, child: ChildOrder) -> None:
+        self.submitted.append(child)
+
+    def cancel(self, child_id: ChildId) -> None:
+        self.canceled.append(child_id)
+
+    def firm_up(self, child_id: ChildId, qty: int) -> None:
+        pass
 
 
 class FakeClock:
