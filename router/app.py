@@ -3,11 +3,14 @@ and the TCA together.
 
 An `Episode` is one parent order in one scenario with one seed. Every strategy of an
 episode runs in its own world built from the same scenario and seed, so all of them
-face the same background market
-(paired comparison); their own orders still move that market differently, which is the
-point. The episode also runs the market once with no parent at all (the unimpacted
-path): the TCA uses it to split price moves into own impact and market timing, and the
-hindsight oracle plans on it.
+face the same background market (paired comparison); their own orders still move that
+market differently, which is the point. The episode also runs the market once with no
+parent at all (the unimpacted path): the TCA uses it to split price moves into own
+impact and market timing, and the hindsight oracle plans on it.
+
+Each strategy's execution is built by router.execution.build_execution from the
+strategy's spec, the world's ports (`world_ports`) and the model registry (`MODELS`
+unless the caller gives another).
 """
 
 from __future__ import annotations
