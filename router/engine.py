@@ -29,7 +29,14 @@ from router.ports import Clock, FillModel, MarketData, SlicerPolicy, Venue
 from router.risk import RiskGate
 from router.strategies import ML, RISK_BID, SMART, TAKER
 
-__all__ = ["EngineConfig", "LitFees", "ParentExecution", "RfqRouting", "recent_market"]
+__all__ = [
+    "EngineConfig",
+    "LitFees",
+    "ParentExecution",
+    "RfqRouting",
+    "Scheduler",
+    "recent_market",
+]
 
 ROUTINGS = {"taker": TAKER, "smart": SMART, "ml": ML, "risk-bid": RISK_BID}
 
