@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from router.app import EventForwarder, WorldMarketData
+from router.app import EventForwarder, world_ports
 from router.domain import NANOS_PER_SECOND, ParentId, ParentOrder, Side
-from router.engine import LitFees, ParentExecution
+from router.execution import build_execution
 from router.risk import RiskGate, RiskLimits
+from router.strategies import strategy_spec
 from router.strategies.twap import TwapSlicer
 from simulators.scenario import Scenario, load_scenario
 from simulators.world import SimWorld
@@ -44,17 +45,11 @@ def _mid_path(
             0,
             int(duration_s * NANOS_PER_SECOND),
         )
-
-        fees = {s.venue_id: LitFees(s.taker_fee, s.maker_fee) for s in scenario.lit}
-        ex = ParentExecution(
+        ex = build_execution(
             parent,
             TwapSlicer(),
-            world.lit,
-            fees,
-            WorldMarketData(world),
-            world.clock,
-            world.kernel.schedule,
-            lot_size=scenario.instrument.lot_size,
+            strategy_spec("twap"),
+            world_ports(world),
             # a study of impact, not of risk limits: metaorders may be any share of volume
             risk=RiskGate(RiskLimits(max_participation=1.0)),
         )

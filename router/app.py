@@ -1,13 +1,16 @@
 """Composition root of simulations: wires simulated venues, the engine, the strategies
 and the TCA together.
 
-Only this module and router/cli.py import across layers. An `Episode` is one parent
-order in one scenario with one seed. Every strategy of an episode runs in its own world
-built from the same scenario and seed, so all of them face the same background market
-(paired comparison); their own orders still move that market differently, which is the
-point. The episode also runs the market once with no parent at all (the unimpacted
-path): the TCA uses it to split price moves into own impact and market timing, and the
-hindsight oracle plans on it.
+An `Episode` is one parent order in one scenario with one seed. Every strategy of an
+episode runs in its own world built from the same scenario and seed, so all of them
+face the same background market (paired comparison); their own orders still move that
+market differently, which is the point. The episode also runs the market once with no
+parent at all (the unimpacted path): the TCA uses it to split price moves into own
+impact and market timing, and the hindsight oracle plans on it.
+
+Each strategy's execution is built by router.execution.build_execution from the
+strategy's spec, the world's ports (`world_ports`) and the model registry (`MODELS`
+unless the caller gives another).
 """
 
 from __future__ import annotations
@@ -29,11 +32,10 @@ import structlog
 from dealers.config import DealerPanel, load_panel
 from dealers.panel import HeuristicPanel
 from dealers.pnl import TradePnl
-from models.artifacts import ServedModel, load_family
+from models.artifacts import ServedModel
 from models.desk import DeskState
 from models.features import MarketContext
 from models.serving import FillPredictor, MlPanel
-from models.serving import warm_up as warm_up_models
 from router.domain import (
     NANOS_PER_SECOND,
     ChildId,
@@ -49,12 +51,18 @@ from router.domain import (
     VenueId,
     VenueKind,
 )
-from router.engine import EngineConfig, LitFees, ParentExecution, RfqRouting
-from router.ports import MarketHistory, MarketSnapshot, PanelSelector, SlicerPolicy
+from router.execution import (
+    ExecutionPorts,
+    LitFees,
+    ParentExecution,
+    RfqRouting,
+    build_execution,
+)
+from router.ports import MarketHistory, MarketSnapshot, PanelSelector, RfqChannel, SlicerPolicy
+from router.registry import ModelRegistry
 from router.risk import RiskGate, RiskLimits
-from router.strategies import strategy_spec
+from router.strategies import StrategySpec, strategy_spec
 from router.strategies.learned import STEP_S, PacedSlicer
-from router.strategies.learned import warm_up as warm_up_slicer
 from router.strategies.schedule import ScheduleSlicer
 from router.tca import PricePath, TcaReport, analyze, gap_captured, solve_hindsight
 from simulators.kernel import rng_for
@@ -79,6 +87,9 @@ HINDSIGHT_MAX_PARTICIPATION = 1.0
 # measured on past metaorders (`blockroute bench impact`: Y = 0.84 on Q/ADV >= 1%).
 IMPACT_Y_ESTIMATE = 0.84
 SESSION_S = SESSION_CLOSE_S - SESSION_OPEN_S
+
+# The process's models: what a run is given unless its caller gives another registry.
+MODELS = ModelRegistry()
 
 
 class EventForwarder:
@@ -282,14 +293,15 @@ def _num(x: float) -> float | None:
     return None if np.isnan(x) else float(x)
 
 
-def check_strategies(names: Sequence[str]) -> None:
+def check_strategies(names: Sequence[str], models: ModelRegistry = MODELS) -> None:
+    """Raises DomainError for an unknown or repeated strategy, ModelError for a model
+    a strategy needs that is missing or corrupt: before any work."""
     if not names:
         raise DomainError("no strategy given")
     for n in names:
         spec = strategy_spec(n)
-        # a missing or corrupt model fails now, before any work
         if spec.routing == "ml":
-            _served_models()
+            models.load()
         if spec.preload is not None:
             spec.preload()  # `ml`: the slicer's ONNX policy
     dup = {n for n in names if names.count(n) > 1}
@@ -397,11 +409,19 @@ def market_history(
 
 
 class Episode:
-    """One parent order in one scenario and seed; runs strategies on paired paths."""
+    """One parent order in one scenario and seed; runs strategies on paired paths.
+    `models`: the learned models its model-guided strategies read."""
 
-    def __init__(self, scenario: Scenario, seed: int, limit_price: float | None = None) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        seed: int,
+        limit_price: float | None = None,
+        models: ModelRegistry = MODELS,
+    ) -> None:
         self.scenario = scenario
         self.seed = seed
+        self.models = models
         inst = scenario.instrument
         self._unimpacted = SimMarket(scenario, rng_for(seed, "market"))
         self._at_arrival = self._unimpacted.fork()  # each strategy's world starts here
@@ -503,29 +523,28 @@ class Episode:
 
     def run(
         self,
-        strategy: str,
-        config: EngineConfig | None = None,
+        strategy: str | StrategySpec,
         on_world: Callable[[SimWorld], None] | None = None,
     ) -> StrategyRun:
-        """Run one strategy; `config` overrides the engine's defaults (its routing is
-        always the strategy's). `on_world` sees the simulated world before the run
-        starts: for evaluation code that measures it (never for strategies)."""
+        """Run one strategy, by name or as a spec (a named one with other settings:
+        `strategy_spec(name).with_tactic(...)`). `on_world` sees the simulated world
+        before the run starts: for evaluation code that measures it (never for
+        strategies)."""
         if strategy == HINDSIGHT:
-            return self._execute(HINDSIGHT, self.hindsight_slicer(), "taker", False, config)
-        spec = strategy_spec(strategy)
+            # the oracle's schedule, executed as twap executes its own
+            return self._execute(HINDSIGHT, self.hindsight_slicer(), strategy_spec("twap"))
+        spec = strategy_spec(strategy) if isinstance(strategy, str) else strategy
         slicer = spec.slicer(self.history, self.parent.qty, self.scenario.horizon_s)
-        return self._execute(strategy, slicer, spec.routing, spec.rfq, config, on_world)
+        return self._execute(spec.name, slicer, spec, on_world)
 
     def _execute(
         self,
         name: str,
         slicer: SlicerPolicy,
-        routing: str,
-        use_rfq: bool,
-        config: EngineConfig | None,
+        spec: StrategySpec,
         on_world: Callable[[SimWorld], None] | None = None,
     ) -> StrategyRun:
-        world, execution, events = self._wire(name, slicer, routing, use_rfq, config)
+        world, execution, events = self._wire(name, slicer, spec)
         parent = self.parent
         if on_world is not None:
             on_world(world)
@@ -568,58 +587,69 @@ class Episode:
         )
 
     def _wire(
-        self,
-        name: str,
-        slicer: SlicerPolicy,
-        routing: str,
-        use_rfq: bool,
-        config: EngineConfig | None,
+        self, name: str, slicer: SlicerPolicy, spec: StrategySpec
     ) -> tuple[SimWorld, ParentExecution, list[Event]]:
         """A fresh world at arrival and the parent's execution in it, not yet started:
         the events it emits go to the returned list."""
-        sc, parent = self.scenario, self.parent
+        sc = self.scenario
         sink = EventForwarder()
-        panel = self.panel if use_rfq else None
+        panel = self.panel if spec.rfq else None
         world = SimWorld.build(sc, self.seed, sink, self._at_arrival.fork(), panel)
         events: list[Event] = []
-        fees = {s.venue_id: LitFees(taker_fee=s.taker_fee, maker_fee=s.maker_fee) for s in sc.lit}
-        cfg = dataclasses.replace(config or EngineConfig(), routing=routing)
         rfq = None
         if panel is not None and world.rfq is not None:
-            if cfg.rfq_time_limit_s is None:  # the panel's usual, unless given
-                cfg = dataclasses.replace(cfg, rfq_time_limit_s=panel.time_limit_s)
             selector: PanelSelector = (
-                ml_selector(sc, panel, world) if routing == "ml" else desk_selector(sc, panel)
+                ml_selector(sc, panel, world, self.models)
+                if spec.routing == "ml"
+                else desk_selector(sc, panel)
             )
-            rfq = RfqRouting(
-                channel=world.rfq,
-                selector=selector,
-                impact_bps=IMPACT_Y_ESTIMATE * sc.market.daily_vol * 1e4,
-                adv=float(sc.instrument.adv),
-            )
-        execution = ParentExecution(
-            parent,
+            rfq = dealer_routing(sc, world.rfq, selector, panel.time_limit_s)
+        execution = build_execution(
+            self.parent,
             slicer,
-            world.venues,
-            fees,
-            market=WorldMarketData(world),
-            clock=world.clock,
-            schedule=world.kernel.schedule,
-            config=cfg,
-            lot_size=sc.instrument.lot_size,
-            on_event=events.append,
+            spec,
+            world_ports(world, rfq),
+            self.models,
             risk=RiskGate(RiskLimits(max_participation=1.0) if name == HINDSIGHT else RiskLimits()),
             # one stream per routing tactic, not per strategy: strategies that route alike
             # draw the same exploration on the same seed (common random numbers), so a
             # paired difference such as ml - sor-ml is the schedule's and nothing else
-            rng=rng_for(self.seed, f"router/{routing}"),
-            dark_min_qty={s.venue_id: s.min_qty for s in sc.dark},
+            rng=rng_for(self.seed, f"router/{spec.routing}"),
+            on_event=events.append,
             volume_rate_hint=self.history.horizon_volume / sc.horizon_s,
-            rfq=rfq,
-            fill_model=_served_models()[1] if routing == "ml" else None,
         )
         sink.target = execution.publish
         return world, execution, events
+
+
+def world_ports(world: SimWorld, rfq: RfqRouting | None = None) -> ExecutionPorts:
+    """What an execution trades through in a simulated world: all its venues, the
+    scenario's fees and dark pool minimums, and the dealers if `rfq` is given."""
+    sc = world.scenario
+    return ExecutionPorts(
+        venues=world.venues,
+        fees={s.venue_id: LitFees(taker_fee=s.taker_fee, maker_fee=s.maker_fee) for s in sc.lit},
+        market=WorldMarketData(world),
+        clock=world.clock,
+        schedule=world.kernel.schedule,
+        lot_size=sc.instrument.lot_size,
+        dark_min_qty={s.venue_id: s.min_qty for s in sc.dark},
+        rfq=rfq,
+    )
+
+
+def dealer_routing(
+    scenario: Scenario, channel: RfqChannel, selector: PanelSelector, time_limit_s: float
+) -> RfqRouting:
+    """The dealer side of an execution: the panel's RFQ venue and usual time limit, and
+    the desk's impact estimate to price a block's lit alternative."""
+    return RfqRouting(
+        channel=channel,
+        selector=selector,
+        impact_bps=IMPACT_Y_ESTIMATE * scenario.market.daily_vol * 1e4,
+        adv=float(scenario.instrument.adv),
+        time_limit_s=time_limit_s,
+    )
 
 
 MODEL_VOL_WINDOW_S = 600.0  # the dealer models' volatility window (models/dealer_data.py)
@@ -632,9 +662,10 @@ HISTORY_SEED = 7_000_000  # the desk's past days; far from any episode's seed
 
 
 @functools.cache
-def _desk_history(scenario_name: str, panel_name: str) -> tuple[HeuristicPanel, DeskState]:
+def desk_history(scenario_name: str, panel_name: str) -> tuple[HeuristicPanel, DeskState]:
     """The desk's past days with this panel: the heuristic selector that ran them, and
-    the learned models' view of the same log (models.desk.DeskState)."""
+    the learned models' view of the same log (models.desk.DeskState). Simulated with
+    fixed seeds, once per process: the same for every caller."""
     from dealers.stream import run_rfq_day  # the RFQ days build on this module's world
     from models.dealer_data import rows_from_log
 
@@ -669,31 +700,36 @@ def _desk_history(scenario_name: str, panel_name: str) -> tuple[HeuristicPanel, 
 def desk_selector(scenario: Scenario, panel: DealerPanel) -> HeuristicPanel:
     """Panel selection as the desk would start a parent order: having seen its dealers
     answer on past days (simulated with fixed seeds, once per process), learning on."""
-    selector = _desk_history(scenario.name, panel.name)[0].copy()
+    selector = desk_history(scenario.name, panel.name)[0].copy()
     selector.explore = DESK_EXPLORE
     return selector
 
 
-@functools.cache
-def _served_models() -> tuple[dict[str, ServedModel], FillPredictor]:
-    """The shipped models, loaded once per process (ModelError if missing or corrupt)."""
-    from models import artifacts  # read at call time: tests point it elsewhere
-
-    return (
-        load_family("dealer", artifacts.MODELS_DIR),
-        FillPredictor.load(artifacts.MODELS_DIR),
-    )
-
-
-def warm_up_ml() -> None:
+def warm_up_ml(models: ModelRegistry = MODELS) -> None:
     """Compile an ml decision's code before the first decision needs it (a live
-    service, at its start): models.serving.warm_up and the slicer's observation."""
-    dealer, fill = _served_models()
-    warm_up_models({**dealer, "fill": fill.model})
-    warm_up_slicer()
+    service, at its start)."""
+    models.warm_up()
 
 
-def ml_selector(scenario: Scenario, panel: DealerPanel, world: SimWorld) -> MlPanel:
+class _ServedModels:
+    """The process's models under the names router/desk.py, bench/decide.py and some
+    tests of the desk, the learned slicer and the serving code still call: delete once
+    they take `MODELS` (or a registry of their own)."""
+
+    def __call__(self) -> tuple[dict[str, ServedModel], FillPredictor]:
+        return MODELS.dealer_models(), MODELS.fill_model()
+
+    def cache_clear(self) -> None:
+        MODELS.clear()
+
+
+_served_models = _ServedModels()
+_desk_history = desk_history  # router/desk.py's name for it
+
+
+def ml_selector(
+    scenario: Scenario, panel: DealerPanel, world: SimWorld, models: ModelRegistry = MODELS
+) -> MlPanel:
     """Model-guided panel selection over this world's screen, from the desk's history."""
     market = world.market
     tick = scenario.instrument.tick_size
@@ -719,8 +755,8 @@ def ml_selector(scenario: Scenario, panel: DealerPanel, world: SimWorld) -> MlPa
     def mid_at(ts_ns: int) -> float:
         return market.mid_at(ts_ns) * tick
 
-    dealer_models, _ = _served_models()
-    desk = copy.deepcopy(_desk_history(scenario.name, panel.name)[1])
+    dealer_models = models.dealer_models()
+    desk = copy.deepcopy(desk_history(scenario.name, panel.name)[1])
     assert world.rfq is not None
     return MlPanel(dealer_models, desk, context, mid_at, axes=world.rfq.axes)
 
@@ -810,7 +846,6 @@ class ExecutionStepper:
         self,
         scenario: Scenario,
         seed: int,
-        config: EngineConfig | None = None,
         step_s: float = STEP_S,
         episode: Episode | None = None,
     ) -> None:
@@ -822,9 +857,8 @@ class ExecutionStepper:
         self.parent = self.episode.parent
         self.arrival_mid = self.episode.arrival_mid
         self.slicer = PacedSlicer(self.episode.history, self._answer, step_s)
-        spec = strategy_spec(SLICER_STRATEGY)
         self.world, self.execution, self.events = self.episode._wire(
-            SLICER_STRATEGY, self.slicer, spec.routing, spec.rfq, config
+            SLICER_STRATEGY, self.slicer, strategy_spec(SLICER_STRATEGY)
         )
         self._to_kernel: queue.SimpleQueue[float | None] = queue.SimpleQueue()
         self._to_env: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()

@@ -1,4 +1,5 @@
-"""Strategies: a slicer (how much by when) and a routing tactic (where and how).
+"""Strategies: a slicer (how much by when) and a tuple of tactics (where and how), each
+with its own config (router.execution.config).
 
 The schedule baselines (twap, vwap, pov, ac) route as takers, so they differ only in
 timing; `sor` follows the TWAP schedule with the smart router (passive, dark, taking by
@@ -13,10 +14,20 @@ router must beat before it is worth its complexity.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from router.domain import DomainError
+from router.execution.config import (
+    DarkRestConfig,
+    LitPostConfig,
+    PlanConfig,
+    RfqConfig,
+    RiskBidConfig,
+    TacticConfig,
+    TakeConfig,
+)
 from router.ports import ExecutionState, MarketHistory, SlicerPolicy
 from router.strategies.almgren_chriss import AcSlicer
 from router.strategies.learned import EvenPace, PacedSlicer, served_slicer_policy
@@ -50,48 +61,83 @@ class TwapOfRestSlicer:
         return int(line)
 
 
+# The tactics of each way of routing. `smart`: the lit allocation takes or posts each
+# slice, dark orders rest for part of what is ahead, and blocks come from the dealer
+# panel when there is one; `ml` is `smart` guided by the learned models (the fill model
+# here, the dealer models in the panel selector the composition root gives it); the
+# risk bid acts before the taker at its decision, so that the shares it asks for are
+# held back from the taker.
+TAKER: tuple[TacticConfig, ...] = (TakeConfig(),)
+SMART: tuple[TacticConfig, ...] = (RfqConfig(), LitPostConfig(), DarkRestConfig())
+ML: tuple[TacticConfig, ...] = (RfqConfig(), LitPostConfig(fill_model=True), DarkRestConfig())
+RISK_BID: tuple[TacticConfig, ...] = (RiskBidConfig(), TakeConfig())
+DEFAULT_PLAN = PlanConfig()
+
+
 @dataclass(frozen=True, slots=True)
 class StrategySpec:
     name: str
-    routing: str  # router.engine.ROUTINGS
+    # how the strategy routes (taker, smart, ml, risk-bid): it keys the router's random
+    # stream (strategies that route alike draw alike), and `ml` asks for the
+    # model-guided dealer panel
+    routing: str
     description: str
     slicer: SlicerFactory
-    rfq: bool = False  # may request quotes from the dealer panel
+    tactics: tuple[TacticConfig, ...]
     # loads what the slicer needs (a model): run before any work, so that a missing or
     # corrupt artifact fails the command at once (models.artifacts.ModelError)
     preload: Callable[[], object] | None = None
+    plan: PlanConfig = DEFAULT_PLAN
+
+    @property
+    def rfq(self) -> bool:
+        """May request quotes from the dealer panel."""
+        return any(isinstance(t, RfqConfig | RiskBidConfig) for t in self.tactics)
+
+    def with_tactic(self, config: TacticConfig) -> StrategySpec:
+        """This strategy with `config` in place of its tactic of the same kind.
+
+        Raises DomainError if it has none of that kind."""
+        kind = type(config)
+        if not any(type(t) is kind for t in self.tactics):
+            raise DomainError(f"strategy {self.name!r} has no {kind.__name__} tactic")
+        tactics = tuple(config if type(t) is kind else t for t in self.tactics)
+        return dataclasses.replace(self, tactics=tactics)
 
 
 STRATEGIES: dict[str, StrategySpec] = {
     s.name: s
     for s in (
         StrategySpec(
-            "twap", "taker", "equal slices over the horizon", lambda h, q, t: TwapSlicer()
+            "twap", "taker", "equal slices over the horizon", lambda h, q, t: TwapSlicer(), TAKER
         ),
         StrategySpec(
             "vwap",
             "taker",
             "slices on the historical intraday volume profile",
             lambda h, q, t: VwapSlicer.from_history(h, q),
+            TAKER,
         ),
         StrategySpec(
             "pov",
             "taker",
             "a fixed share of the observed market volume",
             lambda h, q, t: PovSlicer.from_history(h, q),
+            TAKER,
         ),
         StrategySpec(
             "ac",
             "taker",
             "Almgren-Chriss optimal trajectory calibrated on history",
             lambda h, q, t: AcSlicer.from_history(h, q, t),
+            TAKER,
         ),
         StrategySpec(
             "sor",
             "smart",
             "TWAP schedule, Cont-Kukanov lit/dark placement, dealer RFQ for blocks",
             lambda h, q, t: TwapSlicer(),
-            rfq=True,
+            SMART,
         ),
         StrategySpec(
             "sor-ml",
@@ -99,7 +145,7 @@ STRATEGIES: dict[str, StrategySpec] = {
             "sor's tactics guided by the learned models: fill model for the lit queues, "
             "dealer models for the RFQ panel",
             lambda h, q, t: TwapSlicer(),
-            rfq=True,
+            ML,
         ),
         StrategySpec(
             "ml",
@@ -107,7 +153,7 @@ STRATEGIES: dict[str, StrategySpec] = {
             "sor-ml's model-guided tactics on a learned schedule: an ONNX policy sets the "
             "pace every 5 minutes from what the market and its own fills show",
             lambda h, q, t: _ml_slicer(h),
-            rfq=True,
+            ML,
             preload=served_slicer_policy,
         ),
         StrategySpec(
@@ -115,6 +161,7 @@ STRATEGIES: dict[str, StrategySpec] = {
             "smart",
             "sor without the dealers: lit and dark only",
             lambda h, q, t: TwapSlicer(),
+            (LitPostConfig(), DarkRestConfig()),
         ),
         StrategySpec(
             "risk-bid",
@@ -122,7 +169,7 @@ STRATEGIES: dict[str, StrategySpec] = {
             "the whole parent out for quotes to the dealer panel at arrival, the best quotes "
             "hit while they beat the screen, the rest worked by TWAP over the time left",
             lambda h, q, t: TwapOfRestSlicer(),
-            rfq=True,
+            RISK_BID,
         ),
     )
 }

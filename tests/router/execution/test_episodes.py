@@ -1,12 +1,12 @@
-"""Invariants of the router (router/engine.py) on the simulated market: it never
-overfills, never crosses the parent's limit, follows its schedule, explains every child,
-and the smart router works passive, dark and aggressive orders."""
+"""Invariants of the router (router.execution) over whole episodes on the simulated
+market: it never overfills, never crosses the parent's limit, follows its schedule,
+explains every child, and the smart router works passive, dark and aggressive orders."""
 
 from collections import defaultdict
 
 import pytest
 
-from router.app import Episode, EventForwarder, WorldMarketData, apply_overrides, run_strategy
+from router.app import Episode, EventForwarder, apply_overrides, run_strategy, world_ports
 from router.domain import (
     ChildOrderCanceled,
     ChildOrderExpired,
@@ -19,8 +19,9 @@ from router.domain import (
     Side,
     TimeInForce,
 )
-from router.engine import EngineConfig, LitFees, ParentExecution
+from router.execution import build_execution
 from router.risk import KillSwitch, RiskGate, RiskLimits
+from router.strategies import strategy_spec
 from router.strategies.twap import TwapSlicer
 from simulators.kernel import rng_for
 from simulators.scenario import load_scenario
@@ -122,31 +123,22 @@ def test_sor_is_reproducible():
     assert a.events == b.events
 
 
-def _execution(sc, seed, parent, routing="smart", risk=None):
+def _execution(sc, seed, parent, strategy="sor-lit", risk=None):
+    """`strategy`'s tactics on the TWAP schedule in a world without dealers."""
     sink = EventForwarder()
     world = SimWorld.build(sc, seed, sink)
-    ex = ParentExecution(
-        parent,
-        TwapSlicer(),
-        world.venues,
-        {s.venue_id: LitFees(s.taker_fee, s.maker_fee) for s in sc.lit},
-        WorldMarketData(world),
-        world.clock,
-        world.kernel.schedule,
-        config=EngineConfig(routing=routing),
-        lot_size=sc.instrument.lot_size,
-        risk=risk,
-        rng=rng_for(seed, "router"),
-        dark_min_qty={s.venue_id: s.min_qty for s in sc.dark},
+    spec = strategy_spec(strategy)
+    ex = build_execution(
+        parent, TwapSlicer(), spec, world_ports(world), risk=risk, rng=rng_for(seed, "router")
     )
     sink.target = ex.publish
     ex.start()
     return world, ex
 
 
-@pytest.mark.parametrize("routing", ["taker", "smart"])
+@pytest.mark.parametrize("strategy", ["twap", "sor-lit"])
 @pytest.mark.parametrize("side", [Side.SELL, Side.BUY])
-def test_parent_limit_is_never_crossed(routing, side):
+def test_parent_limit_is_never_crossed(strategy, side):
     sc = apply_overrides(load_scenario("news-shock"), 100_000, side, 5400.0)
     arrival = Episode(sc, 3).arrival_mid / sc.instrument.tick_size
     # no sale more than 20 bps under arrival, no purchase 20 bps over it
@@ -154,7 +146,7 @@ def test_parent_limit_is_never_crossed(routing, side):
     parent = ParentOrder(
         ParentId("P"), sc.instrument.symbol, side, 100_000, 0, 5400 * NS, limit_ticks=limit
     )
-    world, ex = _execution(sc, 3, parent, routing)
+    world, ex = _execution(sc, 3, parent, strategy)
     world.kernel.run_until(parent.end_ns)
     assert ex.result.fills, "expected some fills inside the limit"
     px = limit * sc.instrument.tick_size
@@ -167,7 +159,7 @@ def test_kill_switch_stops_new_children_and_pulls_open_ones():
     sc = apply_overrides(load_scenario("calm"), 60_000, None, 1_800.0)
     kill = KillSwitch()
     parent = ParentOrder(ParentId("P"), sc.instrument.symbol, Side.SELL, 60_000, 0, 1_800 * NS)
-    world, ex = _execution(sc, 4, parent, "smart", RiskGate(RiskLimits(), kill))
+    world, ex = _execution(sc, 4, parent, "sor-lit", RiskGate(RiskLimits(), kill))
     world.kernel.schedule(600 * NS, lambda: kill.engage("test halt"))
     world.kernel.run_until(parent.end_ns)
     assert any(t < 600 * NS for t in ex.result.sent_ns.values())
@@ -180,7 +172,7 @@ def test_participation_cap_holds_outside_the_final_sweep():
     sc = apply_overrides(load_scenario("calm"), 150_000, None, 3_600.0)
     parent = ParentOrder(ParentId("P"), sc.instrument.symbol, Side.SELL, 150_000, 0, 3_600 * NS)
     limits = RiskLimits(max_participation=0.15, participation_window_s=300)
-    world, ex = _execution(sc, 6, parent, "taker", RiskGate(limits))
+    world, ex = _execution(sc, 6, parent, "twap", RiskGate(limits))
     world.kernel.run_until(parent.end_ns)
     assert ex.risk.shrunk + ex.risk.blocked > 0
     market = world.market

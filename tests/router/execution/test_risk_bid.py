@@ -19,8 +19,8 @@ from router.domain import (
     RfqRequested,
     RfqTraded,
 )
-from router.engine import EngineConfig
-from router.strategies import strategy_spec
+from router.execution import PlanConfig, RiskBidConfig
+from router.strategies import TAKER, strategy_spec
 from simulators.scenario import Scenario, load_scenario
 
 QTY = 300_000
@@ -67,7 +67,8 @@ def traded() -> StrategyRun:
 @pytest.fixture(scope="module")
 def passed() -> StrategyRun:
     # an edge no quote can meet: the risk bid passes and the whole parent is TWAP
-    return Episode(_calm(200_000), 1).run("risk-bid", EngineConfig(rfq_edge_bps=10_000.0))
+    risk_bid = strategy_spec("risk-bid").with_tactic(RiskBidConfig(edge_bps=10_000.0))
+    return Episode(_calm(200_000), 1).run(risk_bid)
 
 
 def test_it_needs_no_models():
@@ -126,7 +127,7 @@ def test_the_rest_is_worked_by_twap_over_the_time_left(traded):
     # the schedule restarts at the first decision after the block, from what the dealers
     # did, and spreads the rest evenly to the horizon: no idling until TWAP's line from
     # the start caught up, no re-buying
-    final_sweep_ns = end_ns - int(EngineConfig().final_sweep_s * NANOS_PER_SECOND)
+    final_sweep_ns = end_ns - int(PlanConfig().final_sweep_s * NANOS_PER_SECOND)
     points = [p for p in run.schedule if ended.ts_ns < p[0] < final_sweep_ns]
     t0, target0, filled0 = points[0]
     assert target0 == filled0 == dealer_qty
@@ -146,14 +147,15 @@ def test_when_no_quote_beats_the_screen_it_passes_and_the_run_is_twap(passed):
     assert run.tca.completion == 1.0
     # TWAP's line from the start, all the way
     qty, start, horizon = run.parent.qty, run.parent.start_ns, run.parent.horizon_ns
-    final_sweep_ns = run.parent.end_ns - int(EngineConfig().final_sweep_s * NANOS_PER_SECOND)
+    final_sweep_ns = run.parent.end_ns - int(PlanConfig().final_sweep_s * NANOS_PER_SECOND)
     for t, target, _ in run.schedule:
         if t < final_sweep_ns:
             assert target == int(qty * (t - start) / horizon)
 
 
 def test_without_the_dealers_it_is_twap():
-    run = Episode(_calm(200_000), 1).run("risk-bid", EngineConfig(rfq=False))
+    no_dealers = dataclasses.replace(strategy_spec("risk-bid"), tactics=TAKER)
+    run = Episode(_calm(200_000), 1).run(no_dealers)
     assert not _events(run, RfqRequested)
     assert run.tca.venue_mix["rfq"] == 0.0 and run.tca.completion == 1.0
 
@@ -162,7 +164,7 @@ def test_a_restarted_risk_bid_does_not_ask_again():
     ep = Episode(_calm(), 1)
     spec = strategy_spec("risk-bid")
     slicer = spec.slicer(ep.history, ep.parent.qty, HORIZON_S)
-    world, execution, events = ep._wire("risk-bid", slicer, spec.routing, spec.rfq, None)
+    world, execution, events = ep._wire("risk-bid", slicer, spec)
     # as the desk restores a parent that had asked once (router/desk.py: n_rfqs + 1)
     execution.restore(0, 0.0, 0.0, next_child=1, next_rfq=2)
     execution.start()

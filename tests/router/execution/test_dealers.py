@@ -19,7 +19,8 @@ from router.domain import (
     RfqTraded,
     Side,
 )
-from router.engine import EngineConfig
+from router.execution import RfqConfig
+from router.strategies import strategy_spec
 from simulators.scenario import load_scenario
 
 SEEDS = range(1000, 1008)
@@ -80,8 +81,8 @@ def test_sor_lit_never_asks_dealers():
 
 def test_quotes_worse_than_the_screen_are_passed_and_requests_back_off():
     # an edge no quote can meet: every RFQ is passed, and the cooldown doubles each time
-    cfg = EngineConfig(rfq_edge_bps=1_000.0, rfq_cooldown_s=120.0)
-    run = Episode(_bond(), 1002).run("sor", cfg)
+    sor = strategy_spec("sor").with_tactic(RfqConfig(edge_bps=1_000.0, cooldown_s=120.0))
+    run = Episode(_bond(), 1002).run(sor)
     assert not _events(run, RfqTraded)
     passes = [d for d in _events(run, DecisionRecorded) if d.chosen.startswith("pass")]
     times = [r.ts_ns / 1e9 for r in _events(run, RfqRequested)]
@@ -116,7 +117,8 @@ def _is_by_panel_size(sizes, panel=None):
         ep = Episode(_bond(), seed)
         if panel is not None:
             ep.panel = panel(ep.panel)
-        out.append([ep.run("sor", EngineConfig(rfq_panel_size=k)).tca.is_bps for k in sizes])
+        sor = strategy_spec("sor")
+        out.append([ep.run(sor.with_tactic(RfqConfig(panel_size=k))).tca.is_bps for k in sizes])
     return np.array(out)
 
 
