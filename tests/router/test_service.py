@@ -4,10 +4,10 @@ through it, kill -9 and restart (no fill lost or reported twice), SIGTERM."""
 from __future__ import annotations
 
 import asyncio
-import urllib.request
 import os
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
