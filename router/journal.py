@@ -42,7 +42,6 @@ class JournalTable(SQLModel, registry=registry()):
     history (JOURNAL_MIGRATIONS)."""
 
 
-
 class SvcParentRow(JournalTable, table=True):
     __tablename__ = "svc_parents"
     __table_args__ = (Index("ix_svc_parents_status", "status"),)
