@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import main as alembic_main
 from alembic.runtime.migration import MigrationContext
@@ -19,7 +21,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
-from router.journal import JOURNAL_MIGRATIONS, Journal, SvcMetaRow
+from router.journal import JOURNAL_MIGRATIONS, Journal
 from router.migrations import Migrations
 from router.store import STORE_MIGRATIONS, Store, StoreError
 from tests.router.conftest import PG_ENV
@@ -115,50 +117,118 @@ def test_the_migrated_schema_is_what_the_models_declare(url: str, engine: Engine
     )
 
 
+def _first_revision(migrations: Migrations) -> str:
+    (base,) = ScriptDirectory.from_config(migrations.config()).get_bases()
+    return str(base)
+
+
+def _database_before_migrations(engine: Engine, lacking: tuple[str, ...] = ()) -> None:
+    """The tables that `create_all` made before migrations, with no version table and
+    without the tables in `lacking` (a file of an older version).
+
+    Built from each history's first revision, whose CREATE statements are create_all's
+    (checked when it was written: the same sqlite_master, the same pg_dump): the models
+    move on with later revisions, the databases of the old code do not."""
+    for migrations in HISTORIES:
+        with engine.begin() as conn:
+            command.upgrade(migrations.config(conn), _first_revision(migrations))
+            conn.execute(sa.text(f"DROP TABLE {migrations.version_table}"))
+            for table in lacking:
+                if table in migrations.metadata.tables:
+                    conn.execute(sa.text(f"DROP TABLE {table}"))
+
+
+# A run and a journal value as the old code wrote them (its columns, named).
+OLD_ROWS = {
+    "runs": {
+        "run_id": 1,
+        "kind": "backtest",
+        "scenario": "calm",
+        "seed": 2**40,
+        "strategy": "sor",
+        "created_at": datetime(2024, 3, 1, 14, 30, tzinfo=UTC),
+        "batch": "b1",
+        "is_bps": 12.5,
+        "filled_qty": 500,
+        "avg_price": 100.01,
+        "completion": 1.0,
+        "n_child_orders": 2,
+        "tca_json": '{"is_bps": 12.5}',
+    },
+    "parent_orders": {
+        "run_id": 1,
+        "parent_id": "P1",
+        "symbol": "QDI",
+        "side": "sell",
+        "qty": 500,
+        "start_ns": 1_709_303_400_000_000_000,
+        "horizon_ns": 3_600_000_000_000,
+        "limit_ticks": None,
+        "arrival_mid": 100.02,
+        "filled_qty": 500,
+        "avg_price": 100.01,
+        "status": "filled",
+    },
+    "svc_meta": {"key": "next_parent", "value": 41},
+}
+
+
+def _names(row: dict[str, object]) -> str:
+    return ", ".join(f'"{c}"' for c in row)
+
+
+def _write_old_rows(engine: Engine) -> None:
+    with engine.begin() as conn:
+        for table, row in OLD_ROWS.items():
+            values = ", ".join(f":{c}" for c in row)
+            conn.execute(sa.text(f"INSERT INTO {table} ({_names(row)}) VALUES ({values})"), row)
+
+
+def _old_rows(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
+    """The old columns of the tables written, as the database holds them."""
+    with engine.connect() as conn:
+        return {
+            table: [tuple(r) for r in conn.execute(sa.text(f"SELECT {_names(row)} FROM {table}"))]
+            for table, row in OLD_ROWS.items()
+        }
+
+
 def test_a_database_of_the_code_before_migrations_is_stamped_and_keeps_its_rows(
     url: str, engine: Engine
 ) -> None:
-    # What blockroute did before migrations: create_all of every table, no version table.
-    # (This is the schema of each history's first revision while the models are at it.)
-    for migrations in HISTORIES:
-        migrations.metadata.create_all(engine)
-    with Store.open(url, create=False) as old:
-        run_id = _record(old)
-        fills, children = old.fills(run_id), old.children(run_id)
-    with engine.begin() as conn:
-        conn.execute(sa.insert(SvcMetaRow), {"key": "next_parent", "value": 41})
-    before = _schema(engine)
+    _database_before_migrations(engine)
+    _write_old_rows(engine)
+    rows = _old_rows(engine)
+    assert [_current(engine, m) for m in HISTORIES] == [(), ()]
 
     with Store.open(url) as store:
-        assert [r.run_id for r in store.runs()] == [run_id]
-        assert (store.fills(run_id), store.children(run_id)) == (fills, children)
+        (run,) = store.runs()
+        assert (run.run_id, run.seed, run.created_at) == (1, 2**40, OLD_ROWS["runs"]["created_at"])
     journal = Journal.open(url)
     try:
         assert journal.meta("next_parent") == 41
     finally:
         journal.close()
 
+    assert _old_rows(engine) == rows  # taken over, not re-created
     for migrations in HISTORIES:
         assert _current(engine, migrations) == migrations.heads()
-    after = _schema(engine)
-    assert {t: after[t] for t in before} == before
-    assert set(after) - set(before) == {m.version_table for m in HISTORIES}
+        with engine.connect() as conn:
+            assert _differences(conn, migrations) == [], migrations.name
 
 
 def test_tables_that_an_older_version_lacked_are_added(url: str, engine: Engine) -> None:
     """A file last opened by a version without the RFQ tables or the quarantine: as
     create_all did, opening adds them and keeps the rest."""
-    missing = {"rfqs", "rfq_legs", "svc_quarantine"}
-    for migrations in HISTORIES:
-        tables = [t for n, t in migrations.metadata.tables.items() if n not in missing]
-        migrations.metadata.create_all(engine, tables=tables)
-    with Store.open(url, create=False) as old:
-        run_id = _record(old)
-    with Store.open(url) as store:
-        assert [r.run_id for r in store.runs()] == [run_id]
-        assert store.rfqs(run_id) == []
+    lacking = ("rfq_legs", "rfqs", "svc_quarantine")
+    _database_before_migrations(engine, lacking)
+    _write_old_rows(engine)
+    rows = _old_rows(engine)
+    assert not set(lacking) & _tables(engine)
+    Store.open(url).close()
     Journal.open(url).close()
-    assert missing <= _tables(engine)
+    assert set(lacking) <= _tables(engine)
+    assert _old_rows(engine) == rows
     with engine.connect() as conn:
         for migrations in HISTORIES:
             assert _differences(conn, migrations) == [], migrations.name
@@ -167,8 +237,8 @@ def test_tables_that_an_older_version_lacked_are_added(url: str, engine: Engine)
 @pytest.mark.parametrize("migrations", HISTORIES, ids=lambda m: m.name)
 def test_opening_again_only_reads(url: str, engine: Engine, migrations: Migrations) -> None:
     _open(url, migrations)
-    with Store.open(url, create=False) as s:
-        if migrations is STORE_MIGRATIONS:
+    if migrations is STORE_MIGRATIONS:
+        with Store.open(url, create=False) as s:
             _record(s)
     before = _schema(engine)
     statements: list[str] = []
@@ -196,26 +266,29 @@ def test_opening_a_read_only_sqlite_file_at_head_works(tmp_path: Path) -> None:
         assert ro.runs() == []
 
 
-def test_processes_opening_a_new_database_together_migrate_it_once(
-    url: str, engine: Engine
-) -> None:
-    n = 4
+def _together(n: int, work: Callable[[int], None]) -> list[BaseException]:
+    """Runs work(0..n-1) in threads released at once; what they raised."""
     start = threading.Barrier(n)
     errors: list[BaseException] = []
 
-    def work(i: int) -> None:
+    def run(i: int) -> None:
         try:
             start.wait()
-            _open(url, HISTORIES[i % 2])
-        except BaseException as exc:  # reported below
+            work(i)
+        except BaseException as exc:  # returned, with the thread's cause
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert errors == []
+    return errors
+
+
+def test_stores_opening_a_new_database_together_migrate_it_once(url: str, engine: Engine) -> None:
+    """Backtest workers (separate connections, as processes have) open one new file."""
+    assert _together(4, lambda i: _open(url, HISTORIES[i % 2])) == []
     with engine.connect() as conn:
         for migrations in HISTORIES:
             rows = conn.execute(sa.text(f"SELECT version_num FROM {migrations.version_table}"))
@@ -225,23 +298,11 @@ def test_processes_opening_a_new_database_together_migrate_it_once(
 def test_threads_opening_new_databases_together(tmp_path: Path) -> None:
     """Alembic's proxies are process-wide: migrations of different databases in one
     process take turns."""
-    n = 4
-    start = threading.Barrier(n)
-    errors: list[BaseException] = []
-
-    def work(i: int) -> None:
-        try:
-            start.wait()
-            _open(f"sqlite:///{tmp_path / f'{i}.db'}", HISTORIES[i % 2])
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    urls = [f"sqlite:///{tmp_path / f'{i}.db'}" for i in range(4)]
+    assert _together(4, lambda i: _open(urls[i], HISTORIES[i % 2])) == []
+    for i, url in enumerate(urls):
+        with Store.open(url, create=False) as s, s.engine.connect() as conn:
+            assert HISTORIES[i % 2].current(conn) == HISTORIES[i % 2].heads()
 
 
 def test_a_database_of_a_newer_version_is_refused(url: str, engine: Engine) -> None:
