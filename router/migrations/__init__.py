@@ -13,10 +13,11 @@ Two histories, each with its own metadata, folder of revisions and version table
 Separate because they are separate databases in use: the service journals to one
 (`serve --db-url`), simulations and backtests store runs in another (`--db-url`), and
 each should hold only its own tables and be migrated by the code that owns them; the
-two release at their own pace (a journal migration must not wait for, or force, a run
-store one). They may still share one database: the version tables differ, and each
-history sees only its own tables (`include_name`), so neither takes the other's tables for
-tables to drop.
+two change at their own pace (a journal revision must not wait for, or force, a run
+store one). Before migrations both were on SQLModel's one metadata, so a journal
+database also got the (empty) run tables; now it gets only its own. The two may still
+share one database: the version tables differ, and each history sees only its own
+tables (`include_name`), so neither takes the other's for tables to drop.
 
 Databases made before migrations (by `create_all`, with no version table) hold some or
 all of the tables of the first revision of each history: that revision keeps the
@@ -48,7 +49,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 
-HERE = Path(__file__).resolve().parent
+_HERE = Path(__file__).resolve().parent
 
 # pg_advisory_xact_lock's key: a constant that other applications of the same database
 # are unlikely to lock ("blockrou" in ASCII)
@@ -77,7 +78,7 @@ class Migrations:
 
     @property
     def versions(self) -> Path:
-        return HERE / self.name
+        return _HERE / self.name
 
     def include_name(self, name: str | None, type_: str, parent_names: object) -> bool:
         """Alembic's `include_name` filter: autogenerate compares only this history's
@@ -89,7 +90,7 @@ class Migrations:
         time); `connection` is the one env.py migrates."""
         cfg = Config()
         # ConfigParser reads % as interpolation
-        cfg.set_main_option("script_location", str(HERE).replace("%", "%%"))
+        cfg.set_main_option("script_location", str(_HERE).replace("%", "%%"))
         cfg.set_main_option("version_locations", str(self.versions).replace("%", "%%"))
         cfg.set_main_option("path_separator", "os")
         cfg.attributes["migrations"] = self
