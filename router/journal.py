@@ -15,6 +15,10 @@ fails), and a commit may be retried as it is: inserts skip a row whose key is al
 there, so a batch that the database took although the answer was lost (a connection
 cut after COMMIT) is not stored twice. Rows that recovery could not load are kept as
 they are and named in svc_quarantine, with the reason.
+
+The svc_* tables derive from `JournalTable`, whose metadata is the journal's alone: its
+schema is the `journal` history of router/migrations/ (the run store's tables are
+another history, which a journal database does not get), applied by `Journal.open`.
 """
 
 from __future__ import annotations
@@ -26,12 +30,19 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Index, Text, func
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import registry
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from router.store import DbTimeouts, Store
+from router.migrations import Migrations
+from router.store import DbTimeouts, Store, StoreError
 
 
-class SvcParentRow(SQLModel, table=True):
+class JournalTable(SQLModel, registry=registry()):
+    """Base of the journal's tables: their own metadata, migrated as the `journal`
+    history (JOURNAL_MIGRATIONS)."""
+
+
+class SvcParentRow(JournalTable, table=True):
     __tablename__ = "svc_parents"
     __table_args__ = (Index("ix_svc_parents_status", "status"),)
 
@@ -102,7 +113,7 @@ class ParentRecord:
         return cls(**{f: getattr(row, f) for f in cls.__dataclass_fields__})
 
 
-class SvcClOrdIdRow(SQLModel, table=True):
+class SvcClOrdIdRow(JournalTable, table=True):
     """Every ClOrdID a client used (new, replace, cancel): duplicates are refused, and a
     FIX client may name its order by any of them."""
 
@@ -115,7 +126,7 @@ class SvcClOrdIdRow(SQLModel, table=True):
     ts_ns: int = Field(sa_type=BigInteger)
 
 
-class SvcChildRow(SQLModel, table=True):
+class SvcChildRow(JournalTable, table=True):
     __tablename__ = "svc_children"
     __table_args__ = (Index("ix_svc_children_parent_status", "parent_id", "status"),)
 
@@ -136,7 +147,7 @@ class SvcChildRow(SQLModel, table=True):
     updated_ns: int = Field(sa_type=BigInteger)
 
 
-class SvcFillRow(SQLModel, table=True):
+class SvcFillRow(JournalTable, table=True):
     __tablename__ = "svc_fills"
 
     exec_id: str = Field(primary_key=True)
@@ -152,7 +163,7 @@ class SvcFillRow(SQLModel, table=True):
     liquidity: str
 
 
-class SvcDecisionRow(SQLModel, table=True):
+class SvcDecisionRow(JournalTable, table=True):
     __tablename__ = "svc_decisions"
 
     parent_id: str = Field(primary_key=True)
@@ -164,7 +175,7 @@ class SvcDecisionRow(SQLModel, table=True):
     alternatives_json: str = Field(sa_type=Text)
 
 
-class SvcScheduleRow(SQLModel, table=True):
+class SvcScheduleRow(JournalTable, table=True):
     __tablename__ = "svc_schedule"
 
     parent_id: str = Field(primary_key=True)
@@ -174,7 +185,7 @@ class SvcScheduleRow(SQLModel, table=True):
     filled_qty: int = Field(sa_type=BigInteger)
 
 
-class SvcRfqEventRow(SQLModel, table=True):
+class SvcRfqEventRow(JournalTable, table=True):
     __tablename__ = "svc_rfq_events"
 
     parent_id: str = Field(primary_key=True)
@@ -185,7 +196,7 @@ class SvcRfqEventRow(SQLModel, table=True):
     detail_json: str = Field(sa_type=Text)
 
 
-class SvcMetaRow(SQLModel, table=True):
+class SvcMetaRow(JournalTable, table=True):
     """Values that must survive restarts: the last parent number ("next_parent"), the
     service clock's epoch (its reading "clock_epoch_ns" at the wall clock's
     "clock_epoch_wall_ns", running "clock_speed_micro" / 1e6 times the wall) and its
@@ -198,7 +209,7 @@ class SvcMetaRow(SQLModel, table=True):
     value: int = Field(sa_type=BigInteger)
 
 
-class SvcQuarantineRow(SQLModel, table=True):
+class SvcQuarantineRow(JournalTable, table=True):
     """A parent whose journal row recovery refused (an absurd price, a broken field):
     left untouched in svc_parents for a person to look at, and skipped at every start."""
 
@@ -208,6 +219,8 @@ class SvcQuarantineRow(SQLModel, table=True):
     reason: str = Field(sa_type=Text)
     ts_ns: int = Field(sa_type=BigInteger)
 
+
+JOURNAL_MIGRATIONS = Migrations("journal", JournalTable.metadata)
 
 CLOCK_KEY = "clock_ns"
 CLOCK_EPOCH_KEYS = ("clock_epoch_ns", "clock_epoch_wall_ns", "clock_speed_micro")
@@ -252,7 +265,7 @@ class Batch:
 
 
 def _table(table: type[SQLModel]) -> Any:
-    return SQLModel.metadata.tables[str(table.__tablename__)]
+    return JournalTable.metadata.tables[str(table.__tablename__)]
 
 
 def _pk(table: type[SQLModel]) -> list[Any]:
@@ -283,9 +296,16 @@ class Journal:
 
     @classmethod
     def open(cls, url: str | None, timeouts: DbTimeouts | None = None) -> Journal:
-        """The journal at `url`; every call bounded by `timeouts` (default DbTimeouts())."""
-        # creates the svc_* tables with the others (a new table appears in an old file)
-        return cls(Store.open(url, timeouts=timeouts or DbTimeouts()))
+        """The journal at `url`, its tables at the last revision of their migrations;
+        every call bounded by `timeouts` (default DbTimeouts()). Raises StoreError when
+        the database cannot be opened or migrated."""
+        store = Store.open(url, create=False, timeouts=timeouts or DbTimeouts())
+        try:
+            store.migrate(JOURNAL_MIGRATIONS)
+        except StoreError:
+            store.close()
+            raise
+        return cls(store)
 
     @property
     def url(self) -> str:

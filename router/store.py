@@ -3,9 +3,10 @@
 SQL rows are wire types: they live here, at the edge, and are built from domain objects
 and events. The default database is the SQLite file `blockroute.db` in the working
 directory; a `postgresql://` URL selects PostgreSQL (psycopg2). The tables below are the
-schema; `Store` is the repository that writes and reads them. New tables (RFQs, FIX
-ClOrdID mapping, recovery state) are added as further `SQLModel, table=True` classes in
-this module: `Store.open` creates every table of `SQLModel.metadata` that is missing.
+schema; `Store` is the repository that writes and reads them. The tables derive from
+`StoreTable`, whose metadata is the run store's alone (the service's journal has its
+own, router/journal.py); a table or column is added to the models and by a revision of
+the `store` migrations (router/migrations/), which `Store.open` applies.
 
 Every SQLAlchemy failure leaves this module as a `StoreError` whose message is one line
 naming the database URL (password masked) and the cause.
@@ -44,14 +45,8 @@ from sqlalchemy import (
     insert,
 )
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import (
-    ArgumentError,
-    IntegrityError,
-    NoSuchModuleError,
-    OperationalError,
-    ProgrammingError,
-    SQLAlchemyError,
-)
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.orm import registry
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
@@ -81,6 +76,7 @@ from router.domain import (
     RfqRequested,
     RfqTraded,
 )
+from router.migrations import MigrationError, Migrations, upgrade
 
 DEFAULT_URL = "sqlite:///blockroute.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000  # backtest workers write one run each; waits are short
@@ -179,6 +175,11 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class StoreTable(SQLModel, registry=registry()):
+    """Base of the run store's tables: their own metadata, migrated as the `store`
+    history (STORE_MIGRATIONS)."""
+
+
 def _run_fk() -> ForeignKeyConstraint:
     return ForeignKeyConstraint(["run_id"], ["runs.run_id"], ondelete="CASCADE")
 
@@ -195,7 +196,7 @@ def _parent_fk(table: str) -> tuple[ForeignKeyConstraint, Index]:
     )
 
 
-class RunRow(SQLModel, table=True):
+class RunRow(StoreTable, table=True):
     """One simulation or backtest episode of one strategy, with its summary metrics."""
 
     __tablename__ = "runs"
@@ -220,7 +221,7 @@ class RunRow(SQLModel, table=True):
         return result
 
 
-class ParentOrderRow(SQLModel, table=True):
+class ParentOrderRow(StoreTable, table=True):
     __tablename__ = "parent_orders"
     __table_args__ = (_run_fk(),)
 
@@ -238,7 +239,7 @@ class ParentOrderRow(SQLModel, table=True):
     status: str
 
 
-class ChildOrderRow(SQLModel, table=True):
+class ChildOrderRow(StoreTable, table=True):
     __tablename__ = "child_orders"
     __table_args__ = (_run_fk(), *_parent_fk("child_orders"))
 
@@ -260,7 +261,7 @@ class ChildOrderRow(SQLModel, table=True):
     status: str
 
 
-class FillRow(SQLModel, table=True):
+class FillRow(StoreTable, table=True):
     __tablename__ = "fills"
     __table_args__ = (
         _run_fk(),
@@ -283,7 +284,7 @@ class FillRow(SQLModel, table=True):
     liquidity: str
 
 
-class DecisionRow(SQLModel, table=True):
+class DecisionRow(StoreTable, table=True):
     __tablename__ = "decisions"
     __table_args__ = (_run_fk(), *_parent_fk("decisions"))
 
@@ -305,7 +306,7 @@ class DecisionRow(SQLModel, table=True):
         return result
 
 
-class RfqRow(SQLModel, table=True):
+class RfqRow(StoreTable, table=True):
     """One request for quote of a run (RfqRequested), with how it closed and ended.
 
     Timestamps (`*_at`) are integer nanoseconds, like `ts_ns` elsewhere. `closed_at` and
@@ -338,7 +339,7 @@ class RfqRow(SQLModel, table=True):
         return self.dealers.split(",")
 
 
-class RfqLegRow(SQLModel, table=True):
+class RfqLegRow(StoreTable, table=True):
     """One dealer asked in one RFQ: its answer, the client's response and the trade.
 
     `outcome` is the leg's last state: "asked" (nothing heard yet), "quoted", "declined",
@@ -380,6 +381,9 @@ class RfqLegRow(SQLModel, table=True):
     last_look_reason: str | None = None
 
 
+STORE_MIGRATIONS = Migrations("store", StoreTable.metadata)
+
+
 # --------------------------------------------------------------------------------------
 # Repository
 # --------------------------------------------------------------------------------------
@@ -399,10 +403,12 @@ class Store:
     def open(
         cls, url: str | None = None, *, create: bool = True, timeouts: DbTimeouts | None = None
     ) -> Store:
-        """Open (and by default create the tables of) the database at `url`.
+        """Open the database at `url` and, with `create`, bring the run store's tables
+        to the last revision of their migrations (creating them in a new database).
 
         None is the SQLite file `blockroute.db` in the working directory. With
         `timeouts`, every call through `bounded` has a deadline (see DbTimeouts).
+        Raises StoreError when the database cannot be opened or migrated.
         """
         text = DEFAULT_URL if url is None else url.strip()
         shown = mask_url(text)
@@ -416,17 +422,33 @@ class Store:
             raise StoreError(f"database {shown}: cannot open: {_cause(exc)}") from None
         store = cls(engine, shown, timeouts)
 
-        def check() -> None:
-            with store.bounded() as conn:
-                if create:
-                    _create_tables(conn)
-
         try:
-            store._guard("open", check)
+            if create:
+                store.migrate(STORE_MIGRATIONS)
+            else:
+                store._guard("open", store._connect)
         except StoreError:
             engine.dispose()
             raise
         return store
+
+    def migrate(self, migrations: Migrations) -> None:
+        """Bring the tables of `migrations` to its head revision (router/migrations/):
+        only a read when they are there already. Raises StoreError when the database
+        fails or is at a revision that this code does not have."""
+
+        def run() -> None:
+            with self.bounded() as conn:
+                upgrade(conn, migrations)
+
+        try:
+            self._guard("open", run)
+        except MigrationError as exc:
+            raise StoreError(f"database {self.url}: cannot open: {exc}") from None
+
+    def _connect(self) -> None:
+        with self.bounded():
+            pass  # a connection opens: the database is there
 
     @contextlib.contextmanager
     def bounded(self, seconds: float | None = None) -> Iterator[Connection]:
@@ -1010,21 +1032,6 @@ def _sqlite_wal(cursor: Any, attempts: int = 100) -> None:
             if "locked" not in str(exc) or attempt == attempts - 1:
                 raise
             time.sleep(SQLITE_WAL_RETRY_S)
-
-
-def _create_tables(conn: Connection, attempts: int = 10) -> None:
-    for attempt in range(attempts):
-        try:
-            with conn.begin():
-                SQLModel.metadata.create_all(conn)
-            return
-        except (OperationalError, ProgrammingError, IntegrityError) as exc:
-            # Workers opening a new database together race on CREATE TABLE ("already
-            # exists"; on PostgreSQL also a duplicate pg_type key): each table may be lost
-            # to another writer, so look again until every table is there.
-            lost_race = isinstance(exc, IntegrityError) or "already exists" in str(exc)
-            if not lost_race or attempt == attempts - 1:
-                raise
 
 
 def _cause(exc: BaseException) -> str:
