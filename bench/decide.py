@@ -22,9 +22,11 @@ from typing import Any
 import numpy as np
 
 from models import artifacts
-from router.app import Episode, WorldMarketData, _served_models, ml_selector
+from router import app
+from router.app import Episode, WorldMarketData, ml_selector
 from router.domain import NANOS_PER_SECOND, DomainError, ParentOrder, Side, VenueId
-from router.engine import EngineConfig, recent_market
+from router.execution import PlanConfig
+from router.execution.signals import recent_market
 from router.ports import ExecutionState, PassiveOrderContext, RecentMarket
 from router.service import tune_gc
 from router.strategies.learned import PacedSlicer, load_slicer_policy
@@ -78,7 +80,7 @@ def _follow(
 ) -> None:
     """Drive `slicer` at every decision time of the run up to `at_ns` (as if its targets
     were filled), then call `then` with the state there."""
-    interval = int(EngineConfig().decision_interval_s * NANOS_PER_SECOND)
+    interval = int(PlanConfig().decision_interval_s * NANOS_PER_SECOND)
     filled = 0
 
     def step(t: int) -> None:
@@ -99,7 +101,7 @@ def _time_decision(
 ) -> dict[str, Any]:
     assert episode.panel is not None
     selector = ml_selector(episode.scenario, episode.panel, world)
-    _, fill = _served_models()
+    fill = app.MODELS.fill_model()
     snap = state.market
 
     feed = WorldMarketData(world)

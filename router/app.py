@@ -32,10 +32,9 @@ import structlog
 from dealers.config import DealerPanel, load_panel
 from dealers.panel import HeuristicPanel
 from dealers.pnl import TradePnl
-from models.artifacts import ServedModel
 from models.desk import DeskState
 from models.features import MarketContext
-from models.serving import FillPredictor, MlPanel
+from models.serving import MlPanel
 from router.domain import (
     NANOS_PER_SECOND,
     ChildId,
@@ -703,28 +702,6 @@ def desk_selector(scenario: Scenario, panel: DealerPanel) -> HeuristicPanel:
     selector = desk_history(scenario.name, panel.name)[0].copy()
     selector.explore = DESK_EXPLORE
     return selector
-
-
-def warm_up_ml(models: ModelRegistry = MODELS) -> None:
-    """Compile an ml decision's code before the first decision needs it (a live
-    service, at its start)."""
-    models.warm_up()
-
-
-class _ServedModels:
-    """The process's models under the names router/desk.py, bench/decide.py and some
-    tests of the desk, the learned slicer and the serving code still call: delete once
-    they take `MODELS` (or a registry of their own)."""
-
-    def __call__(self) -> tuple[dict[str, ServedModel], FillPredictor]:
-        return MODELS.dealer_models(), MODELS.fill_model()
-
-    def cache_clear(self) -> None:
-        MODELS.clear()
-
-
-_served_models = _ServedModels()
-_desk_history = desk_history  # router/desk.py's name for it
 
 
 def ml_selector(

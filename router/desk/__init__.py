@@ -3,9 +3,10 @@
 One `Desk` per service process. For each configured symbol it trades a `MarketSession`
 (market.py), opened at its start by the `MarketSource` that the service's composition
 root gives it: today the simulator's worlds (sim.py), whose clocks follow the service
-clock. Each parent order runs on one `ParentExecution` (router/engine.py), the same
-engine that runs the backtests; only the scheduler differs: the asyncio loop advances
-each market to the service clock (`MarketPump`).
+clock. Each parent order runs on one `ParentExecution` built by
+`router.execution.build_execution`, the same router that runs the backtests, on the
+ports its market session hands it; only the scheduler differs: the asyncio loop
+advances each market to the service clock (`MarketPump`).
 
 Every fact goes the same way: the engine or a client command produces it, the desk
 turns it into journal rows (router/journal.py) and a desk event (router/desk_api.py),
@@ -19,7 +20,7 @@ journal writes again it is ready, and the kill switch is released automatically 
 The parts, one job each:
 - commands.py: the clients' commands; admission.py: a new order checked, all or
   nothing, before anything is journaled; cancel.py: the cancel workflow's requests;
-- execution.py: a parent's execution wired to its market session;
+- execution.py: a parent's execution built and wired to its market session's ports;
 - projection.py: the engine's events to journal rows and desk events;
 - outbox.py: commit, then publish: the journal's writer thread, its retries and health;
 - recovery.py: the desk rebuilt from its journal at start, bad rows quarantined;
@@ -33,6 +34,6 @@ world time; desk events and the journal carry service time.
 
 from router.desk.config import DeskConfig
 from router.desk.desk import Desk
-from router.desk.market import ExecutionVenues, MarketSession, MarketSource
+from router.desk.market import MarketSession, MarketSource, ParentPorts
 
-__all__ = ["Desk", "DeskConfig", "ExecutionVenues", "MarketSession", "MarketSource"]
+__all__ = ["Desk", "DeskConfig", "MarketSession", "MarketSource", "ParentPorts"]

@@ -1,28 +1,26 @@
-"""Wiring a parent's execution: the engine that runs the backtests, on a market session.
+"""Wiring a parent's execution: the router that runs the backtests, on a market session.
 
-`build_parent_execution` is the one place the desk constructs the engine's
-`ParentExecution`; `ExecutionWiring` decides what goes into it (the strategy that
-serves the client's, its slicer, the session's venues, the risk gate, the served
-models) and connects its events to the desk's projection.
+`ExecutionWiring` decides what goes into a parent's execution (the strategy that serves
+the client's, its slicer, the ports its market session hands it, the risk gate, the
+model registry), builds it with `router.execution.build_execution` (the one builder the
+backtests use too) and connects its events to the desk's projection.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-from collections.abc import Callable
 
 import structlog
 
 from models.artifacts import ModelError
 from router import app
 from router.desk.config import DeskConfig
-from router.desk.market import ExecutionVenues
 from router.desk.orders import Order
 from router.desk.projection import Projector
-from router.domain import NANOS_PER_SECOND, Event, ParentId, ParentOrder, Side, Symbol
-from router.engine import EngineConfig, ParentExecution
-from router.ports import FillModel, SlicerPolicy
+from router.domain import NANOS_PER_SECOND, ParentId, ParentOrder, Side, Symbol
+from router.execution import build_execution
+from router.ports import SlicerPolicy
+from router.registry import ModelRegistry
 from router.risk import KillSwitch, RiskGate
 from router.strategies import strategy_spec
 from router.strategies.learned import served_slicer_policy
@@ -33,44 +31,20 @@ log = structlog.get_logger("blockroute.desk")
 ROUTINGS = ("smart", "ml")  # the routings whose dealer panels a session prepares
 
 
-def build_parent_execution(
-    parent: ParentOrder,
-    slicer: SlicerPolicy,
-    venues: ExecutionVenues,
-    config: EngineConfig,
-    on_event: Callable[[Event], None],
-    risk: RiskGate,
-    volume_rate_hint: float,
-    fill_model: FillModel | None,
-) -> ParentExecution:
-    """A parent's execution on `venues`, not started."""
-    return ParentExecution(
-        parent,
-        slicer,
-        venues.venues,
-        venues.fees,
-        market=venues.market,
-        clock=venues.clock,
-        schedule=venues.schedule,
-        config=config,
-        lot_size=venues.lot_size,
-        on_event=on_event,
-        risk=risk,
-        rng=venues.rng,
-        dark_min_qty=venues.dark_min_qty,
-        volume_rate_hint=volume_rate_hint,
-        rfq=venues.rfq,
-        fill_model=fill_model,
-    )
-
-
 class ExecutionWiring:
     """Starts and takes back the desk's executions, and serves them the models."""
 
-    def __init__(self, config: DeskConfig, kill: KillSwitch, projector: Projector) -> None:
+    def __init__(
+        self,
+        config: DeskConfig,
+        kill: KillSwitch,
+        projector: Projector,
+        models: ModelRegistry = app.MODELS,
+    ) -> None:
         self._config = config
         self._kill = kill
         self._projector = projector
+        self._models = models
         self.models_missing = ""  # why the models could not be served (model_fallback)
 
     def load_models(self) -> list[str]:
@@ -80,9 +54,9 @@ class ExecutionWiring:
         markets must serve."""
         routings = list(ROUTINGS)
         try:
-            app._served_models()
+            self._models.load()
             served_slicer_policy()
-            app.warm_up_ml()  # compiled now, not in the first ml decision
+            self._models.warm_up()  # compiled now, not in the first ml decision
         except ModelError as exc:
             if not self._config.model_fallback:
                 raise
@@ -98,7 +72,7 @@ class ExecutionWiring:
         if self.models_missing:
             return {}
         out = {}
-        dealer, fill = app._served_models()
+        dealer, fill = self._models.dealer_models(), self._models.fill_model()
         for name, model in (*((f"dealer_{k}", m) for k, m in dealer.items()), ("fill", fill.model)):
             out[f"model_{name}_rows_total"] = float(model.clipper.rows)
             out[f"model_{name}_clipped_total"] = float(model.clipper.counts.sum())
@@ -134,20 +108,19 @@ class ExecutionWiring:
         )
         if rec.history is None:
             rec.history = m.history((row.end_ns - row.start_ns) / NANOS_PER_SECOND)
-        cfg = EngineConfig(routing=spec.routing)
-        venues = m.execution_venues(row.parent_id, spec.routing, spec.rfq)
-        if venues.rfq_time_limit_s is not None:
-            cfg = dataclasses.replace(cfg, rfq_time_limit_s=venues.rfq_time_limit_s)
         horizon_s = (row.end_ns - row.start_ns) / NANOS_PER_SECOND
-        execution = build_parent_execution(
+        # the dealers come with the panel's own quote window (RfqRouting.time_limit_s)
+        wired = m.parent_ports(row.parent_id, spec.routing, spec.rfq)
+        execution = build_execution(
             parent,
             self.slicer(rec, row.qty, horizon_s),
-            venues,
-            cfg,
-            on_event=functools.partial(self._projector.on_engine_event, rec),
+            spec,
+            wired.ports,
+            self._models,
             risk=RiskGate(self._config.risk, self._kill),
+            rng=wired.rng,
+            on_event=functools.partial(self._projector.on_engine_event, rec),
             volume_rate_hint=rec.history.horizon_volume / max(1.0, horizon_s),
-            fill_model=app._served_models()[1] if spec.routing == "ml" else None,
         )
         if restore is not None:
             next_child, next_rfq = restore

@@ -2,11 +2,11 @@
 
 A `MarketSession` is one symbol's market as the desk trades it: its own clock (world
 time, from 0 when the session opened at `epoch_ns(0)` on the service clock), the
-consolidated mid and price path, stepping it to the service clock, and the venues a
-parent's execution is wired to. A `MarketSource` opens one per symbol when the desk
-starts. The service's composition root picks the source: today the simulator's worlds
-(router/desk/sim.py); a replayed or a real market implements the same two Protocols.
-"""
+consolidated mid and price path, stepping it to the service clock, and the ports a
+parent's execution trades through (router.execution.ExecutionPorts). A `MarketSource`
+opens one per symbol when the desk starts. The service's composition root picks the
+source: today the simulator's worlds (router/desk/sim.py); a replayed or a real market
+implements the same two Protocols."""
 
 from __future__ import annotations
 
@@ -21,29 +21,21 @@ import structlog
 
 from router.desk.config import DeskConfig
 from router.domain import NANOS_PER_SECOND, Instrument, VenueId, VenueKind
-from router.engine import LitFees, ParentExecution, RfqRouting, Scheduler
-from router.ports import Clock, MarketData, MarketHistory, Venue
+from router.execution import ExecutionPorts, ParentExecution
+from router.ports import MarketHistory
 from router.tca import PricePath
 
 log = structlog.get_logger("blockroute.desk")
 
 
 @dataclass(frozen=True, slots=True)
-class ExecutionVenues:
-    """What one parent's execution trades on in a session: the venues and their fees,
-    the market data and clock it decides on, the scheduler of its timers, its random
-    stream, and the dealers when it asked for an RFQ routing the session has."""
+class ParentPorts:
+    """What one parent's execution trades through in a session (the venues, fees,
+    market data, clock and scheduler; the dealers when it asked for an RFQ routing the
+    session has), and its own random stream."""
 
-    venues: Mapping[VenueId, Venue]
-    fees: Mapping[VenueId, LitFees]
-    market: MarketData
-    clock: Clock
-    schedule: Scheduler
-    lot_size: int
-    dark_min_qty: Mapping[VenueId, int]
+    ports: ExecutionPorts
     rng: np.random.Generator
-    rfq: RfqRouting | None = None
-    rfq_time_limit_s: float | None = None  # the dealers' quote window, with `rfq`
 
 
 class MarketSession(Protocol):
@@ -91,8 +83,8 @@ class MarketSession(Protocol):
         """The market's volume-weighted price over the interval; None if nothing traded."""
         ...
 
-    def execution_venues(self, parent_id: str, routing: str, rfq: bool) -> ExecutionVenues:
-        """The venues for parent `parent_id` routed by `routing`; with the dealers if
+    def parent_ports(self, parent_id: str, routing: str, rfq: bool) -> ParentPorts:
+        """The ports for parent `parent_id` routed by `routing`; with the dealers if
         `rfq` and the session has dealers for that routing."""
         ...
 

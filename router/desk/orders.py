@@ -10,7 +10,7 @@ from typing import Any
 from router.desk.market import MarketSession
 from router.desk_api import OrderStatus, ParentView, UnknownOrderError
 from router.domain import NANOS_PER_SECOND, ChildOrderFilled, OrdType, Side
-from router.engine import ParentExecution
+from router.execution import ParentExecution
 from router.journal import ParentRecord
 from router.ports import MarketHistory
 from router.tca import PricePath, analyze

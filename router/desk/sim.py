@@ -13,7 +13,7 @@ import numpy as np
 from dealers.config import DealerPanel, load_panel
 from router import app
 from router.desk.config import DeskConfig
-from router.desk.market import ExecutionVenues, MarketSession
+from router.desk.market import MarketSession, ParentPorts
 from router.domain import (
     NANOS_PER_SECOND,
     DomainError,
@@ -24,7 +24,7 @@ from router.domain import (
     VenueId,
     VenueKind,
 )
-from router.engine import LitFees, ParentExecution, RfqRouting
+from router.execution import ParentExecution, RfqRouting
 from router.ports import MarketHistory, PanelSelector
 from router.tca import PricePath
 from simulators.kernel import rng_for
@@ -57,7 +57,7 @@ class SimMarkets:
         # process): the markets start after that, not seconds behind the service clock
         for sc in self._scenarios.values():
             if sc.dealer_panel is not None:
-                app._desk_history(sc.name, sc.dealer_panel)
+                app.desk_history(sc.name, sc.dealer_panel)
         now = now_ns()
         opened = [
             SimMarketSession(sc, self._seed + 1000 * k, now)
@@ -71,7 +71,7 @@ class SimMarkets:
 
 class _Dispatch:
     """A world's event sink: each venue event goes to the execution of its parent. Child
-    ids are f"{parent_id}-{n}", RFQ ids f"{parent_id}-R{n}" (router/engine.py)."""
+    ids are f"{parent_id}-{n}", RFQ ids f"{parent_id}-R{n}" (router/execution/ledger.py)."""
 
     def __init__(self) -> None:
         self.executions: dict[str, ParentExecution] = {}
@@ -113,12 +113,7 @@ class SimMarketSession:
             load_panel(scenario.dealer_panel) if scenario.dealer_panel else None
         )
         self.world = SimWorld.build(self.scenario, seed, self.dispatch, None, self.panel)
-        self.fees = {
-            s.venue_id: LitFees(taker_fee=s.taker_fee, maker_fee=s.maker_fee)
-            for s in self.scenario.lit
-        }
         self.kinds: dict[VenueId, VenueKind] = {v: x.kind for v, x in self.world.venues.items()}
-        self.dark_min = {s.venue_id: s.min_qty for s in self.scenario.dark}
         self._selectors: dict[str, PanelSelector] = {}
         self._history: dict[tuple[int, float], MarketHistory] = {}
         self._mid: float | None = None
@@ -197,29 +192,12 @@ class SimMarketSession:
             else:
                 selector = app.desk_selector(self.scenario, self.panel)
             self._selectors[routing] = selector
-        sc = self.scenario
-        return RfqRouting(
-            channel=self.world.rfq,
-            selector=selector,
-            impact_bps=app.IMPACT_Y_ESTIMATE * sc.market.daily_vol * 1e4,
-            adv=float(sc.instrument.adv),
-        )
+        return app.dealer_routing(self.scenario, self.world.rfq, selector, self.panel.time_limit_s)
 
-    def execution_venues(self, parent_id: str, routing: str, rfq: bool) -> ExecutionVenues:
+    def parent_ports(self, parent_id: str, routing: str, rfq: bool) -> ParentPorts:
         dealers = self.rfq_routing(routing) if rfq else None
-        return ExecutionVenues(
-            venues=self.world.venues,
-            fees=self.fees,
-            market=app.WorldMarketData(self.world),
-            clock=self.world.clock,
-            schedule=self.world.kernel.schedule,
-            lot_size=self.instrument.lot_size,
-            dark_min_qty=self.dark_min,
-            rng=rng_for(self.seed, f"router/{parent_id}"),
-            rfq=dealers,
-            rfq_time_limit_s=(
-                self.panel.time_limit_s if dealers is not None and self.panel is not None else None
-            ),
+        return ParentPorts(
+            app.world_ports(self.world, dealers), rng_for(self.seed, f"router/{parent_id}")
         )
 
     def attach(self, parent_id: str, execution: ParentExecution) -> None:

@@ -19,7 +19,7 @@ DEALERS = tuple(DealerId(d) for d in DEALER_IDS[:6])
 
 
 def _served() -> tuple[dict[str, ServedModel], FillPredictor]:
-    return app._served_models()
+    return app.MODELS.dealer_models(), app.MODELS.fill_model()
 
 
 CALM = RecentMarket(levels_ours=(5_000.0,) * 5, levels_other=(4_000.0,) * 5)

@@ -14,10 +14,11 @@ from router.domain import (
     VenueId,
     VenueKind,
 )
-from router.engine import LitFees, ParentExecution
+from router.execution import ExecutionPorts, LitFees, build_execution
 from router.ports import MarketSnapshot, VenueQuote
 from router.risk import RiskGate, RiskLimits
 from router.runtime import AsyncioScheduler, LoopClock
+from router.strategies import strategy_spec
 from router.strategies.twap import TwapSlicer
 
 NS = 1_000_000_000
@@ -93,15 +94,19 @@ async def test_parent_runs_to_completion_on_the_loop_at_200x():
         if type(e).__name__ == "ParentOrderCompleted" and not done.done():
             done.set_result(e)
 
-    ex = ParentExecution(
-        parent,
-        TwapSlicer(),
+    ports = ExecutionPorts(
         {venue.venue_id: venue},
         {venue.venue_id: LitFees(0.0, 0.0)},
         FakeMarket(clock),
         clock,
         scheduler,
         lot_size=100,
+    )
+    ex = build_execution(
+        parent,
+        TwapSlicer(),
+        strategy_spec("twap"),
+        ports,
         on_event=on_event,
         # the fake market prints no volume: no participation cap to measure against
         risk=RiskGate(RiskLimits(max_participation=1.0)),

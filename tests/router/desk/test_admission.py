@@ -19,7 +19,7 @@ from router.desk_api import (
     OrdRejReason,
 )
 from router.domain import OrdType, Side
-from router.engine import ParentExecution
+from router.execution import ParentExecution
 from router.service import simulated_desk
 from tests.router.desk.support import (
     SPEED,

@@ -48,7 +48,7 @@ async def test_missing_models_stop_the_start_unless_the_config_falls_back(
     from router import app
 
     monkeypatch.setattr(artifacts, "MODELS_DIR", tmp_path / "nothing")
-    app._served_models.cache_clear()
+    app.MODELS.clear()
     try:
         with pytest.raises(ModelError, match="blockroute train"):
             async with simulated_desk(tmp_path, SPEED):
@@ -61,7 +61,7 @@ async def test_missing_models_stop_the_start_unless_the_config_falls_back(
             await until(lambda: desk.parent(view.parent_id).status.terminal)
             assert desk.parent(view.parent_id).filled_qty == 5_000
     finally:
-        app._served_models.cache_clear()
+        app.MODELS.clear()
 
 
 async def test_the_start_compiles_the_ml_decision_before_any_order(
@@ -72,6 +72,6 @@ async def test_the_start_compiles_the_ml_decision_before_any_order(
     from router import app
 
     warmed: list[bool] = []
-    monkeypatch.setattr(app, "warm_up_ml", lambda: warmed.append(True))
+    monkeypatch.setattr(app.MODELS, "warm_up", lambda: warmed.append(True))
     async with simulated_desk(tmp_path, SPEED) as desk:
         assert warmed == [True] and desk.ready

@@ -451,10 +451,10 @@ def models_dir(tmp_path, monkeypatch):
     d = _models_dir(tmp_path, with_policy=False)
     monkeypatch.setattr(artifacts, "MODELS_DIR", d)
     served_slicer_policy.cache_clear()
-    app._served_models.cache_clear()
+    app.MODELS.clear()
     yield d
     served_slicer_policy.cache_clear()
-    app._served_models.cache_clear()
+    app.MODELS.clear()
 
 
 def test_ml_is_the_model_guided_router_on_the_learned_slicer(models_dir):
