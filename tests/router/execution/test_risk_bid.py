@@ -165,7 +165,7 @@ def test_a_restarted_risk_bid_does_not_ask_again():
     spec = strategy_spec("risk-bid")
     slicer = spec.slicer(ep.history, ep.parent.qty, HORIZON_S)
     world, execution, events = ep._wire("risk-bid", slicer, spec)
-    # as the desk restores a parent that had asked once (router/desk.py: n_rfqs + 1)
+    # as the desk restores a parent that had asked once (router/desk/recovery.py: n_rfqs + 1)
     execution.restore(0, 0.0, 0.0, next_child=1, next_rfq=2)
     execution.start()
     world.kernel.run_until(ep.parent.end_ns)
