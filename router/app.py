@@ -801,8 +801,7 @@ class _Closed(BaseException):
 class ExecutionStepper:
     """One parent order of the `ml` strategy (model-guided routing with the dealer panel,
     on a `PacedSlicer`), run one policy query at a time: the engine room of the
-    execution environment (simulators/execenv.py), which imports this class lazily so
-    that the simulators never import the engine.
+    execution environment (models/execenv.py, training code above this module).
 
     The run is exactly `Episode(scenario, seed).run("ml")` with the policy's answers
     supplied from outside: the kernel runs on a worker thread and is suspended inside

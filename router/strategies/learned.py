@@ -18,7 +18,7 @@ with the model-guided router, which prices those choices by expected cost better
 policy could learn them from a few thousand episodes; so the action is timing only.
 
 The same code serves training and trading: the execution environment
-(simulators/execenv.py) and the ONNX policy at run time both drive `PacedSlicer`
+(models/execenv.py) and the ONNX policy at run time both drive `PacedSlicer`
 through a `Policy` callable, so an observation means the same in both.
 
 At run time the policy is `OnnxPolicy` (ONNX Runtime only: serving never imports

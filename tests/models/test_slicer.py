@@ -25,7 +25,7 @@ TINY_PPO = {"n_steps": 48, "batch_size": 48, "n_epochs": 2}
 
 def _observations(n_episodes: int = 2) -> np.ndarray:
     """Real observations: what the slicer sees over a few bond episodes."""
-    from simulators.execenv import ExecutionEnv
+    from models.execenv import ExecutionEnv
 
     env = ExecutionEnv(BOND)
     rows = []
@@ -106,8 +106,8 @@ def test_export_is_the_deterministic_clipped_action(tmp_path: Path) -> None:
     import onnxruntime as ort
     import torch
 
+    from models.execenv import ExecutionEnv
     from models.slicer import _ppo, export_onnx
-    from simulators.execenv import ExecutionEnv
 
     env = ExecutionEnv(BOND)
     model = _ppo(env, 5_000_000, {"n_steps": 16, "batch_size": 16})

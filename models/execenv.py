@@ -9,9 +9,10 @@ and runs the world to the next query, or through the horizon after the last one.
 
 The observation is the one the slicer itself builds at that decision
 (router.strategies.learned.ObservationBuilder): the world runs in the composition root's
-`ExecutionStepper` (router/app.py), imported lazily here so that the simulators never
-import the engine at module level. A seed gives the same episode as `blockroute
-backtest` running the `ml` strategy on the same (drawn) scenario, action for action.
+`ExecutionStepper` (router/app.py). This module is training code, above the composition
+root (the import contract in pyproject.toml): the simulators know nothing of the
+router that trades on them. A seed gives the same episode as `blockroute backtest`
+running the `ml` strategy on the same (drawn) scenario, action for action.
 
 Regimes: each reset draws the scenario from the six regimes and randomises the parent
 and the market (`RegimeRanges`, all draws in `draw_regime` from a generator derived from
@@ -56,13 +57,13 @@ import gc
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from router import app as _root
 from router.domain import Side
 from router.strategies.learned import CLIP, OBS_SIZE, STEP_S
 from simulators.kernel import rng_for
@@ -267,13 +268,6 @@ class _Ledger:
         return 1e4 * self.cost / self.notional
 
 
-def _app() -> ModuleType:
-    """The composition root, imported when first needed (never at module level)."""
-    from router import app
-
-    return app
-
-
 class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
     """Gymnasium environment: one `ml` parent order per episode, one step per 5 minutes.
 
@@ -342,7 +336,7 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         self._resets += 1
         if self._resets % GC_EVERY == 0:
             gc.collect()
-        stepper = _app().ExecutionStepper
+        stepper = _root.ExecutionStepper
         run = stepper(self._regime.scenario, sim_seed)
         self._run = _Ledger(run, self._penalty_bps)
         if self._paired:
@@ -409,7 +403,7 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         if not opts.get("randomize", True):
             h = base.horizon_s
             return Regime(base, name, 1.0, h, 1.0, 1.0, 0.0, 1.0, False, market_sign=1)
-        app = _app()
+        app = _root
 
         def max_qty(sc: Scenario) -> float:
             volume = app.expected_volume(sc, sc.start_tod_s, sc.horizon_s)
