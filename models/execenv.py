@@ -63,7 +63,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from router import app as _root
+from router import app
 from router.domain import Side
 from router.strategies.learned import CLIP, OBS_SIZE, STEP_S
 from simulators.kernel import rng_for
@@ -336,7 +336,7 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         self._resets += 1
         if self._resets % GC_EVERY == 0:
             gc.collect()
-        stepper = _root.ExecutionStepper
+        stepper = app.ExecutionStepper
         run = stepper(self._regime.scenario, sim_seed)
         self._run = _Ledger(run, self._penalty_bps)
         if self._paired:
@@ -403,7 +403,6 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         if not opts.get("randomize", True):
             h = base.horizon_s
             return Regime(base, name, 1.0, h, 1.0, 1.0, 0.0, 1.0, False, market_sign=1)
-        app = _root
 
         def max_qty(sc: Scenario) -> float:
             volume = app.expected_volume(sc, sc.start_tod_s, sc.horizon_s)

@@ -290,10 +290,8 @@ class PacedSlicer:
             self.obs.record(state)
             if self._t0 is None or state.now_ns >= self._t0 + self._step_ns:
                 self._act(state)
-        lead = self.lead(state.now_ns)
-        if lead == 0.0:  # the TWAP line, computed as TwapSlicer computes it
-            return int(p.qty * state.elapsed_fraction)
-        return int(p.qty * min(1.0, max(0.0, state.elapsed_fraction + lead)))
+        # a lead of 0.0 leaves elapsed_fraction (in [0, 1]) as it is: TwapSlicer's target
+        return int(p.qty * min(1.0, max(0.0, state.elapsed_fraction + self.lead(state.now_ns))))
 
     def lead(self, now_ns: Nanos) -> float:
         """The schedule's lead over the TWAP line at `now_ns`, as a share of the qty."""
@@ -311,7 +309,7 @@ class PacedSlicer:
         m = pace_multiplier(action)
         self._t0 = state.now_ns
         self._span_ns = max(1, state.parent.end_ns - state.now_ns)
-        self._e0 = min(1.0, state.elapsed_fraction)
+        self._e0 = state.elapsed_fraction
         self._lead0 = lead
         self._m = m
         self.paces.append((state.now_ns, action, m))

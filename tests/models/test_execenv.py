@@ -247,7 +247,7 @@ def test_reward_arithmetic_and_the_unfilled_penalty(
 ) -> None:
     import models.execenv as execenv
 
-    monkeypatch.setattr(execenv, "_root", SimpleNamespace(ExecutionStepper=_FakeStepper))
+    monkeypatch.setattr(execenv, "app", SimpleNamespace(ExecutionStepper=_FakeStepper))
     env = _env(BOND, reward=reward, reward_scale=10.0, unfilled_penalty_bps=100.0)
     ep = _episode(env, SEED, np.zeros(3, dtype=np.float32), options={"randomize": False})
     notional = 1000 * 100.0

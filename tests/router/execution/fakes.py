@@ -24,6 +24,7 @@ from router.domain import (
     VenueId,
     VenueKind,
 )
+from router.execution.ledger import ChildOrderLedger
 from router.execution.signals import Screen
 from router.execution.tactic import Decision
 from router.ports import MarketSnapshot, RecentMarket, VenueQuote
@@ -193,22 +194,11 @@ class FakeLedger:
     def kind(self, venue: str) -> VenueKind:
         return self._kinds.get(venue, VenueKind.LIT)
 
-    def round_lot(self, qty: int) -> int:
-        if qty <= 0:
-            return 0
-        if qty >= self.lot:
-            return qty // self.lot * self.lot
-        return min(qty, self.uncommitted) if self.uncommitted < self.lot else 0
-
-    def within_limit(self, price: int) -> int:
-        lim = self.parent.limit_ticks
-        if lim is None:
-            return price
-        return min(price, lim) if self.parent.side is Side.BUY else max(price, lim)
-
-    def price_ok(self, price: int) -> bool:
-        lim = self.parent.limit_ticks
-        return lim is None or self.parent.side.sign * (price - lim) <= 0
+    # the lot and limit rules are the ledger's own (they read only lot, uncommitted and
+    # parent), so a tactic sees the same rounding and clamping as on a real ledger
+    round_lot = ChildOrderLedger.round_lot
+    within_limit = ChildOrderLedger.within_limit
+    price_ok = ChildOrderLedger.price_ok
 
     def next_rfq_id(self) -> RfqId:
         rfq_id = RfqId(f"{self.parent.parent_id}-R{self._next_rfq}")
