@@ -46,25 +46,21 @@ from prometheus_client import CollectorRegistry
 
 from router.desk_api import (
     CancelRejected,
-    CancelRejectedError,
-    CxlRejReason,
     DeskError,
     DeskEvent,
     DeskPort,
-    OrderRejectedError,
-    OrdRejReason,
     ParentView,
 )
 from router.fix import wire
 from router.fix.ledger import SentLedger, exec_ids_in_store, ledger_path
 from router.fix.listener import UPSTREAM_HOST, FixListener, ListenerHooks, LogonTokens
+from router.fix.orders import OrderHandlers
 from router.fix.settings import BEGIN_STRING, GatewaySettings
 from router.telemetry import FixMetrics
 
 log = structlog.get_logger("blockroute.fix")
 
 _LOGON_MARK = f"{wire.SOH}35={wire.LOGON}{wire.SOH}"
-_FAULT_TEXT = "internal error in blockroute: the request was not carried out (logged)"
 # quickfix's acceptor opens its listening threads from a thread of its own after start()
 # returns; a stop before that leaves the port bound. Stay up at least this long.
 _MIN_UP_S = 0.2
@@ -258,12 +254,7 @@ class FixGateway:
         self._unsubscribe: Callable[[], None] | None = None
         self.logged_on: set[str] = set()
         self._disabled: set[str] = set()  # logged out by the gateway: see _session_busy
-        self._handlers: dict[str, Callable[[str, dict[int, str]], None]] = {
-            wire.NEW_ORDER_SINGLE: self._new_order,
-            wire.ORDER_CANCEL_REQUEST: self._cancel,
-            wire.ORDER_CANCEL_REPLACE_REQUEST: self._replace,
-            wire.ORDER_STATUS_REQUEST: self._status,
-        }
+        self._handlers = OrderHandlers(desk, self._send).by_msg_type()
 
     @property
     def port(self) -> int:
@@ -516,103 +507,6 @@ class FixGateway:
                 handler(compid, fields)
         except Exception:
             log.exception("FIX message failed", compid=compid, msg_type=msg_type)
-
-    def _new_order(self, compid: str, fields: dict[int, str]) -> None:
-        try:
-            order = wire.parse_new_order(fields, compid)
-        except wire.FieldError as exc:
-            self._send(compid, wire.field_reject(fields, exc, self._desk.now_ns()))
-            return
-        if order.poss_resend:
-            known = self._desk.find(compid, order.cl_ord_id)
-            if known is not None:  # the client is unsure we got it: say what it is now
-                self._send(compid, wire.status_report(known, self._desk.now_ns()))
-                return
-        try:
-            self._desk.submit(order)
-        except OrderRejectedError:
-            pass  # the desk published OrderRejected: reported from the event stream
-        except DeskError as exc:  # refused without an event: answer here
-            error = wire.FieldError(OrdRejReason.OTHER, str(exc))
-            self._send(compid, wire.field_reject(fields, error, self._desk.now_ns()))
-        except Exception:  # a fault in the desk: the client must still hear an answer
-            log.exception("FIX order failed in the desk", compid=compid, cl_ord_id=order.cl_ord_id)
-            self._answer_fault(compid, fields, order.cl_ord_id)
-
-    def _answer_fault(self, compid: str, fields: dict[int, str], cl_ord_id: str) -> None:
-        """After a desk fault: the order as the desk holds it, if it does (it may have
-        kept it before failing), else a reject."""
-        known = None
-        with contextlib.suppress(Exception):
-            known = self._desk.find(compid, cl_ord_id)
-        now = time.time_ns()
-        with contextlib.suppress(Exception):
-            now = self._desk.now_ns()
-        if known is not None:
-            self._send(compid, wire.status_report(known, now))
-        else:
-            error = wire.FieldError(OrdRejReason.OTHER, _FAULT_TEXT)
-            self._send(compid, wire.field_reject(fields, error, now))
-
-    def _cancel(self, compid: str, fields: dict[int, str]) -> None:
-        try:
-            request = wire.parse_cancel(fields, compid)
-        except wire.FieldError as exc:
-            self._cancel_field_error(compid, fields, exc, "cancel")
-            return
-        try:
-            self._desk.cancel(request)
-        except CancelRejectedError:
-            pass  # published as CancelRejected
-        except DeskError as exc:
-            self._cancel_field_error(compid, fields, exc, "cancel")
-        except Exception:
-            log.exception("FIX cancel failed in the desk", compid=compid)
-            self._cancel_field_error(compid, fields, RuntimeError(_FAULT_TEXT), "cancel")
-
-    def _replace(self, compid: str, fields: dict[int, str]) -> None:
-        try:
-            request = wire.parse_replace(fields, compid)
-        except wire.FieldError as exc:
-            self._cancel_field_error(compid, fields, exc, "replace")
-            return
-        try:
-            self._desk.replace(request)
-        except CancelRejectedError:
-            pass  # published as CancelRejected
-        except DeskError as exc:
-            self._cancel_field_error(compid, fields, exc, "replace")
-        except Exception:
-            log.exception("FIX replace failed in the desk", compid=compid)
-            self._cancel_field_error(compid, fields, RuntimeError(_FAULT_TEXT), "replace")
-
-    def _cancel_field_error(
-        self, compid: str, fields: dict[int, str], exc: Exception, response_to: str
-    ) -> None:
-        orig = fields.get(wire.ORIG_CL_ORD_ID, "")
-        view = None
-        with contextlib.suppress(Exception):  # this also answers after a desk fault
-            view = self._desk.find(compid, orig) if orig else None
-        self._send(
-            compid,
-            wire.cancel_reject(
-                cl_ord_id=fields.get(wire.CL_ORD_ID, ""),
-                orig_cl_ord_id=orig,
-                order_id=view.parent_id if view else None,
-                status=wire.ord_status(view) if view else "8",
-                reason=CxlRejReason.OTHER,
-                response_to=response_to,
-                text=str(exc),
-            ),
-        )
-
-    def _status(self, compid: str, fields: dict[int, str]) -> None:
-        now = self._desk.now_ns()
-        view = self._desk.find(compid, fields.get(wire.CL_ORD_ID, ""))
-        if view is None:
-            self._send(compid, wire.unknown_order_status(fields, now))
-        else:
-            self._send(compid, wire.status_report(view, now))
 
     # ----------------------------------------------------------------- outbound
 
