@@ -47,6 +47,29 @@ def register(sub: Subparsers) -> None:
     add_json(brt)
     brt.set_defaults(func=run_risk_transfer)
 
+    bdr = bsub.add_parser(
+        "drift", help="the unimpacted market's move over the training regimes, by part and side"
+    )
+    bdr.add_argument("--regimes", type=positive_int, default=4000)
+    bdr.add_argument(
+        "--flow-regimes",
+        type=integer,
+        default=200,
+        help="of them, how many also run the background flow (a simulation each)",
+    )
+    bdr.add_argument("--seed0", type=integer, default=None, help="first seed (default: 7000000)")
+    add_json(bdr)
+    bdr.set_defaults(func=run_drift)
+
+    bp = bsub.add_parser(
+        "pace", help="sor-ml's routing on fixed paces: what timing alone can be worth"
+    )
+    bp.add_argument("--scenarios", default="news-shock,liquidity-squeeze")
+    bp.add_argument("--seeds", type=positive_int, default=40, help="per scenario, both sides each")
+    bp.add_argument("--seed0", type=integer, default=1000)
+    add_json(bp)
+    bp.set_defaults(func=run_pace)
+
     bs = bsub.add_parser("scenario", help="one full simulation: wall time and memory")
     bs.add_argument("--scenario", default="news-shock")
     bs.add_argument("--strategy", default="twap")
@@ -126,6 +149,105 @@ def run_decide(args: argparse.Namespace) -> None:
             f"desk_refresh: the desk's dealer arrays rebuilt at an RFQ event)"
         )
     emit_json(args.json_path, doc)
+
+
+def run_drift(args: argparse.Namespace) -> None:
+    """`bench drift`: the unimpacted market's move, by part, plain and against the parent."""
+    from bench.drift import SEED0, run_drift_study
+
+    if args.flow_regimes < 0:
+        raise UsageError("--flow-regimes must be >= 0")
+    with Progress("drift study") as bar:
+        doc = run_drift_study(
+            args.regimes,
+            args.flow_regimes,
+            SEED0 if args.seed0 is None else args.seed0,
+            progress=bar,
+        )
+    if args.json_path != "-":
+        _print_drift(doc)
+    emit_json(args.json_path, doc)
+
+
+def _print_drift(doc: dict[str, Any]) -> None:
+    def cell(part: dict[str, Any], key: str) -> str:
+        s = part.get(key)
+        return "-" if s is None else f"{s['mean_bps']:+.2f} +- {s['stderr_bps']:.2f}"
+
+    rows = []
+    for name, part in [("pooled", doc["pooled"]), *doc["by_scenario"].items()]:
+        rows.append(
+            [
+                name,
+                str(part["regimes"]),
+                cell(part, "scheduled"),
+                cell(part, "random"),
+                cell(part, "exogenous_against_parent"),
+                cell(part, "flow"),
+                cell(part, "flow_against_parent"),
+            ]
+        )
+    print_table(
+        [
+            left("regimes"),
+            "n",
+            "scheduled bps",
+            "random bps",
+            "against parent",
+            "flow bps",
+            "flow vs parent",
+        ],
+        rows,
+    )
+    print(
+        f"{doc['regimes']} draws from seed {doc['seed0']} (buy {doc['buy_share']:.1%}, "
+        f"mirrored {doc['mirrored_share']:.1%}); the flow's reaction on the first "
+        f"{doc['flow_regimes']}. Mean +- standard error, bps of the arrival price over the "
+        "parent's horizon; 'against parent' signs the exogenous move by the parent's side "
+        "(positive: a cost to a patient parent)."
+    )
+
+
+def run_pace(args: argparse.Namespace) -> None:
+    """`bench pace`: fixed paces around the TWAP line and the hindsight best of them."""
+    from bench.pace import run_pace_study
+    from simulators.scenario import available_scenarios
+
+    names = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = [n for n in names if n not in available_scenarios(args.config_dir)]
+    if not names or unknown:
+        raise UsageError(f"--scenarios: unknown scenario {', '.join(unknown) or '(none given)'}")
+    with Progress("pace study") as bar:
+        doc = run_pace_study(names, args.seeds, seed0=args.seed0, progress=bar)
+    if args.json_path != "-":
+        _print_pace(doc)
+    emit_json(args.json_path, doc)
+
+
+def _print_pace(doc: dict[str, Any]) -> None:
+    def cell(s: dict[str, Any]) -> str:
+        se = s["stderr_bps"]
+        return f"{s['mean_bps']:+.2f}" + ("" if se is None else f" +- {se:.2f}")
+
+    rows = [
+        [
+            r["scenario"],
+            r["side"],
+            str(r["episodes"]),
+            *(cell(a["vs_even_pace"]) for a in r["by_action"]),
+            cell(r["hindsight_best"]["vs_even_pace"]),
+        ]
+        for r in doc["rows"]
+    ]
+    print_table(
+        [left("scenario"), left("side"), "n", *(f"a={a:+g}" for a in doc["actions"]), "hindsight"],
+        rows,
+    )
+    print(
+        "IS minus sor-ml's (a = 0, the TWAP line) on the same episodes, bps, mean +- standard "
+        "error; a > 0 leads the TWAP line, a < 0 lags it. 'hindsight': per episode the best "
+        "fixed pace, chosen knowing the outcome: a ceiling, not a strategy."
+    )
 
 
 def run_fix(args: argparse.Namespace) -> None:

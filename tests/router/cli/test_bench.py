@@ -21,3 +21,22 @@ def test_bench_risk_transfer_writes_one_json_document(monkeypatch, capsys):
     monkeypatch.setattr(bench.risk_transfer, "run_risk_transfer", lambda *a, **k: doc)
     assert run_cli("bench", "risk-transfer", "--seeds", "1", "--json", "-") == 0
     assert json.loads(capsys.readouterr().out) == doc
+
+
+def test_bench_drift_writes_one_json_document(monkeypatch, capsys):
+    import bench.drift
+
+    doc = {"regimes": 1, "pooled": {}}
+    monkeypatch.setattr(bench.drift, "run_drift_study", lambda *a, **k: doc)
+    assert run_cli("bench", "drift", "--regimes", "1", "--json", "-") == 0
+    assert json.loads(capsys.readouterr().out) == doc
+
+
+def test_bench_drift_refuses_a_negative_flow_count(capsys):
+    assert run_cli("bench", "drift", "--flow-regimes", "-1") == 2
+    assert "--flow-regimes" in capsys.readouterr().err
+
+
+def test_bench_pace_refuses_an_unknown_scenario(capsys):
+    assert run_cli("bench", "pace", "--scenarios", "calm,nowhere") == 2
+    assert "nowhere" in capsys.readouterr().err
