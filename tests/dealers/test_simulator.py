@@ -881,7 +881,7 @@ def test_without_leakage_rfqs_leave_the_market_untouched(
     untouched.kernel.run_until(end)
     for a, b in zip(world.market.top_of_book(), untouched.market.top_of_book(), strict=True):
         assert a.tobytes() == b.tobytes()
-    assert world.market.ref_path.tobytes() == untouched.market.ref_path.tobytes()
+    assert world.market.record.ref_path.tobytes() == untouched.market.record.ref_path.tobytes()
     assert world.market.state.tape_vol.tobytes() == untouched.market.state.tape_vol.tobytes()
 
 
@@ -917,7 +917,7 @@ def test_same_seed_same_log(calm: Scenario, equities: DealerPanel) -> None:
     assert desk1.events == desk2.events
     assert venue_of(world1).log == venue_of(world2).log
     assert venue_of(world1).truth == venue_of(world2).truth
-    assert world1.market.ref_path.tobytes() == world2.market.ref_path.tobytes()
+    assert world1.market.record.ref_path.tobytes() == world2.market.record.ref_path.tobytes()
     # every event the venue logged reached the sink, in order
     assert desk1.events == venue_of(world1).log
     assert isinstance(desk1.events[0], RfqRequested)
