@@ -56,7 +56,7 @@ def _mid_path(
         sink.target = ex.publish
         ex.start()
     world.kernel.run_until(int(until_s * NANOS_PER_SECOND))
-    return world.market.step_time_s(), world.market.mid_path()
+    return world.market.grid.step_time_s(), world.market.mid_path()
 
 
 def _at(times: np.ndarray, mids: np.ndarray, t: float) -> float:

@@ -20,7 +20,8 @@ import numpy as np
 from dealers.config import DealerPanel
 from dealers.panel import HeuristicPanel
 from dealers.pnl import TradePnl
-from dealers.simulator import DealerTruth, SimRfqVenue
+from dealers.simulator import SimRfqVenue
+from dealers.truth import DealerTruth
 from router.allocation import screen_cost_bps
 from router.domain import (
     NANOS_PER_SECOND,

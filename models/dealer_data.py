@@ -24,8 +24,8 @@ import numpy as np
 
 from dealers.config import DealerPanel, load_panel
 from dealers.panel import HeuristicPanel
-from dealers.simulator import DealerTruth
 from dealers.stream import RfqDay, run_rfq_day
+from dealers.truth import DealerTruth
 from models.desk import DeskState
 from models.features import (
     DEALER_FEATURES,

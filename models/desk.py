@@ -22,7 +22,7 @@ import numpy as np
 from numba import njit
 
 from dealers.panel import HeuristicPanel, distances_behind_best
-from dealers.simulator import p_lowest_unclipped
+from dealers.truth import p_lowest_unclipped
 from models.features import (
     DEALER_BASE,
     DEALER_FEATURES,

@@ -65,8 +65,9 @@ from router.strategies.learned import STEP_S, PacedSlicer
 from router.strategies.schedule import ScheduleSlicer
 from router.tca import PricePath, TcaReport, analyze, gap_captured, solve_hindsight
 from simulators.kernel import rng_for
-from simulators.market import SimMarket, volume_profile
+from simulators.market import SimMarket
 from simulators.scenario import SESSION_CLOSE_S, SESSION_OPEN_S, Scenario, load_scenario
+from simulators.schedule import volume_profile
 from simulators.world import SimWorld
 
 if TYPE_CHECKING:  # the store (SQLAlchemy) loads only when a command stores runs

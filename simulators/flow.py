@@ -5,7 +5,7 @@ The market moves around a reference ("fair") price in ticks:
     ref[i] = exo[i] + perm + Y_sigma * sign(S) * sqrt(|S| / ADV)
 
 - `exo` is the exogenous path (stochastic volatility, drift, news jumps), precomputed
-  by simulators/market.py from the scenario;
+  by simulators/schedule.py from the scenario;
 - `S` is net aggressor volume (buyer- minus seller-initiated, ours included) with an
   exponential memory: everybody reacts to order-flow imbalance, nobody can tell whose it
   is. The square root is the latent-liquidity response (Toth et al. 2011; Donier et al.

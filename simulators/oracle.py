@@ -97,7 +97,7 @@ def lit_fill_probabilities(
 
 def _check_time(market: SimMarket, ts_ns: Nanos) -> None:
     # the branches start from the market's state now: it must be the state at ts_ns
-    expected = min(market.step_of(ts_ns) + 1, market.n_steps)
+    expected = min(market.step_of(ts_ns) + 1, market.grid.n_steps)
     if market.steps_done != expected:
         raise ValueError(
             f"the market has run {market.steps_done} steps, but {expected} at ts_ns: "

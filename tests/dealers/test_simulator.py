@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from dealers.config import DealerPanel, load_panel
-from dealers.simulator import DealerTruth, SimRfqVenue, p_lowest, p_lowest_unclipped
+from dealers.simulator import SimRfqVenue
+from dealers.truth import DealerTruth
 from router.app import apply_overrides
 from router.domain import (
     NANOS_PER_SECOND,
@@ -420,42 +421,6 @@ def test_two_sided_quotes_are_never_crossed(calm: Scenario, equities: DealerPane
 # --------------------------------------------------------------------------------------
 # The oracle
 # --------------------------------------------------------------------------------------
-
-
-def testp_lowest_identical_dealers_split_evenly() -> None:
-    mu, sd = np.zeros(2), np.ones(2)
-    assert p_lowest(np.ones(2), mu, sd) == pytest.approx([0.5, 0.5], abs=1e-4)
-    # each answers half the time: P(i answers) * P(j does not undercut) = 0.5 * (1 - 0.5 * 0.5)
-    assert p_lowest(np.full(2, 0.5), mu, sd) == pytest.approx([0.375, 0.375], abs=1e-4)
-    three = p_lowest(np.ones(3), np.zeros(3), np.ones(3))
-    assert three == pytest.approx([1 / 3] * 3, abs=1e-4)
-
-
-def testp_lowest_a_silent_dealer_is_never_best() -> None:
-    out = p_lowest(np.array([0.0, 1.0]), np.zeros(2), np.ones(2))
-    assert out[0] == 0.0
-    assert out[1] == pytest.approx(1.0, abs=1e-4)
-    assert p_lowest(np.array([0.0, 0.0]), np.zeros(2), np.ones(2)).tolist() == [0.0, 0.0]
-
-
-def testp_lowest_a_far_cheaper_dealer_is_best() -> None:
-    # 20 standard deviations apart
-    out = p_lowest(np.ones(2), np.array([0.0, 20.0]), np.ones(2))
-    assert out[0] == pytest.approx(1.0, abs=1e-4)
-    assert out[1] < 1e-6
-    # cheaper but answering 70% of the time: best exactly when it answers
-    out = p_lowest(np.array([0.7, 1.0]), np.array([0.0, 20.0]), np.ones(2))
-    assert out == pytest.approx([0.7, 0.3], abs=1e-4)
-
-
-def testp_lowest_of_the_first_dealer_alone_is_the_same_number() -> None:
-    rng = np.random.default_rng(4)
-    for k in (1, 3, 5):
-        p, mu, sd = rng.uniform(0.3, 1.0, k), rng.normal(8.0, 2.0, k), rng.uniform(0.5, 3.0, k)
-        full = p_lowest_unclipped(p, mu, sd, 41)
-        first = p_lowest_unclipped(p, mu, sd, 41, True)
-        assert first[0] == full[0]  # to the bit: the router's features rely on it
-        assert first[1:].tolist() == [0.0] * (k - 1)
 
 
 def oracle_panel(equities: DealerPanel) -> DealerPanel:
@@ -881,7 +846,7 @@ def test_without_leakage_rfqs_leave_the_market_untouched(
     untouched.kernel.run_until(end)
     for a, b in zip(world.market.top_of_book(), untouched.market.top_of_book(), strict=True):
         assert a.tobytes() == b.tobytes()
-    assert world.market.ref_path.tobytes() == untouched.market.ref_path.tobytes()
+    assert world.market.record.ref_path.tobytes() == untouched.market.record.ref_path.tobytes()
     assert world.market.state.tape_vol.tobytes() == untouched.market.state.tape_vol.tobytes()
 
 
@@ -917,7 +882,7 @@ def test_same_seed_same_log(calm: Scenario, equities: DealerPanel) -> None:
     assert desk1.events == desk2.events
     assert venue_of(world1).log == venue_of(world2).log
     assert venue_of(world1).truth == venue_of(world2).truth
-    assert world1.market.ref_path.tobytes() == world2.market.ref_path.tobytes()
+    assert world1.market.record.ref_path.tobytes() == world2.market.record.ref_path.tobytes()
     # every event the venue logged reached the sink, in order
     assert desk1.events == venue_of(world1).log
     assert isinstance(desk1.events[0], RfqRequested)

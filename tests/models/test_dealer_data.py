@@ -14,8 +14,8 @@ import pytest
 import models.dealer_data as dealer_data
 from dealers.config import load_panel
 from dealers.panel import HeuristicPanel
-from dealers.simulator import DealerTruth
 from dealers.stream import RfqDay, run_rfq_day
+from dealers.truth import DealerTruth
 from models.dealer_data import SESSION_S, DaySpec, DealerRows, generate, rows_from_log
 from models.desk import DeskState
 from models.features import DEALER_FEATURES, HIT_FEATURES

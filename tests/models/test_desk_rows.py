@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from dealers.simulator import p_lowest
+from dealers.truth import p_lowest
 from models.desk import FLOW_HALF_LIFE_TOD, P_LOWEST_POINTS, DeskState
 from models.features import DEALER_FEATURES, MarketContext, dealer_row
 from models.quotecost import QuoteCostTracker, terms

@@ -1,12 +1,11 @@
 import dataclasses
 
 import numpy as np
-import pytest
 
 from router.domain import NANOS_PER_SECOND, Side
 from simulators import book
 from simulators.kernel import rng_for
-from simulators.market import SESSION_CLOSE_S, SESSION_OPEN_S, SimMarket, volume_profile
+from simulators.market import SimMarket
 from simulators.scenario import load_scenario
 
 H = NANOS_PER_SECOND * 3600
@@ -23,62 +22,22 @@ def test_same_seed_gives_byte_identical_markets():
     a, b = run("news-shock", 3), run("news-shock", 3)
     for x, y in zip(a.state, b.state, strict=True):
         assert x.tobytes() == y.tobytes()
-    assert a.ref_path.tobytes() == b.ref_path.tobytes()
+    assert a.record.ref_path.tobytes() == b.record.ref_path.tobytes()
     c = run("news-shock", 4)
-    assert a.bid_path.tobytes() != c.bid_path.tobytes()
+    assert a.record.bid_path.tobytes() != c.record.bid_path.tobytes()
 
 
 def test_book_is_two_sided_and_uncrossed_most_of_the_time():
     m = run("calm", 1)
     sel = slice(m.step_of(0), m.step_of(3 * H))
-    bid, ask = m.bid_path[sel], m.ask_path[sel]
+    bid, ask = m.record.bid_path[sel], m.record.ask_path[sel]
     two_sided = (bid >= 0) & (ask < m.state.depth.shape[2])
     assert two_sided.mean() > 0.99
     assert np.all(bid[two_sided] < ask[two_sided])
 
 
-def test_touches_before_reads_the_top_of_book_path_at_each_lag():
-    m = run("calm", 2, until_s=120.0)
-    now = int(120.0 * NANOS_PER_SECOND)
-    got = m.touches_before(now, (0.0, 0.1, 3.0, 30.0))
-    for lag, touch in zip((0.0, 0.1, 3.0, 30.0), got, strict=True):
-        step = min(m.step_of(now - int(lag * NANOS_PER_SECOND)), m.steps_done - 1)
-        assert touch == (m.bid_path[step], m.ask_path[step])
-    # the path moved over the last half minute: these are not all one value
-    assert len({x for x in got if x is not None}) > 1
-    # before the simulation's first step there is no past to read
-    warmup = m.t0_ns
-    assert m.touches_before(now, ((now - warmup) / NANOS_PER_SECOND + 1.0,)) == [None]
-
-
-def test_flow_over_sums_the_tapes_last_bars_per_window():
-    m = run("calm", 2, until_s=120.0)
-    now = int(120.0 * NANOS_PER_SECOND)
-    bar = m.bar_of(now)
-    got = m.flow_over(now, (1, 10, 600, 10**6))
-    for w, (signed, volume) in zip((1, 10, 600), got, strict=False):
-        assert signed == m.state.tape_signed[bar - w : bar + 1].sum()
-        assert volume == m.state.tape_vol[bar - w : bar + 1].sum()
-    # a window longer than the tape reads all of it; signed flow never exceeds volume
-    assert got[-1] == (m.state.tape_signed[: bar + 1].sum(), m.state.tape_vol[: bar + 1].sum())
-    assert all(abs(s) <= v for s, v in got) and got[2][1] > got[1][1] > 0
-
-
-def test_snapshot_levels_are_the_consolidated_depth_from_each_touch_outwards():
-    m = run("calm", 3, until_s=60.0)
-    snap = m.snapshot(int(60.0 * NANOS_PER_SECOND))
-    depth = m.state.depth
-    assert snap.bid_ticks is not None and snap.ask_ticks is not None
-    bids = [int(depth[:, 0, snap.bid_ticks - k].sum()) for k in range(5)]
-    asks = [int(depth[:, 1, snap.ask_ticks + k].sum()) for k in range(5)]
-    assert snap.bid_levels == tuple(bids) and snap.ask_levels == tuple(asks)
-    # the touch holds shares on every venue's best, summed
-    at_touch = [q.bid_qty for q in snap.venues if q.bid_ticks == snap.bid_ticks]
-    assert snap.bid_levels[0] == sum(at_touch)
-
-
 def _window(m, a_s, b_s, arr):
-    t = m.step_time_s()
+    t = m.grid.step_time_s()
     return arr[(t >= a_s) & (t < b_s)]
 
 
@@ -86,9 +45,9 @@ def test_news_shock_widens_the_spread_thins_bids_and_declines():
     spreads_before, spreads_after, drops = [], [], []
     for seed in range(4):
         m = run("news-shock", seed)
-        two_sided = (m.bid_path >= 0) & (m.ask_path < m.state.depth.shape[2])
+        two_sided = (m.record.bid_path >= 0) & (m.record.ask_path < m.state.depth.shape[2])
         assert _window(m, 600, 7100, two_sided).mean() > 0.95
-        spread = np.where(two_sided, (m.ask_path - m.bid_path) * 0.01, np.nan)
+        spread = np.where(two_sided, (m.record.ask_path - m.record.bid_path) * 0.01, np.nan)
         spreads_before.append(np.nanmean(_window(m, 600, 3500, spread)))
         spreads_after.append(np.nanmean(_window(m, 3700, 7100, spread)))
         mid = m.mid_path()
@@ -125,14 +84,7 @@ def test_our_selling_moves_the_price_down_through_reaction():
     base.advance_to(end)
     hit.advance_to(end)
     i = hit.step_of(end) - 1
-    assert hit.ref_path[i] < base.ref_path[i] - 5  # more than 5 bps lower
-
-
-def test_u_shaped_volume_profile():
-    tod = np.linspace(SESSION_OPEN_S, SESSION_CLOSE_S, 391)
-    p = volume_profile(tod)
-    assert p.mean() == pytest.approx(1.0, abs=0.02)
-    assert p[0] > 1.5 * p[195] and p[-1] > 1.5 * p[195]
+    assert hit.record.ref_path[i] < base.record.ref_path[i] - 5  # more than 5 bps lower
 
 
 def test_client_fills_reach_the_callback_with_prices_and_leaves():
@@ -160,5 +112,5 @@ def test_a_parent_shorter_than_the_story_never_meets_its_news():
     mids = m.mid_path()[: m.steps_done]
     assert np.isfinite(mids[-100:]).all()
     # no -40 bps jump anywhere in it: the largest 100 ms move stays far below
-    moves = np.abs(np.diff(m.ref_path[: m.steps_done])) / m.ref_path[0] * 1e4
+    moves = np.abs(np.diff(m.record.ref_path[: m.steps_done])) / m.record.ref_path[0] * 1e4
     assert moves.max() < 20.0

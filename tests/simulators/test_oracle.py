@@ -33,9 +33,9 @@ def _market(seed: int, name: str = "calm", until_s: float = 0.0) -> SimMarket:
 def _same_market(a: SimMarket, b: SimMarket) -> bool:
     return (
         all(x.tobytes() == y.tobytes() for x, y in zip(a.state, b.state, strict=True))
-        and a.ref_path.tobytes() == b.ref_path.tobytes()
-        and a.bid_path.tobytes() == b.bid_path.tobytes()
-        and a.ask_path.tobytes() == b.ask_path.tobytes()
+        and a.record.ref_path.tobytes() == b.record.ref_path.tobytes()
+        and a.record.bid_path.tobytes() == b.record.bid_path.tobytes()
+        and a.record.ask_path.tobytes() == b.record.ask_path.tobytes()
         and a.impact.tobytes() == b.impact.tobytes()
         and a.steps_done == b.steps_done
     )
@@ -77,9 +77,9 @@ def test_a_seed_builds_exactly_the_market_it_built_before_branching_existed(name
     n = m.steps_done
     assert n == 6601  # 600 s warm-up + 60 s, 10 steps a second, + the step at 60 s
     ref, bid, ask, exo, next_u = BEFORE[name, seed]
-    assert _sha(np.round(m.ref_path[:n], 6)) == ref
-    assert _sha(m.bid_path[:n]) == bid
-    assert _sha(m.ask_path[:n]) == ask
+    assert _sha(np.round(m.record.ref_path[:n], 6)) == ref
+    assert _sha(m.record.bid_path[:n]) == bid
+    assert _sha(m.record.ask_path[:n]) == ask
     assert _sha(np.round(m.sched[flow.S_EXO], 6)) == exo  # the whole exogenous path
     assert m._gen.random() == next_u
 
@@ -126,9 +126,9 @@ def test_different_rngs_give_different_futures_from_the_same_present():
     a.advance_to(70 * S)
     b.advance_to(70 * S)
     end = a.steps_done  # 6,701: 60 s more
-    assert np.array_equal(a.bid_path[:k], b.bid_path[:k])  # the same past
-    assert not np.array_equal(a.bid_path[k:end], b.bid_path[k:end])
-    assert np.all(a.ref_path[k:end] != b.ref_path[k:end])
+    assert np.array_equal(a.record.bid_path[:k], b.record.bid_path[:k])  # the same past
+    assert not np.array_equal(a.record.bid_path[k:end], b.record.bid_path[k:end])
+    assert np.all(a.record.ref_path[k:end] != b.record.ref_path[k:end])
 
 
 def test_exogenous_path_is_kept_before_the_branch_step_and_redrawn_after_it():
@@ -144,7 +144,7 @@ def test_exogenous_path_is_kept_before_the_branch_step_and_redrawn_after_it():
     # the redrawn moves have the law of the original's: same vol, drift, jumps
     law = m._exo
     z = (np.diff(new[k - 1 :]) - law.drift[k:]) / law.sigma[k:]
-    assert z.size == m.n_steps - k
+    assert z.size == m.grid.n_steps - k
     assert abs(np.median(z)) < 0.02
     mad_sd = 1.4826 * np.median(np.abs(z - np.median(z)))  # robust to the rare jumps
     assert mad_sd == pytest.approx(1.0, abs=0.02)
