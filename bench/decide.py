@@ -21,15 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from models import artifacts
-from router import app
 from router.app import Episode, WorldMarketData, ml_selector
 from router.domain import NANOS_PER_SECOND, DomainError, ParentOrder, Side, VenueId
 from router.execution import PlanConfig
 from router.execution.signals import recent_market
 from router.ports import ExecutionState, PassiveOrderContext, RecentMarket
 from router.service import tune_gc
-from router.strategies.learned import PacedSlicer, load_slicer_policy
+from router.strategies.learned import PacedSlicer
 from simulators.scenario import load_scenario
 from simulators.world import SimWorld
 
@@ -56,7 +54,7 @@ def run_decide_bench(iterations: int = 2000, scenario: str = "news-shock") -> di
         raise DomainError(f"scenario {scenario!r} has no dealer panel: nothing to choose")
     # the ONNX policy timed whether or not `ml` serves it yet (`promotion`): this is the
     # latency it would add; a missing policy fails here, before the simulation
-    policy = load_slicer_policy(artifacts.MODELS_DIR)
+    policy = episode.models.shipped_slicer_policy()
     parent = episode.parent
     at_ns = min(int(AT_S * NANOS_PER_SECOND), parent.horizon_ns // 2)
     slicer = PacedSlicer(episode.history, policy)
@@ -100,8 +98,8 @@ def _time_decision(
     episode: Episode, world: SimWorld, slicer: PacedSlicer, state: ExecutionState, n: int
 ) -> dict[str, Any]:
     assert episode.panel is not None
-    selector = ml_selector(episode.scenario, episode.panel, world)
-    fill = app.MODELS.fill_model()
+    selector = ml_selector(episode.scenario, episode.panel, world, episode.models)
+    fill = episode.models.fill_model()
     snap = state.market
 
     feed = WorldMarketData(world)

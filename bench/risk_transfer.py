@@ -143,21 +143,3 @@ def _mean(xs: Sequence[float]) -> float:
 
 def _stderr(xs: Sequence[float]) -> float:
     return float(np.std(xs, ddof=1) / math.sqrt(len(xs))) if len(xs) > 1 else float("nan")
-
-
-def format_table(doc: dict[str, Any]) -> str:
-    lines = [
-        f"risk transfer vs agency, {doc['scenario']}: best of {doc['panel_size']} quotes at "
-        f"arrival vs TWAP over {doc['horizon_s'] / 3600:g} h, bps of the arrival mid, "
-        f"seeds {doc['seeds'][0]}-{doc['seeds'][1]}, both sides",
-        f"{'size':>7}{'qty':>10}{'best quote':>12}{'+-se':>6}{'covers':>8}{'fill':>8}"
-        f"{'TWAP IS':>9}{'+-se':>6}{'TWAP sd':>9}{'premium':>9}{'+-se':>6}",
-    ]
-    for r in doc["rows"]:
-        lines.append(
-            f"{r['size_adv']:>7.0%}{r['qty']:>10,}{r['best_quote_bps']:>12.1f}"
-            f"{r['best_quote_bps_stderr']:>6.1f}{r['quoted_share']:>8.0%}{r['fill_bps']:>8.1f}"
-            f"{r['twap_is_bps']:>9.1f}{r['twap_is_bps_stderr']:>6.1f}{r['twap_is_bps_std']:>9.1f}"
-            f"{r['premium_bps']:>9.1f}{r['premium_bps_stderr']:>6.1f}"
-        )
-    return "\n".join(lines)

@@ -177,34 +177,3 @@ def report(rows: Sequence[PnlRow], scenarios: Sequence[str], rfqs: int, seed: in
         "panel": {"trades": len(rows), "pnl_bps_mean": mean, "pnl_bps_ci95": ci},
         "by_scenario": per_scenario,
     }
-
-
-def format_table(doc: dict) -> str:
-    labels = [label for label, _ in SIZE_BUCKETS]
-    head = f"{'dealer':<16}{'trades':>7}{'P&L bps':>9}{'95% interval':>18}"
-    head += "".join(f"{lab:>8}" for lab in labels)
-    head += f"{'edge':>8}{'market':>8}{'unwind':>8}"
-    lines = [head]
-
-    def ci(c: list[float]) -> str:
-        if any(math.isnan(x) for x in c):
-            return f"{'':>18}"
-        return f"{f'[{c[0]:.1f}, {c[1]:.1f}]':>18}"
-
-    for d in doc["dealers"]:
-        sizes = "".join(
-            f"{v:>8.1f}" if v is not None else f"{'-':>8}" for v in d["by_size"].values()
-        )
-        parts = d["parts_bps"]
-        lines.append(
-            f"{d['dealer']:<16}{d['trades']:>7}{d['pnl_bps_mean']:>9.2f}{ci(d['pnl_bps_ci95'])}"
-            f"{sizes}{parts['edge']:>8.1f}{parts['market']:>8.1f}{parts['unwind']:>8.1f}"
-        )
-    p = doc["panel"]
-    lines.append(f"{'panel':<16}{p['trades']:>7}{p['pnl_bps_mean']:>9.2f}{ci(p['pnl_bps_ci95'])}")
-    if len(doc["by_scenario"]) > 1:
-        for s, v in doc["by_scenario"].items():
-            lines.append(
-                f"  {s:<14}{v['trades']:>7}{v['pnl_bps_mean']:>9.2f}{ci(v['pnl_bps_ci95'])}"
-            )
-    return "\n".join(lines)

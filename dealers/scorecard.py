@@ -435,40 +435,33 @@ def _cell(value: object, scale: float, decimals: int) -> str:
     return _NA
 
 
-def format_table(card: Scorecard) -> str:
-    """The scorecard as a fixed-width text table (one row per dealer) for the terminal,
-    with a two-line header (name, unit), a summary line and leakage by panel size."""
+def table(card: Scorecard) -> tuple[list[str], list[list[str]]]:
+    """The scorecard as the cells of a text table for the terminal: each column's header
+    (its name over its unit, on two lines) and a row per dealer."""
     horizons = {"markout": f"{card.markout_s:g}s", "leakage": f"{card.leakage_s:g}s"}
-    rows = card.rows()
-    head1 = ["dealer"] + [c[1] for c in _COLUMNS]
-    head2 = [""] + [c[2].format(**horizons) for c in _COLUMNS]
-    body = [
+    headers = ["dealer"]
+    for _, name, unit, _, _ in _COLUMNS:
+        unit = unit.format(**horizons)
+        headers.append(f"{name}\n{unit}" if unit else name)
+    rows = [
         [r.dealer] + [_cell(getattr(r, attr), scale, dec) for attr, _, _, scale, dec in _COLUMNS]
-        for r in rows
+        for r in card.rows()
     ]
-    widths = [max(len(line[i]) for line in [head1, head2, *body]) for i in range(len(head1))]
+    return headers, rows
 
-    def fmt(cells: list[str]) -> str:
-        first = cells[0].ljust(widths[0])
-        rest = (c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True))
-        return "  ".join([first, *rest]).rstrip()
 
-    lines = [fmt(head1), fmt(head2), "  ".join("-" * w for w in widths)]
-    lines += [fmt(cells) for cells in body]
-    if not rows:
-        lines.append("(no RFQs)")
-    lines.append("")
-    lines.append(
+def notes(card: Scorecard) -> list[str]:
+    """The lines under the table: what it counts, its horizons and signs, and the
+    leakage by panel size."""
+    lines = [
         f"{card.n_rfqs:,} RFQs, {card.n_trades:,} trades over {card.n_days} day(s); "
         f"markout at +{card.markout_s:g} s after the trade, leakage at +{card.leakage_s:g} s "
-        "after the request"
-    )
-    lines.append(
+        "after the request",
         "bps: positive = good for the client, except leakage (positive = the market moved "
-        "against the client)"
-    )
+        "against the client)",
+    ]
     panel = card.panel_leakage_bps()
     if panel:
         parts = [f"{n} dealer(s): {_cell(v, 1.0, 2)}" for n, v in panel.items()]
         lines.append("leakage by panel size, bps: " + ", ".join(parts))
-    return "\n".join(lines) + "\n"
+    return lines

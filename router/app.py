@@ -10,7 +10,8 @@ impact and market timing, and the hindsight oracle plans on it.
 
 Each strategy's execution is built by router.execution.build_execution from the
 strategy's spec, the world's ports (`world_ports`) and the model registry (`MODELS`
-unless the caller gives another).
+unless the caller gives another), which serves the model-guided tactics their models
+and the `ml` strategy's slicer its policy.
 """
 
 from __future__ import annotations
@@ -303,7 +304,7 @@ def check_strategies(names: Sequence[str], models: ModelRegistry = MODELS) -> No
         if spec.routing == "ml":
             models.load()
         if spec.preload is not None:
-            spec.preload()  # `ml`: the slicer's ONNX policy
+            spec.preload(models)  # `ml`: the slicer's ONNX policy
     dup = {n for n in names if names.count(n) > 1}
     if dup:
         raise DomainError(f"strategy {sorted(dup)[0]!r} given twice")
@@ -534,7 +535,7 @@ class Episode:
             # the oracle's schedule, executed as twap executes its own
             return self._execute(HINDSIGHT, self.hindsight_slicer(), strategy_spec("twap"))
         spec = strategy_spec(strategy) if isinstance(strategy, str) else strategy
-        slicer = spec.slicer(self.history, self.parent.qty, self.scenario.horizon_s)
+        slicer = spec.slicer(self.history, self.parent.qty, self.scenario.horizon_s, self.models)
         return self._execute(spec.name, slicer, spec, on_world)
 
     def _execute(

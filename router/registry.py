@@ -3,29 +3,50 @@ executions (router.app, the desk) and handed to them as one object."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
+
 from models.artifacts import ServedModel, load_family
 from models.serving import FillPredictor
 from models.serving import warm_up as warm_up_models
+from router.strategies.learned import OBS_SIZE, OnnxPolicy, Policy, ShippedSlicer
 from router.strategies.learned import warm_up as warm_up_slicer
 
 
 class ModelRegistry:
-    """The dealer models and the fill model, loaded together on first use from
-    models.artifacts.MODELS_DIR (read then: tests point it elsewhere) and kept.
-    Loading raises ModelError naming the missing or corrupt file and the command that
-    rebuilds it."""
+    """The dealer models, the fill model and the slicer policy, each loaded on first use
+    from `directory` and kept. Loading raises ModelError naming the missing or corrupt
+    file and the command that rebuilds it.
 
-    def __init__(self) -> None:
+    `directory`: the models' folder; None, models.artifacts.MODELS_DIR as it is at the
+    load (tests point it elsewhere)."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self._directory = directory
         self._loaded: tuple[dict[str, ServedModel], FillPredictor] | None = None
+        # apart from the others: sor-ml runs on the models without the slicer
+        self._slicer: ShippedSlicer | None = None
+
+    def _dir(self) -> Path:
+        if self._directory is not None:
+            return self._directory
+        from models import artifacts
+
+        return artifacts.MODELS_DIR
 
     def _models(self) -> tuple[dict[str, ServedModel], FillPredictor]:
         if self._loaded is None:
-            from models import artifacts
-
+            directory = self._dir()
             # the dealer models first: the first missing artifact named is theirs
-            dealer = load_family("dealer", artifacts.MODELS_DIR)
-            self._loaded = (dealer, FillPredictor.load(artifacts.MODELS_DIR))
+            dealer = load_family("dealer", directory)
+            self._loaded = (dealer, FillPredictor.load(directory))
         return self._loaded
+
+    def _shipped_slicer(self) -> ShippedSlicer:
+        if self._slicer is None:
+            self._slicer = ShippedSlicer.load(self._dir())
+        return self._slicer
 
     def dealer_models(self) -> dict[str, ServedModel]:
         return self._models()[0]
@@ -33,17 +54,32 @@ class ModelRegistry:
     def fill_model(self) -> FillPredictor:
         return self._models()[1]
 
+    def slicer_policy(self) -> Policy:
+        """The pace `ml` runs: the shipped ONNX policy if its validation promotes it
+        (router.strategies.learned.promotion), else the even pace (`EvenPace`)."""
+        return self._shipped_slicer().served
+
+    def shipped_slicer_policy(self) -> OnnxPolicy:
+        """The shipped ONNX policy, served or not (`bench decide` times it)."""
+        return self._shipped_slicer().policy
+
     def load(self) -> None:
-        """Load the models now (a service at its start, a command before any work)."""
+        """Load the dealer and fill models now (a service at its start, a command
+        before any work); the slicer policy loads on its own first use."""
         self._models()
 
     def warm_up(self) -> None:
-        """Compile an ml decision's code before the first decision needs it (a live
-        service, at its start): models.serving.warm_up and the slicer's observation."""
+        """Load everything and compile an ml decision's code before the first decision
+        needs it (a live service, at its start): models.serving.warm_up, the slicer's
+        observation, and the slicer policy's first runs (ONNX Runtime's take milliseconds)."""
         dealer, fill = self._models()
         warm_up_models({**dealer, "fill": fill.model})
         warm_up_slicer()
+        policy, obs = self.slicer_policy(), np.zeros(OBS_SIZE, dtype=np.float32)
+        for _ in range(3):
+            policy(obs)
 
     def clear(self) -> None:
         """Forget what was loaded: the next use loads the artifacts again."""
         self._loaded = None
+        self._slicer = None

@@ -289,7 +289,6 @@ def run_memory(args: argparse.Namespace) -> None:
 
 def run_risk_transfer(args: argparse.Namespace) -> None:
     """`bench risk-transfer`. Raises `UsageError` if the scenario has no dealer panel."""
-    from bench.risk_transfer import format_table
     from bench.risk_transfer import run_risk_transfer as run
     from simulators.scenario import load_scenario
 
@@ -299,8 +298,34 @@ def run_risk_transfer(args: argparse.Namespace) -> None:
     with Progress(f"risk transfer {args.scenario}") as bar:
         doc = run(args.scenario, seeds=args.seeds, seed0=args.seed0, progress=bar)
     if args.json_path != "-":
-        print(format_table(doc))
+        _print_risk_transfer(doc)
     emit_json(args.json_path, doc)
+
+
+def _print_risk_transfer(doc: dict[str, Any]) -> None:
+    print(
+        f"risk transfer vs agency, {doc['scenario']}: best of {doc['panel_size']} quotes at "
+        f"arrival vs TWAP over {doc['horizon_s'] / 3600:g} h, bps of the arrival mid, "
+        f"seeds {doc['seeds'][0]}-{doc['seeds'][1]}, both sides"
+    )
+    rows = [
+        [
+            f"{r['size_adv']:.0%}",
+            f"{r['qty']:,}",
+            f"{r['best_quote_bps']:.1f}",
+            f"{r['best_quote_bps_stderr']:.1f}",
+            f"{r['quoted_share']:.0%}",
+            f"{r['fill_bps']:.1f}",
+            f"{r['twap_is_bps']:.1f}",
+            f"{r['twap_is_bps_stderr']:.1f}",
+            f"{r['twap_is_bps_std']:.1f}",
+            f"{r['premium_bps']:.1f}",
+            f"{r['premium_bps_stderr']:.1f}",
+        ]
+        for r in doc["rows"]
+    ]
+    columns = ["size", "qty", "best quote", "+-se", "covers", "fill", "TWAP IS", "+-se"]
+    print_table([*columns, "TWAP sd", "premium", "+-se"], rows)
 
 
 def run_impact(args: argparse.Namespace) -> None:

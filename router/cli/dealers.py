@@ -4,11 +4,16 @@ scorecard per dealer over simulated RFQ days) and from the dealers (their own P&
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from router.cli.args import Parser, Subparsers, UsageError, add_json, integer, positive_int
-from router.cli.console import Progress
+from router.cli.console import Col, Progress, left, print_table
 from router.cli.output import check_json_path, check_report_dir, emit_json
+
+if TYPE_CHECKING:
+    from dealers.scorecard import Scorecard
 
 _JSON_HELP = "write JSON here ('-' = stdout)"
 
@@ -53,7 +58,7 @@ def run_scorecard(args: argparse.Namespace) -> None:
     """
     from dealers.config import load_panel
     from dealers.panel import HeuristicPanel
-    from dealers.scorecard import Scorecard, format_table
+    from dealers.scorecard import Scorecard
     from dealers.stream import run_rfq_day
     from simulators.scenario import load_scenario
 
@@ -105,7 +110,7 @@ def run_scorecard(args: argparse.Namespace) -> None:
     }
     if args.json_path != "-":
         print(f"dealer scorecard: {scenario.name}, panel {panel.name}, seeds {args.seed}..")
-        print(format_table(card))
+        _print_scorecard(card)
     if args.report is not None:
         from dealers.report import write_scorecard_report
 
@@ -143,5 +148,42 @@ def run_pnl(args: argparse.Namespace) -> None:
             f"dealer P&L: {args.scenario}, {doc['rfqs_per_scenario']:,} RFQs per scenario, "
             f"seeds {args.seed}..; bps of notional, marked at the end of each day"
         )
-        print(economics.format_table(doc))
+        _print_pnl(doc)
     emit_json(args.json_path, doc)
+
+
+def _print_scorecard(card: Scorecard) -> None:
+    from dealers import scorecard
+
+    headers, rows = scorecard.table(card)
+    print_table([left(headers[0]), *headers[1:]], rows)
+    if not rows:
+        print("(no RFQs)")
+    print()
+    for line in scorecard.notes(card):
+        print(line)
+
+
+def _print_pnl(doc: dict[str, Any]) -> None:
+    """A row per dealer, then the panel's, then (several scenarios) the panel's in each."""
+    from dealers.pnl import SIZE_BUCKETS
+
+    sizes = [label for label, _ in SIZE_BUCKETS]
+
+    def ci(c: list[float]) -> str:
+        return "" if any(math.isnan(x) for x in c) else f"[{c[0]:.1f}, {c[1]:.1f}]"
+
+    def head(name: str, v: dict[str, Any]) -> list[str]:
+        return [name, str(v["trades"]), f"{v['pnl_bps_mean']:.2f}", ci(v["pnl_bps_ci95"])]
+
+    rows = []
+    for d in doc["dealers"]:
+        by_size = ["-" if v is None else f"{v:.1f}" for v in d["by_size"].values()]
+        parts = [f"{d['parts_bps'][k]:.1f}" for k in ("edge", "market", "unwind")]
+        rows.append([*head(d["dealer"], d), *by_size, *parts])
+    blank = [""] * (len(sizes) + 3)
+    rows.append([*head("panel", doc["panel"]), *blank])
+    if len(doc["by_scenario"]) > 1:
+        rows += [[*head(f"  {s}", v), *blank] for s, v in doc["by_scenario"].items()]
+    columns: list[Col | str] = [left("dealer"), "trades", "P&L bps", "95% interval", *sizes]
+    print_table([*columns, "edge", "market", "unwind"], rows)

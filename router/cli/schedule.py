@@ -4,10 +4,15 @@ the paper's units, and optionally points of its efficient frontier."""
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import math
+from typing import TYPE_CHECKING, Any
 
 from router.cli.args import Parser, Subparsers, add_json, paper_time, positive_int
+from router.cli.console import print_table
 from router.cli.output import emit_json
+
+if TYPE_CHECKING:
+    from router.strategies.almgren_chriss import AcSchedule
 
 
 def register(sub: Subparsers) -> None:
@@ -37,12 +42,7 @@ def register(sub: Subparsers) -> None:
 
 def run_ac(args: argparse.Namespace) -> None:
     """`schedule ac`. Parameters outside the model's domain raise `DomainError`."""
-    from router.strategies.almgren_chriss import (
-        AcParams,
-        ac_trajectory,
-        efficient_frontier,
-        schedule_table,
-    )
+    from router.strategies.almgren_chriss import AcParams, ac_trajectory, efficient_frontier
 
     params = AcParams(
         X=args.qty,
@@ -64,10 +64,27 @@ def run_ac(args: argparse.Namespace) -> None:
             for f in efficient_frontier(params, lams)
         ]
     if args.json_path != "-":
-        print(schedule_table(schedule))
+        _print_schedule(schedule)
         for f in doc.get("frontier", []):
             print(
                 f"lambda {f['risk_aversion']:.3g}: E {f['expected_cost']:.6g}  "
                 f"V {f['variance']:.6g}"
             )
     emit_json(args.json_path, doc)
+
+
+def _print_schedule(schedule: AcSchedule) -> None:
+    """The trajectory, a row per period, with kappa, E and V below it."""
+    p = schedule.params
+    rows = [
+        [str(j), f"{t:.6g}", f"{x:,.2f}", f"{schedule.trades[j - 1]:,.2f}" if j else "-"]
+        for j, (t, x) in enumerate(zip(schedule.times, schedule.holdings, strict=True))
+    ]
+    print_table(["period", "time", "holdings", "trade"], rows)
+    print()
+    print(
+        f"kappa = {schedule.kappa:.6g} per time unit (kappa*T = {schedule.kappa * p.T:.4g}), "
+        f"lambda = {p.lam:.6g}"
+    )
+    print(f"E = {schedule.expected_cost:,.2f}")
+    print(f"V = {schedule.variance:.6g} (sd {math.sqrt(schedule.variance):,.2f})")

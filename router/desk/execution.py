@@ -23,7 +23,6 @@ from router.ports import SlicerPolicy
 from router.registry import ModelRegistry
 from router.risk import KillSwitch, RiskGate
 from router.strategies import strategy_spec
-from router.strategies.learned import served_slicer_policy
 from router.strategies.pov import PovSlicer
 
 log = structlog.get_logger("blockroute.desk")
@@ -55,7 +54,7 @@ class ExecutionWiring:
         routings = list(ROUTINGS)
         try:
             self._models.load()
-            served_slicer_policy()
+            self._models.slicer_policy()
             self._models.warm_up()  # compiled now, not in the first ml decision
         except ModelError as exc:
             if not self._config.model_fallback:
@@ -89,7 +88,8 @@ class ExecutionWiring:
         assert rec.history is not None
         if rec.engine_strategy == "pov" and rec.row.participation is not None:
             return PovSlicer(rec.row.participation)
-        return strategy_spec(rec.engine_strategy).slicer(rec.history, qty, horizon_s)
+        spec = strategy_spec(rec.engine_strategy)
+        return spec.slicer(rec.history, qty, horizon_s, self._models)
 
     def start(self, rec: Order, from_world_ns: int, restore: tuple[int, int] | None) -> None:
         """Wire `rec`'s execution to its market and start it at `from_world_ns`;

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from router.domain import DomainError
 from router.execution.config import (
@@ -30,12 +31,22 @@ from router.execution.config import (
 )
 from router.ports import ExecutionState, MarketHistory, SlicerPolicy
 from router.strategies.almgren_chriss import AcSlicer
-from router.strategies.learned import EvenPace, PacedSlicer, served_slicer_policy
+from router.strategies.learned import EvenPace, PacedSlicer, Policy
 from router.strategies.pov import PovSlicer
 from router.strategies.twap import TwapSlicer
 from router.strategies.vwap import VwapSlicer
 
-SlicerFactory = Callable[[MarketHistory, int, float], SlicerPolicy]
+
+class SlicerModels(Protocol):
+    """What a slicer may ask of the model registry its composition root gives it
+    (router.registry.ModelRegistry)."""
+
+    def slicer_policy(self) -> Policy: ...
+
+
+#: a parent's slicer from the market's history, the parent's quantity and horizon (s),
+#: and the model registry
+SlicerFactory = Callable[[MarketHistory, int, float, SlicerModels], SlicerPolicy]
 
 
 class TwapOfRestSlicer:
@@ -84,9 +95,10 @@ class StrategySpec:
     description: str
     slicer: SlicerFactory
     tactics: tuple[TacticConfig, ...]
-    # loads what the slicer needs (a model): run before any work, so that a missing or
-    # corrupt artifact fails the command at once (models.artifacts.ModelError)
-    preload: Callable[[], object] | None = None
+    # loads what the slicer needs (a model) from the registry: run before any work, so
+    # that a missing or corrupt artifact fails the command at once
+    # (models.artifacts.ModelError)
+    preload: Callable[[SlicerModels], object] | None = None
     plan: PlanConfig = DEFAULT_PLAN
 
     @property
@@ -109,34 +121,34 @@ STRATEGIES: dict[str, StrategySpec] = {
     s.name: s
     for s in (
         StrategySpec(
-            "twap", "taker", "equal slices over the horizon", lambda h, q, t: TwapSlicer(), TAKER
+            "twap", "taker", "equal slices over the horizon", lambda h, q, t, m: TwapSlicer(), TAKER
         ),
         StrategySpec(
             "vwap",
             "taker",
             "slices on the historical intraday volume profile",
-            lambda h, q, t: VwapSlicer.from_history(h, q),
+            lambda h, q, t, m: VwapSlicer.from_history(h, q),
             TAKER,
         ),
         StrategySpec(
             "pov",
             "taker",
             "a fixed share of the observed market volume",
-            lambda h, q, t: PovSlicer.from_history(h, q),
+            lambda h, q, t, m: PovSlicer.from_history(h, q),
             TAKER,
         ),
         StrategySpec(
             "ac",
             "taker",
             "Almgren-Chriss optimal trajectory calibrated on history",
-            lambda h, q, t: AcSlicer.from_history(h, q, t),
+            lambda h, q, t, m: AcSlicer.from_history(h, q, t),
             TAKER,
         ),
         StrategySpec(
             "sor",
             "smart",
             "TWAP schedule, Cont-Kukanov lit/dark placement, dealer RFQ for blocks",
-            lambda h, q, t: TwapSlicer(),
+            lambda h, q, t, m: TwapSlicer(),
             SMART,
         ),
         StrategySpec(
@@ -144,7 +156,7 @@ STRATEGIES: dict[str, StrategySpec] = {
             "ml",
             "sor's tactics guided by the learned models: fill model for the lit queues, "
             "dealer models for the RFQ panel",
-            lambda h, q, t: TwapSlicer(),
+            lambda h, q, t, m: TwapSlicer(),
             ML,
         ),
         StrategySpec(
@@ -152,15 +164,15 @@ STRATEGIES: dict[str, StrategySpec] = {
             "ml",
             "sor-ml's model-guided tactics on a learned schedule: an ONNX policy sets the "
             "pace every 5 minutes from what the market and its own fills show",
-            lambda h, q, t: _ml_slicer(h),
+            lambda h, q, t, m: _ml_slicer(h, m),
             ML,
-            preload=served_slicer_policy,
+            preload=lambda m: m.slicer_policy(),
         ),
         StrategySpec(
             "sor-lit",
             "smart",
             "sor without the dealers: lit and dark only",
-            lambda h, q, t: TwapSlicer(),
+            lambda h, q, t, m: TwapSlicer(),
             (LitPostConfig(), DarkRestConfig()),
         ),
         StrategySpec(
@@ -168,18 +180,18 @@ STRATEGIES: dict[str, StrategySpec] = {
             "risk-bid",
             "the whole parent out for quotes to the dealer panel at arrival, the best quotes "
             "hit while they beat the screen, the rest worked by TWAP over the time left",
-            lambda h, q, t: TwapOfRestSlicer(),
+            lambda h, q, t, m: TwapOfRestSlicer(),
             RISK_BID,
         ),
     )
 }
 
 
-def _ml_slicer(history: MarketHistory) -> SlicerPolicy:
+def _ml_slicer(history: MarketHistory, models: SlicerModels) -> SlicerPolicy:
     """The learned pace if it is served (`learned.promotion`); else sor-ml's own TWAP
     schedule, so that `ml` without a proven policy is `sor-ml` exactly (PacedSlicer at
     a = 0 is the same schedule; TwapSlicer saves the observations)."""
-    policy = served_slicer_policy()
+    policy = models.slicer_policy()
     if isinstance(policy, EvenPace):
         return TwapSlicer()
     return PacedSlicer(history, policy)

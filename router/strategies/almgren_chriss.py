@@ -223,23 +223,6 @@ def efficient_frontier(p: AcParams, lambdas: Iterable[float]) -> list[FrontierPo
     return points
 
 
-def schedule_table(schedule: AcSchedule) -> str:
-    """A text table of the trajectory, with kappa, E and V below it (for the CLI)."""
-    p = schedule.params
-    lines = [f"{'period':>6}  {'time':>12}  {'holdings':>18}  {'trade':>18}"]
-    for j, (t, x) in enumerate(zip(schedule.times, schedule.holdings, strict=True)):
-        trade = f"{schedule.trades[j - 1]:>18,.2f}" if j else f"{'-':>18}"
-        lines.append(f"{j:>6}  {t:>12.6g}  {x:>18,.2f}  {trade}")
-    lines += [
-        "",
-        f"kappa = {schedule.kappa:.6g} per time unit (kappa*T = {schedule.kappa * p.T:.4g}), "
-        f"lambda = {p.lam:.6g}",
-        f"E = {schedule.expected_cost:,.2f}",
-        f"V = {schedule.variance:.6g} (sd {math.sqrt(schedule.variance):,.2f})",
-    ]
-    return "\n".join(lines)
-
-
 # ------------------------------------------------------------------------- calibration
 
 

@@ -23,7 +23,9 @@ through a `Policy` callable, so an observation means the same in both.
 
 At run time the policy is `OnnxPolicy` (ONNX Runtime only: serving never imports
 torch), loaded from models/slicer.onnx with its metadata by `load_slicer_policy`, which
-checks that the policy was trained on this module's observation and pacing.
+checks that the policy was trained on this module's observation and pacing. The model
+registry (router.registry) holds the one a process serves (`ShippedSlicer`); the `ml`
+strategy asks the registry its composition root gives it.
 
 It is served only once it has earned it (`promotion`): on the paired validation
 episodes that `blockroute train slicer` runs after training (held out from training,
@@ -34,7 +36,6 @@ learned timing that has not shown it saves money is not allowed to spend it.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 from collections import deque
@@ -492,17 +493,23 @@ class EvenPace:
         return 0.0
 
 
-@functools.cache
-def served_slicer_policy() -> Policy:
-    """The pace policy `ml` runs, decided once per process: the shipped ONNX policy if
-    its validation promotes it (`promotion`), else `EvenPace`. A missing or corrupt
-    policy raises ModelError either way: the shipped artifacts must be whole."""
-    from models import artifacts  # read at call time: tests point it elsewhere
+@dataclass(frozen=True, slots=True)
+class ShippedSlicer:
+    """The slicer policy of a models directory: the ONNX policy itself, and the pace
+    `ml` runs with it (`served`: the policy if its validation promotes it, else
+    `EvenPace`). Loaded and kept by the model registry (router.registry)."""
 
-    policy, meta = _load_slicer(artifacts.MODELS_DIR)
-    verdict = promotion(meta)
-    if verdict.served:
-        log.info("learned slicer served", validation=verdict.reason)
-        return policy
-    log.info("learned slicer not served: ml runs the even pace", why=verdict.reason)
-    return EvenPace(verdict.reason)
+    policy: OnnxPolicy
+    served: Policy
+
+    @classmethod
+    def load(cls, models_dir: Path) -> ShippedSlicer:
+        """A missing or corrupt policy raises ModelError, served or not: the shipped
+        artifacts must be whole."""
+        policy, meta = _load_slicer(models_dir)
+        verdict = promotion(meta)
+        if verdict.served:
+            log.info("learned slicer served", validation=verdict.reason)
+            return cls(policy, policy)
+        log.info("learned slicer not served: ml runs the even pace", why=verdict.reason)
+        return cls(policy, EvenPace(verdict.reason))

@@ -30,7 +30,8 @@ from dealers.scorecard import (
     MARKOUT_S,
     DealerScore,
     Scorecard,
-    format_table,
+    notes,
+    table,
 )
 from router.domain import (
     ChildId,
@@ -410,29 +411,29 @@ def test_other_events_and_stray_late_answers_are_ignored() -> None:
     assert sc.rows()[0].late == 0
 
 
-def test_format_table(card: Scorecard) -> None:
-    text = format_table(card)
-    lines = text.splitlines()
-    for dealer in ("D1", "D2", "D3"):
-        assert any(line.startswith(dealer + " ") for line in lines)
-    assert "response" in lines[0] and "rate %" in lines[1]
-    assert "60s bps" in lines[1] and "300s bps" in lines[1]
-    d1 = next(line for line in lines if line.startswith("D1 "))
-    # rfqs 4, response 100.0 %, hit 25.0 %, 275 ms, markout 14.99, LL rejects 50.0 %
-    for cell in ("4", "100.0", "25.0", "275", "14.99", "-7.67", "45.00", "50.0"):
-        assert cell in d1.split(), cell
-    d3 = next(line for line in lines if line.startswith("D3 "))
-    assert "-" in d3.split()  # NaN ahead-of-cover shows as '-'
+def test_the_table_has_a_row_per_dealer_under_names_and_units(card: Scorecard) -> None:
+    headers, rows = table(card)
+    assert headers[:3] == ["dealer", "RFQs", "response\nrate %"]
+    assert "markout\n60s bps" in headers and "leakage\n300s bps" in headers
+    assert all(len(r) == len(headers) for r in rows)
+    by_dealer = {r[0]: dict(zip(headers, r, strict=True)) for r in rows}
+    assert list(by_dealer) == ["D1", "D2", "D3"]
+    d1 = by_dealer["D1"]
+    assert (d1["RFQs"], d1["response\nrate %"], d1["hit\nratio %"]) == ("4", "100.0", "25.0")
+    assert (d1["response\ntime ms"], d1["markout\n60s bps"]) == ("275", "14.99")
+    assert (d1["quotes\nvs mid bps"], d1["ahead of\ncover bps"]) == ("-7.67", "5.00")
+    assert (d1["leakage\n300s bps"], d1["last look\nreject %"]) == ("45.00", "50.0")
+    assert by_dealer["D3"]["ahead of\ncover bps"] == "-"  # NaN shows as '-'
+
+
+def test_the_notes_count_and_give_leakage_by_panel_size(card: Scorecard) -> None:
+    text = "\n".join(notes(card))
     assert "4 RFQs, 3 trades over 1 day(s)" in text
     assert "2 dealer(s): 50.00, 3 dealer(s): 35.00" in text
-    # fixed width: every row as wide as the widest line of the header block
-    width = len(lines[2])
-    assert all(len(line) <= width for line in lines[:6])
 
 
-def test_format_table_long_names_and_empty() -> None:
+def test_the_table_of_long_names_and_of_none() -> None:
     sc = Scorecard()
     sc.add_day([request(10, "A", Side.BUY, 100, DealerId("A-very-long-dealer-name"))], PATH)
-    text = format_table(sc)
-    assert "A-very-long-dealer-name" in text
-    assert "(no RFQs)" in format_table(Scorecard())
+    assert [r[0] for r in table(sc)[1]] == ["A-very-long-dealer-name"]
+    assert table(Scorecard())[1] == []

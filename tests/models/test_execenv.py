@@ -123,8 +123,8 @@ def test_resets_without_a_seed_continue_seed_stride_apart() -> None:
 def test_the_env_runs_what_the_ml_strategy_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     """Same scenario and seed, same actions: the environment's fills and observations are
     those of `Episode.run("ml")` in a backtest with a policy giving those actions."""
-    import router.strategies as strategies
     from router.app import Episode
+    from router.registry import ModelRegistry
 
     actions = np.random.default_rng(5).uniform(-1, 1, 64).astype(np.float32)
     env = _env(("news-shock",))
@@ -136,8 +136,9 @@ def test_the_env_runs_what_the_ml_strategy_runs(monkeypatch: pytest.MonkeyPatch)
         served.append(obs.copy())
         return next(answers)
 
-    monkeypatch.setattr(strategies, "served_slicer_policy", lambda: policy)
-    run = Episode(load_scenario("news-shock"), SEED).run("ml")
+    models = ModelRegistry()
+    monkeypatch.setattr(models, "slicer_policy", lambda: policy)
+    run = Episode(load_scenario("news-shock"), SEED, models=models).run("ml")
     assert tuple(run.fills) == env.fills
     assert np.array_equal(np.array(served), ep["obs"][:-1])  # the last: after the horizon
     assert run.tca.is_bps == pytest.approx(ep["info"]["is_bps"], abs=1e-9)

@@ -40,3 +40,33 @@ def test_bench_drift_refuses_a_negative_flow_count(capsys):
 def test_bench_pace_refuses_an_unknown_scenario(capsys):
     assert run_cli("bench", "pace", "--scenarios", "calm,nowhere") == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_bench_risk_transfer_prints_a_row_per_size(monkeypatch, capsys):
+    import bench.risk_transfer
+
+    row = {
+        "size_adv": 0.1,
+        "qty": 200_000,
+        "episodes": 2,
+        "answered": 2,
+        "best_quote_bps": 36.84,
+        "best_quote_bps_stderr": float("nan"),
+        "quoted_share": 0.9,
+        "fill_bps": 37.46,
+        "twap_is_bps": 16.62,
+        "twap_is_bps_stderr": 1.25,
+        "twap_is_bps_std": 49.61,
+        "premium_bps": 20.22,
+        "premium_bps_stderr": 0.5,
+    }
+    doc = {"scenario": "calm", "horizon_s": 10800.0, "panel_size": 3, "seeds": [1000, 1000]}
+    doc["rows"] = [row]
+    monkeypatch.setattr(bench.risk_transfer, "run_risk_transfer", lambda *a, **k: doc)
+    assert run_cli("bench", "risk-transfer", "--seeds", "1") == 0
+    # each line's cells, one space apart (the table's padding is the console's)
+    lines = [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
+    assert lines[0].startswith("risk transfer vs agency, calm: best of 3 quotes")
+    assert "over 3 h" in lines[0] and "seeds 1000-1000" in lines[0]
+    header = "size qty best quote +-se covers fill TWAP IS +-se TWAP sd premium +-se"
+    assert lines[1:] == [header, "10% 200,000 36.8 nan 90% 37.5 16.6 1.2 49.6 20.2 0.5"]

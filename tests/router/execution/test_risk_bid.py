@@ -163,7 +163,7 @@ def test_without_the_dealers_it_is_twap():
 def test_a_restarted_risk_bid_does_not_ask_again():
     ep = Episode(_calm(), 1)
     spec = strategy_spec("risk-bid")
-    slicer = spec.slicer(ep.history, ep.parent.qty, HORIZON_S)
+    slicer = spec.slicer(ep.history, ep.parent.qty, HORIZON_S, ep.models)
     world, execution, events = ep._wire("risk-bid", slicer, spec)
     # as the desk restores a parent that had asked once (router/desk/recovery.py: n_rfqs + 1)
     execution.restore(0, 0.0, 0.0, next_child=1, next_rfq=2)

@@ -22,7 +22,6 @@ from router.strategies.almgren_chriss import (
     closed_form_cost_variance,
     efficient_frontier,
     expected_cost,
-    schedule_table,
     variance,
 )
 
@@ -167,17 +166,6 @@ def test_json_has_exactly_the_contract_keys():
     assert isinstance(doc["holdings"], list) and len(doc["holdings"]) == 6
     assert isinstance(doc["trades"], list) and len(doc["trades"]) == 5
     assert all(isinstance(doc[k], float) for k in ("kappa", "expected_cost", "variance"))
-
-
-def test_schedule_table_lists_every_period_and_the_summary():
-    text = schedule_table(ac_trajectory(PAPER))
-    lines = text.splitlines()
-    assert lines[0].split() == ["period", "time", "holdings", "trade"]
-    assert lines[1].split() == ["0", "0", "1,000,000.00", "-"]
-    assert lines[6].split()[:3] == ["5", "5", "0.00"]
-    assert "kappa = 0.607076" in text
-    assert "E = 911,226.99" in text  # the value the sums give
-    assert "V = " in text
 
 
 @pytest.mark.parametrize(

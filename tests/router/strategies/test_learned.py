@@ -24,6 +24,7 @@ from models.artifacts import ModelError
 from router.cli import main
 from router.domain import NANOS_PER_SECOND, ParentId, ParentOrder, Side, Symbol, VenueId
 from router.ports import ExecutionState, MarketHistory, MarketSnapshot, VenueQuote
+from router.registry import ModelRegistry
 from router.reporting import render_simulate_html
 from router.strategies import strategy_spec
 from router.strategies.learned import (
@@ -41,7 +42,6 @@ from router.strategies.learned import (
     _log_return_sd,
     load_slicer_policy,
     promotion,
-    served_slicer_policy,
 )
 from router.strategies.twap import TwapSlicer
 
@@ -447,13 +447,11 @@ def _models_dir(tmp_path: Path, with_policy: bool = True) -> Path:
 
 @pytest.fixture
 def models_dir(tmp_path, monkeypatch):
-    """MODELS_DIR pointed at a temp copy; the per-process caches cleared around."""
+    """MODELS_DIR pointed at a temp copy; the process's registry cleared around."""
     d = _models_dir(tmp_path, with_policy=False)
     monkeypatch.setattr(artifacts, "MODELS_DIR", d)
-    served_slicer_policy.cache_clear()
     app.MODELS.clear()
     yield d
-    served_slicer_policy.cache_clear()
     app.MODELS.clear()
 
 
@@ -461,9 +459,11 @@ def test_ml_is_the_model_guided_router_on_the_learned_slicer(models_dir):
     spec = strategy_spec("ml")
     assert (spec.routing, spec.rfq) == ("ml", True)
     _write_policy(models_dir)
-    slicer = spec.slicer(HISTORY, QTY, HORIZON_S)
+    registry = ModelRegistry()
+    slicer = spec.slicer(HISTORY, QTY, HORIZON_S, registry)
     assert isinstance(slicer, PacedSlicer) and isinstance(slicer.policy, OnnxPolicy)
-    assert spec.slicer(HISTORY, QTY, HORIZON_S).policy is slicer.policy  # loaded once
+    assert slicer.policy is registry.slicer_policy()
+    assert spec.slicer(HISTORY, QTY, HORIZON_S, registry).policy is slicer.policy  # loaded once
 
 
 @pytest.mark.parametrize(
@@ -488,17 +488,18 @@ def test_a_policy_is_served_only_once_it_beat_the_even_pace(validation, served):
 def test_an_unproven_policy_leaves_ml_on_the_even_pace(models_dir):
     validation = {"episodes": 100, "diff_is_bps": -1.31, "diff_stderr_bps": 1.39}
     _write_policy(models_dir, validation=validation)
+    registry = ModelRegistry()
     # ml without a proven policy is sor-ml: its TWAP schedule, not the policy's a = 0
-    assert isinstance(strategy_spec("ml").slicer(HISTORY, QTY, HORIZON_S), TwapSlicer)
-    policy = served_slicer_policy()
+    assert isinstance(strategy_spec("ml").slicer(HISTORY, QTY, HORIZON_S, registry), TwapSlicer)
+    policy = registry.slicer_policy()
     assert isinstance(policy, EvenPace)
     assert "-1.31 +- 1.39 bps against the even pace over 100" in policy.reason
     assert policy(np.ones(OBS_SIZE, np.float32)) == 0.0
     # a broken policy is an error whether or not it would be served
     (models_dir / "slicer.onnx").write_bytes(b"")
-    served_slicer_policy.cache_clear()
+    registry.clear()
     with pytest.raises(ModelError, match="empty policy file"):
-        strategy_spec("ml").slicer(HISTORY, QTY, HORIZON_S)
+        strategy_spec("ml").slicer(HISTORY, QTY, HORIZON_S, registry)
 
 
 def test_a_missing_policy_stops_ml_before_any_work(models_dir, tmp_path, monkeypatch, capsys):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from router.domain import NANOS_PER_SECOND, ParentId, ParentOrder, Side, Symbol
 from router.ports import ExecutionState, MarketSnapshot
+from router.registry import ModelRegistry
 from router.strategies import STRATEGIES, TwapOfRestSlicer
 from router.strategies.twap import TwapSlicer
 
@@ -60,5 +61,5 @@ def test_never_targets_less_than_is_done():
 def test_risk_bid_is_registered_with_the_dealers_and_this_schedule():
     spec = STRATEGIES["risk-bid"]
     assert spec.routing == "risk-bid" and spec.rfq and spec.preload is None
-    assert isinstance(spec.slicer(None, 1_000, HORIZON_S), TwapOfRestSlicer)
+    assert isinstance(spec.slicer(None, 1_000, HORIZON_S, ModelRegistry()), TwapOfRestSlicer)
     assert spec.description
