@@ -61,7 +61,7 @@ def _one(seed: int, bases: dict[str, Scenario], run_flow: bool) -> dict[str, Any
     i1 = market.step_of(end_ns)
     to_bps = 1e4 / market.price_ticks0
     exo = market.sched[0]
-    scheduled = float(market._exo.drift[i0 + 1 : i1 + 1].sum())
+    scheduled = float(market.scheduled_move(i0, i1))
     total = float(exo[i1] - exo[i0])
     row: dict[str, Any] = {
         "seed": seed,
@@ -73,7 +73,8 @@ def _one(seed: int, bases: dict[str, Scenario], run_flow: bool) -> dict[str, Any
     }
     if run_flow:
         market.advance_to(end_ns)
-        reaction = (market.ref_path[i1] - exo[i1]) - (market.ref_path[i0] - exo[i0])
+        ref = market.record.ref_path
+        reaction = (ref[i1] - exo[i1]) - (ref[i0] - exo[i0])
         row["flow_bps"] = float(reaction) * to_bps
     return row
 

@@ -154,6 +154,12 @@ class SimMarket:
 
     # ------------------------------------------------------------------ time
 
+    def scheduled_move(self, i0: int, i1: int) -> float:
+        """The exogenous path's scheduled move from the end of step `i0` to the end of
+        step `i1` (ticks): the phases' drifts and jumps, without the random part. For
+        studies of the market itself (bench/drift.py), never for strategies."""
+        return float(self._exo.drift[i0 + 1 : i1 + 1].sum())
+
     def step_of(self, ts: Nanos) -> int:
         return self.grid.step_of(ts)
 

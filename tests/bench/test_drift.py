@@ -34,5 +34,6 @@ def test_the_market_does_not_know_the_parents_side_and_mirroring_flips_the_sched
     # the same shocks, the scheduled moves reversed: the random parts of the two paths
     # are equal, the scheduled parts opposite
     da, dc = np.diff(a.sched[0]), np.diff(c.sched[0])
-    sched_a = a._exo.drift[1:]
+    sched_a = np.array([a.scheduled_move(i, i + 1) for i in range(len(da))])
     assert np.allclose(da - sched_a, dc + sched_a)
+    assert a.scheduled_move(0, len(da)) == -c.scheduled_move(0, len(da))
