@@ -32,6 +32,7 @@ from router.journal import Journal
 from router.risk import RiskLimits
 from router.runtime import LoopClock
 from router.store import DbTimeouts
+from router.telemetry import FigureCollector
 from simulators.scenario import Scenario, available_scenarios
 
 log = structlog.get_logger("blockroute.service")
@@ -86,10 +87,12 @@ async def simulated_desk(
     db_url: str | None = None,
     scenarios: Mapping[str, Scenario] | None = None,
     db_timeouts: DbTimeouts | None = None,
+    registry: CollectorRegistry | None = None,
     **config: object,
 ) -> AsyncIterator[Desk]:
     """A running desk on simulated markets with its journal in `folder` (SQLite) or at
-    `db_url`: for tests, benchmarks and examples. Stops it cleanly on exit."""
+    `db_url`, its metrics in `registry` (default: one of its own): for tests,
+    benchmarks and examples. Stops it cleanly on exit."""
     loop = asyncio.get_running_loop()
     cfg = DeskConfig(
         symbols=dict(symbols or {"QDI": "calm"}),
@@ -99,7 +102,7 @@ async def simulated_desk(
     journal = Journal.open(db_url or f"sqlite:///{folder / 'blockroute.db'}", db_timeouts)
     try:
         clock = service_clock(loop, sim_speed, journal)
-        desk = Desk(cfg, journal, clock.now_ns, SimMarkets(cfg, scenarios))
+        desk = Desk(cfg, journal, clock.now_ns, SimMarkets(cfg, scenarios), registry)
         desk.start()
         try:
             yield desk
@@ -317,7 +320,9 @@ async def run_service(
 
     journal = Journal.open(cfg.db_url, cfg.db_timeouts)
     clock = service_clock(loop, cfg.desk.sim_speed, journal)
-    desk = Desk(cfg.desk, journal, clock.now_ns, SimMarkets(cfg.desk))
+    # one registry for the instance: GET /metrics shows every part's series
+    registry = CollectorRegistry()
+    desk = Desk(cfg.desk, journal, clock.now_ns, SimMarkets(cfg.desk), registry)
     runner: web.AppRunner | None = None
     gateway: FixGateway | None = None
     unsubscribe: Callable[[], None] | None = None
@@ -326,10 +331,8 @@ async def run_service(
         tune_gc()
         if bus is not None:
             unsubscribe = desk.subscribe(bus.publish)
-            desk.add_metrics(bus.metrics)
+            registry.register(FigureCollector(bus.metrics, lambda raw: f"MQTT bus {raw}"))
             bus.start()
-        # one registry for the instance: GET /metrics shows the FIX gateway's series too
-        registry = CollectorRegistry()
         gateway = FixGateway(desk, gw_settings, loop, registry=registry)
         gateway.start()
         app = make_app(desk, cfg.api_token, registry=registry)

@@ -6,14 +6,16 @@ prometheus_client's process-wide default registry: tests start several services 
 process, and each must count only its own. Every name starts with ``blockroute_``.
 
 - `FigureCollector`: figures that a part keeps itself and hands over as a mapping
-  {name: value} (the desk's ``metrics()`` with the MQTT bus's, the WebSocket hub's),
-  read afresh at every scrape. A name ending in ``_total`` is a counter, any other a
-  gauge; names are reduced to the characters Prometheus allows, so a figure with an odd
-  name cannot break the page.
+  {name: value} (the MQTT bus's, the WebSocket hub's, the served models'; a desk's
+  ``metrics()`` where the API has a registry of its own), read afresh at every scrape.
+  A name ending in ``_total`` is a counter, any other a gauge; names are reduced to the
+  characters Prometheus allows, so a figure with an odd name cannot break the page.
 - `HttpMetrics`: the HTTP API's requests by method, route template and status, and
   their durations.
 - `FixMetrics`: FIX messages in and out by MsgType, the clients logged on, and the
   latency from a NewOrderSingle to its first ExecutionReport.
+- The desk's own series (orders, fills, the journal's health, the decision latency):
+  router/desk/metrics.py, `DeskMetrics`.
 - `exposition(registry)`: the page, in the text format 0.0.4. Two families of the same
   name keep the first one registered.
 """

@@ -511,14 +511,16 @@ def make_app(
     `token` None or empty: mutating calls answer 403. `strategies`: the names a client
     may ask for (default: the registry's plus "ml"). `ws_queue_size`: events a slow
     WebSocket client may fall behind before it is dropped. `registry`: the service's
-    metrics, which GET /metrics shows with the desk's figures and the API's own added
-    (default: a registry of this app's alone).
+    metrics, in which the desk registered its own, and to which the API adds its own;
+    GET /metrics shows them (default: a registry of this app's alone, with the desk's
+    `metrics()` figures read at each scrape).
     """
     hub = WsHub(desk, queue_size=ws_queue_size, heartbeat_s=ws_heartbeat_s)
     names = list(strategies) if strategies is not None else default_strategies()
-    registry = registry if registry is not None else CollectorRegistry()
-    # the desk's figures first: on a name clash the page keeps the first family
-    registry.register(FigureCollector(desk.metrics, lambda raw: f"desk metric {raw}"))
+    if registry is None:
+        registry = CollectorRegistry()
+        # the desk's figures first: on a name clash the page keeps the first family
+        registry.register(FigureCollector(desk.metrics, lambda raw: f"desk metric {raw}"))
     api = Api(
         desk=desk,
         token=token or None,

@@ -25,6 +25,8 @@ The parts, one job each:
 - outbox.py: commit, then publish: the journal's writer thread, its retries and health;
 - recovery.py: the desk rebuilt from its journal at start, bad rows quarantined;
 - queries.py: the reads (parents, fills, decisions, schedules, TCA, scorecard);
+- metrics.py: the desk's Prometheus metrics, in the registry the service hands it
+  (counters, gauges read at each scrape, the latency of each parent's decisions);
 - orders.py: the parents in memory; desk.py: `Desk`, the parts put together.
 
 Times: the service clock is epoch nanoseconds running `sim_speed` times the wall clock;

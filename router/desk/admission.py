@@ -12,6 +12,7 @@ import structlog
 from router.desk.config import DeskConfig
 from router.desk.execution import ExecutionWiring
 from router.desk.market import MarketSession
+from router.desk.metrics import DeskMetrics
 from router.desk.orders import Order, OrderBook
 from router.desk_api import NewOrder, OrderRejectedError, OrderStatus, OrdRejReason
 from router.domain import NANOS_PER_SECOND, DomainError, OrdType, Side
@@ -35,7 +36,7 @@ class Admission:
         kill: KillSwitch,
         started: Callable[[], bool],
         now_ns: Callable[[], int],
-        counters: dict[str, float],
+        metrics: DeskMetrics,
     ) -> None:
         self._config = config
         self._book = book
@@ -44,7 +45,7 @@ class Admission:
         self._kill = kill
         self._started = started
         self._now_ns = now_ns
-        self._counters = counters
+        self._metrics = metrics
 
     def admit(self, order: NewOrder, known: str | None) -> Order:
         """Check every field of `order` and start its execution, or raise
@@ -154,7 +155,7 @@ class Admission:
         except Exception as exc:
             # whatever broke, the order never existed: its execution is taken back
             self._wiring.drop(rec)
-            self._counters["pump_errors"] += 1
+            self._metrics.pump_errors.inc()
             log.exception("order could not be started", client=order.client, parent_id=pid)
             raise reject(
                 OrdRejReason.OTHER,

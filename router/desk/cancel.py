@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import structlog
 
+from router.desk.metrics import DeskMetrics
 from router.desk.orders import Order, OrderBook
 from router.desk.outbox import Outbox
 from router.desk.projection import Projector
@@ -26,13 +27,13 @@ class CancelWorkflow:
         outbox: Outbox,
         projector: Projector,
         now_ns: Callable[[], int],
-        counters: dict[str, float],
+        metrics: DeskMetrics,
     ) -> None:
         self._book = book
         self._outbox = outbox
         self._projector = projector
         self._now_ns = now_ns
-        self._counters = counters
+        self._metrics = metrics
 
     def target(
         self, client: str, cl_ord_id: str, orig: str | None, parent_id: str | None, what: str
@@ -121,7 +122,7 @@ class CancelWorkflow:
             try:
                 rec.market.advance(self._now_ns())
             except Exception:  # another parent's step: the pump's failure, not the cancel's
-                self._counters["pump_errors"] += 1
+                self._metrics.pump_errors.inc()
                 log.exception("desk step failed")
             rec.execution.stop(rec.cancel_reason)
         # (without an execution nothing is at any venue: it is canceled at once below)

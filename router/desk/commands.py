@@ -13,6 +13,7 @@ from router.desk.admission import Admission
 from router.desk.cancel import CancelWorkflow
 from router.desk.config import DeskConfig
 from router.desk.execution import ExecutionWiring
+from router.desk.metrics import DeskMetrics
 from router.desk.orders import Order, OrderBook
 from router.desk.outbox import Outbox
 from router.desk.projection import Projector
@@ -55,7 +56,7 @@ class Commands:
         kill: KillSwitch,
         kick: Callable[[], None],
         now_ns: Callable[[], int],
-        counters: dict[str, float],
+        metrics: DeskMetrics,
     ) -> None:
         self._config = config
         self._book = book
@@ -67,7 +68,7 @@ class Commands:
         self._kill = kill
         self._kick = kick  # step the markets now: the command may have made something due
         self._now_ns = now_ns
-        self._counters = counters
+        self._metrics = metrics
 
     def submit(self, order: NewOrder) -> ParentView:
         book, outbox = self._book, self._outbox
@@ -77,7 +78,7 @@ class Commands:
         try:
             rec = self._admission.admit(order, known)
         except OrderRejectedError as exc:
-            self._counters["orders_rejected"] += 1
+            self._metrics.orders_rejected.inc()
             rejected = OrderRejected.of(self._now_ns(), order, exc.reason, exc.text)
             if outbox.error:
                 # nothing of it is stored, and the client must not wait for the
@@ -95,7 +96,7 @@ class Commands:
         outbox.batch.upsert(SvcMetaRow, {"key": "next_parent", "value": book.next_parent})
         self._clordid(order.client, order.cl_ord_id, row.parent_id, "new")
         self._projector.save(rec)
-        self._counters["orders_accepted"] += 1
+        self._metrics.orders_accepted.inc()
         outbox.events.append(OrderAccepted(row.created_ns, rec.view()))
         outbox.commit_soon()
         self._kick()
@@ -152,7 +153,7 @@ class Commands:
         row.updated_ns = now
         self._book.clordids[(request.client, request.cl_ord_id)] = row.parent_id
         self._clordid(request.client, request.cl_ord_id, row.parent_id, "replace")
-        self._counters["orders_replaced"] += 1
+        self._metrics.orders_replaced.inc()
         self._projector.save(rec)
         self._outbox.events.append(OrderReplaced(now, rec.view(), request.cl_ord_id, orig))
         if row.filled_qty >= qty:
@@ -263,7 +264,7 @@ class Commands:
                 try:
                     self._cancels.begin(rec)
                 except Exception:  # one broken parent must not keep the others trading
-                    self._counters["pump_errors"] += 1
+                    self._metrics.pump_errors.inc()
                     log.exception("kill switch: cancel failed", parent_id=rec.row.parent_id)
                     continue
                 n += 1

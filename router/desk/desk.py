@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+import collections
+from collections.abc import Callable
 from typing import Any
 
 import structlog
+from prometheus_client import CollectorRegistry
 
 from router.desk.admission import Admission
 from router.desk.cancel import CancelWorkflow
@@ -14,6 +16,7 @@ from router.desk.commands import Commands
 from router.desk.config import DeskConfig
 from router.desk.execution import ExecutionWiring
 from router.desk.market import MarketPump, MarketSession, MarketSource
+from router.desk.metrics import DeskMetrics
 from router.desk.orders import OrderBook
 from router.desk.outbox import Outbox
 from router.desk.projection import Projector
@@ -34,25 +37,6 @@ from router.risk import KillSwitch
 
 log = structlog.get_logger("blockroute.desk")
 
-_COUNTERS = (
-    "orders_accepted",
-    "orders_rejected",
-    "orders_canceled",
-    "orders_replaced",
-    "orders_filled",
-    "orders_expired",
-    "fills",
-    "child_orders",
-    "rfqs",
-    "decisions",
-    "steps",
-    "listener_errors",
-    "pump_errors",
-    "journal_errors",
-    "journal_retries",
-    "steps_sliced",
-)
-
 
 class Desk:
     """One per service process; see the package docstring. The public methods implement
@@ -64,32 +48,34 @@ class Desk:
         journal: Journal,
         clock: Callable[[], int],
         markets: MarketSource,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         """`clock` returns the service clock (epoch ns); `markets` opens the markets at
-        `start`."""
+        `start`; the desk's metrics go to `registry` (the service's; default: one of the
+        desk's own)."""
         self.config = config
         self.journal = journal
         self._clock = clock
         self._source = markets
         self.kill = KillSwitch()
-        self.counters: dict[str, float] = dict.fromkeys(_COUNTERS, 0.0)
         self._ready = False
         self._markets: dict[str, MarketSession] = {}  # opened at start
-        self._metric_sources: list[Callable[[], Mapping[str, float]]] = []
-        now, counters = self.now_ns, self.counters
+        now = self.now_ns
+        metrics = DeskMetrics(registry if registry is not None else CollectorRegistry())
+        self._metrics = metrics
         self._book = OrderBook()
-        self._outbox = Outbox(config, journal, now, counters, self._journal_down, self._journal_up)
-        self._projector = Projector(self._outbox, now, counters)
-        self._wiring = ExecutionWiring(config, self.kill, self._projector)
+        self._outbox = Outbox(config, journal, now, metrics, self._journal_down, self._journal_up)
+        self._projector = Projector(self._outbox, now, metrics)
+        self._wiring = ExecutionWiring(config, self.kill, self._projector, metrics)
         self._pump = MarketPump(
             config,
             self._markets,
             now,
-            counters,
+            metrics,
             on_step=self._projector.journal_schedules,
             after_step=self._after_step,
         )
-        cancels = CancelWorkflow(self._book, self._outbox, self._projector, now, counters)
+        cancels = CancelWorkflow(self._book, self._outbox, self._projector, now, metrics)
         admission = Admission(
             config,
             self._book,
@@ -98,7 +84,7 @@ class Desk:
             self.kill,
             lambda: self._ready,
             now,
-            counters,
+            metrics,
         )
         self._commands = Commands(
             config,
@@ -111,7 +97,7 @@ class Desk:
             self.kill,
             self._pump.kick,
             now,
-            counters,
+            metrics,
         )
         self._recovery = Recovery(
             config,
@@ -126,6 +112,21 @@ class Desk:
         self._queries = DeskQueries(
             config, journal, self._book, self._markets, self._projector, self._outbox
         )
+        self._watch(metrics)
+
+    def _watch(self, metrics: DeskMetrics) -> None:
+        """Bind the desk's gauges to the state they show, read at every scrape."""
+        book, outbox, journal = self._book, self._outbox, self.journal
+        metrics.watch_parents(lambda: collections.Counter(o.status for o in book.orders.values()))
+        metrics.bind("kill_switch_engaged", lambda: float(self.kill.engaged))
+        metrics.bind("journal_commits", lambda: float(journal.commits))
+        metrics.bind("journal_rows", lambda: float(journal.rows_written))
+        metrics.bind("journal_ok", lambda: float(outbox.ok))
+        metrics.bind("journal_pending", lambda: float(outbox.pending))
+        metrics.bind("parents_quarantined", lambda: float(len(book.quarantined)))
+        metrics.bind("ready", lambda: float(self.ready))
+        metrics.bind("models_fallback", lambda: float(bool(self.models_missing)))
+        metrics.watch_models(lambda: self._wiring.model_metrics() if self._ready else {})
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -236,30 +237,15 @@ class Desk:
     def default_strategy(self) -> str:
         return self.config.default_strategy
 
-    def add_metrics(self, source: Callable[[], Mapping[str, float]]) -> None:
-        """Another part's figures (the MQTT bus) on the same metrics page."""
-        self._metric_sources.append(source)
+    @property
+    def registry(self) -> CollectorRegistry:
+        """Where the desk's metrics are (the service's registry, if it was given one)."""
+        return self._metrics.registry
 
     def metrics(self) -> dict[str, float]:
-        by_status = {s: 0 for s in OrderStatus}
-        for o in self._book.orders.values():
-            by_status[o.status] += 1
-        # counters are *_total (Prometheus: monotonic), the rest are gauges
-        out = {f"{k}_total": v for k, v in self.counters.items()}
-        out.update({f"parents_{s.value}": float(n) for s, n in by_status.items()})
-        out["kill_switch_engaged"] = float(self.kill.engaged)
-        out["journal_commits"] = float(self.journal.commits)
-        out["journal_rows"] = float(self.journal.rows_written)
-        out["journal_ok"] = float(self._outbox.ok)
-        out["journal_pending"] = float(self._outbox.pending)
-        out["parents_quarantined"] = float(len(self._book.quarantined))
-        out["ready"] = float(self.ready)
-        out["models_fallback"] = float(bool(self.models_missing))
-        if self._ready:
-            out.update(self._wiring.model_metrics())
-        for source in self._metric_sources:
-            out.update(source())
-        return out
+        """The desk's unlabelled series as they are now, read from its registry's
+        metrics (counters *_total, the rest gauges)."""
+        return self._metrics.figures()
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         return self._outbox.subscribe(listener)

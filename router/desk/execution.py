@@ -8,6 +8,7 @@ backtests use too) and connects its events to the desk's projection.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import structlog
@@ -15,6 +16,7 @@ import structlog
 from models.artifacts import ModelError
 from router import app
 from router.desk.config import DeskConfig
+from router.desk.metrics import DeskMetrics
 from router.desk.orders import Order
 from router.desk.projection import Projector
 from router.domain import NANOS_PER_SECOND, ParentId, ParentOrder, Side, Symbol
@@ -38,11 +40,13 @@ class ExecutionWiring:
         config: DeskConfig,
         kill: KillSwitch,
         projector: Projector,
+        metrics: DeskMetrics,
         models: ModelRegistry = app.MODELS,
     ) -> None:
         self._config = config
         self._kill = kill
         self._projector = projector
+        self._metrics = metrics
         self._models = models
         self.models_missing = ""  # why the models could not be served (model_fallback)
 
@@ -111,11 +115,17 @@ class ExecutionWiring:
         horizon_s = (row.end_ns - row.start_ns) / NANOS_PER_SECOND
         # the dealers come with the panel's own quote window (RfqRouting.time_limit_s)
         wired = m.parent_ports(row.parent_id, spec.routing, spec.rfq)
+        # every step of its plan is timed: the decision latency, by the strategy that runs
+        schedule = self._metrics.timed(
+            wired.ports.schedule,
+            rec.engine_strategy,
+            lambda: rec.execution is not None and not rec.execution.idle,
+        )
         execution = build_execution(
             parent,
             self.slicer(rec, row.qty, horizon_s),
             spec,
-            wired.ports,
+            dataclasses.replace(wired.ports, schedule=schedule),
             self._models,
             risk=RiskGate(self._config.risk, self._kill),
             rng=wired.rng,

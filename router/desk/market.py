@@ -20,6 +20,7 @@ import numpy as np
 import structlog
 
 from router.desk.config import DeskConfig
+from router.desk.metrics import DeskMetrics
 from router.domain import NANOS_PER_SECOND, Instrument, VenueId, VenueKind
 from router.execution import ExecutionPorts, ParentExecution
 from router.ports import MarketHistory
@@ -118,14 +119,14 @@ class MarketPump:
         config: DeskConfig,
         markets: Mapping[str, MarketSession],
         now_ns: Callable[[], int],
-        counters: dict[str, float],
+        metrics: DeskMetrics,
         on_step: Callable[[], None],
         after_step: Callable[[], None],
     ) -> None:
         self._config = config
         self._markets = markets
         self._now_ns = now_ns
-        self._counters = counters
+        self._metrics = metrics
         self._on_step = on_step
         self._after_step = after_step
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -156,7 +157,7 @@ class MarketPump:
         done = True
         for m in self._markets.values():
             done = m.advance(min(epoch_ns, m.end_ns), enough) and done
-            self._counters["steps"] += 1
+            self._metrics.steps.inc()
         self._on_step()
         return done
 
@@ -174,10 +175,10 @@ class MarketPump:
             caught_up = self.advance(self._now_ns(), lambda: time.perf_counter() > deadline)
             self._after_step()
         except Exception:  # keep the markets running; the failure is logged and counted
-            self._counters["pump_errors"] += 1
+            self._metrics.pump_errors.inc()
             log.exception("desk step failed")
         if not caught_up:
-            self._counters["steps_sliced"] += 1
+            self._metrics.steps_sliced.inc()
             self._handle = self._loop.call_soon(self._tick)  # after what waits meanwhile
             return
         delay = self._config.max_step_s

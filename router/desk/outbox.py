@@ -27,6 +27,7 @@ from typing import Any
 import structlog
 
 from router.desk.config import DeskConfig
+from router.desk.metrics import DeskMetrics
 from router.desk_api import DeskEvent, JournalUnavailableError, Listener
 from router.journal import CLOCK_KEY, Batch, Journal, SvcMetaRow
 from router.store import StoreError
@@ -60,14 +61,14 @@ class Outbox:
         config: DeskConfig,
         journal: Journal,
         now_ns: Callable[[], int],
-        counters: dict[str, float],
+        metrics: DeskMetrics,
         on_down: Callable[[], None],
         on_up: Callable[[], None],
     ) -> None:
         self._config = config
         self._journal = journal
         self._now_ns = now_ns
-        self._counters = counters
+        self._metrics = metrics
         self._on_down = on_down
         self._on_up = on_up
         self.batch = Batch()  # rows staged for the next transaction
@@ -216,7 +217,7 @@ class Outbox:
             try:
                 listener(event)
             except Exception:  # one broken edge must not stop the others or the desk
-                self._counters["listener_errors"] += 1
+                self._metrics.listener_errors.inc()
                 log.exception("listener failed", event=event.type)
 
     # ------------------------------------------------------------------ writing
@@ -307,7 +308,7 @@ class Outbox:
         self.error = (
             "the database did not answer in time" if timed_out else "the database refused the write"
         )
-        self._counters["journal_errors"] += 1
+        self._metrics.journal_errors.inc()
         if first:
             self._down_since = time.monotonic()
         head = self._units[0]
@@ -330,7 +331,7 @@ class Outbox:
 
     def _retry_write(self) -> None:
         self._retry = None
-        self._counters["journal_retries"] += 1
+        self._metrics.journal_retries.inc()
         self._write_next()
 
     def _journal_writes(self) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import structlog
 
+from router.desk.metrics import DeskMetrics
 from router.desk.orders import Order, tca_report
 from router.desk.outbox import Outbox
 from router.desk_api import (
@@ -70,12 +71,10 @@ log = structlog.get_logger("blockroute.desk")
 class Projector:
     """Stages every fact of the desk's parents in `outbox` (see the module docstring)."""
 
-    def __init__(
-        self, outbox: Outbox, now_ns: Callable[[], int], counters: dict[str, float]
-    ) -> None:
+    def __init__(self, outbox: Outbox, now_ns: Callable[[], int], metrics: DeskMetrics) -> None:
         self._outbox = outbox
         self._now_ns = now_ns
-        self._counters = counters
+        self._metrics = metrics
         self._children: dict[str, dict[str, Any]] = {}  # rows of the open child orders
         self._schedule_dirty: dict[str, Order] = {}  # parents with new schedule points
         self.rfq_events: dict[str, list[Event]] = {}  # symbol -> this session's RFQ facts
@@ -133,7 +132,7 @@ class Projector:
             self.complete(rec, OrderStatus.FILLED, now)
             return
         rec.row.text = rec.cancel_reason
-        self._counters["orders_canceled"] += 1
+        self._metrics.orders_canceled.inc()
         self.complete(rec, OrderStatus.CANCELED, now)
         self._insert_before_completed(
             OrderCanceled(
@@ -154,7 +153,7 @@ class Projector:
         if isinstance(e, ChildOrderSent):
             c = e.child
             row.n_children += 1
-            self._counters["child_orders"] += 1
+            self._metrics.child_orders.inc()
             child_row = {
                 **child_order_columns(c),
                 "quote_id": c.quote_id,
@@ -195,7 +194,7 @@ class Projector:
                     self.complete(rec, OrderStatus.FILLED, ts)
                 else:
                     row.text = f"horizon reached with {row.qty - row.filled_qty} unfilled"
-                    self._counters["orders_expired"] += 1
+                    self._metrics.orders_expired.inc()
                     self.expired(rec, ts)
         else:
             rfq = _rfq_fact(e)
@@ -209,7 +208,7 @@ class Projector:
         row.fees += e.fee
         row.n_fills += 1
         row.updated_ns = ts
-        self._counters["fills"] += 1
+        self._metrics.fills.inc()
         exec_id = f"{row.parent_id}-F{row.n_fills}"
         kind = rec.market.kinds.get(e.venue, VenueKind.LIT).value
         self._outbox.batch.insert(
@@ -248,7 +247,7 @@ class Projector:
             )
         )
         if row.status == OrderStatus.FILLED.value:
-            self._counters["orders_filled"] += 1
+            self._metrics.orders_filled.inc()
             if rec.execution is not None:
                 rec.execution.close()
             self.journal_schedule(rec)
@@ -267,7 +266,7 @@ class Projector:
 
     def _on_decision(self, rec: Order, e: DecisionRecorded, ts: int) -> None:
         rec.decisions += 1
-        self._counters["decisions"] += 1
+        self._metrics.decisions.inc()
         self._outbox.batch.insert(
             SvcDecisionRow,
             {
@@ -298,7 +297,7 @@ class Projector:
         rec.rfq_events += 1
         if what == "requested":
             rec.row.n_rfqs += 1
-            self._counters["rfqs"] += 1
+            self._metrics.rfqs.inc()
             self.save(rec, ts)
         self._outbox.batch.insert(
             SvcRfqEventRow,

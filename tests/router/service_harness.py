@@ -123,6 +123,22 @@ class Service:
             out: dict[str, Any] = json.loads(r.read())
             return out
 
+    def post(self, path: str, body: Mapping[str, object]) -> dict[str, Any]:
+        """POST `body` as JSON to the HTTP API, with the API's token."""
+        request = urllib.request.Request(
+            f"{self.url}{path}",
+            data=json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as r:
+            out: dict[str, Any] = json.loads(r.read())
+            return out
+
+    def page(self, path: str) -> str:
+        """GET `path` as text (e.g. /metrics)."""
+        with urllib.request.urlopen(f"{self.url}{path}", timeout=5) as r:
+            return str(r.read().decode())
+
     def kill9(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)

@@ -1,5 +1,6 @@
 """`blockroute serve` as a real process: configuration errors, a FIX client trading
-through it, kill -9 and restart (no fill lost or reported twice), SIGTERM."""
+through it, kill -9 and restart (no fill lost or reported twice), SIGTERM, its metrics
+page."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
 from tests.router.fix.client import until
@@ -145,3 +147,44 @@ async def test_sigterm_pulls_the_children_and_exits_cleanly(
     engine.dispose()
     assert open_children == 0  # every child was pulled and confirmed before exit
     assert parent[0] == "working" and parent[1] > 0  # the parent resumes at the next start
+
+
+async def test_the_metrics_page_shows_the_decision_latency_and_the_old_series(
+    tmp_path: Path, services: Services
+) -> None:
+    service = services.start(write_config(tmp_path))
+    pid = service.post("/api/orders", {"symbol": "QDI", "side": "sell", "qty": 60_000})["parent_id"]
+    await until(lambda: service.get(f"/api/orders/{pid}")["filled_qty"] > 0, 30, "no fill")
+    page = service.page("/metrics")
+    types, values = {}, {}
+    for family in text_string_to_metric_families(page):
+        for s in family.samples:
+            types[s.name] = family.type
+            values[s.name, tuple(sorted(s.labels.items()))] = s.value
+    # the desk's routing decisions of the parent, timed (the service's default: sor)
+    assert types["blockroute_decision_latency_seconds_count"] == "histogram"
+    assert values["blockroute_decision_latency_seconds_count", (("strategy", "sor"),)] > 0
+    # the series that the page always had, with their types (outside checks read them)
+    old = {
+        "blockroute_orders_accepted_total": "counter",
+        "blockroute_fills_total": "counter",
+        "blockroute_decisions_total": "counter",
+        "blockroute_pump_errors_total": "counter",
+        "blockroute_journal_errors_total": "counter",
+        "blockroute_model_fill_rows_total": "counter",
+        "blockroute_parents_working": "gauge",
+        "blockroute_journal_pending": "gauge",
+        "blockroute_kill_switch_engaged": "gauge",
+        "blockroute_ready": "gauge",
+        "blockroute_ws_clients": "gauge",
+        "blockroute_http_requests_total": "counter",
+        "blockroute_fix_sessions_logged_on": "gauge",
+    }
+    assert {name: types.get(name) for name in old} == old
+    assert values["blockroute_orders_accepted_total", ()] == 1
+    assert values["blockroute_fills_total", ()] >= 1
+    assert values["blockroute_parents_working", ()] == 1
+    assert values["blockroute_ready", ()] == 1
+    # from the desk's own metrics, not from figures read off the desk
+    assert "# HELP blockroute_fills_total Fills of child orders" in page.splitlines()
+    assert service.terminate() == 0

@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 from aiohttp import WSCloseCode, WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.parser import text_string_to_metric_families
 
 from router.api import make_app
@@ -447,6 +448,23 @@ async def test_every_app_counts_only_its_own_requests(desk: Any) -> None:
         for c, n in ((a, 3), (b, 1)):
             samples = _samples(await (await c.get("/metrics")).text())
             assert samples["blockroute_http_requests_total", ok] == n
+
+
+async def test_the_service_registry_shows_the_desks_own_series_not_its_figures(
+    desk: Any,
+) -> None:
+    """Given the service's registry, in which the desk registered its metrics, the app
+    adds its own series only: the desk's figures would show each series twice."""
+    registry = CollectorRegistry()
+    Counter("blockroute_fills", "fills, as the desk counts them", registry=registry).inc(4)
+    async with TestClient(TestServer(make_app(desk, TOKEN, registry=registry))) as c:
+        await c.get("/health")
+        samples = _samples(await (await c.get("/metrics")).text())
+    assert samples["blockroute_fills_total", ()] == 4  # not the fake desk's figure (0)
+    assert ("blockroute_odd_name_x", ()) not in samples
+    ok = (("method", "GET"), ("route", "/health"), ("status", "200"))
+    assert samples["blockroute_http_requests_total", ok] == 1
+    assert samples["blockroute_ws_clients", ()] == 0
 
 
 # ----------------------------------------------------------------------- websocket

@@ -8,9 +8,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from router.desk import DeskConfig
 from router.desk.market import MarketPump
+from router.desk.metrics import DeskMetrics
 from router.desk.sim import SimMarkets
 from router.domain import DomainError
 from tests.router.desk.support import until
@@ -36,12 +38,11 @@ class FakeSession:
 
 
 def _pump(sessions: dict[str, Any], now: list[int], steps: list[int]) -> MarketPump:
-    counters = dict.fromkeys(("steps", "steps_sliced", "pump_errors"), 0.0)
     return MarketPump(
         DeskConfig(symbols={"QDI": "calm"}),
         sessions,
         lambda: now[0],
-        counters,
+        DeskMetrics(CollectorRegistry()),
         on_step=lambda: steps.append(now[0]),
         after_step=lambda: None,
     )

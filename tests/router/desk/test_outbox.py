@@ -5,14 +5,15 @@ twice, the kill switch an outage engages, the loop never blocked."""
 from __future__ import annotations
 
 import asyncio
-import collections
 import time
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import make_url
 
 from router.desk import DeskConfig
+from router.desk.metrics import DeskMetrics
 from router.desk.outbox import Outbox
 from router.desk_api import (
     DeskEvent,
@@ -226,7 +227,7 @@ def _outbox(journal: FakeJournal, health: list[str]) -> tuple[Outbox, list[DeskE
         config,
         journal,  # type: ignore[arg-type]
         lambda: 7,
-        collections.defaultdict(float),
+        DeskMetrics(CollectorRegistry()),
         on_down=lambda: health.append("down"),
         on_up=lambda: health.append("up"),
     )
