@@ -34,7 +34,7 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from router.migrations import Migrations
-from router.store import DbTimeouts, Store, StoreError
+from router.store import ChildOrderColumns, DbTimeouts, Store, StoreError
 
 
 class JournalTable(SQLModel, registry=registry()):
@@ -126,24 +126,12 @@ class SvcClOrdIdRow(JournalTable, table=True):
     ts_ns: int = Field(sa_type=BigInteger)
 
 
-class SvcChildRow(JournalTable, table=True):
+class SvcChildRow(JournalTable, ChildOrderColumns, table=True):
     __tablename__ = "svc_children"
     __table_args__ = (Index("ix_svc_children_parent_status", "parent_id", "status"),)
 
     child_id: str = Field(primary_key=True)
-    parent_id: str
-    venue: str
-    side: str
-    qty: int = Field(sa_type=BigInteger)
-    ord_type: str
-    tif: str
-    limit_ticks: int | None = Field(default=None, sa_type=BigInteger)
-    post_only: bool
-    min_qty: int = Field(sa_type=BigInteger)
-    quote_id: str | None = None
-    sent_ns: int = Field(sa_type=BigInteger)
-    filled_qty: int = Field(sa_type=BigInteger)
-    status: str  # "open", "filled", "canceled", "expired", "rejected"
+    quote_id: str | None = None  # the dealer quote a hit child answers
     updated_ns: int = Field(sa_type=BigInteger)
 
 

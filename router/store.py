@@ -239,13 +239,13 @@ class ParentOrderRow(StoreTable, table=True):
     status: str
 
 
-class ChildOrderRow(StoreTable, table=True):
-    __tablename__ = "child_orders"
-    __table_args__ = (_run_fk(), *_parent_fk("child_orders"))
+class ChildOrderColumns(SQLModel):
+    """A child order's terms and state: the columns that the run store's child table
+    and the service journal's (router.journal.SvcChildRow) share, declared once, as
+    `child_order_columns` builds their values once. The two stay two tables: a run's
+    children are written once with the run and keyed by it, the desk's are updated in
+    place as they fill and are never tied to a run; each adds its own keys and fields."""
 
-    run_id: int = Field(primary_key=True)
-    child_id: str = Field(primary_key=True)
-    seq: int  # position in the run, for a stable order
     parent_id: str
     venue: str
     side: str
@@ -255,10 +255,19 @@ class ChildOrderRow(StoreTable, table=True):
     limit_ticks: int | None = Field(default=None, sa_type=BigInteger)
     post_only: bool
     min_qty: int = Field(sa_type=BigInteger)
-    conditional: bool
     sent_ns: int = Field(sa_type=BigInteger)
     filled_qty: int = Field(sa_type=BigInteger)
-    status: str
+    status: str  # router.domain.ChildStatus: "open", "filled", "canceled", ...
+
+
+class ChildOrderRow(StoreTable, ChildOrderColumns, table=True):
+    __tablename__ = "child_orders"
+    __table_args__ = (_run_fk(), *_parent_fk("child_orders"))
+
+    run_id: int = Field(primary_key=True)
+    child_id: str = Field(primary_key=True)
+    seq: int  # position in the run, for a stable order
+    conditional: bool
 
 
 class FillRow(StoreTable, table=True):
