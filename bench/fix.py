@@ -49,6 +49,7 @@ from router.fix.settings import (
 )
 from router.fix.wire import Outbound, format_utc_timestamp
 from router.runtime import LoopClock
+from router.service import simulated_desk, tune_gc
 
 WARMUP_ORDERS = 50  # sent and acknowledged before timing starts
 _CL_ORD_ID = re.compile(r"\x0111=([^\x01]*)\x01")
@@ -348,8 +349,6 @@ def fix_bench(
             clock = LoopClock(asyncio.get_running_loop(), time.time_ns())  # the service clock
             desk = InstantDesk(clock.now_ns)
             return await run_fix_bench(desk, orders, rate, window=window, progress=progress)
-        from router.service import simulated_desk, tune_gc
-
         with tempfile.TemporaryDirectory(prefix="blockroute-bench-desk-") as folder:
             async with simulated_desk(Path(folder), 1.0) as real:
                 tune_gc()  # as `blockroute serve` does once its desk runs

@@ -14,6 +14,7 @@ from typing import Any
 
 from router.desk_api import NewOrder
 from router.domain import NANOS_PER_SECOND, Side
+from router.service import simulated_desk
 
 STRATEGIES = ("twap", "sor", "ml")
 
@@ -28,8 +29,6 @@ def rss_mb() -> float:
 
 
 def run_memory_bench(parents: int, trade_s: float = 10.0) -> dict[str, Any]:
-    from router.service import simulated_desk
-
     async def main() -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="blockroute-bench-mem-") as folder:
             async with simulated_desk(Path(folder), 20.0) as desk:

@@ -29,7 +29,9 @@ from typing import Any
 
 from router.app import HINDSIGHT, Episode, check_strategies
 from router.domain import DomainError, Side
+from router.store import RunMeta, Store
 from router.tca import gap_captured
+from simulators.scenario import load_scenario
 
 Progress = Callable[[int, int], None]
 BOTH = "both"  # the side of the rows that pool the two sides
@@ -65,8 +67,6 @@ class _Job:
 
 def run_episode(job: _Job) -> EpisodeOutcome:
     """One episode in a worker: every strategy, then the oracle; stored if asked."""
-    from simulators.scenario import load_scenario
-
     scenario = load_scenario(job.scenario, Path(job.config_dir))
     if job.side is not None:
         # the market never reads the parent's side: the same seed, the same market
@@ -76,8 +76,6 @@ def run_episode(job: _Job) -> EpisodeOutcome:
     runs = [episode.run(s) for s in names]
     run_ids: dict[str, int] = {}
     if job.db_url is not None:
-        from router.store import RunMeta
-
         store = _worker_store(job.db_url)
         for r in runs:
             meta = RunMeta(
@@ -104,8 +102,6 @@ _STORES: dict[str, Any] = {}
 
 def _worker_store(url: str) -> Any:
     # one connection pool per worker process, opened on its first episode
-    from router.store import Store
-
     if url not in _STORES:
         _STORES[url] = Store.open(url)
     return _STORES[url]
@@ -251,8 +247,6 @@ def backtest(
     """`episodes` seeds from `seed0` per scenario, each run by every strategy (the
     parent on `side`, by default the scenario's; with `both_sides` on either side, the
     same market for both); see `aggregate` for the document."""
-    from simulators.scenario import load_scenario
-
     check_strategies(strategies)
     if episodes <= 0:
         raise DomainError(f"--episodes must be > 0, got {episodes}")

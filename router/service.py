@@ -21,13 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from router.api import make_app
+from router.bus import MqttBus
 from router.config import DEFAULT_CONFIG_DIR, ConfigError, ConfigTable, load_toml
 from router.desk import Desk, DeskConfig
 from router.desk.outbox import CLOCK_SAVE_S
 from router.desk.sim import SimMarkets
 from router.domain import NANOS_PER_SECOND, DomainError
+from router.fix.gateway import FixGateway
+from router.fix.settings import GatewaySettings, load_acceptor_config, load_credentials
 from router.journal import Journal
 from router.risk import RiskLimits
 from router.runtime import LoopClock
@@ -296,13 +301,6 @@ async def run_service(
 ) -> None:
     """Run the service until `stop` is set (or SIGTERM/SIGINT), then shut down cleanly:
     open child orders pulled, the journal flushed, FIX clients logged out."""
-    from aiohttp import web
-
-    from router.api import make_app
-    from router.bus import MqttBus
-    from router.fix.gateway import FixGateway
-    from router.fix.settings import GatewaySettings, load_acceptor_config, load_credentials
-
     env = dict(environ if environ is not None else os.environ)
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()

@@ -57,6 +57,7 @@ from router.desk_api import (
 )
 from router.domain import OrdType, Side
 from router.reporting import REPORT_CSS
+from router.strategies import STRATEGIES
 from router.telemetry import CONTENT_TYPE, FigureCollector, HttpMetrics, exposition
 
 log = structlog.get_logger("blockroute.api")
@@ -80,8 +81,6 @@ NO_TOKEN_MESSAGE = "no API token configured (set BLOCKROUTE_API_TOKEN)"
 def default_strategies() -> list[str]:
     """The strategy names a client may ask for: the registry's (which has "ml", the
     default), each once."""
-    from router.strategies import STRATEGIES  # the registry, not the engine
-
     return list(dict.fromkeys([*STRATEGIES, ML_STRATEGY]))
 
 

@@ -65,6 +65,8 @@ COMMANDS = {
     "bench book",
     "bench impact",
     "bench risk-transfer",
+    "bench drift",
+    "bench pace",
     "bench scenario",
     "bench fix",
     "bench memory",
