@@ -1,6 +1,6 @@
 """Does the unimpacted market drift, and does it know the parent's side?
 
-The learned slicer trains on the regime draw of models.execenv: each episode a scenario,
+The learned slicer trains on the regime draw of models.training.execenv: each episode a scenario,
 randomised, the parent's side and the market's direction drawn 50/50. If the market's
 own move over an episode had a mean, or one that depends on the parent's side, a policy
 could earn it by pace alone (sell early when prices fall on average), which no real
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from models.execenv import SCENARIOS, draw_regime
+from models.training.execenv import SCENARIOS, draw_regime
 from router import app
 from router.domain import NANOS_PER_SECOND
 from simulators.kernel import rng_for
@@ -49,7 +49,7 @@ def _max_qty(sc: Scenario) -> float:
 
 
 def _one(seed: int, bases: dict[str, Scenario], run_flow: bool) -> dict[str, Any]:
-    # the same draw as models.execenv's reset for this seed, and the same market seed
+    # the same draw as models.training.execenv's reset for this seed, and the same market seed
     # as the episode's world (simulators.world)
     rng = rng_for(seed, "execenv/regime")
     base = bases[SCENARIOS[int(rng.integers(len(SCENARIOS)))]]

@@ -5,7 +5,7 @@ learned models against, never an input of the router.
 with a quote in time and that its quote is the best one. `p_lowest` is the arithmetic
 behind the second: the chance that one of several independent, possibly silent
 competitors has the lowest cost (dealers/quoting.py fills the rows in; the router's
-dealer features, models/desk.py, use the same integral on their own estimates).
+dealer features, models/serving/desk.py, use the same integral on their own estimates).
 """
 
 from __future__ import annotations

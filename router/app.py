@@ -33,9 +33,9 @@ import structlog
 from dealers.config import DealerPanel, load_panel
 from dealers.panel import HeuristicPanel
 from dealers.pnl import TradePnl
-from models.desk import DeskState
-from models.features import MarketContext
-from models.serving import MlPanel
+from models.serving.desk import DeskState
+from models.serving.features import MarketContext
+from models.serving.predictors import MlPanel
 from router.domain import (
     NANOS_PER_SECOND,
     ChildId,
@@ -653,7 +653,7 @@ def dealer_routing(
     )
 
 
-MODEL_VOL_WINDOW_S = 600.0  # the dealer models' volatility window (models/dealer_data.py)
+MODEL_VOL_WINDOW_S = 600.0  # the dealer models' volatility window (models/training/dealer_data.py)
 HISTORY_DAYS = 4
 HISTORY_EXPLORE = 0.3
 HISTORY_PANEL_SIZES = (3, 4, 5)
@@ -665,10 +665,10 @@ HISTORY_SEED = 7_000_000  # the desk's past days; far from any episode's seed
 @functools.cache
 def desk_history(scenario_name: str, panel_name: str) -> tuple[HeuristicPanel, DeskState]:
     """The desk's past days with this panel: the heuristic selector that ran them, and
-    the learned models' view of the same log (models.desk.DeskState). Simulated with
+    the learned models' view of the same log (models.serving.desk.DeskState). Simulated with
     fixed seeds, once per process: the same for every caller."""
     from dealers.stream import run_rfq_day  # the RFQ days build on this module's world
-    from models.dealer_data import rows_from_log
+    from models.training.dealer_data import rows_from_log
 
     scenario = load_scenario(scenario_name)
     panel = load_panel(panel_name)
@@ -803,7 +803,7 @@ class _Closed(BaseException):
 class ExecutionStepper:
     """One parent order of the `ml` strategy (model-guided routing with the dealer panel,
     on a `PacedSlicer`), run one policy query at a time: the engine room of the
-    execution environment (models/execenv.py, training code above this module).
+    execution environment (models/training/execenv.py, training code above this module).
 
     The run is exactly `Episode(scenario, seed).run("ml")` with the policy's answers
     supplied from outside: the kernel runs on a worker thread and is suspended inside

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from models.artifacts import ServedModel, load_family
-from models.serving import FillPredictor
-from models.serving import warm_up as warm_up_models
+from models.serving.artifacts import ServedModel, load_family
+from models.serving.predictors import FillPredictor
+from models.serving.predictors import warm_up as warm_up_models
 from router.strategies.learned import OBS_SIZE, OnnxPolicy, Policy, ShippedSlicer
 from router.strategies.learned import warm_up as warm_up_slicer
 
@@ -19,7 +19,7 @@ class ModelRegistry:
     from `directory` and kept. Loading raises ModelError naming the missing or corrupt
     file and the command that rebuilds it.
 
-    `directory`: the models' folder; None, models.artifacts.MODELS_DIR as it is at the
+    `directory`: the models' folder; None, models.serving.artifacts.MODELS_DIR as it is at the
     load (tests point it elsewhere)."""
 
     def __init__(self, directory: Path | None = None) -> None:
@@ -31,7 +31,7 @@ class ModelRegistry:
     def _dir(self) -> Path:
         if self._directory is not None:
             return self._directory
-        from models import artifacts
+        from models.serving import artifacts
 
         return artifacts.MODELS_DIR
 
@@ -70,7 +70,7 @@ class ModelRegistry:
 
     def warm_up(self) -> None:
         """Load everything and compile an ml decision's code before the first decision
-        needs it (a live service, at its start): models.serving.warm_up, the slicer's
+        needs it (a live service, at its start): models.serving.predictors.warm_up, the slicer's
         observation, and the slicer policy's first runs (ONNX Runtime's take milliseconds)."""
         dealer, fill = self._models()
         warm_up_models({**dealer, "fill": fill.model})

@@ -58,7 +58,7 @@ def build_parser() -> Parser:
 def _bad_input_errors() -> tuple[type[Exception], ...]:
     # read only when an exception reaches `main`'s handler: the store and the artifacts
     # take 0.7 s to import, which a command that needs neither should not pay
-    from models.artifacts import ModelError
+    from models.serving.artifacts import ModelError
     from router.store import StoreError
 
     return (UsageError, ConfigError, DomainError, StoreError, ModelError)

@@ -20,7 +20,7 @@ def register(sub: Subparsers) -> None:
     em.add_argument(
         "--seed",
         type=integer,
-        default=900_000,  # models.evaluate.EVAL_SEED
+        default=900_000,  # models.training.evaluate.EVAL_SEED
         help="first held-out seed",
     )
     add_json(em, "write JSON here ('-' = stdout)")
@@ -28,13 +28,13 @@ def register(sub: Subparsers) -> None:
     em.add_argument(
         "--dealer-days",
         type=positive_int,
-        default=4,  # models.evaluate.DEALER_DAYS
+        default=4,  # models.training.evaluate.DEALER_DAYS
         help="scored RFQ days per scenario (after 3 days of history)",
     )
     em.add_argument(
         "--fill-episodes",
         type=positive_int,
-        default=4,  # models.evaluate.FILL_EPISODES
+        default=4,  # models.training.evaluate.FILL_EPISODES
         help="sor-lit episodes per scenario",
     )
     em.add_argument(
@@ -44,9 +44,10 @@ def register(sub: Subparsers) -> None:
 
 
 def run_models(args: argparse.Namespace) -> None:
-    """`evaluate models`. A missing or unreadable artifact raises `models.artifacts.ModelError`."""
-    from models.artifacts import MODELS_DIR
-    from models.evaluate import evaluate
+    """`evaluate models`. A missing or unreadable artifact raises
+    `models.serving.artifacts.ModelError`."""
+    from models.serving.artifacts import MODELS_DIR
+    from models.training.evaluate import evaluate
 
     check_json_path(args.json_path)
     with Progress("evaluate models") as bar:

@@ -25,7 +25,8 @@ def register(sub: Subparsers) -> None:
     td.add_argument(
         "--days",
         type=positive_int,
-        default=20,  # models.train.DEALER_DAYS_PER_SCENARIO (not imported: xgboost is slow)
+        # models.training.boosting.DEALER_DAYS_PER_SCENARIO (not imported: xgboost is slow)
+        default=20,
         help="simulated RFQ days per scenario",
     )
     td.add_argument("--seed", type=integer, default=100_000, help="seed of the first day")
@@ -37,7 +38,7 @@ def register(sub: Subparsers) -> None:
     tf.add_argument(
         "--episodes",
         type=positive_int,
-        default=288,  # models.train.FILL_EPISODES_PER_SCENARIO
+        default=288,  # models.training.boosting.FILL_EPISODES_PER_SCENARIO
         help="sor-lit episodes per scenario",
     )
     tf.add_argument("--seed", type=integer, default=200_000, help="seed of the first episode")
@@ -84,7 +85,7 @@ def _add_slicer(tsub: Subparsers) -> None:
 def _out_dir(args: argparse.Namespace) -> Path:
     """The artifacts' folder (default: the shipped models' own), checked with --json
     before any training. Raises `UsageError` if either cannot be written to."""
-    from models.artifacts import MODELS_DIR
+    from models.serving.artifacts import MODELS_DIR
 
     out: Path = args.out or MODELS_DIR
     if out.exists() and not out.is_dir():
@@ -95,7 +96,7 @@ def _out_dir(args: argparse.Namespace) -> Path:
 
 def run_dealer(args: argparse.Namespace) -> None:
     """`train dealer`: the three dealer models on simulated RFQ days."""
-    from models.train import SCENARIOS, train_dealer
+    from models.training.boosting import SCENARIOS, train_dealer
 
     out = _out_dir(args)
     n = args.days * len(SCENARIOS)
@@ -112,7 +113,7 @@ def run_dealer(args: argparse.Namespace) -> None:
 
 def run_fill(args: argparse.Namespace) -> None:
     """`train fill`: the fill model on simulated sor-lit episodes."""
-    from models.train import SCENARIOS, train_fill
+    from models.training.boosting import SCENARIOS, train_fill
 
     out = _out_dir(args)
     n = args.episodes * len(SCENARIOS)
@@ -162,7 +163,7 @@ def run_slicer(args: argparse.Namespace) -> None:
             f"train slicer needs the training extra ({exc.name} is missing): "
             "python3 -m pip install -e '.[train]'"
         ) from None
-    from models.slicer import TrainingError, train_slicer
+    from models.training.slicer import TrainingError, train_slicer
 
     command = (
         f"blockroute train slicer --timesteps {args.timesteps} --envs {args.envs} "

@@ -13,7 +13,7 @@ import functools
 
 import structlog
 
-from models.artifacts import ModelError
+from models.serving.artifacts import ModelError
 from router import app
 from router.desk.config import DeskConfig
 from router.desk.metrics import DeskMetrics

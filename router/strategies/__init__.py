@@ -97,7 +97,7 @@ class StrategySpec:
     tactics: tuple[TacticConfig, ...]
     # loads what the slicer needs (a model) from the registry: run before any work, so
     # that a missing or corrupt artifact fails the command at once
-    # (models.artifacts.ModelError)
+    # (models.serving.artifacts.ModelError)
     preload: Callable[[SlicerModels], object] | None = None
     plan: PlanConfig = DEFAULT_PLAN
 

@@ -18,7 +18,7 @@ with the model-guided router, which prices those choices by expected cost better
 policy could learn them from a few thousand episodes; so the action is timing only.
 
 The same code serves training and trading: the execution environment
-(models/execenv.py) and the ONNX policy at run time both drive `PacedSlicer`
+(models/training/execenv.py) and the ONNX policy at run time both drive `PacedSlicer`
 through a `Policy` callable, so an observation means the same in both.
 
 At run time the policy is `OnnxPolicy` (ONNX Runtime only: serving never imports
@@ -193,7 +193,7 @@ class ObservationBuilder:
 
 
 def warm_up() -> None:
-    """Compile the observation's code now (see models.serving.warm_up)."""
+    """Compile the observation's code now (see models.serving.predictors.warm_up)."""
     _log_return_sd(np.array([100.0, 100.5, 100.25]))
 
 
@@ -391,8 +391,8 @@ def load_slicer_policy(models_dir: Path) -> OnnxPolicy:
 
 def _load_slicer(models_dir: Path) -> tuple[OnnxPolicy, dict[str, Any]]:
     """`load_slicer_policy`, with the metadata it checked."""
-    # imported here: router.strategies stays light (models.artifacts compiles trees)
-    from models.artifacts import ModelError, regenerate_hint
+    # imported here: router.strategies stays light (models.serving.artifacts compiles trees)
+    from models.serving.artifacts import ModelError, regenerate_hint
 
     hint = regenerate_hint("slicer")
     meta_path = models_dir / SLICER_META
@@ -419,7 +419,7 @@ def _load_slicer(models_dir: Path) -> tuple[OnnxPolicy, dict[str, Any]]:
 
 def _read_slicer_meta(path: Path) -> dict[str, Any]:
     """The metadata, checked against this module: the same observation and pacing."""
-    from models.artifacts import ModelError, regenerate_hint
+    from models.serving.artifacts import ModelError, regenerate_hint
 
     hint = regenerate_hint("slicer")
     if not path.exists():

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.artifacts import ModelError
+from models.serving.artifacts import ModelError
 from router.app import Episode, apply_overrides
 from router.domain import ChildOrderFilled
 from router.registry import ModelRegistry

@@ -43,8 +43,8 @@ async def test_every_strategy_a_client_may_name_runs(tmp_path: Path) -> None:
 async def test_missing_models_stop_the_start_unless_the_config_falls_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from models import artifacts
-    from models.artifacts import ModelError
+    from models.serving import artifacts
+    from models.serving.artifacts import ModelError
     from router import app
 
     monkeypatch.setattr(artifacts, "MODELS_DIR", tmp_path / "nothing")

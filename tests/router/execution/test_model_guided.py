@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import router.app as app
-from models import artifacts
+from models.serving import artifacts
 from router.app import Episode, apply_overrides
 from router.cli import main
 from router.domain import ChildOrderSent, DecisionRecorded, RfqRequested
@@ -82,7 +82,7 @@ def test_missing_models_stop_sor_ml_with_the_file_and_the_fix(tmp_path, monkeypa
 
 
 def test_evaluate_models_json_follows_the_contract(tmp_path, monkeypatch, capsys):
-    import models.evaluate as ev
+    import models.training.evaluate as ev
 
     monkeypatch.setattr(ev, "SCENARIOS", ("illiquid-bond",))
     monkeypatch.setattr(ev, "ORACLE_PATHS", 8)

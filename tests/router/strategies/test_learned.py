@@ -19,8 +19,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import router.app as app
-from models import artifacts
-from models.artifacts import ModelError
+from models.serving import artifacts
+from models.serving.artifacts import ModelError
 from router.cli import main
 from router.domain import NANOS_PER_SECOND, ParentId, ParentOrder, Side, Symbol, VenueId
 from router.ports import ExecutionState, MarketHistory, MarketSnapshot, VenueQuote
@@ -543,7 +543,7 @@ except ImportError:
 else:
     sys.exit("torch is importable: the test proves nothing")
 from pathlib import Path
-from models import artifacts
+from models.serving import artifacts
 artifacts.MODELS_DIR = Path(sys.argv[1])
 from router.cli import main
 code = main(sys.argv[2:])

@@ -17,7 +17,7 @@ from itertools import repeat
 
 import numpy as np
 
-from models.features import FILL_FEATURES, context_from_inputs, fill_row
+from models.serving.features import FILL_FEATURES, context_from_inputs, fill_row
 from router.domain import (
     NANOS_PER_SECOND,
     ChildOrderFilled,

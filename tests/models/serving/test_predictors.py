@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.artifacts import ServedModel
-from models.desk import DeskState
-from models.features import DEALER_IDS, MarketContext, fill_row
-from models.serving import FillPredictor, MlPanel, warm_up
+from models.serving.artifacts import ServedModel
+from models.serving.desk import DeskState
+from models.serving.features import DEALER_IDS, MarketContext, fill_row
+from models.serving.predictors import FillPredictor, MlPanel, warm_up
 from router import app
 from router.domain import DealerId, QuoteRequest, RfqId, RfqRequested, Side, Symbol, VenueId
 from router.ports import PassiveOrderContext, RecentMarket

@@ -29,12 +29,12 @@ from typing import Any
 
 import numpy as np
 
-from models.artifacts import MODELS_DIR, load_family
-from models.dealer_data import DaySpec, DealerRows
-from models.dealer_data import generate as dealer_rows
-from models.fill_data import HORIZON_S, FillRows, rows_from_events
-from models.metrics import auc, cluster_bootstrap, scores, stratified_auc
-from models.train import SCENARIOS
+from models.serving.artifacts import MODELS_DIR, load_family
+from models.training.boosting import SCENARIOS
+from models.training.dealer_data import DaySpec, DealerRows
+from models.training.dealer_data import generate as dealer_rows
+from models.training.fill_data import HORIZON_S, FillRows, rows_from_events
+from models.training.metrics import auc, cluster_bootstrap, scores, stratified_auc
 from router.domain import ChildOrder
 
 EVAL_SEED = 900_000

@@ -10,24 +10,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import models.dealer_data as dealer_data
-import models.train as train
-from models.artifacts import load_family
-from models.features import DEALER_FEATURES, FILL_FEATURES, HIT_FEATURES
-from models.metrics import brier
-from models.train import Fitted, fit_binary, split_days
-from models.trees import CompiledForest
+import models.training.boosting as boosting
+import models.training.dealer_data as dealer_data
+from models.serving.artifacts import load_family
+from models.serving.features import DEALER_FEATURES, FILL_FEATURES, HIT_FEATURES
+from models.serving.trees import CompiledForest
+from models.training.boosting import Fitted, fit_binary, split_days
+from models.training.metrics import brier
 
 NAMES = ("quote_bps", "x1", "x2")
 
 
 @pytest.fixture(autouse=True)
 def few_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(train, "MAX_ROUNDS", 60)
-    monkeypatch.setattr(train, "EARLY_STOP", 15)
+    monkeypatch.setattr(boosting, "MAX_ROUNDS", 60)
+    monkeypatch.setattr(boosting, "EARLY_STOP", 15)
     # one thread: OpenMP threads spin-waiting on a busy machine cost seconds per fit
-    monkeypatch.setitem(train.PARAMS, "nthread", 1)
-    monkeypatch.setitem(train.FILL_PARAMS, "nthread", 1)
+    monkeypatch.setitem(boosting.PARAMS, "nthread", 1)
+    monkeypatch.setitem(boosting.FILL_PARAMS, "nthread", 1)
 
 
 # -------------------------------------------------------------------------- split_days
@@ -171,13 +171,13 @@ def test_fit_binary_needs_every_split() -> None:
 @pytest.fixture(scope="module")
 def dealer_family(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path], dict]:
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(train, "MAX_ROUNDS", 40)
-        mp.setattr(train, "EARLY_STOP", 10)
-        mp.setitem(train.PARAMS, "nthread", 1)
-        mp.setattr(train, "SCENARIOS", ("calm", "illiquid-bond"))
+        mp.setattr(boosting, "MAX_ROUNDS", 40)
+        mp.setattr(boosting, "EARLY_STOP", 10)
+        mp.setitem(boosting.PARAMS, "nthread", 1)
+        mp.setattr(boosting, "SCENARIOS", ("calm", "illiquid-bond"))
         mp.setattr(dealer_data, "RFQS_PER_DAY", 20)
         out = tmp_path_factory.mktemp("dealer")
-        written, meta = train.train_dealer(out, days_per_scenario=4, seed0=7_000, command="t")
+        written, meta = boosting.train_dealer(out, days_per_scenario=4, seed0=7_000, command="t")
     return out, written, meta
 
 
@@ -223,18 +223,18 @@ def test_hit_model_is_non_increasing_in_the_quote(dealer_family: tuple[Path, lis
 
 def test_train_fill_writes_a_loadable_family_of_its_own_trees(tmp_path: Path) -> None:
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(train, "FILL_MAX_ROUNDS", 30)
-        mp.setattr(train, "SCENARIOS", ("calm", "illiquid-bond"))
-        written, meta = train.train_fill(tmp_path, episodes_per_scenario=3, seed0=9_000)
+        mp.setattr(boosting, "FILL_MAX_ROUNDS", 30)
+        mp.setattr(boosting, "SCENARIOS", ("calm", "illiquid-bond"))
+        written, meta = boosting.train_fill(tmp_path, episodes_per_scenario=3, seed0=9_000)
     assert sorted(p.name for p in written) == ["fill.meta.json", "fill_passive.ubj"]
     assert meta["training"]["seeds"] == [9_000, 9_005]
     assert meta["training"]["seed_rule"] == "scenario i, episode k: 9000 + k * 2 + i"
-    assert meta["params"]["max_depth"] == train.FILL_PARAMS["max_depth"] == 6
+    assert meta["params"]["max_depth"] == boosting.FILL_PARAMS["max_depth"] == 6
     assert meta["max_rounds"] == 30 and 1 <= meta["rounds"]["passive"] <= 30
     served = load_family("fill", tmp_path)["passive"]
     assert served.features == FILL_FEATURES
     # deeper trees than the dealer models': some path is longer than 4 splits
-    assert _deepest(served.forest) > train.PARAMS["max_depth"]
+    assert _deepest(served.forest) > boosting.PARAMS["max_depth"]
     assert _deepest(served.forest) <= 6
     p = served.predict(np.zeros((2, len(FILL_FEATURES))))
     assert np.all((p > 0.0) & (p < 1.0))
@@ -258,25 +258,25 @@ def test_the_commands_defaults_are_the_shipped_training_runs() -> None:
     from router.cli import build_parser
 
     dealer = build_parser().parse_args(["train", "dealer"])
-    assert (dealer.days, dealer.seed) == (train.DEALER_DAYS_PER_SCENARIO, train.DEALER_SEED0)
+    assert (dealer.days, dealer.seed) == (boosting.DEALER_DAYS_PER_SCENARIO, boosting.DEALER_SEED0)
     fill = build_parser().parse_args(["train", "fill"])
-    assert (fill.episodes, fill.seed) == (train.FILL_EPISODES_PER_SCENARIO, train.FILL_SEED0)
+    assert (fill.episodes, fill.seed) == (boosting.FILL_EPISODES_PER_SCENARIO, boosting.FILL_SEED0)
     for family in ("dealer", "fill"):
-        meta = json.loads((Path(train.MODELS_DIR) / f"{family}.meta.json").read_text())
+        meta = json.loads((Path(boosting.MODELS_DIR) / f"{family}.meta.json").read_text())
         assert meta["created_by"] == f"blockroute train {family}" + (
             f" --days {dealer.days} --seed {dealer.seed}"
             if family == "dealer"
             else f" --episodes {fill.episodes} --seed {fill.seed}"
         )
         # and with the parameters the code trains with (threads aside: the fixture's)
-        params = train.PARAMS if family == "dealer" else train.FILL_PARAMS
+        params = boosting.PARAMS if family == "dealer" else boosting.FILL_PARAMS
         assert {k: v for k, v in meta["params"].items() if k != "nthread"} == {
             k: v for k, v in params.items() if k != "nthread"
         }
 
 
 def test_the_evaluation_commands_defaults_are_the_evaluations() -> None:
-    import models.evaluate as ev
+    import models.training.evaluate as ev
     from router.cli import build_parser
 
     args = build_parser().parse_args(["evaluate", "models"])

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from models.features import (
+from models.serving.features import (
     DEALER_BASE,
     DEALER_FEATURES,
     DEALER_IDS,
@@ -22,7 +22,7 @@ from models.features import (
     fill_row,
     side_feature,
 )
-from models.quotecost import (
+from models.serving.quotecost import (
     N_TERMS,
     PRIOR_COST_BPS,
     QuoteCostTracker,

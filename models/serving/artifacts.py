@@ -2,7 +2,7 @@
 family (features, clipping range, calibration map, training seeds, metrics), and their
 loading for serving.
 
-Serving never calls XGBoost: the trees are compiled once (models/trees.py), features are
+Serving never calls XGBoost: the trees are compiled once (models/serving/trees.py), features are
 clipped to the training range (and counted), and the calibration map is a piecewise
 linear isotonic fit. A missing or corrupt file raises `ModelError` naming the file and
 the command that regenerates it.
@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from models.features import Clipper
-from models.trees import CompiledForest
+from models.serving.features import Clipper
+from models.serving.trees import CompiledForest
 
-MODELS_DIR = Path(__file__).resolve().parent
+MODELS_DIR = Path(__file__).resolve().parents[1]
 
 
 class ModelError(RuntimeError):

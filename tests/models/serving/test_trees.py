@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from models.artifacts import MODELS_DIR
-from models.trees import CompiledForest
+from models.serving.artifacts import MODELS_DIR
+from models.serving.trees import CompiledForest
 
 N_FEATURES = 5
 TOL = 1e-5

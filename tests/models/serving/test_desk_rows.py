@@ -1,5 +1,5 @@
 """The desk's dealer rows: built a panel at a time by compiled code, they must equal the
-readable one-row definition (`models.features.dealer_row`) exactly, follow every event
+readable one-row definition (`models.serving.features.dealer_row`) exactly, follow every event
 and axe update at once, and score a candidate for a seat as if it were asked."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from dealers.truth import p_lowest
-from models.desk import FLOW_HALF_LIFE_TOD, P_LOWEST_POINTS, DeskState
-from models.features import DEALER_FEATURES, MarketContext, dealer_row
-from models.quotecost import QuoteCostTracker, terms
+from models.serving.desk import FLOW_HALF_LIFE_TOD, P_LOWEST_POINTS, DeskState
+from models.serving.features import DEALER_FEATURES, MarketContext, dealer_row
+from models.serving.quotecost import QuoteCostTracker, terms
 from router.domain import (
     NANOS_PER_SECOND,
     ChildId,

@@ -1,5 +1,5 @@
 """Training the learned slicer (`blockroute train slicer`): PPO on the execution
-environment (models/execenv.py), exported to ONNX for serving.
+environment (models/training/execenv.py), exported to ONNX for serving.
 
 The policy is a small MLP (Stable-Baselines3 `MlpPolicy`, tanh); its action is the pace
 of router.strategies.learned.PacedSlicer. It starts near a = 0, the even pace (the
@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from models.artifacts import MODELS_DIR
+from models.serving.artifacts import MODELS_DIR
 from router.strategies.learned import (
     OBS_NAMES,
     OBS_SIZE,
@@ -83,7 +83,7 @@ PPO_PARAMS: dict[str, Any] = {
 }
 NET_ARCH = (64, 64)
 LOG_STD_INIT = -1.0  # exploration sd exp(-1) = 0.37 in action units at the start
-# models.execenv: the IS reward marked to market (potential-based shaping: the same
+# models.training.execenv: the IS reward marked to market (potential-based shaping: the same
 # episode sums and best policy, less noise per step). "paired" (against the even pace on
 # the same episode) did no better at this budget and costs a second simulation.
 REWARD = "mark"
@@ -140,7 +140,7 @@ def train_slicer(
     import stable_baselines3
     import torch
 
-    from models.execenv import SCENARIOS, ExecutionEnv
+    from models.training.execenv import SCENARIOS, ExecutionEnv
 
     names = tuple(scenarios or SCENARIOS)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -223,7 +223,7 @@ def train_slicer(
 
 
 def _reward_meta(reward: str) -> dict[str, Any]:
-    from models.execenv import REWARD_SCALE, UNFILLED_PENALTY_BPS, RegimeRanges
+    from models.training.execenv import REWARD_SCALE, UNFILLED_PENALTY_BPS, RegimeRanges
 
     return {
         "kind": reward,
@@ -486,7 +486,7 @@ def validate(
 def _paired_episode(
     model: bytes, scenarios: tuple[str, ...], seed: int
 ) -> tuple[str, float, float]:
-    from models.execenv import ExecutionEnv
+    from models.training.execenv import ExecutionEnv
     from router.strategies.learned import OnnxPolicy
 
     policy = OnnxPolicy(model)

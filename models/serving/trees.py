@@ -5,7 +5,7 @@ A routing decision scores a handful of rows with two or three models; XGBoost's
 alone would spend the 500 us decision budget. The trees are flattened once into arrays
 (feature, threshold, children, missing branch, leaf value) and walked by a compiled
 loop: a few microseconds for a decision. The margins equal XGBoost's own to float
-rounding (tests/models/test_trees.py checks it on every shipped model).
+rounding (tests/models/serving/test_trees.py checks it on every shipped model).
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.features import FILL_FEATURES
-from models.fill_data import EpisodeSpec, generate
+from models.serving.features import FILL_FEATURES
+from models.training.fill_data import EpisodeSpec, generate
 
 EPISODES = (EpisodeSpec("calm", 200_000), EpisodeSpec("illiquid-bond", 200_005))
 

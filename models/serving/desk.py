@@ -1,6 +1,6 @@
 """What the desk knows about its dealers, kept up to date from its own RFQ log: the
 decayed history of each dealer (`dealers.panel.HeuristicPanel`), each dealer's pricing
-(`models.quotecost`), its response rates by kind of request (side; more than its
+(`models.serving.quotecost`), its response rates by kind of request (side; more than its
 published long or not), its credit line as bracketed by its answers and its declines
 for credit, today's trades and quote distances, and the dealers' axe feed.
 
@@ -8,7 +8,7 @@ A request's rows compare the dealers' prices on the client's own side, also when
 request is two-sided: the dealers do not see that side, the desk does.
 
 The same object builds the dealer models' feature rows when training replays a log
-(models/dealer_data.py) and when the router asks for quotes (router's `ml` routing), so
+(models/training/dealer_data.py) and when the router asks for quotes (router's `ml` routing), so
 the features cannot drift apart.
 """
 
@@ -23,7 +23,7 @@ from numba import njit
 
 from dealers.panel import HeuristicPanel, distances_behind_best
 from dealers.truth import p_lowest_unclipped
-from models.features import (
+from models.serving.features import (
     DEALER_BASE,
     DEALER_FEATURES,
     DEALER_IDS,
@@ -33,7 +33,7 @@ from models.features import (
     dealer_head,
     side_feature,
 )
-from models.quotecost import (
+from models.serving.quotecost import (
     AXE_UNIT,
     N_TERMS,
     QuoteCostTracker,
@@ -61,7 +61,7 @@ MidAt = Callable[[int], float]  # the lit mid at a time (ns), price units
 #: can be expected to remember a client's flow. The regression weighs the term, so a
 #: dealer that forgets sooner or later only gets a smaller coefficient.
 FLOW_HALF_LIFE_TOD = 1800.0 / (6.5 * 3600.0)
-# indices in the pricing terms (`models.quotecost.terms`): the volatility, the flow and
+# indices in the pricing terms (`models.serving.quotecost.terms`): the volatility, the flow and
 # the dealer's cost shapes
 _VOL, _FLOW, _UNWIND, _RISK = 5, 7, 8, 9
 P_LOWEST_POINTS = 41  # the implied P(best) to about 1e-3, and cheap
@@ -287,7 +287,7 @@ class DeskState:
     def terms_of(
         self, qty: int, side: Side | None, panel: Sequence[DealerId], market: MarketContext
     ) -> dict[DealerId, np.ndarray]:
-        """Each asked dealer's pricing terms (models.quotecost) for this request."""
+        """Each asked dealer's pricing terms (models.serving.quotecost) for this request."""
         self.refresh()
         z, _ = _price(
             terms(0.0, qty / self.adv, len(panel), market.vol_bps, side is None),
@@ -316,7 +316,7 @@ class DeskState:
         return float(0.5 ** (max(tod - self._flow_tod, 0.0) / FLOW_HALF_LIFE_TOD))
 
     def _flow_terms(self, side: Side | None, market: MarketContext) -> np.ndarray:
-        """Each dealer's flow term (`models.quotecost.flow_term`) on the client's side
+        """Each dealer's flow term (`models.serving.quotecost.flow_term`) on the client's side
         `side`, in `self.dealers` order; zeros for an unknown side."""
         out = np.zeros(len(self.dealers))
         if side is None or not self._asked_flow:
@@ -499,7 +499,7 @@ def _panel_rows(
     panel_column: int,
 ) -> None:
     """`DeskState.rows` into `out` (zeros); dealers as indices into the per-dealer
-    arrays. The comparisons and indicators are `models.features.dealer_row`'s."""
+    arrays. The comparisons and indicators are `models.serving.features.dealer_row`'s."""
     n = panel.shape[0]
     if n > 0:
         est = p_lowest_unclipped(own[panel, 0], pred[panel], sd[panel], n_points)
@@ -598,11 +598,11 @@ def _own_columns(
     mid: float,
     adv: float,
 ) -> None:
-    """Every dealer's own columns (DEALER_OWN, as `models.features.dealer_own` defines
+    """Every dealer's own columns (DEALER_OWN, as `models.serving.features.dealer_own` defines
     them) and price quality, for a request of `qty` at `mid` (0: notional unknown), the
     client on side `sign`, the dealers asked for the side of `kind` (`_KINDS`). The
     arithmetic is that of `DeskState.p_credit` and of the readable definition in
-    tests/models/test_desk_rows.py, in their order: equal to the bit."""
+    tests/models/serving/test_desk_rows.py, in their order: equal to the bit."""
     for i in range(state.shape[0]):
         s = state[i]
         axe, notional, n = s[_AXE], s[_NOTIONAL], s[_TODAY_N]

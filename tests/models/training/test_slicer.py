@@ -25,7 +25,7 @@ TINY_PPO = {"n_steps": 48, "batch_size": 48, "n_epochs": 2}
 
 def _observations(n_episodes: int = 2) -> np.ndarray:
     """Real observations: what the slicer sees over a few bond episodes."""
-    from models.execenv import ExecutionEnv
+    from models.training.execenv import ExecutionEnv
 
     env = ExecutionEnv(BOND)
     rows = []
@@ -42,7 +42,7 @@ def _observations(n_episodes: int = 2) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    from models.slicer import train_slicer
+    from models.training.slicer import train_slicer
 
     out = tmp_path_factory.mktemp("slicer")
     calls: list[tuple[int, int]] = []
@@ -92,7 +92,7 @@ def test_tiny_training_writes_a_servable_policy(trained: tuple[Path, dict[str, A
 def test_onnx_matches_the_trained_torch_policy(trained: tuple[Path, dict[str, Any]]) -> None:
     from stable_baselines3 import PPO
 
-    from models.slicer import parity_max_diff
+    from models.training.slicer import parity_max_diff
 
     out, _ = trained
     model = PPO.load(out / "checkpoints" / "slicer_final.zip", device="cpu")
@@ -106,8 +106,8 @@ def test_export_is_the_deterministic_clipped_action(tmp_path: Path) -> None:
     import onnxruntime as ort
     import torch
 
-    from models.execenv import ExecutionEnv
-    from models.slicer import _ppo, export_onnx
+    from models.training.execenv import ExecutionEnv
+    from models.training.slicer import _ppo, export_onnx
 
     env = ExecutionEnv(BOND)
     model = _ppo(env, 5_000_000, {"n_steps": 16, "batch_size": 16})
@@ -129,20 +129,20 @@ def test_export_is_the_deterministic_clipped_action(tmp_path: Path) -> None:
 
     graph = onnx.load(str(path)).graph
     assert all(not n.metadata_props and not n.doc_string for n in graph.node)
-    assert str(Path(__file__).resolve().parents[2]).encode() not in path.read_bytes()
+    assert str(Path(__file__).resolve().parents[3]).encode() not in path.read_bytes()
     env.close()
 
 
 @pytest.mark.parametrize("seed", [0, 1000, 1999])
 def test_seeds_near_the_held_out_ones_are_refused(seed: int) -> None:
-    from models.slicer import TrainingError, check_settings
+    from models.training.slicer import TrainingError, check_settings
 
     with pytest.raises(TrainingError, match="held-out"):
         check_settings(1000, 2, seed)
 
 
 def test_training_may_not_reach_the_validation_episodes() -> None:
-    from models.slicer import VALIDATION_SEED0, TrainingError, check_settings
+    from models.training.slicer import VALIDATION_SEED0, TrainingError, check_settings
 
     with pytest.raises(TrainingError, match="validation"):
         check_settings(10_000, 2, VALIDATION_SEED0 - 5_000)

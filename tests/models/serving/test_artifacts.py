@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from models.artifacts import ModelError, ServedModel, load_family, write_family
-from models.features import Clipper
-from models.trees import CompiledForest
+from models.serving.artifacts import ModelError, ServedModel, load_family, write_family
+from models.serving.features import Clipper
+from models.serving.trees import CompiledForest
 
 NAMES = ("f0", "f1", "f2", "f3")
 HINT = "blockroute train dealer"
@@ -186,7 +186,7 @@ def test_empty_model_file_raises_instead_of_aborting(tmp_path: Path, trained: di
     script = textwrap.dedent(
         f"""
         from pathlib import Path
-        from models.artifacts import ModelError, load_family
+        from models.serving.artifacts import ModelError, load_family
         try:
             load_family("dealer", Path({str(tmp_path)!r}))
         except ModelError as exc:
@@ -197,7 +197,7 @@ def test_empty_model_file_raises_instead_of_aborting(tmp_path: Path, trained: di
         [sys.executable, "-c", script],
         capture_output=True,
         text=True,
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=Path(__file__).resolve().parents[3],
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-500:]

@@ -68,7 +68,7 @@ DEALER_BASE = (
     # may have to decline for lack of inventory
     "rel_dist_bps",  # its price quality minus the best of the others asked (< 0: ahead)
     "others_resp",  # how many of the others are expected to answer
-    "pred_cost_bps",  # its expected quote, from its past quotes (models/quotecost.py)
+    "pred_cost_bps",  # its expected quote, from its past quotes (models/serving/quotecost.py)
     "rel_pred_cost_bps",  # that minus the cheapest expected quote of the others
     "p_best_est",  # P(it answers and is cheapest) if quotes were normal around those
     # predictions, with its past errors as spread and its response rate
@@ -232,7 +232,7 @@ def dealer_row(
 ) -> list[float]:
     """One (request, dealer) row in DEALER_FEATURES order, from values already compared
     with the rest of the panel (`others`). The desk builds its rows a panel at a time
-    (`models.desk.DeskState.rows`); this one-row form is the readable definition."""
+    (`models.serving.desk.DeskState.rows`); this one-row form is the readable definition."""
     return [
         *dealer_head(qty, adv, side, n_dealers, market, two_sided),
         *dealer_own(

@@ -26,8 +26,8 @@ from dealers.config import DealerPanel, load_panel
 from dealers.panel import HeuristicPanel
 from dealers.stream import RfqDay, run_rfq_day
 from dealers.truth import DealerTruth
-from models.desk import DeskState
-from models.features import (
+from models.serving.desk import DeskState
+from models.serving.features import (
     DEALER_FEATURES,
     HIT_FEATURES,
     MarketContext,

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from models.artifacts import MODELS_DIR, ServedModel, load_family
-from models.desk import DeskState, MidAt
-from models.features import MarketContext, fill_order_columns, fill_recent_columns
+from models.serving.artifacts import MODELS_DIR, ServedModel, load_family
+from models.serving.desk import DeskState, MidAt
+from models.serving.features import MarketContext, fill_order_columns, fill_recent_columns
 from router.domain import DealerId, Event, RfqRequested, Side
 from router.ports import PassiveOrderContext
 

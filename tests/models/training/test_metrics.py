@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from models.metrics import auc, brier, cluster_bootstrap, ece, scores, stratified_auc
+from models.training.metrics import auc, brier, cluster_bootstrap, ece, scores, stratified_auc
 
 
 def arr(*v: float) -> np.ndarray:

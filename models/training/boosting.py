@@ -3,7 +3,7 @@
 Rows are split in time: the first 70% of the days train, the next 15% choose the number
 of trees (early stopping) and the calibration map, the last 15% are the test set whose
 scores go into the metadata. Nothing of a later day reaches an earlier one's features
-(see models/dealer_data.py), so the split is the one a desk retraining on its logs
+(see models/training/dealer_data.py), so the split is the one a desk retraining on its logs
 would make. Calibration: an isotonic map fitted on the validation days, kept only if it
 lowers the test Brier score.
 """
@@ -20,10 +20,10 @@ import numpy as np
 import xgboost as xgb
 from sklearn.isotonic import IsotonicRegression
 
-from models.artifacts import MODELS_DIR, write_family
-from models.features import DEALER_FEATURES, FILL_FEATURES, HIT_FEATURES, Clipper
-from models.metrics import scores
-from models.trees import CompiledForest
+from models.serving.artifacts import MODELS_DIR, write_family
+from models.serving.features import DEALER_FEATURES, FILL_FEATURES, HIT_FEATURES, Clipper
+from models.serving.trees import CompiledForest
+from models.training.metrics import scores
 
 PARAMS: dict[str, Any] = {
     "objective": "binary:logistic",
@@ -121,7 +121,7 @@ def train_dealer(
     progress: Callable[[int, int], None] | None = None,
     command: str = "blockroute train dealer",
 ) -> tuple[list[Path], dict[str, Any]]:
-    from models.dealer_data import DaySpec, generate
+    from models.training.dealer_data import DaySpec, generate
 
     # days interleave the scenarios so that every split holds all of them
     days = [
@@ -207,7 +207,7 @@ def train_fill(
     command: str = "blockroute train fill",
     workers: int = 1,
 ) -> tuple[list[Path], dict[str, Any]]:
-    from models.fill_data import EpisodeSpec, generate
+    from models.training.fill_data import EpisodeSpec, generate
 
     episodes = [
         EpisodeSpec(sc, seed0 + k * len(SCENARIOS) + i)

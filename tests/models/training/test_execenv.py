@@ -29,7 +29,7 @@ SEED = 5_000_123
 
 
 def _env(*args: Any, **kwargs: Any) -> Any:
-    from models.execenv import ExecutionEnv
+    from models.training.execenv import ExecutionEnv
 
     return ExecutionEnv(*args, **kwargs)
 
@@ -246,7 +246,7 @@ class _FakeStepper:
 def test_reward_arithmetic_and_the_unfilled_penalty(
     monkeypatch: pytest.MonkeyPatch, reward: str
 ) -> None:
-    import models.execenv as execenv
+    import models.training.execenv as execenv
 
     monkeypatch.setattr(execenv, "app", SimpleNamespace(ExecutionStepper=_FakeStepper))
     env = _env(BOND, reward=reward, reward_scale=10.0, unfilled_penalty_bps=100.0)
@@ -285,7 +285,7 @@ def _capacity(qty: float) -> Any:
 
 
 def test_regime_draws_stay_in_their_ranges() -> None:
-    from models.execenv import RegimeRanges, draw_regime
+    from models.training.execenv import RegimeRanges, draw_regime
     from router.app import MAX_SHARE_OF_HORIZON_VOLUME, expected_volume
     from simulators.kernel import rng_for
 
@@ -322,7 +322,7 @@ def test_regime_draws_stay_in_their_ranges() -> None:
 
 
 def test_phases_move_together_and_scale_their_strength() -> None:
-    from models.execenv import RegimeRanges, draw_regime
+    from models.training.execenv import RegimeRanges, draw_regime
 
     base = load_scenario("news-shock")  # news 60-120 min, buying window 95-103 min
     # a 3 h horizon: no squeeze; shift and strength pinned by the ranges
@@ -350,7 +350,7 @@ def test_phases_move_together_and_scale_their_strength() -> None:
 
 
 def test_side_and_market_sign_are_drawn_50_50_and_independently() -> None:
-    from models.execenv import draw_regime
+    from models.training.execenv import draw_regime
     from simulators.kernel import rng_for
 
     base = load_scenario("news-shock")  # a sell into bad news, as configured
@@ -369,7 +369,7 @@ def test_side_and_market_sign_are_drawn_50_50_and_independently() -> None:
 
 
 def test_a_mirrored_market_mirrors_every_phase_of_the_episode() -> None:
-    from models.execenv import draw_regime
+    from models.training.execenv import draw_regime
 
     base = load_scenario("news-shock")
     drawn = {}
@@ -401,7 +401,7 @@ def test_an_unrandomized_episode_runs_the_scenario_as_configured() -> None:
 
 
 def test_quantity_is_cut_to_capacity() -> None:
-    from models.execenv import RegimeRanges, draw_regime
+    from models.training.execenv import RegimeRanges, draw_regime
 
     base = load_scenario("calm")
     ranges = RegimeRanges(size=(2.0, 2.0))

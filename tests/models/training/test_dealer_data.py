@@ -11,15 +11,15 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-import models.dealer_data as dealer_data
+import models.training.dealer_data as dealer_data
 from dealers.config import load_panel
 from dealers.panel import HeuristicPanel
 from dealers.stream import RfqDay, run_rfq_day
 from dealers.truth import DealerTruth
-from models.dealer_data import SESSION_S, DaySpec, DealerRows, generate, rows_from_log
-from models.desk import DeskState
-from models.features import DEALER_FEATURES, HIT_FEATURES
-from models.quotecost import QuoteCostTracker, terms
+from models.serving.desk import DeskState
+from models.serving.features import DEALER_FEATURES, HIT_FEATURES
+from models.serving.quotecost import QuoteCostTracker, terms
+from models.training.dealer_data import SESSION_S, DaySpec, DealerRows, generate, rows_from_log
 from router.domain import (
     NANOS_PER_SECOND,
     ChildId,
