@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.serving import artifacts
 from models.serving.artifacts import ServedModel, load_family
 from models.serving.predictors import FillPredictor
 from models.serving.predictors import warm_up as warm_up_models
@@ -31,9 +32,7 @@ class ModelRegistry:
     def _dir(self) -> Path:
         if self._directory is not None:
             return self._directory
-        from models.serving import artifacts
-
-        return artifacts.MODELS_DIR
+        return artifacts.MODELS_DIR  # read now, not at import: tests point it elsewhere
 
     def _models(self) -> tuple[dict[str, ServedModel], FillPredictor]:
         if self._loaded is None:
