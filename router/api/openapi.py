@@ -1,52 +1,78 @@
 """The OpenAPI 3.1 document served at GET /api/openapi.json, built in code.
 
-One table (`_operations`) lists every route with its schemas; the tests check it
+One table (`_operations`) lists every route with its models; the tests check it
 against the app's router both ways, so a route cannot be added to one and not the other.
-The request bodies' schemas are the pydantic models' (bodies.py) that the server
-validates with, so the two cannot disagree; the answers' schemas are written here and
-checked against the real service by schemathesis (tests/router/api/test_schemathesis.py).
+The schemas are generated from pydantic models: the request bodies' (bodies.py) are those
+the server validates with, so the two cannot disagree; the answers' (responses.py) are
+checked against real answers by the tests and against the real service by schemathesis
+(tests/router/api/test_schemathesis.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from router.api.bodies import PARENT_ID, request_schemas
-from router.desk_api import CxlRejReason, OrderStatus, OrdRejReason
+from pydantic import BaseModel
+
+from router.api.bodies import (
+    BODIES,
+    PARENT_ID,
+    CancelBody,
+    KillSwitchBody,
+    OrderBody,
+    ReplaceBody,
+)
+from router.api.responses import (
+    ANSWERS,
+    DecisionList,
+    Error,
+    FillList,
+    Health,
+    Info,
+    KillSwitch,
+    OrderList,
+    ParentView,
+    Ready,
+    Schedule,
+    Scorecard,
+    Tca,
+)
+from router.desk_api import OrderStatus
 
 Schema = dict[str, Any]
 
-_INT = {"type": "integer"}
-_NUM = {"type": "number"}
+_REF = "#/components/schemas/{model}"
 _STR = {"type": "string"}
-_BOOL = {"type": "boolean"}
-_NS = {"type": "integer", "description": "nanoseconds since the Unix epoch, service clock"}
 
 
-def _nullable(schema: Schema) -> Schema:
-    return {**schema, "type": [schema["type"], "null"]}
+def _name(model: type[BaseModel]) -> str:
+    """The model's component name: its title (the request bodies set one), else its class
+    name."""
+    return model.model_config.get("title") or model.__name__
 
 
-def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
+def _ref(model: type[BaseModel]) -> Schema:
+    return {"$ref": _REF.format(model=_name(model))}
 
 
-def _obj(props: dict[str, Schema], required: Sequence[str] = (), **extra: Any) -> Schema:
-    out: Schema = {"type": "object", "properties": props, **extra}
-    if required:
-        out["required"] = list(required)
+def _components(models: Iterable[type[BaseModel]]) -> dict[str, Schema]:
+    """Each model's JSON Schema under its name, and beside it those it refers to ($defs:
+    models and enums)."""
+    out: dict[str, Schema] = {}
+    for model in models:
+        schema = model.model_json_schema(ref_template=_REF)
+        defs = schema.pop("$defs", {})
+        for name, sub in {_name(model): schema, **defs}.items():
+            if out.setdefault(name, sub) != sub:
+                raise ValueError(f"two different schemas named {name}")
     return out
-
-
-def _list_of(key: str, item: Schema, **more: Schema) -> Schema:
-    return _obj({**more, key: {"type": "array", "items": item}}, [*more, key])
 
 
 def _requests(strategies: Sequence[str], symbols: Sequence[str] | None) -> dict[str, Schema]:
     """The bodies' schemas, with what this service trades and runs as enums."""
-    out = request_schemas()
+    out = _components(BODIES)
     order = out["NewOrder"]["properties"]
     order["strategy"] = {
         "type": ["string", "null"],
@@ -59,176 +85,7 @@ def _requests(strategies: Sequence[str], symbols: Sequence[str] | None) -> dict[
 
 
 def _schemas(strategies: Sequence[str], symbols: Sequence[str] | None) -> dict[str, Schema]:
-    status = {"type": "string", "enum": [s.value for s in OrderStatus]}
-    side = {"type": "string", "enum": ["buy", "sell"]}
-    ord_type = {"type": "string", "enum": ["market", "limit"]}
-    parent_view = _obj(
-        {
-            "parent_id": _STR,
-            "client": {**_STR, "description": 'FIX SenderCompID, or "api"'},
-            "cl_ord_id": {**_STR, "description": "the latest accepted ClOrdID"},
-            "orig_cl_ord_id": {**_STR, "description": "the ClOrdID it was created with"},
-            "symbol": _STR,
-            "side": side,
-            "qty": _INT,
-            "ord_type": ord_type,
-            "limit_price": _nullable(_NUM),
-            "strategy": _STR,
-            "participation": _nullable(_NUM),
-            "status": status,
-            "start_ns": _NS,
-            "end_ns": _NS,
-            "filled_qty": _INT,
-            "avg_price": {**_NUM, "description": "0 before the first fill"},
-            "arrival_mid": _NUM,
-            "n_children": _INT,
-            "updated_ns": _NS,
-            "text": {**_STR, "description": "why it ended, when it did not fill"},
-            "leaves_qty": _INT,
-        },
-        [
-            "parent_id",
-            "client",
-            "cl_ord_id",
-            "orig_cl_ord_id",
-            "symbol",
-            "side",
-            "qty",
-            "ord_type",
-            "limit_price",
-            "strategy",
-            "participation",
-            "status",
-            "start_ns",
-            "end_ns",
-            "filled_qty",
-            "avg_price",
-            "arrival_mid",
-            "n_children",
-            "updated_ns",
-            "text",
-            "leaves_qty",
-        ],
-    )
-    error = _obj(
-        {
-            "error": {**_STR, "description": "a short code: validation_error, not_found, ..."},
-            "field": {"type": ["string", "null"], "description": "the field at fault"},
-            "message": _STR,
-            "reason": {
-                "type": "string",
-                "description": "OrdRejReason or CxlRejReason name, for desk refusals",
-                "enum": sorted({r.name for r in OrdRejReason} | {r.name for r in CxlRejReason}),
-            },
-        },
-        ["error", "field", "message"],
-    )
-    kill = _obj(
-        {
-            "engaged": _BOOL,
-            "reason": _STR,
-            "changed_ns": _nullable(_INT),
-            "canceled_parents": _INT,
-        },
-        ["engaged", "reason", "changed_ns", "canceled_parents"],
-    )
-    fill = _obj(
-        {
-            "exec_id": _STR,
-            "child_id": _STR,
-            "ts_ns": _NS,
-            "venue": _STR,
-            "venue_kind": {"type": "string", "enum": ["lit", "dark", "rfq"]},
-            "qty": _INT,
-            "price": _NUM,
-            "fee": _NUM,
-            "liquidity": _STR,
-        },
-        ["exec_id", "child_id", "ts_ns", "venue", "venue_kind", "qty", "price"],
-    )
-    decision = _obj(
-        {
-            "decision_id": _STR,
-            "ts_ns": _NS,
-            "chosen": {**_STR, "description": "the venue or action chosen"},
-            "inputs": {"type": "object", "additionalProperties": _NUM},
-            "alternatives": {
-                "type": "object",
-                "additionalProperties": _NUM,
-                "description": "every candidate with its score (expected cost)",
-            },
-        },
-        ["decision_id", "ts_ns", "chosen", "inputs", "alternatives"],
-    )
-    point = _obj(
-        {"ts_ns": _NS, "target_qty": _NUM, "filled_qty": _NUM},
-        ["ts_ns", "target_qty", "filled_qty"],
-    )
-    # null where there is nothing to measure yet (no answer, no trade): a rate of 0 would
-    # say something false, and JSON has no NaN
-    ratio = {"type": ["number", "null"], "description": "null until there is data"}
-    dealer = _obj(
-        {
-            "dealer": _STR,
-            "rfqs": _INT,
-            "response_rate": ratio,
-            "hit_ratio": ratio,
-            "cover_rate": ratio,
-            "avg_response_ms": ratio,
-            "price_improvement_bps": ratio,
-            "markout_bps": ratio,
-        },
-        ["dealer", "rfqs"],
-    )
-    return {
-        **_requests(strategies, symbols),
-        "ParentView": parent_view,
-        "Error": error,
-        "OrderList": _list_of("orders", _ref("ParentView")),
-        "Fill": fill,
-        "FillList": _list_of("fills", _ref("Fill"), parent_id=_STR),
-        "Decision": decision,
-        "DecisionList": _list_of("decisions", _ref("Decision"), parent_id=_STR),
-        "SchedulePoint": point,
-        "Schedule": _list_of(
-            "schedule", _ref("SchedulePoint"), parent_id=_STR, qty=_INT, start_ns=_NS, end_ns=_NS
-        ),
-        "Tca": _obj(
-            {
-                "parent_id": _STR,
-                "tca": {
-                    "type": "object",
-                    "description": "implementation shortfall (bps, positive = cost) and parts",
-                },
-            },
-            ["parent_id", "tca"],
-        ),
-        "Scorecard": _list_of("dealers", _ref("Dealer")),
-        "Dealer": dealer,
-        "KillSwitch": kill,
-        "Info": _obj(
-            {
-                "symbols": {"type": "array", "items": _STR},
-                "strategies": {"type": "array", "items": _STR},
-                "default_strategy": _STR,
-                "client": _STR,
-                "token_configured": _BOOL,
-                "now_ns": _NS,
-            },
-            ["symbols", "strategies", "default_strategy", "token_configured", "now_ns"],
-        ),
-        "Health": _obj({"status": {"const": "ok"}}, ["status"]),
-        "Ready": _obj({"ready": _BOOL}, ["ready"]),
-        "Snapshot": _obj(
-            {
-                "type": {"const": "snapshot"},
-                "orders": {"type": "array", "items": _ref("ParentView")},
-                "kill_switch": _ref("KillSwitch"),
-                "now_ns": _NS,
-            },
-            ["type", "orders", "kill_switch", "now_ns"],
-        ),
-    }
+    return {**_requests(strategies, symbols), **_components(ANSWERS)}
 
 
 # ---------------------------------------------------------------------------- operations
@@ -241,8 +98,8 @@ class Op:
     op_id: str
     summary: str
     ok: int = 200
-    response: str | None = None  # a component schema name (JSON)
-    body: str | None = None
+    response: type[BaseModel] | None = None  # JSON
+    body: type[BaseModel] | None = None
     body_required: bool = True
     errors: tuple[int, ...] = ()  # answered with an Error
     also: tuple[int, ...] = ()  # answered with the same schema as `ok`
@@ -306,8 +163,8 @@ def _operations() -> list[Op]:
                 "behind is closed with code 1013 and should reconnect."
             ),
         ),
-        Op("get", "/health", "health", "Liveness", response="Health", tags=svc),
-        Op("get", "/ready", "ready", "Readiness", response="Ready", also=(503,), tags=svc),
+        Op("get", "/health", "health", "Liveness", response=Health, tags=svc),
+        Op("get", "/ready", "ready", "Readiness", response=Ready, also=(503,), tags=svc),
         Op(
             "get",
             "/metrics",
@@ -322,7 +179,7 @@ def _operations() -> list[Op]:
             "/api/info",
             "info",
             "Symbols, strategies, auth set-up",
-            response="Info",
+            response=Info,
             tags=svc,
         ),
         Op(
@@ -331,8 +188,8 @@ def _operations() -> list[Op]:
             "createOrder",
             "Create a parent order",
             ok=201,
-            response="ParentView",
-            body="NewOrder",
+            response=ParentView,
+            body=OrderBody,
             errors=(400, 401, 403, 422, 503),
         ),
         Op(
@@ -340,7 +197,7 @@ def _operations() -> list[Op]:
             "/api/orders",
             "listOrders",
             "Parent orders, newest first",
-            response="OrderList",
+            response=OrderList,
             errors=(422,),
             query=(
                 {
@@ -356,7 +213,7 @@ def _operations() -> list[Op]:
             "/api/orders/{id}",
             "getOrder",
             "One parent order",
-            response="ParentView",
+            response=ParentView,
             errors=(404,),
         ),
         Op(
@@ -364,8 +221,8 @@ def _operations() -> list[Op]:
             "/api/orders/{id}/cancel",
             "cancelOrder",
             "Cancel a parent order (pulls every child)",
-            response="ParentView",
-            body="CancelOrder",
+            response=ParentView,
+            body=CancelBody,
             body_required=False,
             errors=(400, 401, 403, 404, 409, 422, 503),
         ),
@@ -374,7 +231,7 @@ def _operations() -> list[Op]:
             "/api/orders/{id}/pause",
             "pauseOrder",
             "Pull the children and stop trading",
-            response="ParentView",
+            response=ParentView,
             errors=(400, 401, 403, 404, 409, 503),
         ),
         Op(
@@ -382,7 +239,7 @@ def _operations() -> list[Op]:
             "/api/orders/{id}/resume",
             "resumeOrder",
             "Resume a paused order",
-            response="ParentView",
+            response=ParentView,
             errors=(400, 401, 403, 404, 409, 503),
         ),
         Op(
@@ -390,8 +247,8 @@ def _operations() -> list[Op]:
             "/api/orders/{id}/replace",
             "replaceOrder",
             "Change quantity, limit or horizon",
-            response="ParentView",
-            body="ReplaceOrder",
+            response=ParentView,
+            body=ReplaceBody,
             errors=(400, 401, 403, 404, 409, 422, 503),
         ),
         Op(
@@ -399,7 +256,7 @@ def _operations() -> list[Op]:
             "/api/orders/{id}/decisions",
             "orderDecisions",
             "Routing decisions, newest first: why this venue",
-            response="DecisionList",
+            response=DecisionList,
             errors=(404, 422, 503),
             query=(
                 {
@@ -415,7 +272,7 @@ def _operations() -> list[Op]:
             "/api/orders/{id}/fills",
             "orderFills",
             "Child fills",
-            response="FillList",
+            response=FillList,
             errors=(404, 503),
         ),
         Op(
@@ -423,7 +280,7 @@ def _operations() -> list[Op]:
             "/api/orders/{id}/schedule",
             "orderSchedule",
             "Schedule vs realised at each decision",
-            response="Schedule",
+            response=Schedule,
             errors=(404, 503),
         ),
         Op(
@@ -431,7 +288,7 @@ def _operations() -> list[Op]:
             "/api/orders/{id}/tca",
             "orderTca",
             "Transaction cost analysis (409 while the order works)",
-            response="Tca",
+            response=Tca,
             errors=(404, 409, 503),
         ),
         Op(
@@ -439,7 +296,7 @@ def _operations() -> list[Op]:
             "/api/dealers/scorecard",
             "dealerScorecard",
             "The dealer scorecard of this service's RFQs",
-            response="Scorecard",
+            response=Scorecard,
             tags=("dealers",),
         ),
         Op(
@@ -447,7 +304,7 @@ def _operations() -> list[Op]:
             "/api/kill-switch",
             "getKillSwitch",
             "Kill switch state",
-            response="KillSwitch",
+            response=KillSwitch,
             tags=("kill switch",),
         ),
         Op(
@@ -455,8 +312,8 @@ def _operations() -> list[Op]:
             "/api/kill-switch",
             "engageKillSwitch",
             "Engage: cancel every working order and refuse new ones",
-            response="KillSwitch",
-            body="KillSwitchEngage",
+            response=KillSwitch,
+            body=KillSwitchBody,
             errors=(400, 401, 403, 422, 503),
             tags=("kill switch",),
         ),
@@ -465,7 +322,7 @@ def _operations() -> list[Op]:
             "/api/kill-switch",
             "releaseKillSwitch",
             "Release: accept orders again",
-            response="KillSwitch",
+            response=KillSwitch,
             errors=(401, 403, 409, 503),
             tags=("kill switch",),
         ),
@@ -485,7 +342,7 @@ def _operation(op: Op) -> Schema:
     for status in op.errors:
         responses[str(status)] = {
             "description": _ERROR_TEXT[status],
-            "content": {"application/json": {"schema": _ref("Error")}},
+            "content": {"application/json": {"schema": _ref(Error)}},
         }
     out: Schema = {
         "operationId": op.op_id,

@@ -1,0 +1,211 @@
+"""The REST answers as pydantic models: the OpenAPI document's response schemas are
+generated from them (openapi.py), as the request bodies' are from bodies.py.
+
+The handlers build their JSON as before (ParentView.to_json, the desk's rows); these
+models describe it, and the tests hold the two together: real answers validate against
+the models and send no key the models leave out (tests/router/api/test_openapi.py), and
+schemathesis checks every answer of the real service against the document.
+
+A model's class name is its component name; its docstring is the schema's description.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+from pydantic.json_schema import JsonDict, JsonValue
+
+from router.desk_api import CxlRejReason, OrderStatus, OrdRejReason
+
+Ns = Annotated[int, Field(description="nanoseconds since the Unix epoch, service clock")]
+
+
+def _sometimes(description: str | None = None, enum: list[JsonValue] | None = None) -> Any:
+    """A key that some answers leave out: not required, and no default in the schema (a
+    client gets no value for it when it is absent)."""
+
+    def update(schema: JsonDict) -> None:
+        schema.pop("default", None)
+        if enum is not None:
+            schema["enum"] = enum
+
+    return Field(None, description=description, json_schema_extra=update)
+
+
+class ParentView(BaseModel):
+    """A parent order as its client sees it now."""
+
+    parent_id: str
+    client: str = Field(description='FIX SenderCompID, or "api"')
+    cl_ord_id: str = Field(description="the latest accepted ClOrdID")
+    orig_cl_ord_id: str = Field(description="the ClOrdID it was created with")
+    symbol: str
+    side: Literal["buy", "sell"]
+    qty: int
+    ord_type: Literal["market", "limit"]
+    limit_price: float | None
+    strategy: str
+    participation: float | None
+    status: OrderStatus
+    start_ns: Ns
+    end_ns: Ns
+    filled_qty: int
+    avg_price: float = Field(description="0 before the first fill")
+    arrival_mid: float
+    n_children: int
+    updated_ns: Ns
+    text: str = Field(description="why it ended, when it did not fill")
+    leaves_qty: int
+
+
+class Error(BaseModel):
+    """Every error answer."""
+
+    error: str = Field(description="a short code: validation_error, not_found, ...")
+    field: str | None = Field(description="the field at fault")
+    message: str
+    reason: str = _sometimes(
+        "OrdRejReason or CxlRejReason name, for desk refusals",
+        enum=sorted({r.name for r in OrdRejReason} | {r.name for r in CxlRejReason}),
+    )
+
+
+class OrderList(BaseModel):
+    orders: list[ParentView]
+
+
+class Fill(BaseModel):
+    """A child fill, as journaled."""
+
+    exec_id: str
+    child_id: str
+    ts_ns: Ns
+    venue: str
+    venue_kind: Literal["lit", "dark", "rfq"]
+    qty: int
+    price: float
+    fee: float = _sometimes()
+    liquidity: str = _sometimes()
+
+
+class FillList(BaseModel):
+    parent_id: str
+    fills: list[Fill]
+
+
+class Decision(BaseModel):
+    """A routing decision: why this venue."""
+
+    decision_id: str
+    ts_ns: Ns
+    chosen: str = Field(description="the venue or action chosen")
+    inputs: dict[str, float]
+    alternatives: dict[str, float] = Field(
+        description="every candidate with its score (expected cost)"
+    )
+
+
+class DecisionList(BaseModel):
+    parent_id: str
+    decisions: list[Decision]
+
+
+class SchedulePoint(BaseModel):
+    ts_ns: Ns
+    target_qty: float
+    filled_qty: float
+
+
+class Schedule(BaseModel):
+    """Schedule vs realised at each decision."""
+
+    parent_id: str
+    qty: int
+    start_ns: Ns
+    end_ns: Ns
+    schedule: list[SchedulePoint]
+
+
+class Tca(BaseModel):
+    parent_id: str
+    tca: dict[str, Any] = Field(
+        description="implementation shortfall (bps, positive = cost) and parts"
+    )
+
+
+# null where there is nothing to measure yet (no answer, no trade): a rate of 0 would
+# say something false, and JSON has no NaN
+_RATIO = "null until there is data"
+
+
+class Dealer(BaseModel):
+    """One dealer's line of the scorecard."""
+
+    dealer: str
+    rfqs: int
+    response_rate: float | None = _sometimes(_RATIO)
+    hit_ratio: float | None = _sometimes(_RATIO)
+    cover_rate: float | None = _sometimes(_RATIO)
+    avg_response_ms: float | None = _sometimes(_RATIO)
+    price_improvement_bps: float | None = _sometimes(_RATIO)
+    markout_bps: float | None = _sometimes(_RATIO)
+
+
+class Scorecard(BaseModel):
+    dealers: list[Dealer]
+
+
+class KillSwitch(BaseModel):
+    engaged: bool
+    reason: str
+    changed_ns: int | None
+    canceled_parents: int
+
+
+class Info(BaseModel):
+    symbols: list[str]
+    strategies: list[str]
+    default_strategy: str
+    client: str = _sometimes()
+    token_configured: bool
+    now_ns: Ns
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    ready: bool
+
+
+class Snapshot(BaseModel):
+    """The first message of the WebSocket."""
+
+    type: Literal["snapshot"]
+    orders: list[ParentView]
+    kill_switch: KillSwitch
+    now_ns: Ns
+
+
+# In the document's order; each model's $defs (ParentView, OrderStatus...) come with it.
+ANSWERS: tuple[type[BaseModel], ...] = (
+    ParentView,
+    Error,
+    OrderList,
+    Fill,
+    FillList,
+    Decision,
+    DecisionList,
+    SchedulePoint,
+    Schedule,
+    Tca,
+    Scorecard,
+    Dealer,
+    KillSwitch,
+    Info,
+    Health,
+    Ready,
+    Snapshot,
+)
