@@ -11,6 +11,7 @@ A model's class name is its component name; its docstring is the schema's descri
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
@@ -21,14 +22,15 @@ from router.desk_api import CxlRejReason, OrderStatus, OrdRejReason
 Ns = Annotated[int, Field(description="nanoseconds since the Unix epoch, service clock")]
 
 
-def _sometimes(description: str | None = None, enum: list[JsonValue] | None = None) -> Any:
+def _sometimes(description: str | None = None, enum: Sequence[str] | None = None) -> Any:
     """A key that some answers leave out: not required, and no default in the schema (a
     client gets no value for it when it is absent)."""
 
     def update(schema: JsonDict) -> None:
         schema.pop("default", None)
         if enum is not None:
-            schema["enum"] = enum
+            values: list[JsonValue] = [*enum]
+            schema["enum"] = values
 
     return Field(None, description=description, json_schema_extra=update)
 
