@@ -70,9 +70,10 @@ def _components(models: Iterable[type[BaseModel]]) -> dict[str, Schema]:
     return out
 
 
-def _requests(strategies: Sequence[str], symbols: Sequence[str] | None) -> dict[str, Schema]:
-    """The bodies' schemas, with what this service trades and runs as enums."""
-    out = _components(BODIES)
+def _schemas(strategies: Sequence[str], symbols: Sequence[str] | None) -> dict[str, Schema]:
+    """The bodies' and answers' schemas, with what this service trades and runs as
+    enums."""
+    out = _components([*BODIES, *ANSWERS])
     order = out["NewOrder"]["properties"]
     order["strategy"] = {
         "type": ["string", "null"],
@@ -82,10 +83,6 @@ def _requests(strategies: Sequence[str], symbols: Sequence[str] | None) -> dict[
     if symbols is not None:
         order["symbol"] = {**order["symbol"], "enum": list(symbols)}
     return out
-
-
-def _schemas(strategies: Sequence[str], symbols: Sequence[str] | None) -> dict[str, Schema]:
-    return {**_requests(strategies, symbols), **_components(ANSWERS)}
 
 
 # ---------------------------------------------------------------------------- operations
