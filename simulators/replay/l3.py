@@ -438,6 +438,10 @@ def apply_events(
     `outcome[i]` gets APPLIED or the SKIP_* reason. Trades in `ck` whose event falls in
     the range are checked just before their event."""
     n_chk = ck.event.shape[0]
+    # the loop's own counters live in locals (registers), written back at the end
+    last = rs.meta[_M_LAST_TS]
+    crossed = rs.meta[_M_CROSSED_NS]
+    k = rs.meta[_M_NEXT_CHECK]
     for i in range(start, stop):
         t = ts[i]
         if rs.meta[_M_N_PENDING] > 0 and t > rs.meta[_M_PENDING_TS]:
@@ -445,16 +449,13 @@ def apply_events(
                 _flush_pending(st, rs)
             else:
                 rs.meta[_M_N_PENDING] = 0
-        last = rs.meta[_M_LAST_TS]
         if last >= 0 and st.best[_VENUE, BID] >= st.best[_VENUE, ASK]:
-            rs.meta[_M_CROSSED_NS] += t - last
-        rs.meta[_M_LAST_TS] = t
-        k = rs.meta[_M_NEXT_CHECK]
+            crossed += t - last
+        last = t
         while k < n_chk and ck.event[k] <= i:
             if ck.event[k] == i:
                 _check_trade(st, rs, ck, k)
             k += 1
-        rs.meta[_M_NEXT_CHECK] = k
         o = order[i]
         a = action[i]
         if a == ADD:
@@ -463,8 +464,11 @@ def apply_events(
             outcome[i] = _modify(st, rs, o, price[i], qty[i])
         elif a == DELETE:
             outcome[i] = _delete(st, rs, o)
-        else:
+        else:  # MARKET
             outcome[i] = _market(rs, o, side[i], qty[i], t)
+    rs.meta[_M_LAST_TS] = last
+    rs.meta[_M_CROSSED_NS] = crossed
+    rs.meta[_M_NEXT_CHECK] = k
 
 
 @njit(cache=True)
