@@ -344,6 +344,9 @@ def _build(
         "receive_lag_ms_median": int(np.median(lag)) if lag.size else 0,
         "receive_lag_ms_max": int(lag.max()) if lag.size else 0,
         "snapshot_receive_lag_ms": int(recv[0] - exch[0]) if n_snap else 0,
+        "numbers_in_exponent_notation": sum(
+            c.exponent_notation for c in (rows.price, rows.volume, tr.price, tr.amount)
+        ),
     }
     return Capture(
         name=src.name,

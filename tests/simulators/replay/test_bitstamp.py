@@ -34,6 +34,7 @@ def test_the_capture_is_read_into_ticks_lots_and_dense_ids(tiny):
     assert np.bincount(ev.action, minlength=4).tolist() == [14, 1, 7, 8]
     assert cap.notes["snapshot_receive_lag_ms"] == 500
     assert cap.notes["market_orders"] == 1
+    assert cap.notes["numbers_in_exponent_notation"] == 0
 
 
 def test_a_placeholder_price_makes_a_market_order(tiny):

@@ -21,6 +21,7 @@ def test_the_capture_is_what_its_meta_says(bitstamp):
     assert (bitstamp.instrument.tick_size, bitstamp.instrument.lot_size) == (1.0, 1e-08)
     n = bitstamp.notes
     assert n["market_orders"] == 7
+    assert n["numbers_in_exponent_notation"] > 0  # e.g. 7.18e-06: read exactly all the same
     # the receive clock lags the exchange's by a varying 60-550 ms, the snapshot's by more
     assert 50 <= n["receive_lag_ms_min"] < n["receive_lag_ms_max"] <= 600
     assert n["snapshot_receive_lag_ms"] > 2000
