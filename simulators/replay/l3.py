@@ -478,6 +478,11 @@ def finish(st: BookState, rs: ReplayState) -> None:
         _flush_pending(st, rs)
 
 
+def crossed_ns(rs: ReplayState) -> int:
+    """Time (exchange clock, ns) the book has spent crossed or locked so far."""
+    return int(rs.meta[_M_CROSSED_NS])
+
+
 def new_book(n_ticks: int, capacity: int) -> BookState:
     """A one-venue book for a replay (nothing matches in it: no tape is kept)."""
     return book.new_book_state(1, n_ticks, capacity, 1)

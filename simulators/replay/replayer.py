@@ -120,9 +120,13 @@ class Replayer:
         return {name: int(c) for name, c in zip(l3.HANDLED, self.state.handled, strict=True)}
 
     @property
+    def crossed_ns(self) -> int:
+        """Time (exchange clock, ns) the book spent crossed or locked."""
+        return l3.crossed_ns(self.state)
+
+    @property
     def crossed_seconds(self) -> float:
-        """Time (exchange clock) the book spent crossed or locked."""
-        return float(self.state.meta[l3._M_CROSSED_NS]) / 1e9
+        return self.crossed_ns / 1e9
 
     def resting(self) -> Listing:
         """Every resting order (dense order ids)."""

@@ -257,7 +257,7 @@ def test_the_plain_python_book_agrees_event_by_event(literal):
     py.finish()
     assert py.outcome == rp.outcome.tolist()
     assert py.handled == rp.state.handled.tolist()
-    assert py.crossed_ns == int(rp.state.meta[l3._M_CROSSED_NS])
+    assert py.crossed_ns == rp.crossed_ns
     for side in (BID, ASK):
         assert py.top(side, 30) == rp.levels(side, 30)
         for p, _ in rp.levels(side, 30):
