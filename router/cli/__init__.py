@@ -6,7 +6,7 @@ naming the problem, nothing written), 1 on an internal failure.
 This module holds the top-level parser and `main`; each command family is a module
 that adds its subcommands to that parser (`register`) and binds each to the function
 that runs it (`set_defaults(func=...)`): `simulate` (simulate, backtest), `dealers`,
-`train`, `evaluate`, `schedule`, `serve`, `bench`. The command functions import what
+`train`, `evaluate`, `schedule`, `serve`, `bench`, `replay`. The command functions import what
 they run when they run, so that a command loads only its own part of the project (the
 simulator, the training code and the service take 0.7 to 1.7 s each to import). `args`
 holds the shared argument types, `output` the `--json`/`--report` files, `console` the
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import structlog
 
-from router.cli import bench, dealers, evaluate, schedule, serve, simulate, train
+from router.cli import bench, dealers, evaluate, replay, schedule, serve, simulate, train
 from router.cli.args import Parser, UsageError
 from router.config import DEFAULT_CONFIG_DIR, ConfigError
 from router.domain import DomainError
@@ -34,7 +34,7 @@ log = structlog.get_logger("blockroute")
 EXIT_BAD_INPUT = 2
 
 # in the order of `blockroute --help`
-_FAMILIES = (simulate, dealers, train, evaluate, schedule, serve, bench)
+_FAMILIES = (simulate, dealers, train, evaluate, schedule, serve, bench, replay)
 
 
 def build_parser() -> Parser:
@@ -60,8 +60,9 @@ def _bad_input_errors() -> tuple[type[Exception], ...]:
     # take 0.7 s to import, which a command that needs neither should not pay
     from models.serving.artifacts import ModelError
     from router.store import StoreError
+    from simulators.replay.errors import ReplayError
 
-    return (UsageError, ConfigError, DomainError, StoreError, ModelError)
+    return (UsageError, ConfigError, DomainError, StoreError, ModelError, ReplayError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,6 +28,16 @@ def register(sub: Subparsers) -> None:
     bb = bsub.add_parser("book", help="matching engine alone")
     bb.add_argument("--events", type=positive_int, default=1_000_000)
     bb.add_argument("--no-python", action="store_true", help="skip the plain-Python reference book")
+    bb.add_argument(
+        "--replay",
+        metavar="NAME",
+        default=None,
+        help="also time the L3 replay on a real capture (e.g. bitstamp-btcusd: the `data` "
+        "extra), parsing apart, beside a plain Python order-by-order book",
+    )
+    bb.add_argument(
+        "--repeat", type=positive_int, default=5, help="--replay: runs timed, the best kept"
+    )
     add_json(bb)
     bb.set_defaults(func=run_book)
 
@@ -113,10 +123,21 @@ def register(sub: Subparsers) -> None:
 
 
 def run_book(args: argparse.Namespace) -> None:
-    """`bench book`: events per second of the matching engine (and of a plain Python book)."""
+    """`bench book`: events per second of the matching engine (and of a plain Python
+    book); with `--replay NAME`, also on a real capture's order-by-order stream (a
+    `replay` section beside the synthetic figure)."""
     from bench.book import run_book_bench
 
-    doc = run_book_bench(args.events, compare_python=not args.no_python)
+    check_json_path(args.json_path)
+    replay = None
+    if args.replay is not None:
+        from bench.replay_book import run_replay_book_bench
+
+        with Progress(f"load {args.replay}") as bar:
+            replay = run_replay_book_bench(
+                args.replay, args.repeat, compare_python=not args.no_python, progress=bar
+            )
+    doc: dict[str, Any] = dict(run_book_bench(args.events, compare_python=not args.no_python))
     if args.json_path != "-":
         print(
             f"book: {doc['events']:,} events in {doc['seconds']:.3f} s = "
@@ -127,7 +148,25 @@ def run_book(args: argparse.Namespace) -> None:
                 f"plain Python book: {doc['python_events_per_s']:,.0f} events/s; "
                 f"speed-up {doc['speedup_vs_python']:.1f}x"
             )
+        if replay is not None:
+            _print_replay_book(replay)
+    if replay is not None:
+        doc["replay"] = replay
     emit_json(args.json_path, doc)
+
+
+def _print_replay_book(r: dict[str, Any]) -> None:
+    print(
+        f"replay {r['replay']}: {r['events']:,} events in {r['seconds']:.4f} s = "
+        f"{r['events_per_s']:,.0f} events/s (best of {r['repeat']}, median "
+        f"{r['seconds_median']:.4f} s); parsing {r['parse_seconds']:.2f} s apart"
+    )
+    if "python_events_per_s" in r:
+        agree = "the same book" if r["books_agree"] else "DIFFERENT books"
+        print(
+            f"plain Python L3 book on the same events: {r['python_events_per_s']:,.0f} "
+            f"events/s; speed-up {r['speedup_vs_python']:.1f}x; both end with {agree}"
+        )
 
 
 def run_decide(args: argparse.Namespace) -> None:

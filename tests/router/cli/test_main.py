@@ -71,6 +71,9 @@ COMMANDS = {
     "bench fix",
     "bench memory",
     "bench decide",
+    "bench drift",
+    "bench pace",
+    "replay check",
 }
 
 
