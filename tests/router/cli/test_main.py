@@ -71,8 +71,6 @@ COMMANDS = {
     "bench fix",
     "bench memory",
     "bench decide",
-    "bench drift",
-    "bench pace",
     "replay check",
 }
 
