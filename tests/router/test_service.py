@@ -83,7 +83,10 @@ async def test_kill_9_and_restart_loses_no_fill_and_reports_none_twice(
     tmp_path: Path, ports: tuple[int, int], services: Services
 ) -> None:
     fix_port, http_port = ports
-    config = write_config(tmp_path)
+    # an hour's horizon: 36 s of wall time at 100x. The clock runs on while the service
+    # is down, so 15 minutes (9 s) can pass before a restart on two busy cores is up,
+    # and the parent then expires as it should, leaving nothing to trade on.
+    config = write_config(tmp_path, default_horizon="1h")
     first = services.start(config, fix_port, http_port)
     async with fix_client(first, tmp_path) as client:
         await sell_with_sor(client, "K9", 60_000)
