@@ -5,8 +5,10 @@ the clock from its live events, the trades from its trade channel."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from simulators.facts.measures import (
     DEPTH_BAND_BPS,
@@ -44,7 +46,7 @@ def capture_facts(
     touch = 0.5 * (samples.bid_touch + samples.ask_touch)
     band = 0.5 * (samples.bid_band + samples.ask_band)
     touch_med = Spread.of(touch).median
-    sizes = orders["sizes"]
+    sizes = orders.sizes
     live = capture.events.ts_ns[capture.events.n_snapshot :]
     window_s = float(live[-1] - live[0]) / 1e9 if live.size else 0.0
     gaps_ms = np.diff(live) / NS_PER_MS
@@ -52,6 +54,7 @@ def capture_facts(
     return MarketFacts(
         name=capture.name,
         source="replay",
+        unit=inst.symbol.split("/")[0],
         window_s=window_s,
         tick_size=inst.tick_size,
         lot_size=inst.lot_size,
@@ -64,11 +67,11 @@ def capture_facts(
         order_size_lots=Spread.of(sizes),
         order_size_over_touch=Spread.of(sizes / touch_med if touch_med else []),
         orders=int(sizes.size),
-        rejected_at_once=int(orders["rejected"]),
-        cancels=int(orders["cancels"]),
+        rejected_at_once=orders.rejected,
+        cancels=orders.cancels,
         trades=len(capture.trades),
-        cancel_to_trade=ratio(orders["cancels"], len(capture.trades)),
-        lifetime_s=Spread.of(orders["lifetimes"]),
+        cancel_to_trade=ratio(orders.cancels, len(capture.trades)),
+        lifetime_s=Spread.of(orders.lifetimes),
         events=int(live.size),
         events_per_s=live.size / window_s if window_s > 0 else 0.0,
         interarrival_ms=Spread.of(gaps_ms),
@@ -87,7 +90,15 @@ def capture_facts(
     )
 
 
-def _order_facts(capture: Capture) -> dict[str, np.ndarray | int]:
+@dataclass(frozen=True, slots=True)
+class _Orders:
+    sizes: npt.NDArray[np.float64]  # lots, new limit orders that rested
+    lifetimes: npt.NDArray[np.float64]  # s, of those with a delete
+    rejected: int
+    cancels: int
+
+
+def _order_facts(capture: Capture) -> _Orders:
     """Per order of the live stream: whether it rested, its size, its lifetime, and
     whether its delete was a cancel."""
     ev = capture.events
@@ -127,9 +138,9 @@ def _order_facts(capture: Capture) -> dict[str, np.ndarray | int]:
     cancels = int(np.count_nonzero(~fill_event[gone[resting_before]]))
 
     lived = rested & (gone >= 0)
-    return {
-        "sizes": qty[rested].astype(np.float64),
-        "lifetimes": (t_gone[lived] - t_born[lived]) / 1e9,
-        "rejected": int(np.count_nonzero(rejected)),
-        "cancels": cancels,
-    }
+    return _Orders(
+        sizes=qty[rested].astype(np.float64),
+        lifetimes=(t_gone[lived] - t_born[lived]) / 1e9,
+        rejected=int(np.count_nonzero(rejected)),
+        cancels=cancels,
+    )

@@ -93,6 +93,7 @@ class MarketFacts:
 
     name: str
     source: str  # "replay" or "simulator"
+    unit: str  # what sizes count (BTC, a stock's shares)
     window_s: float
     tick_size: float
     lot_size: float

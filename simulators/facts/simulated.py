@@ -42,6 +42,10 @@ class StepObserver:
     def __init__(self, state: book.BookState) -> None:
         self.state = state
         self._hi = 0
+        self._live = np.zeros(0, dtype=bool)
+        self._qty = np.zeros(0, dtype=state.o_qty.dtype)
+        self._px = np.zeros(0, dtype=state.o_price.dtype)
+        self._side = np.zeros(0, dtype=state.o_side.dtype)
         self._live, self._qty, self._px, self._side = self._read()
         self._birth = np.full(state.live_pos.shape[0], -1, dtype=np.int64)
         self._volume = int(state.meta[3])
@@ -62,7 +66,7 @@ class StepObserver:
         n_live = int(st.meta[1])
         top = int(st.live_list[:n_live].max()) + 1 if n_live else 0
         hi = max(self._hi, top)
-        if hi > self._hi and self._hi:
+        if hi > self._hi:
             grow = hi - self._hi
             self._live = np.concatenate([self._live, np.zeros(grow, dtype=bool)])
             self._qty = np.concatenate([self._qty, np.zeros(grow, dtype=self._qty.dtype)])
@@ -131,6 +135,18 @@ def simulated_facts(
     the book and the orders over the first `window_s` after the parent's arrival, the
     returns over the whole run from the arrival to the end of the market's tail."""
     market = SimMarket(scenario, rng_for(seed, "market"))
+    return observe_market(market, f"{scenario.name} (seed {seed})", window_s, progress)
+
+
+def observe_market(
+    market: SimMarket,
+    name: str,
+    window_s: float,
+    progress: Callable[[int, int], None] | None = None,
+) -> MarketFacts:
+    """Run `market` (no client attached) from where it stands to its end, observing the
+    first `window_s` of it step by step (`simulated_facts`)."""
+    scenario = market.scenario
     st, grid = market.state, market.grid
     first = market.steps_done
     last = min(grid.n_steps, first + round(window_s / STEP_S))
@@ -173,8 +189,9 @@ def simulated_facts(
     span = n * STEP_S
     per_s = round(1.0 / STEP_S)
     return MarketFacts(
-        name=f"{scenario.name} (seed {seed})",
+        name=name,
         source="simulator",
+        unit=str(inst.symbol),
         window_s=span,
         tick_size=inst.tick_size,
         lot_size=float(inst.lot_size),
