@@ -106,6 +106,12 @@ def _num(v: object, digits: int = 3) -> str:
     return f"{v:,.{digits}g}" if abs(v) >= 1 else f"{v:.{digits}g}"
 
 
+def ratio_or_nan(num: object, den: float) -> float:
+    if not isinstance(num, int | float) or not den or not math.isfinite(den):
+        return math.nan
+    return float(num) / den
+
+
 def _pair(d: object, unit: str = "") -> str:
     if not isinstance(d, Mapping) or d.get("median") is None:
         return "–"
@@ -141,6 +147,11 @@ def fact_rows(facts: Mapping[str, Any]) -> list[tuple[str, str]]:
         (
             "new limit orders gone at once untraded",
             f"{f['rejected_at_once']:,} ({_num(f['rejected_at_once'] / new if new else 0, 2)})",
+        ),
+        ("traded per minute", f"{_num(per_s(f['traded']) * 60)} {unit}"),
+        (
+            "depth within 10 bps, in minutes of trading",
+            _num(ratio_or_nan(f["depth_10bps"].get("median"), per_s(f["traded"]) * 60)),
         ),
         ("cancels / trades", f"{f['cancels']:,} / {f['trades']:,}"),
         ("cancel-to-trade ratio", _num(f["cancel_to_trade"])),

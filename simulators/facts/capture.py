@@ -70,6 +70,7 @@ def capture_facts(
         rejected_at_once=orders.rejected,
         cancels=orders.cancels,
         trades=len(capture.trades),
+        traded=inst.size(int(capture.trades.qty.sum())),
         cancel_to_trade=ratio(orders.cancels, len(capture.trades)),
         lifetime_s=Spread.of(orders.lifetimes),
         events=int(live.size),

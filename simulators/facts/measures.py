@@ -109,6 +109,7 @@ class MarketFacts:
     rejected_at_once: int  # new orders gone in their own millisecond (step) untraded
     cancels: int  # resting orders deleted without a fill
     trades: int  # fills, one per maker order filled (a trade print)
+    traded: float  # units traded over the window
     cancel_to_trade: float | None
     lifetime_s: Spread  # resting orders, from arrival to their delete (cancel or fill)
     events: int

@@ -57,6 +57,7 @@ class StepObserver:
         self.vanished = 0
         self.partial = 0
         self.filled = 0  # vanished orders attributed to fills
+        self.traded = 0  # volume
 
     def _read(self) -> tuple[np.ndarray, ...]:
         """The slots' state up to the highest resting slot seen so far (a book holds a
@@ -122,6 +123,7 @@ class StepObserver:
         self.vanished += int(np.count_nonzero(gone))
         self.partial += int(np.count_nonzero(shrunk))
         self.filled += filled
+        self.traded += traded
         self._live, self._qty, self._px, self._side = live, qty, px, side
 
 
@@ -207,6 +209,7 @@ def observe_market(
         rejected_at_once=0,
         cancels=cancels,
         trades=trades,
+        traded=float(obs.traded),
         cancel_to_trade=ratio(cancels, trades),
         lifetime_s=Spread.of(lifetimes),
         events=events,

@@ -97,3 +97,19 @@ def test_a_truncated_capture_exits_2(tiny, tmp_path, capsys):
     assert main(["replay", "report", "tiny", "--out", str(out)]) == 2
     assert "truncated" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.requires_extra("data", "ob_analytics")
+def test_the_real_capture_beside_calm(capsys):
+    """The README's table (`replay facts bitstamp-btcusd`)."""
+    assert main(["replay", "facts", "bitstamp-btcusd", "--json", "-"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    real, sim = doc["real"], doc["simulator"]
+    assert real["spread_ticks"] == {"median": 1.0, "p90": 1.0}
+    assert (real["cancels"], real["trades"], real["rejected_at_once"]) == (49_103, 284, 101_035)
+    assert real["traded"] == pytest.approx(15.02983915)
+    assert sim["name"] == "calm (seed 0)"
+    assert sim["window_s"] == pytest.approx(real["window_s"], abs=0.1)
+    assert sim["spread_bps"]["median"] > 20 * real["spread_bps"]["median"]
+    assert sim["cancel_to_trade"] < real["cancel_to_trade"] / 10

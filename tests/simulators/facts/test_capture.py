@@ -28,6 +28,7 @@ def test_the_tiny_capture_s_facts_by_hand(tiny):
     # one cancel (the stale snapshot ask's own delete) against five trades: every other
     # delete of a resting order is a maker's fill
     assert (f.cancels, f.trades, f.cancel_to_trade) == (1, 5, 0.2)
+    assert f.traded == pytest.approx(0.2 + 0.05 + 1.0 + 0.25 + 0.1)
     # only the bid at 101 rested and went (a fill, 200 ms later)
     assert f.lifetime_s.median == pytest.approx(0.2)
     assert f.events == 23

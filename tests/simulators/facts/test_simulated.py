@@ -44,6 +44,7 @@ def test_the_observer_tells_cancels_from_fills_on_a_hand_built_book():
     assert (obs.added, obs.vanished, obs.partial, obs.filled) == (5, 3, 1, 2)
     cancels, trades = obs.vanished - obs.filled, obs.partial + obs.filled
     assert (cancels, trades) == (1, 3)
+    assert obs.traded == 250 + 300
 
 
 @pytest.fixture(scope="module")
