@@ -3,7 +3,7 @@
 Its document (simulators/replay/pictures.py) holds the replayed book one point a
 second, the depth profile and the trade prints. The page: the facts of the capture,
 the mid with the trade prints (buys and sells) over it, the spread over time, the depth
-at the touch and near the mid over time, and the depth profile by distance from the mid.
+near the mid and at the touch over time, and the depth profile by distance from the mid.
 """
 
 from __future__ import annotations
@@ -127,20 +127,31 @@ def _depth_over_time(doc: Mapping[str, Any]) -> str:
     t = as_nums(path.get("t_s"))
     unit = as_text(as_dict(doc.get("instrument")).get("unit"))
     band = fmt_num(doc.get("band_bps"), 0)
-    return xy_chart(
-        title=f"Depth within {band} bps of the mid, and at the touch",
+    near = xy_chart(
+        title=f"Depth within {band} bps of the mid",
         series=[
-            Series(f"bids within {band} bps", t, as_nums(path.get("bid_band")), BID_C, width=1.2),
-            Series(f"asks within {band} bps", t, as_nums(path.get("ask_band")), ASK_C, width=1.2),
-            Series("best bid size", t, as_nums(path.get("bid_touch")), BID_C, dash=True, width=0.8),
-            Series("best ask size", t, as_nums(path.get("ask_touch")), ASK_C, dash=True, width=0.8),
+            Series("bids", t, as_nums(path.get("bid_band")), BID_C, width=1.2),
+            Series("asks", t, as_nums(path.get("ask_band")), ASK_C, width=1.2),
         ],
         time_axis=True,
         x_label="time since start (min)",
         y_label=unit,
         width=FULL_W,
-        height=320,
+        height=300,
     )
+    touch = xy_chart(
+        title="Size at the best bid and the best ask",
+        series=[
+            Series("best bid", t, as_nums(path.get("bid_touch")), BID_C, width=1.0, step=True),
+            Series("best ask", t, as_nums(path.get("ask_touch")), ASK_C, width=1.0, step=True),
+        ],
+        time_axis=True,
+        x_label="time since start (min)",
+        y_label=unit,
+        width=FULL_W,
+        height=260,
+    )
+    return near + touch
 
 
 def _profile(doc: Mapping[str, Any]) -> str:
@@ -179,7 +190,8 @@ def render_market_html(doc: Mapping[str, Any]) -> str:
             section("Spread", "Best ask less best bid, in bps of the mid.", lambda: _spread(doc)),
             section(
                 "Depth",
-                "Size resting near the mid (solid) and at the best price (dashed), per side.",
+                "Size resting near the mid and at the best price, per side, and how it "
+                "lies by distance from the mid.",
                 lambda: _depth_over_time(doc) + _profile(doc),
             ),
         ]

@@ -19,7 +19,8 @@ from .samples import assert_self_contained, svgs
 TITLES = (
     "Mid and trade prints",
     "Spread",
-    "Depth within 10 bps of the mid, and at the touch",
+    "Depth within 10 bps of the mid",
+    "Size at the best bid and the best ask",
     "Depth profile: mean size resting by distance from the mid",
 )
 
