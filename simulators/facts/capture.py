@@ -108,15 +108,14 @@ def _order_facts(capture: Capture) -> _Orders:
     act, order = ev.action[first:], ev.order[first:]
     n_orders = len(capture.order_ids)
 
-    born = np.full(n_orders, -1, dtype=np.int64)  # event of the order's arrival
-    adds = idx[(act == ADD) | (act == MARKET)]
-    # the first arrival of each order (a duplicate is skipped by the replay)
-    born[ev.order[adds[::-1]]] = adds[::-1]
-    gone = np.full(n_orders, -1, dtype=np.int64)  # event of its first delete
-    dels = idx[act == DELETE]
-    gone[ev.order[dels[::-1]]] = dels[::-1]
+    # the first arrival of each order (a duplicate is skipped by the replay), its first
+    # delete: event indices, -1 for none
+    born = _first(idx[(act == ADD) | (act == MARKET)], ev.order, n_orders)
+    gone = _first(idx[act == DELETE], ev.order, n_orders)
     changed = np.zeros(n_orders, dtype=bool)
     changed[order[act == MODIFY]] = True
+    emptied = np.zeros(n_orders, dtype=bool)  # a change to size 0: filled, not canceled
+    emptied[order[(act == MODIFY) & (ev.qty[first:] == 0)]] = True
 
     has_born = born >= 0
     is_limit = np.zeros(n_orders, dtype=bool)
@@ -135,7 +134,7 @@ def _order_facts(capture: Capture) -> _Orders:
     fill_event[checks.event] = True
     in_snapshot = np.zeros(n_orders, dtype=bool)
     in_snapshot[ev.order[:first]] = True
-    resting_before = (rested | in_snapshot) & (gone >= 0)
+    resting_before = (rested | in_snapshot) & (gone >= 0) & ~emptied
     cancels = int(np.count_nonzero(~fill_event[gone[resting_before]]))
 
     lived = rested & (gone >= 0)
@@ -145,3 +144,11 @@ def _order_facts(capture: Capture) -> _Orders:
         rejected=int(np.count_nonzero(rejected)),
         cancels=cancels,
     )
+
+
+def _first(events: npt.NDArray[np.int64], order: npt.NDArray[np.int32], n: int) -> np.ndarray:
+    """Per order, the first of `events` (ascending indices) that is its own; -1 if none."""
+    out = np.full(n, -1, dtype=np.int64)
+    owners, at = np.unique(order[events], return_index=True)
+    out[owners] = events[at]
+    return out
