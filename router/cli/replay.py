@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from router.cli import replay_facts
 from router.cli.args import Parser, Subparsers, add_json
 from router.cli.console import Progress, left, print_table
 from router.cli.output import check_json_path, emit_json
@@ -30,6 +31,7 @@ def register(sub: Subparsers) -> None:
     )
     add_json(rc)
     rc.set_defaults(func=run_check)
+    replay_facts.register(rsub)
 
 
 def run_check(args: argparse.Namespace) -> None:

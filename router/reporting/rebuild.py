@@ -9,18 +9,25 @@ from pathlib import Path
 from typing import Any
 
 from router.reporting.backtest import write_backtest_report
+from router.reporting.market import write_market_report
 from router.reporting.simulate import write_simulate_report
 
 
 def write_report(doc: Mapping[str, Any], out_dir: Path) -> Path:
-    """Write out_dir/index.html for either report, chosen by the document's shape
-    ("results" or "rows"); returns its path. Raises ValueError for a document of
-    neither shape, OSError when the folder or file cannot be written."""
+    """Write out_dir/index.html for the report the document's shape calls for
+    ("results": simulate, "rows": backtest, kind "market": a replayed capture); returns
+    its path. Raises ValueError for a document of none of these shapes, OSError when
+    the folder or file cannot be written."""
+    if doc.get("kind") == "market":
+        return write_market_report(doc, out_dir)
     if "results" in doc:
         return write_simulate_report(doc, out_dir)
     if "rows" in doc:
         return write_backtest_report(doc, out_dir)
-    raise ValueError("not a simulate or backtest document: it has neither 'results' nor 'rows'")
+    raise ValueError(
+        "not a simulate, backtest or market document: it has neither 'results' nor "
+        "'rows' nor kind 'market'"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -72,6 +72,8 @@ COMMANDS = {
     "bench memory",
     "bench decide",
     "replay check",
+    "replay facts",
+    "replay report",
 }
 
 
