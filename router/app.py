@@ -66,7 +66,14 @@ from router.risk import RiskGate, RiskLimits
 from router.strategies import StrategySpec, strategy_spec
 from router.strategies.learned import STEP_S, PacedSlicer
 from router.strategies.schedule import ScheduleSlicer
-from router.tca import PricePath, TcaReport, analyze, gap_captured, solve_hindsight
+from router.tca import (
+    MARKOUT_HORIZONS_S,
+    PricePath,
+    TcaReport,
+    analyze,
+    gap_captured,
+    solve_hindsight,
+)
 from simulators.kernel import rng_for
 from simulators.markets import LitMarket, open_market
 from simulators.scenario import SESSION_CLOSE_S, SESSION_OPEN_S, Scenario, load_scenario
@@ -151,9 +158,11 @@ class StrategyRun:
     # on a replayed market: what the run changed of the replay (ReplayMarket.interaction)
     replay: dict[str, int] | None = None
 
-    def passive_lit(self, kinds: dict[VenueId, VenueKind]) -> dict[str, float | None]:
-        """Resting lit children: the quantity sent, the quantity filled as maker, and
-        the ratio of the two (None if none was sent)."""
+    def passive_lit(self, kinds: dict[VenueId, VenueKind]) -> dict[str, Any]:
+        """Resting lit children: the quantity sent, the quantity filled as maker, the
+        ratio of the two (None if none was sent), and the maker fills' markouts (bps of
+        the fill price, positive when the mid then moved the parent's way; None
+        without maker fills)."""
         sent = sum(
             c.qty
             for c in self.children
@@ -161,12 +170,27 @@ class StrategyRun:
             and c.ord_type is OrdType.LIMIT
             and c.tif is not TimeInForce.IOC
         )
-        filled = sum(
-            f.qty
-            for f in self.fills
-            if kinds.get(f.venue) is VenueKind.LIT and f.liquidity == "maker"
-        )
-        return {"sent": sent, "filled": filled, "fill_rate": filled / sent if sent else None}
+        made = [
+            f for f in self.fills if kinds.get(f.venue) is VenueKind.LIT and f.liquidity == "maker"
+        ]
+        filled = sum(f.qty for f in made)
+        markouts: dict[str, float | None] = {f"{h}s": None for h in MARKOUT_HORIZONS_S}
+        if made:
+            t = np.array([f.ts_ns / NANOS_PER_SECOND for f in made])
+            p = np.array([f.price for f in made])
+            q = np.array([f.qty for f in made], dtype=np.float64)
+            sign = self.parent.side.sign
+            for h in MARKOUT_HORIZONS_S:
+                m = sign * (self.path.mids_at(t + h) - p) / p * 1e4
+                ok = np.isfinite(m)
+                if ok.any():
+                    markouts[f"{h}s"] = float(np.average(m[ok], weights=q[ok]))
+        return {
+            "sent": sent,
+            "filled": filled,
+            "fill_rate": filled / sent if sent else None,
+            "markouts_bps": markouts,
+        }
 
     @property
     def dealer_pnl_bps(self) -> float | None:

@@ -68,6 +68,15 @@ def test_twap_and_sor_complete_on_the_real_book(replay):
     assert twap["venue_mix"]["lit"] == pytest.approx(1.0)
     assert twap["replay"]["real_lots_taken"] > 0  # twap takes: real liquidity is gone
     assert sor["passive_lit"]["sent"] > 0  # sor rests children in the real queue
+    passive = sor["passive_lit"]
+    assert 0 <= passive["fill_rate"] <= 1
+    assert (passive["markouts_bps"]["10s"] is None) == (passive["filled"] == 0)
+    assert twap["passive_lit"] == {
+        "sent": 0,
+        "filled": 0,
+        "fill_rate": None,
+        "markouts_bps": {"1s": None, "10s": None, "60s": None, "300s": None},
+    }
 
 
 def test_the_same_run_twice_gives_the_same_json(replay):
