@@ -20,7 +20,7 @@ from dealers.dealer import SimDealer
 from dealers.rfq import LegState, RfqSession
 from router.domain import NANOS_PER_SECOND, DealerId, Instrument, Side
 from simulators.kernel import Kernel
-from simulators.market import SimMarket
+from simulators.markets import LitMarket
 
 FRONT_RUN_SLICES = 5
 HEDGE_SLICES = 10
@@ -33,7 +33,7 @@ class LitLeakage:
         panel: DealerPanel,
         instrument: Instrument,
         dealers: Mapping[DealerId, SimDealer],
-        market: SimMarket,
+        market: LitMarket,
         kernel: Kernel,
         axes: AxeFeed,
     ) -> None:

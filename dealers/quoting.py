@@ -58,7 +58,7 @@ from router.domain import (
     QuoteRequest,
     Side,
 )
-from simulators.market import SimMarket
+from simulators.markets import LitMarket
 
 MIN_TWO_SIDED_HALF_BPS = 0.5  # a two-sided quote's bid stays at least 1 bps below its offer
 
@@ -79,7 +79,7 @@ class QuoteModel:
     volatility now (what a dealer sees better than the screen)."""
 
     def __init__(
-        self, panel: DealerPanel, instrument: Instrument, daily_vol: float, market: SimMarket
+        self, panel: DealerPanel, instrument: Instrument, daily_vol: float, market: LitMarket
     ) -> None:
         self._panel = panel
         self._instrument = instrument

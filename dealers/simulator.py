@@ -54,7 +54,7 @@ from router.domain import (
 )
 from router.ports import EventSink
 from simulators.kernel import Kernel
-from simulators.market import SimMarket
+from simulators.markets import LitMarket
 
 #: one-way latency between the client and the RFQ platform
 PLATFORM_LATENCY_NS = 2_000_000
@@ -107,7 +107,7 @@ class SimRfqVenue:
         panel: DealerPanel,
         instrument: Instrument,
         daily_vol: float,
-        market: SimMarket,
+        market: LitMarket,
         kernel: Kernel,
         sink: EventSink,
         rng_for: Callable[[str], np.random.Generator],

@@ -45,9 +45,11 @@ from router.domain import (
     DecisionRecorded,
     DomainError,
     Event,
+    OrdType,
     ParentId,
     ParentOrder,
     Side,
+    TimeInForce,
     VenueId,
     VenueKind,
 )
@@ -64,9 +66,16 @@ from router.risk import RiskGate, RiskLimits
 from router.strategies import StrategySpec, strategy_spec
 from router.strategies.learned import STEP_S, PacedSlicer
 from router.strategies.schedule import ScheduleSlicer
-from router.tca import PricePath, TcaReport, analyze, gap_captured, solve_hindsight
+from router.tca import (
+    MARKOUT_HORIZONS_S,
+    PricePath,
+    TcaReport,
+    analyze,
+    gap_captured,
+    solve_hindsight,
+)
 from simulators.kernel import rng_for
-from simulators.market import SimMarket
+from simulators.markets import LitMarket, open_market
 from simulators.scenario import SESSION_CLOSE_S, SESSION_OPEN_S, Scenario, load_scenario
 from simulators.schedule import volume_profile
 from simulators.world import SimWorld
@@ -146,6 +155,42 @@ class StrategyRun:
     # the dealers' P&L on their trades with this parent, marked at its horizon: the
     # counterparties' side of what the router paid them
     dealer_pnl: tuple[TradePnl, ...] = ()
+    # on a replayed market: what the run changed of the replay (ReplayMarket.interaction)
+    replay: dict[str, int] | None = None
+
+    def passive_lit(self, kinds: dict[VenueId, VenueKind]) -> dict[str, Any]:
+        """Resting lit children: the quantity sent, the quantity filled as maker, the
+        ratio of the two (None if none was sent), and the maker fills' markouts (bps of
+        the fill price, positive when the mid then moved the parent's way; None
+        without maker fills)."""
+        sent = sum(
+            c.qty
+            for c in self.children
+            if kinds.get(c.venue) is VenueKind.LIT
+            and c.ord_type is OrdType.LIMIT
+            and c.tif is not TimeInForce.IOC
+        )
+        made = [
+            f for f in self.fills if kinds.get(f.venue) is VenueKind.LIT and f.liquidity == "maker"
+        ]
+        filled = sum(f.qty for f in made)
+        markouts: dict[str, float | None] = {f"{h}s": None for h in MARKOUT_HORIZONS_S}
+        if made:
+            t = np.array([f.ts_ns / NANOS_PER_SECOND for f in made])
+            p = np.array([f.price for f in made])
+            q = np.array([f.qty for f in made], dtype=np.float64)
+            sign = self.parent.side.sign
+            for h in MARKOUT_HORIZONS_S:
+                m = sign * (self.path.mids_at(t + h) - p) / p * 1e4
+                ok = np.isfinite(m)
+                if ok.any():
+                    markouts[f"{h}s"] = float(np.average(m[ok], weights=q[ok]))
+        return {
+            "sent": sent,
+            "filled": filled,
+            "fill_rate": filled / sent if sent else None,
+            "markouts_bps": markouts,
+        }
 
     @property
     def dealer_pnl_bps(self) -> float | None:
@@ -265,6 +310,10 @@ class SimulationReport:
                     "opportunity": r.tca.opportunity_bps,
                 },
             }
+            if r.replay is not None:
+                row["replay"] = dict(r.replay)
+                if self.venue_kinds is not None:
+                    row["passive_lit"] = r.passive_lit(self.venue_kinds)
             if detail and self.venue_kinds is not None:
                 row.update(r.detail_json(self.venue_kinds))
             doc["results"].append(row)
@@ -358,7 +407,7 @@ def expected_volume(scenario: Scenario, start_tod_s: float, seconds: float) -> f
     return float(scenario.instrument.adv * volume_profile(t).mean() * seconds / SESSION_S)
 
 
-def market_vwap(market: SimMarket, t0: int, t1: int) -> float | None:
+def market_vwap(market: LitMarket, t0: int, t1: int) -> float | None:
     st = market.state
     b0, b1 = market.bar_of(t0), market.bar_of(t1)
     vol = int(st.tape_vol[b0:b1].sum())
@@ -367,7 +416,7 @@ def market_vwap(market: SimMarket, t0: int, t1: int) -> float | None:
     return float(st.tape_pv[b0:b1].sum()) / vol * market.instrument.tick_size
 
 
-def bucket_volume(market: SimMarket, end_ns: int, bucket_s: float) -> tuple[int, ...]:
+def bucket_volume(market: LitMarket, end_ns: int, bucket_s: float) -> tuple[int, ...]:
     """Lit volume printed per bucket of `bucket_s` from the start to `end_ns`."""
     step = int(bucket_s * NANOS_PER_SECOND)
     bars = [market.bar_of(t) for t in range(0, end_ns, step)] + [market.bar_of(end_ns)]
@@ -375,7 +424,7 @@ def bucket_volume(market: SimMarket, end_ns: int, bucket_s: float) -> tuple[int,
     return tuple(int(vol[b0:b1].sum()) for b0, b1 in itertools.pairwise(bars))
 
 
-def price_path(market: SimMarket, from_s: float = 0.0) -> PricePath:
+def price_path(market: LitMarket, from_s: float = 0.0) -> PricePath:
     """The consolidated top of book of the steps run so far, from `from_s` on."""
     return PricePath(*market.top_of_book(from_s))
 
@@ -424,7 +473,7 @@ class Episode:
         self.seed = seed
         self.models = models
         inst = scenario.instrument
-        self._unimpacted = SimMarket(scenario, rng_for(seed, "market"))
+        self._unimpacted = open_market(scenario, seed)
         self._at_arrival = self._unimpacted.fork()  # each strategy's world starts here
         self.arrival_mid = self._unimpacted.mid_at(0) * inst.tick_size
         limit_ticks = None
@@ -585,6 +634,7 @@ class Episode:
             tuple(slicer.paces) if isinstance(slicer, PacedSlicer) else (),
             volume,
             dealer_pnl,
+            market.interaction(),
         )
 
     def _wire(
@@ -611,7 +661,7 @@ class Episode:
             spec,
             world_ports(world, rfq),
             self.models,
-            risk=RiskGate(RiskLimits(max_participation=1.0) if name == HINDSIGHT else RiskLimits()),
+            risk=RiskGate(risk_limits(sc, name)),
             # one stream per routing tactic, not per strategy: strategies that route alike
             # draw the same exploration on the same seed (common random numbers), so a
             # paired difference such as ml - sor-ml is the schedule's and nothing else
@@ -621,6 +671,20 @@ class Episode:
         )
         sink.target = execution.publish
         return world, execution, events
+
+
+def risk_limits(scenario: Scenario, strategy: str) -> RiskLimits:
+    """The desk's limits for a strategy's run: the defaults (in shares), the
+    participation cap lifted for the hindsight oracle, and a replayed instrument's own
+    size limits (its quantities are the capture's lots)."""
+    limits = RiskLimits(max_participation=1.0) if strategy == HINDSIGHT else RiskLimits()
+    if scenario.replay is not None:
+        limits = dataclasses.replace(
+            limits,
+            max_child_qty=scenario.replay.max_child_qty,
+            max_block_qty=scenario.replay.max_block_qty,
+        )
+    return limits
 
 
 def world_ports(world: SimWorld, rfq: RfqRouting | None = None) -> ExecutionPorts:

@@ -46,7 +46,7 @@ from router.domain import (
 )
 from router.ports import EventSink
 from simulators.kernel import Kernel, LatencyModel
-from simulators.market import SimMarket
+from simulators.markets import LitMarket
 from simulators.scenario import DarkVenueSpec
 
 INFORMED_HORIZON_S = 60.0  # how far ahead an informed contra sees the price move
@@ -88,7 +88,7 @@ class SimDarkPool:
     def __init__(
         self,
         spec: DarkVenueSpec,
-        market: SimMarket,
+        market: LitMarket,
         kernel: Kernel,
         sink: EventSink,
         rng: np.random.Generator,

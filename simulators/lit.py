@@ -1,4 +1,5 @@
-"""Simulated lit venues: the `Venue` port over one venue of a `SimMarket`'s books.
+"""Simulated lit venues: the `Venue` port over one venue of a lit market's books
+(simulators/markets.py: the simulated flow's or a replayed capture's).
 
 Messages travel with the venue's latency both ways: an order reaches the book one
 latency after it is sent, and every report reaches the router one latency after the
@@ -31,7 +32,7 @@ from router.domain import (
 from router.ports import EventSink
 from simulators import book
 from simulators.kernel import Kernel, LatencyModel
-from simulators.market import SimMarket
+from simulators.markets import LitMarket
 from simulators.scenario import LitVenueSpec
 
 _REJECT_TEXT = {
@@ -69,7 +70,7 @@ class SimLitVenue:
         self,
         spec: LitVenueSpec,
         index: int,
-        market: SimMarket,
+        market: LitMarket,
         kernel: Kernel,
         sink: EventSink,
         rng: np.random.Generator,

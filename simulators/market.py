@@ -311,6 +311,10 @@ class SimMarket:
     def vol_ratio(self, ts: Nanos, window_s: float = 600.0, every_s: float = 10.0) -> float:
         return self.feed.vol_ratio(ts, window_s, every_s)
 
+    def interaction(self) -> None:
+        """Nothing to count: the simulated participants react to the clients."""
+        return None
+
     def future_move_sign(self, ts: Nanos, horizon_s: float) -> float:
         """Sign of the exogenous move over the next `horizon_s`: for informed simulated
         participants (dark pool contra), never for strategies."""

@@ -95,6 +95,23 @@ def mirrored(phase: Phase) -> Phase:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplaySpec:
+    """A scenario whose lit market is a real capture replayed (simulators/replay/): the
+    capture's name and the parent's arrivals after the start of its live stream, one
+    per seed in turn (episode `seed` starts at `offsets_s[seed % len(offsets_s)]`)."""
+
+    capture: str
+    offsets_s: tuple[float, ...]
+    # the desk's size limits in the capture's lots (router.risk.RiskLimits), which for
+    # the simulated instruments' shares are the defaults
+    max_child_qty: int
+    max_block_qty: int
+
+    def offset_s(self, seed: int) -> float:
+        return self.offsets_s[seed % len(self.offsets_s)]
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     name: str
     description: str
@@ -108,13 +125,23 @@ class Scenario:
     market: MarketParams
     phases: tuple[Phase, ...] = field(default_factory=tuple)
     dealer_panel: str | None = None  # config/dealers/<name>.toml: the RFQ venue, if any
+    replay: ReplaySpec | None = None  # the lit market replays a capture instead
 
 
 def available_scenarios(config_dir: Path = DEFAULT_CONFIG_DIR) -> list[str]:
     return sorted(p.stem for p in (config_dir / "scenarios").glob("*.toml"))
 
 
+#: scenario names that stand for a replayed capture: `replay:NAME`
+REPLAY_PREFIX = "replay:"
+
+
 def load_scenario(name: str, config_dir: Path = DEFAULT_CONFIG_DIR) -> Scenario:
+    if name.startswith(REPLAY_PREFIX):
+        # loading a replay reads its capture: only replayed scenarios import that code
+        from simulators.replay.scenario import load_replay_scenario
+
+        return load_replay_scenario(name.removeprefix(REPLAY_PREFIX), config_dir)
     path = config_dir / "scenarios" / f"{name}.toml"
     if not path.exists():
         known = ", ".join(available_scenarios(config_dir)) or "none"
@@ -125,7 +152,7 @@ def load_scenario(name: str, config_dir: Path = DEFAULT_CONFIG_DIR) -> Scenario:
     dealer_panel = t.get_str("dealers", "") or None
     if dealer_panel is not None and not (config_dir / "dealers" / f"{dealer_panel}.toml").exists():
         raise t.error("dealers", f"unknown dealer panel {dealer_panel!r}")
-    start_tod = _time_of_day(t, "start_time")
+    start_tod = time_of_day(t, "start_time")
     horizon = t.get_duration("horizon", gt=0)
     if start_tod + horizon > SESSION_CLOSE_S:
         raise t.error("horizon", "runs past the session close (16:00)")
@@ -193,24 +220,7 @@ def load_venues(
             )
         )
         v.check_no_unknown_keys()
-    dark = []
-    for v in t.tables("dark"):
-        dark.append(
-            DarkVenueSpec(
-                venue_id=VenueId(v.get_str("id")),
-                contra_per_hour=v.get_float("contra_per_hour", gt=0),
-                contra_median=v.get_int("contra_median", gt=0),
-                contra_sigma=v.get_float("contra_sigma", min=0),
-                contra_lifetime_s=v.get_duration("contra_lifetime", gt=0),
-                min_qty=v.get_int("min_qty", min=0),
-                toxicity=v.get_probability("toxicity"),
-                fee=v.get_float("fee"),
-                latency_us=v.get_float("latency_us", gt=0),
-                latency_jitter=v.get_float("latency_jitter", 0.0, min=0),
-                firm_up_window_s=v.get_duration("firm_up_window", gt=0),
-            )
-        )
-        v.check_no_unknown_keys()
+    dark = [dark_venue(v) for v in t.tables("dark")]
     t.check_no_unknown_keys()
     if not lit:
         raise ConfigError(f"{path}: needs at least one [[lit]] venue")
@@ -224,7 +234,26 @@ def load_venues(
     return tuple(lit), tuple(dark)
 
 
-def _time_of_day(t: ConfigTable, key: str) -> float:
+def dark_venue(v: ConfigTable) -> DarkVenueSpec:
+    """A `[[dark]]` table."""
+    spec = DarkVenueSpec(
+        venue_id=VenueId(v.get_str("id")),
+        contra_per_hour=v.get_float("contra_per_hour", gt=0),
+        contra_median=v.get_int("contra_median", gt=0),
+        contra_sigma=v.get_float("contra_sigma", min=0),
+        contra_lifetime_s=v.get_duration("contra_lifetime", gt=0),
+        min_qty=v.get_int("min_qty", min=0),
+        toxicity=v.get_probability("toxicity"),
+        fee=v.get_float("fee"),
+        latency_us=v.get_float("latency_us", gt=0),
+        latency_jitter=v.get_float("latency_jitter", 0.0, min=0),
+        firm_up_window_s=v.get_duration("firm_up_window", gt=0),
+    )
+    v.check_no_unknown_keys()
+    return spec
+
+
+def time_of_day(t: ConfigTable, key: str) -> float:
     text = t.get_str(key)
     try:
         hh, mm = text.split(":")

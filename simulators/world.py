@@ -11,7 +11,7 @@ from router.ports import EventSink, Venue
 from simulators.dark import SimDarkPool
 from simulators.kernel import Kernel, SimClock, rng_for
 from simulators.lit import OwnerRegistry, SimLitVenue
-from simulators.market import SimMarket
+from simulators.markets import LitMarket, open_market
 from simulators.scenario import Scenario
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ class SimWorld:
     seed: int
     clock: SimClock
     kernel: Kernel
-    market: SimMarket
+    market: LitMarket
     lit: dict[VenueId, SimLitVenue]
     dark: dict[VenueId, SimDarkPool]
     rfq: SimRfqVenue | None = None  # the dealers, when the world has a panel
@@ -41,14 +41,14 @@ class SimWorld:
         scenario: Scenario,
         seed: int,
         sink: EventSink,
-        market: SimMarket | None = None,
+        market: LitMarket | None = None,
         panel: DealerPanel | None = None,
     ) -> SimWorld:
         """A world for one seed. `market`, when given, is a copy of this seed's market
-        at the parent's arrival (made by `SimMarket.fork`): the same state a fresh one
-        would reach, without running its warm-up again. `panel` adds the dealers."""
+        at the parent's arrival (made by `fork`): the same state a fresh one would
+        reach, without running its warm-up again. `panel` adds the dealers."""
         if market is None:
-            market = SimMarket(scenario, rng_for(seed, "market"))
+            market = open_market(scenario, seed)
         clock = SimClock(0)
         kernel = Kernel(clock, market)
         owners = OwnerRegistry()

@@ -259,6 +259,7 @@ def _fill_episode(
     probability for every `oracle_every`-th post-only lit order and its hidden fair
     price's gap from the mid there."""
     from router.app import Episode  # the composition root runs the episodes
+    from simulators.market import SimMarket
     from simulators.oracle import lit_fill_probability
     from simulators.scenario import load_scenario
     from simulators.world import SimWorld
@@ -267,6 +268,9 @@ def _fill_episode(
     fair_gap: dict[str, float] = {}
 
     def instrument(world: SimWorld) -> None:
+        # the oracle redraws the simulated flow's future: a simulated market only
+        assert isinstance(world.market, SimMarket)
+        market = world.market
         lit_ids = list(world.lit)
         count = [0]
         for venue_id, venue in world.lit.items():
@@ -282,7 +286,7 @@ def _fill_episode(
                     if count[0] % oracle_every == 0:
                         now = world.clock.now_ns()
                         oracle[child.child_id] = lit_fill_probability(
-                            world.market,
+                            market,
                             now,
                             index,
                             child.side,

@@ -83,6 +83,26 @@ def paper_time(text: str) -> float:
         return duration(text)
 
 
+def market(text: str) -> str:
+    """`--market`: 'sim' (the scenario's simulated flow, as without it) or 'replay:NAME';
+    returns the scenario name a replay stands for, '' for 'sim'."""
+    if text == "sim":
+        return ""
+    if text.startswith("replay:") and len(text) > len("replay:"):
+        return text
+    raise argparse.ArgumentTypeError(f"expected 'sim' or 'replay:NAME', got {text!r}")
+
+
+def add_market(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--market",
+        type=market,
+        help="'replay:NAME' runs the lit venue on a replayed order-by-order capture (its "
+        "parent and venues from config/replay/NAME.toml; seeds pick its start offsets) "
+        "instead of the simulated flow ('sim', the default)",
+    )
+
+
 def add_json(p: argparse.ArgumentParser, help: str | None = None) -> None:
     """`--json PATH` (`-` = standard output), read as `args.json_path`."""
     p.add_argument("--json", dest="json_path", help=help)

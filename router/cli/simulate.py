@@ -15,6 +15,7 @@ from router.cli.args import (
     UsageError,
     add_db_url,
     add_json,
+    add_market,
     duration,
     integer,
     positive_int,
@@ -36,7 +37,8 @@ _REPORT_HELP = "write a self-contained HTML report here"
 def register(sub: Subparsers) -> None:
     """Add `simulate` and `backtest` to the top-level subcommands."""
     sim = sub.add_parser("simulate", help="run one parent order through a scenario")
-    sim.add_argument("--scenario", required=True)
+    sim.add_argument("--scenario", help="a scenario of config/scenarios/ (or --market)")
+    add_market(sim)
     sim.add_argument(
         "--strategies",
         default="all",
@@ -54,7 +56,8 @@ def register(sub: Subparsers) -> None:
     sim.set_defaults(func=run_simulate)
 
     bt = sub.add_parser("backtest", help="many episodes per scenario, strategies paired")
-    bt.add_argument("--scenarios", required=True, help="comma-separated scenario names")
+    bt.add_argument("--scenarios", default="", help="comma-separated scenario names")
+    add_market(bt)
     bt.add_argument(
         "--strategies", default="twap,vwap,pov,ac,sor", help="comma-separated, or 'all'"
     )
@@ -112,6 +115,15 @@ def _bps(x: float | None) -> str:
     return f"{x:.1f}" if x is not None else ""
 
 
+def _one_market(scenario: str | None, market: str) -> str:
+    """The scenario to load: --scenario's, or the replay --market names."""
+    if market and scenario:
+        raise UsageError("--market: a replay brings its own scenario; not with --scenario")
+    if not market and not scenario:
+        raise UsageError("--scenario or --market replay:NAME is required")
+    return market or scenario or ""
+
+
 def run_simulate(args: argparse.Namespace) -> None:
     """`simulate`: every strategy once on the same market path.
 
@@ -123,8 +135,9 @@ def run_simulate(args: argparse.Namespace) -> None:
 
     strategies = strategy_names(args.strategies)
     check_strategies(strategies)
+    name = _one_market(args.scenario, args.market or "")
     scenario = apply_overrides(
-        load_scenario(args.scenario, args.config_dir), args.qty, args.side, args.horizon
+        load_scenario(name, args.config_dir), args.qty, args.side, args.horizon
     )
     check_json_path(args.json_path)
     check_report_dir(args.report)
@@ -221,6 +234,10 @@ def run_backtest(args: argparse.Namespace) -> None:
 
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     strategies = strategy_names(args.strategies)
+    if args.market:
+        if scenarios:
+            raise UsageError("--market: a replay brings its own scenario; not with --scenarios")
+        scenarios = [args.market]
     if not scenarios:
         raise UsageError("--scenarios: no scenario given")
     check_strategies(strategies)

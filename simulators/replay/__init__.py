@@ -7,6 +7,8 @@
 - l3.py: the compiled kernels applying a stream to the project's book (simulators/book.py)
 - replayer.py: a capture applied in steps, and the book it gives
 - check.py: the reconstruction check against the capture's own trades
+- market.py: a capture as the lit market of a simulated world, client orders in its book
+- scenario.py: `replay:NAME` scenarios (config/replay/NAME.toml), sized from the capture
 
 This module imports nothing, so that the CLI can name the errors (errors.py) cheaply.
 """

@@ -22,6 +22,16 @@ reading, because a venue's book is never crossed:
 `literal=True` turns both off (every new order rests where the feed puts it), the
 control that shows what they are worth.
 
+*Client orders* (`Clients`, the replay market of simulators/replay/market.py) rest in
+the same book with an owner id, so they queue behind the real orders at their level
+and move up as those ahead leave. They trade with the real flow where the feed says a
+real order reached them: a real trade fills the client orders ahead of its maker in
+price-time priority (`_trade_through`), and a real order that rests, or tries to, across
+client orders at levels no real order is at fills them first (`_sweep`). What client
+orders take from real ones is counted per real order (`Clients.taken`) and subtracted
+from that order's later sizes; an order taken entirely has its later events skipped,
+counted (`taken_by_client`).
+
 Events that cannot be applied are skipped and counted by reason (`SKIP_*`, one code per
 event in `outcome`): never applied to the wrong order or left out silently.
 """
@@ -55,6 +65,7 @@ SKIP_OUTSIDE_BAND = 5
 SKIP_REMOVED_AS_STALE = 6
 SKIP_AFTER_DELETE = 7
 SKIP_BOOK_FULL = 8
+SKIP_TAKEN_BY_CLIENT = 9
 SKIP_REASONS = (
     "applied",
     # a change or delete of an order the replay never saw: created before the stream
@@ -70,6 +81,8 @@ SKIP_REASONS = (
     "removed_as_stale",
     "after_delete",
     "book_full",
+    # an event of a real order that client orders consumed entirely (replay market only)
+    "taken_by_client",
 )
 
 # what the replay did that a literal reading would not (counts)
@@ -195,6 +208,42 @@ def no_checks() -> TradeChecks:
     )
 
 
+# a replay's client settings and counters (`Clients.conf`)
+_C_ON = 0  # 1: client orders may rest in the book
+_C_SHIFT = 1  # exchange-clock ns of the clients' time 0
+_C_T0 = 2  # clients' ns of the tape's bar 0
+_C_BAR_NS = 3  # length of a tape bar
+_C_SHORT = 4  # real size changes below what clients had taken from the order (count)
+_C_LEN = 5
+
+
+class Clients(NamedTuple):
+    """Client orders in a replayed book (their fills go to `fb`, on the clients' clock)."""
+
+    fb: book.FillBuffer
+    taken: np.ndarray  # int64[M] size of each real order that traded with clients instead
+    conf: np.ndarray  # int64[_C_LEN]
+
+
+def no_clients() -> Clients:
+    """A replay with no client orders (the reconstruction as the feed shows it)."""
+    return Clients(book.new_fill_buffer(1), np.zeros(1, dtype=np.int64), np.zeros(_C_LEN, np.int64))
+
+
+def new_clients(n_orders: int, shift_ns: int, bar0_ns: int, bar_ns: int) -> Clients:
+    conf = np.zeros(_C_LEN, dtype=np.int64)
+    conf[_C_ON] = 1
+    conf[_C_SHIFT] = shift_ns
+    conf[_C_T0] = bar0_ns
+    conf[_C_BAR_NS] = bar_ns
+    return Clients(book.new_fill_buffer(1 << 12), np.zeros(n_orders, dtype=np.int64), conf)
+
+
+def short_changes(cl: Clients) -> int:
+    """Real size changes that asked for more than clients had left of the order."""
+    return int(cl.conf[_C_SHORT])
+
+
 # ----------------------------------------------------------------------------------
 # kernels
 # ----------------------------------------------------------------------------------
@@ -231,12 +280,18 @@ def _take_out(st: BookState, rs: ReplayState, o: int, status: int) -> None:
 
 
 @njit(cache=True)
-def _remove_stale(st: BookState, rs: ReplayState, side: int, price: int) -> None:
+def _remove_stale(
+    st: BookState, rs: ReplayState, cl: Clients, side: int, price: int, t: int
+) -> None:
     """The venue let a `side` order at `price` rest: whatever it crosses is not there."""
     o_side = 1 - side
     while _crosses(st, side, price):
         p = st.best[_VENUE, o_side]
         slot = st.head[_VENUE, o_side, p]
+        if st.o_owner[slot] != 0:
+            # a client order behind a stale one: the order resting through it takes it
+            _client_fill(st, cl, slot, st.o_qty[slot], t)
+            continue
         stale = rs.order_of_slot[slot]
         _take_out(st, rs, stale, IGNORED)
         rs.why[stale] = SKIP_REMOVED_AS_STALE
@@ -247,8 +302,9 @@ def _remove_stale(st: BookState, rs: ReplayState, side: int, price: int) -> None
 
 
 @njit(cache=True)
-def _flush_pending(st: BookState, rs: ReplayState) -> None:
+def _flush_pending(st: BookState, rs: ReplayState, cl: Clients) -> None:
     """The end of the pending orders' millisecond: rest what is left of them."""
+    t = rs.meta[_M_PENDING_TS]
     for k in range(rs.meta[_M_N_PENDING]):
         o = rs.pending[k]
         if rs.status[o] != PENDING:
@@ -265,7 +321,15 @@ def _flush_pending(st: BookState, rs: ReplayState) -> None:
             rs.status[o] = FILLED
             continue
         s = rs.pend_side[o]
-        _remove_stale(st, rs, s, p)
+        if cl.conf[_C_ON]:
+            got = _sweep(st, cl, s, p, q, t)
+            cl.taken[o] += got
+            q -= got
+            if q == 0:
+                rs.status[o] = IGNORED
+                rs.why[o] = SKIP_TAKEN_BY_CLIENT
+                continue
+        _remove_stale(st, rs, cl, s, p, t)
         if _place(st, rs, o, s, p, q) == APPLIED:
             if rs.pend_filled[o]:
                 rs.handled[H_AGGRESSOR_RESTED] += 1
@@ -301,7 +365,15 @@ def _skip_known(rs: ReplayState, o: int) -> int:
 
 @njit(cache=True, inline="always")
 def _add(
-    st: BookState, rs: ReplayState, o: int, side: int, price: int, qty: int, ts: int, snap: bool
+    st: BookState,
+    rs: ReplayState,
+    cl: Clients,
+    o: int,
+    side: int,
+    price: int,
+    qty: int,
+    ts: int,
+    snap: bool,
 ) -> int:
     if rs.status[o] != UNSEEN:
         return SKIP_DUPLICATE_ORDER
@@ -317,6 +389,17 @@ def _add(
         rs.status[o] = IGNORED
         rs.why[o] = why
         return why
+    if cl.conf[_C_ON] and _crosses(st, side, price):
+        rb = _real_best(st, 1 - side)
+        if not ((side == BID and price >= rb) or (side == ASK and price <= rb)):
+            # it crosses client orders only: the venue would have matched it with them
+            got = _sweep(st, cl, side, price, qty, ts)
+            cl.taken[o] += got
+            qty -= got
+            if qty == 0:
+                rs.status[o] = IGNORED
+                rs.why[o] = SKIP_TAKEN_BY_CLIENT
+                return APPLIED
     if rs.meta[_M_LITERAL] == 0 and _crosses(st, side, price):
         _hold(rs, o, side, price, qty, ts)
         return APPLIED
@@ -338,13 +421,14 @@ def _market(rs: ReplayState, o: int, side: int, qty: int, ts: int) -> int:
 
 
 @njit(cache=True, inline="always")
-def _modify(st: BookState, rs: ReplayState, o: int, price: int, qty: int) -> int:
+def _modify(st: BookState, rs: ReplayState, cl: Clients, o: int, price: int, qty: int) -> int:
     s = rs.status[o]
     if qty < 0:
         return SKIP_NEGATIVE_SIZE
+    taken = cl.taken[o] if cl.conf[_C_ON] else 0
     if s == PENDING:
         # an aggressor's change prints its fill price: its limit stays what it was
-        rs.pend_qty[o] = qty
+        rs.pend_qty[o] = qty - taken if qty > taken else 0
         rs.pend_filled[o] = 1
         return APPLIED
     if s == FILLED:
@@ -355,6 +439,14 @@ def _modify(st: BookState, rs: ReplayState, o: int, price: int, qty: int) -> int
     if price != st.o_price[slot]:
         rs.handled[H_CHANGE_PRICE] += 1
     total = st.o_qty[slot] + st.o_hidden[slot]
+    if taken > 0:
+        # clients took part of it: the feed's sizes are less what they took
+        if qty < taken:
+            cl.conf[_C_SHORT] += 1
+        qty = qty - taken if qty > taken else 0
+        if qty == 0:
+            _take_out(st, rs, o, FILLED)
+            return APPLIED
     if qty == 0:
         _take_out(st, rs, o, FILLED)
         rs.handled[H_ZERO_CHANGE] += 1
@@ -387,6 +479,88 @@ def _delete(st: BookState, rs: ReplayState, o: int) -> int:
     else:
         return _skip_known(rs, o)
     return APPLIED
+
+
+@njit(cache=True)
+def _client_fill(st: BookState, cl: Clients, slot: int, q: int, t: int) -> None:
+    """The client order in `slot` trades `q` (at most its size) at its own price with a
+    real order (the taker) at exchange time `t`: on the tape and into the fill buffer."""
+    s = st.o_side[slot]
+    p = st.o_price[slot]
+    st.o_qty[slot] -= q
+    st.depth[_VENUE, s, p] -= q
+    ts = t - cl.conf[_C_SHIFT]
+    bar = (ts - cl.conf[_C_T0]) // cl.conf[_C_BAR_NS]
+    bar = min(max(bar, 0), st.tape_vol.shape[0] - 1)
+    book._record(st, cl.fb, ts, bar, _VENUE, p, q, 1 - s, slot, 0)
+    if st.o_qty[slot] == 0:
+        book.remove_at(st, slot)
+
+
+@njit(cache=True)
+def _real_best(st: BookState, side: int) -> int:
+    """The best price of `side` at which a real order rests (-1 / n_ticks: none)."""
+    n = st.depth.shape[2]
+    step = -1 if side == BID else 1
+    p = st.best[_VENUE, side]
+    while 0 <= p < n:
+        m = st.head[_VENUE, side, p]
+        while m != -1:
+            if st.o_owner[m] == 0:
+                return p
+            m = st.o_next[m]
+        p += step
+    return p
+
+
+@njit(cache=True)
+def _sweep(st: BookState, cl: Clients, side: int, price: int, qty: int, t: int) -> int:
+    """A real `side` order limited at `price` takes the client orders in front of every
+    real one on the other side, up to `qty`; returns the size it took."""
+    o_side = 1 - side
+    n = st.depth.shape[2]
+    left = qty
+    while left > 0:
+        p = st.best[_VENUE, o_side]
+        if p < 0 or p >= n or (side == BID and p > price) or (side == ASK and p < price):
+            break
+        slot = st.head[_VENUE, o_side, p]
+        if st.o_owner[slot] == 0:
+            break
+        q = min(left, st.o_qty[slot])
+        _client_fill(st, cl, slot, q, t)
+        left -= q
+    return qty - left
+
+
+@njit(cache=True)
+def _trade_through(
+    st: BookState, rs: ReplayState, cl: Clients, ck: TradeChecks, k: int, t: int
+) -> None:
+    """Real trade `k` is about to be applied to its maker: first it fills the client
+    orders ahead of that maker, in price-time priority (better prices, then its own
+    level up to the maker), up to the trade's size. The maker's fill is applied as the
+    feed prints it afterwards: the participants do not react to the clients."""
+    ms = ck.maker_side[k]
+    price = ck.price[k]
+    left = ck.qty[k]
+    o = ck.maker[k]
+    maker_slot = rs.slot_of[o] if rs.status[o] == RESTING else -1
+    n = st.depth.shape[2]
+    step = -1 if ms == BID else 1
+    p = st.best[_VENUE, ms]
+    while left > 0 and 0 <= p < n and ((ms == BID and p >= price) or (ms == ASK and p <= price)):
+        m = st.head[_VENUE, ms, p]
+        while m != -1 and left > 0:
+            if m == maker_slot:
+                return
+            nxt = st.o_next[m]
+            if st.o_owner[m] != 0:
+                q = min(left, st.o_qty[m])
+                _client_fill(st, cl, m, q, t)
+                left -= q
+            m = nxt
+        p += step
 
 
 @njit(cache=True)
@@ -433,10 +607,12 @@ def apply_events(
     stop: int,
     outcome: np.ndarray,
     ck: TradeChecks,
+    cl: Clients,
 ) -> None:
     """Apply events `start <= i < stop` (each stream's events in order, once each);
     `outcome[i]` gets APPLIED or the SKIP_* reason. Trades in `ck` whose event falls in
-    the range are checked just before their event."""
+    the range are checked just before their event, and with clients (`cl`) they fill
+    the client orders ahead of their maker there."""
     n_chk = ck.event.shape[0]
     # the loop's own counters live in locals (registers), written back at the end
     last = rs.meta[_M_LAST_TS]
@@ -446,7 +622,7 @@ def apply_events(
         t = ts[i]
         if rs.meta[_M_N_PENDING] > 0 and t > rs.meta[_M_PENDING_TS]:
             if rs.meta[_M_LIVE_PENDING] > 0:
-                _flush_pending(st, rs)
+                _flush_pending(st, rs, cl)
             else:
                 rs.meta[_M_N_PENDING] = 0
         if last >= 0 and st.best[_VENUE, BID] >= st.best[_VENUE, ASK]:
@@ -455,13 +631,15 @@ def apply_events(
         while k < n_chk and ck.event[k] <= i:
             if ck.event[k] == i:
                 _check_trade(st, rs, ck, k)
+                if cl.conf[_C_ON]:
+                    _trade_through(st, rs, cl, ck, k, t)
             k += 1
         o = order[i]
         a = action[i]
         if a == ADD:
-            outcome[i] = _add(st, rs, o, side[i], price[i], qty[i], t, i < n_snapshot)
+            outcome[i] = _add(st, rs, cl, o, side[i], price[i], qty[i], t, i < n_snapshot)
         elif a == MODIFY:
-            outcome[i] = _modify(st, rs, o, price[i], qty[i])
+            outcome[i] = _modify(st, rs, cl, o, price[i], qty[i])
         elif a == DELETE:
             outcome[i] = _delete(st, rs, o)
         else:  # MARKET
@@ -472,10 +650,10 @@ def apply_events(
 
 
 @njit(cache=True)
-def finish(st: BookState, rs: ReplayState) -> None:
+def finish(st: BookState, rs: ReplayState, cl: Clients) -> None:
     """The stream has ended: its last millisecond is over."""
     if rs.meta[_M_N_PENDING] > 0:
-        _flush_pending(st, rs)
+        _flush_pending(st, rs, cl)
 
 
 def crossed_ns(rs: ReplayState) -> int:

@@ -53,6 +53,7 @@ class Replayer:
         self.outcome = np.zeros(len(events), dtype=np.int8)
         self.position = 0
         self._finished = False
+        self._clients = l3.no_clients()
 
     def run(self, stop: int | None = None, checks: l3.TradeChecks | None = None) -> None:
         """Apply the events up to (not including) `stop` (default: all), checking the
@@ -75,6 +76,7 @@ class Replayer:
             end,
             self.outcome,
             l3.no_checks() if checks is None else checks,
+            self._clients,
         )
         self.position = end
 
@@ -82,7 +84,7 @@ class Replayer:
         """Apply what is left and close the last millisecond (pending orders rest)."""
         self.run()
         if not self._finished:
-            l3.finish(self.book, self.state)
+            l3.finish(self.book, self.state, self._clients)
             self._finished = True
 
     # ------------------------------------------------------------------ what it shows

@@ -1,0 +1,122 @@
+"""The router on the real book: strategies run unchanged on the replayed Bitstamp capture
+(`--market replay:bitstamp-btcusd`, simulators/replay/market.py). Short horizons here;
+every strategy over the whole default parent and every start offset with --runslow."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from router.app import apply_overrides, simulate
+from router.backtest import backtest
+from router.cli import main
+from router.config import DEFAULT_CONFIG_DIR, ConfigError
+from router.domain import Side
+from simulators.scenario import load_scenario
+
+pytestmark = pytest.mark.requires_extra("data", "ob_analytics")
+
+REPLAY = "replay:bitstamp-btcusd"
+
+
+@pytest.fixture(scope="module")
+def replay():
+    return load_scenario(REPLAY)
+
+
+def test_the_replay_scenario_comes_from_the_capture(replay):
+    from simulators.replay.market import replay_data
+
+    data = replay_data("bitstamp-btcusd")
+    assert replay.instrument.tick_size == 1.0  # whole dollars, found in the data
+    assert replay.instrument.lot_size == 1  # quantities are the capture's lots
+    assert [v.venue_id for v in replay.lit] == ["BITSTAMP"]
+    assert replay.side is Side.BUY and replay.horizon_s == 1200
+    # 5% of what the capture trades in 20 minutes at its own rate
+    assert replay.qty == round(0.05 * data.traded / data.span_s * 1200)
+    assert 0.4e8 < replay.qty < 0.6e8  # about half a bitcoin
+    # the desk expects the capture's own volume over the horizon
+    from router.app import expected_volume
+
+    expected = expected_volume(replay, replay.start_tod_s, replay.horizon_s)
+    assert expected == pytest.approx(data.volume_per_s * 1200, rel=0.01)
+    assert replay.replay is not None and replay.replay.offset_s(0) == 60.0
+
+
+def test_an_unknown_replay_is_a_config_error():
+    with pytest.raises(ConfigError, match="unknown replay scenario 'nope'"):
+        load_scenario("replay:nope")
+
+
+def _short(replay, side=None):
+    return apply_overrides(replay, replay.qty // 4, side, 300.0)
+
+
+def test_twap_and_sor_complete_on_the_real_book(replay):
+    report = simulate(_short(replay), ["twap", "sor"], seed=1, hindsight=False)
+    doc = report.to_json()
+    for r in doc["results"]:
+        assert r["completion"] == 1.0, r["strategy"]
+        assert r["filled_qty"] == replay.qty // 4
+        assert set(r["replay"]) >= {
+            "real_orders_taken",
+            "real_trades_unmatched_because_of_clients",
+            "real_events_skipped_taken_by_client",
+        }
+    twap, sor = doc["results"]
+    assert twap["venue_mix"]["lit"] == pytest.approx(1.0)
+    assert twap["replay"]["real_lots_taken"] > 0  # twap takes: real liquidity is gone
+    assert sor["passive_lit"]["sent"] > 0  # sor rests children in the real queue
+    passive = sor["passive_lit"]
+    assert 0 <= passive["fill_rate"] <= 1
+    assert (passive["markouts_bps"]["10s"] is None) == (passive["filled"] == 0)
+    assert twap["passive_lit"] == {
+        "sent": 0,
+        "filled": 0,
+        "fill_rate": None,
+        "markouts_bps": {"1s": None, "10s": None, "60s": None, "300s": None},
+    }
+
+
+def test_the_same_run_twice_gives_the_same_json(replay):
+    docs = [
+        json.dumps(simulate(_short(replay), ["sor"], seed=2, hindsight=False).to_json())
+        for _ in range(2)
+    ]
+    assert docs[0] == docs[1]
+
+
+def test_seeds_start_at_other_offsets(replay):
+    a = simulate(_short(replay), ["twap"], seed=0, hindsight=False).arrival_mid
+    b = simulate(_short(replay), ["twap"], seed=3, hindsight=False).arrival_mid
+    assert a != b
+
+
+def test_simulate_market_flag_needs_no_other(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "r.json"
+    args = ["simulate", "--market", REPLAY, "--strategies", "twap", "--horizon", "5m"]
+    assert main([*args, "--json", str(out), "--db-url", "none"]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["scenario"] == REPLAY and doc["parent"]["symbol"] == "BTC/USD"
+    assert main(["simulate", "--scenario", "calm", "--market", REPLAY]) == 2
+    assert "not with --scenario" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_every_strategy_on_every_offset_of_the_whole_capture(replay):
+    """The default parent (5% of the volume over 20 minutes) from each start offset."""
+    n = len(replay.replay.offsets_s)
+    doc = backtest(
+        [REPLAY],
+        ["twap", "pov", "sor", "ml"],
+        n,
+        0,
+        1,
+        DEFAULT_CONFIG_DIR,
+        hindsight=False,
+    )
+    for row in doc["rows"]:
+        assert row["episodes"] == n
+        assert row["completion_mean"] > 0.99, row["strategy"]
