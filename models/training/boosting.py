@@ -23,6 +23,7 @@ from sklearn.isotonic import IsotonicRegression
 from models.serving.artifacts import MODELS_DIR, write_family
 from models.serving.features import DEALER_FEATURES, FILL_FEATURES, HIT_FEATURES, Clipper
 from models.serving.trees import CompiledForest
+from models.training import dealer_data, fill_data
 from models.training.metrics import scores
 
 PARAMS: dict[str, Any] = {
@@ -121,15 +122,13 @@ def train_dealer(
     progress: Callable[[int, int], None] | None = None,
     command: str = "blockroute train dealer",
 ) -> tuple[list[Path], dict[str, Any]]:
-    from models.training.dealer_data import DaySpec, generate
-
     # days interleave the scenarios so that every split holds all of them
     days = [
-        DaySpec(sc, seed0 + k * len(SCENARIOS) + i)
+        dealer_data.DaySpec(sc, seed0 + k * len(SCENARIOS) + i)
         for k in range(days_per_scenario)
         for i, sc in enumerate(SCENARIOS)
     ]
-    rows = generate(days, progress)
+    rows = dealer_data.generate(days, progress)
     known = ~np.isnan(rows.best)
     fitted = {
         "respond": fit_binary(
@@ -207,14 +206,12 @@ def train_fill(
     command: str = "blockroute train fill",
     workers: int = 1,
 ) -> tuple[list[Path], dict[str, Any]]:
-    from models.training.fill_data import EpisodeSpec, generate
-
     episodes = [
-        EpisodeSpec(sc, seed0 + k * len(SCENARIOS) + i)
+        fill_data.EpisodeSpec(sc, seed0 + k * len(SCENARIOS) + i)
         for k in range(episodes_per_scenario)
         for i, sc in enumerate(SCENARIOS)
     ]
-    rows = generate(episodes, progress, workers=workers)
+    rows = fill_data.generate(episodes, progress, workers=workers)
     fitted = fit_binary(
         rows.x,
         rows.y,

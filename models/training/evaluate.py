@@ -35,7 +35,12 @@ from models.training.dealer_data import DaySpec, DealerRows
 from models.training.dealer_data import generate as dealer_rows
 from models.training.fill_data import HORIZON_S, FillRows, rows_from_events
 from models.training.metrics import auc, cluster_bootstrap, scores, stratified_auc
+from router.app import Episode
 from router.domain import ChildOrder
+from simulators.market import SimMarket
+from simulators.oracle import lit_fill_probability
+from simulators.scenario import load_scenario
+from simulators.world import SimWorld
 
 EVAL_SEED = 900_000
 DEALER_WARMUP_DAYS = 3  # per scenario: history only, not scored
@@ -258,12 +263,6 @@ def _fill_episode(
     """One `sor-lit` episode's passive orders, with the simulator's Monte Carlo fill
     probability for every `oracle_every`-th post-only lit order and its hidden fair
     price's gap from the mid there."""
-    from router.app import Episode  # the composition root runs the episodes
-    from simulators.market import SimMarket
-    from simulators.oracle import lit_fill_probability
-    from simulators.scenario import load_scenario
-    from simulators.world import SimWorld
-
     oracle: dict[str, float] = {}
     fair_gap: dict[str, float] = {}
 

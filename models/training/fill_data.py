@@ -18,6 +18,7 @@ from itertools import repeat
 import numpy as np
 
 from models.serving.features import FILL_FEATURES, context_from_inputs, fill_row
+from router.app import Episode
 from router.domain import (
     NANOS_PER_SECOND,
     ChildOrderFilled,
@@ -25,6 +26,7 @@ from router.domain import (
     DecisionRecorded,
     Event,
 )
+from simulators.scenario import load_scenario
 
 HORIZON_S = 30.0
 
@@ -137,10 +139,6 @@ def _collect(
 
 
 def _episode_rows(spec: EpisodeSpec, day: int, strategy: str) -> FillRows:
-    """One episode's rows. Imports the composition root: this is data generation, not
-    serving."""
-    from router.app import Episode
-    from simulators.scenario import load_scenario
-
+    """One episode's rows, run by the composition root (data generation, not serving)."""
     run = Episode(load_scenario(spec.scenario), spec.seed).run(strategy)
     return rows_from_events(run.events, day)
