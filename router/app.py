@@ -731,7 +731,9 @@ def desk_history(scenario_name: str, panel_name: str) -> tuple[HeuristicPanel, D
     """The desk's past days with this panel: the heuristic selector that ran them, and
     the learned models' view of the same log (models.serving.desk.DeskState). Simulated with
     fixed seeds, once per process: the same for every caller."""
-    from dealers.stream import run_rfq_day  # the RFQ days build on this module's world
+    # both build on this module (the RFQ days on its world; dealer_data is training
+    # code that runs Episodes): module-level imports would be cycles
+    from dealers.stream import run_rfq_day
     from models.training.dealer_data import rows_from_log
 
     scenario = load_scenario(scenario_name)

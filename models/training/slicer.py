@@ -134,6 +134,8 @@ def train_slicer(
     of PPO_PARAMS (tests run tiny rollouts)."""
     check_settings(timesteps, n_envs, seed)
     params = {**PPO_PARAMS, **(ppo or {})}
+    # the train extra's libraries, the environment's too (gymnasium): this module must
+    # import without them, for the CLI and the plain install's test collection
     import gymnasium
     import onnx
     import onnxruntime
@@ -223,6 +225,7 @@ def train_slicer(
 
 
 def _reward_meta(reward: str) -> dict[str, Any]:
+    # the environment imports gymnasium (train extra): see train_slicer
     from models.training.execenv import REWARD_SCALE, UNFILLED_PENALTY_BPS, RegimeRanges
 
     return {
@@ -486,6 +489,7 @@ def validate(
 def _paired_episode(
     model: bytes, scenarios: tuple[str, ...], seed: int
 ) -> tuple[str, float, float]:
+    # the environment imports gymnasium (train extra): see train_slicer
     from models.training.execenv import ExecutionEnv
     from router.strategies.learned import OnnxPolicy
 

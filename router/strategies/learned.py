@@ -419,6 +419,7 @@ def _load_slicer(models_dir: Path) -> tuple[OnnxPolicy, dict[str, Any]]:
 
 def _read_slicer_meta(path: Path) -> dict[str, Any]:
     """The metadata, checked against this module: the same observation and pacing."""
+    # as in _load_slicer: router.strategies stays light
     from models.serving.artifacts import ModelError, regenerate_hint
 
     hint = regenerate_hint("slicer")
