@@ -191,11 +191,21 @@ def run_decide(args: argparse.Namespace) -> None:
 
 
 def run_drift(args: argparse.Namespace) -> None:
-    """`bench drift`: the unimpacted market's move, by part, plain and against the parent."""
-    from bench.drift import SEED0, run_drift_study
+    """`bench drift`: the unimpacted market's move, by part, plain and against the parent.
 
+    Raises `UsageError` without the `train` extra (the regime draw is the RL environment's).
+    """
     if args.flow_regimes < 0:
         raise UsageError("--flow-regimes must be >= 0")
+    try:
+        import gymnasium  # noqa: F401  (the `train` extra)
+    except ImportError as exc:
+        raise UsageError(
+            f"bench drift needs the training extra ({exc.name} is missing): "
+            "python3 -m pip install -e '.[train]'"
+        ) from None
+    from bench.drift import SEED0, run_drift_study
+
     with Progress("drift study") as bar:
         doc = run_drift_study(
             args.regimes,

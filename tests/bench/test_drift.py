@@ -5,14 +5,18 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 
-from bench.drift import run_drift_study
 from simulators.kernel import rng_for
 from simulators.market import SimMarket
 from simulators.scenario import load_scenario, mirrored
 
 
+@pytest.mark.requires_extra("train", "gymnasium")
 def test_a_small_study_is_reproducible_and_runs_the_flow_only_where_asked() -> None:
+    # the regime draw is the RL environment's (models.training.execenv: gymnasium)
+    from bench.drift import run_drift_study
+
     doc = run_drift_study(12, 3, seed0=7_000_000)
     assert doc == run_drift_study(12, 3, seed0=7_000_000)
     pooled = doc["pooled"]

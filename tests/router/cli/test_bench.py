@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from router.cli import main
 
 
@@ -23,6 +25,7 @@ def test_bench_risk_transfer_writes_one_json_document(monkeypatch, capsys):
     assert json.loads(capsys.readouterr().out) == doc
 
 
+@pytest.mark.requires_extra("train", "gymnasium")
 def test_bench_drift_writes_one_json_document(monkeypatch, capsys):
     import bench.drift
 
