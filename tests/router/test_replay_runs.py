@@ -106,11 +106,12 @@ def test_simulate_market_flag_needs_no_other(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.slow
 def test_every_strategy_on_every_offset_of_the_whole_capture(replay):
-    """The default parent (5% of the volume over 20 minutes) from each start offset."""
+    """The default parent (5% of the volume over 20 minutes) from each start offset; the
+    dealers make money on what they trade with it (pooled over the offsets)."""
     n = len(replay.replay.offsets_s)
     doc = backtest(
         [REPLAY],
-        ["twap", "pov", "sor", "ml"],
+        ["twap", "pov", "sor", "ml", "risk-bid"],
         n,
         0,
         1,
@@ -120,6 +121,10 @@ def test_every_strategy_on_every_offset_of_the_whole_capture(replay):
     for row in doc["rows"]:
         assert row["episodes"] == n
         assert row["completion_mean"] > 0.99, row["strategy"]
+        assert row["passive_lit"]["sent"] >= row["passive_lit"]["filled"] >= 0
+        if row["strategy"] in ("sor", "ml", "risk-bid"):
+            assert row["venue_mix_mean"]["rfq"] > 0.5, row["strategy"]
+            assert row["dealer_pnl_bps"] > 0, row["strategy"]
 
 
 def test_backtest_rows_on_the_replay_carry_its_counts_and_the_dealers(replay, monkeypatch):
