@@ -49,6 +49,10 @@ class EpisodeOutcome:
     # trades with it with those trades' notional (currency), marked at the horizon
     venue_mix: dict[str, dict[str, float]] = field(default_factory=dict)
     dealer_pnl: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # on a replayed market only, per strategy: what its run changed of the replay
+    # (StrategyRun.replay) and its resting lit children (StrategyRun.passive_lit)
+    replay: dict[str, dict[str, int]] = field(default_factory=dict)
+    passive_lit: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +98,8 @@ def run_episode(job: _Job) -> EpisodeOutcome:
             r.strategy: (sum(p.pnl for p in r.dealer_pnl), sum(p.notional for p in r.dealer_pnl))
             for r in runs
         },
+        {r.strategy: dict(r.replay) for r in runs if r.replay is not None},
+        {r.strategy: r.passive_lit(episode.venue_kinds) for r in runs if r.replay is not None},
     )
 
 
@@ -176,6 +182,39 @@ def _counterparties(eps: Sequence[EpisodeOutcome], strategy: str) -> dict[str, A
     }
 
 
+def _replay_columns(eps: Sequence[EpisodeOutcome], strategy: str) -> dict[str, Any]:
+    """On a replayed market (nothing elsewhere): what a strategy's runs changed of the
+    replay, each count summed over the episodes, and its resting lit children pooled:
+    quantity sent and filled as maker, the ratio of the two (None if none was sent), and
+    the maker fills' markouts, each episode's weighted by its maker quantity (None where
+    no episode had one)."""
+    counts = [o.replay[strategy] for o in eps if strategy in o.replay]
+    passive = [o.passive_lit[strategy] for o in eps if strategy in o.passive_lit]
+    if not counts or not passive:
+        return {}
+    replay = {k: sum(c.get(k, 0) for c in counts) for k in counts[0]}
+    sent = sum(p["sent"] for p in passive)
+    filled = sum(p["filled"] for p in passive)
+    markouts: dict[str, float | None] = {}
+    for h in passive[0]["markouts_bps"]:
+        pairs = [
+            (p["markouts_bps"][h], p["filled"])
+            for p in passive
+            if p["markouts_bps"][h] is not None and p["filled"] > 0
+        ]
+        weight = sum(q for _, q in pairs)
+        markouts[h] = sum(m * q for m, q in pairs) / weight if weight else None
+    return {
+        "replay": replay,
+        "passive_lit": {
+            "sent": sent,
+            "filled": filled,
+            "fill_rate": filled / sent if sent else None,
+            "markouts_bps": markouts,
+        },
+    }
+
+
 def _aggregate_group(
     out: dict[str, list[dict[str, Any]]],
     key: dict[str, Any],
@@ -204,6 +243,7 @@ def _aggregate_group(
                 "is_bps_stderr": se,
                 "completion_mean": sum(o.completion[st] for o in eps) / len(eps),
                 **_counterparties(eps, st),
+                **_replay_columns(eps, st),
             }
         )
         if base is None:

@@ -11,7 +11,9 @@ figures come from the capture itself.
 - daily volatility: the mid's 1-minute log returns over the capture, scaled to the
   session; spread: the median of the mid's spread, second by second;
 - fees: given in bps of notional, turned into the per-unit fees the venues charge at the
-  capture's opening price.
+  capture's opening price;
+- dealers (`dealers`, a panel of config/dealers/): sized in shares of that ADV, they
+  price off the replayed mid with that daily volatility (dealers/quoting.py).
 """
 
 from __future__ import annotations
@@ -88,6 +90,9 @@ def load_replay_scenario(name: str, config_dir: Path) -> Scenario:
     max_block = risk.get_int("max_block_qty", gt=0)
     risk.check_no_unknown_keys()
     description = t.get_str("description", "")
+    dealer_panel = t.get_str("dealers", "") or None
+    if dealer_panel is not None and not (config_dir / "dealers" / f"{dealer_panel}.toml").exists():
+        raise t.error("dealers", f"unknown dealer panel {dealer_panel!r}")
     t.check_no_unknown_keys()
     spreads = data.spread_per_s[~np.isnan(data.spread_per_s)]
     return Scenario(
@@ -101,6 +106,7 @@ def load_replay_scenario(name: str, config_dir: Path) -> Scenario:
         ),
         lit=(lit,),
         dark=dark,
+        dealer_panel=dealer_panel,
         start_tod_s=start_tod,
         horizon_s=horizon,
         side=side,

@@ -112,12 +112,12 @@ def refused(tmp_path: Path, text: str, message: str) -> None:
 
 
 def test_the_shipped_panels_are_listed() -> None:
-    assert available_panels() == ["bonds", "equities"]
+    assert available_panels() == ["bonds", "crypto", "equities"]
 
 
 @pytest.mark.parametrize(
     ("name", "n", "time_limit_s", "two_sided_bps"),
-    [("equities", 8, 10.0, 3.0), ("bonds", 10, 30.0, 4.0)],
+    [("equities", 8, 10.0, 3.0), ("bonds", 10, 30.0, 4.0), ("crypto", 8, 5.0, 1.0)],
 )
 def test_shipped_panels_load(name: str, n: int, time_limit_s: float, two_sided_bps: float) -> None:
     panel = load_panel(name)
@@ -129,7 +129,7 @@ def test_shipped_panels_load(name: str, n: int, time_limit_s: float, two_sided_b
     assert 0.5 <= panel.side_guess <= 1.0
 
 
-@pytest.mark.parametrize("name", ["equities", "bonds"])
+@pytest.mark.parametrize("name", ["equities", "bonds", "crypto"])
 def test_shipped_dealers_have_distinct_personalities(name: str) -> None:
     panel = load_panel(name)
     # no two dealers are the same numbers under a different name

@@ -182,3 +182,35 @@ def test_rows_show_the_venue_mix_and_what_the_dealers_made():
     assert sor["venue_mix_mean"]["rfq"] == pytest.approx(0.3)
     # pooled over the notional: (300 - 100) / 2M = 1 bps
     assert sor["dealer_pnl_bps"] == pytest.approx(1.0)
+
+
+def test_replay_rows_sum_the_replay_counts_and_pool_the_passive_fills():
+    def replayed(seed, taken, sent, filled, markout):
+        o = outcome(seed, 10.0, 8.0, 5.0)
+        counts = {"real_orders_taken": taken, "real_trades_unmatched_because_of_clients": 1}
+        marks = {"1s": markout, "10s": None}
+        passive = {"sent": sent, "filled": filled, "fill_rate": None, "markouts_bps": marks}
+        return dataclasses.replace(
+            o,
+            replay={"twap": counts, "sor": counts},
+            passive_lit={"twap": {**passive, "sent": 0, "filled": 0}, "sor": passive},
+        )
+
+    outs = [replayed(1, 2, 100, 30, -1.0), replayed(2, 5, 100, 10, 3.0)]
+    doc = aggregate(outs, ["calm"], ["twap", "sor"])
+    twap, sor = doc["rows"]
+    assert sor["replay"] == {
+        "real_orders_taken": 7,
+        "real_trades_unmatched_because_of_clients": 2,
+    }
+    # the fill rate of the pooled quantities; markouts weighted by the maker quantity
+    assert sor["passive_lit"]["sent"] == 200 and sor["passive_lit"]["filled"] == 40
+    assert sor["passive_lit"]["fill_rate"] == pytest.approx(0.2)
+    assert sor["passive_lit"]["markouts_bps"] == {"1s": pytest.approx(0.0), "10s": None}
+    assert twap["passive_lit"]["fill_rate"] is None  # it rested nothing
+
+
+def test_simulated_rows_carry_no_replay_columns():
+    doc = aggregate([outcome(1, 10.0, 8.0, 5.0)], ["calm"], ["twap", "sor"])
+    for row in doc["rows"]:
+        assert "replay" not in row and "passive_lit" not in row

@@ -106,11 +106,12 @@ def test_simulate_market_flag_needs_no_other(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.slow
 def test_every_strategy_on_every_offset_of_the_whole_capture(replay):
-    """The default parent (5% of the volume over 20 minutes) from each start offset."""
+    """The default parent (5% of the volume over 20 minutes) from each start offset; the
+    dealers make money on what they trade with it (pooled over the offsets)."""
     n = len(replay.replay.offsets_s)
     doc = backtest(
         [REPLAY],
-        ["twap", "pov", "sor", "ml"],
+        ["twap", "pov", "sor", "ml", "risk-bid"],
         n,
         0,
         1,
@@ -120,3 +121,28 @@ def test_every_strategy_on_every_offset_of_the_whole_capture(replay):
     for row in doc["rows"]:
         assert row["episodes"] == n
         assert row["completion_mean"] > 0.99, row["strategy"]
+        assert row["passive_lit"]["sent"] >= row["passive_lit"]["filled"] >= 0
+        if row["strategy"] in ("sor", "ml", "risk-bid"):
+            assert row["venue_mix_mean"]["rfq"] > 0.5, row["strategy"]
+            assert row["dealer_pnl_bps"] > 0, row["strategy"]
+
+
+def test_backtest_rows_on_the_replay_carry_its_counts_and_the_dealers(replay, monkeypatch):
+    """The replay's dealers (config/dealers/crypto.toml) take RFQs, and the backtest rows
+    carry what `simulate` shows of a replay: its counts and the passive lit fills."""
+    import router.backtest as bt
+
+    assert replay.dealer_panel == "crypto"
+    monkeypatch.setattr(bt, "load_scenario", lambda name, config_dir: _short(replay))
+    strategies = ["twap", "sor-lit", "risk-bid"]
+    doc = backtest([REPLAY], strategies, 2, 0, 1, DEFAULT_CONFIG_DIR, hindsight=False)
+    rows = {r["strategy"]: r for r in doc["rows"]}
+    assert rows["twap"]["replay"]["real_lots_taken"] > 0
+    assert rows["twap"]["passive_lit"]["fill_rate"] is None
+    assert rows["sor-lit"]["passive_lit"]["sent"] > 0
+    assert 0 <= rows["sor-lit"]["passive_lit"]["fill_rate"] <= 1
+    # the whole parent asked of the dealers at once: on one offset of the two (seed 0)
+    # a quote beats working it on the screen, and the dealer takes it all
+    assert rows["risk-bid"]["venue_mix_mean"]["rfq"] == pytest.approx(0.5)
+    assert rows["risk-bid"]["dealer_pnl_bps"] is not None
+    assert rows["risk-bid"]["completion_mean"] == 1.0

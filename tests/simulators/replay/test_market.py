@@ -3,12 +3,23 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from router.domain import Instrument, Side, Symbol, VenueId
+from router.domain import (
+    NANOS_PER_SECOND,
+    Event,
+    Instrument,
+    QuoteReceived,
+    QuoteRequest,
+    RfqId,
+    Side,
+    Symbol,
+    VenueId,
+)
 from simulators import book
 from simulators.book import BID
 from simulators.replay.fake import tiny_source, write_bitstamp_capture
@@ -209,3 +220,39 @@ def test_forks_are_independent_and_runs_repeat(queue_market: ReplayMarket) -> No
         runs.append((c.fills, c.market.interaction(), mids))
     assert runs[0] == runs[1]
     assert queue_market.snapshot(0).bid_levels[0] == 150  # the original is untouched
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def publish(self, event: Event) -> None:
+        self.events.append(event)
+
+
+def test_dealers_around_the_replay_quote_off_its_mid(queue_market: ReplayMarket) -> None:
+    """The replay's dealer panel (config/dealers/crypto.toml) in a world on the replayed
+    book: the fair value they price against is the replayed mid, not the scenario's
+    nominal price, and their quotes sit within a few bps of it on a small request (its
+    cost is their margin)."""
+    from dealers.config import load_panel
+    from simulators.world import SimWorld
+
+    panel = load_panel("crypto")
+    log = _Log()
+    sc = queue_market.scenario
+    sc = replace(sc, market=replace(sc.market, price=150.0))
+    world = SimWorld.build(sc, 0, log, queue_market.fork(), panel)
+    assert world.rfq is not None
+    assert world.rfq.venues.keys() == set(panel.ids)
+    request = QuoteRequest(
+        RfqId("R1"), Symbol("BTC/USD"), Side.BUY, 10, panel.ids[:4], 5 * NANOS_PER_SECOND
+    )
+    world.rfq.request(request)
+    world.kernel.run_until(6 * NANOS_PER_SECOND)
+    mid = 101.0  # bid 100, ask 102 from arrival to the end of the answers (6000 ms)
+    quotes = [e.quote for e in log.events if isinstance(e, QuoteReceived)]
+    assert quotes, [type(e).__name__ for e in log.events]
+    for q in quotes:
+        assert q.offer is not None and q.bid is None
+        assert abs(q.offer / mid - 1) * 1e4 < 25, q
