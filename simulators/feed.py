@@ -292,3 +292,39 @@ def _flow_over(signed: np.ndarray, volume: np.ndarray, bar: int, windows: np.nda
             out[k, 0] += signed[b]
             out[k, 1] += volume[b]
     return out
+
+
+class FeedReaders:
+    """What a market's feed shows, for a market that keeps its `MarketFeed` as `feed`:
+    the simulated market and the replayed one read their books alike."""
+
+    feed: MarketFeed
+
+    def snapshot(self, ts: Nanos) -> MarketSnapshot:
+        return self.feed.snapshot(ts)
+
+    def mid_ticks(self) -> float | None:
+        return self.feed.mid_ticks()
+
+    def touches_before(self, ts: Nanos, lags_s: Sequence[float]) -> list[tuple[int, int] | None]:
+        return self.feed.touches_before(ts, lags_s)
+
+    def flow_over(self, ts: Nanos, windows_s: Sequence[int]) -> list[tuple[int, int]]:
+        return self.feed.flow_over(ts, windows_s)
+
+    def mid_at(self, ts: Nanos) -> float:
+        return self.feed.mid_at(ts)
+
+    def mid_path(self) -> np.ndarray:
+        return self.feed.mid_path()
+
+    def top_of_book(self, from_s: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.feed.top_of_book(from_s)
+
+    def fair_ticks(self, ts: Nanos) -> float:
+        """The reference price the market's own participants quote around (a replay has
+        none but its book's mid)."""
+        return self.feed.fair_ticks(ts)
+
+    def vol_ratio(self, ts: Nanos, window_s: float = 600.0, every_s: float = 10.0) -> float:
+        return self.feed.vol_ratio(ts, window_s, every_s)

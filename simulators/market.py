@@ -15,15 +15,13 @@ Monte Carlo (simulators/oracle.py).
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from router.domain import Nanos, Side, VenueId
-from router.ports import MarketSnapshot
 from simulators import book, flow
-from simulators.feed import MarketFeed, PathRecord
+from simulators.feed import FeedReaders, MarketFeed, PathRecord
 from simulators.fills import BookFullError, FillCallback, FillRouter
 from simulators.scenario import Scenario
 from simulators.schedule import STEP_S, StepGrid, build_schedule
@@ -38,7 +36,7 @@ class SubmitResult:
     status: int  # simulators.book status code
 
 
-class SimMarket:
+class SimMarket(FeedReaders):
     def __init__(self, scenario: Scenario, rng: np.random.Generator) -> None:
         self.scenario = scenario
         self.instrument = scenario.instrument
@@ -282,34 +280,7 @@ class SimMarket:
         return qty - result.leaves, fills.taker_paid
 
     # ------------------------------------------------------------------ market data
-    # what the feed shows (simulators/feed.py)
-
-    def snapshot(self, ts: Nanos) -> MarketSnapshot:
-        return self.feed.snapshot(ts)
-
-    def mid_ticks(self) -> float | None:
-        return self.feed.mid_ticks()
-
-    def touches_before(self, ts: Nanos, lags_s: Sequence[float]) -> list[tuple[int, int] | None]:
-        return self.feed.touches_before(ts, lags_s)
-
-    def flow_over(self, ts: Nanos, windows_s: Sequence[int]) -> list[tuple[int, int]]:
-        return self.feed.flow_over(ts, windows_s)
-
-    def mid_at(self, ts: Nanos) -> float:
-        return self.feed.mid_at(ts)
-
-    def mid_path(self) -> np.ndarray:
-        return self.feed.mid_path()
-
-    def top_of_book(self, from_s: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return self.feed.top_of_book(from_s)
-
-    def fair_ticks(self, ts: Nanos) -> float:
-        return self.feed.fair_ticks(ts)
-
-    def vol_ratio(self, ts: Nanos, window_s: float = 600.0, every_s: float = 10.0) -> float:
-        return self.feed.vol_ratio(ts, window_s, every_s)
+    # what the feed shows: FeedReaders (simulators/feed.py)
 
     def interaction(self) -> None:
         """Nothing to count: the simulated participants react to the clients."""

@@ -28,16 +28,14 @@ from __future__ import annotations
 import copy
 import functools
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from router.domain import NANOS_PER_SECOND, Nanos, Side, VenueId
-from router.ports import MarketSnapshot
 from simulators import book
 from simulators.book import ASK, BID
-from simulators.feed import MarketFeed, PathRecord
+from simulators.feed import FeedReaders, MarketFeed, PathRecord
 from simulators.fills import BookFullError, FillCallback, FillRouter
 from simulators.market import SubmitResult
 from simulators.replay import l3
@@ -141,7 +139,7 @@ def _fresh_checks(checks: l3.TradeChecks) -> l3.TradeChecks:
     return l3.TradeChecks(*(a.copy() for a in checks))
 
 
-class ReplayMarket:
+class ReplayMarket(FeedReaders):
     """One capture replayed from its start, the parent arriving `offset_s` after it."""
 
     def __init__(self, scenario: Scenario, data: ReplayData, offset_s: float) -> None:
@@ -420,34 +418,6 @@ class ReplayMarket:
         }
 
     # ------------------------------------------------------------------ market data
-
-    def snapshot(self, ts: Nanos) -> MarketSnapshot:
-        return self.feed.snapshot(ts)
-
-    def mid_ticks(self) -> float | None:
-        return self.feed.mid_ticks()
-
-    def touches_before(self, ts: Nanos, lags_s: Sequence[float]) -> list[tuple[int, int] | None]:
-        return self.feed.touches_before(ts, lags_s)
-
-    def flow_over(self, ts: Nanos, windows_s: Sequence[int]) -> list[tuple[int, int]]:
-        return self.feed.flow_over(ts, windows_s)
-
-    def mid_at(self, ts: Nanos) -> float:
-        return self.feed.mid_at(ts)
-
-    def mid_path(self) -> np.ndarray:
-        return self.feed.mid_path()
-
-    def top_of_book(self, from_s: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return self.feed.top_of_book(from_s)
-
-    def fair_ticks(self, ts: Nanos) -> float:
-        """The replayed mid (a replay has no price but its book's)."""
-        return self.feed.fair_ticks(ts)
-
-    def vol_ratio(self, ts: Nanos, window_s: float = 600.0, every_s: float = 10.0) -> float:
-        return self.feed.vol_ratio(ts, window_s, every_s)
 
     def future_move_sign(self, ts: Nanos, horizon_s: float) -> float:
         """Sign of the capture's own mid move over the next `horizon_s` (without
