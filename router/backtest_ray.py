@@ -65,7 +65,9 @@ class RayEpisodes:
         # `--json -` writes the document; their errors come back as exceptions anyway
         options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
         if self._address is None:
+            # a cluster of our own, for this run only: its start-up notices are noise
             options.update(num_cpus=self._cpus, include_dashboard=False)
+            options["logging_level"] = logging.ERROR
         try:
             ray.init(address=self._address, **options)
         except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
