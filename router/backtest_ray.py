@@ -48,11 +48,8 @@ class RayEpisodes:
         try:
             remote = ray.remote(max_retries=MAX_RETRIES)(run_batch)
             size = self._batch_size(ray, len(jobs))
-            sizes: dict[Any, int] = {}
-            for i in range(0, len(jobs), size):
-                batch = list(jobs[i : i + size])
-                sizes[remote.remote(batch)] = len(batch)
-            return self._collect(ray, sizes, len(jobs), progress)
+            refs = [remote.remote(list(jobs[i : i + size])) for i in range(0, len(jobs), size)]
+            return self._collect(ray, refs, len(jobs), progress)
         finally:
             if owned:
                 ray.shutdown()
@@ -81,10 +78,10 @@ class RayEpisodes:
 
     @staticmethod
     def _collect(
-        ray: Any, sizes: dict[Any, int], total: int, progress: Progress | None
+        ray: Any, refs: list[Any], total: int, progress: Progress | None
     ) -> list[EpisodeOutcome]:
         outcomes: list[EpisodeOutcome] = []
-        pending = list(sizes)
+        pending = refs
         try:
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)
