@@ -37,6 +37,10 @@ Progress = Callable[[int, int], None]
 BOTH = "both"  # the side of the rows that pool the two sides
 
 
+class ExecutorUnavailable(Exception):
+    """The executor cannot run the episodes: e.g. a Ray cluster out of reach."""
+
+
 @dataclass(frozen=True, slots=True)
 class EpisodeOutcome:
     scenario: str
@@ -111,6 +115,29 @@ def _worker_store(url: str) -> Any:
     if url not in _STORES:
         _STORES[url] = Store.open(url)
     return _STORES[url]
+
+
+def _run_local(
+    jobs: Sequence[_Job], workers: int, progress: Progress | None
+) -> list[EpisodeOutcome]:
+    """The episodes in this process (one worker) or a pool of `workers` processes, in
+    their finishing order."""
+    outcomes: list[EpisodeOutcome] = []
+    if workers == 1:
+        for i, job in enumerate(jobs):
+            outcomes.append(run_episode(job))
+            if progress:
+                progress(i + 1, len(jobs))
+        return outcomes
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+        pending: set[Future[EpisodeOutcome]] = {pool.submit(run_episode, j) for j in jobs}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for f in done:
+                outcomes.append(f.result())
+            if progress:
+                progress(len(outcomes), len(jobs))
+    return outcomes
 
 
 def _stats(values: Sequence[float], seeds: Sequence[int]) -> tuple[float, float, float]:
@@ -283,15 +310,22 @@ def backtest(
     baseline: str = "twap",
     side: Side | None = None,
     both_sides: bool = False,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> dict[str, Any]:
     """`episodes` seeds from `seed0` per scenario, each run by every strategy (the
     parent on `side`, by default the scenario's; with `both_sides` on either side, the
-    same market for both); see `aggregate` for the document."""
+    same market for both); see `aggregate` for the document. The episodes run on
+    `executor`: "local", a pool of `workers` processes, or "ray", tasks on the Ray
+    cluster at `ray_address` (None: an in-process one with `workers` CPUs); the
+    document is the same whichever runs them, but for `meta`'s wall time and executor."""
     check_strategies(strategies)
     if episodes <= 0:
         raise DomainError(f"--episodes must be > 0, got {episodes}")
     if workers <= 0:
         raise DomainError(f"--workers must be > 0, got {workers}")
+    if executor not in ("local", "ray"):
+        raise DomainError(f"--executor must be local or ray, got {executor!r}")
     if side is not None and both_sides:
         raise DomainError("--side and --both-sides exclude each other: --both-sides runs both")
     for sc in scenarios:  # fail fast on a bad name, before any worker starts
@@ -314,21 +348,14 @@ def backtest(
         for sd in ((Side.BUY, Side.SELL) if both_sides else (side,))
     ]
     start = time.perf_counter()
-    outcomes: list[EpisodeOutcome] = []
-    if workers == 1:
-        for i, job in enumerate(jobs):
-            outcomes.append(run_episode(job))
-            if progress:
-                progress(i + 1, len(jobs))
+    if executor == "ray":
+        # the optional `ray` extra: imported on this path only, so that the default
+        # install and the local executor never need it
+        from router.backtest_ray import RayEpisodes
+
+        outcomes = RayEpisodes(workers, ray_address).run(jobs, progress)
     else:
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-            pending: set[Future[EpisodeOutcome]] = {pool.submit(run_episode, j) for j in jobs}
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for f in done:
-                    outcomes.append(f.result())
-                if progress:
-                    progress(len(outcomes), len(jobs))
+        outcomes = _run_local(jobs, workers, progress)
     doc = aggregate(outcomes, scenarios, strategies, baseline, both_sides)
     # every episode's own figures, for paired comparisons the rows do not make (any two
     # strategies, per side); in a fixed order, whatever the workers' finishing order
@@ -349,6 +376,7 @@ def backtest(
         "both_sides": both_sides,
         "seed0": seed0,
         "workers": workers,
+        "executor": executor,
         "wall_s": time.perf_counter() - start,
         "cpus": os.cpu_count(),
         "hindsight": hindsight,

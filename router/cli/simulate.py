@@ -63,7 +63,24 @@ def register(sub: Subparsers) -> None:
     )
     bt.add_argument("--episodes", type=positive_int, required=True)
     bt.add_argument("--seed0", type=integer, default=1000)
-    bt.add_argument("--workers", type=positive_int, default=1, help="worker processes")
+    bt.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="worker processes (with --executor ray and no --ray-address: the local "
+        "cluster's CPUs)",
+    )
+    bt.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this machine's process pool (default); ray: Ray tasks (the `ray` extra)",
+    )
+    bt.add_argument(
+        "--ray-address",
+        help="with --executor ray: 'auto' or ray://HOST:10001 (default: a local cluster "
+        "started for this run)",
+    )
     bt.add_argument("--side", type=side, help="buy or sell (default: each scenario's)")
     bt.add_argument(
         "--both-sides",
@@ -230,7 +247,7 @@ def run_backtest(args: argparse.Namespace) -> None:
     runs; the rows are the same for any number of workers.
     """
     from router.app import check_strategies
-    from router.backtest import backtest
+    from router.backtest import ExecutorUnavailable, backtest
 
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     strategies = strategy_names(args.strategies)
@@ -246,33 +263,42 @@ def run_backtest(args: argparse.Namespace) -> None:
         raise UsageError(f"--baseline: {args.baseline!r} is not one of --strategies")
     if args.side is not None and args.both_sides:
         raise UsageError("--side: not with --both-sides, which runs both sides")
+    _check_executor(args.executor, args.ray_address)
     check_json_path(args.json_path)
     check_report_dir(args.report)
     store = _open_store(args.db_url)  # fail fast; workers open their own connections
     created = _now()
     n = len(scenarios) * args.episodes * (2 if args.both_sides else 1)
     with Progress(f"backtest {n} episodes") as bar:
-        doc = backtest(
-            scenarios,
-            strategies,
-            args.episodes,
-            args.seed0,
-            args.workers,
-            args.config_dir,
-            db_url=None if store is None else store.url,
-            batch=args.batch or f"backtest {created.isoformat()}",
-            created_at=created,
-            progress=bar,
-            hindsight=not args.no_hindsight,
-            store_orders=args.store_orders,
-            baseline=baseline,
-            side=args.side,
-            both_sides=args.both_sides,
-        )
+        try:
+            doc = backtest(
+                scenarios,
+                strategies,
+                args.episodes,
+                args.seed0,
+                args.workers,
+                args.config_dir,
+                db_url=None if store is None else store.url,
+                batch=args.batch or f"backtest {created.isoformat()}",
+                created_at=created,
+                progress=bar,
+                hindsight=not args.no_hindsight,
+                store_orders=args.store_orders,
+                baseline=baseline,
+                side=args.side,
+                both_sides=args.both_sides,
+                executor=args.executor,
+                ray_address=args.ray_address,
+            )
+        except ExecutorUnavailable as exc:  # e.g. an unreachable --ray-address
+            raise UsageError(str(exc)) from None
     if args.json_path != "-":
         _print_backtest(doc, baseline, args.both_sides)
         m = doc["meta"]
-        print(f"{n} episodes on {m['workers']} worker(s) in {m['wall_s']:.1f} s")
+        on = f"{m['workers']} worker(s)"
+        if args.executor == "ray":
+            on = "a Ray cluster" if args.ray_address else f"{m['workers']} Ray CPU(s)"
+        print(f"{n} episodes on {on} in {m['wall_s']:.1f} s")
     if args.report is not None:
         from router.reporting import write_backtest_report
 
@@ -280,6 +306,22 @@ def run_backtest(args: argparse.Namespace) -> None:
         if args.json_path != "-":
             print(f"report: {index}")
     emit_json(args.json_path, doc)
+
+
+def _check_executor(executor: str, ray_address: str | None) -> None:
+    """Raises `UsageError` if --executor ray is asked without the `ray` extra, or
+    --ray-address without it."""
+    if executor != "ray":
+        if ray_address:
+            raise UsageError("--ray-address: only with --executor ray")
+        return
+    try:
+        import ray  # noqa: F401  (the `ray` extra)
+    except ImportError as exc:
+        raise UsageError(
+            f"--executor ray needs the ray extra ({exc.name} is missing): "
+            "python3 -m pip install -e '.[ray]'"
+        ) from None
 
 
 def _print_backtest(doc: dict[str, Any], baseline: str, both_sides: bool) -> None:

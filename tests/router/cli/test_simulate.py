@@ -240,3 +240,15 @@ def test_backtest_side_with_both_sides_is_a_usage_error(capsys):
     assert "--side: not with --both-sides" in err and len(err.splitlines()) == 1
     assert run_cli(*args, "--side", "short") == 2
     assert "side must be 'buy' or 'sell'" in capsys.readouterr().err
+
+
+def test_backtest_on_ray_without_the_extra_names_it(monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if it were not installed
+    args = ["backtest", "--scenarios", "calm", "--episodes", "1", "--db-url", "none"]
+    assert run_cli(*args, "--executor", "ray") == 2
+    err = capsys.readouterr().err
+    assert "ray extra" in err and ".[ray]" in err and len(err.splitlines()) == 1
+    assert run_cli(*args, "--ray-address", "auto") == 2
+    assert "only with --executor ray" in capsys.readouterr().err
