@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import logging
 import math
+import socket
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from router.backtest import EpisodeOutcome, ExecutorUnavailable, Progress, _Job, run_episode
 
+CONNECT_CHECK_S = 3.0  # a ray:// address that takes no TCP connection in this long is down
 TASKS_PER_CPU = 4  # enough to balance uneven episodes and move the bar, few enough to batch
 MAX_RETRIES = 3  # a task whose worker dies (killed, out of memory) runs again elsewhere
 
@@ -61,6 +64,8 @@ class RayEpisodes:
         # log_to_driver=False: the workers' output must not reach our stdout, where
         # `--json -` writes the document; their errors come back as exceptions anyway
         options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
+        if self._address is not None:
+            _check_reachable(self._address)
         if self._address is None:
             # a cluster of our own, for this run only: its start-up notices are noise
             options.update(num_cpus=self._cpus, include_dashboard=False)
@@ -94,3 +99,20 @@ class RayEpisodes:
                 ray.cancel(ref, force=True)
             raise
         return outcomes
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse a `ray://host:port` address that takes no TCP connection within
+    CONNECT_CHECK_S, before Ray's client spends its own 30-odd seconds on it. Other
+    addresses ("auto", a GCS host:port) are left to Ray, which fails fast on them."""
+    parts = urlsplit(address)
+    if parts.scheme != "ray" or not parts.hostname:
+        return
+    port = parts.port or 10001
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=CONNECT_CHECK_S):
+            pass
+    except OSError as exc:
+        raise ExecutorUnavailable(
+            f"--ray-address: cannot reach {address} ({exc.strerror or exc})"
+        ) from None

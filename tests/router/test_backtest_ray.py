@@ -126,3 +126,13 @@ def test_a_killed_worker_has_its_episodes_run_again_with_the_same_rows():
         killer.join()
     assert killed, "no worker was seen running a task"
     assert on_ray == run(1, "local")
+
+
+@pytest.mark.requires_extra("ray", "ray")
+def test_an_unreachable_ray_address_is_refused_at_once(capsys):
+    # a closed port: refused by the connection check, not after Ray's 30-s client timeout
+    start = time.monotonic()
+    assert main([*ARGS, "--executor", "ray", "--ray-address", "ray://127.0.0.1:1"]) == 2
+    assert time.monotonic() - start < 10.0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot reach ray://127.0.0.1:1" in err[0]
