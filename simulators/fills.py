@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from router.domain import Nanos
+import numpy as np
+
+from router.domain import Nanos, Side
 from simulators import book
 
 #: called for every fill of a client order: (owner, ts, venue index, price ticks, qty,
@@ -69,3 +71,39 @@ class FillRouter:
                     cb(taker, ts, v, p, q, False, 0)
         else:
             fb.n[0] = 0
+
+
+def outside_take(
+    state: book.BookState,
+    fills: FillRouter,
+    side: Side,
+    qty: int,
+    reach_ticks: int,
+    owner: int,
+    submit: Callable[[int, int], int],
+) -> tuple[int, int]:
+    """An outside participant's marketable IOC of `qty` on the lit venue with the best
+    price for it, reaching `reach_ticks` past that touch: `submit(venue, limit)` sends it
+    and returns its leaves. Returns the quantity filled and what it paid (ticks x units),
+    counted by `fills` on the way. The simulated and the replayed market both take so."""
+    n_ticks = state.depth.shape[2]
+    if side is Side.BUY:
+        asks = state.best[:, book.ASK]
+        v = int(np.argmin(asks))
+        touch = int(asks[v])
+        if touch >= n_ticks:
+            return 0, 0
+        limit = min(touch + reach_ticks, n_ticks - 1)
+    else:
+        bids = state.best[:, book.BID]
+        v = int(np.argmax(bids))
+        touch = int(bids[v])
+        if touch < 0:
+            return 0, 0
+        limit = max(touch - reach_ticks, 0)
+    fills.taker, fills.taker_paid = owner, 0
+    try:
+        leaves = submit(v, limit)
+    finally:
+        fills.taker = 0
+    return qty - leaves, fills.taker_paid

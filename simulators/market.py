@@ -22,7 +22,7 @@ import numpy as np
 from router.domain import Nanos, Side, VenueId
 from simulators import book, flow
 from simulators.feed import FeedReaders, MarketFeed, PathRecord
-from simulators.fills import BookFullError, FillCallback, FillRouter
+from simulators.fills import BookFullError, FillCallback, FillRouter, outside_take
 from simulators.scenario import Scenario
 from simulators.schedule import STEP_S, StepGrid, build_schedule
 
@@ -256,28 +256,15 @@ class SimMarket(FeedReaders):
         for it, reaching `reach_ticks` past that touch; returns the quantity filled and
         what it paid, in ticks x units. Simulated dealers hedge and front-run through it:
         their flow moves the price like any aggressor's, and they pay for it."""
-        st = self.state
-        if side is Side.BUY:
-            asks = st.best[:, book.ASK]
-            v = int(np.argmin(asks))
-            touch = int(asks[v])
-            if touch >= st.depth.shape[2]:
-                return 0, 0
-            limit = min(touch + reach_ticks, st.depth.shape[2] - 1)
-        else:
-            bids = st.best[:, book.BID]
-            v = int(np.argmax(bids))
-            touch = int(bids[v])
-            if touch < 0:
-                return 0, 0
-            limit = max(touch - reach_ticks, 0)
-        fills = self._fills
-        fills.taker, fills.taker_paid = owner, 0
-        try:
-            result = self.submit(ts, v, side, limit, qty, owner, book.IOC)
-        finally:
-            fills.taker = 0
-        return qty - result.leaves, fills.taker_paid
+        return outside_take(
+            self.state,
+            self._fills,
+            side,
+            qty,
+            reach_ticks,
+            owner,
+            lambda v, limit: self.submit(ts, v, side, limit, qty, owner, book.IOC).leaves,
+        )
 
     # ------------------------------------------------------------------ market data
     # what the feed shows: FeedReaders (simulators/feed.py)

@@ -36,7 +36,7 @@ from router.domain import NANOS_PER_SECOND, Nanos, Side, VenueId
 from simulators import book
 from simulators.book import ASK, BID
 from simulators.feed import FeedReaders, MarketFeed, PathRecord
-from simulators.fills import BookFullError, FillCallback, FillRouter
+from simulators.fills import BookFullError, FillCallback, FillRouter, outside_take
 from simulators.market import SubmitResult
 from simulators.replay import l3
 from simulators.replay.check import align_trades
@@ -377,25 +377,15 @@ class ReplayMarket(FeedReaders):
     ) -> tuple[int, int]:
         """An outside participant's marketable IOC reaching `reach_ticks` past the
         touch; returns the quantity filled and what it paid (ticks x units)."""
-        st = self.state
-        n_ticks = st.depth.shape[2]
-        if side is Side.BUY:
-            touch = int(st.best[0, ASK])
-            if touch >= n_ticks:
-                return 0, 0
-            limit = min(touch + reach_ticks, n_ticks - 1)
-        else:
-            touch = int(st.best[0, BID])
-            if touch < 0:
-                return 0, 0
-            limit = max(touch - reach_ticks, 0)
-        fills = self._fills
-        fills.taker, fills.taker_paid = owner, 0
-        try:
-            result = self.submit(ts, 0, side, limit, qty, owner, book.IOC)
-        finally:
-            fills.taker = 0
-        return qty - result.leaves, fills.taker_paid
+        return outside_take(
+            self.state,
+            self._fills,
+            side,
+            qty,
+            reach_ticks,
+            owner,
+            lambda v, limit: self.submit(ts, v, side, limit, qty, owner, book.IOC).leaves,
+        )
 
     def interaction(self) -> dict[str, int]:
         """How the clients changed the replay so far: real orders and lots their
