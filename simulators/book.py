@@ -316,27 +316,13 @@ def _match(
 
 @njit(cache=True)
 def _rest(st: BookState, v: int, side: int, price: int, qty: int, peak: int, owner: int) -> int:
-    slot = _alloc(st)
-    if slot < 0:
-        return -1
-    st.o_price[slot] = price
-    st.o_side[slot] = side
-    st.o_venue[slot] = v
-    st.o_owner[slot] = owner
-    if 0 < peak < qty:
-        st.o_qty[slot] = peak
+    if not 0 < peak < qty:
+        return rest_at(st, v, side, price, qty, owner)
+    # an iceberg: its peak shows (and counts in the level's depth), the rest is hidden
+    slot = rest_at(st, v, side, price, peak, owner)
+    if slot >= 0:
         st.o_hidden[slot] = qty - peak
         st.o_peak[slot] = peak
-    else:
-        st.o_qty[slot] = qty
-        st.o_hidden[slot] = 0
-        st.o_peak[slot] = 0
-    _level_append(st, v, side, price, slot)
-    if side == BID:
-        if price > st.best[v, BID]:
-            st.best[v, BID] = price
-    elif price < st.best[v, ASK]:
-        st.best[v, ASK] = price
     return slot
 
 
