@@ -222,6 +222,27 @@ def _scaled(p: Phase, k: float) -> Phase:
     return dataclasses.replace(p, **changes)
 
 
+def _max_qty(sc: Scenario) -> float:
+    """The largest parent the market bears over `sc`'s horizon (router.app's check)."""
+    volume = app.expected_volume(sc, sc.start_tod_s, sc.horizon_s)
+    return float(app.MAX_SHARE_OF_HORIZON_VOLUME * volume)
+
+
+def regime_for(
+    scenarios: Sequence[str], seed: int, ranges: RegimeRanges = RegimeRanges()
+) -> Regime:
+    """Training episode `seed`'s regime, as `ExecutionEnv(scenarios).reset(seed=seed)`
+    draws it (the scenario picked from `scenarios`, then randomised)."""
+    if seed in HELD_OUT_SEEDS:
+        raise ValueError(
+            f"seed {seed} is one of the held-out evaluation seeds "
+            f"({HELD_OUT_SEEDS.start}-{HELD_OUT_SEEDS.stop - 1}): train on others"
+        )
+    rng = rng_for(seed, "execenv/regime")
+    name = scenarios[int(rng.integers(len(scenarios)))]
+    return draw_regime(load_scenario(name), rng, _max_qty, ranges)
+
+
 class _Ledger:
     """One run's accounts: its fills against the arrival mid (the terms of
     router.tca.implementation_shortfall_bps, in the same order), the unfilled rest at the
@@ -403,12 +424,7 @@ class ExecutionEnv(gym.Env[np.ndarray, np.ndarray]):
         if not opts.get("randomize", True):
             h = base.horizon_s
             return Regime(base, name, 1.0, h, 1.0, 1.0, 0.0, 1.0, False, market_sign=1)
-
-        def max_qty(sc: Scenario) -> float:
-            volume = app.expected_volume(sc, sc.start_tod_s, sc.horizon_s)
-            return float(app.MAX_SHARE_OF_HORIZON_VOLUME * volume)
-
-        return draw_regime(base, rng, max_qty, self._ranges)
+        return draw_regime(base, rng, _max_qty, self._ranges)
 
     def _info(self) -> dict[str, Any]:
         run, regime = self._run, self._regime

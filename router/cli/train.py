@@ -5,6 +5,7 @@ the command that made it)."""
 from __future__ import annotations
 
 import argparse
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,16 @@ def _add_slicer(tsub: Subparsers) -> None:
         default="mark",
         help="the IS against arrival, marked to market each step, or marked and paired "
         "with sor-ml's schedule on the same episode (less noise, twice the simulation)",
+    )
+    tl.add_argument(
+        "--algorithm",
+        choices=("ppo", "ars"),
+        default="ppo",
+        help="ppo: an MLP by PPO (--timesteps, --reward); ars: a linear policy by random "
+        "search on paired episodes (--iterations; --envs is then the worker processes)",
+    )
+    tl.add_argument(
+        "--iterations", type=positive_int, default=30, help="ars: iterations of 6 episodes"
     )
     add_json(tl, _JSON_HELP)
     tl.set_defaults(func=run_slicer)
@@ -155,6 +166,9 @@ def run_slicer(args: argparse.Namespace) -> None:
     Raises `UsageError` without the `train` extra, or if training fails its checks.
     """
     out = _out_dir(args)
+    if args.algorithm == "ars":
+        _run_slicer_ars(args, out)
+        return
     try:
         import stable_baselines3  # noqa: F401  (the `train` extra)
         import torch  # noqa: F401
@@ -182,6 +196,64 @@ def run_slicer(args: argparse.Namespace) -> None:
     if args.json_path != "-":
         _print_slicer(meta, written)
     emit_json(args.json_path, meta)
+
+
+def _run_slicer_ars(args: argparse.Namespace, out: Path) -> None:
+    """`train slicer --algorithm ars`: a linear policy by Augmented Random Search."""
+    try:
+        import gymnasium  # noqa: F401  (the `train` extra: the validation's environment)
+        import onnx  # noqa: F401
+    except ImportError as exc:
+        raise UsageError(
+            f"train slicer needs the training extra ({exc.name} is missing): "
+            "python3 -m pip install -e '.[train]'"
+        ) from None
+    from models.training.ars import ArsSettings, train_slicer_ars
+    from models.training.slicer import TrainingError
+
+    settings = ArsSettings(iterations=args.iterations)
+    command = (
+        f"blockroute train slicer --algorithm ars --iterations {args.iterations} "
+        f"--envs {args.envs} --seed {args.seed}"
+    )
+    label = f"train slicer (ars): {args.iterations} iterations on {args.envs} workers"
+    try:
+        with Progress(label) as bar:
+            written, meta = train_slicer_ars(out, settings, args.envs, args.seed, bar, command)
+    except TrainingError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
+    if args.json_path != "-":
+        _print_slicer_ars(meta, written)
+    emit_json(args.json_path, meta)
+
+
+def _print_slicer_ars(meta: dict[str, Any], written: list[Path]) -> None:
+    t, c, v = meta["training"], meta["curve"], meta["validation"]
+    print(
+        f"trained {len(c)} iterations, {t['episodes']:,} episodes ({t['policy_runs']:,} "
+        f"policy runs) in {t['wall_s']:.0f} s on {t['workers']} workers"
+    )
+    tenth = max(1, len(c) // 5)
+    first = statistics.fmean([r["centre_vs_even_bps"] for r in c[:tenth]])
+    last = statistics.fmean([r["centre_vs_even_bps"] for r in c[-tenth:]])
+    print(
+        f"policy minus sor-ml's schedule (a = 0) on the training episodes: {first:+.2f} bps "
+        f"over the first {tenth} iterations, {last:+.2f} over the last {tenth}"
+    )
+    if v.get("episodes"):
+        print(
+            f"validation, {v['episodes']} paired episodes: policy {v['policy_is_bps']:.1f} "
+            f"bps, sor-ml's schedule (a = 0) {v['even_pace_is_bps']:.1f} bps, difference "
+            f"{v['diff_is_bps']:+.2f} +- {v['diff_stderr_bps']:.2f} bps"
+        )
+    weights = sorted(meta["policy"]["weights"].items(), key=lambda kv: -abs(kv[1]))
+    print("largest weights: " + ", ".join(f"{n} {w:+.3f}" for n, w in weights[:5]))
+    print(
+        f"ONNX vs numpy: max |diff| {meta['parity']['max_abs_diff']:.1g}; wrote "
+        + ", ".join(p.name for p in written)
+    )
 
 
 def _print_slicer(meta: dict[str, Any], written: list[Path]) -> None:
