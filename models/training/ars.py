@@ -33,15 +33,17 @@ same policy on any number of workers (the costs are gathered in seed order).
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import math
 import multiprocessing
 import platform
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import structlog
@@ -75,6 +77,7 @@ Progress = Callable[[int, int], None]
 log = structlog.get_logger("blockroute.train.ars")
 
 UNFILLED_PENALTY_BPS = 100.0  # as the PPO environment's (models.training.execenv)
+MAX_RETRIES = 3  # a batch whose worker died runs again, up to this many times
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -127,27 +130,68 @@ def episode_costs(scenarios: tuple[str, ...], seed: int, thetas: np.ndarray) -> 
         tca = episode.run(paced(LinearPolicy(theta))).tca
         unfilled = 1.0 - tca.completion
         out[k] = tca.is_bps + UNFILLED_PENALTY_BPS * unfilled
+    # the runs' worlds are reference cycles holding the market's arrays: free them now,
+    # not when Python's own schedule gets to them (models.training.execenv.GC_EVERY)
+    gc.collect()
     return out
 
 
+class Mapper(Protocol):
+    def map(self, fn: Callable[..., Any], *iterables: Sequence[Any]) -> Iterable[Any]: ...
+
+
 def _map(
-    executor: Executor | None, scenarios: tuple[str, ...], seeds: Sequence[int], thetas: np.ndarray
+    workers: Mapper | None, scenarios: tuple[str, ...], seeds: Sequence[int], thetas: np.ndarray
 ) -> np.ndarray:
     """Costs [episode, policy], in seed order whatever order the workers finish in."""
-    if executor is None:
+    if workers is None:
         rows = [episode_costs(scenarios, s, thetas) for s in seeds]
     else:
-        rows = list(
-            executor.map(episode_costs, [scenarios] * len(seeds), seeds, [thetas] * len(seeds))
-        )
+        n = len(seeds)
+        rows = list(workers.map(episode_costs, [scenarios] * n, seeds, [thetas] * n))
     return np.asarray(rows)
+
+
+class RetryingPool:
+    """Worker processes whose `map` survives a worker's death (killed, out of memory):
+    the pool is started again and the batch runs again, which gives the same costs
+    (an episode's costs depend on its seed and the policies only)."""
+
+    def __init__(self, workers: int, retries: int = MAX_RETRIES) -> None:
+        self._workers = workers
+        self._retries = retries
+        self._pool = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        # forkserver, as the PPO workers; each keeps its models and the dealers'
+        # history loaded from one iteration to the next
+        context = multiprocessing.get_context("forkserver")
+        return ProcessPoolExecutor(self._workers, mp_context=context)
+
+    def map(self, fn: Callable[..., Any], *iterables: Sequence[Any]) -> list[Any]:
+        for attempt in range(1, self._retries + 2):
+            try:
+                return list(self._pool.map(fn, *iterables))
+            except BrokenProcessPool:
+                if attempt > self._retries:
+                    raise
+                log.warning("a worker process died: its batch runs again", attempt=attempt)
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = self._start()
+        raise AssertionError("unreachable")
+
+    def __enter__(self) -> RetryingPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(cancel_futures=True)
 
 
 def train_ars(
     scenarios: Sequence[str],
     settings: ArsSettings,
     seed: int,
-    executor: Executor | None = None,
+    workers: Mapper | None = None,
     progress: Progress | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """theta after `settings.iterations` iterations, and the learning curve."""
@@ -167,7 +211,7 @@ def train_ars(
             ]
         )
         seeds = [seed + i * s.episodes + j for j in range(s.episodes)]
-        costs = _map(executor, names, seeds, thetas)  # [episode, policy]
+        costs = _map(workers, names, seeds, thetas)  # [episode, policy]
         mean = costs.mean(axis=0)
         plus, minus = mean[: s.directions], mean[s.directions : 2 * s.directions]
         keep = np.argsort(np.minimum(plus, minus))[: s.top]
@@ -274,10 +318,7 @@ def train_slicer_ars(
     names = tuple(scenarios or SCENARIOS)
     out_dir.mkdir(parents=True, exist_ok=True)
     if workers > 1:
-        # forkserver, as the PPO workers: each keeps its models and the dealers' history
-        # loaded from one iteration to the next
-        context = multiprocessing.get_context("forkserver")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        with RetryingPool(workers) as pool:
             theta, run = train_ars(names, settings, seed, pool, progress)
     else:
         theta, run = train_ars(names, settings, seed, None, progress)

@@ -134,3 +134,23 @@ def test_cli_refuses_a_held_out_seed(tmp_path: Path, capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "held-out" in err[0]
     assert not any(tmp_path.iterdir())
+
+
+def _die_once(marker: str, x: int) -> int:
+    """Kills its worker process the first time it runs (marker file absent)."""
+    import os
+
+    path = Path(marker)
+    if not path.exists():
+        path.write_text("died")
+        os.kill(os.getpid(), 9)
+    return x * x
+
+
+def test_a_dead_worker_has_its_batch_run_again(tmp_path: Path) -> None:
+    from models.training.ars import RetryingPool
+
+    marker = str(tmp_path / "died")
+    with RetryingPool(2) as pool:
+        assert pool.map(_die_once, [marker] * 4, [1, 2, 3, 4]) == [1, 4, 9, 16]
+    assert Path(marker).exists()
