@@ -24,6 +24,7 @@ from router.cli.args import (
 )
 from router.cli.console import Col, Progress, left, print_table
 from router.cli.output import check_json_path, check_report_dir, emit_json, write_report
+from router.tca import MARKOUT_HORIZONS_S
 
 if TYPE_CHECKING:
     from router.store import Store
@@ -338,6 +339,9 @@ def _print_backtest(doc: dict[str, Any], baseline: str, both_sides: bool) -> Non
         blank = [""] * (2 if both_sides else 1)
         return [*blank, "hindsight", "", f"{h['is_bps_mean']:.2f}", f"{h['is_bps_stderr']:.2f}"]
 
+    # on a replayed market: what each strategy's resting children earned and what its
+    # aggressive ones took from the real book (router.backtest._replay_columns)
+    replay = any("passive_lit" in r for r in doc["rows"])
     paired = {(*block(p), p["strategy"]): p for p in doc["paired"]}
     gaps = {(*block(g), g["strategy"]): g["share"] for g in doc["gap_captured"]}
     hind = {block(h): h for h in doc["hindsight"]}
@@ -363,6 +367,7 @@ def _print_backtest(doc: dict[str, Any], baseline: str, both_sides: bool) -> Non
                 f"{r['completion_mean']:.1%}",
                 _pct(r.get("venue_mix_mean", {}).get("rfq")),
                 _bps(r.get("dealer_pnl_bps")),
+                *(_replay_cells(r) if replay else []),
             ]
         )
     if last is not None and last in hind:
@@ -371,4 +376,25 @@ def _print_backtest(doc: dict[str, Any], baseline: str, both_sides: bool) -> Non
     columns += [left("strategy")]
     columns += ["episodes", "IS mean", "+-se", "std", f"vs {baseline}", "+-se", "gap", "done"]
     columns += ["rfq", "dealers"]
+    if replay:
+        columns += ["maker fill", f"markout {_FIRST_MARKOUT}", "real taken", "trades lost"]
     print_table(columns, (row + [""] * (len(columns) - len(row)) for row in rows))
+
+
+_FIRST_MARKOUT = f"{MARKOUT_HORIZONS_S[0]}s"  # the maker fills' shortest markout (router.app)
+
+
+def _replay_cells(r: dict[str, Any]) -> list[str]:
+    """A replayed market's columns of a backtest row: the resting lit children's fill
+    rate and first markout, the real orders the strategy took, and the real trades it
+    left unmatched."""
+    passive, replay = r.get("passive_lit"), r.get("replay")
+    if passive is None or replay is None:
+        return ["", "", "", ""]
+    markout = passive["markouts_bps"].get(_FIRST_MARKOUT)
+    return [
+        _pct(passive["fill_rate"]),
+        _bps(markout),
+        str(replay["real_orders_taken"]),
+        str(replay["real_trades_unmatched_because_of_clients"]),
+    ]

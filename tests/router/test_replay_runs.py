@@ -146,3 +146,19 @@ def test_backtest_rows_on_the_replay_carry_its_counts_and_the_dealers(replay, mo
     assert rows["risk-bid"]["venue_mix_mean"]["rfq"] == pytest.approx(0.5)
     assert rows["risk-bid"]["dealer_pnl_bps"] is not None
     assert rows["risk-bid"]["completion_mean"] == 1.0
+
+
+def test_the_backtest_table_shows_the_replay_columns(replay, monkeypatch, capsys):
+    """The text table of a backtest on the replay carries what its JSON rows do: the
+    maker fill rate and first markout, the real orders taken and the trades lost."""
+    import router.backtest as bt
+
+    monkeypatch.setattr(bt, "load_scenario", lambda name, config_dir: _short(replay))
+    args = ["backtest", "--market", REPLAY, "--strategies", "twap,sor-lit", "--episodes", "1"]
+    assert main([*args, "--workers", "1", "--no-hindsight", "--db-url", "none"]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if "strategy" in line)
+    for column in ("maker fill", "markout 1s", "real taken", "trades lost"):
+        assert column in header
+    twap = next(line.split() for line in out.splitlines() if line.split()[1:2] == ["twap"])
+    assert twap[-2].isdigit() and twap[-1].isdigit()  # real orders taken, trades lost
