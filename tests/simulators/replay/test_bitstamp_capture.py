@@ -8,8 +8,9 @@ import pytest
 
 from bench.pyl3book import PyL3Book
 from simulators.book import ASK, BID
-from simulators.replay.check import check_reconstruction
-from simulators.replay.replayer import Replayer
+from simulators.replay.check import align_trades, check_reconstruction
+from simulators.replay.replayer import Replayer, price_band
+from tests.simulators.replay.test_l3 import assert_same_with_idle_clients
 
 pytestmark = pytest.mark.requires_extra("data", "ob_analytics")
 
@@ -68,6 +69,16 @@ def test_the_plain_python_book_agrees_on_real_events(bitstamp):
     assert py.handled == rp.state.handled.tolist()
     for side in (BID, ASK):
         assert py.top(side, 10) == rp.levels(side, 10)
+
+
+@pytest.mark.parametrize("literal", [False, True])
+def test_real_events_replay_the_same_with_clients_that_have_no_orders(bitstamp, literal):
+    head = bitstamp.head(40_000)  # the stale snapshot ask goes, trades are checked
+    checks, _ = align_trades(head)
+    assert len(checks.event) >= 30
+    n_orders = len(head.order_ids)
+    band = price_band(head.events)
+    assert_same_with_idle_clients(head.events, n_orders, band, checks, literal)
 
 
 @pytest.mark.slow

@@ -37,6 +37,37 @@ def replay(rows, n_snapshot=0, literal=False, finish=True, n_ticks=1000) -> Repl
     return rp
 
 
+def run_kernel(
+    ev: OrderEvents,
+    n_orders: int,
+    n_ticks: int,
+    checks: l3.TradeChecks,
+    clients: l3.Clients,
+    literal: bool = False,
+) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """The kernel straight on `ev` and to its end, with `clients` (and its own copy of
+    `checks`): every array of the book, the replay state and the events' outcomes, and
+    the checks' columns."""
+    st = l3.new_book(n_ticks, n_orders + 1)
+    rs = l3.new_replay_state(n_orders, n_orders + 1, literal)
+    outcome = np.zeros(len(ev), dtype=np.int8)
+    ck = l3.TradeChecks(*(a.copy() for a in checks))
+    args = (ev.ts_ns, ev.order, ev.side, ev.price, ev.qty, ev.action, ev.n_snapshot)
+    l3.apply_events(st, rs, *args, 0, len(ev), outcome, ck, clients)
+    l3.finish(st, rs, clients)
+    return (*st, *rs, outcome), tuple(ck)
+
+
+def assert_same_with_idle_clients(ev, n_orders, n_ticks, checks, literal=False):
+    """Without clients the kernel skips their branches; with clients but none of their
+    orders in the book it runs them: both must replay the same."""
+    bare = run_kernel(ev, n_orders, n_ticks, checks, l3.no_clients(), literal)
+    idle = run_kernel(ev, n_orders, n_ticks, checks, l3.new_clients(n_orders, 0, 0, 1), literal)
+    for side_bare, side_idle in zip(bare, idle, strict=True):
+        for x, y in zip(side_bare, side_idle, strict=True):
+            assert np.array_equal(x, y)
+
+
 def queue(rp: Replayer, side: int, price: int) -> list[tuple[int, int]]:
     """(order, qty) at a level, front first."""
     st, rs = rp.book, rp.state
@@ -262,3 +293,42 @@ def test_the_plain_python_book_agrees_event_by_event(literal):
         assert py.top(side, 30) == rp.levels(side, 30)
         for p, _ in rp.levels(side, 30):
             assert list(py.levels[side][p].items()) == queue(rp, side, p)
+
+
+@pytest.mark.parametrize("literal", [False, True])
+def test_with_clients_that_have_no_orders_the_replay_and_its_checks_are_the_same(literal):
+    rows = [
+        (1, 1, ASK, 101, 5, ADD),  # snapshot: stale
+        (1, 2, ASK, 103, 5, ADD),  # snapshot
+        (1, 3, BID, 99, 5, ADD),  # snapshot
+        (2, 4, BID, 99, 3, ADD),
+        (3, 5, BID, 104, 2, ADD),  # marketable, rejected in its millisecond
+        (3, 5, BID, 104, 2, DELETE),
+        (5, 6, BID, 102, 2, ADD),  # rests through the stale ask
+        (6, 7, ASK, NO_PRICE, 4, MARKET),
+        (6, 6, BID, 102, 0, DELETE),  # the market order's fills
+        (6, 3, BID, 99, 3, MODIFY),
+        (7, 4, BID, 99, 6, MODIFY),  # more size: to the back
+        (8, 8, ASK, 100, 1, ADD),
+        (9, 1, ASK, 101, 5, DELETE),
+        (9, 9, ASK, 90_000, 1, ADD),  # outside the band
+        (10, 2, ASK, 103, 0, MODIFY),
+    ]
+    ev = stream(rows, n_snapshot=3)
+    # the market order's two fills, checked at its makers' events
+    checks = l3.TradeChecks(
+        event=np.array([8, 9], dtype=np.int64),
+        maker=np.array([6, 3], dtype=np.int32),
+        maker_side=np.array([BID, BID], dtype=np.int8),
+        price=np.array([102, 99], dtype=np.int64),
+        qty=np.array([2, 2], dtype=np.int64),
+        code=np.full(2, l3.CHK_NOT_REACHED, dtype=np.int8),
+        best=np.zeros(2, dtype=np.int64),
+        ahead=np.full(2, -1, dtype=np.int64),
+        maker_qty=np.full(2, -1, dtype=np.int64),
+    )
+    assert_same_with_idle_clients(ev, 64, 1000, checks, literal)
+    _, ck = run_kernel(ev, 64, 1000, checks, l3.no_clients(), literal)
+    code = ck[l3.TradeChecks._fields.index("code")]
+    if not literal:
+        assert code.tolist() == [l3.CHK_OK, l3.CHK_OK]
