@@ -47,10 +47,6 @@ Progress = Callable[[int, int], None]
 BOTH = "both"  # the side of the rows that pool the two sides
 
 
-class ExecutorUnavailable(Exception):
-    """The executor cannot run the episodes: e.g. a Ray cluster out of reach."""
-
-
 @dataclass(frozen=True, slots=True)
 class EpisodeOutcome:
     scenario: str

@@ -23,42 +23,15 @@ module only when the Ray executor is asked for, so the default install never nee
 
 from __future__ import annotations
 
-import logging
-import math
 import os
 import pickle
-import socket
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
-from router.backtest import EpisodeOutcome, ExecutorUnavailable, Progress, _Job, run_episode
+from router.backtest import EpisodeOutcome, Progress, _Job, run_episode
+from router.ray_tasks import MAX_RETRIES, RayCluster, batch_sizes, cluster_cpus, collect
 from simulators.scenario import Scenario
-
-CONNECT_CHECK_S = 3.0  # a ray:// address that takes no TCP connection in this long is down
-MAX_RETRIES = 3  # a task whose worker dies (killed, out of memory) runs again elsewhere
-# Episodes per task: each task takes 1/(TAIL_SHARE * CPUs) of the episodes not yet
-# handed out (guided self-scheduling), at most MAX_BATCH: a task of a second or more
-# dwarfs Ray's few milliseconds per task, the tasks shrink to single episodes at the end
-# so that no CPU idles long while another finishes, and a task stays short enough for
-# the progress bar to move and for a retry (a worker killed) to cost little.
-TAIL_SHARE = 2
-MAX_BATCH = 8
-# The object store of a cluster started for one run: the shared inputs take a few MB,
-# the results travel inline; Ray's own default (30% of memory) reserves far more.
-OBJECT_STORE_BYTES = 128 * 2**20
-
-
-def batch_sizes(n_jobs: int, cpus: int) -> list[int]:
-    """The episodes of each task, in order of submission (see TAIL_SHARE)."""
-    sizes: list[int] = []
-    left = n_jobs
-    while left > 0:
-        size = min(MAX_BATCH, max(1, math.ceil(left / (TAIL_SHARE * max(cpus, 1)))))
-        sizes.append(size)
-        left -= size
-    return sizes
 
 
 def desk_history_blob(scenario: str, panel: str) -> bytes:
@@ -113,85 +86,37 @@ class RayEpisodes:
         histories: Sequence[tuple[str, str]],
         progress: Progress | None,
     ) -> list[EpisodeOutcome]:
-        """Every job's outcome, in the tasks' finishing order; `progress(done, total)`
-        as each task finishes. `scenarios`: the jobs' scenarios by name; `histories`:
-        the (scenario, panel) desk histories the episodes read. Ctrl-C cancels the
-        tasks still pending, then propagates."""
-        import ray  # the optional `ray` extra (see the module's docstring)
-
+        """Every job's outcome, in the order of the tasks; `progress(done, total)` as
+        each task finishes. `scenarios`: the jobs' scenarios by name; `histories`: the
+        (scenario, panel) desk histories the episodes read. Ctrl-C cancels the tasks
+        still pending, then propagates."""
         from router import app
 
         start = time.perf_counter()
-        owned = self._connect(ray)
-        try:
+        with RayCluster(self._cpus, self._address) as ray:
             connected = time.perf_counter()
-            cpus = int(ray.cluster_resources().get("CPU", self._cpus)) or 1
+            cpus = cluster_cpus(ray, self._cpus)
             shared = _Shared(ray, scenarios, app.MODELS.loaded(), histories)
             remote = ray.remote(max_retries=MAX_RETRIES)(run_batch)
-            refs, at = [], 0
+            refs, sizes, at = [], [], 0
             for size in batch_sizes(len(jobs), cpus):
                 batch = list(jobs[at : at + size])
-                at += size
                 refs.append(remote.remote(batch, *shared.arguments({j.scenario for j in batch})))
-            placed = self._collect(ray, refs, len(jobs), progress, shared.pending)
+                sizes.append(size)
+                at += size
+            placed = collect(ray, refs, sizes, progress, also_cancel=shared.pending)
+            by_node: dict[str, int] = {}
+            for node, _, outcomes in placed:
+                by_node[node] = by_node.get(node, 0) + len(outcomes)
             self.report = {
                 "cpus": cpus,
                 "connect_s": connected - start,
                 "tasks": len(refs),
-                "episodes_by_node": _count(placed, 0),
+                "episodes_by_node": by_node,
                 "worker_processes": len({(node, pid) for node, pid, _ in placed}),
                 "object_store_bytes": shared.nbytes(ray),
             }
-            return [o for _, _, batch in placed for o in batch]
-        finally:
-            if owned:
-                ray.shutdown()
-
-    def _connect(self, ray: Any) -> bool:
-        """Joins (or starts) the cluster; True if this call started it and must stop it."""
-        if ray.is_initialized():
-            return False
-        # log_to_driver=False: the workers' output must not reach our stdout, where
-        # `--json -` writes the document; their errors come back as exceptions anyway
-        options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
-        if self._address is not None:
-            _check_reachable(self._address)
-        if self._address is None:
-            # a cluster of our own, for this run only: its start-up notices are noise
-            options.update(
-                num_cpus=self._cpus,
-                include_dashboard=False,
-                object_store_memory=OBJECT_STORE_BYTES,
-            )
-            options["logging_level"] = logging.ERROR
-        try:
-            ray.init(address=self._address, **options)
-        except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
-            where = self._address or "a local cluster"
-            raise ExecutorUnavailable(f"--ray-address: cannot reach {where}: {exc}") from None
-        return True
-
-    @staticmethod
-    def _collect(
-        ray: Any, refs: list[Any], total: int, progress: Progress | None, others: list[Any]
-    ) -> list[tuple[str, int, list[EpisodeOutcome]]]:
-        placed: list[tuple[str, int, list[EpisodeOutcome]]] = []
-        done_eps = 0
-        pending = refs
-        try:
-            while pending:
-                done, pending = ray.wait(pending, num_returns=1)
-                for ref in done:
-                    node, pid, outcomes = ray.get(ref)
-                    placed.append((node, pid, outcomes))
-                    done_eps += len(outcomes)
-                if progress:
-                    progress(done_eps, total)
-        except KeyboardInterrupt:
-            for ref in [*pending, *others]:
-                ray.cancel(ref, force=True)
-            raise
-        return placed
+            return [o for _, _, outcomes in placed for o in outcomes]
 
 
 class _Shared:
@@ -232,28 +157,3 @@ class _Shared:
         """The bytes the shared inputs take in the object store (the histories fetched
         to be measured: a few tens of kB each)."""
         return self._put_bytes + sum(len(ray.get(r)) for r in self._histories.values())
-
-
-def _count(placed: Sequence[tuple[str, int, list[EpisodeOutcome]]], field: int) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for task in placed:
-        key = str(task[field])
-        counts[key] = counts.get(key, 0) + len(task[2])
-    return counts
-
-
-def _check_reachable(address: str) -> None:
-    """Refuse a `ray://host:port` address that takes no TCP connection within
-    CONNECT_CHECK_S, before Ray's client spends its own 30-odd seconds on it. Other
-    addresses ("auto", a GCS host:port) are left to Ray, which fails fast on them."""
-    parts = urlsplit(address)
-    if parts.scheme != "ray" or not parts.hostname:
-        return
-    port = parts.port or 10001
-    try:
-        with socket.create_connection((parts.hostname, port), timeout=CONNECT_CHECK_S):
-            pass
-    except OSError as exc:
-        raise ExecutorUnavailable(
-            f"--ray-address: cannot reach {address} ({exc.strerror or exc})"
-        ) from None

@@ -232,7 +232,8 @@ def run_backtest(args: argparse.Namespace) -> None:
     runs; the rows are the same for any number of workers.
     """
     from router.app import check_strategies
-    from router.backtest import ExecutorUnavailable, backtest
+    from router.backtest import backtest
+    from router.ray_tasks import ExecutorUnavailable
 
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     strategies = strategy_names(args.strategies)

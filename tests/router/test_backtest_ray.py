@@ -40,17 +40,6 @@ def backtest_doc(capsys, *extra: str) -> str:
     return json.dumps(doc)
 
 
-def test_tasks_shrink_to_single_episodes_at_the_end_and_cover_every_episode():
-    from router.backtest_ray import MAX_BATCH, batch_sizes
-
-    sizes = batch_sizes(200, 2)
-    assert sum(sizes) == 200 and max(sizes) == MAX_BATCH
-    assert sizes == sorted(sizes, reverse=True)  # the large ones first
-    assert sizes[-4:] == [1, 1, 1, 1]  # no CPU waits long on another's last task
-    assert batch_sizes(3, 8) == [1, 1, 1]
-    assert batch_sizes(0, 2) == []
-
-
 @pytest.mark.requires_extra("ray", "ray")
 def test_ray_on_two_cpus_gives_the_rows_of_a_local_run_on_one_worker(capsys):
     local = backtest_doc(capsys, "--workers", "1")
