@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import itertools
 import queue
 import threading
@@ -726,11 +725,28 @@ HISTORY_RFQS_PER_DAY = 80
 HISTORY_SEED = 7_000_000  # the desk's past days; far from any episode's seed
 
 
-@functools.cache
-def desk_history(scenario_name: str, panel_name: str) -> tuple[HeuristicPanel, DeskState]:
+DeskHistory = tuple[HeuristicPanel, DeskState]
+_DESK_HISTORIES: dict[tuple[str, str], DeskHistory] = {}
+
+
+def desk_history(scenario_name: str, panel_name: str) -> DeskHistory:
     """The desk's past days with this panel: the heuristic selector that ran them, and
     the learned models' view of the same log (models.serving.desk.DeskState). Simulated with
-    fixed seeds, once per process: the same for every caller."""
+    fixed seeds, once per process (or handed over by `adopt_desk_history`): the same for
+    every caller. Callers copy what they change."""
+    key = (scenario_name, panel_name)
+    if key not in _DESK_HISTORIES:
+        _DESK_HISTORIES[key] = _simulate_desk_history(scenario_name, panel_name)
+    return _DESK_HISTORIES[key]
+
+
+def adopt_desk_history(scenario_name: str, panel_name: str, history: DeskHistory) -> None:
+    """Use `history`, simulated by another process (`desk_history` there: the same
+    fixed seeds give the same days), instead of simulating it again in this one."""
+    _DESK_HISTORIES[(scenario_name, panel_name)] = history
+
+
+def _simulate_desk_history(scenario_name: str, panel_name: str) -> DeskHistory:
     # both build on this module (the RFQ days on its world; dealer_data is training
     # code that runs Episodes): module-level imports would be cycles
     from dealers.stream import run_rfq_day

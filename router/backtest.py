@@ -20,25 +20,31 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from router.app import HINDSIGHT, Episode, check_strategies
+from router.app import (
+    HINDSIGHT,
+    DeskHistory,
+    Episode,
+    adopt_desk_history,
+    check_strategies,
+    desk_history,
+)
 from router.domain import DomainError, Side
-from router.store import RunMeta, Store
+from router.strategies import strategy_spec
 from router.tca import gap_captured
-from simulators.scenario import load_scenario
+from simulators.scenario import Scenario, load_scenario
+
+if TYPE_CHECKING:
+    from router.store import Store
 
 Progress = Callable[[int, int], None]
 BOTH = "both"  # the side of the rows that pool the two sides
-
-
-class ExecutorUnavailable(Exception):
-    """The executor cannot run the episodes: e.g. a Ray cluster out of reach."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +79,13 @@ class _Job:
     side: Side | None = None  # the parent's side; None: the scenario's
 
 
-def run_episode(job: _Job) -> EpisodeOutcome:
-    """One episode in a worker: every strategy, then the oracle; stored if asked."""
-    scenario = load_scenario(job.scenario, Path(job.config_dir))
+def run_episode(job: _Job, scenarios: Mapping[str, Scenario] | None = None) -> EpisodeOutcome:
+    """One episode in a worker: every strategy, then the oracle; stored if asked. The
+    scenario is `scenarios`' (loaded by the driver) or else read from the job's folder."""
+    if scenarios is not None and job.scenario in scenarios:
+        scenario = scenarios[job.scenario]
+    else:
+        scenario = load_scenario(job.scenario, Path(job.config_dir))
     if job.side is not None:
         # the market never reads the parent's side: the same seed, the same market
         scenario = dataclasses.replace(scenario, side=job.side)
@@ -84,6 +94,8 @@ def run_episode(job: _Job) -> EpisodeOutcome:
     runs = [episode.run(s) for s in names]
     run_ids: dict[str, int] = {}
     if job.db_url is not None:
+        from router.store import RunMeta  # the database's code: only for a run that stores
+
         store = _worker_store(job.db_url)
         for r in runs:
             meta = RunMeta(
@@ -107,21 +119,39 @@ def run_episode(job: _Job) -> EpisodeOutcome:
     )
 
 
-_STORES: dict[str, Any] = {}
+_STORES: dict[str, Store] = {}
 
 
-def _worker_store(url: str) -> Any:
+def _worker_store(url: str) -> Store:
     # one connection pool per worker process, opened on its first episode
     if url not in _STORES:
+        from router.store import Store
+
         _STORES[url] = Store.open(url)
     return _STORES[url]
 
 
+def desk_histories_needed(
+    scenarios: Mapping[str, Scenario], strategies: Sequence[str]
+) -> list[tuple[str, str]]:
+    """The (scenario, dealer panel) pairs whose desk history (router.app.desk_history)
+    the episodes read: those of the scenarios with a panel, if a strategy asks dealers
+    for quotes."""
+    if not any(strategy_spec(s).rfq for s in strategies):
+        return []
+    return [(name, sc.dealer_panel) for name, sc in scenarios.items() if sc.dealer_panel]
+
+
 def _run_local(
-    jobs: Sequence[_Job], workers: int, progress: Progress | None
+    jobs: Sequence[_Job],
+    workers: int,
+    progress: Progress | None,
+    histories: Sequence[tuple[str, str]] = (),
 ) -> list[EpisodeOutcome]:
     """The episodes in this process (one worker) or a pool of `workers` processes, in
-    their finishing order."""
+    their finishing order. A pool first simulates each desk history the episodes read
+    (`histories`: (scenario, panel) pairs) once, one per worker at a time, and hands it
+    to the episodes of its scenario, rather than each worker simulating every one."""
     outcomes: list[EpisodeOutcome] = []
     if workers == 1:
         for i, job in enumerate(jobs):
@@ -130,7 +160,13 @@ def _run_local(
                 progress(i + 1, len(jobs))
         return outcomes
     with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-        pending: set[Future[EpisodeOutcome]] = {pool.submit(run_episode, j) for j in jobs}
+        made = {key: pool.submit(desk_history, *key) for key in histories}
+        by_scenario: dict[str, list[tuple[tuple[str, str], DeskHistory]]] = {}
+        for key, future in made.items():
+            by_scenario.setdefault(key[0], []).append((key, future.result()))
+        pending: set[Future[EpisodeOutcome]] = {
+            pool.submit(_run_with_histories, j, by_scenario.get(j.scenario, [])) for j in jobs
+        }
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for f in done:
@@ -138,6 +174,15 @@ def _run_local(
             if progress:
                 progress(len(outcomes), len(jobs))
     return outcomes
+
+
+def _run_with_histories(
+    job: _Job, histories: Sequence[tuple[tuple[str, str], DeskHistory]]
+) -> EpisodeOutcome:
+    """One episode in a pool's worker, on desk histories simulated by another."""
+    for (scenario, panel), history in histories:
+        adopt_desk_history(scenario, panel, history)
+    return run_episode(job)
 
 
 def _stats(values: Sequence[float], seeds: Sequence[int]) -> tuple[float, float, float]:
@@ -328,8 +373,8 @@ def backtest(
         raise DomainError(f"--executor must be local or ray, got {executor!r}")
     if side is not None and both_sides:
         raise DomainError("--side and --both-sides exclude each other: --both-sides runs both")
-    for sc in scenarios:  # fail fast on a bad name, before any worker starts
-        load_scenario(sc, config_dir)
+    # fail fast on a bad name, before any worker starts
+    loaded = {sc: load_scenario(sc, config_dir) for sc in scenarios}
     jobs = [
         _Job(
             sc,
@@ -348,14 +393,17 @@ def backtest(
         for sd in ((Side.BUY, Side.SELL) if both_sides else (side,))
     ]
     start = time.perf_counter()
+    ray_meta: dict[str, Any] | None = None
     if executor == "ray":
         # the optional `ray` extra: imported on this path only, so that the default
         # install and the local executor never need it
         from router.backtest_ray import RayEpisodes
 
-        outcomes = RayEpisodes(workers, ray_address).run(jobs, progress)
+        on_ray = RayEpisodes(workers, ray_address)
+        outcomes = on_ray.run(jobs, loaded, desk_histories_needed(loaded, strategies), progress)
+        ray_meta = on_ray.report
     else:
-        outcomes = _run_local(jobs, workers, progress)
+        outcomes = _run_local(jobs, workers, progress, desk_histories_needed(loaded, strategies))
     doc = aggregate(outcomes, scenarios, strategies, baseline, both_sides)
     # every episode's own figures, for paired comparisons the rows do not make (any two
     # strategies, per side); in a fixed order, whatever the workers' finishing order
@@ -382,4 +430,6 @@ def backtest(
         "hindsight": hindsight,
         "baseline": baseline,
     }
+    if ray_meta is not None:
+        doc["meta"]["ray"] = ray_meta  # where the tasks ran, the object store's share
     return doc

@@ -78,6 +78,16 @@ class ModelRegistry:
         for _ in range(3):
             policy(obs)
 
+    def loaded(self) -> tuple[dict[str, ServedModel], FillPredictor] | None:
+        """The dealer and fill models if they are loaded, else None: what a driver hands
+        to its workers (router.backtest_ray) so that they need not read the artifacts."""
+        return self._loaded
+
+    def adopt(self, loaded: tuple[dict[str, ServedModel], FillPredictor]) -> None:
+        """Take the dealer and fill models another process loaded (`loaded`), in place of
+        reading this registry's artifacts."""
+        self._loaded = loaded
+
     def clear(self) -> None:
         """Forget what was loaded: the next use loads the artifacts again."""
         self._loaded = None

@@ -121,6 +121,9 @@ def train_dealer(
     seed0: int = DEALER_SEED0,
     progress: Callable[[int, int], None] | None = None,
     command: str = "blockroute train dealer",
+    workers: int = 1,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> tuple[list[Path], dict[str, Any]]:
     # days interleave the scenarios so that every split holds all of them
     days = [
@@ -128,7 +131,8 @@ def train_dealer(
         for k in range(days_per_scenario)
         for i, sc in enumerate(SCENARIOS)
     ]
-    rows = dealer_data.generate(days, progress)
+    # each scenario's days on a worker of their own: the same rows on any number
+    rows = dealer_data.generate(days, progress, workers, executor, ray_address)
     known = ~np.isnan(rows.best)
     fitted = {
         "respond": fit_binary(
@@ -205,13 +209,17 @@ def train_fill(
     progress: Callable[[int, int], None] | None = None,
     command: str = "blockroute train fill",
     workers: int = 1,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> tuple[list[Path], dict[str, Any]]:
     episodes = [
         fill_data.EpisodeSpec(sc, seed0 + k * len(SCENARIOS) + i)
         for k in range(episodes_per_scenario)
         for i, sc in enumerate(SCENARIOS)
     ]
-    rows = fill_data.generate(episodes, progress, workers=workers)
+    rows = fill_data.generate(
+        episodes, progress, workers=workers, executor=executor, ray_address=ray_address
+    )
     fitted = fit_binary(
         rows.x,
         rows.y,

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dealers.config import DealerPanel, load_panel
+from dealers.config import load_panel
 from dealers.panel import HeuristicPanel
 from dealers.stream import RfqDay, run_rfq_day
 from dealers.truth import DealerTruth
@@ -45,8 +45,9 @@ from router.domain import (
     RfqTraded,
     Side,
 )
+from router.parallel import ordered_map
 from router.tca import PricePath
-from simulators.scenario import SESSION_CLOSE_S, SESSION_OPEN_S, Scenario, load_scenario
+from simulators.scenario import SESSION_CLOSE_S, SESSION_OPEN_S, load_scenario
 
 SESSION_S = SESSION_CLOSE_S - SESSION_OPEN_S
 VOL_WINDOW_S = 600.0
@@ -237,48 +238,86 @@ class DaySpec:
 def generate(
     days: Sequence[DaySpec],
     progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> DealerRows:
-    """Simulate the RFQ days in order and turn their logs into rows. One desk history
-    per scenario runs across that scenario's days, as it would at a desk."""
-    parts = []
-    desks: dict[str, DeskState] = {}
-    selectors: dict[str, HeuristicPanel] = {}
-    scenarios: dict[str, Scenario] = {}
-    panels: dict[str, DealerPanel] = {}
+    """Simulate the RFQ days and turn their logs into rows, in the order of `days`. One
+    desk history per scenario runs across that scenario's days, in order, as it would at
+    a desk; the scenarios' histories are independent of one another, so each scenario's
+    days are one job (`scenario_days`), on `workers` processes or Ray
+    (router.parallel.ordered_map), and the rows are the same on any number of them."""
+    chains = scenario_days(days)
+    if workers <= 1 and executor == "local":
+        # one process: progress day by day
+        done = 0
+
+        def day_done() -> None:
+            nonlocal done
+            done += 1
+            if progress is not None:
+                progress(done, len(days))
+
+        parts = [run_days(chain, day_done) for chain in chains]
+    else:
+        parts = ordered_map(
+            run_days, chains, workers, executor, ray_address, progress, weight=len, max_batch=1
+        )
+    return merge_days(parts)
+
+
+#: days numbered by their place among all (the rows' `day`), with their specs
+NumberedDays = list[tuple[int, DaySpec]]
+
+
+def scenario_days(days: Sequence[DaySpec]) -> list[NumberedDays]:
+    """Each scenario's days, numbered by their place in `days`, in order."""
+    chains: dict[str, NumberedDays] = {}
     for i, spec in enumerate(days):
-        if spec.scenario not in scenarios:
-            sc = load_scenario(spec.scenario)
-            if sc.dealer_panel is None:
-                raise ValueError(f"scenario {spec.scenario!r} has no dealer panel")
-            scenarios[spec.scenario] = sc
-            panels[spec.scenario] = load_panel(sc.dealer_panel)
-            ids = panels[spec.scenario].ids
-            desks[spec.scenario] = DeskState(
-                ids, panels[spec.scenario].name, float(sc.instrument.adv)
-            )
-            selectors[spec.scenario] = HeuristicPanel(ids, explore=EXPLORE)
-        sc, panel = scenarios[spec.scenario], panels[spec.scenario]
+        chains.setdefault(spec.scenario, []).append((i, spec))
+    return list(chains.values())
+
+
+def merge_days(parts: Sequence[list[tuple[int, DealerRows]]]) -> DealerRows:
+    """The rows of every scenario's days (`run_days`), in the days' original order."""
+    return DealerRows.concat(
+        [rows for _, rows in sorted((p for part in parts for p in part), key=lambda p: p[0])]
+    )
+
+
+def run_days(
+    chain: NumberedDays, day_done: Callable[[], None] | None = None
+) -> list[tuple[int, DealerRows]]:
+    """One scenario's days in order, a desk history running through them: each day's
+    number and rows."""
+    scenario = load_scenario(chain[0][1].scenario)
+    if scenario.dealer_panel is None:
+        raise ValueError(f"scenario {scenario.name!r} has no dealer panel")
+    panel = load_panel(scenario.dealer_panel)
+    desk = DeskState(panel.ids, panel.name, float(scenario.instrument.adv))
+    selector = HeuristicPanel(panel.ids, explore=EXPLORE)
+    parts = []
+    for i, spec in chain:
         day: RfqDay = run_rfq_day(
-            sc,
+            scenario,
             panel,
             spec.seed,
             RFQS_PER_DAY,
-            selectors[spec.scenario],
+            selector,
             panel_size=PANEL_SIZES,
             two_sided_share=TWO_SIDED_SHARE,
         )
-        parts.append(
-            rows_from_log(
-                day.events,
-                day.path,
-                desk=desks[spec.scenario],
-                start_tod_s=sc.start_tod_s,
-                axe_log=day.axe_log,
-                day=i,
-                truth=day.truth,
-                sides=day.sides,
-            )
+        rows = rows_from_log(
+            day.events,
+            day.path,
+            desk=desk,
+            start_tod_s=scenario.start_tod_s,
+            axe_log=day.axe_log,
+            day=i,
+            truth=day.truth,
+            sides=day.sides,
         )
-        if progress is not None:
-            progress(i + 1, len(days))
-    return DealerRows.concat(parts)
+        parts.append((i, rows))
+        if day_done is not None:
+            day_done()
+    return parts

@@ -22,7 +22,6 @@ would understate how much the ratio moves from one set of episodes to the next.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -31,12 +30,12 @@ import numpy as np
 
 from models.serving.artifacts import MODELS_DIR, load_family
 from models.training.boosting import SCENARIOS
-from models.training.dealer_data import DaySpec, DealerRows
-from models.training.dealer_data import generate as dealer_rows
+from models.training.dealer_data import DaySpec, DealerRows, merge_days, run_days, scenario_days
 from models.training.fill_data import HORIZON_S, FillRows, rows_from_events
 from models.training.metrics import auc, cluster_bootstrap, scores, stratified_auc
 from router.app import Episode
 from router.domain import ChildOrder
+from router.parallel import ordered_map
 from simulators.market import SimMarket
 from simulators.oracle import lit_fill_probability
 from simulators.scenario import load_scenario
@@ -61,10 +60,12 @@ def evaluate(
     fill_episodes: int = FILL_EPISODES,
     workers: int = 1,
     replicates: int = BOOTSTRAP_REPLICATES,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> dict[str, Any]:
-    """Simulate the held-out days and episodes (on `workers` processes: every episode
-    has its own seed, so the rows do not depend on the number of workers) and score
-    the models on them."""
+    """Simulate the held-out days and episodes (on `workers` processes, or Ray with
+    `executor` "ray": every day and episode has its own seed, so the rows do not depend
+    on the number of workers or where they ran) and score the models on them."""
     dealer = load_family("dealer", directory)
     fill = load_family("fill", directory)["passive"]
     scenarios = tuple(SCENARIOS)
@@ -86,7 +87,7 @@ def evaluate(
         for e in range(fill_episodes)
         for i, name in enumerate(scenarios)
     ]
-    rows, fill_rows = _simulate(days, episodes, workers, progress)
+    rows, fill_rows = _simulate(days, episodes, workers, progress, executor, ray_address)
 
     scored = DEALER_WARMUP_DAYS * len(scenarios)
     keep = rows.day >= scored
@@ -219,42 +220,33 @@ def _simulate(
     episodes: Sequence[Callable[[], FillRows]],
     workers: int,
     progress: Callable[[int, int], None] | None,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> tuple[DealerRows, FillRows]:
-    """The dealer days (one job: a desk's history runs through its scenario's days) and
-    the fill episodes (one job each). Progress counts in dealer days."""
-    total = len(days) + FILL_EPISODE_WORK * len(episodes)
-    done = 0
+    """The dealer days (one job per scenario: a desk's history runs through its
+    scenario's days) and the fill episodes (one job each), on `workers` processes or Ray
+    (router.parallel.ordered_map). Progress counts in dealer days."""
+    chains = scenario_days(days)
+    # each job with its work in dealer days, for the progress bar
+    jobs: list[tuple[Callable[[], Any], int]] = [
+        (partial(run_days, chain), len(chain)) for chain in chains
+    ]
+    jobs += [(episode, FILL_EPISODE_WORK) for episode in episodes]
+    results = ordered_map(
+        _run_job,
+        jobs,
+        workers,
+        executor,
+        ray_address,
+        progress,
+        weight=lambda job: job[1],
+        max_batch=1,  # a scenario's days, an episode with its oracle: long enough alone
+    )
+    return merge_days(results[: len(chains)]), FillRows.concat(results[len(chains) :])
 
-    def advance(units: int) -> None:
-        nonlocal done
-        done += units
-        if progress is not None:
-            progress(done, total)
 
-    if workers <= 1:
-        rows = dealer_rows(days, lambda *_: advance(1))
-        parts = []
-        for job in episodes:
-            parts.append(job())
-            advance(FILL_EPISODE_WORK)
-        return rows, FillRows.concat(parts)
-
-    results: list[FillRows | None] = [None] * len(episodes)
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        dealer_future = pool.submit(dealer_rows, list(days))
-        pending: dict[Future[Any], int] = {dealer_future: -1}
-        pending |= {pool.submit(job): i for i, job in enumerate(episodes)}
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for f in finished:
-                i = pending.pop(f)
-                if i < 0:
-                    advance(len(days))
-                else:
-                    results[i] = f.result()
-                    advance(FILL_EPISODE_WORK)
-        rows = dealer_future.result()
-    return rows, FillRows.concat([r for r in results if r is not None])
+def _run_job(job: tuple[Callable[[], Any], int]) -> Any:
+    return job[0]()
 
 
 def _fill_episode(

@@ -10,10 +10,9 @@ the horizon, which is the question the router asks).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import repeat
+from functools import partial
 
 import numpy as np
 
@@ -26,6 +25,7 @@ from router.domain import (
     DecisionRecorded,
     Event,
 )
+from router.parallel import ordered_map
 from simulators.scenario import load_scenario
 
 HORIZON_S = 30.0
@@ -116,26 +116,27 @@ def generate(
     progress: Callable[[int, int], None] | None = None,
     strategy: str = "sor-lit",
     workers: int = 1,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> FillRows:
     """Run `strategy` (a smart-routed strategy) on each episode and log its passive
-    orders, on `workers` processes: every episode has its own seed, so the rows are the
-    same on any number of them."""
-    args = (episodes, range(len(episodes)), repeat(strategy))  # an episode's day: its index
-    if workers <= 1:
-        return _collect(map(_episode_rows, *args), len(episodes), progress)
-    with ProcessPoolExecutor(max_workers=workers) as pool:  # map keeps the episodes' order
-        return _collect(pool.map(_episode_rows, *args), len(episodes), progress)
-
-
-def _collect(
-    results: Iterable[FillRows], total: int, progress: Callable[[int, int], None] | None
-) -> FillRows:
-    parts: list[FillRows] = []
-    for rows in results:
-        parts.append(rows)
-        if progress is not None:
-            progress(len(parts), total)
+    orders, on `workers` processes or Ray (router.parallel.ordered_map): every episode
+    has its own seed, so the rows are the same on any number of them."""
+    # an episode's day: its index
+    jobs = [(spec, day) for day, spec in enumerate(episodes)]
+    parts = ordered_map(
+        partial(_episode_job, strategy=strategy),
+        jobs,
+        workers,
+        executor,
+        ray_address,
+        progress,
+    )
     return FillRows.concat(parts)
+
+
+def _episode_job(job: tuple[EpisodeSpec, int], strategy: str) -> FillRows:
+    return _episode_rows(*job, strategy)
 
 
 def _episode_rows(spec: EpisodeSpec, day: int, strategy: str) -> FillRows:

@@ -117,6 +117,49 @@ def add_db_url(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_executor(p: argparse.ArgumentParser, workers_are: str = "worker processes") -> None:
+    """`--workers N`, `--executor local|ray` and `--ray-address ADDR` (see
+    `check_executor`)."""
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help=f"{workers_are} (with --executor ray and no --ray-address: the local cluster's CPUs)",
+    )
+    p.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this machine's process pool (default); ray: Ray tasks (the `ray` extra)",
+    )
+    p.add_argument(
+        "--ray-address",
+        help="with --executor ray: 'auto' or ray://HOST:10001 (default: a local cluster "
+        "started for this run)",
+    )
+
+
+def check_executor(executor: str, ray_address: str | None) -> None:
+    """Raises `UsageError` if --executor ray is asked without the `ray` extra, or
+    --ray-address without it."""
+    if executor != "ray":
+        if ray_address:
+            raise UsageError("--ray-address: only with --executor ray")
+        return
+    need_ray("--executor ray")
+
+
+def need_ray(what: str) -> None:
+    """Raises `UsageError`, naming the extra to install, if Ray is not installed."""
+    try:
+        import ray  # noqa: F401  (the `ray` extra)
+    except ImportError as exc:
+        raise UsageError(
+            f"{what} needs the ray extra ({exc.name} is missing): "
+            "python3 -m pip install -e '.[ray]'"
+        ) from None
+
+
 def strategy_names(text: str) -> list[str]:
     """--strategies: names separated by commas, or "all" (the registry's order).
 

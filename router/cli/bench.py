@@ -14,8 +14,10 @@ from router.cli.args import (
     add_json,
     duration,
     integer,
+    need_ray,
     positive_float,
     positive_int,
+    strategy_names,
 )
 from router.cli.console import Progress, left, print_table
 from router.cli.output import check_json_path, emit_json
@@ -107,6 +109,21 @@ def register(sub: Subparsers) -> None:
     add_json(bm)
     bm.set_defaults(func=run_memory)
 
+    bsc = bsub.add_parser(
+        "scale", help="one backtest's episodes/s on 1 and 2 local workers and Ray CPUs"
+    )
+    bsc.add_argument(
+        "--episodes",
+        type=positive_int,
+        default=200,
+        help="episodes of each run, split evenly over --scenarios (default: 200)",
+    )
+    bsc.add_argument("--scenarios", default="calm,news-shock", help="comma-separated")
+    bsc.add_argument("--strategies", default="twap,sor", help="comma-separated")
+    bsc.add_argument("--seed0", type=integer, default=1000)
+    add_json(bsc)
+    bsc.set_defaults(func=run_scale)
+
     bd = bsub.add_parser(
         "decide", help="latency of one ml decision: slicer policy, fill and dealer models"
     )
@@ -167,6 +184,78 @@ def _print_replay_book(r: dict[str, Any]) -> None:
             f"plain Python L3 book on the same events: {r['python_events_per_s']:,.0f} "
             f"events/s; speed-up {r['speedup_vs_python']:.1f}x; both end with {agree}"
         )
+
+
+def run_scale(args: argparse.Namespace) -> None:
+    """`bench scale`: the same backtest on the local pool and on Ray, 1 and 2 each.
+
+    Raises `UsageError` without the `ray` extra, or on a bad scenario, strategy or count,
+    before any run."""
+    from router.app import check_strategies
+    from simulators.scenario import load_scenario
+
+    need_ray("bench scale")
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    if not scenarios:
+        raise UsageError("--scenarios: no scenario given")
+    for name in scenarios:
+        load_scenario(name, args.config_dir)
+    strategies = strategy_names(args.strategies)
+    check_strategies(strategies)
+    if args.episodes % len(scenarios):
+        raise UsageError(
+            f"--episodes: {args.episodes} is not a multiple of the {len(scenarios)} scenarios"
+        )
+    check_json_path(args.json_path)
+    from bench.scale import ScaleBenchError, run_scale_bench
+
+    try:
+        with Progress("bench scale: 4 backtests") as bar:
+            doc = run_scale_bench(
+                scenarios, strategies, args.episodes, args.seed0, args.config_dir, progress=bar
+            )
+    except ScaleBenchError as exc:
+        raise UsageError(str(exc)) from None
+    if args.json_path != "-":
+        _print_scale(doc)
+    emit_json(args.json_path, doc)
+
+
+def _print_scale(doc: dict[str, Any]) -> None:
+    local = {r["workers"]: r["wall_s"] for r in doc["runs"] if r["executor"] == "local"}
+    rows = []
+    for r in doc["runs"]:
+        ray = r.get("ray", {})
+        over = ""
+        if r["executor"] == "ray" and r["workers"] in local:
+            over = f"{r['wall_s'] / local[r['workers']] - 1:+.0%}"
+        rows.append(
+            [
+                r["executor"],
+                str(r["workers"]),
+                f"{r['wall_s']:.1f}",
+                f"{r['episodes_per_s']:.2f}",
+                over,
+                f"{ray['connect_s']:.1f}" if ray else "",
+                str(ray.get("tasks", "")),
+                f"{r['load_1m'][0]:.1f}",
+            ]
+        )
+    print_table(
+        [left("executor"), "CPUs", "wall s", "episodes/s", "vs local", "start s", "tasks", "load"],
+        rows,
+    )
+    same = "identical" if doc["rows_identical"] else "DIFFERENT"
+    print(
+        f"{doc['episodes']} episodes of {','.join(doc['scenarios'])} with "
+        f"{','.join(doc['strategies'])} per run on {doc['cpus']} cores; the runs' rows "
+        f"are {same}; Ray's object store held {doc['object_store_bytes'] / 1e6:.2f} MB "
+        "of shared inputs"
+    )
+    print(
+        "start s: Ray's cluster started; load: the 1-minute load average before the run "
+        "(above the cores, other work slowed it)"
+    )
 
 
 def run_decide(args: argparse.Namespace) -> None:

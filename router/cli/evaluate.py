@@ -7,7 +7,16 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from router.cli.args import Parser, Subparsers, add_json, integer, positive_int
+from router.cli.args import (
+    Parser,
+    Subparsers,
+    UsageError,
+    add_executor,
+    add_json,
+    check_executor,
+    integer,
+    positive_int,
+)
 from router.cli.console import Col, Progress, left, print_table
 from router.cli.output import check_json_path, emit_json
 
@@ -37,9 +46,7 @@ def register(sub: Subparsers) -> None:
         default=4,  # models.training.evaluate.FILL_EPISODES
         help="sor-lit episodes per scenario",
     )
-    em.add_argument(
-        "--workers", type=positive_int, default=1, help="worker processes (same rows for any)"
-    )
+    add_executor(em, "worker processes (the same rows on any number)")
     em.set_defaults(func=run_models)
 
 
@@ -48,17 +55,24 @@ def run_models(args: argparse.Namespace) -> None:
     `models.serving.artifacts.ModelError`."""
     from models.serving.artifacts import MODELS_DIR
     from models.training.evaluate import evaluate
+    from router.ray_tasks import ExecutorUnavailable
 
+    check_executor(args.executor, args.ray_address)
     check_json_path(args.json_path)
-    with Progress("evaluate models") as bar:
-        doc = evaluate(
-            args.seed,
-            args.models or MODELS_DIR,
-            bar,
-            dealer_days=args.dealer_days,
-            fill_episodes=args.fill_episodes,
-            workers=args.workers,
-        )
+    try:
+        with Progress("evaluate models") as bar:
+            doc = evaluate(
+                args.seed,
+                args.models or MODELS_DIR,
+                bar,
+                dealer_days=args.dealer_days,
+                fill_episodes=args.fill_episodes,
+                workers=args.workers,
+                executor=args.executor,
+                ray_address=args.ray_address,
+            )
+    except ExecutorUnavailable as exc:  # e.g. an unreachable --ray-address
+        raise UsageError(str(exc)) from None
     if args.json_path != "-":
         _print_evaluation(doc)
     emit_json(args.json_path, doc)

@@ -14,8 +14,10 @@ from router.cli.args import (
     Subparsers,
     UsageError,
     add_db_url,
+    add_executor,
     add_json,
     add_market,
+    check_executor,
     duration,
     integer,
     positive_int,
@@ -64,24 +66,7 @@ def register(sub: Subparsers) -> None:
     )
     bt.add_argument("--episodes", type=positive_int, required=True)
     bt.add_argument("--seed0", type=integer, default=1000)
-    bt.add_argument(
-        "--workers",
-        type=positive_int,
-        default=1,
-        help="worker processes (with --executor ray and no --ray-address: the local "
-        "cluster's CPUs)",
-    )
-    bt.add_argument(
-        "--executor",
-        choices=("local", "ray"),
-        default="local",
-        help="local: this machine's process pool (default); ray: Ray tasks (the `ray` extra)",
-    )
-    bt.add_argument(
-        "--ray-address",
-        help="with --executor ray: 'auto' or ray://HOST:10001 (default: a local cluster "
-        "started for this run)",
-    )
+    add_executor(bt)
     bt.add_argument("--side", type=side, help="buy or sell (default: each scenario's)")
     bt.add_argument(
         "--both-sides",
@@ -248,7 +233,8 @@ def run_backtest(args: argparse.Namespace) -> None:
     runs; the rows are the same for any number of workers.
     """
     from router.app import check_strategies
-    from router.backtest import ExecutorUnavailable, backtest
+    from router.backtest import backtest
+    from router.ray_tasks import ExecutorUnavailable
 
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     strategies = strategy_names(args.strategies)
@@ -264,7 +250,7 @@ def run_backtest(args: argparse.Namespace) -> None:
         raise UsageError(f"--baseline: {args.baseline!r} is not one of --strategies")
     if args.side is not None and args.both_sides:
         raise UsageError("--side: not with --both-sides, which runs both sides")
-    _check_executor(args.executor, args.ray_address)
+    check_executor(args.executor, args.ray_address)
     check_json_path(args.json_path)
     check_report_dir(args.report)
     store = _open_store(args.db_url)  # fail fast; workers open their own connections
@@ -307,22 +293,6 @@ def run_backtest(args: argparse.Namespace) -> None:
         if args.json_path != "-":
             print(f"report: {index}")
     emit_json(args.json_path, doc)
-
-
-def _check_executor(executor: str, ray_address: str | None) -> None:
-    """Raises `UsageError` if --executor ray is asked without the `ray` extra, or
-    --ray-address without it."""
-    if executor != "ray":
-        if ray_address:
-            raise UsageError("--ray-address: only with --executor ray")
-        return
-    try:
-        import ray  # noqa: F401  (the `ray` extra)
-    except ImportError as exc:
-        raise UsageError(
-            f"--executor ray needs the ray extra ({exc.name} is missing): "
-            "python3 -m pip install -e '.[ray]'"
-        ) from None
 
 
 def _print_backtest(doc: dict[str, Any], baseline: str, both_sides: bool) -> None:

@@ -9,7 +9,16 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from router.cli.args import Parser, Subparsers, UsageError, add_json, integer, positive_int
+from router.cli.args import (
+    Parser,
+    Subparsers,
+    UsageError,
+    add_executor,
+    add_json,
+    check_executor,
+    integer,
+    positive_int,
+)
 from router.cli.console import Progress, left, print_table
 from router.cli.output import check_json_path, emit_json
 
@@ -31,6 +40,7 @@ def register(sub: Subparsers) -> None:
         help="simulated RFQ days per scenario",
     )
     td.add_argument("--seed", type=integer, default=100_000, help="seed of the first day")
+    add_executor(td, "worker processes, one scenario's days each (the same rows on any number)")
     add_json(td, _JSON_HELP)
     td.set_defaults(func=run_dealer)
 
@@ -43,12 +53,7 @@ def register(sub: Subparsers) -> None:
         help="sor-lit episodes per scenario",
     )
     tf.add_argument("--seed", type=integer, default=200_000, help="seed of the first episode")
-    tf.add_argument(
-        "--workers",
-        type=positive_int,
-        default=1,
-        help="processes that run the episodes (the same rows on any number)",
-    )
+    add_executor(tf, "processes that run the episodes (the same rows on any number)")
     add_json(tf, _JSON_HELP)
     tf.set_defaults(func=run_fill)
 
@@ -108,13 +113,26 @@ def _out_dir(args: argparse.Namespace) -> Path:
 def run_dealer(args: argparse.Namespace) -> None:
     """`train dealer`: the three dealer models on simulated RFQ days."""
     from models.training.boosting import SCENARIOS, train_dealer
+    from router.ray_tasks import ExecutorUnavailable
 
+    check_executor(args.executor, args.ray_address)
     out = _out_dir(args)
     n = args.days * len(SCENARIOS)
     command = f"blockroute train dealer --days {args.days} --seed {args.seed}"
     try:
         with Progress(f"train dealer: {n} RFQ days") as bar:
-            written, meta = train_dealer(out, args.days, args.seed, bar, command)
+            written, meta = train_dealer(
+                out,
+                args.days,
+                args.seed,
+                bar,
+                command,
+                workers=args.workers,
+                executor=args.executor,
+                ray_address=args.ray_address,
+            )
+    except ExecutorUnavailable as exc:  # e.g. an unreachable --ray-address
+        raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
     if args.json_path != "-":
@@ -125,15 +143,26 @@ def run_dealer(args: argparse.Namespace) -> None:
 def run_fill(args: argparse.Namespace) -> None:
     """`train fill`: the fill model on simulated sor-lit episodes."""
     from models.training.boosting import SCENARIOS, train_fill
+    from router.ray_tasks import ExecutorUnavailable
 
+    check_executor(args.executor, args.ray_address)
     out = _out_dir(args)
     n = args.episodes * len(SCENARIOS)
     command = f"blockroute train fill --episodes {args.episodes} --seed {args.seed}"
     try:
         with Progress(f"train fill: {n} sor-lit episodes") as bar:
             written, meta = train_fill(
-                out, args.episodes, args.seed, bar, command, workers=args.workers
+                out,
+                args.episodes,
+                args.seed,
+                bar,
+                command,
+                workers=args.workers,
+                executor=args.executor,
+                ray_address=args.ray_address,
             )
+    except ExecutorUnavailable as exc:
+        raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
     if args.json_path != "-":

@@ -49,6 +49,31 @@ def test_two_workers_give_the_same_rows_as_one():
     assert run(1) == run(2)
 
 
+def test_the_episodes_read_the_desk_history_of_each_panel_only_if_a_strategy_asks_dealers():
+    from simulators.scenario import load_scenario
+
+    scenarios = {name: load_scenario(name) for name in ("calm", BOND)}
+    assert bt.desk_histories_needed(scenarios, ["twap", "ac"]) == []
+    needed = bt.desk_histories_needed(scenarios, ["twap", "sor"])
+    assert needed == [
+        ("calm", scenarios["calm"].dealer_panel),
+        (BOND, scenarios[BOND].dealer_panel),
+    ]
+
+
+def test_a_desk_history_handed_over_is_not_simulated_again(monkeypatch):
+    from router import app
+
+    def simulate(*key):
+        raise AssertionError(f"simulated {key}")
+
+    monkeypatch.setattr(app, "_DESK_HISTORIES", {})
+    monkeypatch.setattr(app, "_simulate_desk_history", simulate)
+    history = object()
+    app.adopt_desk_history("calm", "equities", history)  # type: ignore[arg-type]
+    assert app.desk_history("calm", "equities") is history
+
+
 def test_backtest_refuses_bad_input_before_any_work():
     with pytest.raises(DomainError, match="unknown strategy"):
         backtest(["calm"], ["twap", "nope"], 1, 0, 1, DEFAULT_CONFIG_DIR)

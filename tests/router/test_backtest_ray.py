@@ -2,6 +2,7 @@
 
 import json
 import os
+import pickle
 import signal
 import threading
 import time
@@ -34,8 +35,8 @@ def backtest_doc(capsys, *extra: str) -> str:
     its workers."""
     assert main([*ARGS, *extra]) == 0
     doc = json.loads(capsys.readouterr().out)  # nothing of Ray's reached stdout
-    for how in ("wall_s", "executor", "workers"):
-        doc["meta"].pop(how)
+    for how in ("wall_s", "executor", "workers", "ray"):
+        doc["meta"].pop(how, None)
     return json.dumps(doc)
 
 
@@ -45,6 +46,26 @@ def test_ray_on_two_cpus_gives_the_rows_of_a_local_run_on_one_worker(capsys):
     on_ray = backtest_doc(capsys, "--workers", "2", "--executor", "ray")
     assert on_ray == local
     assert len(json.loads(local)["episodes"]) == 4
+
+
+@pytest.mark.requires_extra("ray", "ray")
+def test_ray_shares_the_models_and_the_desk_history_through_the_object_store(capsys):
+    from router import app
+
+    # sor-ml routes on the dealer and fill models (loaded by the command, put once) and
+    # asks calm's dealers (one desk history, simulated by one task for all the others)
+    strategies = ["--strategies", "twap,sor-ml"]
+    local = backtest_doc(capsys, *strategies, "--workers", "1")
+    app.MODELS.clear()  # as a fresh command: the models not yet loaded
+    assert main([*ARGS, *strategies, "--workers", "2", "--executor", "ray"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    ran = doc["meta"].pop("ray")
+    for how in ("wall_s", "executor", "workers"):
+        doc["meta"].pop(how)
+    assert json.dumps(doc) == local
+    models = sum(len(pickle.dumps(m)) for m in app.MODELS.loaded() or ())
+    assert ran["object_store_bytes"] > models > 100_000  # the models, once
+    assert sum(ran["episodes_by_node"].values()) == 4 and ran["cpus"] == 2
 
 
 @pytest.mark.requires_extra("ray", "ray")

@@ -495,6 +495,30 @@ def test_generate_rows_by_day_without_look_ahead(monkeypatch: pytest.MonkeyPatch
     assert both.x_hit.shape[1] == len(HIT_FEATURES)
 
 
+def test_each_scenarios_days_run_apart_and_the_rows_keep_the_days_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(dealer_data, "RFQS_PER_DAY", 12)  # a pool's workers fork: theirs too
+    days = [DaySpec("calm", 5), DaySpec("illiquid-bond", 7), DaySpec("calm", 6)]
+    seen: list[tuple[int, int]] = []
+    one = generate(days)
+    two = generate(days, lambda done, total: seen.append((done, total)), workers=2)
+    assert seen == [(2, 3), (3, 3)]  # a scenario's days at a time, in days
+    assert np.all(np.diff(two.day) >= 0)
+    for field in ("x", "respond", "best", "hit", "x_hit", "day", "day_hit"):
+        np.testing.assert_array_equal(getattr(one, field), getattr(two, field))
+
+
+@pytest.mark.requires_extra("ray", "ray")
+def test_generate_on_ray_gives_the_local_rows() -> None:
+    # RFQS_PER_DAY as shipped: Ray's workers are fresh processes, not forks of this one
+    days = [DaySpec("calm", 5), DaySpec("illiquid-bond", 7)]
+    local = generate(days)
+    on_ray = generate(days, workers=2, executor="ray")
+    for field in ("x", "respond", "best", "hit", "x_hit", "day", "day_hit"):
+        np.testing.assert_array_equal(getattr(local, field), getattr(on_ray, field))
+
+
 def test_generate_refuses_a_scenario_without_dealers(monkeypatch: pytest.MonkeyPatch) -> None:
     import dataclasses
 

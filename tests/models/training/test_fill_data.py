@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from models.serving.features import FILL_FEATURES
 from models.training.fill_data import EpisodeSpec, generate
@@ -22,3 +23,11 @@ def test_generate_gives_the_same_rows_on_any_number_of_workers() -> None:
     assert set(np.unique(one.day)) == {0, 1} and np.all(np.diff(one.day) >= 0)
     # both lit and dark passive orders, and both labels
     assert one.dark.any() and (~one.dark).any() and 0 < one.y.mean() < 1
+
+
+@pytest.mark.requires_extra("ray", "ray")
+def test_generate_on_ray_gives_the_local_rows() -> None:
+    local = generate(EPISODES)
+    on_ray = generate(EPISODES, workers=2, executor="ray")
+    for field in ("x", "y", "day", "dark"):
+        assert np.array_equal(getattr(local, field), getattr(on_ray, field))

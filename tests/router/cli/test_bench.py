@@ -73,3 +73,55 @@ def test_bench_risk_transfer_prints_a_row_per_size(monkeypatch, capsys):
     assert "over 3 h" in lines[0] and "seeds 1000-1000" in lines[0]
     header = "size qty best quote +-se covers fill TWAP IS +-se TWAP sd premium +-se"
     assert lines[1:] == [header, "10% 200,000 36.8 nan 90% 37.5 16.6 1.2 49.6 20.2 0.5"]
+
+
+def test_bench_scale_without_ray_names_the_extra(monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if it were not installed
+    assert run_cli("bench", "scale", "--episodes", "2") == 2
+    err = capsys.readouterr().err
+    assert "bench scale needs the ray extra" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.requires_extra("ray", "ray")
+def test_bench_scale_refuses_bad_input_before_any_run(capsys):
+    assert run_cli("bench", "scale", "--episodes", "3") == 2  # two scenarios by default
+    assert "multiple of the 2 scenarios" in capsys.readouterr().err
+    assert run_cli("bench", "scale", "--scenarios", "nowhere") == 2
+    assert "nowhere" in capsys.readouterr().err
+    assert run_cli("bench", "scale", "--strategies", "twap,nothing") == 2
+    assert "nothing" in capsys.readouterr().err
+
+
+@pytest.mark.requires_extra("ray", "ray")
+def test_bench_scale_prints_a_row_per_run_and_writes_the_document(monkeypatch, capsys):
+    import bench.scale
+
+    runs = [
+        {"executor": e, "workers": n, "wall_s": w, "episodes_per_s": 200 / w, "load_1m": [1, 1]}
+        for e, n, w in (
+            ("local", 1, 200.0),
+            ("local", 2, 100.0),
+            ("ray", 1, 210.0),
+            ("ray", 2, 108.0),
+        )
+    ]
+    for r in runs[2:]:
+        r["ray"] = {"connect_s": 2.5, "tasks": 30, "object_store_bytes": 1_500_000}
+    doc = {
+        "scenarios": ["calm", "news-shock"],
+        "strategies": ["twap", "sor"],
+        "episodes": 200,
+        "cpus": 2,
+        "runs": runs,
+        "ray_overhead": {"1": 0.05, "2": 0.08},
+        "object_store_bytes": 1_500_000,
+        "rows_identical": True,
+    }
+    monkeypatch.setattr(bench.scale, "run_scale_bench", lambda *a, **k: doc)
+    assert run_cli("bench", "scale") == 0
+    out = capsys.readouterr().out
+    assert "+8%" in out and "+5%" in out and "identical" in out and "1.50 MB" in out
+    assert run_cli("bench", "scale", "--json", "-") == 0
+    assert json.loads(capsys.readouterr().out) == doc

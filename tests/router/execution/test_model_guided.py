@@ -111,6 +111,21 @@ def test_evaluate_models_json_follows_the_contract(tmp_path, monkeypatch, capsys
     assert json.dumps(parallel) == json.dumps(doc)
 
 
+@pytest.mark.requires_extra("ray", "ray")
+def test_evaluate_models_on_ray_gives_the_local_document(monkeypatch):
+    import models.training.evaluate as ev
+
+    # read by this process only (the jobs carry the oracle's settings with them): Ray's
+    # workers, fresh processes, need not see them
+    monkeypatch.setattr(ev, "SCENARIOS", ("illiquid-bond",))
+    monkeypatch.setattr(ev, "ORACLE_PATHS", 8)
+    monkeypatch.setattr(ev, "ORACLE_EVERY", 6)
+    monkeypatch.setattr(ev, "DEALER_WARMUP_DAYS", 1)
+    run = dict(seed=910_000, dealer_days=1, fill_episodes=2, replicates=50)
+    on_ray = ev.evaluate(**run, workers=2, executor="ray")
+    assert json.dumps(on_ray) == json.dumps(ev.evaluate(**run))
+
+
 def test_bench_decide_reports_latencies():
     from bench.decide import run_decide_bench
 

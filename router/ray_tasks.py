@@ -1,0 +1,181 @@
+"""Ray for the commands that spread simulations over processes (`--executor ray`): the
+cluster to join or start (`RayCluster`), and an ordered map of jobs as batched tasks
+(`ordered_map`), whose results come back in the jobs' order whatever the tasks'
+finishing order, so that a command's output is its local run's.
+
+Ray is an optional extra (`.[ray]`): it is imported inside the functions below, and the
+callers import this module only when the Ray executor is asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import socket
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+CONNECT_CHECK_S = 3.0  # a ray:// address that takes no TCP connection in this long is down
+MAX_RETRIES = 3  # a task whose worker dies (killed, out of memory) runs again elsewhere
+# Jobs per task: each task takes 1/(TAIL_SHARE * CPUs) of the jobs not yet handed out
+# (guided self-scheduling), at most MAX_BATCH: a task of a second or more dwarfs Ray's
+# few milliseconds per task, the tasks shrink to single jobs at the end so that no CPU
+# idles long while another finishes, and a task stays short enough for the progress
+# bar to move and for a retry (a worker killed) to cost little.
+TAIL_SHARE = 2
+MAX_BATCH = 8
+# The object store of a cluster started for one run: the shared inputs take a few MB,
+# the results travel inline; Ray's own default (30% of memory) reserves far more.
+OBJECT_STORE_BYTES = 128 * 2**20
+
+
+class ExecutorUnavailable(Exception):
+    """The executor cannot run the work: e.g. a Ray cluster out of reach."""
+
+
+def batch_sizes(n_jobs: int, cpus: int, max_batch: int = MAX_BATCH) -> list[int]:
+    """The jobs of each task, in order of submission (see TAIL_SHARE)."""
+    sizes: list[int] = []
+    left = n_jobs
+    while left > 0:
+        size = min(max_batch, max(1, math.ceil(left / (TAIL_SHARE * max(cpus, 1)))))
+        sizes.append(size)
+        left -= size
+    return sizes
+
+
+class RayCluster:
+    """The cluster at `address` ("auto", a GCS host:port, "ray://host:10001") joined for
+    a `with` block, or with None one started in this process with `cpus` CPUs and
+    stopped at the block's end. Raises ExecutorUnavailable if it cannot be reached."""
+
+    def __init__(self, cpus: int, address: str | None = None) -> None:
+        self.cpus = cpus
+        self.address = address
+        self._owned = False
+
+    def __enter__(self) -> Any:
+        """Ray itself, connected."""
+        import ray  # the optional `ray` extra (see the module's docstring)
+
+        if ray.is_initialized():
+            return ray
+        # log_to_driver=False: the workers' output must not reach our stdout, where
+        # `--json -` writes the document; their errors come back as exceptions anyway
+        options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
+        if self.address is not None:
+            _check_reachable(self.address)
+        else:
+            # a cluster of our own, for this run only: its start-up notices are noise
+            options.update(
+                num_cpus=self.cpus,
+                include_dashboard=False,
+                object_store_memory=OBJECT_STORE_BYTES,
+                logging_level=logging.ERROR,
+            )
+        try:
+            ray.init(address=self.address, **options)
+        except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
+            where = self.address or "a local cluster"
+            raise ExecutorUnavailable(f"--ray-address: cannot reach {where}: {exc}") from None
+        self._owned = True
+        return ray
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._owned:
+            import ray
+
+            ray.shutdown()
+            self._owned = False
+
+
+def cluster_cpus(ray: Any, default: int) -> int:
+    """The CPUs of the connected cluster, all nodes together."""
+    return int(ray.cluster_resources().get("CPU", default)) or 1
+
+
+def collect(
+    ray: Any,
+    refs: Sequence[Any],
+    weights: Sequence[int],
+    progress: Callable[[int, int], None] | None,
+    also_cancel: Sequence[Any] = (),
+) -> list[Any]:
+    """Each task's result, in the order of `refs`; `progress(done, total)` in `weights`
+    (e.g. each task's number of jobs) as each finishes, in any order. Ctrl-C cancels
+    the tasks still pending (and `also_cancel`), then propagates."""
+    index = {ref: i for i, ref in enumerate(refs)}
+    results: list[Any] = [None] * len(refs)
+    total, done = sum(weights), 0
+    pending = list(refs)
+    try:
+        while pending:
+            finished, pending = ray.wait(pending, num_returns=1)
+            for ref in finished:
+                i = index[ref]
+                results[i] = ray.get(ref)
+                done += weights[i]
+            if progress:
+                progress(done, total)
+    except KeyboardInterrupt:
+        for ref in [*pending, *also_cancel]:
+            ray.cancel(ref, force=True)
+        raise
+    return results
+
+
+def _run_batch(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """One task of `ordered_map`: its items, one after the other."""
+    return [fn(item) for item in items]
+
+
+def ordered_map(
+    fn: Callable[[T], R],
+    items: Sequence[T],
+    cpus: int,
+    address: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    weight: Callable[[T], int] | None = None,
+    max_batch: int = MAX_BATCH,
+) -> list[R]:
+    """`[fn(item) for item in items]` as Ray tasks of a few items each (at most
+    `max_batch`: 1 for jobs long enough on their own) on the cluster at `address` (see
+    RayCluster); `progress(done, total)` counts items, or their `weight`. `fn` and the
+    items must pickle (a module-level function, a `functools.partial` of one)."""
+    with RayCluster(cpus, address) as ray:
+        remote = ray.remote(max_retries=MAX_RETRIES)(_run_batch)
+        fn_ref = ray.put(fn)  # once, not with every task
+        refs, weights, at = [], [], 0
+        for size in batch_sizes(len(items), cluster_cpus(ray, cpus), max_batch):
+            batch = list(items[at : at + size])
+            refs.append(remote.remote(fn_ref, batch))
+            weights.append(sum(weight(i) for i in batch) if weight else size)
+            at += size
+        return [r for batch in collect(ray, refs, weights, progress) for r in batch]
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse a `ray://host:port` address that takes no TCP connection within
+    CONNECT_CHECK_S, before Ray's client spends its own 30-odd seconds on it. Other
+    addresses ("auto", a GCS host:port) are left to Ray, which fails fast on them."""
+    parts = urlsplit(address)
+    if parts.scheme != "ray" or not parts.hostname:
+        return
+    port = parts.port or 10001
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=CONNECT_CHECK_S):
+            pass
+    except OSError as exc:
+        raise ExecutorUnavailable(
+            f"--ray-address: cannot reach {address} ({exc.strerror or exc})"
+        ) from None

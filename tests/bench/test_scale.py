@@ -1,0 +1,33 @@
+"""`blockroute bench scale`: the same backtest on the local pool and on Ray."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.scale import CONFIGS, run_scale_bench
+from router.config import DEFAULT_CONFIG_DIR
+
+
+@pytest.mark.requires_extra("ray", "ray")
+def test_every_configuration_runs_the_same_rows_and_ray_reports_its_share():
+    seen: list[tuple[int, int]] = []
+    doc = run_scale_bench(
+        ["calm"], ["twap", "sor"], 2, 1000, DEFAULT_CONFIG_DIR, progress=lambda *p: seen.append(p)
+    )
+    assert [(r["executor"], r["workers"]) for r in doc["runs"]] == list(CONFIGS)
+    assert doc["rows_identical"] is True
+    assert seen[-1] == (4, 4)
+    for run in doc["runs"]:
+        assert run["episodes_per_s"] == pytest.approx(2 / run["wall_s"])
+        assert ("ray" in run) == (run["executor"] == "ray")
+    on_ray = [r["ray"] for r in doc["runs"] if "ray" in r]
+    assert [r["cpus"] for r in on_ray] == [1, 2]
+    # the scenario and calm's desk history (sor asks dealers), in the store once
+    assert doc["object_store_bytes"] == max(r["object_store_bytes"] for r in on_ray) > 10_000
+    assert set(doc["ray_overhead"]) == {"1", "2"}
+    assert doc["within_target"] == (doc["ray_overhead"]["2"] <= doc["target_overhead"])
+
+
+def test_the_episodes_must_split_evenly_over_the_scenarios():
+    with pytest.raises(ValueError, match="multiple of the 2 scenarios"):
+        run_scale_bench(["calm", "news-shock"], ["twap"], 3, 1000, DEFAULT_CONFIG_DIR)
