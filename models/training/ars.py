@@ -33,6 +33,7 @@ same policy on any number of workers (the costs are gathered in seed order).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import json
 import math
@@ -150,6 +151,41 @@ def _map(
         n = len(seeds)
         rows = list(workers.map(episode_costs, [scenarios] * n, seeds, [thetas] * n))
     return np.asarray(rows)
+
+
+def _apply(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    return fn(*args)
+
+
+class RayMapper:
+    """Episodes as Ray tasks, one episode (all its policies) a task: on the cluster at
+    `address`, or one of `cpus` CPUs started for the training. Enter it once for the
+    whole training (`with`): the cluster and its worker processes, with the models and
+    the dealers' history they loaded, stay up from one iteration to the next. A task
+    whose worker dies runs again (router.ray_tasks.MAX_RETRIES), with the same costs."""
+
+    def __init__(self, cpus: int, address: str | None = None) -> None:
+        # the optional `ray` extra: this class is built only when Ray is asked for
+        from router.ray_tasks import RayCluster
+
+        self._cluster = RayCluster(cpus, address)
+        self._cpus = cpus
+        self._address = address
+
+    def map(self, fn: Callable[..., Any], *iterables: Sequence[Any]) -> list[Any]:
+        from router.ray_tasks import ordered_map
+
+        jobs = list(zip(*iterables, strict=True))
+        return ordered_map(
+            functools.partial(_apply, fn), jobs, self._cpus, self._address, max_batch=1
+        )
+
+    def __enter__(self) -> RayMapper:
+        self._cluster.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._cluster.__exit__(*exc)
 
 
 class RetryingPool:
@@ -305,6 +341,8 @@ def train_slicer_ars(
     command: str = "blockroute train slicer --algorithm ars",
     validation_episodes: int = VALIDATION_EPISODES,
     scenarios: Sequence[str] | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> tuple[list[Path], dict[str, Any]]:
     """Train (ARS), export, check and describe the slicer; returns (files written,
     metadata). The metadata has the PPO command's keys that serving and the reports
@@ -316,12 +354,17 @@ def train_slicer_ars(
     from models.training.execenv import SCENARIOS
 
     names = tuple(scenarios or SCENARIOS)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if workers > 1:
-        with RetryingPool(workers) as pool:
-            theta, run = train_ars(names, settings, seed, pool, progress)
-    else:
+    mapper: RayMapper | RetryingPool | None = None
+    if executor == "ray":
+        mapper = RayMapper(workers, ray_address)
+    elif workers > 1:
+        mapper = RetryingPool(workers)
+    if mapper is None:
         theta, run = train_ars(names, settings, seed, None, progress)
+    else:
+        with mapper:
+            theta, run = train_ars(names, settings, seed, mapper, progress)
+    out_dir.mkdir(parents=True, exist_ok=True)  # not before: a failed start leaves nothing
     onnx_path = out_dir / SLICER_ONNX
     export_linear_onnx(theta, onnx_path)
     probe = np.random.default_rng(seed).uniform(-CLIP, CLIP, (PARITY_ROWS, OBS_SIZE))
@@ -361,6 +404,7 @@ def train_slicer_ars(
             "episodes": run["episodes"],
             "policy_runs": run["policy_runs"],
             "workers": workers,
+            "executor": executor,
             "wall_s": run["wall_s"],
             "unfilled_penalty_bps": UNFILLED_PENALTY_BPS,
         },

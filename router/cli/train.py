@@ -94,6 +94,18 @@ def _add_slicer(tsub: Subparsers) -> None:
     tl.add_argument(
         "--iterations", type=positive_int, default=30, help="ars: iterations of 6 episodes"
     )
+    tl.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="ars: local worker processes (default) or Ray tasks (the `ray` extra; --envs "
+        "is then the local cluster's CPUs); ppo runs locally",
+    )
+    tl.add_argument(
+        "--ray-address",
+        help="with --executor ray: 'auto' or ray://HOST:10001 (default: a local cluster "
+        "started for this run)",
+    )
     add_json(tl, _JSON_HELP)
     tl.set_defaults(func=run_slicer)
 
@@ -195,6 +207,9 @@ def run_slicer(args: argparse.Namespace) -> None:
     Raises `UsageError` without the `train` extra, or if training fails its checks.
     """
     out = _out_dir(args)
+    if args.executor == "ray" and args.algorithm != "ars":
+        raise UsageError("--executor ray: only with --algorithm ars (ppo trains locally)")
+    check_executor(args.executor, args.ray_address)
     if args.algorithm == "ars":
         _run_slicer_ars(args, out)
         return
@@ -239,17 +254,28 @@ def _run_slicer_ars(args: argparse.Namespace, out: Path) -> None:
         ) from None
     from models.training.ars import ArsSettings, train_slicer_ars
     from models.training.slicer import TrainingError
+    from router.ray_tasks import ExecutorUnavailable
 
     settings = ArsSettings(iterations=args.iterations)
     command = (
         f"blockroute train slicer --algorithm ars --iterations {args.iterations} "
         f"--envs {args.envs} --seed {args.seed}"
+        + (" --executor ray" if args.executor == "ray" else "")
     )
     label = f"train slicer (ars): {args.iterations} iterations on {args.envs} workers"
     try:
         with Progress(label) as bar:
-            written, meta = train_slicer_ars(out, settings, args.envs, args.seed, bar, command)
-    except TrainingError as exc:
+            written, meta = train_slicer_ars(
+                out,
+                settings,
+                args.envs,
+                args.seed,
+                bar,
+                command,
+                executor=args.executor,
+                ray_address=args.ray_address,
+            )
+    except (TrainingError, ExecutorUnavailable) as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"--out: cannot write {out}: {exc.strerror or exc}") from None

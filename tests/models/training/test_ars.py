@@ -154,3 +154,46 @@ def test_a_dead_worker_has_its_batch_run_again(tmp_path: Path) -> None:
     with RetryingPool(2) as pool:
         assert pool.map(_die_once, [marker] * 4, [1, 2, 3, 4]) == [1, 4, 9, 16]
     assert Path(marker).exists()
+
+
+@pytest.mark.requires_extra("ray", "ray")
+def test_ray_tasks_train_the_same_policy_as_this_process() -> None:
+    """Episodes as Ray tasks (a cluster of one CPU started for the run) give the costs,
+    hence the steps and the policy, of the same training run in this process."""
+    from models.training import ars
+
+    settings = ars.ArsSettings(iterations=1, directions=1, top=1, episodes=2)
+    here, run_here = ars.train_ars(BOND, settings, seed=5_000_800)
+    with ars.RayMapper(1) as mapper:
+        there, run_there = ars.train_ars(BOND, settings, seed=5_000_800, workers=mapper)
+    assert np.array_equal(here, there) and not np.array_equal(here, np.zeros_like(here))
+    assert run_here["curve"] == run_there["curve"]
+
+
+def test_cli_refuses_ray_for_ppo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from router.cli import main
+
+    rc = main(["train", "slicer", "--executor", "ray", "--out", str(tmp_path)])
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--algorithm ars" in err[0]
+
+
+@pytest.mark.requires_extra("ray", "ray")
+def test_cli_refuses_an_unreachable_cluster(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    from router.cli import main
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "out"
+    args = ["train", "slicer", "--algorithm", "ars", "--executor", "ray"]
+    rc = main([*args, "--ray-address", f"ray://127.0.0.1:{port}", "--out", str(out)])
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot reach" in err[0]
+    assert not out.exists()
