@@ -7,8 +7,9 @@ dropped when it reaches the front of its level), and a list of live order ids wi
 swap-remove so that a uniformly random resting order can be drawn in O(1).
 
 `PyBook.apply_events` follows the event semantics of `simulators.book.apply_events`
-on a single venue (see that function); only the choice of the order a random cancel
-hits differs, because the live lists are ordered differently.
+on a single venue (see that function). Its live list changes as the compiled book's
+does (appended on rest, swap-removed on cancel or fill), so a random cancel takes the
+same order in both and the two end with the same book (`bench book` checks it).
 """
 
 from __future__ import annotations

@@ -161,9 +161,11 @@ def run_book(args: argparse.Namespace) -> None:
             f"{doc['events_per_s']:,.0f} events/s"
         )
         if "python_events_per_s" in doc:
+            agree = "the same book" if doc["books_agree"] else "DIFFERENT books"
             print(
-                f"plain Python book: {doc['python_events_per_s']:,.0f} events/s; "
-                f"speed-up {doc['speedup_vs_python']:.1f}x"
+                f"plain Python book: {doc['python_events_per_s']:,.0f} events/s on the first "
+                f"{doc['python_events']:,}; speed-up {doc['speedup_vs_python']:.1f}x; both "
+                f"end those with {agree}"
             )
         if replay is not None:
             _print_replay_book(replay)

@@ -38,14 +38,14 @@ event in `outcome`): never applied to the wrong order or left out silently.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, NamedTuple, TypeVar
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
 from simulators import book
 from simulators.book import ASK, BID, BookState
+from simulators.jit import kernel
 from simulators.replay.events import ADD, DELETE, MODIFY, NO_PRICE
 
 # an order's status
@@ -248,24 +248,13 @@ def short_changes(cl: Clients) -> int:
 # ----------------------------------------------------------------------------------
 # kernels
 #
-# They run without numba's reference counting (`_nrt=False`, an option numba keeps for
-# its own code of this kind): they allocate nothing and keep no array past their call,
-# and their caller holds the arrays. With it, each inlined helper that an add, a change
-# or a delete goes through counted the references of the book's 22 arrays and the replay
-# state's 12 on entry and at its return, calls to the runtime that numba's pruning pass
-# cannot pair across the helper's several returns: 68 per event, nine tenths of the
-# replay's time. The client orders' 12 arrays, handed to the add and the change too,
-# added 24 more (the replay ran a sixth slower for them). A kernel that needed to
-# allocate would fail to compile, not run wrong. The inlined helpers are compiled into
-# their callers, with their callers' flags.
+# They are `simulators.jit.kernel`s: compiled without numba's reference counting, which
+# took nine tenths of the replay's time. Each inlined helper that an add, a change or a
+# delete goes through counted the references of the book's 22 arrays and the replay
+# state's 12 on entry and at its return: 68 calls to the runtime per event. The client
+# orders' 12 arrays, handed to the add and the change too, added 24 more (the replay ran
+# a sixth slower for them).
 # ----------------------------------------------------------------------------------
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def _kernel(fn: _F) -> _F:
-    """`njit(cache=True)` without reference counting (numba's stubs omit the option)."""
-    return njit(cache=True, _nrt=False)(fn)  # type: ignore[call-overload]
 
 
 @njit(cache=True, inline="always")
@@ -298,7 +287,7 @@ def _take_out(st: BookState, rs: ReplayState, o: int, status: int) -> None:
     rs.status[o] = status
 
 
-@_kernel
+@kernel
 def _remove_stale(
     st: BookState, rs: ReplayState, cl: Clients, side: int, price: int, t: int
 ) -> None:
@@ -320,7 +309,7 @@ def _remove_stale(
             rs.handled[H_STALE_STREAM] += 1
 
 
-@_kernel
+@kernel
 def _flush_pending(st: BookState, rs: ReplayState, cl: Clients) -> None:
     """The end of the pending orders' millisecond: rest what is left of them."""
     t = rs.meta[_M_PENDING_TS]
@@ -500,7 +489,7 @@ def _delete(st: BookState, rs: ReplayState, o: int) -> int:
     return APPLIED
 
 
-@_kernel
+@kernel
 def _client_fill(st: BookState, cl: Clients, slot: int, q: int, t: int) -> None:
     """The client order in `slot` trades `q` (at most its size) at its own price with a
     real order (the taker) at exchange time `t`: on the tape and into the fill buffer."""
@@ -516,7 +505,7 @@ def _client_fill(st: BookState, cl: Clients, slot: int, q: int, t: int) -> None:
         book.remove_at(st, slot)
 
 
-@_kernel
+@kernel
 def _real_best(st: BookState, side: int) -> int:
     """The best price of `side` at which a real order rests (-1 / n_ticks: none)."""
     n = st.depth.shape[2]
@@ -532,7 +521,7 @@ def _real_best(st: BookState, side: int) -> int:
     return p
 
 
-@_kernel
+@kernel
 def _sweep(st: BookState, cl: Clients, side: int, price: int, qty: int, t: int) -> int:
     """A real `side` order limited at `price` takes the client orders in front of every
     real one on the other side, up to `qty`; returns the size it took."""
@@ -552,7 +541,7 @@ def _sweep(st: BookState, cl: Clients, side: int, price: int, qty: int, t: int) 
     return qty - left
 
 
-@_kernel
+@kernel
 def _trade_through(
     st: BookState, rs: ReplayState, cl: Clients, ck: TradeChecks, k: int, t: int
 ) -> None:
@@ -582,7 +571,7 @@ def _trade_through(
         p += step
 
 
-@_kernel
+@kernel
 def _check_trade(st: BookState, rs: ReplayState, ck: TradeChecks, k: int) -> None:
     ms = ck.maker_side[k]
     best = st.best[_VENUE, ms]
@@ -611,7 +600,7 @@ def _check_trade(st: BookState, rs: ReplayState, ck: TradeChecks, k: int) -> Non
         ck.code[k] = CHK_OK
 
 
-@_kernel
+@kernel
 def apply_events(
     st: BookState,
     rs: ReplayState,
@@ -668,7 +657,7 @@ def apply_events(
     rs.meta[_M_NEXT_CHECK] = k
 
 
-@_kernel
+@kernel
 def finish(st: BookState, rs: ReplayState, cl: Clients) -> None:
     """The stream has ended: its last millisecond is over."""
     if rs.meta[_M_N_PENDING] > 0:
