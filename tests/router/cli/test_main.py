@@ -71,6 +71,7 @@ COMMANDS = {
     "bench fix",
     "bench memory",
     "bench decide",
+    "bench scale",
     "replay check",
     "replay facts",
     "replay report",
