@@ -33,6 +33,7 @@ import numpy as np
 from numba import njit
 
 from simulators.book import ASK, BID, IOC, BookState, FillBuffer, cancel, submit
+from simulators.jit import kernel
 
 # rows of the per-step schedule
 S_EXO = 0  # exogenous reference price, ticks
@@ -79,6 +80,81 @@ def _size(gen: np.random.Generator, params: np.ndarray) -> int:
     return lots * int(params[P_LOT])
 
 
+# Stirling series coefficients of numba's (and numpy's) log-gamma, as a tuple: numba's own
+# keeps them in a list, which a kernel cannot build
+_LOGGAM = (
+    8.333333333333333e-02,
+    -2.777777777777778e-03,
+    7.936507936507937e-04,
+    -5.952380952380952e-04,
+    8.417508417508418e-04,
+    -1.917526917526918e-03,
+    6.410256410256410e-03,
+    -2.955065359477124e-02,
+    1.796443723688307e-01,
+    -1.39243221690590e00,
+)
+
+
+@njit(cache=True, inline="always")
+def _loggam(x: float) -> float:
+    if x == 1.0 or x == 2.0:
+        return 0.0
+    n = int(7 - x) if x < 7.0 else 0
+    x0 = x + n
+    x2 = (1.0 / x0) * (1.0 / x0)
+    gl0 = _LOGGAM[9]
+    for k in range(9):
+        gl0 *= x2
+        gl0 += _LOGGAM[8 - k]
+    gl = gl0 / x0 + 0.5 * 1.8378770664093453e00 + (x0 - 0.5) * np.log(x0) - x0
+    if x < 7.0:
+        for _ in range(n):
+            gl = gl - np.log(x0 - 1.0)
+            x0 = x0 - 1.0
+    return gl
+
+
+@njit(cache=True, inline="always")
+def _poisson(gen: np.random.Generator, lam: float) -> int:
+    """`gen.poisson(lam)`, the same draws from the same generator (numba's sampler,
+    numba/np/random/distributions.py `random_poisson`, which is numpy's; `gen.random()`
+    is its `next_double`), but without the list its log-gamma builds for lam >= 10: a
+    kernel cannot allocate (tests/simulators/test_flow.py compares the two)."""
+    if lam >= 10:
+        # transformed rejection (Hormann 1993)
+        slam = np.sqrt(lam)
+        loglam = np.log(lam)
+        b = 0.931 + 2.53 * slam
+        a = -0.059 + 0.02483 * b
+        invalpha = 1.1239 + 1.1328 / (b - 3.4)
+        vr = 0.9277 - 3.6224 / (b - 2)
+        while True:
+            u = gen.random() - 0.5
+            v = gen.random()
+            us = 0.5 - np.fabs(u)
+            k = int((2 * a / us + b) * u + lam + 0.43)
+            if us >= 0.07 and v <= vr:
+                return k
+            if k < 0 or (us < 0.013 and v > us):
+                continue
+            if (np.log(v) + np.log(invalpha) - np.log(a / (us * us) + b)) <= (
+                -lam + k * loglam - _loggam(k + 1)
+            ):
+                return k
+    if lam == 0:
+        return 0
+    enlam = np.exp(-lam)
+    x = 0
+    prod = 1.0
+    while True:
+        prod *= gen.random()
+        if prod > enlam:
+            x += 1
+        else:
+            return x
+
+
 @njit(cache=True, inline="always")
 def _pick_venue(cum_share: np.ndarray, u: float) -> int:
     v = 0
@@ -87,7 +163,7 @@ def _pick_venue(cum_share: np.ndarray, u: float) -> int:
     return v
 
 
-@njit(cache=True)
+@kernel
 def _best_venue(st: BookState, side: int, start: int) -> int:
     """The venue with the best opposite price for a taker of `side`; ties rotate."""
     n_v = st.best.shape[0]
@@ -120,7 +196,7 @@ def _consolidated(st: BookState, side: int) -> int:
     return best
 
 
-@njit(cache=True)
+@kernel
 def _pull_stale(st: BookState, v: int, side: int, bound: int) -> None:
     """Cancel background quotes at or through `bound`; client orders stay."""
     if side == BID:
@@ -150,7 +226,7 @@ def _pull_stale(st: BookState, v: int, side: int, bound: int) -> None:
             p = st.best[v, ASK]
 
 
-@njit(cache=True)
+@kernel
 def _taker(
     st: BookState,
     fb: FillBuffer,
@@ -200,6 +276,47 @@ def advance(
     `ref_out`, `bid_out`, `ask_out` receive the reference price and the consolidated
     best bid/ask (ticks; -1 / n_ticks when a side is empty) at the end of each step.
     """
+    # Called from Python, so compiled with reference counting: a kernel's Python entry
+    # takes a reference to the generator that it never gives back (one leaked reference
+    # per call, tests/simulators/test_jit.py). From here on, no counting.
+    _advance(
+        st,
+        fb,
+        gen,
+        sched,
+        params,
+        cum_share,
+        impact,
+        ref_out,
+        bid_out,
+        ask_out,
+        i0,
+        i1,
+        t0_ns,
+        step0_bar,
+        steps_per_bar,
+    )
+
+
+@kernel
+def _advance(
+    st: BookState,
+    fb: FillBuffer,
+    gen: np.random.Generator,
+    sched: np.ndarray,
+    params: np.ndarray,
+    cum_share: np.ndarray,
+    impact: np.ndarray,
+    ref_out: np.ndarray,
+    bid_out: np.ndarray,
+    ask_out: np.ndarray,
+    i0: int,
+    i1: int,
+    t0_ns: int,
+    step0_bar: int,
+    steps_per_bar: int,
+) -> None:
+    """`advance`, without reference counting."""
     n_ticks = st.depth.shape[2]
     n_v = st.best.shape[0]
     step_ns = int(params[P_STEP_NS])
@@ -250,7 +367,7 @@ def advance(
 
         # 4. liquidity providers
         for side in range(2):
-            n_add = gen.poisson(sched[S_ADD_BID + side, i])
+            n_add = _poisson(gen, sched[S_ADD_BID + side, i])
             for _ in range(n_add):
                 v = _pick_venue(cum_share, gen.random())
                 d = hs + gen.exponential(params[P_DEPTH_SCALE])
@@ -269,20 +386,20 @@ def advance(
                     submit(st, fb, v, side, p, _size(gen, params), 0, 0, 0, ts, bar)
 
         # 5. takers
-        n_buy = gen.poisson(sched[S_NOISE_BUY, i])
-        n_sell = gen.poisson(sched[S_NOISE_SELL, i])
+        n_buy = _poisson(gen, sched[S_NOISE_BUY, i])
+        n_sell = _poisson(gen, sched[S_NOISE_SELL, i])
         for _ in range(n_buy):
             _taker(st, fb, gen, BID, ref, hs, params, ts, bar)
         for _ in range(n_sell):
             _taker(st, fb, gen, ASK, ref, hs, params, ts, bar)
-        n_mom = gen.poisson(sched[S_MOMENTUM, i])
+        n_mom = _poisson(gen, sched[S_MOMENTUM, i])
         if n_mom > 0 and i >= lookback:
             move = ref - ref_out[i - lookback]
             if move != 0.0:
                 side = BID if move > 0 else ASK
                 for _ in range(n_mom):
                     _taker(st, fb, gen, side, ref, hs, params, ts, bar)
-        n_inf = gen.poisson(sched[S_INFORMED, i])
+        n_inf = _poisson(gen, sched[S_INFORMED, i])
         if n_inf > 0:
             j = i + lookahead if i + lookahead < n_steps else n_steps - 1
             move = sched[S_EXO, j] - sched[S_EXO, i]

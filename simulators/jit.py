@@ -15,6 +15,12 @@ own. numba's on-disk cache keys a function on its own file only: code cached in 
 file (simulators/flow.py calls the book's submit and cancel) keeps the kernels it was
 compiled with until that file changes or its cache (`__pycache__/*.nbi`, `*.nbc`) is
 removed.
+
+A kernel called from Python with a numba `np.random.Generator` keeps a reference to it
+that it never gives back (numba's entry wraps the generator for counting, and without
+counting nothing releases it): such a kernel is called through an `njit` function that
+counts references (simulators/flow.py `advance`). Generator methods that allocate
+(`poisson`: its log-gamma builds a list) do not compile in a kernel.
 """
 
 from __future__ import annotations
