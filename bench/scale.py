@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 # (executor, workers or CPUs): the issue's four configurations
 CONFIGS: tuple[tuple[str, int], ...] = (("local", 1), ("local", 2), ("ray", 1), ("ray", 2))
 TARGET_OVERHEAD = 0.10  # Ray at 2 CPUs against the local pool with 2 workers
+SAMPLE_S = 0.2  # how often SessionCpu reads /proc
 
 
 class ScaleBenchError(Exception):
@@ -68,13 +70,72 @@ def backtest_command(
     ]
 
 
-def _run(command: list[str]) -> dict[str, Any]:
-    out = subprocess.run(command, capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        last = (out.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ScaleBenchError(f"{' '.join(command[3:])}: exit {out.returncode}: {last}")
-    doc: dict[str, Any] = json.loads(out.stdout)
-    return doc
+def _run(command: list[str]) -> tuple[dict[str, Any], float | None]:
+    """The run's document, and the CPU seconds of its processes (see `SessionCpu`)."""
+    with subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # the session SessionCpu follows
+    ) as proc:
+        cpu = SessionCpu(proc.pid)
+        cpu.start()
+        try:
+            out, err = proc.communicate()
+        finally:
+            cpu.stop()
+    if proc.returncode != 0:
+        last = (err.strip().splitlines() or ["no output"])[-1]
+        raise ScaleBenchError(f"{' '.join(command[3:])}: exit {proc.returncode}: {last}")
+    doc: dict[str, Any] = json.loads(out)
+    return doc, cpu.seconds
+
+
+class SessionCpu(threading.Thread):
+    """The CPU time (user and system) of every process of a session, summed: the run's
+    own process, its pool's workers, and with Ray the cluster's processes and workers,
+    all of which stay in the session of the process that started them. Sampled every
+    SAMPLE_S from /proc (a process that ends between samples loses at most that much);
+    None where there is no /proc. On a machine shared with other work, wall times
+    follow the other work; CPU seconds barely do."""
+
+    def __init__(self, sid: int) -> None:
+        super().__init__(daemon=True)
+        self._sid = sid
+        self._seen: dict[int, float] = {}
+        self._done = threading.Event()
+        self._proc = Path("/proc")
+
+    def run(self) -> None:
+        while not self._done.is_set():
+            self._sample()
+            self._done.wait(SAMPLE_S)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+    @property
+    def seconds(self) -> float | None:
+        return sum(self._seen.values()) if self._proc.is_dir() else None
+
+    def _sample(self) -> None:
+        if not self._proc.is_dir():
+            return
+        tick = os.sysconf("SC_CLK_TCK")
+        for entry in self._proc.iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue  # ended since the listing
+            # after the command's name (in parentheses, which may hold spaces): state,
+            # ppid, pgrp, session, ... utime and stime at 12th and 13th
+            fields = stat[stat.rfind(")") + 2 :].split()
+            if int(fields[3]) == self._sid:
+                self._seen[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
 
 
 def run_scale_bench(
@@ -85,58 +146,83 @@ def run_scale_bench(
     config_dir: Path,
     progress: Callable[[int, int], None] | None = None,
     configs: Sequence[tuple[str, int]] = CONFIGS,
+    repeat: int = 1,
 ) -> dict[str, Any]:
-    """`episodes` in all (the same number per scenario) under each of `configs`. Raises
-    ScaleBenchError if a run fails, ValueError if `episodes` is not a multiple of the
-    number of scenarios."""
+    """`episodes` in all (the same number per scenario) under each of `configs`, the
+    whole round `repeat` times (interleaved, so that other work on the machine weighs on
+    every configuration alike); each configuration's best run is kept (its wall and CPU
+    times the least of its runs'). Raises ScaleBenchError if a run fails, ValueError if
+    `episodes` is not a multiple of the number of scenarios."""
     if episodes % len(scenarios):
         raise ValueError(
             f"--episodes: {episodes} is not a multiple of the {len(scenarios)} scenarios"
         )
     per_scenario = episodes // len(scenarios)
-    runs: list[dict[str, Any]] = []
-    docs: list[str] = []
-    for i, (executor, workers) in enumerate(configs):
+    tried: dict[tuple[str, int], list[dict[str, Any]]] = {c: [] for c in configs}
+    docs: set[str] = set()
+    total = len(configs) * repeat
+    for k in range(total):
         if progress:
-            progress(i, len(configs))
+            progress(k, total)
+        executor, workers = configs[k % len(configs)]
         load_before = os.getloadavg()[0]
-        doc = _run(
+        doc, cpu_s = _run(
             backtest_command(
                 scenarios, strategies, per_scenario, seed0, executor, workers, config_dir
             )
         )
         meta = doc.pop("meta")
-        docs.append(json.dumps(doc, sort_keys=True))
+        docs.add(json.dumps(doc, sort_keys=True))
         run: dict[str, Any] = {
-            "executor": executor,
-            "workers": workers,
             "wall_s": meta["wall_s"],
-            "episodes_per_s": episodes / meta["wall_s"],
+            # the whole process's, interpreter start and imports included
+            "cpu_s": cpu_s,
             # other work on the machine slows a run: the 1-minute load before and after
             "load_1m": [load_before, os.getloadavg()[0]],
         }
         if "ray" in meta:
             run["ray"] = meta["ray"]
-        runs.append(run)
+        tried[(executor, workers)].append(run)
     if progress:
-        progress(len(configs), len(configs))
-    wall = {(r["executor"], r["workers"]): r["wall_s"] for r in runs}
-    overhead = {
-        str(n): wall[("ray", n)] / wall[("local", n)] - 1.0
-        for _, n in configs
-        if ("ray", n) in wall and ("local", n) in wall
-    }
+        progress(total, total)
+    runs = []
+    for (executor, workers), all_runs in tried.items():
+        best = min(all_runs, key=lambda r: r["wall_s"])
+        cpus = [r["cpu_s"] for r in all_runs if r["cpu_s"] is not None]
+        runs.append(
+            {
+                "executor": executor,
+                "workers": workers,
+                **best,
+                "episodes_per_s": episodes / best["wall_s"],
+                "cpu_s": min(cpus) if cpus else None,
+                "wall_s_all": [r["wall_s"] for r in all_runs],
+            }
+        )
+    overhead = _overhead(runs, "wall_s")
     store = [r["ray"]["object_store_bytes"] for r in runs if "ray" in r]
     return {
         "scenarios": list(scenarios),
         "strategies": list(strategies),
         "episodes": episodes,
         "seed0": seed0,
+        "repeat": repeat,
         "cpus": os.cpu_count(),
         "runs": runs,
         "ray_overhead": overhead,
+        "ray_cpu_overhead": _overhead(runs, "cpu_s"),
         "target_overhead": TARGET_OVERHEAD,
         "within_target": overhead["2"] <= TARGET_OVERHEAD if "2" in overhead else None,
         "object_store_bytes": max(store) if store else None,
-        "rows_identical": len(set(docs)) == 1,
+        "rows_identical": len(docs) == 1,
+    }
+
+
+def _overhead(runs: Sequence[dict[str, Any]], key: str) -> dict[str, float]:
+    """Ray's `key` over the local pool's, less 1, by number of workers (CPUs)."""
+    value = {(r["executor"], r["workers"]): r[key] for r in runs if r[key] is not None}
+    return {
+        str(n): value[("ray", n)] / value[("local", n)] - 1.0
+        for (executor, n) in value
+        if executor == "ray" and ("local", n) in value
     }

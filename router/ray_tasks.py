@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import socket
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -80,9 +81,23 @@ class RayCluster:
             )
         try:
             ray.init(address=self.address, **options)
-        except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
+        except (
+            ConnectionError,
+            TimeoutError,
+            RuntimeError,
+            ValueError,
+            ray.exceptions.RayError,
+        ) as exc:
             where = self.address or "a local cluster"
-            raise ExecutorUnavailable(f"--ray-address: cannot reach {where}: {exc}") from None
+            hint = ""
+            if self.address is not None and os.environ.get("RAY_AUTH_MODE") != "token":
+                # Ray 2.60's heads require a token, which a driver given an address
+                # sends only when told to
+                hint = " (a cluster with token authentication needs RAY_AUTH_MODE=token)"
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ExecutorUnavailable(
+                f"--ray-address: cannot reach {where}: {first}{hint}"
+            ) from None
         self._owned = True
         return ray
 
@@ -165,15 +180,22 @@ def ordered_map(
 
 
 def _check_reachable(address: str) -> None:
-    """Refuse a `ray://host:port` address that takes no TCP connection within
-    CONNECT_CHECK_S, before Ray's client spends its own 30-odd seconds on it. Other
-    addresses ("auto", a GCS host:port) are left to Ray, which fails fast on them."""
-    parts = urlsplit(address)
-    if parts.scheme != "ray" or not parts.hostname:
-        return
-    port = parts.port or 10001
+    """Refuse an address that takes no TCP connection within CONNECT_CHECK_S, before Ray
+    spends its own time on it: 30-odd seconds for a `ray://host:port` client address,
+    and for a GCS `host:port` minutes of retries. "auto" (a cluster on this host) is left
+    to Ray, which fails at once when there is none."""
+    if "://" in address:
+        parts = urlsplit(address)
+        if parts.scheme != "ray" or not parts.hostname:
+            return
+        host, port = parts.hostname, parts.port or 10001
+    else:
+        host, _, port_text = address.rpartition(":")
+        if not host or not port_text.isdigit():
+            return  # "auto", or nothing Ray takes: Ray's own error
+        host, port = host.strip("[]"), int(port_text)
     try:
-        with socket.create_connection((parts.hostname, port), timeout=CONNECT_CHECK_S):
+        with socket.create_connection((host, port), timeout=CONNECT_CHECK_S):
             pass
     except OSError as exc:
         raise ExecutorUnavailable(

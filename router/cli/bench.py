@@ -19,7 +19,7 @@ from router.cli.args import (
     positive_int,
     strategy_names,
 )
-from router.cli.console import Progress, left, print_table
+from router.cli.console import Col, Progress, left, print_table
 from router.cli.output import check_json_path, emit_json
 
 
@@ -121,6 +121,12 @@ def register(sub: Subparsers) -> None:
     bsc.add_argument("--scenarios", default="calm,news-shock", help="comma-separated")
     bsc.add_argument("--strategies", default="twap,sor", help="comma-separated")
     bsc.add_argument("--seed0", type=integer, default=1000)
+    bsc.add_argument(
+        "--repeat",
+        type=positive_int,
+        default=1,
+        help="rounds of the four runs, interleaved; each run's best is kept (default: 1)",
+    )
     add_json(bsc)
     bsc.set_defaults(func=run_scale)
 
@@ -212,9 +218,15 @@ def run_scale(args: argparse.Namespace) -> None:
     from bench.scale import ScaleBenchError, run_scale_bench
 
     try:
-        with Progress("bench scale: 4 backtests") as bar:
+        with Progress(f"bench scale: {4 * args.repeat} backtests") as bar:
             doc = run_scale_bench(
-                scenarios, strategies, args.episodes, args.seed0, args.config_dir, progress=bar
+                scenarios,
+                strategies,
+                args.episodes,
+                args.seed0,
+                args.config_dir,
+                progress=bar,
+                repeat=args.repeat,
             )
     except ScaleBenchError as exc:
         raise UsageError(str(exc)) from None
@@ -224,39 +236,42 @@ def run_scale(args: argparse.Namespace) -> None:
 
 
 def _print_scale(doc: dict[str, Any]) -> None:
-    local = {r["workers"]: r["wall_s"] for r in doc["runs"] if r["executor"] == "local"}
-    rows = []
-    for r in doc["runs"]:
-        ray = r.get("ray", {})
-        over = ""
-        if r["executor"] == "ray" and r["workers"] in local:
-            over = f"{r['wall_s'] / local[r['workers']] - 1:+.0%}"
-        rows.append(
-            [
-                r["executor"],
-                str(r["workers"]),
-                f"{r['wall_s']:.1f}",
-                f"{r['episodes_per_s']:.2f}",
-                over,
-                f"{ray['connect_s']:.1f}" if ray else "",
-                str(ray.get("tasks", "")),
-                f"{r['load_1m'][0]:.1f}",
-            ]
-        )
-    print_table(
-        [left("executor"), "CPUs", "wall s", "episodes/s", "vs local", "start s", "tasks", "load"],
-        rows,
-    )
+    local = {r["workers"]: r for r in doc["runs"] if r["executor"] == "local"}
+
+    def versus(r: dict[str, Any], key: str) -> str:
+        base = local.get(r["workers"])
+        if r["executor"] != "ray" or base is None or not r[key] or not base[key]:
+            return ""
+        return f"{r[key] / base[key] - 1:+.0%}"
+
+    rows = [
+        [
+            r["executor"],
+            str(r["workers"]),
+            f"{r['wall_s']:.1f}",
+            f"{r['episodes_per_s']:.2f}",
+            versus(r, "wall_s"),
+            "" if r["cpu_s"] is None else f"{r['cpu_s']:.1f}",
+            versus(r, "cpu_s"),
+            f"{r['ray']['connect_s']:.1f}" if "ray" in r else "",
+            str(r["ray"]["tasks"]) if "ray" in r else "",
+            f"{r['load_1m'][0]:.1f}",
+        ]
+        for r in doc["runs"]
+    ]
+    columns: list[Col | str] = [left("executor"), "CPUs", "wall s", "episodes/s", "vs local"]
+    print_table([*columns, "CPU s", "vs local", "start s", "tasks", "load"], rows)
     same = "identical" if doc["rows_identical"] else "DIFFERENT"
     print(
         f"{doc['episodes']} episodes of {','.join(doc['scenarios'])} with "
-        f"{','.join(doc['strategies'])} per run on {doc['cpus']} cores; the runs' rows "
-        f"are {same}; Ray's object store held {doc['object_store_bytes'] / 1e6:.2f} MB "
-        "of shared inputs"
+        f"{','.join(doc['strategies'])} per run on {doc['cpus']} cores, best of "
+        f"{doc['repeat']}; the runs' rows are {same}; Ray's object store held "
+        f"{doc['object_store_bytes'] / 1e6:.2f} MB of shared inputs"
     )
     print(
-        "start s: Ray's cluster started; load: the 1-minute load average before the run "
-        "(above the cores, other work slowed it)"
+        "CPU s: all the run's processes (the cluster's too); start s: Ray's cluster "
+        "started; load: the 1-minute load average before the run (above the cores, "
+        "other work slowed it)"
     )
 
 

@@ -20,11 +20,16 @@ def test_every_configuration_runs_the_same_rows_and_ray_reports_its_share():
     for run in doc["runs"]:
         assert run["episodes_per_s"] == pytest.approx(2 / run["wall_s"])
         assert ("ray" in run) == (run["executor"] == "ray")
+        assert run["wall_s_all"] == [run["wall_s"]]  # one round
+        # the whole process tree's: at least the interpreter's start and the episodes
+        assert run["cpu_s"] is None or run["cpu_s"] > 1.0
     on_ray = [r["ray"] for r in doc["runs"] if "ray" in r]
     assert [r["cpus"] for r in on_ray] == [1, 2]
     # the scenario and calm's desk history (sor asks dealers), in the store once
     assert doc["object_store_bytes"] == max(r["object_store_bytes"] for r in on_ray) > 10_000
     assert set(doc["ray_overhead"]) == {"1", "2"}
+    if doc["runs"][0]["cpu_s"] is not None:  # where there is /proc
+        assert set(doc["ray_cpu_overhead"]) == {"1", "2"}
     assert doc["within_target"] == (doc["ray_overhead"]["2"] <= doc["target_overhead"])
 
 

@@ -150,10 +150,12 @@ def test_a_killed_worker_has_its_episodes_run_again_with_the_same_rows():
 
 
 @pytest.mark.requires_extra("ray", "ray")
-def test_an_unreachable_ray_address_is_refused_at_once(capsys):
+@pytest.mark.parametrize("address", ["ray://127.0.0.1:1", "127.0.0.1:1"])
+def test_an_unreachable_ray_address_is_refused_at_once(capsys, address):
     # a closed port: refused by the connection check, not after Ray's 30-s client timeout
+    # (ray://) or its minutes of retries (a GCS address)
     start = time.monotonic()
-    assert main([*ARGS, "--executor", "ray", "--ray-address", "ray://127.0.0.1:1"]) == 2
+    assert main([*ARGS, "--executor", "ray", "--ray-address", address]) == 2
     assert time.monotonic() - start < 10.0
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "cannot reach ray://127.0.0.1:1" in err[0]
+    assert len(err) == 1 and f"cannot reach {address}" in err[0]

@@ -286,3 +286,19 @@ def test_the_evaluation_commands_defaults_are_the_evaluations() -> None:
         ev.FILL_EPISODES,
         1,
     )
+
+
+def test_training_and_evaluation_on_ray_name_the_extra_when_it_is_missing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    from router.cli import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if it were not installed
+    for command in (["train", "fill"], ["train", "dealer"], ["evaluate", "models"]):
+        assert main([*command, "--executor", "ray"]) == 2
+        err = capsys.readouterr().err
+        assert "ray extra" in err and ".[ray]" in err and len(err.splitlines()) == 1
+        assert main([*command, "--ray-address", "auto"]) == 2
+        assert "only with --executor ray" in capsys.readouterr().err

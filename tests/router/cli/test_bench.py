@@ -99,12 +99,19 @@ def test_bench_scale_prints_a_row_per_run_and_writes_the_document(monkeypatch, c
     import bench.scale
 
     runs = [
-        {"executor": e, "workers": n, "wall_s": w, "episodes_per_s": 200 / w, "load_1m": [1, 1]}
-        for e, n, w in (
-            ("local", 1, 200.0),
-            ("local", 2, 100.0),
-            ("ray", 1, 210.0),
-            ("ray", 2, 108.0),
+        {
+            "executor": e,
+            "workers": n,
+            "wall_s": w,
+            "episodes_per_s": 200 / w,
+            "cpu_s": c,
+            "load_1m": [1, 1],
+        }
+        for e, n, w, c in (
+            ("local", 1, 200.0, 210.0),
+            ("local", 2, 100.0, 212.0),
+            ("ray", 1, 210.0, 220.0),
+            ("ray", 2, 108.0, 222.6),
         )
     ]
     for r in runs[2:]:
@@ -113,6 +120,7 @@ def test_bench_scale_prints_a_row_per_run_and_writes_the_document(monkeypatch, c
         "scenarios": ["calm", "news-shock"],
         "strategies": ["twap", "sor"],
         "episodes": 200,
+        "repeat": 1,
         "cpus": 2,
         "runs": runs,
         "ray_overhead": {"1": 0.05, "2": 0.08},
@@ -123,5 +131,6 @@ def test_bench_scale_prints_a_row_per_run_and_writes_the_document(monkeypatch, c
     assert run_cli("bench", "scale") == 0
     out = capsys.readouterr().out
     assert "+8%" in out and "+5%" in out and "identical" in out and "1.50 MB" in out
+    assert "222.6" in out and "+5%" in out.splitlines()[-4]  # CPU: 222.6 s against 212.0
     assert run_cli("bench", "scale", "--json", "-") == 0
     assert json.loads(capsys.readouterr().out) == doc
