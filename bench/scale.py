@@ -88,7 +88,13 @@ def _run(command: list[str]) -> tuple[dict[str, Any], float | None]:
     if proc.returncode != 0:
         last = (err.strip().splitlines() or ["no output"])[-1]
         raise ScaleBenchError(f"{' '.join(command[3:])}: exit {proc.returncode}: {last}")
-    doc: dict[str, Any] = json.loads(out)
+    try:
+        doc: dict[str, Any] = json.loads(out)
+    except json.JSONDecodeError:
+        raise ScaleBenchError(
+            f"{' '.join(command[3:])}: no JSON document on standard output "
+            f"({len(out)} characters, starting {out[:200]!r})"
+        ) from None
     return doc, cpu.seconds
 
 

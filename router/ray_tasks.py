@@ -9,10 +9,12 @@ callers import this module only when the Ray executor is asked for.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import socket
+import sys
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
@@ -59,11 +61,23 @@ class RayCluster:
         self.cpus = cpus
         self.address = address
         self._owned = False
+        self._stdout = contextlib.ExitStack()
 
     def __enter__(self) -> Any:
         """Ray itself, connected."""
         import ray  # the optional `ray` extra (see the module's docstring)
 
+        # Ray's driver prints the cluster's error notices ("(raylet) A worker died ...")
+        # to standard output whatever `log_to_driver` says: while connected, standard
+        # output is standard error, so that `--json -` (written after) stays one document
+        self._stdout.enter_context(contextlib.redirect_stdout(sys.stderr))
+        try:
+            return self._connect(ray)
+        except BaseException:
+            self._stdout.close()
+            raise
+
+    def _connect(self, ray: Any) -> Any:
         if ray.is_initialized():
             return ray
         # log_to_driver=False: the workers' output must not reach our stdout, where
@@ -107,11 +121,14 @@ class RayCluster:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._owned:
-            import ray
+        try:
+            if self._owned:
+                import ray
 
-            ray.shutdown()
-            self._owned = False
+                ray.shutdown()
+                self._owned = False
+        finally:
+            self._stdout.close()
 
 
 def cluster_cpus(ray: Any, default: int) -> int:

@@ -150,6 +150,26 @@ def test_a_killed_worker_has_its_episodes_run_again_with_the_same_rows():
 
 
 @pytest.mark.requires_extra("ray", "ray")
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the worker in /proc")
+def test_a_killed_worker_leaves_the_json_on_stdout_alone(capsys):
+    # Ray's driver prints "(raylet) A worker died ..." to standard output: not into
+    # the document
+    killed: list[int] = []
+    stop = threading.Event()
+    killer = threading.Thread(target=_kill_first_task_worker, args=(killed, stop))
+    killer.start()
+    try:
+        code = main([*ARGS, "--strategies", "twap", "--episodes", "6", "--workers", "2",
+                     "--executor", "ray"])  # fmt: skip
+    finally:
+        stop.set()
+        killer.join()
+    assert code == 0 and killed, "no worker was seen running a task"
+    doc = json.loads(capsys.readouterr().out)
+    assert len(doc["episodes"]) == 6
+
+
+@pytest.mark.requires_extra("ray", "ray")
 @pytest.mark.parametrize("address", ["ray://127.0.0.1:1", "127.0.0.1:1"])
 def test_an_unreachable_ray_address_is_refused_at_once(capsys, address):
     # a closed port: refused by the connection check, not after Ray's 30-s client timeout
