@@ -56,6 +56,7 @@ from models.training.slicer import (
     SEED0,
     VALIDATION_EPISODES,
     check_settings,
+    serving_meta,
     validate,
 )
 from router.app import Episode
@@ -66,11 +67,8 @@ from router.strategies.learned import (
     OBS_SIZE,
     ONNX_INPUT,
     ONNX_OUTPUT,
-    PACE_RANGE,
-    PACING,
     SLICER_META,
     SLICER_ONNX,
-    STEP_S,
     PacedSlicer,
 )
 
@@ -373,21 +371,7 @@ def train_slicer_ars(
         raise RuntimeError(f"ONNX and numpy disagree by {parity:.3g} (> {PARITY_TOLERANCE:g})")
     validation = validate(onnx_path, validation_episodes, workers, names, progress=None)
     meta = {
-        "family": "slicer",
-        "created_by": command,
-        "obs_names": list(OBS_NAMES),
-        "step_s": STEP_S,
-        "pace_range": PACE_RANGE,
-        "pacing": PACING,
-        "onnx": {
-            "file": SLICER_ONNX,
-            "input": ONNX_INPUT,
-            "output": ONNX_OUTPUT,
-            "input_shape": ["batch", OBS_SIZE],
-            "output_shape": ["batch", 1],
-            "opset": ONNX_OPSET,
-            "graph": "MatMul(obs, W) + b -> tanh -> clip to [-1, 1]",
-        },
+        **serving_meta(command, "MatMul(obs, W) + b -> tanh -> clip to [-1, 1]"),
         "policy": {
             "kind": "linear",
             "weights": {n: round(float(w), 6) for n, w in zip(OBS_NAMES, theta, strict=False)},

@@ -170,22 +170,11 @@ def train_slicer(
         raise RuntimeError(f"ONNX and torch disagree by {parity:.3g} (> {PARITY_TOLERANCE:g})")
     validation = validate(onnx_path, validation_episodes, n_envs, names, progress=None)
     meta = {
-        "family": "slicer",
-        "created_by": command,
-        "obs_names": list(OBS_NAMES),
-        "step_s": STEP_S,
-        "pace_range": PACE_RANGE,
-        "pacing": PACING,
-        "onnx": {
-            "file": SLICER_ONNX,
-            "input": ONNX_INPUT,
-            "output": ONNX_OUTPUT,
-            "input_shape": ["batch", OBS_SIZE],
-            "output_shape": ["batch", 1],
-            "opset": ONNX_OPSET,
-            "graph": "extract_features -> mlp_extractor.forward_actor -> action_net -> "
+        **serving_meta(
+            command,
+            "extract_features -> mlp_extractor.forward_actor -> action_net -> "
             "clip to [-1, 1] (the deterministic action)",
-        },
+        ),
         "training": {
             "algorithm": "PPO (stable-baselines3 MlpPolicy)",
             "scenarios": list(names),
@@ -222,6 +211,29 @@ def train_slicer(
     meta_path = out_dir / SLICER_META
     meta_path.write_text(json.dumps(meta, indent=1) + "\n")
     return [onnx_path, meta_path], meta
+
+
+def serving_meta(command: str, graph: str) -> dict[str, Any]:
+    """The metadata that serving reads and checks (router.strategies.learned), the same
+    whichever algorithm trained the policy: what the observation and the action mean,
+    and the ONNX graph's signature. `graph` says what the graph computes."""
+    return {
+        "family": "slicer",
+        "created_by": command,
+        "obs_names": list(OBS_NAMES),
+        "step_s": STEP_S,
+        "pace_range": PACE_RANGE,
+        "pacing": PACING,
+        "onnx": {
+            "file": SLICER_ONNX,
+            "input": ONNX_INPUT,
+            "output": ONNX_OUTPUT,
+            "input_shape": ["batch", OBS_SIZE],
+            "output_shape": ["batch", 1],
+            "opset": ONNX_OPSET,
+            "graph": graph,
+        },
+    }
 
 
 def _reward_meta(reward: str) -> dict[str, Any]:

@@ -297,18 +297,23 @@ def _print_slicer_ars(meta: dict[str, Any], written: list[Path]) -> None:
         f"policy minus sor-ml's schedule (a = 0) on the training episodes: {first:+.2f} bps "
         f"over the first {tenth} iterations, {last:+.2f} over the last {tenth}"
     )
-    if v.get("episodes"):
-        print(
-            f"validation, {v['episodes']} paired episodes: policy {v['policy_is_bps']:.1f} "
-            f"bps, sor-ml's schedule (a = 0) {v['even_pace_is_bps']:.1f} bps, difference "
-            f"{v['diff_is_bps']:+.2f} +- {v['diff_stderr_bps']:.2f} bps"
-        )
+    _print_validation(v)
     weights = sorted(meta["policy"]["weights"].items(), key=lambda kv: -abs(kv[1]))
     print("largest weights: " + ", ".join(f"{n} {w:+.3f}" for n, w in weights[:5]))
     print(
         f"ONNX vs numpy: max |diff| {meta['parity']['max_abs_diff']:.1g}; wrote "
         + ", ".join(p.name for p in written)
     )
+
+
+def _print_validation(v: dict[str, Any]) -> None:
+    """The paired validation's line, whichever algorithm trained the policy."""
+    if v.get("episodes"):
+        print(
+            f"validation, {v['episodes']} paired episodes: policy {v['policy_is_bps']:.1f} "
+            f"bps, sor-ml's schedule (a = 0) {v['even_pace_is_bps']:.1f} bps, difference "
+            f"{v['diff_is_bps']:+.2f} +- {v['diff_stderr_bps']:.2f} bps"
+        )
 
 
 def _print_slicer(meta: dict[str, Any], written: list[Path]) -> None:
@@ -328,12 +333,7 @@ def _print_slicer(meta: dict[str, Any], written: list[Path]) -> None:
             f"{c['first_10pct_vs_even_pace_bps']:+.2f} bps over the first 10%, "
             f"{c['last_10pct_vs_even_pace_bps']:+.2f} over the last 10%"
         )
-    if v.get("episodes"):
-        print(
-            f"validation, {v['episodes']} paired episodes: policy {v['policy_is_bps']:.1f} "
-            f"bps, sor-ml's schedule (a = 0) {v['even_pace_is_bps']:.1f} bps, difference "
-            f"{v['diff_is_bps']:+.2f} +- {v['diff_stderr_bps']:.2f} bps"
-        )
+    _print_validation(v)
     print(
         f"ONNX vs torch: max |diff| {meta['parity']['max_abs_diff']:.1g} on "
         f"{meta['parity']['rows']} observations; wrote " + ", ".join(p.name for p in written)
