@@ -1,31 +1,66 @@
 """Episodes per second of one backtest on the local process pool and on Ray, and what
 Ray costs on top (`blockroute bench scale`).
 
-Each configuration (1 and 2 local workers, Ray with 1 and 2 CPUs: a cluster started
-for the run in the command's process, as `backtest --executor ray` does without an
-address) runs the same backtest as a `blockroute backtest` process of its own, so that
-none inherits another's warm caches (a local pool forks the command's process: it would
-start with the desk histories an earlier run left there). The time is the backtest's
-own (`meta.wall_s`: from its first episode handed out, the pool's or the cluster's
-start included, to the last result), not the interpreter's start or imports, which
-every configuration pays alike. The runs' documents must be identical but for `meta`.
+Each configuration runs the same backtest as a `blockroute backtest` process of its own,
+so that none inherits another's warm caches (a local pool forks the command's process: it
+would start with the desk histories an earlier run left there):
+
+- `local`, 1 and 2 workers: the process pool;
+- `ray`, 1 and 2 CPUs: a cluster started for the run in the command's process, as
+  `backtest --executor ray` does without an address; its start is part of the run;
+- `ray-cluster`, 2 CPUs: a standing cluster, as a research desk's would be: a head
+  started before the run (`ray start --head`, a session of its own) and left to settle,
+  and the run given its address. The head's start is not timed; the CPU time its
+  processes (daemons and the run's workers) spend during the run is counted.
+
+The time is the backtest's own (`meta.wall_s`: from its first episode handed out, the
+pool's or the cluster's start included, to the last result), not the interpreter's start
+or imports, which every configuration pays alike. The runs' documents must be identical
+but for `meta`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-# (executor, workers or CPUs): the issue's four configurations
-CONFIGS: tuple[tuple[str, int], ...] = (("local", 1), ("local", 2), ("ray", 1), ("ray", 2))
+from bench.raynodes import (
+    ENV,
+    NodeStartError,
+    free_port,
+    head_address,
+    head_args,
+    kill,
+    start_node,
+    wait_for,
+)
+
+# (executor, workers or CPUs): the issue's four configurations and a standing cluster
+CONFIGS: tuple[tuple[str, int], ...] = (
+    ("local", 1),
+    ("local", 2),
+    ("ray", 1),
+    ("ray", 2),
+    ("ray-cluster", 2),
+)
+RAY_EXECUTORS = ("ray", "ray-cluster")
 TARGET_OVERHEAD = 0.10  # Ray at 2 CPUs against the local pool with 2 workers
 SAMPLE_S = 0.2  # how often SessionCpu reads /proc
+HEAD_START_S = 120.0  # for the standing cluster's head to start, on a loaded machine
+# the standing head has settled when its processes spend less than this CPU time in a
+# second (started, it spends about 5 CPU seconds in its first 4); at most SETTLE_S
+SETTLED_CPU_S = 0.15
+SETTLE_S = 30.0
 
 
 class ScaleBenchError(Exception):
@@ -70,21 +105,30 @@ def backtest_command(
     ]
 
 
-def _run(command: list[str]) -> tuple[dict[str, Any], float | None]:
-    """The run's document, and the CPU seconds of its processes (see `SessionCpu`)."""
+def _run(
+    command: list[str], cluster_session: int | None = None
+) -> tuple[dict[str, Any], float | None]:
+    """The run's document, and the CPU seconds of its processes (see `SessionCpu`), with
+    those that the processes of `cluster_session` (a standing cluster) spent meanwhile."""
+    cluster = None if cluster_session is None else SessionCpu(cluster_session, since_now=True)
     with subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=ENV if cluster_session is not None else None,
         start_new_session=True,  # the session SessionCpu follows
     ) as proc:
         cpu = SessionCpu(proc.pid)
         cpu.start()
+        if cluster is not None:
+            cluster.start()
         try:
             out, err = proc.communicate()
         finally:
             cpu.stop()
+            if cluster is not None:
+                cluster.stop()
     if proc.returncode != 0:
         last = (err.strip().splitlines() or ["no output"])[-1]
         raise ScaleBenchError(f"{' '.join(command[3:])}: exit {proc.returncode}: {last}")
@@ -95,7 +139,10 @@ def _run(command: list[str]) -> tuple[dict[str, Any], float | None]:
             f"{' '.join(command[3:])}: no JSON document on standard output "
             f"({len(out)} characters, starting {out[:200]!r})"
         ) from None
-    return doc, cpu.seconds
+    seconds = cpu.seconds
+    if seconds is not None and cluster is not None and cluster.seconds is not None:
+        seconds += cluster.seconds
+    return doc, seconds
 
 
 class SessionCpu(threading.Thread):
@@ -104,18 +151,25 @@ class SessionCpu(threading.Thread):
     all of which stay in the session of the process that started them. Sampled every
     SAMPLE_S from /proc (a process that ends between samples loses at most that much);
     None where there is no /proc. On a machine shared with other work, wall times
-    follow the other work; CPU seconds barely do."""
+    follow the other work; CPU seconds barely do.
 
-    def __init__(self, sid: int) -> None:
+    `since_now`: count only what the session's processes spend from now on (a standing
+    cluster's: not its start)."""
+
+    def __init__(self, sid: int, since_now: bool = False) -> None:
         super().__init__(daemon=True)
         self._sid = sid
         self._seen: dict[int, float] = {}
         self._done = threading.Event()
         self._proc = Path("/proc")
+        self._before: dict[int, float] = {}
+        if since_now:
+            self.sample()
+            self._before = dict(self._seen)
 
     def run(self) -> None:
         while not self._done.is_set():
-            self._sample()
+            self.sample()
             self._done.wait(SAMPLE_S)
 
     def stop(self) -> None:
@@ -124,9 +178,11 @@ class SessionCpu(threading.Thread):
 
     @property
     def seconds(self) -> float | None:
-        return sum(self._seen.values()) if self._proc.is_dir() else None
+        if not self._proc.is_dir():
+            return None
+        return sum(t - self._before.get(pid, 0.0) for pid, t in self._seen.items())
 
-    def _sample(self) -> None:
+    def sample(self) -> None:
         if not self._proc.is_dir():
             return
         tick = os.sysconf("SC_CLK_TCK")
@@ -171,12 +227,22 @@ def run_scale_bench(
         if progress:
             progress(k, total)
         executor, workers = configs[k % len(configs)]
-        load_before = os.getloadavg()[0]
-        doc, cpu_s = _run(
-            backtest_command(
-                scenarios, strategies, per_scenario, seed0, executor, workers, config_dir
+        with contextlib.ExitStack() as stack:
+            command = backtest_command(
+                scenarios,
+                strategies,
+                per_scenario,
+                seed0,
+                "ray" if executor == "ray-cluster" else executor,
+                workers,
+                config_dir,
             )
-        )
+            session = None
+            if executor == "ray-cluster":
+                address, session = stack.enter_context(standing_cluster(workers))
+                command += ["--ray-address", address]
+            load_before = os.getloadavg()[0]
+            doc, cpu_s = _run(command, session)
         meta = doc.pop("meta")
         docs.add(json.dumps(doc, sort_keys=True))
         run: dict[str, Any] = {
@@ -206,6 +272,7 @@ def run_scale_bench(
             }
         )
     overhead = _overhead(runs, "wall_s")
+    standing = _overhead(runs, "wall_s", "ray-cluster")
     store = [r["ray"]["object_store_bytes"] for r in runs if "ray" in r]
     return {
         "scenarios": list(scenarios),
@@ -219,16 +286,57 @@ def run_scale_bench(
         "ray_cpu_overhead": _overhead(runs, "cpu_s"),
         "target_overhead": TARGET_OVERHEAD,
         "within_target": overhead["2"] <= TARGET_OVERHEAD if "2" in overhead else None,
+        "ray_cluster_overhead": standing,
+        "ray_cluster_cpu_overhead": _overhead(runs, "cpu_s", "ray-cluster"),
+        "within_target_cluster": standing["2"] <= TARGET_OVERHEAD if "2" in standing else None,
         "object_store_bytes": max(store) if store else None,
         "rows_identical": len(docs) == 1,
     }
 
 
-def _overhead(runs: Sequence[dict[str, Any]], key: str) -> dict[str, float]:
-    """Ray's `key` over the local pool's, less 1, by number of workers (CPUs)."""
+def _overhead(runs: Sequence[dict[str, Any]], key: str, on: str = "ray") -> dict[str, float]:
+    """`key` on executor `on` over the local pool's, less 1, by number of workers (CPUs)."""
     value = {(r["executor"], r["workers"]): r[key] for r in runs if r[key] is not None}
     return {
-        str(n): value[("ray", n)] / value[("local", n)] - 1.0
+        str(n): value[(on, n)] / value[("local", n)] - 1.0
         for (executor, n) in value
-        if executor == "ray" and ("local", n) in value
+        if executor == on and ("local", n) in value
     }
+
+
+@contextlib.contextmanager
+def standing_cluster(cpus: int) -> Iterator[tuple[str, int]]:
+    """A Ray head with `cpus` CPUs, started and settled: its GCS address and the session
+    its processes run in. Killed whole on leaving. Raises ScaleBenchError if it does not
+    start."""
+    temp = Path(tempfile.mkdtemp(prefix="br-ray-"))  # short: see head_args
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        processes.append(start_node(head_args(temp, free_port()), temp / "head.log", cpus))
+        try:
+            wait_for("head", lambda: head_address(temp), processes, temp, HEAD_START_S)
+        except NodeStartError as exc:
+            raise ScaleBenchError(str(exc)) from None
+        address = head_address(temp)
+        assert address is not None  # wait_for returned
+        _settle(processes[0].pid)
+        yield address, processes[0].pid
+    finally:
+        for process in processes:
+            kill(process)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _settle(session: int) -> None:
+    """Until the processes of `session` spend less than SETTLED_CPU_S of CPU in a
+    second, or SETTLE_S pass: a standing cluster is not in the middle of its start."""
+    deadline = time.monotonic() + SETTLE_S
+    cpu = SessionCpu(session, since_now=True)
+    last = 0.0
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        cpu.sample()  # one a second is enough here: no thread
+        now = cpu.seconds
+        if now is None or now - last < SETTLED_CPU_S:
+            return
+        last = now

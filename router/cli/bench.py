@@ -110,7 +110,8 @@ def register(sub: Subparsers) -> None:
     bm.set_defaults(func=run_memory)
 
     bsc = bsub.add_parser(
-        "scale", help="one backtest's episodes/s on 1 and 2 local workers and Ray CPUs"
+        "scale",
+        help="one backtest's episodes/s on 1 and 2 local workers, Ray CPUs and a standing Ray head",
     )
     bsc.add_argument(
         "--episodes",
@@ -215,10 +216,10 @@ def run_scale(args: argparse.Namespace) -> None:
             f"--episodes: {args.episodes} is not a multiple of the {len(scenarios)} scenarios"
         )
     check_json_path(args.json_path)
-    from bench.scale import ScaleBenchError, run_scale_bench
+    from bench.scale import CONFIGS, ScaleBenchError, run_scale_bench
 
     try:
-        with Progress(f"bench scale: {4 * args.repeat} backtests") as bar:
+        with Progress(f"bench scale: {len(CONFIGS) * args.repeat} backtests") as bar:
             doc = run_scale_bench(
                 scenarios,
                 strategies,
@@ -240,7 +241,7 @@ def _print_scale(doc: dict[str, Any]) -> None:
 
     def versus(r: dict[str, Any], key: str) -> str:
         base = local.get(r["workers"])
-        if r["executor"] != "ray" or base is None or not r[key] or not base[key]:
+        if r["executor"] == "local" or base is None or not r[key] or not base[key]:
             return ""
         return f"{r[key] / base[key] - 1:+.0%}"
 
@@ -269,9 +270,10 @@ def _print_scale(doc: dict[str, Any]) -> None:
         f"{doc['object_store_bytes'] / 1e6:.2f} MB of shared inputs"
     )
     print(
-        "CPU s: all the run's processes (the cluster's too); start s: Ray's cluster "
-        "started; load: the 1-minute load average before the run (above the cores, "
-        "other work slowed it)"
+        "CPU s: all the run's processes (the cluster's too); start s: Ray connected (ray: "
+        "its cluster started for the run; ray-cluster: a standing head, started and "
+        "settled before the run, not timed); load: the 1-minute load average before the "
+        "run (above the cores, other work slowed it)"
     )
 
 

@@ -1,0 +1,98 @@
+"""Ray nodes started as processes of their own, as `ray start` starts them on a cluster's
+hosts: for the two-node test and for `bench scale`'s standing cluster.
+
+A node runs `ray start --block` in a session of its own, so its processes (GCS, raylet,
+agents, workers) share one process group, which `kill` ends whole, and one session,
+whose CPU time `bench scale` can count apart from the driver's."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+OBJECT_STORE = 78_643_200  # Ray's smallest object store (75 MiB)
+# Ray's token authentication: the head makes a token (~/.ray/auth_token) and requires
+# it; another node, or a driver given an address, sends it only when told to, as on
+# separate hosts. Ray reads this once per process: give it to every process that joins.
+ENV = {**os.environ, "RAY_AUTH_MODE": "token"}
+
+
+class NodeStartError(RuntimeError):
+    """A node exited, or the cluster was not ready in time; the message holds the
+    nodes' log tails."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_node(args: list[str], log: Path, cpus: int = 1) -> subprocess.Popen[bytes]:
+    """`ray start --block --num-cpus CPUS ARGS` in a session of its own, its output to
+    `log`. Every port a second node on the same host would also take is drawn free."""
+    ports = [
+        *("--dashboard-agent-listen-port", str(free_port())),
+        *("--dashboard-agent-grpc-port", str(free_port())),
+        *("--runtime-env-agent-port", str(free_port())),
+        *("--metrics-export-port", str(free_port())),
+        # random worker ports: two nodes on one host must not draw from one range
+        *("--min-worker-port", "0", "--max-worker-port", "0"),
+    ]
+    command = [sys.executable, "-c", "from ray.scripts.scripts import main; main()", "start"]
+    command += ["--block", "--num-cpus", str(cpus), "--object-store-memory", str(OBJECT_STORE)]
+    command += ["--disable-usage-stats", *ports, *args]
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=ENV, start_new_session=True
+        )
+
+
+def head_args(temp: Path, gcs_port: int, client_port: int | None = None) -> list[str]:
+    """A head's arguments: its GCS on `gcs_port`, Ray's client server on `client_port`
+    (none without), its files under `temp` (keep it short: the node's Unix sockets live
+    there, and a socket path has about 100 characters)."""
+    args = ["--head", "--port", str(gcs_port), "--dashboard-port", str(free_port())]
+    if client_port is not None:
+        args += ["--ray-client-server-port", str(client_port)]
+    return [*args, "--temp-dir", str(temp)]
+
+
+def head_address(temp: Path) -> str | None:
+    """The GCS address the head under `temp` has published (host:port), or None yet."""
+    current = temp / "ray_current_cluster"
+    if not current.exists():
+        return None
+    return current.read_text().strip() or None
+
+
+def wait_for(
+    what: str,
+    ready: Callable[[], object],
+    processes: list[subprocess.Popen[bytes]],
+    logs: Path,
+    timeout_s: float,
+) -> None:
+    """Until `ready()` is true; raises NodeStartError with the nodes' logs if one of
+    `processes` exits first or `timeout_s` pass."""
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        if any(p.poll() is not None for p in processes) or time.monotonic() > deadline:
+            tail = "".join(p.read_text(errors="replace")[-2000:] for p in logs.glob("*.log"))
+            raise NodeStartError(f"the Ray cluster did not start ({what}):\n{tail}")
+        time.sleep(0.5)
+
+
+def kill(process: subprocess.Popen[bytes]) -> None:
+    """The node's whole process group, at once: a throwaway cluster needs no draining
+    (SIGTERM would wait up to 30 s for it)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
