@@ -177,5 +177,6 @@ def _percentiles(xs: list[float]) -> dict[str, float]:
     return {
         "p50_us": statistics.median(s),
         "p99_us": s[min(len(s) - 1, int(0.99 * len(s)))],
+        "p999_us": s[min(len(s) - 1, int(0.999 * len(s)))],
         "max_us": s[-1],
     }

@@ -145,6 +145,28 @@ def register(sub: Subparsers) -> None:
     add_json(bd)
     bd.set_defaults(func=run_decide)
 
+    ba = bsub.add_parser(
+        "all", help="every speed benchmark, one file; --compare: each figure against a run before"
+    )
+    ba.add_argument(
+        "--compare",
+        metavar="OLD.json",
+        default=None,
+        help="a file an earlier `bench all --json` wrote: print each figure's ratio to it",
+    )
+    ba.add_argument(
+        "--only", default=None, help="comma-separated benchmarks of the suite (default: all)"
+    )
+    ba.add_argument(
+        "--tolerance",
+        type=positive_float,
+        default=None,
+        help="a figure has regressed when it moved the wrong way by more than this "
+        "fraction (default: 0.1)",
+    )
+    add_json(ba)
+    ba.set_defaults(func=run_all)
+
 
 def run_book(args: argparse.Namespace) -> None:
     """`bench book`: events per second of the matching engine (and of a plain Python
@@ -284,10 +306,10 @@ def run_decide(args: argparse.Namespace) -> None:
     doc = run_decide_bench(args.iterations)
     if args.json_path != "-":
         rows = [
-            [part, *(f"{doc[part][q]:.1f}" for q in ("p50_us", "p99_us", "max_us"))]
+            [part, *(f"{doc[part][q]:.1f}" for q in ("p50_us", "p99_us", "p999_us", "max_us"))]
             for part in PARTS
         ]
-        print_table([left("part"), "p50 us", "p99 us", "max us"], rows)
+        print_table([left("part"), "p50 us", "p99 us", "p99.9 us", "max us"], rows)
         print(
             f"{doc['iterations']} decisions {doc['at_s'] / 60:g} min into an ml run: the "
             f"slicer's observation and ONNX policy (onnx_policy: the policy alone), "
@@ -543,3 +565,80 @@ def run_scenario(args: argparse.Namespace) -> None:
             f"memory {doc['peak_traced_mb']:.1f} MB, max RSS {doc['max_rss_mb']:.0f} MB"
         )
     emit_json(args.json_path, doc)
+
+
+def run_all(args: argparse.Namespace) -> None:
+    """`bench all`: the suite of bench.suite, each benchmark in a process of its own.
+
+    Raises `UsageError` on an unknown benchmark or an unreadable --compare file, before
+    any run, and if a benchmark fails."""
+    from bench.suite import TOLERANCE, SuiteError, compare, load_run, names, run_suite
+
+    only = None
+    if args.only is not None:
+        only = [n.strip() for n in args.only.split(",") if n.strip()]
+        unknown = [n for n in only if n not in names()]
+        if not only or unknown:
+            raise UsageError(
+                f"--only: unknown benchmark {', '.join(unknown) or '(none given)'} "
+                f"(known: {', '.join(names())})"
+            )
+    check_json_path(args.json_path)
+    old = None
+    try:
+        if args.compare is not None:
+            from pathlib import Path
+
+            old = load_run(Path(args.compare))
+        with Progress("bench all") as bar:
+            doc = run_suite(only, args.config_dir, progress=bar)
+    except SuiteError as exc:
+        raise UsageError(str(exc)) from None
+    tolerance = TOLERANCE if args.tolerance is None else args.tolerance
+    if old is not None:
+        doc["compared_with"] = {
+            "commit": old.get("commit"),
+            "created": old.get("created"),
+            "tolerance": tolerance,
+            "rows": compare(old, doc, tolerance),
+        }
+    if args.json_path != "-":
+        _print_all(doc)
+    emit_json(args.json_path, doc)
+
+
+def _print_all(doc: dict[str, Any]) -> None:
+    def num(x: float | None) -> str:
+        if x is None:
+            return "-"
+        return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+    compared = doc.get("compared_with")
+    if compared is None:
+        rows = [
+            [name, num(f["value"]), f["unit"], f["better"]] for name, f in doc["figures"].items()
+        ]
+        print_table([left("figure"), "value", left("unit"), left("better")], rows)
+    else:
+        rows = [
+            [
+                r["figure"],
+                num(r["old"]),
+                num(r["new"]),
+                r["unit"],
+                "-" if r["ratio"] is None else f"{r['ratio']:.2f}x",
+                "WORSE" if r["regressed"] else "",
+            ]
+            for r in compared["rows"]
+        ]
+        print_table([left("figure"), "old", "new", left("unit"), "new/old", left("")], rows)
+        worse = sum(r["regressed"] for r in compared["rows"])
+        print(
+            f"against {compared['commit'] or 'an earlier run'} ({compared['created']}): "
+            f"{worse} of {len(compared['rows'])} figures worse by more than "
+            f"{compared['tolerance']:.0%}"
+        )
+    print(
+        f"{len(doc['benchmarks'])} benchmarks in {doc['wall_s']:.0f} s on {doc['cpus']} "
+        f"cores (commit {doc['commit'] or 'unknown'}); the load before each is in the file"
+    )
