@@ -25,6 +25,7 @@ them only inside the functions that need them.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -126,12 +127,18 @@ def train_slicer(
     scenarios: Sequence[str] | None = None,
     reward: str = REWARD,
     ppo: dict[str, Any] | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> tuple[list[Path], dict[str, Any]]:
     """Train, export, check and describe the slicer; returns (files written, metadata).
 
     Checkpoints, and the final model as `slicer_final.zip` (to resume or inspect with
     torch), go to `out_dir`/checkpoints: they are not shipped. `ppo` overrides entries
-    of PPO_PARAMS (tests run tiny rollouts)."""
+    of PPO_PARAMS (tests run tiny rollouts). `executor` "ray": the environments are Ray
+    actors (models.training.ray_vec_env) on the cluster at `ray_address`, or on one of
+    `n_envs` CPUs started for the training; the same seeds give the same policy as the
+    local processes. Raises router.ray_tasks.ExecutorUnavailable if the cluster cannot
+    be reached."""
     check_settings(timesteps, n_envs, seed)
     params = {**PPO_PARAMS, **(ppo or {})}
     # the train extra's libraries, the environment's too (gymnasium): this module must
@@ -148,17 +155,23 @@ def train_slicer(
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)  # the environments own the cores; the MLP is tiny
     make_env = functools.partial(ExecutionEnv, names, seed_stride=n_envs, reward=reward)
-    venv = _vec_env([make_env] * n_envs)
     recorder = _Recorder(timesteps, progress)
     started = time.perf_counter()
-    try:
+    with contextlib.ExitStack() as stack:
+        if executor == "ray":
+            from models.training.ray_vec_env import RayVecEnv
+            from router.ray_tasks import RayCluster
+
+            ray = stack.enter_context(RayCluster(n_envs, ray_address))
+            venv = RayVecEnv([make_env] * n_envs, ray)
+        else:
+            venv = _vec_env([make_env] * n_envs)
+        stack.callback(venv.close)
         model = _ppo(venv, seed, params)
         callbacks = [recorder.callback()]
         if checkpoint_every > 0:
             callbacks.append(_checkpoints(out_dir / "checkpoints", checkpoint_every, n_envs))
         model.learn(total_timesteps=timesteps, callback=callbacks)
-    finally:
-        venv.close()
     wall_s = time.perf_counter() - started
     (out_dir / "checkpoints").mkdir(exist_ok=True)
     model.save(out_dir / "checkpoints" / "slicer_final.zip")
@@ -184,6 +197,7 @@ def train_slicer(
             "timesteps": int(model.num_timesteps),
             "timesteps_asked": timesteps,
             "n_envs": n_envs,
+            "executor": executor,
             "episodes": len(recorder.is_bps),
             "wall_s": round(wall_s, 1),
             "steps_per_s": round(model.num_timesteps / wall_s, 1),

@@ -98,8 +98,8 @@ def _add_slicer(tsub: Subparsers) -> None:
         "--executor",
         choices=("local", "ray"),
         default="local",
-        help="ars: local worker processes (default) or Ray tasks (the `ray` extra; --envs "
-        "is then the local cluster's CPUs); ppo runs locally",
+        help="local worker processes (default) or Ray (the `ray` extra): ppo's environments "
+        "as Ray actors, ars's episodes as Ray tasks; --envs is then the local cluster's CPUs",
     )
     tl.add_argument(
         "--ray-address",
@@ -207,8 +207,6 @@ def run_slicer(args: argparse.Namespace) -> None:
     Raises `UsageError` without the `train` extra, or if training fails its checks.
     """
     out = _out_dir(args)
-    if args.executor == "ray" and args.algorithm != "ars":
-        raise UsageError("--executor ray: only with --algorithm ars (ppo trains locally)")
     check_executor(args.executor, args.ray_address)
     if args.algorithm == "ars":
         _run_slicer_ars(args, out)
@@ -222,18 +220,28 @@ def run_slicer(args: argparse.Namespace) -> None:
             "python3 -m pip install -e '.[train]'"
         ) from None
     from models.training.slicer import TrainingError, train_slicer
+    from router.ray_tasks import ExecutorUnavailable
 
     command = (
         f"blockroute train slicer --timesteps {args.timesteps} --envs {args.envs} "
         f"--seed {args.seed} --reward {args.reward}"
+        + (" --executor ray" if args.executor == "ray" else "")
     )
     label = f"train slicer: {args.timesteps:,} steps in {args.envs} environments"
     try:
         with Progress(label) as bar:
             written, meta = train_slicer(
-                out, args.timesteps, args.envs, args.seed, bar, command, reward=args.reward
+                out,
+                args.timesteps,
+                args.envs,
+                args.seed,
+                bar,
+                command,
+                reward=args.reward,
+                executor=args.executor,
+                ray_address=args.ray_address,
             )
-    except TrainingError as exc:
+    except (TrainingError, ExecutorUnavailable) as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"--out: cannot write {out}: {exc.strerror or exc}") from None

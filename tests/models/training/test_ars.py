@@ -170,15 +170,6 @@ def test_ray_tasks_train_the_same_policy_as_this_process() -> None:
     assert run_here["curve"] == run_there["curve"]
 
 
-def test_cli_refuses_ray_for_ppo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from router.cli import main
-
-    rc = main(["train", "slicer", "--executor", "ray", "--out", str(tmp_path)])
-    assert rc == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--algorithm ars" in err[0]
-
-
 @pytest.mark.requires_extra("ray", "ray")
 def test_cli_refuses_an_unreachable_cluster(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -157,3 +157,54 @@ def test_cli_refuses_a_held_out_seed(tmp_path: Path, capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "held-out" in err[0]
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.requires_extra("ray", "ray")
+def test_ppo_on_ray_actors_trains_the_same_policy_as_local_processes(tmp_path: Path) -> None:
+    """Two environments as Ray actors (a 2-CPU cluster started for the run) and as
+    SubprocVecEnv's processes: the same seeds, the same rollouts, the same policy."""
+    from stable_baselines3 import PPO
+
+    from models.training.slicer import train_slicer
+
+    def train(executor: str) -> tuple[PPO, dict[str, Any]]:
+        out = tmp_path / executor
+        _, meta = train_slicer(
+            out,
+            timesteps=96,
+            n_envs=2,
+            seed=5_000_200,
+            checkpoint_every=0,
+            validation_episodes=1,
+            scenarios=BOND,
+            ppo=TINY_PPO,
+            executor=executor,
+        )
+        return PPO.load(out / "checkpoints" / "slicer_final.zip", device="cpu"), meta
+
+    here, meta_here = train("local")
+    there, meta_there = train("ray")
+    assert meta_there["training"]["executor"] == "ray"
+    assert meta_here["curve"] == meta_there["curve"]
+    assert meta_here["training"]["episode_seeds"] == meta_there["training"]["episode_seeds"]
+    a, b = here.policy.state_dict(), there.policy.state_dict()
+    assert a.keys() == b.keys()
+    assert all(bool((a[k] == b[k]).all()) for k in a)
+    assert meta_here["training"]["timesteps"] >= 96  # both learned from full rollouts
+
+
+def test_cli_refuses_an_unreachable_ray_address_for_ppo(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    from router.cli import main
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = ["train", "slicer", "--executor", "ray", "--ray-address", f"ray://127.0.0.1:{port}"]
+    rc = main([*args, "--timesteps", "96", "--out", str(tmp_path / "out")])
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--ray-address" in err[0]
