@@ -35,6 +35,9 @@ from urllib.parse import unquote, urlparse
 # MLflow 3 reports usage to its makers unless told not to: a trading service must not
 # call out, and the machines it runs on may not reach the internet (the call would wait)
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# MLflow logs its table creation and migrations at INFO on a handler of its own, set up
+# at its import from this variable: a command's standard error carries only its own words
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 import sqlalchemy as sa
 from mlflow.entities import Metric, Param, RunStatus, RunTag
@@ -71,6 +74,7 @@ class RegistryLocation:
     uri: str
     artifacts: str
     shown: str  # the backend without its password, for messages
+    explicit: bool = False  # the artifacts' place was asked for (not the default)
 
 
 def registry_location(
@@ -112,7 +116,10 @@ def registry_location(
     else:
         root = str(artifacts)
     return RegistryLocation(
-        uri.render_as_string(hide_password=False), root, uri.render_as_string(hide_password=True)
+        uri.render_as_string(hide_password=False),
+        root,
+        uri.render_as_string(hide_password=True),
+        explicit=artifacts is not None,
     )
 
 
@@ -161,11 +168,25 @@ class MlflowCatalog:
             ) from None
 
     def _experiment(self) -> str:
+        """The experiment of every version's run; its artifact location is where the
+        registry keeps the files, set when the registry is made."""
         found = self._tracking.get_experiment_by_name(EXPERIMENT)
         if found is not None:
+            kept = str(found.artifact_location)
+            if self.location.explicit and kept != self.location.artifacts:
+                # silently writing elsewhere than asked would scatter the versions' files
+                raise CatalogError(
+                    f"this registry keeps its files in {kept}, not {self.location.artifacts}",
+                    "artifacts",
+                    kind="invalid",
+                )
             return str(found.experiment_id)
         try:
-            return str(self._tracking.create_experiment(EXPERIMENT))
+            return str(
+                self._tracking.create_experiment(
+                    EXPERIMENT, artifact_location=self.location.artifacts
+                )
+            )
         except MlflowException:  # created by another process meanwhile
             again = self._tracking.get_experiment_by_name(EXPERIMENT)
             if again is None:
@@ -272,9 +293,7 @@ class MlflowCatalog:
         repo = get_artifact_repository(run.info.artifact_uri)
         for path in files:
             repo.log_artifact(str(path), family)
-        self._tracking.update_run_info(
-            run_id, RunStatus.to_string(RunStatus.FINISHED), _now_ms(), None
-        )
+        self._tracking.update_run_info(run_id, RunStatus.FINISHED, _now_ms(), None)
         mv = self._registry.create_model_version(
             name,
             f"{run.info.artifact_uri}/{family}",

@@ -29,7 +29,7 @@ NOW_NS = 1_800_000_000_000_000_000
 
 def drop_registry_schema(pg_url: str) -> None:
     """The registry's schema beside the test's (the test's own is dropped by pg_url)."""
-    url = make_url(pg_url)
+    url = make_url(pg_url).set(drivername="postgresql+psycopg2")
     schema = str(url.query["options"]).split("=", 1)[1] + "_registry"
     engine = sa.create_engine(url.difference_update_query(["options"]))
     with engine.begin() as conn:
@@ -38,8 +38,8 @@ def drop_registry_schema(pg_url: str) -> None:
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'blockroute.db'}"
+def sqlite_url(registry_db_url: str) -> str:
+    return registry_db_url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -123,6 +123,7 @@ def test_a_fresh_registry_serves_the_shipped_artifacts_as_version_1(
 def test_promote_then_rollback_are_journaled_and_published(db_url: str, tmp_path: Path) -> None:
     admin = _open(db_url, tmp_path)
     try:
+        admin.models()  # the shipped version 1 first
         seen = _events(admin)
         reg = admin.register("dealer", trained(tmp_path), "ci", "trained", {"seed": 7})
         assert (reg.alias, reg.from_version, reg.to_version, reg.action) == (

@@ -728,14 +728,14 @@ async def test_a_refused_replace_names_the_field_the_client_gave(
 
 
 @pytest.fixture
-async def models_client(desk: Any, tmp_path: Any) -> Any:
+async def models_client(desk: Any, tmp_path: Any, registry_db_url: str) -> Any:
     """The app over a model registry on SQLite in tmp_path, with a dealer challenger."""
     import shutil
 
     from models.serving.artifacts import MODELS_DIR, family_files
     from router.model_admin import open_admin
 
-    admin = open_admin(f"sqlite:///{tmp_path / 'blockroute.db'}", lambda: 7 * NS)
+    admin = open_admin(registry_db_url, lambda: 7 * NS)
     trained = tmp_path / "trained"
     trained.mkdir()
     for path in family_files("dealer", MODELS_DIR):

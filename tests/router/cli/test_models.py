@@ -29,8 +29,8 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> list[str]:
-    return ["--db-url", f"sqlite:///{tmp_path / 'blockroute.db'}"]
+def db(registry_db_url: str) -> list[str]:
+    return ["--db-url", registry_db_url]
 
 
 def _challenger(tmp_path: Path, db: list[str]) -> None:
