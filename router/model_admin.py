@@ -98,6 +98,7 @@ class ModelAdmin:
         self._shipped = shipped
         self.listeners: list[Callable[[DeskEvent], None]] = []
         self._complete = False  # every family has a version
+        self.served: dict[str, int] = {}  # the versions `serving` loaded, by family
 
     def close(self) -> None:
         self.journal.close()
@@ -133,18 +134,12 @@ class ModelAdmin:
             version = self.catalog.alias(family, CHAMPION) or SHIPPED_VERSION
         return self.catalog.version(family, version)
 
-    def champion_folders(self) -> dict[str, Path]:
-        """The local folder of each family's champion."""
-        self.ensure_shipped()
-        out = {}
-        for family in FAMILIES:
-            version = self.catalog.alias(family, CHAMPION) or SHIPPED_VERSION
-            out[family] = self.catalog.files(family, version)
-        return out
-
     def serving(self) -> ModelRegistry:
-        """The models a service serves: each family's champion."""
-        return ModelRegistry(families=self.champion_folders())
+        """The models a service serves: each family's champion, from its files in the
+        registry (`served` says which versions)."""
+        self.ensure_shipped()
+        self.served = {f: self.catalog.alias(f, CHAMPION) or SHIPPED_VERSION for f in FAMILIES}
+        return ModelRegistry(families={f: self.catalog.files(f, v) for f, v in self.served.items()})
 
     # ------------------------------------------------------------------ moves
 

@@ -30,6 +30,7 @@ from router.config import DEFAULT_CONFIG_DIR, ConfigError, ConfigTable, load_tom
 from router.desk import Desk, DeskConfig
 from router.desk.outbox import CLOCK_SAVE_S
 from router.desk.sim import SimMarkets
+from router.desk_api import DeskEvent
 from router.domain import NANOS_PER_SECOND, DomainError
 from router.fix.gateway import FixGateway
 from router.fix.settings import GatewaySettings, load_acceptor_config, load_credentials
@@ -350,7 +351,11 @@ async def run_service(
                 # a move runs on an executor thread (the API's) or this one; the bus is
                 # the loop's
                 publish = bus.publish
-                admin.listeners.append(lambda e: loop.call_soon_threadsafe(publish, e))
+
+                def publish_on_loop(event: DeskEvent) -> None:
+                    loop.call_soon_threadsafe(publish, event)
+
+                admin.listeners.append(publish_on_loop)
             bus.start()
         gateway = FixGateway(desk, gw_settings, loop, registry=registry)
         gateway.start()

@@ -478,7 +478,10 @@ class Api:
 
     async def list_models(self, request: web.Request) -> web.Response:
         versions = await self._catalog(lambda admin: admin.models(), ())
-        return json_response({"models": [v.summary() for v in versions]})
+        doc: dict[str, Any] = {"models": [v.summary() for v in versions]}
+        if self._admin().served:
+            doc["served"] = self._admin().served
+        return json_response(doc)
 
     async def show_model(self, request: web.Request) -> web.Response:
         family, text = request.match_info["family"], request.match_info["version"]

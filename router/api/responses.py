@@ -207,6 +207,9 @@ class ModelVersion(BaseModel):
 
 class ModelList(BaseModel):
     models: list[ModelVersion]
+    served: dict[str, int] | None = _sometimes(
+        "the version of each family the service loaded at its start"
+    )
 
 
 class ModelAliasChange(BaseModel):
