@@ -20,7 +20,7 @@ from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from models.catalog import (
     CHALLENGER,
@@ -38,7 +38,9 @@ from models.serving import artifacts
 from models.serving.artifacts import ModelError, family_files
 from router.desk_api import DeskEvent, ModelAliasChanged
 from router.journal import Batch, Journal, SvcModelAliasRow
-from router.registry import ModelRegistry
+
+if TYPE_CHECKING:
+    from router.registry import ModelRegistry
 
 SYSTEM = "blockroute"  # `by` of what blockroute does itself (the shipped version 1)
 MAX_TEXT = 200
@@ -137,6 +139,8 @@ class ModelAdmin:
     def serving(self) -> ModelRegistry:
         """The models a service serves: each family's champion, from its files in the
         registry (`served` says which versions)."""
+        from router.registry import ModelRegistry  # see _check_servable_folder
+
         self.ensure_shipped()
         self.served = {f: self.catalog.alias(f, CHAMPION) or SHIPPED_VERSION for f in FAMILIES}
         return ModelRegistry(families={f: self.catalog.files(f, v) for f, v in self.served.items()})
@@ -219,6 +223,10 @@ class ModelAdmin:
         self._check_servable_folder(family, self.catalog.files(family, version), version)
 
     def _check_servable_folder(self, family: str, folder: Path, version: int | None = None) -> None:
+        # imported here: serving's code (XGBoost, ONNX Runtime) takes a second or two to
+        # import, which `models list` and `show` need not pay
+        from router.registry import ModelRegistry
+
         try:
             ModelRegistry.check(family, folder)
         except ModelError as exc:

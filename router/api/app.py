@@ -13,6 +13,11 @@ refuses what it must (duplicate ClOrdID, risk limits, kill switch) and publishes
 rejection.
 
 The REST client is the desk client "api": its ClOrdIDs are generated when absent.
+
+/api/models is the model registry's (router.model_admin), when the service has one:
+list and show versions, promote and roll back (behind the token, like every move);
+without one it answers 404 `no_registry`. Its work reads and writes a database and
+files, so it runs off the loop, one move at a time.
 """
 
 from __future__ import annotations
