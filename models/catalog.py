@@ -66,7 +66,7 @@ class ModelVersion:
         }
 
     def to_json(self) -> dict[str, Any]:
-        """Everything: `models show`, GET /api/models/{family}/{version}."""
+        """Everything: `models show`, GET /api/models/{family}/versions/{version}."""
         return {
             **self.summary(),
             "description": self.description,

@@ -568,7 +568,7 @@ def _routes(api: Api) -> list[web.RouteDef]:
         post("/api/kill-switch", api.engage_kill),
         web.delete("/api/kill-switch", api.release_kill),
         get("/api/models", api.list_models, allow_head=False),
-        get("/api/models/{family}/{version}", api.show_model, allow_head=False),
+        get("/api/models/{family}/versions/{version}", api.show_model, allow_head=False),
         post("/api/models/{family}/promote", api.promote_model),
         post("/api/models/{family}/rollback", api.rollback_model),
     ]

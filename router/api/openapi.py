@@ -341,7 +341,7 @@ def _operations() -> list[Op]:
         ),
         Op(
             "get",
-            "/api/models/{family}/{version}",
+            "/api/models/{family}/versions/{version}",
             "showModel",
             "One version: metrics, parameters, lineage",
             response=ModelVersion,

@@ -759,7 +759,7 @@ async def test_models_list_show_promote_rollback(models_client: Any) -> None:
         ("fill", 1, ["champion"]),
         ("slicer", 1, ["champion"]),
     ]
-    shown = await (await models_client.get("/api/models/dealer/2")).json()
+    shown = await (await models_client.get("/api/models/dealer/versions/2")).json()
     assert shown["params"]["seed"] == "7" and shown["lineage"]["replaces"] == "1"
     body = {"by": "alice", "reason": "better"}
     resp = await models_client.post("/api/models/dealer/promote", json=body, headers=AUTH)
@@ -783,9 +783,9 @@ _WHO = {"by": "a", "reason": "r"}
 @pytest.mark.parametrize(
     ("method", "path", "body", "status", "field"),
     [
-        ("get", "/api/models/nope/1", None, 404, "family"),
-        ("get", "/api/models/dealer/9", None, 404, "version"),
-        ("get", "/api/models/dealer/0", None, 404, "version"),
+        ("get", "/api/models/nope/versions/1", None, 404, "family"),
+        ("get", "/api/models/dealer/versions/9", None, 404, "version"),
+        ("get", "/api/models/dealer/versions/0", None, 404, "version"),
         ("post", "/api/models/nope/promote", _WHO, 404, "family"),
         ("post", _PROMOTE, {**_WHO, "version": 9}, 422, "version"),
         ("post", _PROMOTE, {**_WHO, "version": "2"}, 422, "version"),
