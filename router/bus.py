@@ -19,6 +19,8 @@ Topics, under the root (default `blockroute/`), payload = the event's JSON paylo
 - `decisions/<parent_id>`: decision_recorded;
 - `service/kill_switch` (retained): kill_switch; other events without a parent go to
   `service/<type>`;
+- `models/<family>/<alias>` (retained): model_alias_changed, each move of a model alias
+  (`blockroute models promote|rollback`, the HTTP API, a registered training run);
 - `service/status` (retained): "online" on each connect, "offline" on a clean stop and,
   as the Last Will, when the connection dies.
 An id is one topic level: '%', '/', '+', '#' and NUL in it are percent-encoded (a '/'
@@ -54,6 +56,7 @@ from router.desk_api import (
     DecisionMade,
     DeskEvent,
     KillSwitchChanged,
+    ModelAliasChanged,
     OrderFilled,
     OrderRejected,
     RfqUpdated,
@@ -211,6 +214,10 @@ def _routes(event: DeskEvent, root: str) -> Iterator[tuple[str, int, bool]]:
         yield f"{root}orders/{order}", QOS_ORDERS, False
     elif isinstance(event, KillSwitchChanged):
         yield f"{root}service/kill_switch", QOS_SERVICE, True
+    elif isinstance(event, ModelAliasChanged):
+        # state, like the kill switch: a late subscriber learns who holds each alias now
+        family, alias = topic_segment(event.family), topic_segment(event.alias)
+        yield f"{root}models/{family}/{alias}", QOS_SERVICE, True
     elif parent is None:
         yield f"{root}service/{topic_segment(event.type)}", QOS_ORDERS, False
 
@@ -590,3 +597,23 @@ class MqttBus:
             log.error("mqtt message refused, dropped", topic=msg.topic, error=str(exc))
             return False
         return True
+
+
+async def publish_once(
+    url: str, event: DeskEvent, root: str = DEFAULT_ROOT, timeout: float = 5.0
+) -> None:
+    """Publish one event's messages and disconnect: for a command that runs once (e.g.
+    `blockroute models promote --mqtt-url ...`), where the buffering bus is not worth
+    starting. Raises aiomqtt.MqttError (or TimeoutError) if the broker does not take
+    them within `timeout` seconds."""
+    address = parse_mqtt_url(url)
+    client = aiomqtt.Client(
+        address.host,
+        address.port,
+        username=address.username,
+        password=address.password,
+        timeout=timeout,
+    )
+    async with asyncio.timeout(timeout), client:
+        for msg in messages_for(event, normalize_root(root)):
+            await client.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain)

@@ -428,6 +428,22 @@ class KillSwitchChanged(DeskEvent):
     canceled_parents: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class ModelAliasChanged(DeskEvent):
+    """A model alias moved (router/model_admin.py): `family`'s `alias` from version
+    `from_version` (None: no version held it) to `to_version`, by `by` because
+    `reason`; `action` is register, promote or rollback. Published once journaled."""
+
+    type: ClassVar[str] = "model_alias_changed"
+    family: str
+    alias: str
+    from_version: int | None
+    to_version: int
+    action: str
+    by: str
+    reason: str
+
+
 # ------------------------------------------------------------------------------- port
 
 Listener = Callable[[DeskEvent], None]

@@ -208,6 +208,27 @@ class SvcQuarantineRow(JournalTable, table=True):
     ts_ns: int = Field(sa_type=BigInteger)
 
 
+class SvcModelAliasRow(JournalTable, table=True):
+    """Every move of a model alias (router/model_admin.py): who moved which family's
+    `alias` from which version to which, when (wall clock) and why. `action` is
+    "register" (a new version took it: the shipped artifacts at the registry's start, or
+    a training run's challenger), "promote" or "rollback"; a rollback undoes the last
+    promotion still in force, which these rows alone tell."""
+
+    __tablename__ = "svc_model_aliases"
+    __table_args__ = (Index("ix_svc_model_aliases_family_alias", "family", "alias"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    family: str
+    alias: str
+    from_version: int | None = None
+    to_version: int
+    action: str
+    by: str
+    reason: str = Field(sa_type=Text)
+    ts_ns: int = Field(sa_type=BigInteger)
+
+
 JOURNAL_MIGRATIONS = Migrations("journal", JournalTable.metadata)
 
 CLOCK_KEY = "clock_ns"
@@ -434,6 +455,13 @@ class Journal:
             query = select(func.max(t.seq)).where(t.parent_id == parent_id)
             out[name] = int(self._scalar(query) or 0)
         return out
+
+    def alias_changes(self, family: str | None = None) -> list[SvcModelAliasRow]:
+        """The model alias moves, oldest first (of one family if given)."""
+        query = select(SvcModelAliasRow)
+        if family is not None:
+            query = query.where(SvcModelAliasRow.family == family)
+        return self._all(query.order_by(col(SvcModelAliasRow.id)))
 
     def _all(self, query: Any, timeout_s: float | None = None) -> list[Any]:
         def fetch() -> list[Any]:

@@ -3,10 +3,12 @@ executions (router.app, the desk) and handed to them as one object."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
+from models.catalog import FAMILIES
 from models.serving import artifacts
 from models.serving.artifacts import ServedModel, load_family
 from models.serving.predictors import FillPredictor
@@ -17,34 +19,63 @@ from router.strategies.learned import warm_up as warm_up_slicer
 
 class ModelRegistry:
     """The dealer models, the fill model and the slicer policy, each loaded on first use
-    from `directory` and kept. Loading raises ModelError naming the missing or corrupt
-    file and the command that rebuilds it.
+    from its family's folder and kept. Loading raises ModelError naming the missing or
+    corrupt file and the command that rebuilds it.
 
     `directory`: the models' folder; None, models.serving.artifacts.MODELS_DIR as it is at the
-    load (tests point it elsewhere)."""
+    load (tests point it elsewhere). `families`: a folder per family ("dealer", "fill",
+    "slicer") that overrides it, e.g. each family's champion in the model registry
+    (router.model_admin). `repoint` changes them: what is loaded is forgotten and the
+    next use loads from the new folders."""
 
-    def __init__(self, directory: Path | None = None) -> None:
+    def __init__(
+        self, directory: Path | None = None, *, families: Mapping[str, Path] | None = None
+    ) -> None:
         self._directory = directory
+        self._families = dict(families or {})
         self._loaded: tuple[dict[str, ServedModel], FillPredictor] | None = None
         # apart from the others: sor-ml runs on the models without the slicer
         self._slicer: ShippedSlicer | None = None
 
-    def _dir(self) -> Path:
+    def _dir(self, family: str) -> Path:
+        if family in self._families:
+            return self._families[family]
         if self._directory is not None:
             return self._directory
         return artifacts.MODELS_DIR  # read now, not at import: tests point it elsewhere
 
+    def folders(self) -> dict[str, Path]:
+        """The folder each family is (or will be) loaded from."""
+        return {family: self._dir(family) for family in FAMILIES}
+
+    def repoint(self, families: Mapping[str, Path]) -> None:
+        """Load these families from these folders from now on (the others as before).
+        Nothing is read here: a caller that must not serve a broken version checks it
+        first (`check`)."""
+        self._families.update(families)
+        self.clear()
+
+    @staticmethod
+    def check(family: str, directory: Path) -> None:
+        """Load one family from `directory` as serving would, and drop it: raises
+        ModelError naming what is missing or corrupt."""
+        if family == "dealer":
+            load_family("dealer", directory)
+        elif family == "fill":
+            FillPredictor.load(directory)
+        else:
+            ShippedSlicer.load(directory)
+
     def _models(self) -> tuple[dict[str, ServedModel], FillPredictor]:
         if self._loaded is None:
-            directory = self._dir()
             # the dealer models first: the first missing artifact named is theirs
-            dealer = load_family("dealer", directory)
-            self._loaded = (dealer, FillPredictor.load(directory))
+            dealer = load_family("dealer", self._dir("dealer"))
+            self._loaded = (dealer, FillPredictor.load(self._dir("fill")))
         return self._loaded
 
     def _shipped_slicer(self) -> ShippedSlicer:
         if self._slicer is None:
-            self._slicer = ShippedSlicer.load(self._dir())
+            self._slicer = ShippedSlicer.load(self._dir("slicer"))
         return self._slicer
 
     def dealer_models(self) -> dict[str, ServedModel]:

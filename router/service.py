@@ -30,10 +30,12 @@ from router.config import DEFAULT_CONFIG_DIR, ConfigError, ConfigTable, load_tom
 from router.desk import Desk, DeskConfig
 from router.desk.outbox import CLOCK_SAVE_S
 from router.desk.sim import SimMarkets
+from router.desk_api import DeskEvent
 from router.domain import NANOS_PER_SECOND, DomainError
 from router.fix.gateway import FixGateway
 from router.fix.settings import GatewaySettings, load_acceptor_config, load_credentials
 from router.journal import Journal
+from router.model_admin import ModelAdmin, open_admin
 from router.risk import RiskLimits
 from router.runtime import LoopClock
 from router.store import DbTimeouts
@@ -142,6 +144,10 @@ class ServiceConfig:
     fix_file_log: bool
     fix_table: Mapping[str, Any]  # [fix] as read: clients and allow_no_password
     db_timeouts: DbTimeouts = field(default_factory=DbTimeouts)
+    # [models]: serve the model registry's champions (router.model_admin) instead of
+    # the files under models/; the registry's artifacts (None: its default place)
+    model_registry: bool = False
+    model_artifacts: str | None = None
 
 
 def load_service_config(
@@ -236,6 +242,12 @@ def load_service_config(
     file_log = _bool(fixt, "file_log", False)
     raw_fix = {k: fixt._raw(k, None) for k in ("clients", "allow_no_password") if k in fixt}
     fixt.check_no_unknown_keys()
+    use_registry, model_artifacts = False, None
+    if "models" in t:
+        mt = t.table("models")
+        use_registry = _bool(mt, "registry", False)
+        model_artifacts = mt.get_str("artifacts", "") or None
+        mt.check_no_unknown_keys()
     t.check_no_unknown_keys()
     return ServiceConfig(
         source=path,
@@ -252,6 +264,8 @@ def load_service_config(
         fix_file_log=file_log,
         fix_table=raw_fix,
         db_timeouts=db_timeouts,
+        model_registry=use_registry,
+        model_artifacts=model_artifacts,
     )
 
 
@@ -316,11 +330,14 @@ async def run_service(
     )
     bus = MqttBus(cfg.mqtt_url, root=cfg.mqtt_root) if cfg.mqtt_url else None
 
+    # the model registry first: a champion that cannot be found stops the start early
+    admin = open_models(cfg) if cfg.model_registry else None
     journal = Journal.open(cfg.db_url, cfg.db_timeouts)
     clock = service_clock(loop, cfg.desk.sim_speed, journal)
     # one registry for the instance: GET /metrics shows every part's series
     registry = CollectorRegistry()
-    desk = Desk(cfg.desk, journal, clock.now_ns, SimMarkets(cfg.desk), registry)
+    served = admin.serving() if admin is not None else None
+    desk = Desk(cfg.desk, journal, clock.now_ns, SimMarkets(cfg.desk), registry, served)
     runner: web.AppRunner | None = None
     gateway: FixGateway | None = None
     unsubscribe: Callable[[], None] | None = None
@@ -330,10 +347,19 @@ async def run_service(
         if bus is not None:
             unsubscribe = desk.subscribe(bus.publish)
             registry.register(FigureCollector(bus.metrics, lambda raw: f"MQTT bus {raw}"))
+            if admin is not None:
+                # a move runs on an executor thread (the API's) or this one; the bus is
+                # the loop's
+                publish = bus.publish
+
+                def publish_on_loop(event: DeskEvent) -> None:
+                    loop.call_soon_threadsafe(publish, event)
+
+                admin.listeners.append(publish_on_loop)
             bus.start()
         gateway = FixGateway(desk, gw_settings, loop, registry=registry)
         gateway.start()
-        app = make_app(desk, cfg.api_token, registry=registry)
+        app = make_app(desk, cfg.api_token, registry=registry, models=admin)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, cfg.http_host, cfg.http_port)
@@ -368,7 +394,16 @@ async def run_service(
             if unsubscribe is not None:
                 unsubscribe()
         journal.close()
+        if admin is not None:
+            admin.close()
         log.info("stopped")
+
+
+def open_models(cfg: ServiceConfig) -> ModelAdmin:
+    """The model registry beside the service's database ([models] registry = true)."""
+    return open_admin(
+        cfg.db_url, time.time_ns, artifacts_at=cfg.model_artifacts, workdir=cfg.data_dir
+    )
 
 
 def _bound_port(site: Any, configured: int) -> int:

@@ -110,6 +110,30 @@ def _read_meta(path: Path, family: str) -> dict[str, Any]:
     return meta
 
 
+def family_files(family: str, directory: Path) -> list[Path]:
+    """The files one family's version consists of: its metadata and the files it names
+    (each model's booster; the slicer's ONNX graph). The model registry copies these.
+    Raises ModelError if the metadata is missing or unreadable or a file is missing."""
+    meta_path = directory / f"{family}.meta.json"
+    if not meta_path.exists():
+        raise ModelError(f"{meta_path}: metadata missing; {regenerate_hint(family)}")
+    try:
+        meta = json.loads(meta_path.read_text())
+        names = [str(spec["file"]) for spec in meta.get("models", {}).values()]
+        if family == "slicer":
+            # router.strategies.learned.SLICER_ONNX: the name the loader reads
+            names.append("slicer.onnx")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ModelError(
+            f"{meta_path}: corrupt metadata ({exc}); {regenerate_hint(family)}"
+        ) from None
+    files = [meta_path, *(directory / n for n in names)]
+    for path in files:
+        if not path.is_file():
+            raise ModelError(f"{path}: model file missing; {regenerate_hint(family)}")
+    return files
+
+
 def write_family(
     family: str,
     directory: Path,

@@ -13,17 +13,23 @@ refuses what it must (duplicate ClOrdID, risk limits, kill switch) and publishes
 rejection.
 
 The REST client is the desk client "api": its ClOrdIDs are generated when absent.
+
+/api/models is the model registry's (router.model_admin), when the service has one:
+list and show versions, promote and roll back (behind the token, like every move);
+without one it answers 404 `no_registry`. Its work reads and writes a database and
+files, so it runs off the loop, one move at a time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +37,16 @@ import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from models.catalog import CatalogError
 from router.api.bodies import (
     MAX_NS,
     PARENT_ID,
     CancelBody,
     KillSwitchBody,
     OrderBody,
+    PromoteBody,
     ReplaceBody,
+    RollbackBody,
     parse,
 )
 from router.api.errors import ApiError, desk_error, invalid
@@ -56,6 +65,7 @@ from router.desk_api import (
     UnknownOrderError,
 )
 from router.domain import OrdType, Side
+from router.model_admin import ModelAdmin, change_json
 from router.reporting import REPORT_CSS
 from router.strategies import STRATEGIES
 from router.telemetry import CONTENT_TYPE, FigureCollector, HttpMetrics, exposition
@@ -217,6 +227,9 @@ class Api:
     registry: CollectorRegistry  # what GET /metrics shows
     http: HttpMetrics
     static_dir: Path = STATIC_DIR
+    models: ModelAdmin | None = None  # the model registry, if the service has one
+    # one alias move at a time: each reads the aliases it then moves
+    _moving: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     # ---- middleware
 
@@ -443,6 +456,70 @@ class Api:
         await self.desk.sync()
         return json_response(self._kill_json())
 
+    # ---- model registry
+
+    def _admin(self) -> ModelAdmin:
+        if self.models is None:
+            raise ApiError(
+                404,
+                "no_registry",
+                "this service has no model registry: set [models] registry = true in its config",
+            )
+        return self.models
+
+    async def _catalog(self, work: Callable[[ModelAdmin], Any], in_path: Collection[str]) -> Any:
+        """Run `work` on the registry off the loop (it reads and writes a database and
+        files); a CatalogError answers 404 for what the path names, 422 for the body's
+        input, 409 for what cannot be done now."""
+        admin = self._admin()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, work, admin)
+        except CatalogError as exc:
+            if exc.kind == "conflict":
+                raise ApiError(409, "conflict", str(exc), exc.field) from None
+            if exc.kind == "missing" and exc.field in in_path:
+                raise ApiError(404, "not_found", str(exc), exc.field) from None
+            raise invalid(exc.field, str(exc)) from None
+
+    async def list_models(self, request: web.Request) -> web.Response:
+        versions = await self._catalog(lambda admin: admin.models(), ())
+        doc: dict[str, Any] = {"models": [v.summary() for v in versions]}
+        if self._admin().served:
+            doc["served"] = self._admin().served
+        return json_response(doc)
+
+    async def show_model(self, request: web.Request) -> web.Response:
+        family, text = request.match_info["family"], request.match_info["version"]
+        if not _DIGITS.fullmatch(text) or int(text) < 1:
+            raise ApiError(
+                404, "not_found", f"no version {text!r}: versions are 1, 2, ...", "version"
+            )
+        found = await self._catalog(
+            lambda admin: admin.show(family, int(text)), ("family", "version")
+        )
+        return json_response(found.to_json())
+
+    async def promote_model(self, request: web.Request) -> web.Response:
+        family = request.match_info["family"]
+        self._admin()
+        body = parse(PromoteBody, await read_object(request))
+        async with self._moving:
+            event = await self._catalog(
+                lambda admin: admin.promote(family, body.version, body.by, body.reason, body.alias),
+                ("family",),
+            )
+        return json_response(change_json(event))
+
+    async def rollback_model(self, request: web.Request) -> web.Response:
+        family = request.match_info["family"]
+        self._admin()
+        body = parse(RollbackBody, await read_object(request))
+        async with self._moving:
+            event = await self._catalog(
+                lambda admin: admin.rollback(family, body.by, body.reason), ("family",)
+            )
+        return json_response(change_json(event))
+
     # ---- dashboard
 
     async def dashboard(self, request: web.Request) -> web.StreamResponse:
@@ -490,6 +567,10 @@ def _routes(api: Api) -> list[web.RouteDef]:
         get("/api/kill-switch", api.get_kill, allow_head=False),
         post("/api/kill-switch", api.engage_kill),
         web.delete("/api/kill-switch", api.release_kill),
+        get("/api/models", api.list_models, allow_head=False),
+        get("/api/models/{family}/versions/{version}", api.show_model, allow_head=False),
+        post("/api/models/{family}/promote", api.promote_model),
+        post("/api/models/{family}/rollback", api.rollback_model),
     ]
 
 
@@ -504,6 +585,7 @@ def make_app(
     ws_queue_size: int = 1024,
     ws_heartbeat_s: float = 30.0,
     registry: CollectorRegistry | None = None,
+    models: ModelAdmin | None = None,
 ) -> web.Application:
     """The API, WebSocket and dashboard app over `desk`.
 
@@ -512,7 +594,8 @@ def make_app(
     WebSocket client may fall behind before it is dropped. `registry`: the service's
     metrics, in which the desk registered its own, and to which the API adds its own;
     GET /metrics shows them (default: a registry of this app's alone, with the desk's
-    `metrics()` figures read at each scrape).
+    `metrics()` figures read at each scrape). `models`: the model registry that
+    /api/models lists and moves (None: those answer 404 no_registry).
     """
     hub = WsHub(desk, queue_size=ws_queue_size, heartbeat_s=ws_heartbeat_s)
     names = list(strategies) if strategies is not None else default_strategies()
@@ -527,6 +610,7 @@ def make_app(
         hub=hub,
         registry=registry,
         http=HttpMetrics(registry),
+        models=models,
     )
     registry.register(FigureCollector(api.ws_figures, lambda raw: f"API {raw.replace('_', ' ')}"))
     app = web.Application(middlewares=[api.count_requests, api.errors_as_json, api.require_token])

@@ -224,6 +224,37 @@ class KillSwitchBody(_Body):
     )
 
 
+Person = Annotated[
+    str,
+    Field(max_length=MAX_TEXT_LEN, pattern=VISIBLE, description="who moves the alias"),
+]
+Why = Annotated[
+    str, Field(max_length=MAX_TEXT_LEN, pattern=VISIBLE, description="why: kept in the journal")
+]
+
+
+class PromoteBody(_Body):
+    """POST /api/models/{family}/promote."""
+
+    model_config = ConfigDict(**_CONFIG, title="PromoteModel")
+
+    version: Annotated[int, Field(ge=1, le=2**31 - 1), BeforeValidator(_whole)] | None = Field(
+        None, description="absent: the challenger (to make it champion)"
+    )
+    alias: Literal["champion", "challenger"] = "champion"
+    by: Person
+    reason: Why
+
+
+class RollbackBody(_Body):
+    """POST /api/models/{family}/rollback."""
+
+    model_config = ConfigDict(**_CONFIG, title="RollbackModel")
+
+    by: Person
+    reason: Why
+
+
 B = TypeVar("B", bound=_Body)
 
 _MESSAGES = {
@@ -264,4 +295,11 @@ def _invalid(model: type[_Body], error: Any) -> Exception:
 
 
 # The request bodies; the OpenAPI document publishes their schemas under their titles.
-BODIES: tuple[type[_Body], ...] = (OrderBody, ReplaceBody, CancelBody, KillSwitchBody)
+BODIES: tuple[type[_Body], ...] = (
+    OrderBody,
+    ReplaceBody,
+    CancelBody,
+    KillSwitchBody,
+    PromoteBody,
+    RollbackBody,
+)

@@ -22,7 +22,9 @@ from router.api.bodies import (
     CancelBody,
     KillSwitchBody,
     OrderBody,
+    PromoteBody,
     ReplaceBody,
+    RollbackBody,
 )
 from router.api.responses import (
     ANSWERS,
@@ -32,6 +34,9 @@ from router.api.responses import (
     Health,
     Info,
     KillSwitch,
+    ModelAliasChange,
+    ModelList,
+    ModelVersion,
     OrderList,
     ParentView,
     Ready,
@@ -45,6 +50,8 @@ Schema = dict[str, Any]
 
 _REF = "#/components/schemas/{model}"
 _STR = {"type": "string"}
+_FAMILY = {"type": "string", "enum": ["dealer", "fill", "slicer"]}
+_VERSION = {"type": "string", "pattern": "^[1-9][0-9]{0,8}$", "description": "1, 2, ..."}
 
 
 def _name(model: type[BaseModel]) -> str:
@@ -121,8 +128,8 @@ _ERROR_TEXT = {
     400: "the body is not a JSON object",
     401: "missing or wrong bearer token",
     403: "no API token configured (set BLOCKROUTE_API_TOKEN)",
-    404: "unknown order",
-    409: "the order cannot do that now",
+    404: "unknown order (models: unknown family or version, or no model registry)",
+    409: "the order cannot do that now (models: nothing to roll back, already holds it)",
     422: (
         "`error` validation_error: the request breaks this document's schema (`field` names "
         "where); `error` order_rejected: the desk refused a well-formed order (`reason`)"
@@ -323,6 +330,44 @@ def _operations() -> list[Op]:
             errors=(401, 403, 409, 503),
             tags=("kill switch",),
         ),
+        Op(
+            "get",
+            "/api/models",
+            "listModels",
+            "Every version of every model family, with its aliases",
+            response=ModelList,
+            errors=(404,),
+            tags=("models",),
+        ),
+        Op(
+            "get",
+            "/api/models/{family}/versions/{version}",
+            "showModel",
+            "One version: metrics, parameters, lineage",
+            response=ModelVersion,
+            errors=(404,),
+            tags=("models",),
+        ),
+        Op(
+            "post",
+            "/api/models/{family}/promote",
+            "promoteModel",
+            "Give a version the champion (or challenger) alias: what the service serves",
+            response=ModelAliasChange,
+            body=PromoteBody,
+            errors=(400, 401, 403, 404, 409, 422),
+            tags=("models",),
+        ),
+        Op(
+            "post",
+            "/api/models/{family}/rollback",
+            "rollbackModel",
+            "Give the champion back to the previous champion",
+            response=ModelAliasChange,
+            body=RollbackBody,
+            errors=(400, 401, 403, 404, 409, 422),
+            tags=("models",),
+        ),
     ]
 
 
@@ -352,6 +397,10 @@ def _operation(op: Op) -> Schema:
     params = [*(p for p in ([_ID] if "{id}" in op.path else [])), *op.query]
     if "{name}" in op.path:
         params.append({"name": "name", "in": "path", "required": True, "schema": _STR})
+    if "{family}" in op.path:
+        params.append({"name": "family", "in": "path", "required": True, "schema": _FAMILY})
+    if "{version}" in op.path:
+        params.append({"name": "version", "in": "path", "required": True, "schema": _VERSION})
     if params:
         out["parameters"] = params
     if op.body:

@@ -191,6 +191,40 @@ class Snapshot(BaseModel):
     now_ns: Ns
 
 
+class ModelVersion(BaseModel):
+    """One registered version of a model family (the model registry)."""
+
+    family: Literal["dealer", "fill", "slicer"]
+    version: int
+    aliases: list[Literal["champion", "challenger"]]
+    metrics: dict[str, float] = Field(description="held-out metrics, e.g. respond.auc")
+    source: str = Field(description="where its files are (artifact URI)")
+    created: str = Field(description="ISO 8601, UTC")
+    description: str = _sometimes("the training data")
+    params: dict[str, str] | None = _sometimes("seeds and arguments of its training")
+    lineage: dict[str, str] | None = _sometimes("created_by, replaces, code_version, origin")
+
+
+class ModelList(BaseModel):
+    models: list[ModelVersion]
+    served: dict[str, int] | None = _sometimes(
+        "the version of each family the service loaded at its start"
+    )
+
+
+class ModelAliasChange(BaseModel):
+    """A move of a model alias, as journaled (and published on MQTT)."""
+
+    family: Literal["dealer", "fill", "slicer"]
+    alias: Literal["champion", "challenger"]
+    from_version: int | None = Field(description="null: no version held it")
+    to_version: int
+    action: Literal["register", "promote", "rollback"]
+    by: str
+    reason: str
+    ts_ns: int = Field(description="nanoseconds since the Unix epoch, wall clock")
+
+
 # In the document's order; each model's $defs (ParentView, OrderStatus...) come with it.
 ANSWERS: tuple[type[BaseModel], ...] = (
     ParentView,
@@ -210,4 +244,7 @@ ANSWERS: tuple[type[BaseModel], ...] = (
     Health,
     Ready,
     Snapshot,
+    ModelVersion,
+    ModelList,
+    ModelAliasChange,
 )

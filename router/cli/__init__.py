@@ -6,11 +6,12 @@ naming the problem, nothing written), 1 on an internal failure.
 This module holds the top-level parser and `main`; each command family is a module
 that adds its subcommands to that parser (`register`) and binds each to the function
 that runs it (`set_defaults(func=...)`): `simulate` (simulate, backtest), `dealers`,
-`train`, `evaluate`, `schedule`, `serve`, `bench`, `replay`. The command functions import what
-they run when they run, so that a command loads only its own part of the project (the
-simulator, the training code and the service take 0.7 to 1.7 s each to import). `args`
-holds the shared argument types, `output` the `--json`/`--report` files, `console` the
-progress bars and tables.
+`train`, `models`, `evaluate`, `schedule`, `serve`, `bench`, `replay`. The command
+functions import what they run when they run, so that a command loads only its own part
+of the project (the simulator, the training code and the service take 0.7 to 1.7 s each
+to import; MLflow, which only `models` and `train --register` need, about as long).
+`args` holds the shared argument types, `output` the `--json`/`--report` files,
+`console` the progress bars and tables.
 """
 
 from __future__ import annotations
@@ -21,7 +22,17 @@ from pathlib import Path
 
 import structlog
 
-from router.cli import bench, dealers, evaluate, replay, schedule, serve, simulate, train
+from router.cli import (
+    bench,
+    dealers,
+    evaluate,
+    models,
+    replay,
+    schedule,
+    serve,
+    simulate,
+    train,
+)
 from router.cli.args import Parser, UsageError
 from router.config import DEFAULT_CONFIG_DIR, ConfigError
 from router.domain import DomainError
@@ -34,7 +45,7 @@ log = structlog.get_logger("blockroute")
 EXIT_BAD_INPUT = 2
 
 # in the order of `blockroute --help`
-_FAMILIES = (simulate, dealers, train, evaluate, schedule, serve, bench, replay)
+_FAMILIES = (simulate, dealers, train, models, evaluate, schedule, serve, bench, replay)
 
 
 def build_parser() -> Parser:
@@ -58,11 +69,12 @@ def build_parser() -> Parser:
 def _bad_input_errors() -> tuple[type[Exception], ...]:
     # read only when an exception reaches `main`'s handler: the store and the artifacts
     # take 0.7 s to import, which a command that needs neither should not pay
+    from models.catalog import CatalogError
     from models.serving.artifacts import ModelError
     from router.store import StoreError
     from simulators.replay.errors import ReplayError
 
-    return (UsageError, ConfigError, DomainError, StoreError, ModelError, ReplayError)
+    return (UsageError, ConfigError, DomainError, StoreError, ModelError, ReplayError, CatalogError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

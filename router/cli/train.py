@@ -1,11 +1,16 @@
 """`blockroute train dealer|fill|slicer`: regenerate a shipped model from simulated
 history. The defaults are the shipped training runs (the metadata's `created_by` names
-the command that made it)."""
+the command that made it). With `--register` the result also becomes a new version in
+the model registry, its challenger (router.model_admin), with its held-out metrics and
+its seeds and arguments."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import statistics
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +47,7 @@ def register(sub: Subparsers) -> None:
     td.add_argument("--seed", type=integer, default=100_000, help="seed of the first day")
     add_executor(td, "worker processes, one scenario's days each (the same rows on any number)")
     add_json(td, _JSON_HELP)
+    _add_register(td)
     td.set_defaults(func=run_dealer)
 
     tf = tsub.add_parser("fill", help="fill model: P(a passive lit or dark order fills in 30 s)")
@@ -55,6 +61,7 @@ def register(sub: Subparsers) -> None:
     tf.add_argument("--seed", type=integer, default=200_000, help="seed of the first episode")
     add_executor(tf, "processes that run the episodes (the same rows on any number)")
     add_json(tf, _JSON_HELP)
+    _add_register(tf)
     tf.set_defaults(func=run_fill)
 
     _add_slicer(tsub)
@@ -107,7 +114,63 @@ def _add_slicer(tsub: Subparsers) -> None:
         "started for this run)",
     )
     add_json(tl, _JSON_HELP)
+    _add_register(tl)
     tl.set_defaults(func=run_slicer)
+
+
+def _add_register(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--register",
+        action="store_true",
+        help="register the result in the model registry as a new version, the challenger "
+        "(the `registry` extra; `blockroute models promote` makes it champion)",
+    )
+    p.add_argument(
+        "--db-url",
+        help="with --register: the project database the registry lives beside "
+        "(default: blockroute.db here)",
+    )
+    p.add_argument("--artifacts", help="with --register: the registry's artifact folder or URI")
+    p.add_argument("--by", help="with --register: who registers it (default: this user)")
+
+
+def _registry(args: argparse.Namespace) -> Any:
+    """With --register, the model registry, opened before any training: a bad --db-url
+    fails before the work, and the shipped files become version 1 before --out (models/
+    by default) is overwritten. None without --register."""
+    if not args.register:
+        for flag in ("db_url", "artifacts", "by"):
+            if getattr(args, flag) is not None:
+                raise UsageError(f"--{flag.replace('_', '-')}: only with --register")
+        return None
+    from router.model_admin import open_admin
+    from router.store import DEFAULT_URL
+
+    admin = open_admin(args.db_url or DEFAULT_URL, time.time_ns, artifacts_at=args.artifacts)
+    try:
+        admin.ensure_shipped()
+    except BaseException:
+        admin.close()
+        raise
+    return admin
+
+
+def _register(
+    admin: Any, args: argparse.Namespace, out: Path, command: str, params: dict[str, object]
+) -> None:
+    """Register what training wrote to `out` as the family's challenger."""
+    if admin is None:
+        return
+    by = args.by if args.by is not None else getpass.getuser()
+    try:
+        event = admin.register(args.model, out, by, f"trained: {command}", params)
+    finally:
+        admin.close()
+    # beside a JSON document on standard output, the note goes to standard error
+    print(
+        f"registered {event.family} version {event.to_version} as the challenger",
+        file=sys.stderr if args.json_path == "-" else sys.stdout,
+    )
 
 
 def _out_dir(args: argparse.Namespace) -> Path:
@@ -129,6 +192,7 @@ def run_dealer(args: argparse.Namespace) -> None:
 
     check_executor(args.executor, args.ray_address)
     out = _out_dir(args)
+    admin = _registry(args)
     n = args.days * len(SCENARIOS)
     command = f"blockroute train dealer --days {args.days} --seed {args.seed}"
     try:
@@ -149,6 +213,7 @@ def run_dealer(args: argparse.Namespace) -> None:
         raise UsageError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
     if args.json_path != "-":
         _print_metrics(meta, written)
+    _register(admin, args, out, command, {"days": args.days, "seed": args.seed})
     emit_json(args.json_path, meta)
 
 
@@ -159,6 +224,7 @@ def run_fill(args: argparse.Namespace) -> None:
 
     check_executor(args.executor, args.ray_address)
     out = _out_dir(args)
+    admin = _registry(args)
     n = args.episodes * len(SCENARIOS)
     command = f"blockroute train fill --episodes {args.episodes} --seed {args.seed}"
     try:
@@ -179,6 +245,7 @@ def run_fill(args: argparse.Namespace) -> None:
         raise UsageError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
     if args.json_path != "-":
         _print_metrics(meta, written)
+    _register(admin, args, out, command, {"episodes": args.episodes, "seed": args.seed})
     emit_json(args.json_path, meta)
 
 
@@ -219,6 +286,7 @@ def run_slicer(args: argparse.Namespace) -> None:
             f"train slicer needs the training extra ({exc.name} is missing): "
             "python3 -m pip install -e '.[train]'"
         ) from None
+    admin = _registry(args)
     from models.training.slicer import TrainingError, train_slicer
     from router.ray_tasks import ExecutorUnavailable
 
@@ -247,6 +315,8 @@ def run_slicer(args: argparse.Namespace) -> None:
         raise UsageError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
     if args.json_path != "-":
         _print_slicer(meta, written)
+    params = {"algorithm": "ppo", "timesteps": args.timesteps, "envs": args.envs}
+    _register(admin, args, out, command, {**params, "seed": args.seed, "reward": args.reward})
     emit_json(args.json_path, meta)
 
 
@@ -263,6 +333,8 @@ def _run_slicer_ars(args: argparse.Namespace, out: Path) -> None:
     from models.training.ars import ArsSettings, train_slicer_ars
     from models.training.slicer import TrainingError
     from router.ray_tasks import ExecutorUnavailable
+
+    admin = _registry(args)
 
     settings = ArsSettings(iterations=args.iterations)
     command = (
@@ -289,6 +361,8 @@ def _run_slicer_ars(args: argparse.Namespace, out: Path) -> None:
         raise UsageError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
     if args.json_path != "-":
         _print_slicer_ars(meta, written)
+    params = {"algorithm": "ars", "iterations": args.iterations, "envs": args.envs}
+    _register(admin, args, out, command, {**params, "seed": args.seed})
     emit_json(args.json_path, meta)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry
 
+from router import app
 from router.desk.admission import Admission
 from router.desk.cancel import CancelWorkflow
 from router.desk.commands import Commands
@@ -33,6 +34,7 @@ from router.desk_api import (
 )
 from router.domain import NANOS_PER_SECOND
 from router.journal import Journal
+from router.registry import ModelRegistry
 from router.risk import KillSwitch
 
 log = structlog.get_logger("blockroute.desk")
@@ -49,10 +51,12 @@ class Desk:
         clock: Callable[[], int],
         markets: MarketSource,
         registry: CollectorRegistry | None = None,
+        models: ModelRegistry | None = None,
     ) -> None:
         """`clock` returns the service clock (epoch ns); `markets` opens the markets at
         `start`; the desk's metrics go to `registry` (the service's; default: one of the
-        desk's own)."""
+        desk's own); `models`: the models it serves (default: the process's, from the
+        shipped folder; the service gives the model registry's champions)."""
         self.config = config
         self.journal = journal
         self._clock = clock
@@ -66,7 +70,9 @@ class Desk:
         self._book = OrderBook()
         self._outbox = Outbox(config, journal, now, metrics, self._journal_down, self._journal_up)
         self._projector = Projector(self._outbox, now, metrics)
-        self._wiring = ExecutionWiring(config, self.kill, self._projector, metrics)
+        self._wiring = ExecutionWiring(
+            config, self.kill, self._projector, metrics, app.MODELS if models is None else models
+        )
         self._pump = MarketPump(
             config,
             self._markets,

@@ -8,8 +8,10 @@ test gets a fresh schema (search_path through the URL's `options`), dropped afte
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -47,3 +49,24 @@ def pg_url() -> Iterator[str]:
         with admin.begin() as conn:
             conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def registry_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow database with its tables and nothing else, made once: creating them
+    takes 5-10 s on SQLite, and every registry test needs a fresh registry."""
+    from models.mlflow_catalog import RegistryStore, TrackingStore
+
+    folder = tmp_path_factory.mktemp("registry-template")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    TrackingStore(uri, (folder / "unused").as_uri())
+    RegistryStore(uri)
+    return folder / "mlflow.db"
+
+
+@pytest.fixture
+def registry_db_url(tmp_path: Path, registry_template: Path) -> str:
+    """A project database URL in tmp_path whose model registry (beside it) is a copy of
+    the empty template: the test's own registry, its files in tmp_path too."""
+    shutil.copy(registry_template, tmp_path / "blockroute-registry.db")
+    return f"sqlite:///{tmp_path / 'blockroute.db'}"

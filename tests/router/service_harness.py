@@ -36,6 +36,8 @@ def free_port() -> int:
 
 
 def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return json.dumps(value) if isinstance(value, str) else repr(value)
 
 
@@ -45,6 +47,7 @@ def write_config(
     journal: Mapping[str, str] | None = None,
     mqtt_url: str = "none",
     mqtt_root: str | None = None,
+    models: Mapping[str, object] | None = None,
     **service: object,
 ) -> Path:
     """`folder`/service.toml: QDI on the calm scenario, its data (SQLite journal) in
@@ -66,6 +69,8 @@ def write_config(
     tables["mqtt"] = {"url": mqtt_url} | ({} if mqtt_root is None else {"root": mqtt_root})
     tables["fix"] = {"config": str(DEFAULT_ACCEPTOR_CFG)}
     tables["fix.clients.OMS"] = {"password": ""}
+    if models is not None:
+        tables["models"] = dict(models)
     text = "".join(
         f"\n[{name}]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in table.items())
         for name, table in tables.items()

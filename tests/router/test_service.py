@@ -25,6 +25,7 @@ from tests.router.service_harness import (
     sell_with_sor,
     write_config,
 )
+from tests.router.test_bus import broker_url  # noqa: F401  (the shared broker fixture)
 
 
 @pytest.fixture
@@ -190,4 +191,65 @@ async def test_the_metrics_page_shows_the_decision_latency_and_the_old_series(
     assert values["blockroute_ready", ()] == 1
     # from the desk's own metrics, not from figures read off the desk
     assert "# HELP blockroute_fills_total Fills of child orders" in page.splitlines()
+    assert service.terminate() == 0
+
+
+@pytest.mark.requires_extra("registry", "mlflow")
+async def test_the_service_serves_the_champion_and_moves_it_on_its_api(
+    tmp_path: Path,
+    services: Services,
+    registry_db_url: str,
+    broker_url: str,  # noqa: F811  (the fixture)
+) -> None:
+    """[models] registry = true: the service loads each family's champion; a promotion
+    through its API is journaled in its database and published on its bus."""
+    import json
+    import shutil
+    import uuid
+
+    import aiomqtt
+
+    from models.serving.artifacts import MODELS_DIR, family_files
+    from router.bus import parse_mqtt_url
+    from router.model_admin import open_admin
+
+    # a challenger for the dealer family, registered beside the service's database
+    trained = tmp_path / "trained"
+    trained.mkdir()
+    for path in family_files("dealer", MODELS_DIR):
+        shutil.copy(path, trained / path.name)
+    admin = open_admin(registry_db_url, lambda: 1)
+    admin.register("dealer", trained, "ci", "trained", {"seed": 7})
+    admin.promote("dealer", 2, "ci", "served at the start")
+    admin.close()
+    root = f"blockroute-test/{uuid.uuid4().hex[:12]}/"
+    config = write_config(tmp_path, mqtt_url=broker_url, mqtt_root=root, models={"registry": True})
+    service = services.start(config)
+    listed = service.get("/api/models")
+    assert listed["served"] == {"dealer": 2, "fill": 1, "slicer": 1}
+    moved = service.post(
+        "/api/models/dealer/rollback", {"by": "alice", "reason": "back to the shipped one"}
+    )
+    assert (moved["from_version"], moved["to_version"], moved["action"]) == (2, 1, "rollback")
+    engine = create_engine(registry_db_url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT action, from_version, to_version, by FROM svc_model_aliases ORDER BY id")
+        ).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows][-2:] == [("promote", 1, 2, "ci"), ("rollback", 2, 1, "alice")]
+    address = parse_mqtt_url(broker_url)
+    async with aiomqtt.Client(address.host, address.port) as client:
+        topic = f"{root}models/dealer/champion"
+        await client.subscribe(topic, qos=1)
+        async with asyncio.timeout(10):
+            async for message in client.messages:  # the retained one: the last move
+                payload = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+                break
+        await client.publish(topic, b"", qos=1, retain=True)
+    assert (payload["type"], payload["to_version"], payload["by"]) == (
+        "model_alias_changed",
+        1,
+        "alice",
+    )
     assert service.terminate() == 0

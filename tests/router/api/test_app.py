@@ -722,3 +722,97 @@ async def test_a_refused_replace_names_the_field_the_client_gave(
     resp = await client.post(f"/api/orders/{pid}/replace", json=body, headers=AUTH)
     err = await _error(resp, 409)
     assert (err["error"], err["field"]) == ("cancel_rejected", field)
+
+
+# -------------------------------------------------------------------- model registry
+
+
+@pytest.fixture
+async def models_client(desk: Any, tmp_path: Any, registry_db_url: str) -> Any:
+    """The app over a model registry on SQLite in tmp_path, with a dealer challenger."""
+    import shutil
+
+    from models.serving.artifacts import MODELS_DIR, family_files
+    from router.model_admin import open_admin
+
+    admin = open_admin(registry_db_url, lambda: 7 * NS)
+    trained = tmp_path / "trained"
+    trained.mkdir()
+    for path in family_files("dealer", MODELS_DIR):
+        shutil.copy(path, trained / path.name)
+    admin.register("dealer", trained, "ci", "trained", {"seed": 7})
+    seen: list[Any] = []
+    admin.listeners.append(seen.append)
+    app = make_app(desk, TOKEN, models=admin)
+    async with TestClient(TestServer(app)) as c:
+        c.seen = seen  # type: ignore[attr-defined]
+        yield c
+    admin.close()
+
+
+@pytest.mark.requires_extra("registry", "mlflow")
+async def test_models_list_show_promote_rollback(models_client: Any) -> None:
+    doc = await (await models_client.get("/api/models")).json()
+    assert [(m["family"], m["version"], m["aliases"]) for m in doc["models"]] == [
+        ("dealer", 1, ["champion"]),
+        ("dealer", 2, ["challenger"]),
+        ("fill", 1, ["champion"]),
+        ("slicer", 1, ["champion"]),
+    ]
+    shown = await (await models_client.get("/api/models/dealer/versions/2")).json()
+    assert shown["params"]["seed"] == "7" and shown["lineage"]["replaces"] == "1"
+    body = {"by": "alice", "reason": "better"}
+    resp = await models_client.post("/api/models/dealer/promote", json=body, headers=AUTH)
+    assert resp.status == 200, await resp.text()
+    assert await resp.json() == {
+        "family": "dealer", "alias": "champion", "from_version": 1, "to_version": 2,
+        "action": "promote", "by": "alice", "reason": "better", "ts_ns": 7 * NS,
+    }  # fmt: skip
+    resp = await models_client.post(
+        "/api/models/dealer/rollback", json={"by": "bob", "reason": "worse"}, headers=AUTH
+    )
+    assert (await resp.json())["to_version"] == 1
+    assert [e.action for e in models_client.seen] == ["promote", "rollback"]
+
+
+_PROMOTE = "/api/models/dealer/promote"
+_WHO = {"by": "a", "reason": "r"}
+
+
+@pytest.mark.requires_extra("registry", "mlflow")
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "field"),
+    [
+        ("get", "/api/models/nope/versions/1", None, 404, "family"),
+        ("get", "/api/models/dealer/versions/9", None, 404, "version"),
+        ("get", "/api/models/dealer/versions/0", None, 404, "version"),
+        ("post", "/api/models/nope/promote", _WHO, 404, "family"),
+        ("post", _PROMOTE, {**_WHO, "version": 9}, 422, "version"),
+        ("post", _PROMOTE, {**_WHO, "version": "2"}, 422, "version"),
+        ("post", _PROMOTE, {"by": "a"}, 422, "reason"),
+        ("post", _PROMOTE, {**_WHO, "by": " "}, 422, "by"),
+        ("post", _PROMOTE, {**_WHO, "alias": "boss"}, 422, "alias"),
+        ("post", _PROMOTE, {**_WHO, "version": 1}, 409, "version"),
+        ("post", "/api/models/fill/rollback", _WHO, 409, "family"),
+    ],
+)
+async def test_models_bad_input_names_the_field_and_changes_nothing(
+    models_client: Any, method: str, path: str, body: Any, status: int, field: str
+) -> None:
+    resp = await getattr(models_client, method)(path, json=body, headers=AUTH)
+    assert (await _error(resp, status))["field"] == field
+    doc = await (await models_client.get("/api/models")).json()
+    assert {m["family"]: m["version"] for m in doc["models"] if "champion" in m["aliases"]} == {
+        "dealer": 1,
+        "fill": 1,
+        "slicer": 1,
+    }
+    assert models_client.seen == []
+
+
+async def test_models_need_the_token_and_a_registry(client: TestClient) -> None:
+    body = {"by": "a", "reason": "r"}
+    await _error(await client.post("/api/models/dealer/promote", json=body), 401)
+    resp = await client.post("/api/models/dealer/promote", json=body, headers=AUTH)
+    assert (await _error(resp, 404))["error"] == "no_registry"
+    assert (await _error(await client.get("/api/models"), 404))["error"] == "no_registry"
