@@ -173,9 +173,12 @@ class ModelAdmin:
         self._check_servable(family, version)
         return self._move(family, alias, version, "promote", by, reason)
 
-    def rollback(self, family: str, by: str, reason: str) -> ModelAliasChanged:
+    def rollback(
+        self, family: str, by: str, reason: str, version: int | None = None
+    ) -> ModelAliasChanged:
         """Give the champion back to the version that held it before the last promotion
-        still in force (a second rollback goes one further back)."""
+        still in force (a second rollback goes one further back), or to `version`, one of
+        the earlier champions still in force (the promotions since are undone)."""
         check_family(family)
         by, reason = _text(by, "by"), _text(reason, "reason")
         self.ensure_shipped()
@@ -184,7 +187,16 @@ class ModelAdmin:
             raise CatalogError(
                 f"{family} has no earlier champion to roll back to", "family", kind="conflict"
             )
-        version = held[-2]
+        if version is None:
+            version = held[-2]
+        elif version not in held[:-1]:
+            earlier = ", ".join(str(v) for v in held[:-1])
+            raise CatalogError(
+                f"{family} version {version} is not an earlier champion in force "
+                f"(those are: {earlier})",
+                "version",
+                kind="conflict",
+            )
         self._check_servable(family, version)
         return self._move(family, CHAMPION, version, "rollback", by, reason)
 
@@ -213,7 +225,11 @@ class ModelAdmin:
             if row.alias != CHAMPION:
                 continue
             if row.action == "rollback":
-                if held:
+                # back to its target: the promotions since it are undone
+                if row.to_version in held:
+                    while held[-1] != row.to_version:
+                        held.pop()
+                elif held:
                     held.pop()
             else:
                 held.append(row.to_version)

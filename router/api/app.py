@@ -516,7 +516,8 @@ class Api:
         body = parse(RollbackBody, await read_object(request))
         async with self._moving:
             event = await self._catalog(
-                lambda admin: admin.rollback(family, body.by, body.reason), ("family",)
+                lambda admin: admin.rollback(family, body.by, body.reason, body.version),
+                ("family",),
             )
         return json_response(change_json(event))
 

@@ -251,6 +251,9 @@ class RollbackBody(_Body):
 
     model_config = ConfigDict(**_CONFIG, title="RollbackModel")
 
+    version: Annotated[int, Field(ge=1, le=2**31 - 1), BeforeValidator(_whole)] | None = Field(
+        None, description="an earlier champion in force to go back to; absent: the one before"
+    )
     by: Person
     reason: Why
 

@@ -83,6 +83,11 @@ def register(sub: Subparsers) -> None:
     mp.set_defaults(func=run_promote)
 
     mr = msub.add_parser("rollback", help="give the champion back to the previous champion")
+    mr.add_argument(
+        "--version",
+        type=positive_int,
+        help="an earlier champion still in force to go back to (default: the one before)",
+    )
     _mover(mr)
     mr.set_defaults(func=run_rollback)
 
@@ -146,7 +151,7 @@ def run_promote(args: argparse.Namespace) -> None:
 
 
 def run_rollback(args: argparse.Namespace) -> None:
-    _move(args, lambda admin, by: admin.rollback(args.family, by, args.reason))
+    _move(args, lambda admin, by: admin.rollback(args.family, by, args.reason, args.version))
 
 
 def _move(args: argparse.Namespace, act: Any) -> None:

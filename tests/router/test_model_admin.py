@@ -181,6 +181,25 @@ def test_rolling_back_twice_goes_two_promotions_back(admin: ModelAdmin, tmp_path
     assert admin.rollback("dealer", "bob", "r2").to_version == 1
 
 
+def test_rolling_back_to_a_named_version_undoes_the_promotions_since(
+    admin: ModelAdmin, tmp_path: Path
+) -> None:
+    for auc in (0.8, 0.81):
+        admin.register("dealer", trained(tmp_path, auc=auc), "ci", "trained", {})
+        admin.promote("dealer", None, "alice", f"auc {auc}")
+    seen = _events(admin)
+    with pytest.raises(CatalogError, match="version 3 is not an earlier champion") as exc:
+        admin.rollback("dealer", "bob", "to the current one", version=3)
+    assert exc.value.field == "version" and exc.value.kind == "conflict"
+    assert seen == [] and admin.show("dealer").version == 3  # refused: nothing moved
+    down = admin.rollback("dealer", "bob", "both were worse", version=1)
+    assert (down.from_version, down.to_version) == (3, 1)
+    assert admin.show("dealer").version == 1
+    # versions 2 and 3 are no longer in force: nothing earlier to roll back to
+    with pytest.raises(CatalogError, match="no earlier champion"):
+        admin.rollback("dealer", "bob", "again")
+
+
 @pytest.mark.parametrize(
     ("family", "version", "by", "reason", "alias", "field", "message"),
     [

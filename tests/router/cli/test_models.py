@@ -77,7 +77,10 @@ def test_show_promote_rollback(capsys, db, tmp_path: Path) -> None:
     shown = json.loads(out)
     assert shown["version"] == 2 and shown["aliases"] == ["challenger", "champion"]
     assert shown["params"]["seed"] == "7" and shown["lineage"]["replaces"] == "1"
-    code, out, _ = cli(capsys, "models", "rollback", "dealer", "--by", "bob", "--reason", "no", *db)
+    code, out, _ = cli(
+        capsys, "models", "rollback", "dealer", "--version", "1", "--by", "bob", "--reason", "no",
+        *db,
+    )  # fmt: skip
     assert code == 0 and "dealer champion: version 2 -> version 1 (rollback by bob: no)" in out
 
 
@@ -92,6 +95,7 @@ def test_show_promote_rollback(capsys, db, tmp_path: Path) -> None:
         (["promote", "dealer", "--version", "2", "--reason", " "], "reason must not be blank"),
         (["promote", "dealer", "--version", "0", "--reason", "x"], "must be > 0"),
         (["rollback", "fill", "--reason", "x"], "fill has no earlier champion"),
+        (["rollback", "fill", "--version", "1", "--reason", "x"], "fill has no earlier champion"),
         (["promote", "dealer", "--reason", "x", "--mqtt-url", "http://h"], "scheme 'http'"),
     ],
 )
