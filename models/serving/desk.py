@@ -33,6 +33,11 @@ from models.serving.features import (
     dealer_head,
     side_feature,
 )
+from models.serving.inventory import (
+    BLUR_HALF_LIFE_TOD,
+    PositionBeliefs,
+    gaussian_likelihood,
+)
 from models.serving.quotecost import (
     AXE_UNIT,
     N_TERMS,
@@ -97,6 +102,9 @@ class _Open:
     qty: int
     z: dict[DealerId, np.ndarray]
     axes: dict[DealerId, float]  # as published at the request
+    # per dealer asked: the desk's belief of its position within the axe's step, as kept
+    # at the request (models.serving.inventory), and the axe it refers to
+    beliefs: dict[DealerId, np.ndarray]
     # per dealer: the desk's notional with it today plus the request's (credit)
     totals: dict[DealerId, float]
     quotes: dict[DealerId, Quote] = field(default_factory=dict)
@@ -122,6 +130,7 @@ class DeskState:
         self.tracker = tracker if tracker is not None else HeuristicPanel(self.dealers)
         self.costs = costs if costs is not None else QuoteCostTracker()
         self.axes: dict[DealerId, float] = {}
+        self.positions = PositionBeliefs(adv)
         # response counts by the side asked and whether the request was larger than the
         # dealer's published long (a dealer short of bonds declines buys), requests it
         # declined for credit left out (credit has its own estimate, below)
@@ -148,6 +157,11 @@ class DeskState:
         self._counts = np.zeros((n, 2 * len(_KINDS) * 2))
         self._w = np.zeros((n, N_TERMS))
         self._sd = np.zeros(n)
+        # each dealer's belief of its position within its axe's step (rows: dealers,
+        # columns: `PositionBeliefs.grid`) and the time of day it was kept, from which
+        # the rows blur it
+        self._beliefs = np.zeros((n, self.positions.grid.shape[0]))
+        self._belief_tod = np.zeros(n)
         self._usual: tuple[DealerId, ...] = self.dealers
         self._stale = True
         self.new_day()
@@ -161,6 +175,7 @@ class DeskState:
         # FLOW_HALF_LIFE_TOD, and the time of day it was last brought up to date
         self._asked_flow: dict[DealerId, tuple[float, float]] = {}
         self._flow_tod = 0.0
+        self.positions.new_day()
         self.forget()
 
     def set_axes(self, axes: dict[DealerId, float]) -> None:
@@ -218,6 +233,9 @@ class DeskState:
         w, sd = self.costs.stacked(self.dealers)
         self._w[:] = w
         self._sd[:] = np.maximum(sd, 0.5)
+        for i, d in enumerate(self.dealers):
+            self._beliefs[i] = self.positions.current(d, self.axes.get(d, 0.0))
+            self._belief_tod[i] = self.positions.kept_tod(d)
         tracker = self.tracker
         self._usual = tuple(sorted(self.dealers, key=lambda d: (-tracker.score(d), d)))
         self._stale = False
@@ -270,6 +288,9 @@ class DeskState:
             self._counts,
             self._w,
             self._sd,
+            self._beliefs,
+            self._blur_keep(market.tod),
+            self.positions.grid,
             self._columns,
             np.array([index[d] for d in panel], dtype=np.int64),
             np.array([index[d] for d in instead_of_last], dtype=np.int64),
@@ -284,21 +305,37 @@ class DeskState:
         )
         return out
 
-    def terms_of(
-        self, qty: int, side: Side | None, panel: Sequence[DealerId], market: MarketContext
-    ) -> dict[DealerId, np.ndarray]:
-        """Each asked dealer's pricing terms (models.serving.quotecost) for this request."""
-        self.refresh()
-        z, _ = _price(
-            terms(0.0, qty / self.adv, len(panel), market.vol_bps, side is None),
-            self._state[:, _AXE],
-            self._flow_terms(side, market),
-            qty / self.adv,
-            self.adv,
-            side_feature(side),
-            self._w,
-        )
-        return {d: z[self._index[d]] for d in panel}
+    def _blur_keep(self, tod: float) -> np.ndarray:
+        """How much of each dealer's kept belief still holds at `tod`
+        (`models.serving.inventory.blur`)."""
+        elapsed = np.maximum(tod - self._belief_tod, 0.0)
+        return np.asarray(0.5 ** (elapsed / BLUR_HALF_LIFE_TOD))
+
+    def terms_grid(
+        self,
+        qty: int,
+        side: Side | None,
+        n_dealers: int,
+        vol_bps: float,
+        two_sided: bool,
+        dealer: DealerId,
+        axe: float,
+        flow_adv: float,
+    ) -> np.ndarray:
+        """One dealer's pricing terms (models.serving.quotecost) for this request at
+        each offset of its position from the axe (`PositionBeliefs.grid`), a row each."""
+        sign = side_feature(side)
+        size = qty / self.adv
+        base = terms(0.0, size, n_dealers, vol_bps, two_sided, flow_adv)
+        out = np.empty((self.positions.grid.shape[0], base.shape[0]))
+        for g, offset in enumerate(self.positions.grid):
+            axe_side = (axe + offset) / self.adv * sign
+            out[g] = base
+            out[g, 1] = axe_side * AXE_UNIT
+            unwind, risk = carry_shapes(axe_side, size)
+            out[g, _UNWIND] = unwind * vol_bps
+            out[g, _RISK] = risk * vol_bps
+        return out
 
     def flows(self, tod: float) -> dict[DealerId, tuple[float, float]]:
         """Per dealer: the client's net recent requests to it to buy and to sell (each
@@ -354,15 +391,32 @@ class DeskState:
             r = event.request
             z: dict[DealerId, np.ndarray] = {}
             flows: dict[DealerId, tuple[float, float]] = {}
-            if market is not None:
-                z = self.terms_of(r.qty, r.side, r.dealers, market)
-                if r.side is None:
-                    flows = self.flows(market.tod)
-                self._remember_asked(r.side, r.qty, r.dealers, market.tod)
+            beliefs: dict[DealerId, np.ndarray] = {}
             axes = {d: self.axes.get(d, 0.0) for d in r.dealers}
+            if market is not None:
+                # the pricing terms of each dealer's flow term, vol and request; the
+                # position's terms at each offset, with the belief that weighs them
+                k = 0 if r.side is Side.BUY else 1
+                asked = self.flows(market.tod)
+                for d in r.dealers:
+                    flow = asked.get(d, (0.0, 0.0))[k] if r.side is not None else 0.0
+                    z[d] = self.terms_grid(
+                        r.qty,
+                        r.side,
+                        len(r.dealers),
+                        market.vol_bps,
+                        r.side is None,
+                        d,
+                        axes[d],
+                        flow,
+                    )
+                    beliefs[d] = self.positions.commit(d, axes[d], market.tod)
+                if r.side is None:
+                    flows = asked
+                self._remember_asked(r.side, r.qty, r.dealers, market.tod)
             notional = r.qty * mid_at(event.ts_ns)
             totals = {d: self.notional.get(d, 0.0) + notional for d in r.dealers}
-            self._open[r.rfq_id] = _Open(r.side, r.qty, z, axes, totals, flows=flows)
+            self._open[r.rfq_id] = _Open(r.side, r.qty, z, axes, beliefs, totals, flows=flows)
         elif isinstance(event, QuoteReceived):
             o = self._open.get(event.quote.rfq_id)
             if o is not None:
@@ -377,6 +431,7 @@ class DeskState:
                 o.traded_side = event.side
             d = event.dealer
             self.position[d] = self.position.get(d, 0.0) - event.side.sign * event.qty
+            self.positions.traded(d, -event.side.sign * event.qty)
             self.notional[d] = self.notional.get(d, 0.0) + event.qty * event.price
         elif isinstance(event, RfqEnded):
             o = self._open.pop(event.rfq_id, None)
@@ -409,17 +464,42 @@ class DeskState:
         if side is None:
             return
         prices = {d: p for d, q in o.quotes.items() if (p := q.price_for(side)) is not None}
-        seen = []
+        quoted: list[tuple[DealerId, np.ndarray, float]] = []  # terms at each offset, cost
         for d, p in prices.items():
             if d in o.z:
                 z = o.z[d]
                 if o.side is None:  # two-sided: the dealer's skew applies to the side traded
                     flow = o.flows.get(d, (0.0, 0.0))[0 if side is Side.BUY else 1]
-                    axe = o.axes[d] / self.adv * side.sign
-                    z = terms(axe, o.qty / self.adv, int(z[4]), float(z[_VOL]), True, flow)
+                    n, vol = int(z[0, 4]), float(z[0, _VOL])
+                    z = self.terms_grid(o.qty, side, n, vol, True, d, o.axes[d], flow)
                 mid = mid_at(o.quotes[d].ts_ns)
-                seen.append((d, z, side.sign * (p - mid) / mid * 1e4))
-        self.costs.observe_rfq(seen)
+                quoted.append((d, z, side.sign * (p - mid) / mid * 1e4))
+        # each quote as the pricing before it predicted it, at every offset of the
+        # dealer's position and on average over the belief kept at the request
+        preds = [z @ self.costs.coefficients(d) for d, z, _ in quoted]
+        means = [float(o.beliefs[d] @ pg) for (d, _, _), pg in zip(quoted, preds, strict=True)]
+        spreads = [
+            max(float(o.beliefs[d] @ (pg * pg)) - m * m, 0.0)
+            for (d, _, _), pg, m in zip(quoted, preds, means, strict=True)
+        ]
+        k = len(quoted)
+        if k >= 2:  # one quote alone cannot be told from the shock the quotes share
+            errs = [cost - m for (_, _, cost), m in zip(quoted, means, strict=True)]
+            noise = [
+                max(self.costs.sd(d), 0.5) ** 2 + v
+                for (d, _, _), v in zip(quoted, spreads, strict=True)
+            ]
+            for i, (d, _, cost) in enumerate(quoted):
+                others = (sum(errs) - errs[i]) / (k - 1)
+                their = (sum(noise) - noise[i]) / (k - 1) ** 2
+                own = max(self.costs.sd(d), 0.5) ** 2
+                residuals = cost - preds[i] - others
+                self.positions.weigh(
+                    d, o.axes[d], gaussian_likelihood(residuals, math.sqrt(own + their))
+                )
+        self.costs.observe_rfq(
+            [(d, o.beliefs[d] @ z, cost) for d, z, cost in quoted], known_var=spreads
+        )
         for d, dist in distances_behind_best(o.quotes, side).items():
             total, n = self._today.get(d, (0.0, 0))
             self._today[d] = (total + dist, n + 1)
@@ -445,25 +525,37 @@ def _price(
     adv: float,
     sign: float,
     w: np.ndarray,
+    beliefs: np.ndarray,
+    keep: np.ndarray,
+    grid: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each dealer's pricing terms (`base` with its axe and the desk's recent flow to it)
-    and their dot product with its coefficients, summed in order as
-    `QuoteCostTracker.predict` does."""
-    z = np.empty((axes.shape[0], base.shape[0]))
-    pred = np.empty(axes.shape[0])
-    for i in range(axes.shape[0]):
-        z[i] = base
-        axe = axes[i] / adv * sign
-        z[i, 1] = axe * AXE_UNIT
-        z[i, _FLOW] = flows[i]
-        unwind, risk = carry_shapes(axe, size_adv)
-        z[i, _UNWIND] = unwind * base[_VOL]
-        z[i, _RISK] = risk * base[_VOL]
-        total = 0.0
-        for j in range(base.shape[0]):
-            total += z[i, j] * w[i, j]
-        pred[i] = total
-    return z, pred
+    """Each dealer's expected quote cost and its variance over the desk's belief of its
+    position: the pricing terms (`base` with its axe plus each offset of `grid`, and the
+    desk's recent flow to it) dotted with its coefficients, weighed by its belief
+    (`beliefs`, blurred towards even odds as `keep` says)."""
+    n, points = axes.shape[0], grid.shape[0]
+    z = base.copy()
+    mean = np.empty(n)
+    var = np.empty(n)
+    for i in range(n):
+        z[_FLOW] = flows[i]
+        m1 = 0.0
+        m2 = 0.0
+        for g in range(points):
+            p = keep[i] * beliefs[i, g] + (1.0 - keep[i]) / points
+            axe = (axes[i] + grid[g]) / adv * sign
+            z[1] = axe * AXE_UNIT
+            unwind, risk = carry_shapes(axe, size_adv)
+            z[_UNWIND] = unwind * base[_VOL]
+            z[_RISK] = risk * base[_VOL]
+            total = 0.0
+            for j in range(base.shape[0]):
+                total += z[j] * w[i, j]
+            m1 += p * total
+            m2 += p * total * total
+        mean[i] = m1
+        var[i] = max(m2 - m1 * m1, 0.0)
+    return mean, var
 
 
 # DEALER_FEATURES' layout: the base columns, then panel, dealer and competitor indicators
@@ -562,6 +654,9 @@ def _desk_rows(
     counts: np.ndarray,
     w: np.ndarray,
     sd: np.ndarray,
+    beliefs: np.ndarray,
+    keep: np.ndarray,
+    grid: np.ndarray,
     columns: np.ndarray,
     panel: np.ndarray,
     candidates: np.ndarray,
@@ -579,9 +674,10 @@ def _desk_rows(
     own = np.empty((state.shape[0], _N_OWN))
     quality = np.empty(state.shape[0])
     _own_columns(own, quality, state, counts, sign, kind, seen_sell, qty, mid, adv)
-    _, pred = _price(base, state[:, _AXE], flows, qty / adv, adv, sign, w)
+    pred, var = _price(base, state[:, _AXE], flows, qty / adv, adv, sign, w, beliefs, keep, grid)
+    spread = np.sqrt(sd * sd + var)  # the dealer's own noise and what the desk cannot see
     _panel_rows(
-        out, head, own, quality, pred, sd, columns, panel, candidates, n_points, panel_column
+        out, head, own, quality, pred, spread, columns, panel, candidates, n_points, panel_column
     )
 
 

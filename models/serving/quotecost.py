@@ -97,20 +97,34 @@ class QuoteCostTracker:
             self._b[dealer] = RIDGE * prior
 
     def observe(
-        self, dealer: str, z: np.ndarray, cost_bps: float, spread_err: float | None = None
+        self,
+        dealer: str,
+        z: np.ndarray,
+        cost_bps: float,
+        spread_err: float | None = None,
+        known_var: float = 0.0,
     ) -> None:
         """Learn one quote's cost. `spread_err`: its error relative to the other quotes of
-        the request (see `observe_rfq`), for the spread; else its own prediction error."""
+        the request (see `observe_rfq`), for the spread; else its own prediction error.
+        `known_var`: the part of that error's variance the desk knows it cannot explain
+        (it does not know the dealer's exact position, models.serving.inventory), left
+        out of the spread, which is then the dealer's own price noise."""
         err = cost_bps - self.predict(dealer, z) if spread_err is None else spread_err
-        self._var[dealer] = 0.98 * self._var.get(dealer, 25.0) + 0.02 * err * err
+        sample = err * err - known_var
+        self._var[dealer] = 0.98 * self._var.get(dealer, 25.0) + 0.02 * sample
         self._a[dealer] = DECAY * self._a[dealer] + np.outer(z, z)
         self._b[dealer] = DECAY * self._b[dealer] + z * cost_bps
         # solved now, as the quote arrives, rather than by the next decision that asks
         self._w[dealer] = np.linalg.solve(self._a[dealer], self._b[dealer])
         self._stacked.clear()
 
-    def observe_rfq(self, quotes: Sequence[tuple[str, np.ndarray, float]]) -> None:
-        """Learn the quotes of one request: (dealer, terms, cost) each.
+    def observe_rfq(
+        self,
+        quotes: Sequence[tuple[str, np.ndarray, float]],
+        known_var: Sequence[float] | None = None,
+    ) -> None:
+        """Learn the quotes of one request: (dealer, terms, cost) each, with the variance
+        of each prediction the desk knows of (`known_var`, see `observe`).
 
         Quotes of one request share a shock the desk cannot see: the dealers price off a
         fair value that the lit mid only follows (by several bps in an illiquid bond).
@@ -120,14 +134,18 @@ class QuoteCostTracker:
         when all spreads are equal), so the shared shock cancels."""
         errs = [cost - self.predict(d, z) for d, z, cost in quotes]
         k, total = len(quotes), sum(errs)
-        for (d, z, cost), err in zip(quotes, errs, strict=True):
+        known = [0.0] * k if known_var is None else list(known_var)
+        known_total = sum(known)
+        for (d, z, cost), err, v in zip(quotes, errs, known, strict=True):
             if k < 2:
-                self.observe(d, z, cost)
+                self.observe(d, z, cost, known_var=v)
                 continue
             rel = err - (total - err) / (k - 1)
-            self.observe(d, z, cost, rel * math.sqrt((k - 1) / k))
+            # the known variance of `rel`, scaled alike
+            v_rel = (v + (known_total - v) / (k - 1) ** 2) * (k - 1) / k
+            self.observe(d, z, cost, rel * math.sqrt((k - 1) / k), v_rel)
 
-    def _coefficients(self, dealer: str) -> np.ndarray:
+    def coefficients(self, dealer: str) -> np.ndarray:
         w = self._w.get(dealer)
         if w is None:
             self._init(dealer)
@@ -138,13 +156,14 @@ class QuoteCostTracker:
         # summed in order, as the desk's compiled pricing does (a BLAS dot product may
         # group the terms differently and differ in the last bit)
         total = 0.0
-        for a, b in zip(z.tolist(), self._coefficients(dealer).tolist(), strict=True):
+        for a, b in zip(z.tolist(), self.coefficients(dealer).tolist(), strict=True):
             total += a * b
         return total
 
     def sd(self, dealer: str) -> float:
         """How far its quotes stray from the prediction, bps."""
-        return math.sqrt(self._var.get(dealer, 25.0))
+        # a floor: the known part may outweigh a few small errors
+        return math.sqrt(max(self._var.get(dealer, 25.0), 1e-6))
 
     def stacked(self, dealers: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """The dealers' coefficients, a row each, and their `sd`s; kept until a quote
@@ -152,7 +171,7 @@ class QuoteCostTracker:
         key = tuple(dealers)
         hit = self._stacked.get(key)
         if hit is None:
-            w = np.array([self._coefficients(d) for d in dealers])
+            w = np.array([self.coefficients(d) for d in dealers])
             sd = np.array([self.sd(d) for d in dealers])
             hit = self._stacked[key] = (w, sd)
         return hit

@@ -12,7 +12,8 @@ import pytest
 from dealers.truth import p_lowest
 from models.serving.desk import FLOW_HALF_LIFE_TOD, P_LOWEST_POINTS, DeskState
 from models.serving.features import DEALER_FEATURES, MarketContext, dealer_row
-from models.serving.quotecost import QuoteCostTracker, terms
+from models.serving.inventory import uniform
+from models.serving.quotecost import AXE_UNIT, QuoteCostTracker, terms
 from router.domain import (
     NANOS_PER_SECOND,
     ChildId,
@@ -86,6 +87,18 @@ def desk_after(log: Sequence[Event] = LOG) -> DeskState:
     return desk
 
 
+def expected_cost(desk: DeskState, d: DealerId, grid: np.ndarray) -> float:
+    """The desk's expected quote cost of dealer `d` from its pricing terms at each offset of
+    its position (`DeskState.terms_grid`), over its belief now (at MARKET's time), summed
+    as the compiled rows do."""
+    keep = float(desk._blur_keep(MARKET.tod)[desk.dealers.index(d)])
+    belief = desk.positions.current(d, desk.axes.get(d, 0.0))
+    total = 0.0
+    for b, z in zip(belief, grid, strict=True):
+        total += (keep * b + (1.0 - keep) / len(belief)) * desk.costs.predict(d, z)
+    return total
+
+
 def reference_rows(
     desk: DeskState, qty: int, side: Side, panel: Sequence[DealerId]
 ) -> list[list[float]]:
@@ -118,16 +131,32 @@ def reference_rows(
         mean, _ = today(d)
         return t.distance_bps(d) if mean is None else mean
 
-    def pred(d: DealerId) -> float:
+    def priced(d: DealerId) -> tuple[float, float]:
+        # its expected cost and that cost's variance over the desk's belief of where its
+        # position lies within its axe's step, blurred by the time since it was kept
         flow = max(NET_ASKED[d] * side.sign, 0.0) / ADV  # on the client's side
-        axe = desk.axes.get(d, 0.0) / ADV * side.sign
-        z = terms(axe, qty / ADV, len(panel), 6.0, False, flow)
-        return desk.costs.predict(d, z)
+        axe = desk.axes.get(d, 0.0)
+        grid = desk.terms_grid(qty, side, len(panel), 6.0, False, d, axe, flow)
+        keep = float(desk._blur_keep(MARKET.tod)[desk.dealers.index(d)])
+        belief = desk.positions.current(d, axe)
+        m1 = m2 = 0.0
+        for b, z in zip(belief, grid, strict=True):
+            p, cost = keep * b + (1.0 - keep) / len(belief), desk.costs.predict(d, z)
+            m1 += p * cost
+            m2 += p * cost * cost
+        return m1, max(m2 - m1 * m1, 0.0)
+
+    def pred(d: DealerId) -> float:
+        return priced(d)[0]
+
+    def spread(d: DealerId) -> float:
+        sd = max(desk.costs.sd(d), 0.5)
+        return float(np.sqrt(sd * sd + priced(d)[1]))
 
     est = p_lowest(
         np.array([rate(d) for d in panel]),
         np.array([pred(d) for d in panel]),
-        np.array([max(desk.costs.sd(d), 0.5) for d in panel]),
+        np.array([spread(d) for d in panel]),
         n=P_LOWEST_POINTS,
     )
     rows = []
@@ -319,11 +348,15 @@ def test_a_two_sided_request_teaches_the_prices_of_the_side_traded() -> None:
     ]
     for e in log:
         desk.observe(e, lambda ts: 100.0, MARKET if isinstance(e, RfqRequested) else None)
-    # the client sold: bids cost 3 and 4 bps; ALPHA's long axe was against a seller
+    # the client sold: bids cost 3 and 4 bps; ALPHA's long axe was against a seller. The
+    # terms are their expectation over each position within its axe's step (even odds
+    # before any quote), on the side traded; the prior pricing (10 bps whatever the
+    # position) knew no spread of its predictions
     by_hand = QuoteCostTracker()
-    za = terms(-4_000.0 / ADV, 2_000 / ADV, 2, 6.0, True)
-    zb = terms(0.0, 2_000 / ADV, 2, 6.0, True)
-    by_hand.observe_rfq([(A, za, 3.0), (B, zb, 4.0)])
+    za = uniform() @ desk.terms_grid(2_000, Side.SELL, 2, 6.0, True, A, 4_000.0, 0.0)
+    zb = uniform() @ desk.terms_grid(2_000, Side.SELL, 2, 6.0, True, B, 0.0, 0.0)
+    assert za[1] == pytest.approx(-4_000.0 / ADV * AXE_UNIT)  # the axe term, even odds
+    by_hand.observe_rfq([(A, za, 3.0), (B, zb, 4.0)], known_var=[0.0, 0.0])
     for d, z in ((A, za), (B, zb)):
         assert desk.costs.predict(d, z) == pytest.approx(by_hand.predict(d, z), abs=1e-9)
         assert desk.costs.sd(d) == pytest.approx(by_hand.sd(d))
@@ -338,10 +371,10 @@ def test_the_desk_remembers_its_net_requests_to_each_dealer_and_forgets_in_half_
     # the flow prices a request on the side asked for, not the other
     sell = desk.rows(3_000, Side.SELL, (A, C), MARKET)
     buy = desk.rows(3_000, Side.BUY, (A, C), MARKET)
-    z_sell = terms(-4_000.0 / ADV, 3_000 / ADV, 2, 6.0, False, 3_000.0 / ADV)
-    assert sell[0, COL["pred_cost_bps"]] == desk.costs.predict(A, z_sell)
-    z_buy = terms(4_000.0 / ADV, 3_000 / ADV, 2, 6.0, False, 0.0)
-    assert buy[0, COL["pred_cost_bps"]] == desk.costs.predict(A, z_buy)
+    z_sell = desk.terms_grid(3_000, Side.SELL, 2, 6.0, False, A, 4_000.0, 3_000.0 / ADV)
+    assert sell[0, COL["pred_cost_bps"]] == pytest.approx(expected_cost(desk, A, z_sell))
+    z_buy = desk.terms_grid(3_000, Side.BUY, 2, 6.0, False, A, 4_000.0, 0.0)
+    assert buy[0, COL["pred_cost_bps"]] == pytest.approx(expected_cost(desk, A, z_buy))
     # a two-sided request tells no one the side: the memory does not change
     rid = RfqId("T9")
     two = RfqRequested(s(400), QuoteRequest(rid, Symbol("QDI"), None, 9_000, (A, B), s(10)))
@@ -349,3 +382,26 @@ def test_the_desk_remembers_its_net_requests_to_each_dealer_and_forgets_in_half_
     assert desk.flows(MARKET.tod) == flows
     desk.new_day()
     assert desk.flows(MARKET.tod) == {}
+
+
+def test_quotes_tell_the_desk_where_a_dealer_stands_within_its_axe() -> None:
+    # both dealers have priced by their position for a while: 4 bps cheaper per percent
+    # of ADV long, for a buying client. Then, both showing no axe, ALPHA offers 4 bps
+    # below BRAVO: the desk believes ALPHA longer than BRAVO, within the step
+    rng = np.random.default_rng(7)
+    costs = QuoteCostTracker()
+    for _ in range(400):
+        for d in (A, B):
+            axe_side = float(rng.uniform(-0.05, 0.05))
+            z = terms(axe_side, 0.03, 2, 6.0, False)
+            costs.observe(d, z, 8.0 - 4.0 * axe_side * 100 + float(rng.normal(0.0, 0.5)))
+    desk = DeskState((A, B), "equities", ADV, costs=costs)
+    desk.set_axes({A: 0.0, B: 0.0})
+    for e in rfq(100, 1, Side.BUY, 3_000, {A: 100.06, B: 100.10}):
+        desk.observe(e, lambda ts: 100.0, MARKET if isinstance(e, RfqRequested) else None)
+    grid = desk.positions.grid
+    # ALPHA traded 3,000 since: its belief is shifted by what it sold, against the feed
+    desk.set_axe(A, -2_500.0)
+    a = desk.positions.current(A, -2_500.0) @ grid - 2_500.0  # vs where it was
+    b = desk.positions.current(B, 0.0) @ grid
+    assert a + 3_000.0 > 300.0 > -300.0 > b
