@@ -10,12 +10,19 @@ simulation) never crosses the network; only actions, observations and rewards do
 
 The same environment factories and seeds give the same observations in the same order
 as `SubprocVecEnv` on the same number of environments, so the same policy (tested).
-An actor that dies takes its episode's state with it: the training stops with the
-error (Ray does not restart these actors), rather than continue on a different episode
-than the seeds say."""
+
+An actor that dies (its node lost, its process killed) takes its episode's state with
+it. The driver keeps, for each environment, the seed its episode began with (the
+`sim_seed` of the reset's info, which `ExecutionEnv` gives) and the actions since; a new
+actor is reset to that seed and replays the actions, which brings it to the same state,
+since an episode is a function of its seed and its actions alone; then the step that
+was lost runs there. The training goes on with the same rollouts (tested by killing an
+actor). An environment whose resets do not say their seed, or one that dies
+MAX_RESTARTS times on one step, stops the training with EnvironmentLost."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -23,6 +30,9 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
 from stable_baselines3.common.vec_env.patch_gym import _patch_env
+
+SEED_KEY = "sim_seed"  # where an episode's seed is in its reset's info (ExecutionEnv)
+MAX_RESTARTS = 3  # new actors for one environment on one step, before giving up
 
 
 class EnvironmentLost(RuntimeError):
@@ -83,31 +93,72 @@ class RayVecEnv(VecEnv):
 
     def __init__(self, env_fns: Sequence[Callable[[], Any]], ray: Any) -> None:
         self._ray = ray
-        actor = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(EnvActor)
-        self._actors = [actor.remote(fn) for fn in env_fns]
+        self._fns = list(env_fns)
+        self._class = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(EnvActor)
+        self._actors = [self._class.remote(fn) for fn in self._fns]
         self._pending: list[Any] | None = None
+        self._actions: np.ndarray | None = None
+        # per environment: its episode's seed and options, and the actions since
+        self._episodes: list[tuple[int | None, Any, list[np.ndarray]]] = [
+            (None, None, []) for _ in self._fns
+        ]
+        self.restarts = 0  # actors replaced, over the whole training
         self.closed = False
         observation_space, action_space = ray.get(self._actors[0].spaces.remote())
         super().__init__(len(env_fns), observation_space, action_space)
 
     def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.array(actions)
         self._pending = [a.step.remote(act) for a, act in zip(self._actors, actions, strict=True)]
 
     def step_wait(self) -> VecEnvStepReturn:
-        assert self._pending is not None, "step_wait before step_async"
+        assert self._pending is not None and self._actions is not None, "step_async first"
         try:
-            results = self._ray.get(self._pending)
-        except self._ray.exceptions.RayActorError as exc:
+            results = [self._result(i, ref) for i, ref in enumerate(self._pending)]
+        finally:
             self._pending = None
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise EnvironmentLost(
-                "an environment's Ray actor died and its episode with it; the training "
-                f"stops (run it again): {first}"
-            ) from None
-        self._pending = None
+        for i, (_, _, done, _, reset_info) in enumerate(results):
+            if done:  # the actor began the next episode
+                self._episodes[i] = (reset_info.get(SEED_KEY), None, [])
+            else:
+                self._episodes[i][2].append(self._actions[i])
         obs, rewards, dones, infos, reset_infos = zip(*results, strict=True)
         self.reset_infos = list(reset_infos)
         return np.stack(obs), np.stack(rewards), np.stack(dones), list(infos)
+
+    def _result(self, i: int, ref: Any) -> Any:
+        """Environment `i`'s step, from its actor or, if the actor died, from a new one
+        brought to the same state (see the module's docstring)."""
+        assert self._actions is not None
+        for _ in range(MAX_RESTARTS + 1):
+            try:
+                return self._ray.get(ref)
+            except self._ray.exceptions.RayActorError as exc:
+                ref = self._replace(i, exc)
+        raise EnvironmentLost(
+            f"environment {i}: its Ray actor died {MAX_RESTARTS + 1} times on one step; "
+            "the training stops"
+        )
+
+    def _replace(self, i: int, exc: Exception) -> Any:
+        """A new actor for environment `i`, reset to its episode's seed, its actions
+        replayed; the reference of the lost step run again there."""
+        assert self._actions is not None
+        seed, options, actions = self._episodes[i]
+        if seed is None:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise EnvironmentLost(
+                f"environment {i}: its Ray actor died and its episode's seed is not known "
+                f"(no '{SEED_KEY}' in the reset's info), so it cannot be replayed: {first}"
+            ) from None
+        self.restarts += 1
+        actor = self._class.remote(self._fns[i])
+        self._actors[i] = actor
+        # an actor runs one caller's calls in order: no need to wait between them
+        actor.reset.remote(seed, options)
+        for action in actions:
+            actor.step.remote(action)
+        return actor.step.remote(self._actions[i])
 
     def reset(self) -> Any:
         calls = [
@@ -115,6 +166,9 @@ class RayVecEnv(VecEnv):
         ]
         obs, reset_infos = zip(*self._ray.get(calls), strict=True)
         self.reset_infos = list(reset_infos)
+        self._episodes = [
+            (info.get(SEED_KEY), self._options[i], []) for i, info in enumerate(reset_infos)
+        ]
         self._reset_seeds()  # seeds and options are used once, as SB3's own VecEnvs do
         self._reset_options()
         return np.stack(obs)
@@ -122,8 +176,9 @@ class RayVecEnv(VecEnv):
     def close(self) -> None:
         if self.closed:
             return
-        if self._pending is not None:
-            self._ray.get(self._pending)
+        if self._pending is not None:  # a step in flight: let it end, lost or not
+            with contextlib.suppress(self._ray.exceptions.RayActorError):
+                self._ray.get(self._pending)
         for a in self._actors:
             self._ray.kill(a)
         self.closed = True

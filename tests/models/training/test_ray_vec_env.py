@@ -61,17 +61,39 @@ def test_the_actors_step_as_sb3s_own_subprocess_environments(ray) -> None:
         there.close()
 
 
-def test_an_actor_killed_stops_the_training_with_one_clear_error(ray) -> None:
+def test_an_actor_killed_mid_episode_is_replaced_and_the_steps_are_unchanged(ray) -> None:
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    from models.training.ray_vec_env import RayVecEnv
+
+    here, there = SubprocVecEnv(_fns(2)), RayVecEnv(_fns(2), ray)
+    try:
+        for venv in (here, there):
+            venv.seed(5_000_200)
+        assert np.array_equal(here.reset(), there.reset())
+        rng = np.random.default_rng(2)
+        for k in range(40):
+            if k in (7, 25):  # mid-episode, then again in a later one (an auto-reset between)
+                os.kill(there.actor_pids()[1], signal.SIGKILL)
+            actions = rng.uniform(-1, 1, (2, 1)).astype(np.float32)
+            (oa, ra, da, _), (ob, rb, db, _) = here.step(actions), there.step(actions)
+            assert np.array_equal(oa, ob) and np.array_equal(ra, rb) and np.array_equal(da, db)
+        assert there.restarts == 2
+    finally:
+        here.close()
+        there.close()
+
+
+def test_an_environment_that_does_not_say_its_seed_cannot_be_replayed(ray) -> None:
     from models.training.ray_vec_env import EnvironmentLost, RayVecEnv
 
     venv = RayVecEnv(_fns(2), ray)
     try:
         venv.reset()
-        pid = venv.actor_pids()[1]
-        os.kill(pid, signal.SIGKILL)
-        with pytest.raises(EnvironmentLost, match="actor died") as caught:
-            for _ in range(5):
-                venv.step(np.zeros((2, 1), dtype=np.float32))
+        venv._episodes[1] = (None, None, [])  # as an environment whose info has no seed
+        os.kill(venv.actor_pids()[1], signal.SIGKILL)
+        with pytest.raises(EnvironmentLost, match="cannot be replayed") as caught:
+            venv.step(np.zeros((2, 1), dtype=np.float32))
         assert "\n" not in str(caught.value)
     finally:
         venv.close()
