@@ -72,6 +72,7 @@ COMMANDS = {
     "bench memory",
     "bench decide",
     "bench scale",
+    "bench startup",
     "replay check",
     "replay facts",
     "replay report",
