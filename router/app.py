@@ -19,11 +19,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
+import pickle
 import queue
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,6 +37,8 @@ from dealers.pnl import TradePnl
 from models.serving.desk import DeskState
 from models.serving.features import MarketContext
 from models.serving.predictors import MlPanel
+from router import cache as rcache
+from router.config import DEFAULT_CONFIG_DIR
 from router.domain import (
     NANOS_PER_SECOND,
     ChildId,
@@ -467,10 +471,14 @@ class Episode:
         seed: int,
         limit_price: float | None = None,
         models: ModelRegistry = MODELS,
+        config_dir: Path = DEFAULT_CONFIG_DIR,
     ) -> None:
+        # `config_dir`: where the scenario was read, for its dealer panel and the desk's
+        # history with it
         self.scenario = scenario
         self.seed = seed
         self.models = models
+        self.config_dir = config_dir
         inst = scenario.instrument
         self._unimpacted = open_market(scenario, seed)
         self._at_arrival = self._unimpacted.fork()  # each strategy's world starts here
@@ -490,7 +498,7 @@ class Episode:
         self.end_s = scenario.horizon_s
         self.panel: DealerPanel | None = None
         if scenario.dealer_panel is not None:
-            self.panel = load_panel(scenario.dealer_panel)
+            self.panel = load_panel(scenario.dealer_panel, config_dir)
         self.venue_kinds: dict[VenueId, VenueKind] = {
             **{s.venue_id: VenueKind.LIT for s in scenario.lit},
             **{s.venue_id: VenueKind.DARK for s in scenario.dark},
@@ -649,9 +657,9 @@ class Episode:
         rfq = None
         if panel is not None and world.rfq is not None:
             selector: PanelSelector = (
-                ml_selector(sc, panel, world, self.models)
+                ml_selector(sc, panel, world, self.models, self.config_dir)
                 if spec.routing == "ml"
-                else desk_selector(sc, panel)
+                else desk_selector(sc, panel, self.config_dir)
             )
             rfq = dealer_routing(sc, world.rfq, selector, panel.time_limit_s)
         execution = build_execution(
@@ -726,34 +734,128 @@ HISTORY_SEED = 7_000_000  # the desk's past days; far from any episode's seed
 
 
 DeskHistory = tuple[HeuristicPanel, DeskState]
-_DESK_HISTORIES: dict[tuple[str, str], DeskHistory] = {}
+_DESK_HISTORIES: dict[tuple[str, str, Path], DeskHistory] = {}
+
+#: the user cache's folder of desk histories (router.cache)
+DESK_HISTORY_CACHE = "desk-history"
+#: bump when the desk's past days come out differently for a reason that the key below
+#: cannot see (it sees the configuration, the code listed in DESK_HISTORY_CODE, numpy's
+#: and numba's versions and the CPU)
+DESK_HISTORY_VERSION = 1
+#: the code that simulates the desk's past days and learns from them (relative to the
+#: checkout): an edit of any of it makes a new key. tests/router/test_app_cache.py checks
+#: that it covers every module of the project that those days import.
+DESK_HISTORY_CODE = (
+    "dealers",
+    "simulators",
+    "models/__init__.py",
+    "models/serving",
+    "models/training/__init__.py",
+    "models/training/dealer_data.py",
+    "router/__init__.py",
+    "router/allocation.py",
+    "router/app.py",
+    "router/config.py",
+    "router/domain.py",
+    "router/parallel.py",
+    "router/ports.py",
+    "router/tca.py",
+)
+_ROOT = Path(__file__).resolve().parents[1]
 
 
-def desk_history(scenario_name: str, panel_name: str) -> DeskHistory:
+def desk_history(
+    scenario_name: str, panel_name: str, config_dir: Path = DEFAULT_CONFIG_DIR
+) -> DeskHistory:
     """The desk's past days with this panel: the heuristic selector that ran them, and
     the learned models' view of the same log (models.serving.desk.DeskState). Simulated with
-    fixed seeds, once per process (or handed over by `adopt_desk_history`): the same for
-    every caller. Callers copy what they change."""
-    key = (scenario_name, panel_name)
+    fixed seeds, so the same for every caller: once per process (or handed over by
+    `adopt_desk_history`), and kept in the user's cache (router.cache) for the next
+    process, under a key of everything they depend on (`desk_history_key`). Callers copy
+    what they change."""
+    key = (scenario_name, panel_name, Path(config_dir))
     if key not in _DESK_HISTORIES:
-        _DESK_HISTORIES[key] = _simulate_desk_history(scenario_name, panel_name)
+        _DESK_HISTORIES[key] = _cached_desk_history(scenario_name, panel_name, Path(config_dir))
     return _DESK_HISTORIES[key]
 
 
-def adopt_desk_history(scenario_name: str, panel_name: str, history: DeskHistory) -> None:
+def adopt_desk_history(
+    scenario_name: str,
+    panel_name: str,
+    history: DeskHistory,
+    config_dir: Path = DEFAULT_CONFIG_DIR,
+) -> None:
     """Use `history`, simulated by another process (`desk_history` there: the same
     fixed seeds give the same days), instead of simulating it again in this one."""
-    _DESK_HISTORIES[(scenario_name, panel_name)] = history
+    _DESK_HISTORIES[(scenario_name, panel_name, Path(config_dir))] = history
 
 
-def _simulate_desk_history(scenario_name: str, panel_name: str) -> DeskHistory:
+def desk_history_key(scenario: Scenario, panel: DealerPanel) -> str | None:
+    """The cache key of a desk history: the scenario and panel as configured (their
+    parsed values: a comment or a key's order in a file changes nothing), this module's
+    settings of the past days, the source of the code that simulates them, and what
+    else could change their numbers (numpy's random streams, numba's code, the CPU).
+    None for a replayed market, whose capture lies outside the configuration: not
+    cached."""
+    if scenario.replay is not None:
+        return None
+    import platform
+
+    import numba
+
+    try:
+        from llvmlite import binding
+
+        cpu = binding.get_host_cpu_name()
+    except Exception:  # no host CPU name: the machine's architecture must do
+        cpu = ""
+    return rcache.digest(
+        str(DESK_HISTORY_VERSION),
+        repr(scenario),
+        repr(panel),
+        repr((HISTORY_DAYS, HISTORY_EXPLORE, HISTORY_PANEL_SIZES, HISTORY_RFQS_PER_DAY)),
+        repr(HISTORY_SEED),
+        rcache.source_digest(_ROOT, DESK_HISTORY_CODE),
+        np.__version__,
+        numba.__version__,
+        platform.machine(),
+        cpu,
+    )
+
+
+def _cached_desk_history(scenario_name: str, panel_name: str, config_dir: Path) -> DeskHistory:
+    """The user cache's desk history if it has this one (see `desk_history_key`),
+    else simulated now and kept there."""
+    scenario = load_scenario(scenario_name, config_dir)
+    panel = load_panel(panel_name, config_dir)
+    key = desk_history_key(scenario, panel)
+    slot = f"{scenario_name}-{panel_name}"
+    if key is not None:
+        blob = rcache.read(DESK_HISTORY_CACHE, slot, key)
+        if blob is not None:
+            try:
+                # the user's own cache, written by `_cached_desk_history` below; its
+                # checksum has passed, so the bytes are those that were written
+                history = pickle.loads(blob)
+                selector, desk = history
+                if isinstance(selector, HeuristicPanel) and isinstance(desk, DeskState):
+                    return selector, desk
+            except Exception as exc:  # written by another version: simulate again
+                log.warning("desk history cache entry unreadable", slot=slot, error=str(exc))
+    history = _simulate_desk_history(scenario, panel)
+    if key is not None:
+        rcache.write(
+            DESK_HISTORY_CACHE, slot, key, pickle.dumps(history, protocol=pickle.HIGHEST_PROTOCOL)
+        )
+    return history
+
+
+def _simulate_desk_history(scenario: Scenario, panel: DealerPanel) -> DeskHistory:
     # both build on this module (the RFQ days on its world; dealer_data is training
     # code that runs Episodes): module-level imports would be cycles
     from dealers.stream import run_rfq_day
     from models.training.dealer_data import rows_from_log
 
-    scenario = load_scenario(scenario_name)
-    panel = load_panel(panel_name)
     # the past days asked every dealer now and then (wide exploration, varied panels),
     # so that both selectors start knowing something of each
     selector = HeuristicPanel(panel.ids, explore=HISTORY_EXPLORE)
@@ -780,16 +882,23 @@ def _simulate_desk_history(scenario_name: str, panel_name: str) -> DeskHistory:
     return selector, desk
 
 
-def desk_selector(scenario: Scenario, panel: DealerPanel) -> HeuristicPanel:
+def desk_selector(
+    scenario: Scenario, panel: DealerPanel, config_dir: Path = DEFAULT_CONFIG_DIR
+) -> HeuristicPanel:
     """Panel selection as the desk would start a parent order: having seen its dealers
-    answer on past days (simulated with fixed seeds, once per process), learning on."""
-    selector = desk_history(scenario.name, panel.name)[0].copy()
+    answer on past days (`desk_history`, of the scenario and panel as configured in
+    `config_dir`), learning on."""
+    selector = desk_history(scenario.name, panel.name, config_dir)[0].copy()
     selector.explore = DESK_EXPLORE
     return selector
 
 
 def ml_selector(
-    scenario: Scenario, panel: DealerPanel, world: SimWorld, models: ModelRegistry = MODELS
+    scenario: Scenario,
+    panel: DealerPanel,
+    world: SimWorld,
+    models: ModelRegistry = MODELS,
+    config_dir: Path = DEFAULT_CONFIG_DIR,
 ) -> MlPanel:
     """Model-guided panel selection over this world's screen, from the desk's history."""
     market = world.market
@@ -817,7 +926,7 @@ def ml_selector(
         return market.mid_at(ts_ns) * tick
 
     dealer_models = models.dealer_models()
-    desk = copy.deepcopy(desk_history(scenario.name, panel.name)[1])
+    desk = copy.deepcopy(desk_history(scenario.name, panel.name, config_dir)[1])
     assert world.rfq is not None
     return MlPanel(dealer_models, desk, context, mid_at, axes=world.rfq.axes)
 
@@ -835,9 +944,12 @@ def simulate(
     progress: Callable[[str], None] | None = None,
     hindsight: bool = True,
     limit_price: float | None = None,
+    config_dir: Path = DEFAULT_CONFIG_DIR,
 ) -> SimulationReport:
+    """Every strategy of `strategies`, then the hindsight oracle, on one path of
+    `scenario` (read from `config_dir`)."""
     check_strategies(strategies)
-    episode = Episode(scenario, seed, limit_price)
+    episode = Episode(scenario, seed, limit_price, config_dir=config_dir)
     runs = []
     for name in strategies:
         if progress:

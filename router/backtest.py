@@ -35,6 +35,7 @@ from router.app import (
     check_strategies,
     desk_history,
 )
+from router.config import DEFAULT_CONFIG_DIR
 from router.domain import DomainError, Side
 from router.strategies import strategy_spec
 from router.tca import gap_captured
@@ -89,7 +90,7 @@ def run_episode(job: _Job, scenarios: Mapping[str, Scenario] | None = None) -> E
     if job.side is not None:
         # the market never reads the parent's side: the same seed, the same market
         scenario = dataclasses.replace(scenario, side=job.side)
-    episode = Episode(scenario, job.seed)
+    episode = Episode(scenario, job.seed, config_dir=Path(job.config_dir))
     names = (*job.strategies, HINDSIGHT) if job.hindsight else job.strategies
     runs = [episode.run(s) for s in names]
     run_ids: dict[str, int] = {}
@@ -160,7 +161,9 @@ def _run_local(
                 progress(i + 1, len(jobs))
         return outcomes
     with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-        made = {key: pool.submit(desk_history, *key) for key in histories}
+        # the histories of the jobs' configuration folder (one for all of a backtest)
+        config_dir = Path(jobs[0].config_dir) if jobs else DEFAULT_CONFIG_DIR
+        made = {key: pool.submit(desk_history, *key, config_dir) for key in histories}
         by_scenario: dict[str, list[tuple[tuple[str, str], DeskHistory]]] = {}
         for key, future in made.items():
             by_scenario.setdefault(key[0], []).append((key, future.result()))
@@ -181,7 +184,7 @@ def _run_with_histories(
 ) -> EpisodeOutcome:
     """One episode in a pool's worker, on desk histories simulated by another."""
     for (scenario, panel), history in histories:
-        adopt_desk_history(scenario, panel, history)
+        adopt_desk_history(scenario, panel, history, Path(job.config_dir))
     return run_episode(job)
 
 

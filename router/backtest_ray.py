@@ -27,19 +27,22 @@ import os
 import pickle
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from router.backtest import EpisodeOutcome, Progress, _Job, run_episode
+from router.config import DEFAULT_CONFIG_DIR
 from router.ray_tasks import MAX_RETRIES, RayCluster, batch_sizes, cluster_cpus, collect
 from simulators.scenario import Scenario
 
 
-def desk_history_blob(scenario: str, panel: str) -> bytes:
-    """One task: the desk's dealer history of a scenario's panel, pickled (see
-    `run_batch` for why pickled by us)."""
+def desk_history_blob(scenario: str, panel: str, config_dir: str) -> bytes:
+    """One task: the desk's dealer history of a scenario's panel as configured in
+    `config_dir`, pickled (see `run_batch` for why pickled by us)."""
     from router.app import desk_history
 
-    return pickle.dumps(desk_history(scenario, panel), protocol=pickle.HIGHEST_PROTOCOL)
+    history = desk_history(scenario, panel, Path(config_dir))
+    return pickle.dumps(history, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def run_batch(
@@ -62,8 +65,12 @@ def run_batch(
 
     if models is not None:
         app.MODELS.adopt(pickle.loads(models))
+    # the histories are of the jobs' configuration folder (one for all of a backtest)
+    config_dirs = {Path(j.config_dir) for j in jobs}
     for (scenario, panel), blob in zip(history_keys, histories, strict=True):
-        app.adopt_desk_history(scenario, panel, pickle.loads(blob))
+        history = pickle.loads(blob)
+        for config_dir in config_dirs:
+            app.adopt_desk_history(scenario, panel, history, config_dir)
     loaded: dict[str, Scenario] = pickle.loads(scenarios)
     outcomes = [run_episode(j, loaded) for j in jobs]
     return ray.get_runtime_context().get_node_id(), os.getpid(), outcomes
@@ -96,7 +103,8 @@ class RayEpisodes:
         with RayCluster(self._cpus, self._address) as ray:
             connected = time.perf_counter()
             cpus = cluster_cpus(ray, self._cpus)
-            shared = _Shared(ray, scenarios, app.MODELS.loaded(), histories)
+            config_dir = jobs[0].config_dir if jobs else str(DEFAULT_CONFIG_DIR)
+            shared = _Shared(ray, scenarios, app.MODELS.loaded(), histories, config_dir)
             remote = ray.remote(max_retries=MAX_RETRIES)(run_batch)
             refs, sizes, at = [], [], 0
             for size in batch_sizes(len(jobs), cpus):
@@ -129,6 +137,7 @@ class _Shared:
         scenarios: Mapping[str, Scenario],
         models: object | None,
         histories: Sequence[tuple[str, str]],
+        config_dir: str,
     ) -> None:
         def put(obj: object) -> tuple[Any, int]:
             blob = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
@@ -141,7 +150,7 @@ class _Shared:
             self._models, size = put(models)
             self._put_bytes += size
         task = ray.remote(max_retries=MAX_RETRIES)(desk_history_blob)
-        self._histories = {key: task.remote(*key) for key in histories}
+        self._histories = {key: task.remote(*key, config_dir) for key in histories}
 
     @property
     def pending(self) -> list[Any]:

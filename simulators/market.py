@@ -81,7 +81,13 @@ class SimMarket(FeedReaders):
         warm-up. Only a market no client has touched may be forked."""
         if self._fills.callback is not None:
             raise RuntimeError("fork a market before any client is attached to it")
-        return copy.deepcopy(self)
+        memo: dict[int, object] = {}
+        if self._exo_rng is None:
+            # not a branch: the schedule is whole and nothing ever writes it (only a
+            # branch redraws its exogenous row, in a copy of its own), so every fork of
+            # an episode shares it: 8 MB and four fifths of a fork's time (32 -> 7 ms)
+            memo[id(self.sched)] = self.sched
+        return copy.deepcopy(self, memo)
 
     def branch(self, rng: np.random.Generator, *, reuse: SimMarket | None = None) -> SimMarket:
         """An independent copy in the current state (books, impact, paths so far) whose

@@ -2,12 +2,13 @@
 extra (`@pytest.mark.requires_extra("train", "torch", ...)`) skip, with the reason,
 where the extra is not installed, and fail in CI (CI set), which must install it. The
 README's plain install (`.[dev]`) thus runs the suite green, and CI cannot pass by
-skipping what it was meant to test."""
+skipping what it was meant to test. Every test session has a user cache of its own."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -36,3 +37,19 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             if os.environ.get("CI"):
                 pytest.fail(f"{why}; CI must install it", pytrace=False)
             pytest.skip(f"{why}; in CI this fails")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _session_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The user cache (router.cache) of this test session, not the user's own: a test
+    neither reads what another checkout cached nor leaves entries behind. Commands run
+    as child processes inherit it."""
+    from router.cache import CACHE_ENV
+
+    before = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("user-cache"))
+    yield
+    if before is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = before

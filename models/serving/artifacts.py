@@ -2,7 +2,8 @@
 family (features, clipping range, calibration map, training seeds, metrics), and their
 loading for serving.
 
-Serving never calls XGBoost: the trees are compiled once (models/serving/trees.py), features are
+Serving never calls XGBoost: the trees are compiled once (models/serving/trees.py; kept
+in the user's cache, router/cache.py, for the next process), features are
 clipped to the training range (and counted), and the calibration map is a piecewise
 linear isotonic fit. A missing or corrupt file raises `ModelError` naming the file and
 the command that regenerates it.
@@ -64,7 +65,7 @@ def load_family(family: str, directory: Path = MODELS_DIR) -> dict[str, ServedMo
         if path.stat().st_size == 0:  # XGBoost's loader aborts the process on empty input
             raise ModelError(f"{path}: empty model file; {regenerate_hint(family)}")
         try:
-            forest = CompiledForest.from_booster_bytes(path.read_bytes())
+            forest = CompiledForest.from_artifact(path.read_bytes(), path.name)
         except Exception as exc:  # xgboost raises its own error types for bad bytes
             raise ModelError(
                 f"{path}: not a readable model ({type(exc).__name__}); {regenerate_hint(family)}"

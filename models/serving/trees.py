@@ -10,13 +10,23 @@ rounding (tests/models/serving/test_trees.py checks it on every shipped model).
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import io
 import json
 import math
 from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import structlog
 from numba import njit
+
+from router import cache
+
+log = structlog.get_logger(__name__)
 
 FloatArray = np.ndarray
 
@@ -106,6 +116,66 @@ class CompiledForest:
         booster.load_model(bytearray(raw))
         return cls.from_model_json(json.loads(booster.save_raw("json")))
 
+    @classmethod
+    def from_artifact(cls, raw: bytes, name: str) -> CompiledForest:
+        """`from_booster_bytes` through the user's cache (router.cache): the compiled
+        arrays of these very bytes if they are there, else compiled now and kept.
+        Loading them takes a millisecond; XGBoost's import and loader take about a
+        second. `name` (the artifact's file name) only names the cache entry."""
+        key = _cache_key(raw)
+        hit = cache.read(TREES_CACHE, name, key)
+        if hit is not None:
+            try:
+                return cls._from_npz(hit)
+            except Exception as exc:  # a damaged or foreign entry: compile again
+                log.warning("tree cache entry unreadable, rebuilt", model=name, error=str(exc))
+        forest = cls.from_booster_bytes(raw)
+        cache.write(TREES_CACHE, name, key, forest._to_npz())
+        return forest
+
+    def _to_npz(self) -> bytes:
+        buf = io.BytesIO()
+        np.savez(
+            buf,
+            base_margin=np.float64(self.base_margin),
+            n_features=np.int64(self.n_features),
+            **{k: getattr(self, k) for k in _ARRAYS},
+        )
+        return buf.getvalue()
+
+    @classmethod
+    def _from_npz(cls, payload: bytes) -> CompiledForest:
+        with np.load(io.BytesIO(payload), allow_pickle=False) as z:
+            arrays = {}
+            for k, dtype in _ARRAYS.items():
+                a = z[k]
+                if a.dtype != dtype or a.ndim != 1:
+                    raise ValueError(f"{k}: {a.dtype}{a.shape}, expected {dtype} 1-d")
+                arrays[k] = a
+            base_margin, n_features = float(z["base_margin"]), int(z["n_features"])
+        n = arrays["feature"].size
+        if any(arrays[k].size != n for k in _ARRAYS if k != "roots"):
+            raise ValueError("arrays of different lengths")
+        # the compiled walk does not check its indices: an entry must not make it stray
+        for k, lo in (("left", -1), ("right", -1), ("missing", -1), ("roots", 0)):
+            a = arrays[k]
+            if a.size and (int(a.min()) < lo or int(a.max()) >= n):
+                raise ValueError(f"{k}: a node index out of range")
+        f = arrays["feature"]
+        if f.size and (int(f.min()) < -1 or int(f.max()) >= n_features):
+            raise ValueError("feature: an index out of range")
+        return cls(
+            arrays["feature"],
+            arrays["threshold"],
+            arrays["left"],
+            arrays["right"],
+            arrays["missing"],
+            arrays["value"],
+            arrays["roots"],
+            base_margin,
+            n_features,
+        )
+
     def margin(self, x: FloatArray) -> FloatArray:
         x = np.ascontiguousarray(x, dtype=np.float32)
         self._check(x)
@@ -130,6 +200,46 @@ class CompiledForest:
 
     def _arrays(self) -> tuple[Any, ...]:
         return (self.nodes, self.roots, self.base_margin)
+
+
+#: the cache's folder of compiled forests (router.cache)
+TREES_CACHE = "trees"
+#: bump when a cached forest's layout changes in a way this file's source does not show
+TREES_CACHE_VERSION = 1
+_ARRAYS = {
+    "feature": np.dtype(np.int32),
+    "threshold": np.dtype(np.float32),
+    "left": np.dtype(np.int32),
+    "right": np.dtype(np.int32),
+    "missing": np.dtype(np.int32),
+    "value": np.dtype(np.float32),
+    "roots": np.dtype(np.int32),
+}
+
+
+def _cache_key(raw: bytes) -> str:
+    """What a compiled forest depends on: the artifact's bytes, the code that compiles
+    them (this file) and the XGBoost that reads them."""
+    return cache.digest(
+        str(TREES_CACHE_VERSION), Path(__file__).read_bytes(), _xgboost_version(), raw
+    )
+
+
+@functools.cache
+def _xgboost_version() -> str:
+    # the package's own VERSION file, found without importing it (a second) or asking
+    # importlib.metadata (tens of milliseconds: it searches every path entry)
+    spec = importlib.util.find_spec("xgboost")
+    if spec is None or spec.origin is None:
+        return "none"
+    try:
+        return (Path(spec.origin).parent / "VERSION").read_text().strip()
+    except OSError:
+        pass
+    try:
+        return metadata.version("xgboost")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 @njit(cache=True)

@@ -90,6 +90,22 @@ def register(sub: Subparsers) -> None:
     add_json(bs)
     bs.set_defaults(func=run_scenario)
 
+    bst = bsub.add_parser(
+        "startup",
+        help="whole `simulate` commands, each a new process: median wall and CPU time, "
+        "warm caches, against issue 29's targets",
+    )
+    bst.add_argument("--scenario", default="news-shock")
+    bst.add_argument(
+        "--strategies",
+        default="twap;all;ml",
+        help="the `simulate --strategies` values to time, separated by semicolons "
+        "(default: twap;all;ml, the three of issue 29)",
+    )
+    bst.add_argument("--runs", type=positive_int, default=5)
+    add_json(bst)
+    bst.set_defaults(func=run_startup)
+
     bf = bsub.add_parser("fix", help="NewOrderSingle -> ExecutionReport(New) over loopback")
     bf.add_argument("--orders", type=positive_int, default=10_000)
     bf.add_argument("--rate", type=positive_float, default=None, help="orders/s (default: unpaced)")
@@ -642,3 +658,41 @@ def _print_all(doc: dict[str, Any]) -> None:
         f"{len(doc['benchmarks'])} benchmarks in {doc['wall_s']:.0f} s on {doc['cpus']} "
         f"cores (commit {doc['commit'] or 'unknown'}); the load before each is in the file"
     )
+
+
+def run_startup(args: argparse.Namespace) -> None:
+    """`bench startup`: the start-up and wall time of whole `simulate` commands."""
+    from bench.startup import StartupBenchError, run_startup_bench
+    from router.app import check_strategies
+    from simulators.scenario import load_scenario
+
+    sets = [s.strip() for s in args.strategies.split(";") if s.strip()]
+    if not sets:
+        raise UsageError("--strategies: nothing to time")
+    for s in sets:
+        check_strategies(strategy_names(s))
+    load_scenario(args.scenario, args.config_dir)  # a bad name fails before any run
+    check_json_path(args.json_path)
+    try:
+        doc = run_startup_bench(args.scenario, sets, args.runs, args.config_dir)
+    except StartupBenchError as exc:
+        raise UsageError(str(exc)) from None
+    if args.json_path != "-":
+        print(
+            f"{doc['scenario']}: median of {doc['runs']} warm runs per row, {doc['cpus']} CPUs, "
+            f"load {doc['load_before'][0]:.2f} before, {doc['load_after'][0]:.2f} after"
+        )
+        print_table(
+            [left("--strategies"), "wall s", "CPU s", "target s", "met"],
+            [
+                [
+                    r["strategies"],
+                    f"{r['median_wall_s']:.2f}",
+                    f"{r['median_cpu_s']:.2f}",
+                    "" if r["target_wall_s"] is None else f"{r['target_wall_s']:g}",
+                    "" if r["meets_target"] is None else ("yes" if r["meets_target"] else "no"),
+                ]
+                for r in doc["rows"]
+            ],
+        )
+    emit_json(args.json_path, doc)

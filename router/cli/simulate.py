@@ -153,7 +153,12 @@ def run_simulate(args: argparse.Namespace) -> None:
             bar(steps.index(name), len(steps))
 
         report = simulate(
-            scenario, strategies, args.seed, progress=progress, limit_price=args.limit
+            scenario,
+            strategies,
+            args.seed,
+            progress=progress,
+            limit_price=args.limit,
+            config_dir=args.config_dir,
         )
         bar(len(steps), len(steps))
     if store is not None:

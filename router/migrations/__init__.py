@@ -25,7 +25,10 @@ tables that are there, rows and all, and creates only the missing ones (as `crea
 did for a file of an older version), so such a database ends stamped at the first
 revision, then moves on to head like any other.
 
-Opening is a read when the database is at head; otherwise the upgrade runs in one
+Opening is a read when the database is at head, and then Alembic is not even imported
+(a fifth of a second of every `simulate`): the heads of a history are kept in the user's
+cache (router/cache.py), keyed by its revision files and Alembic's version, and the
+database's revision is read with one query. Otherwise the upgrade runs in one
 transaction under a lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: a transaction-scoped
 advisory lock), so that processes opening a new database together (backtest workers)
 migrate it once: the others wait, then find it at head.
@@ -38,16 +41,20 @@ which has one section per history (README, "Storage"):
 from __future__ import annotations
 
 import functools
+import importlib.util
+import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData, inspect, text
 from sqlalchemy.engine import Connection
+
+from router import cache
+
+if TYPE_CHECKING:  # Alembic loads only when a database is not at head
+    from alembic.config import Config
 
 _HERE = Path(__file__).resolve().parent
 
@@ -88,6 +95,8 @@ class Migrations:
     def config(self, connection: Connection | None = None) -> Config:
         """Alembic's configuration of this history, built here (no alembic.ini at run
         time); `connection` is the one env.py migrates."""
+        from alembic.config import Config
+
         cfg = Config()
         # ConfigParser reads % as interpolation
         cfg.set_main_option("script_location", str(_HERE).replace("%", "%%"))
@@ -103,16 +112,49 @@ class Migrations:
 
     def current(self, conn: Connection) -> tuple[str, ...]:
         """The database's revision(s) of this history; () when it has none (new, or
-        made before migrations). Reads only."""
-        context = MigrationContext.configure(conn, opts={"version_table": self.version_table})
-        return tuple(context.get_current_heads())
+        made before migrations). Reads only: what Alembic's
+        `MigrationContext.get_current_heads` reads, without importing Alembic."""
+        if not inspect(conn).has_table(self.version_table):
+            return ()
+        rows = conn.execute(text(f"SELECT version_num FROM {self.version_table}"))
+        return tuple(r[0] for r in rows)
+
+
+#: the user cache's folder of the histories' revisions (router.cache)
+REVISIONS_CACHE = "migrations"
 
 
 @functools.cache
 def _script(migrations: Migrations) -> tuple[tuple[str, ...], frozenset[str]]:
-    """The head revisions and all revisions of the history, read once per process."""
+    """The head revisions and all revisions of the history, read once per process: from
+    the user cache if its revision files and Alembic are those it was read with, else
+    by Alembic (and kept)."""
+    key = _revisions_key(migrations)
+    hit = cache.read(REVISIONS_CACHE, migrations.name, key)
+    if hit is not None:
+        try:
+            doc = json.loads(hit)
+            heads, known = tuple(doc["heads"]), frozenset(doc["known"])
+            if all(isinstance(r, str) for r in (*heads, *known)) and set(heads) <= known:
+                return heads, known
+        except (ValueError, KeyError, TypeError):
+            pass  # not ours: read by Alembic and rewritten below
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(migrations.config())
-    return tuple(script.get_heads()), frozenset(r.revision for r in script.walk_revisions())
+    heads = tuple(script.get_heads())
+    known = frozenset(r.revision for r in script.walk_revisions())
+    payload = json.dumps({"heads": list(heads), "known": sorted(known)}).encode()
+    cache.write(REVISIONS_CACHE, migrations.name, key, payload)
+    return heads, known
+
+
+def _revisions_key(migrations: Migrations) -> str:
+    """What a history's heads depend on: its revision files and the Alembic that reads
+    them (its package's __init__, which holds its version)."""
+    spec = importlib.util.find_spec("alembic")
+    alembic_init = Path(spec.origin).read_bytes() if spec and spec.origin else b""
+    return cache.digest(cache.source_digest(_HERE, [migrations.name, "env.py"]), alembic_init)
 
 
 def upgrade(conn: Connection, migrations: Migrations) -> None:
@@ -139,6 +181,8 @@ def upgrade(conn: Connection, migrations: Migrations) -> None:
         _lock(conn)
         # Alembic reads the revision again under the lock: one that another process
         # has just migrated is found at head, and nothing is done.
+        from alembic import command
+
         command.upgrade(migrations.config(conn), "head")
 
 

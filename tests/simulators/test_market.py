@@ -114,3 +114,30 @@ def test_a_parent_shorter_than_the_story_never_meets_its_news():
     # no -40 bps jump anywhere in it: the largest 100 ms move stays far below
     moves = np.abs(np.diff(m.record.ref_path[: m.steps_done])) / m.record.ref_path[0] * 1e4
     assert moves.max() < 20.0
+
+
+def test_forks_share_the_schedule_and_run_as_a_fresh_market_does():
+    # the forks of one market read its schedule (nothing writes it) and still run each
+    # as the unforked market would; a branch's fork gets a schedule of its own, since a
+    # branch redraws its exogenous row as it advances
+    sc = load_scenario("news-shock")
+    m = SimMarket(sc, rng_for(4, "market"))
+    m.advance_to(0)
+    a, b = m.fork(), m.fork()
+    assert a.sched is m.sched and b.sched is m.sched
+    before = m.sched.copy()
+    end = int(0.5 * H)
+    for x in (a, b, m):
+        x.advance_to(end)
+    assert np.array_equal(m.sched, before)
+    for x in (a, b):
+        assert np.array_equal(x.record.ref_path, m.record.ref_path, equal_nan=True)
+        assert all(
+            np.array_equal(p, q, equal_nan=True) for p, q in zip(x.state, m.state, strict=True)
+        )
+    branch = SimMarket(sc, rng_for(4, "market")).branch(np.random.default_rng(5))
+    fork = branch.fork()
+    assert fork.sched is not branch.sched
+    fork.advance_to(end)
+    branch.advance_to(end)
+    assert np.array_equal(fork.record.ref_path, branch.record.ref_path, equal_nan=True)

@@ -4,6 +4,7 @@ boosters and every model shipped in models/."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
+from models.serving import trees
 from models.serving.artifacts import MODELS_DIR
 from models.serving.trees import CompiledForest
 
@@ -211,3 +213,101 @@ def test_clipped_predict_refuses_bad_shapes() -> None:
     bounds = np.zeros(N_FEATURES), np.ones(N_FEATURES)
     with pytest.raises(ValueError, match="5 features"):
         forest.clipped_predict(np.zeros((2, 4)), *bounds, counts)
+
+
+# ------------------------------------------------------------ the compiled-forest cache
+
+
+@pytest.fixture
+def user_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    from router.cache import CACHE_ENV
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    return tmp_path / trees.TREES_CACHE
+
+
+@pytest.fixture
+def compiles(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The bytes each call of `from_booster_bytes` (the XGBoost route) compiled."""
+    seen: list[bytes] = []
+    real = CompiledForest.from_booster_bytes.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[CompiledForest], raw: bytes) -> CompiledForest:
+        seen.append(raw)
+        return real(cls, raw)
+
+    monkeypatch.setattr(CompiledForest, "from_booster_bytes", classmethod(counting))
+    return seen
+
+
+def _same_forest(a: CompiledForest, b: CompiledForest) -> None:
+    for k in (*trees._ARRAYS, "nodes"):
+        x, y = getattr(a, k), getattr(b, k)
+        assert x.dtype == y.dtype and np.array_equal(x, y), k
+    assert a.base_margin == b.base_margin and a.n_features == b.n_features
+
+
+def test_a_cached_forest_is_the_compiled_one_without_compiling_again(user_cache, compiles):
+    raw = bytes(_booster(4).save_raw("ubj"))
+    first = CompiledForest.from_artifact(raw, "m.ubj")
+    second = CompiledForest.from_artifact(raw, "m.ubj")
+    assert len(compiles) == 1
+    _same_forest(first, second)
+    _same_forest(second, CompiledForest.from_booster_bytes(raw))
+    x = _data(np.random.default_rng(8), 400)
+    assert np.array_equal(first.margin(x), second.margin(x))  # bit for bit
+    assert [p.name.split(".")[0] for p in user_cache.iterdir()] == ["m_ubj"]
+
+
+def test_changed_bytes_or_code_version_compile_again(user_cache, compiles, monkeypatch):
+    raw1 = bytes(_booster(2, rounds=5).save_raw("ubj"))
+    raw2 = bytes(_booster(3, rounds=5).save_raw("ubj"))
+    CompiledForest.from_artifact(raw1, "m.ubj")
+    forest2 = CompiledForest.from_artifact(raw2, "m.ubj")  # the artifact was retrained
+    assert compiles == [raw1, raw2]
+    _same_forest(forest2, CompiledForest.from_booster_bytes(raw2))
+    monkeypatch.setattr(trees, "TREES_CACHE_VERSION", trees.TREES_CACHE_VERSION + 1)
+    CompiledForest.from_artifact(raw2, "m.ubj")
+    assert len(compiles) == 4  # (3: the direct call above)
+    assert len(list(user_cache.iterdir())) == 1  # the slot keeps its newest entry only
+
+
+def test_a_corrupt_entry_is_compiled_again_and_rewritten(user_cache, compiles):
+    from router import cache
+
+    raw = bytes(_booster(2, rounds=5).save_raw("ubj"))
+    good = CompiledForest.from_artifact(raw, "m.ubj")
+    key = trees._cache_key(raw)
+    # whole entries (their checksum holds) whose payload is not a forest, or one of
+    # another layout: rebuilt
+    for bad in (b"garbage", _npz(good, feature=np.int16), _npz(good, roots=None)):
+        cache.write(trees.TREES_CACHE, "m.ubj", key, bad)
+        _same_forest(CompiledForest.from_artifact(raw, "m.ubj"), good)
+        assert cache.read(trees.TREES_CACHE, "m.ubj", key) == good._to_npz()
+    (path,) = user_cache.iterdir()
+    path.write_bytes(path.read_bytes()[:-10])  # truncated: its checksum fails
+    _same_forest(CompiledForest.from_artifact(raw, "m.ubj"), good)
+    assert len(compiles) == 5
+
+
+def _npz(forest: CompiledForest, **changes: Any) -> bytes:
+    """`forest`'s cache payload with arrays of another type, or left out (None)."""
+    arrays = {k: getattr(forest, k) for k in trees._ARRAYS}
+    for k, dtype in changes.items():
+        if dtype is None:
+            del arrays[k]
+        else:
+            arrays[k] = arrays[k].astype(dtype)
+    buf = io.BytesIO()
+    np.savez(buf, base_margin=forest.base_margin, n_features=forest.n_features, **arrays)
+    return buf.getvalue()
+
+
+def test_without_a_cache_the_forest_is_compiled_each_time(monkeypatch, compiles):
+    from router.cache import CACHE_ENV
+
+    monkeypatch.setenv(CACHE_ENV, "none")
+    raw = bytes(_booster(2, rounds=5).save_raw("ubj"))
+    CompiledForest.from_artifact(raw, "m.ubj")
+    CompiledForest.from_artifact(raw, "m.ubj")
+    assert len(compiles) == 2

@@ -134,3 +134,12 @@ def test_bench_scale_prints_a_row_per_run_and_writes_the_document(monkeypatch, c
     assert "222.6" in out and "+5%" in out.splitlines()[-4]  # CPU: 222.6 s against 212.0
     assert run_cli("bench", "scale", "--json", "-") == 0
     assert json.loads(capsys.readouterr().out) == doc
+
+
+def test_bench_startup_refuses_bad_input_before_any_run(capsys):
+    assert run_cli("bench", "startup", "--strategies", "twap;nope") == 2
+    assert "unknown strategy 'nope'" in capsys.readouterr().err
+    assert run_cli("bench", "startup", "--scenario", "nowhere") == 2
+    assert "unknown scenario 'nowhere'" in capsys.readouterr().err
+    assert run_cli("bench", "startup", "--strategies", " ; ") == 2
+    assert "--strategies: nothing to time" in capsys.readouterr().err

@@ -77,6 +77,7 @@ COMMANDS = {
     "bench decide",
     "bench scale",
     "bench all",
+    "bench startup",
     "replay check",
     "replay facts",
     "replay report",

@@ -21,6 +21,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
+import router.migrations as migrations_module
 from router.journal import JOURNAL_MIGRATIONS, Journal
 from router.migrations import Migrations
 from router.store import STORE_MIGRATIONS, Store, StoreError
@@ -356,3 +357,74 @@ def test_the_developers_command_line_finds_nothing_to_generate(
         assert _tables(engine) >= {"runs", "svc_parents", "alembic_version_journal"}
     finally:
         engine.dispose()
+
+
+# ------------------------------------------- the heads in the user cache (no Alembic)
+
+
+@pytest.fixture
+def fresh_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A user cache of this test's, and the heads read anew."""
+    from router import cache
+
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "cache"))
+    migrations_module._script.cache_clear()
+    yield tmp_path / "cache" / migrations_module.REVISIONS_CACHE
+    migrations_module._script.cache_clear()
+
+
+@pytest.mark.parametrize("migrations", HISTORIES, ids=lambda m: m.name)
+def test_the_heads_come_from_the_cache_as_alembic_reads_them(
+    migrations: Migrations, fresh_script: Path, monkeypatch: pytest.MonkeyPatch
+):
+    script = ScriptDirectory.from_config(migrations.config())
+    expected = (tuple(script.get_heads()), frozenset(r.revision for r in script.walk_revisions()))
+    assert migrations_module._script(migrations) == expected  # read by Alembic, kept
+    migrations_module._script.cache_clear()
+
+    def no_alembic(*args: object) -> None:
+        raise AssertionError("Alembic read the revisions")
+
+    monkeypatch.setattr(ScriptDirectory, "from_config", no_alembic)
+    assert migrations_module._script(migrations) == expected  # from the cache
+    assert [p.name.split(".")[0] for p in fresh_script.iterdir()] == [migrations.name]
+
+
+def test_a_damaged_heads_entry_is_read_again_by_alembic(fresh_script: Path):
+    from router import cache
+
+    key = migrations_module._revisions_key(STORE_MIGRATIONS)
+    expected = migrations_module._script(STORE_MIGRATIONS)
+    for bad in (b"not json", b'{"heads": ["x"], "known": []}', b'{"heads": 1}'):
+        cache.write(migrations_module.REVISIONS_CACHE, "store", key, bad)
+        migrations_module._script.cache_clear()
+        assert migrations_module._script(STORE_MIGRATIONS) == expected
+    assert cache.read(migrations_module.REVISIONS_CACHE, "store", key) != bad  # rewritten
+
+
+def test_a_new_revision_file_is_a_new_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import shutil
+
+    here = Path(shutil.copytree(Path(migrations_module.__file__).parent, tmp_path / "m"))
+    monkeypatch.setattr(migrations_module, "_HERE", here)
+    before = migrations_module._revisions_key(STORE_MIGRATIONS)
+    (here / "store" / "20990101_000000000000_next.py").write_text('revision = "next"\n')
+    assert migrations_module._revisions_key(STORE_MIGRATIONS) != before
+
+
+def test_opening_a_database_at_head_does_not_import_alembic(tmp_path: Path):
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    Store.open(url).close()  # created and migrated (Alembic)
+    code = (
+        "import sys\n"
+        "from router.store import Store\n"
+        f"Store.open({url!r}).close()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
