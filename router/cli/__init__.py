@@ -21,7 +21,17 @@ from pathlib import Path
 
 import structlog
 
-from router.cli import bench, dealers, evaluate, replay, schedule, serve, simulate, train
+from router.cli import (
+    bench,
+    dealers,
+    evaluate,
+    models_compare,
+    replay,
+    schedule,
+    serve,
+    simulate,
+    train,
+)
 from router.cli.args import Parser, UsageError
 from router.config import DEFAULT_CONFIG_DIR, ConfigError
 from router.domain import DomainError
@@ -52,6 +62,10 @@ def build_parser() -> Parser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     for family in _FAMILIES:
         family.register(sub)
+    # the `models` group (so far only `compare`; the registry's commands join it)
+    models = sub.add_parser("models", help="compare model sets before a promotion")
+    msub = models.add_subparsers(dest="models_command", required=True, parser_class=Parser)
+    models_compare.add_compare_parser(msub)
     return p
 
 

@@ -60,6 +60,7 @@ COMMANDS = {
     "train fill",
     "train slicer",
     "evaluate models",
+    "models compare",
     "schedule ac",
     "serve",
     "bench book",
