@@ -62,6 +62,7 @@ from typing import Any
 
 from router.backtest import BOTH, backtest, models_of
 from router.domain import DomainError, Side
+from router.strategies import strategy_spec
 
 #: The minimum effect declared by default, in bps of IS: the smallest change of models
 #: worth making. The learned routing models save 2.0-4.5 bps against the heuristic `sor`
@@ -190,12 +191,16 @@ def check_models_dir(directory: Path, role: str) -> None:
 
 
 def families_changed(champion: Path, challenger: Path) -> list[str]:
-    """The model families whose artifacts differ, byte for byte, between two folders."""
-    return [
-        family
-        for family, files in FAMILY_FILES.items()
-        if any(not filecmp.cmp(champion / f, challenger / f, shallow=False) for f in files)
-    ]
+    """The model families whose artifacts differ, byte for byte, between two folders (a
+    file that only one of them holds differs)."""
+
+    def same(name: str) -> bool:
+        a, b = champion / name, challenger / name
+        if not (a.is_file() and b.is_file()):
+            return a.exists() == b.exists()
+        return filecmp.cmp(a, b, shallow=False)
+
+    return [family for family, files in FAMILY_FILES.items() if not all(map(same, files))]
 
 
 def compare_models(
@@ -234,11 +239,12 @@ def compare_models(
     if len(set(scenarios)) != len(scenarios):
         raise DomainError("a scenario is given twice")
     pairs_needed(1.0, min_effect_bps, alpha, power)  # checks the three
-    check_strategies([strategy])
+    strategy_spec(strategy)  # an unknown name, before the folders
     for sc in scenarios:
         load_scenario(sc, config_dir)
     check_models_dir(champion, "champion")
     check_models_dir(challenger, "challenger")
+    check_strategies([strategy], models_of(champion))
 
     per_run = len(scenarios) * episodes * 2
     start = time.perf_counter()
