@@ -63,6 +63,7 @@ from typing import Any
 from router.backtest import BOTH, backtest, models_of
 from router.domain import DomainError, Side
 from router.strategies import strategy_spec
+from router.strategies.learned import EvenPace
 
 #: The minimum effect declared by default, in bps of IS: the smallest change of models
 #: worth making. The learned routing models save 2.0-4.5 bps against the heuristic `sor`
@@ -190,6 +191,12 @@ def check_models_dir(directory: Path, role: str) -> None:
     registry.shipped_slicer_policy()  # the slicer, served or not
 
 
+def slicer_served(directory: Path) -> bool:
+    """Whether `ml` runs the folder's slicer policy (its validation promotes it,
+    router.strategies.learned.promotion) rather than the even pace."""
+    return not isinstance(models_of(directory).slicer_policy(), EvenPace)
+
+
 def families_changed(champion: Path, challenger: Path) -> list[str]:
     """The model families whose artifacts differ, byte for byte, between two folders (a
     file that only one of them holds differs)."""
@@ -274,6 +281,12 @@ def compare_models(
         "champion": str(champion),
         "challenger": str(challenger),
         "families_changed": families_changed(champion, challenger),
+        # a slicer its own validation does not promote leaves `ml` on sor-ml's pace: a
+        # challenger that changes only such a slicer changes nothing `ml` does
+        "slicer_served": {
+            "champion": slicer_served(champion),
+            "challenger": slicer_served(challenger),
+        },
         "strategy": strategy,
         "scenarios": list(scenarios),
         "episodes": episodes,

@@ -168,6 +168,9 @@ def _print_compare(doc: dict[str, Any]) -> None:
     ]
     head: list[Col | str] = [left("scenario"), left("side"), "episodes"]
     print_table([*head, "champion IS", "challenger IS", "diff", "+-se", "sd", "t"], rows)
+    served = doc["slicer_served"]
+    if "slicer" in doc["families_changed"] and not (served["champion"] or served["challenger"]):
+        print("neither slicer is served (its validation did not promote it): ml paces as sor-ml")
     s = doc["sample_size"]
     print(
         f"minimum effect {s['min_effect_bps']:g} bps at alpha {s['alpha']:g}, power "

@@ -200,6 +200,8 @@ def leading(tmp_path_factory) -> dict[str, Any]:
 
 def test_a_challenger_that_paces_otherwise_differs_pair_by_pair(leading):
     assert leading["families_changed"] == ["slicer"]
+    # the shipped slicer is not served (README); the challenger's is
+    assert leading["slicer_served"] == {"champion": False, "challenger": True}
     pairs = leading["pairs"]
     assert [(p["seed"], p["side"]) for p in pairs] == [
         (1000, "buy"),

@@ -27,6 +27,7 @@ def test_a_model_set_against_itself_differs_by_exactly_nothing(tmp_path, capsys)
     assert code == 0, captured.err
     doc = json.loads(out.read_text())
     assert doc["families_changed"] == [] and doc["seeds"] == [1000, 1001]
+    assert doc["slicer_served"] == {"champion": False, "challenger": False}
     assert doc["strategy"] == "ml" and doc["held_out"] is True
     assert len(doc["pairs"]) == 4 and all(p["diff_bps"] == 0.0 for p in doc["pairs"])
     for r in (*doc["rows"], doc["pooled"]):
