@@ -389,6 +389,8 @@ def backtest(
     model-guided strategies run on, read where the episodes run; None: the process's
     own, the shipped ones. A missing or corrupt artifact a strategy needs raises
     ModelError before any episode runs."""
+    if models_dir is not None:
+        models_dir = models_dir.resolve()  # the workers' working folder may be another
     check_strategies(strategies, models_of(models_dir))
     if episodes <= 0:
         raise DomainError(f"--episodes must be > 0, got {episodes}")

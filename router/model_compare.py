@@ -246,6 +246,7 @@ def compare_models(
     if len(set(scenarios)) != len(scenarios):
         raise DomainError("a scenario is given twice")
     pairs_needed(1.0, min_effect_bps, alpha, power)  # checks the three
+    champion, challenger = champion.resolve(), challenger.resolve()  # as backtest reads them
     strategy_spec(strategy)  # an unknown name, before the folders
     for sc in scenarios:
         load_scenario(sc, config_dir)

@@ -6,7 +6,8 @@ naming the problem, nothing written), 1 on an internal failure.
 This module holds the top-level parser and `main`; each command family is a module
 that adds its subcommands to that parser (`register`) and binds each to the function
 that runs it (`set_defaults(func=...)`): `simulate` (simulate, backtest), `dealers`,
-`train`, `evaluate`, `schedule`, `serve`, `bench`, `replay`. The command functions import what
+`train`, `evaluate`, `schedule`, `serve`, `bench`, `replay`, and the `models` group
+(`models_compare`). The command functions import what
 they run when they run, so that a command loads only its own part of the project (the
 simulator, the training code and the service take 0.7 to 1.7 s each to import). `args`
 holds the shared argument types, `output` the `--json`/`--report` files, `console` the
