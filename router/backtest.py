@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from router.app import (
     HINDSIGHT,
+    MODELS,
     DeskHistory,
     Episode,
     adopt_desk_history,
@@ -37,6 +38,7 @@ from router.app import (
 )
 from router.config import DEFAULT_CONFIG_DIR
 from router.domain import DomainError, Side
+from router.registry import ModelRegistry
 from router.strategies import strategy_spec
 from router.tca import gap_captured
 from simulators.scenario import Scenario, load_scenario
@@ -78,11 +80,15 @@ class _Job:
     hindsight: bool = True
     store_orders: bool = False
     side: Side | None = None  # the parent's side; None: the scenario's
+    # the folder of the model artifacts the strategies run on; None: the process's
+    # (router.app.MODELS, the shipped ones)
+    models_dir: str | None = None
 
 
 def run_episode(job: _Job, scenarios: Mapping[str, Scenario] | None = None) -> EpisodeOutcome:
     """One episode in a worker: every strategy, then the oracle; stored if asked. The
-    scenario is `scenarios`' (loaded by the driver) or else read from the job's folder."""
+    scenario is `scenarios`' (loaded by the driver) or else read from the job's folder;
+    the models are those of the job's folder, if it names one."""
     if scenarios is not None and job.scenario in scenarios:
         scenario = scenarios[job.scenario]
     else:
@@ -90,7 +96,9 @@ def run_episode(job: _Job, scenarios: Mapping[str, Scenario] | None = None) -> E
     if job.side is not None:
         # the market never reads the parent's side: the same seed, the same market
         scenario = dataclasses.replace(scenario, side=job.side)
-    episode = Episode(scenario, job.seed, config_dir=Path(job.config_dir))
+    episode = Episode(
+        scenario, job.seed, models=models_of(job.models_dir), config_dir=Path(job.config_dir)
+    )
     names = (*job.strategies, HINDSIGHT) if job.hindsight else job.strategies
     runs = [episode.run(s) for s in names]
     run_ids: dict[str, int] = {}
@@ -121,6 +129,19 @@ def run_episode(job: _Job, scenarios: Mapping[str, Scenario] | None = None) -> E
 
 
 _STORES: dict[str, Store] = {}
+_REGISTRIES: dict[str, ModelRegistry] = {}
+
+
+def models_of(directory: str | Path | None) -> ModelRegistry:
+    """The model registry of a folder of artifacts, one per folder and process (each
+    loads its artifacts on first use and keeps them, as the process's own does); None:
+    the process's own (router.app.MODELS)."""
+    if directory is None:
+        return MODELS
+    key = str(directory)
+    if key not in _REGISTRIES:
+        _REGISTRIES[key] = ModelRegistry(Path(key))
+    return _REGISTRIES[key]
 
 
 def _worker_store(url: str) -> Store:
@@ -360,14 +381,22 @@ def backtest(
     both_sides: bool = False,
     executor: str = "local",
     ray_address: str | None = None,
+    models_dir: Path | None = None,
 ) -> dict[str, Any]:
     """`episodes` seeds from `seed0` per scenario, each run by every strategy (the
     parent on `side`, by default the scenario's; with `both_sides` on either side, the
     same market for both); see `aggregate` for the document. The episodes run on
     `executor`: "local", a pool of `workers` processes, or "ray", tasks on the Ray
     cluster at `ray_address` (None: an in-process one with `workers` CPUs); the
-    document is the same whichever runs them, but for `meta`'s wall time and executor."""
-    check_strategies(strategies)
+    document is the same whichever runs them, but for `meta`'s wall time and executor.
+
+    `models_dir`: the folder of model artifacts (as models/ holds them) that the
+    model-guided strategies run on, read where the episodes run; None: the process's
+    own, the shipped ones. A missing or corrupt artifact a strategy needs raises
+    ModelError before any episode runs."""
+    if models_dir is not None:
+        models_dir = models_dir.resolve()  # the workers' working folder may be another
+    check_strategies(strategies, models_of(models_dir))
     if episodes <= 0:
         raise DomainError(f"--episodes must be > 0, got {episodes}")
     if workers <= 0:
@@ -390,6 +419,7 @@ def backtest(
             hindsight,
             store_orders,
             sd,
+            None if models_dir is None else str(models_dir),
         )
         for sc in scenarios
         for k in range(episodes)
@@ -433,6 +463,8 @@ def backtest(
         "hindsight": hindsight,
         "baseline": baseline,
     }
+    if models_dir is not None:
+        doc["meta"]["models_dir"] = str(models_dir)
     if ray_meta is not None:
         doc["meta"]["ray"] = ray_meta  # where the tasks ran, the object store's share
     return doc

@@ -16,6 +16,7 @@ import sys
 import time
 from typing import Any
 
+from router.cli import models_compare
 from router.cli.args import Parser, Subparsers, add_json, positive_int
 from router.cli.console import left, print_table
 from router.cli.output import check_json_path, emit_json
@@ -90,6 +91,8 @@ def register(sub: Subparsers) -> None:
     )
     _mover(mr)
     mr.set_defaults(func=run_rollback)
+
+    models_compare.add_compare_parser(msub)
 
 
 def _admin(args: argparse.Namespace) -> Any:

@@ -91,6 +91,12 @@ def register(sub: Subparsers) -> None:
         help="store every child order, fill and decision too (about 0.8 MB per run), "
         "not only each run's summary and TCA",
     )
+    bt.add_argument(
+        "--models",
+        type=Path,
+        help="folder of the model artifacts the model-guided strategies run on, as models/ "
+        "holds them (default: the shipped models/)",
+    )
     add_db_url(bt)
     bt.set_defaults(func=run_backtest)
 
@@ -281,6 +287,7 @@ def run_backtest(args: argparse.Namespace) -> None:
                 both_sides=args.both_sides,
                 executor=args.executor,
                 ray_address=args.ray_address,
+                models_dir=args.models,
             )
         except ExecutorUnavailable as exc:  # e.g. an unreachable --ray-address
             raise UsageError(str(exc)) from None

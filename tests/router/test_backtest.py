@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+import router.app as app
 import router.backtest as bt
 from router.backtest import EpisodeOutcome, aggregate, backtest
 from router.config import DEFAULT_CONFIG_DIR
@@ -79,6 +80,16 @@ def test_backtest_refuses_bad_input_before_any_work():
         backtest(["calm"], ["twap", "nope"], 1, 0, 1, DEFAULT_CONFIG_DIR)
     with pytest.raises(Exception, match="unknown scenario"):
         backtest(["calm", "mars"], ["twap"], 1, 0, 1, DEFAULT_CONFIG_DIR)
+
+
+def test_a_models_folder_is_read_before_any_work_by_the_strategies_that_need_it(tmp_path):
+    from models.serving.artifacts import ModelError
+
+    # a strategy on the models: the folder's first missing artifact is named
+    with pytest.raises(ModelError, match=r"dealer\.meta\.json: metadata missing"):
+        backtest(["calm"], ["twap", "sor-ml"], 1, 0, 1, DEFAULT_CONFIG_DIR, models_dir=tmp_path)
+    assert bt.models_of(tmp_path) is bt.models_of(str(tmp_path))  # one registry a folder
+    assert bt.models_of(None) is app.MODELS
 
 
 def sided(seed, side, twap, sor, oracle):

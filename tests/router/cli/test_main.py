@@ -64,6 +64,7 @@ COMMANDS = {
     "models promote",
     "models rollback",
     "evaluate models",
+    "models compare",
     "schedule ac",
     "serve",
     "bench book",
