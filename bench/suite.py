@@ -3,10 +3,10 @@ each figure to an earlier run's (`--compare`), so that a change that makes somet
 slower is seen in review.
 
 Each benchmark runs as a `blockroute` process of its own (`... --json -`), so that none
-starts with another's imports, compiled code or caches, and the wall times of the
-`simulate` commands include the interpreter's start and the imports, as a user waits for
-them. The studies (impact, risk transfer, drift, pace, scale) are not here: they take
-minutes and measure the market, not the code's speed.
+starts with another's imports or compiled code; `bench startup` times whole `simulate`
+commands, the interpreter's start and the imports included, as a user waits for them.
+The studies (impact, risk transfer, drift, pace, scale) are not here: they take minutes
+and measure the market, not the code's speed.
 
 A figure is a number with its unit and the direction that is better. Comparing, a figure
 has regressed when it moved the wrong way by more than the tolerance (10% by default: the
@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 TOLERANCE = 0.10
-SIMULATE_REPEAT = 3  # a `simulate` command's wall time: the best of this many
 
 
 class SuiteError(Exception):
@@ -43,23 +42,17 @@ class Figure:
 
 @dataclass(frozen=True)
 class Bench:
-    """One benchmark: `blockroute ARGS --json -` once, its figures read from the document;
-    or, with `wall`, the command's own wall time, best of SIMULATE_REPEAT."""
+    """One benchmark: `blockroute ARGS --json -` once, its figures read from the document."""
 
     name: str
     args: tuple[str, ...]
     figures: tuple[Figure, ...]
-    wall: bool = False
     episodes: int | None = None  # a backtest: episodes/s from its own time (meta.wall_s)
+    rows_by: str | None = None  # its document's `rows`, found by this key (rows_by.KEY...)
 
 
 def _fig(bench: str, path: str, unit: str, better: str, name: str | None = None) -> Figure:
     return Figure(f"{bench}.{name or path}", path, unit, better)
-
-
-def _simulate(name: str, strategies: str) -> Bench:
-    args = ("simulate", "--scenario", "news-shock", "--strategies", strategies, "--db-url", "none")
-    return Bench(name, args, (Figure(f"{name}.wall_s", "wall_s", "s", "lower"),), wall=True)
 
 
 SUITE: tuple[Bench, ...] = (
@@ -106,9 +99,17 @@ SUITE: tuple[Bench, ...] = (
         ("bench", "scenario", "--scenario", "news-shock", "--strategy", "ml", "--repeat", "3"),
         (_fig("scenario_ml", "seconds", "s", "lower"),),
     ),
-    _simulate("simulate_twap", "twap"),
-    _simulate("simulate_ml", "ml"),
-    _simulate("simulate_all", "all"),
+    # whole `simulate` commands as a user waits for them (bench.startup): medians of 3
+    Bench(
+        "startup",
+        ("bench", "startup", "--runs", "3"),
+        tuple(
+            _fig("startup", f"rows_by.{s}.{key}", "s", "lower", f"{s}.{key}")
+            for s in ("twap", "ml", "all")
+            for key in ("median_wall_s", "median_cpu_s")
+        ),
+        rows_by="strategies",
+    ),
     Bench(
         "backtest",
         (
@@ -150,7 +151,7 @@ def run_suite(
         if progress:
             progress(k, len(chosen))
         load = os.getloadavg()[0]
-        doc = _wall(bench, config_dir) if bench.wall else _document(bench, config_dir)
+        doc = _document(bench, config_dir)
         documents[bench.name] = doc
         for f in bench.figures:
             figures[f.name] = {
@@ -193,16 +194,9 @@ def _document(bench: Bench, config_dir: Path | None) -> dict[str, Any]:
         raise SuiteError(f"bench all: {bench.name} wrote no JSON document") from None
     if bench.episodes is not None:
         doc = {"episodes_per_s": bench.episodes / doc["meta"]["wall_s"], "meta": doc["meta"]}
+    if bench.rows_by is not None:
+        doc["rows_by"] = {str(r[bench.rows_by]): r for r in doc["rows"]}
     return doc
-
-
-def _wall(bench: Bench, config_dir: Path | None) -> dict[str, Any]:
-    times = []
-    for _ in range(SIMULATE_REPEAT):
-        t = time.perf_counter()
-        _run(_command(bench, config_dir), bench.name)
-        times.append(time.perf_counter() - t)
-    return {"wall_s": min(times), "wall_s_all": times}
 
 
 def _at(doc: dict[str, Any], path: str) -> float:
