@@ -60,7 +60,7 @@ from router.execution import (
     build_execution,
 )
 from router.ports import MarketHistory, MarketSnapshot, PanelSelector, RfqChannel, SlicerPolicy
-from router.registry import ModelRegistry
+from router.registry import LiveModels, ModelRegistry
 from router.risk import RiskGate, RiskLimits
 from router.strategies import StrategySpec, strategy_spec
 from router.strategies.learned import STEP_S, PacedSlicer
@@ -789,7 +789,10 @@ def desk_selector(scenario: Scenario, panel: DealerPanel) -> HeuristicPanel:
 
 
 def ml_selector(
-    scenario: Scenario, panel: DealerPanel, world: SimWorld, models: ModelRegistry = MODELS
+    scenario: Scenario,
+    panel: DealerPanel,
+    world: SimWorld,
+    models: ModelRegistry | LiveModels = MODELS,
 ) -> MlPanel:
     """Model-guided panel selection over this world's screen, from the desk's history."""
     market = world.market

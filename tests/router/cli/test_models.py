@@ -72,6 +72,7 @@ def test_show_promote_rollback(capsys, db, tmp_path: Path) -> None:
     assert json.loads(out) | {"ts_ns": 0} == {
         "family": "dealer", "alias": "champion", "from_version": 1, "to_version": 2,
         "action": "promote", "by": "alice", "reason": "better", "ts_ns": 0,
+        "forced": False, "override": None,
     }  # fmt: skip
     code, out, _ = cli(capsys, "models", "show", "dealer", *db, "--json", "-")
     shown = json.loads(out)
