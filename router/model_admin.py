@@ -7,6 +7,11 @@ would load them), moves the alias in the catalog (MLflow's registry:
 models/mlflow_catalog.py), journals the move (svc_model_aliases: who, why, from, to,
 when) and then tells its listeners (the MQTT bus) with a `ModelAliasChanged`.
 
+A promotion to champion is also held to the guard rail: a version worse than the
+champion on the held-out set (models.catalog.shortfalls) needs `force`, and the move
+then records what it overrode. A running service serves each move live
+(router.hotswap).
+
 A registry that has no version of a family yet registers the artifacts shipped under
 models/ as its version 1 and makes it the champion, so a fresh registry serves what a
 service without one serves.

@@ -111,6 +111,40 @@ async def test_the_swapper_serves_each_new_champion_and_leaves_a_broken_one_unse
     assert isinstance(published[-1], ModelServed) and not published[-1].ok
 
 
+async def test_a_slow_load_never_blocks_the_loop(
+    admin: ModelAdmin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The load runs on an executor thread: the loop (every decision, FIX, the API)
+    goes on ticking while a version takes half a second to load."""
+    from router.hotswap import ModelSwapper
+    from router.registry import ModelRegistry
+
+    load = ModelRegistry.load_family_now
+
+    def slow(family: str, directory: Path, *, warm: bool = True) -> Any:
+        time.sleep(0.5)  # a large model on a slow disk
+        return load(family, directory, warm=warm)
+
+    monkeypatch.setattr(ModelRegistry, "load_family_now", staticmethod(slow))
+    admin.register("fill", copy_of(tmp_path, "fill"), "ci", "trained", {})
+    served = admin.serving()
+    served.load()
+    swapper = ModelSwapper(admin, served, now_ns=lambda: 7, timer=time.perf_counter)
+    admin.promote("fill", 2, "alice", "go")
+    ticks: list[float] = []
+
+    async def heartbeat() -> None:
+        while True:
+            ticks.append(time.perf_counter())
+            await asyncio.sleep(0.005)
+
+    beating = asyncio.create_task(heartbeat())
+    (done,) = await swapper.sync()
+    beating.cancel()
+    assert done.ok and done.load_s >= 0.5
+    assert max(np.diff(ticks)) < 0.2, max(np.diff(ticks))
+
+
 def test_live_models_read_the_model_served_at_each_call(admin: ModelAdmin, tmp_path: Path) -> None:
     from router.registry import ModelRegistry
 
