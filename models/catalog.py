@@ -175,3 +175,54 @@ def _text(value: object) -> str:
     # MLflow keeps a parameter as text of at most 6000 characters
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
     return text[:6000]
+
+
+# ------------------------------------------------------------------ the guard rail
+
+# What "worse on the held-out set" means, per family, from the metrics a version records
+# (`record_from_meta`): (how a metric's key ends, True if higher is better, the margin
+# that still counts as a tie). Dealer and fill: every model's held-out AUC (ranking:
+# which dealers to ask, which queues to join) and its ECE, which counts as well because
+# the panel and the lit tactic use the probabilities as numbers (expected fills), not
+# only their order. Slicer: the paired validation's mean IS difference against the even
+# pace on the same episodes (bps, lower is better). The margins only absorb ties and
+# rounding (a version retrained on the same data): the guard errs on the side of asking
+# a person, who can promote with force and a reason.
+GUARDS: dict[str, tuple[tuple[str, bool, float], ...]] = {
+    "dealer": ((".auc", True, 0.001), (".ece", False, 0.005)),
+    "fill": ((".auc", True, 0.001), (".ece", False, 0.005)),
+    "slicer": (("diff_is_bps", False, 0.05),),
+}
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """A held-out metric on which a challenger is worse than the champion."""
+
+    metric: str
+    challenger: float | None  # None: the challenger has no such figure
+    champion: float
+
+    def __str__(self) -> str:
+        if self.challenger is None:
+            return f"{self.metric}: none recorded (the champion's is {self.champion:.4f})"
+        return f"{self.metric} {self.challenger:.4f} vs the champion's {self.champion:.4f}"
+
+
+def shortfalls(
+    family: str, challenger: Mapping[str, float], champion: Mapping[str, float]
+) -> list[Shortfall]:
+    """Every guarded metric (GUARDS) of the champion on which `challenger` is worse, in
+    key order; a figure the champion has and the challenger lacks counts as worse (it
+    cannot show it is not). Metrics the champion lacks are not compared."""
+    out = []
+    for key in sorted(champion):
+        for suffix, higher_better, margin in GUARDS[check_family(family)]:
+            if key != suffix and not key.endswith(suffix):
+                continue
+            theirs, ours = champion[key], challenger.get(key)
+            if ours is None:
+                out.append(Shortfall(key, None, theirs))
+            elif (theirs - ours if higher_better else ours - theirs) > margin:
+                out.append(Shortfall(key, ours, theirs))
+    return out

@@ -64,7 +64,7 @@ from router.execution import (
     build_execution,
 )
 from router.ports import MarketHistory, MarketSnapshot, PanelSelector, RfqChannel, SlicerPolicy
-from router.registry import ModelRegistry
+from router.registry import LiveModels, ModelRegistry
 from router.risk import RiskGate, RiskLimits
 from router.strategies import StrategySpec, strategy_spec
 from router.strategies.learned import STEP_S, PacedSlicer
@@ -897,7 +897,7 @@ def ml_selector(
     scenario: Scenario,
     panel: DealerPanel,
     world: SimWorld,
-    models: ModelRegistry = MODELS,
+    models: ModelRegistry | LiveModels = MODELS,
     config_dir: Path = DEFAULT_CONFIG_DIR,
 ) -> MlPanel:
     """Model-guided panel selection over this world's screen, from the desk's history."""

@@ -21,6 +21,8 @@ Topics, under the root (default `blockroute/`), payload = the event's JSON paylo
   `service/<type>`;
 - `models/<family>/<alias>` (retained): model_alias_changed, each move of a model alias
   (`blockroute models promote|rollback`, the HTTP API, a registered training run);
+- `models/<family>/served` (retained): model_served, the service swapped a family's
+  models to its new champion (with the seconds the load took), or could not;
 - `service/status` (retained): "online" on each connect, "offline" on a clean stop and,
   as the Last Will, when the connection dies.
 An id is one topic level: '%', '/', '+', '#' and NUL in it are percent-encoded (a '/'
@@ -57,6 +59,7 @@ from router.desk_api import (
     DeskEvent,
     KillSwitchChanged,
     ModelAliasChanged,
+    ModelServed,
     OrderFilled,
     OrderRejected,
     RfqUpdated,
@@ -218,6 +221,9 @@ def _routes(event: DeskEvent, root: str) -> Iterator[tuple[str, int, bool]]:
         # state, like the kill switch: a late subscriber learns who holds each alias now
         family, alias = topic_segment(event.family), topic_segment(event.alias)
         yield f"{root}models/{family}/{alias}", QOS_SERVICE, True
+    elif isinstance(event, ModelServed):
+        # state too: what the service serves now (or why it does not serve the champion)
+        yield f"{root}models/{topic_segment(event.family)}/served", QOS_SERVICE, True
     elif parent is None:
         yield f"{root}service/{topic_segment(event.type)}", QOS_ORDERS, False
 

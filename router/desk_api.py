@@ -442,6 +442,25 @@ class ModelAliasChanged(DeskEvent):
     action: str
     by: str
     reason: str
+    # the promotion overrode the guard rail (a challenger worse than the champion on the
+    # held-out set): `override` names the metric and both values
+    forced: bool = False
+    override: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelServed(DeskEvent):
+    """A running service swapped `family`'s models to the champion's version
+    `to_version` (router.hotswap), after `load_s` seconds of loading it off the loop;
+    or, `ok` false, could not (`error` says why) and serves `from_version` still."""
+
+    type: ClassVar[str] = "model_served"
+    family: str
+    from_version: int | None
+    to_version: int
+    ok: bool
+    load_s: float
+    error: str = ""
 
 
 # ------------------------------------------------------------------------------- port

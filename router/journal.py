@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, Text, func
+from sqlalchemy import BigInteger, Index, Text, false, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import registry
 from sqlmodel import Field, Session, SQLModel, col, select
@@ -227,6 +227,10 @@ class SvcModelAliasRow(JournalTable, table=True):
     by: str
     reason: str = Field(sa_type=Text)
     ts_ns: int = Field(sa_type=BigInteger)
+    # a promotion that overrode the guard rail (router.model_admin: a challenger worse
+    # than the champion on the held-out set, promoted with force): what it overrode
+    forced: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    override: str | None = Field(default=None, sa_type=Text)
 
 
 JOURNAL_MIGRATIONS = Migrations("journal", JournalTable.metadata)

@@ -7,6 +7,11 @@ would load them), moves the alias in the catalog (MLflow's registry:
 models/mlflow_catalog.py), journals the move (svc_model_aliases: who, why, from, to,
 when) and then tells its listeners (the MQTT bus) with a `ModelAliasChanged`.
 
+A promotion to champion is also held to the guard rail: a version worse than the
+champion on the held-out set (models.catalog.shortfalls) needs `force`, and the move
+then records what it overrode. A running service serves each move live
+(router.hotswap).
+
 A registry that has no version of a family yet registers the artifacts shipped under
 models/ as its version 1 and makes it the champion, so a fresh registry serves what a
 service without one serves.
@@ -30,9 +35,11 @@ from models.catalog import (
     Catalog,
     CatalogError,
     ModelVersion,
+    Shortfall,
     check_alias,
     check_family,
     record_from_meta,
+    shortfalls,
 )
 from models.serving import artifacts
 from models.serving.artifacts import ModelError, family_files
@@ -58,7 +65,25 @@ def change_json(event: ModelAliasChanged) -> dict[str, Any]:
         "by": event.by,
         "reason": event.reason,
         "ts_ns": event.ts_ns,
+        "forced": event.forced,
+        "override": event.override,
     }
+
+
+class WorseThanChampion(CatalogError):
+    """A promotion to champion refused by the guard rail: the challenger is worse than
+    the champion on the held-out set (`shortfalls`, models.catalog.GUARDS). Promoting
+    it anyway takes force and a reason (CLI --force; API "force": true)."""
+
+    def __init__(self, family: str, version: int, champion: int, found: list[Shortfall]) -> None:
+        self.shortfalls = found
+        super().__init__(
+            f"version {version} of {family} is worse than the champion (version {champion}) "
+            f"on the held-out set: {'; '.join(str(f) for f in found)}; promote it with force "
+            "and a reason to override",
+            "force",
+            kind="conflict",
+        )
 
 
 def _text(value: str, name: str) -> str:
@@ -148,11 +173,20 @@ class ModelAdmin:
     # ------------------------------------------------------------------ moves
 
     def promote(
-        self, family: str, version: int | None, by: str, reason: str, alias: str = CHAMPION
+        self,
+        family: str,
+        version: int | None,
+        by: str,
+        reason: str,
+        alias: str = CHAMPION,
+        *,
+        force: bool = False,
     ) -> ModelAliasChanged:
         """Give `alias` to `version` (default for the champion: the challenger). Raises
         CatalogError, having changed nothing, if any part of the request is wrong or
-        the version's files do not load."""
+        the version's files do not load, and WorseThanChampion if it would make a
+        version champion that is worse than the champion on the held-out set, unless
+        `force` (the move then records what it overrode)."""
         check_family(family)
         check_alias(alias)
         by, reason = _text(by, "by"), _text(reason, "reason")
@@ -170,8 +204,19 @@ class ModelAdmin:
             raise CatalogError(
                 f"version {version} of {family} is already the {alias}", "version", kind="conflict"
             )
+        found: list[Shortfall] = []
+        champion = self.catalog.alias(family, CHAMPION)
+        if alias == CHAMPION and champion is not None:
+            found = shortfalls(
+                family,
+                self.catalog.version(family, version).metrics,
+                self.catalog.version(family, champion).metrics,
+            )
+            if found and not force:
+                raise WorseThanChampion(family, version, champion, found)
         self._check_servable(family, version)
-        return self._move(family, alias, version, "promote", by, reason)
+        override = "; ".join(str(f) for f in found) if found else None
+        return self._move(family, alias, version, "promote", by, reason, override)
 
     def rollback(
         self, family: str, by: str, reason: str, version: int | None = None
@@ -252,12 +297,28 @@ class ModelAdmin:
             ) from None
 
     def _move(
-        self, family: str, alias: str, version: int, action: str, by: str, reason: str
+        self,
+        family: str,
+        alias: str,
+        version: int,
+        action: str,
+        by: str,
+        reason: str,
+        override: str | None = None,
     ) -> ModelAliasChanged:
         before = self.catalog.alias(family, alias)
         self.catalog.set_alias(family, alias, version)
         event = ModelAliasChanged(
-            self._now_ns(), family, alias, before, version, action, by, reason
+            self._now_ns(),
+            family,
+            alias,
+            before,
+            version,
+            action,
+            by,
+            reason,
+            forced=override is not None,
+            override=override,
         )
         batch = Batch()
         row = change_json(event)

@@ -1,9 +1,17 @@
 """The learned models a decision reads, held for the composition roots that build
-executions (router.app, the desk) and handed to them as one object."""
+executions (router.app, the desk) and handed to them as one object.
+
+A running service swaps a family's models while parents work (`ModelRegistry.swap`,
+router.hotswap): the new version is loaded and warmed up off the event loop
+(`load_family_now`), then put in place in one assignment on the loop, between two
+decisions. The desk's executions read the models through `live()`, whose objects ask
+the registry for the family's current models at every call, so that a working parent's
+next decision uses what is served then.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +21,12 @@ from models.serving import artifacts
 from models.serving.artifacts import ServedModel, load_family
 from models.serving.predictors import FillPredictor
 from models.serving.predictors import warm_up as warm_up_models
+from router.ports import PassiveOrderContext
 from router.strategies.learned import OBS_SIZE, OnnxPolicy, Policy, ShippedSlicer
 from router.strategies.learned import warm_up as warm_up_slicer
+
+# One family as loaded: the dealer models, the fill model, or the slicer policy
+Loaded = dict[str, ServedModel] | FillPredictor | ShippedSlicer
 
 
 class ModelRegistry:
@@ -33,9 +45,11 @@ class ModelRegistry:
     ) -> None:
         self._directory = directory
         self._families = dict(families or {})
-        self._loaded: tuple[dict[str, ServedModel], FillPredictor] | None = None
-        # apart from the others: sor-ml runs on the models without the slicer
+        # each family loaded on its first use (sor-ml runs without the slicer)
+        self._dealer: dict[str, ServedModel] | None = None
+        self._fill: FillPredictor | None = None
         self._slicer: ShippedSlicer | None = None
+        self._live: LiveModels | None = None
 
     def _dir(self, family: str) -> Path:
         if family in self._families:
@@ -59,19 +73,64 @@ class ModelRegistry:
     def check(family: str, directory: Path) -> None:
         """Load one family from `directory` as serving would, and drop it: raises
         ModelError naming what is missing or corrupt."""
+        ModelRegistry.load_family_now(family, directory, warm=False)
+
+    @staticmethod
+    def load_family_now(family: str, directory: Path, *, warm: bool = True) -> Loaded:
+        """One family loaded from `directory` as serving loads it and, with `warm`, its
+        compiled code run once (`warm_up`): what `swap` puts in place. Reads files and
+        compiles for up to seconds: a running service calls it off its event loop.
+        Raises ModelError naming what is missing or corrupt."""
         if family == "dealer":
-            load_family("dealer", directory)
+            dealer = load_family("dealer", directory)
+            if warm:
+                warm_up_models(dealer)
+            return dealer
+        if family == "fill":
+            fill = FillPredictor.load(directory)
+            if warm:
+                warm_up_models({"fill": fill.model})
+            return fill
+        slicer = ShippedSlicer.load(directory)
+        if warm:
+            obs = np.zeros(OBS_SIZE, dtype=np.float32)
+            for _ in range(3):  # ONNX Runtime's first runs take milliseconds
+                slicer.served(obs)
+        return slicer
+
+    def swap(self, family: str, directory: Path, loaded: Loaded) -> None:
+        """Serve `loaded` (`load_family_now(family, directory)`) as `family` from now on:
+        one assignment, so a decision sees the old models or the new, never a mix. The
+        other families stay as they are (loaded or not)."""
+        self._families[family] = directory
+        if family == "dealer":
+            assert isinstance(loaded, dict)
+            self._dealer = loaded
         elif family == "fill":
-            FillPredictor.load(directory)
+            assert isinstance(loaded, FillPredictor)
+            self._fill = loaded
         else:
-            ShippedSlicer.load(directory)
+            assert isinstance(loaded, ShippedSlicer)
+            self._slicer = loaded
+
+    def loaded_family(self, family: str) -> Loaded | None:
+        """`family`'s models as loaded now (None if they are not: nothing is read)."""
+        return {"dealer": self._dealer, "fill": self._fill, "slicer": self._slicer}[family]
+
+    def live(self) -> LiveModels:
+        """The models as a running desk's executions hold them: each call asks this
+        registry for the family's current models (see the module's docstring)."""
+        if self._live is None:
+            self._live = LiveModels(self)
+        return self._live
 
     def _models(self) -> tuple[dict[str, ServedModel], FillPredictor]:
-        if self._loaded is None:
-            # the dealer models first: the first missing artifact named is theirs
-            dealer = load_family("dealer", self._dir("dealer"))
-            self._loaded = (dealer, FillPredictor.load(self._dir("fill")))
-        return self._loaded
+        # the dealer models first: the first missing artifact named is theirs
+        if self._dealer is None:
+            self._dealer = load_family("dealer", self._dir("dealer"))
+        if self._fill is None:
+            self._fill = FillPredictor.load(self._dir("fill"))
+        return self._dealer, self._fill
 
     def _shipped_slicer(self) -> ShippedSlicer:
         if self._slicer is None:
@@ -112,14 +171,95 @@ class ModelRegistry:
     def loaded(self) -> tuple[dict[str, ServedModel], FillPredictor] | None:
         """The dealer and fill models if they are loaded, else None: what a driver hands
         to its workers (router.backtest_ray) so that they need not read the artifacts."""
-        return self._loaded
+        if self._dealer is None or self._fill is None:
+            return None
+        return self._dealer, self._fill
 
     def adopt(self, loaded: tuple[dict[str, ServedModel], FillPredictor]) -> None:
         """Take the dealer and fill models another process loaded (`loaded`), in place of
         reading this registry's artifacts."""
-        self._loaded = loaded
+        self._dealer, self._fill = loaded
 
     def clear(self) -> None:
         """Forget what was loaded: the next use loads the artifacts again."""
-        self._loaded = None
+        self._dealer = self._fill = None
         self._slicer = None
+
+
+class _LiveClassifier:
+    """One dealer model (`name`) as served now: predicts with the registry's current one."""
+
+    __slots__ = ("_name", "_registry")
+
+    def __init__(self, registry: ModelRegistry, name: str) -> None:
+        self._registry = registry
+        self._name = name
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self._registry.dealer_models()[self._name].predict(x)
+
+
+class _LiveDealers(Mapping[str, _LiveClassifier]):
+    """The dealer models by name, each as served now (the names of the version loaded)."""
+
+    def __init__(self, registry: ModelRegistry) -> None:
+        self._registry = registry
+
+    def __getitem__(self, name: str) -> _LiveClassifier:
+        if name not in self._registry.dealer_models():
+            raise KeyError(name)
+        return _LiveClassifier(self._registry, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._registry.dealer_models())
+
+    def __len__(self) -> int:
+        return len(self._registry.dealer_models())
+
+
+class _LiveFill:
+    """router.ports.FillModel on the registry's current fill model."""
+
+    __slots__ = ("_registry",)
+
+    def __init__(self, registry: ModelRegistry) -> None:
+        self._registry = registry
+
+    def p_fill(self, orders: Sequence[PassiveOrderContext]) -> list[float]:
+        return self._registry.fill_model().p_fill(orders)
+
+
+class _LivePace:
+    """The slicer policy (router.strategies.learned.Policy) served now: the learned one,
+    or the even pace (a = 0, the TWAP line) while the served version has not earned it.
+    An `ml` parent on it follows the pace of whatever version is served at each step."""
+
+    __slots__ = ("_registry",)
+
+    def __init__(self, registry: ModelRegistry) -> None:
+        self._registry = registry
+
+    def __call__(self, obs: np.ndarray) -> float:
+        return self._registry.slicer_policy()(obs)
+
+
+class LiveModels:
+    """`ModelRegistry.live()`: what a parent's execution keeps (the fill model, the
+    dealer models of its RFQ panel, the slicer's pace) as objects that read the
+    registry's current models at every call, so a swap reaches working parents at their
+    next decision. The same methods as ModelRegistry's that executions call."""
+
+    def __init__(self, registry: ModelRegistry) -> None:
+        self.registry = registry
+        self._fill = _LiveFill(registry)
+        self._dealers = _LiveDealers(registry)
+        self._pace = _LivePace(registry)
+
+    def fill_model(self) -> _LiveFill:
+        return self._fill
+
+    def dealer_models(self) -> _LiveDealers:
+        return self._dealers
+
+    def slicer_policy(self) -> Policy:
+        return self._pace

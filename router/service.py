@@ -34,6 +34,7 @@ from router.desk_api import DeskEvent
 from router.domain import NANOS_PER_SECOND, DomainError
 from router.fix.gateway import FixGateway
 from router.fix.settings import GatewaySettings, load_acceptor_config, load_credentials
+from router.hotswap import ModelSwapper
 from router.journal import Journal
 from router.model_admin import ModelAdmin, open_admin
 from router.risk import RiskLimits
@@ -148,6 +149,9 @@ class ServiceConfig:
     # the files under models/; the registry's artifacts (None: its default place)
     model_registry: bool = False
     model_artifacts: str | None = None
+    # how often the running service reads the champions, to serve a move made outside
+    # its API (router.hotswap); 0: only its own API's moves are served at once
+    model_poll_s: float = 2.0
 
 
 def load_service_config(
@@ -242,11 +246,14 @@ def load_service_config(
     file_log = _bool(fixt, "file_log", False)
     raw_fix = {k: fixt._raw(k, None) for k in ("clients", "allow_no_password") if k in fixt}
     fixt.check_no_unknown_keys()
-    use_registry, model_artifacts = False, None
+    use_registry, model_artifacts, model_poll_s = False, None, 2.0
     if "models" in t:
         mt = t.table("models")
         use_registry = _bool(mt, "registry", False)
         model_artifacts = mt.get_str("artifacts", "") or None
+        model_poll_s = mt.get_duration("poll_interval", model_poll_s)
+        if model_poll_s < 0:
+            raise mt.error("poll_interval", f"must be >= 0, got {model_poll_s:g}")
         mt.check_no_unknown_keys()
     t.check_no_unknown_keys()
     return ServiceConfig(
@@ -266,6 +273,7 @@ def load_service_config(
         db_timeouts=db_timeouts,
         model_registry=use_registry,
         model_artifacts=model_artifacts,
+        model_poll_s=model_poll_s,
     )
 
 
@@ -337,10 +345,21 @@ async def run_service(
     # one registry for the instance: GET /metrics shows every part's series
     registry = CollectorRegistry()
     served = admin.serving() if admin is not None else None
-    desk = Desk(cfg.desk, journal, clock.now_ns, SimMarkets(cfg.desk), registry, served)
+    markets = SimMarkets(cfg.desk, models=served)
+    desk = Desk(cfg.desk, journal, clock.now_ns, markets, registry, served)
+    swapper: ModelSwapper | None = None
+    if admin is not None and served is not None:
+        swapper = ModelSwapper(
+            admin,
+            served,
+            now_ns=time.time_ns,
+            timer=time.perf_counter,
+            publish=bus.publish if bus is not None else None,
+        )
     runner: web.AppRunner | None = None
     gateway: FixGateway | None = None
     unsubscribe: Callable[[], None] | None = None
+    watching: asyncio.Task[None] | None = None
     try:
         desk.start()
         tune_gc()
@@ -359,7 +378,7 @@ async def run_service(
             bus.start()
         gateway = FixGateway(desk, gw_settings, loop, registry=registry)
         gateway.start()
-        app = make_app(desk, cfg.api_token, registry=registry, models=admin)
+        app = make_app(desk, cfg.api_token, registry=registry, models=admin, swapper=swapper)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, cfg.http_host, cfg.http_port)
@@ -376,11 +395,17 @@ async def run_service(
             "recovered": len([v for v in desk.parents() if not v.status.terminal]),
         }
         log.info("serving", **info)
+        if swapper is not None and cfg.model_poll_s > 0:
+            watching = asyncio.create_task(swapper.watch(cfg.model_poll_s, stop))
         if on_ready is not None:
             on_ready(info)
         await stop.wait()
         log.info("stopping")
     finally:
+        if watching is not None:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         if desk.started:  # (also with the journal failing: stop retries its last writes)

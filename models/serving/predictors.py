@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -41,10 +42,17 @@ class FillPredictor:
         return self.model.predict(np.array(rows)).tolist()
 
 
+class Classifier(Protocol):
+    """What the panel asks of a dealer model: P(yes) per row (a ServedModel, or a
+    running service's view of the one served now, router.registry.LiveModels)."""
+
+    def predict(self, x: np.ndarray) -> np.ndarray: ...
+
+
 class MlPanel:
     def __init__(
         self,
-        models: dict[str, ServedModel],
+        models: Mapping[str, Classifier],
         desk: DeskState,
         market: Callable[[], MarketContext],
         mid_at: MidAt,

@@ -17,7 +17,10 @@ The REST client is the desk client "api": its ClOrdIDs are generated when absent
 /api/models is the model registry's (router.model_admin), when the service has one:
 list and show versions, promote and roll back (behind the token, like every move);
 without one it answers 404 `no_registry`. Its work reads and writes a database and
-files, so it runs off the loop, one move at a time.
+files, so it runs off the loop, one move at a time. A move is served at once (the
+service swaps its models live, router.hotswap): the answer and GET /api/models say what
+is served. A promotion to champion of a version worse than the champion on the held-out
+set answers 409 `worse_than_champion` naming the field `force`.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from aiohttp import web
@@ -65,7 +68,7 @@ from router.desk_api import (
     UnknownOrderError,
 )
 from router.domain import OrdType, Side
-from router.model_admin import ModelAdmin, change_json
+from router.model_admin import ModelAdmin, WorseThanChampion, change_json
 from router.reporting import REPORT_CSS
 from router.strategies import STRATEGIES
 from router.telemetry import CONTENT_TYPE, FigureCollector, HttpMetrics, exposition
@@ -216,6 +219,15 @@ def _http_error(exc: web.HTTPException) -> web.StreamResponse:
 # ---------------------------------------------------------------------------------- app
 
 
+class ModelSwaps(Protocol):
+    """What the API asks of the service's hot swap (router.hotswap.ModelSwapper): serve
+    the champions now, and which champions could not be served."""
+
+    unserved: dict[str, dict[str, Any]]
+
+    async def sync(self) -> Any: ...
+
+
 @dataclass(eq=False)
 class Api:
     """The handlers, with what they share (no module state)."""
@@ -228,6 +240,7 @@ class Api:
     http: HttpMetrics
     static_dir: Path = STATIC_DIR
     models: ModelAdmin | None = None  # the model registry, if the service has one
+    swapper: ModelSwaps | None = None  # serves its champions live (router.hotswap)
     # one alias move at a time: each reads the aliases it then moves
     _moving: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -474,6 +487,8 @@ class Api:
         admin = self._admin()
         try:
             return await asyncio.get_running_loop().run_in_executor(None, work, admin)
+        except WorseThanChampion as exc:
+            raise ApiError(409, "worse_than_champion", str(exc), exc.field) from None
         except CatalogError as exc:
             if exc.kind == "conflict":
                 raise ApiError(409, "conflict", str(exc), exc.field) from None
@@ -484,9 +499,28 @@ class Api:
     async def list_models(self, request: web.Request) -> web.Response:
         versions = await self._catalog(lambda admin: admin.models(), ())
         doc: dict[str, Any] = {"models": [v.summary() for v in versions]}
+        return json_response({**doc, **self._served()})
+
+    def _served(self) -> dict[str, Any]:
+        """`served`: the version of each family the service serves now; `unserved`, if
+        any: champions it could not load (it serves the version before), and why."""
+        doc: dict[str, Any] = {}
         if self._admin().served:
-            doc["served"] = self._admin().served
-        return json_response(doc)
+            doc["served"] = dict(self._admin().served)
+        if self.swapper is not None and self.swapper.unserved:
+            doc["unserved"] = {f: dict(v) for f, v in self.swapper.unserved.items()}
+        return doc
+
+    async def _serve_champions(self) -> None:
+        """After a move: swap the service's models now (loaded off the loop), so that
+        the answer says what is served. A failure to load is in `unserved`; a failure
+        to read the registry leaves the swap to the service's next look."""
+        if self.swapper is None:
+            return
+        try:
+            await self.swapper.sync()
+        except Exception as exc:  # the move stands: it is journaled
+            log.warning("models not swapped after a move: the watch retries", error=str(exc))
 
     async def show_model(self, request: web.Request) -> web.Response:
         family, text = request.match_info["family"], request.match_info["version"]
@@ -505,10 +539,13 @@ class Api:
         body = parse(PromoteBody, await read_object(request))
         async with self._moving:
             event = await self._catalog(
-                lambda admin: admin.promote(family, body.version, body.by, body.reason, body.alias),
+                lambda admin: admin.promote(
+                    family, body.version, body.by, body.reason, body.alias, force=body.force
+                ),
                 ("family",),
             )
-        return json_response(change_json(event))
+            await self._serve_champions()
+        return json_response({**change_json(event), **self._served()})
 
     async def rollback_model(self, request: web.Request) -> web.Response:
         family = request.match_info["family"]
@@ -519,7 +556,8 @@ class Api:
                 lambda admin: admin.rollback(family, body.by, body.reason, body.version),
                 ("family",),
             )
-        return json_response(change_json(event))
+            await self._serve_champions()
+        return json_response({**change_json(event), **self._served()})
 
     # ---- dashboard
 
@@ -587,6 +625,7 @@ def make_app(
     ws_heartbeat_s: float = 30.0,
     registry: CollectorRegistry | None = None,
     models: ModelAdmin | None = None,
+    swapper: ModelSwaps | None = None,
 ) -> web.Application:
     """The API, WebSocket and dashboard app over `desk`.
 
@@ -596,7 +635,8 @@ def make_app(
     metrics, in which the desk registered its own, and to which the API adds its own;
     GET /metrics shows them (default: a registry of this app's alone, with the desk's
     `metrics()` figures read at each scrape). `models`: the model registry that
-    /api/models lists and moves (None: those answer 404 no_registry).
+    /api/models lists and moves (None: those answer 404 no_registry); `swapper`: what
+    serves a moved champion at once (the service's; None: nothing is swapped).
     """
     hub = WsHub(desk, queue_size=ws_queue_size, heartbeat_s=ws_heartbeat_s)
     names = list(strategies) if strategies is not None else default_strategies()
@@ -612,6 +652,7 @@ def make_app(
         registry=registry,
         http=HttpMetrics(registry),
         models=models,
+        swapper=swapper,
     )
     registry.register(FigureCollector(api.ws_figures, lambda raw: f"API {raw.replace('_', ' ')}"))
     app = web.Application(middlewares=[api.count_requests, api.errors_as_json, api.require_token])

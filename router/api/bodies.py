@@ -244,6 +244,11 @@ class PromoteBody(_Body):
     alias: Literal["champion", "challenger"] = "champion"
     by: Person
     reason: Why
+    force: bool = Field(
+        False,
+        description="make it champion even if it is worse than the champion on the held-out "
+        "set (else 409 naming this field); journaled as forced",
+    )
 
 
 class RollbackBody(_Body):

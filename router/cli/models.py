@@ -80,6 +80,13 @@ def register(sub: Subparsers) -> None:
         "--version", type=positive_int, help="default: the challenger (to make it champion)"
     )
     mp.add_argument("--alias", choices=("champion", "challenger"), default="champion")
+    mp.add_argument(
+        "--force",
+        action="store_true",
+        help="make it champion even if it is worse than the champion on the held-out set "
+        "(held-out AUC or ECE of a dealer/fill model, the slicer's validation IS difference); "
+        "the move is journaled as forced, with what it overrode",
+    )
     _mover(mp)
     mp.set_defaults(func=run_promote)
 
@@ -149,7 +156,9 @@ def run_show(args: argparse.Namespace) -> None:
 def run_promote(args: argparse.Namespace) -> None:
     _move(
         args,
-        lambda admin, by: admin.promote(args.family, args.version, by, args.reason, args.alias),
+        lambda admin, by: admin.promote(
+            args.family, args.version, by, args.reason, args.alias, force=args.force
+        ),
     )
 
 
@@ -174,6 +183,8 @@ def _move(args: argparse.Namespace, act: Any) -> None:
             f"{event.family} {event.alias}: {before} -> version {event.to_version} "
             f"({event.action} by {event.by}: {event.reason})"
         )
+        if event.forced:
+            print(f"forced over the guard rail: {event.override}")
     if args.mqtt_url:
         try:
             asyncio.run(publish_once(args.mqtt_url, event, args.mqtt_root))

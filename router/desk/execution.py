@@ -48,6 +48,9 @@ class ExecutionWiring:
         self._projector = projector
         self._metrics = metrics
         self._models = models
+        # what executions keep: views that read the models served at each call, so that
+        # a promotion swapped in while parents work reaches their next decisions
+        self._live = models.live()
         self.models_missing = ""  # why the models could not be served (model_fallback)
 
     def load_models(self) -> list[str]:
@@ -93,7 +96,7 @@ class ExecutionWiring:
         if rec.engine_strategy == "pov" and rec.row.participation is not None:
             return PovSlicer(rec.row.participation)
         spec = strategy_spec(rec.engine_strategy)
-        return spec.slicer(rec.history, qty, horizon_s, self._models)
+        return spec.slicer(rec.history, qty, horizon_s, self._live)
 
     def start(self, rec: Order, from_world_ns: int, restore: tuple[int, int] | None) -> None:
         """Wire `rec`'s execution to its market and start it at `from_world_ns`;
@@ -126,7 +129,7 @@ class ExecutionWiring:
             self.slicer(rec, row.qty, horizon_s),
             spec,
             dataclasses.replace(wired.ports, schedule=schedule),
-            self._models,
+            self._live,
             risk=RiskGate(self._config.risk, self._kill),
             rng=wired.rng,
             on_event=functools.partial(self._projector.on_engine_event, rec),

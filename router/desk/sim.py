@@ -26,6 +26,7 @@ from router.domain import (
 )
 from router.execution import ParentExecution, RfqRouting
 from router.ports import MarketHistory, PanelSelector
+from router.registry import LiveModels, ModelRegistry
 from router.tca import PricePath
 from simulators.kernel import rng_for
 from simulators.scenario import SESSION_CLOSE_S, Scenario, load_scenario
@@ -36,9 +37,19 @@ class SimMarkets:
     """The configured symbols' scenarios as the desk's `MarketSource`. Raises
     DomainError if a scenario trades another symbol than the one it is configured for."""
 
-    def __init__(self, config: DeskConfig, scenarios: Mapping[str, Scenario] | None = None) -> None:
-        """`scenarios` overrides loading the configured scenario files (tests)."""
+    def __init__(
+        self,
+        config: DeskConfig,
+        scenarios: Mapping[str, Scenario] | None = None,
+        *,
+        models: ModelRegistry | None = None,
+    ) -> None:
+        """`scenarios` overrides loading the configured scenario files (tests); `models`:
+        the registry whose dealer models the `ml` panels read, as served at each
+        selection (default: the process's, router.app.MODELS; the service gives the
+        one its desk serves, which promotions swap)."""
         given = dict(scenarios or {})
+        self._models = (models if models is not None else app.MODELS).live()
         self._seed = config.seed
         self._scenarios = {
             sym: given.get(sym) or load_scenario(name) for sym, name in config.symbols.items()
@@ -60,7 +71,7 @@ class SimMarkets:
                 app.desk_history(sc.name, sc.dealer_panel)
         now = now_ns()
         opened = [
-            SimMarketSession(sc, self._seed + 1000 * k, now)
+            SimMarketSession(sc, self._seed + 1000 * k, now, self._models)
             for k, sc in enumerate(self._scenarios.values())
         ]
         for session in opened:
@@ -101,12 +112,15 @@ def _owner_key(event: Event) -> str | None:
 class SimMarketSession:
     """One symbol's simulated world on the service clock (a `MarketSession`)."""
 
-    def __init__(self, scenario: Scenario, seed: int, origin_ns: int) -> None:
+    def __init__(
+        self, scenario: Scenario, seed: int, origin_ns: int, models: LiveModels | None = None
+    ) -> None:
         # the market runs from the scenario's start time to the close: one session
         session_s = SESSION_CLOSE_S - scenario.start_tod_s
         self.scenario = dataclasses.replace(scenario, horizon_s=session_s)
         self.seed = seed
         self.origin_ns = origin_ns
+        self._models = models if models is not None else app.MODELS.live()
         self.end_ns = origin_ns + int(session_s * NANOS_PER_SECOND)
         self.dispatch = _Dispatch()
         self.panel: DealerPanel | None = (
@@ -188,7 +202,7 @@ class SimMarketSession:
         selector = self._selectors.get(routing)
         if selector is None:
             if routing == "ml":
-                selector = app.ml_selector(self.scenario, self.panel, self.world)
+                selector = app.ml_selector(self.scenario, self.panel, self.world, self._models)
             else:
                 selector = app.desk_selector(self.scenario, self.panel)
             self._selectors[routing] = selector

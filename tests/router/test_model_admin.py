@@ -256,3 +256,28 @@ def test_an_in_memory_database_cannot_hold_a_registry(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="needs a database file") as exc:
         _open("sqlite://", tmp_path)
     assert exc.value.field == "db_url"
+
+
+def test_a_challenger_worse_on_the_held_out_set_needs_force_and_is_journaled_forced(
+    admin: ModelAdmin, tmp_path: Path
+) -> None:
+    from router.model_admin import WorseThanChampion
+
+    admin.register("dealer", trained(tmp_path, auc=0.70), "ci", "trained", {})  # shipped: 0.78
+    seen = _events(admin)
+    with pytest.raises(WorseThanChampion) as exc:
+        admin.promote("dealer", None, "alice", "try")
+    assert (exc.value.field, exc.value.kind) == ("force", "conflict")
+    assert "respond.auc 0.7000 vs the champion's 0.7804" in str(exc.value)
+    assert admin.catalog.alias("dealer", "champion") == 1 and seen == []
+    moved = admin.promote("dealer", 2, "alice", "forced", force=True)
+    assert (moved.forced, moved.to_version) == (True, 2)
+    assert moved.override is not None and moved.override.startswith("respond.auc 0.7000")
+    row = admin.journal.alias_changes("dealer")[-1]
+    assert (row.action, row.forced, row.override) == ("promote", True, moved.override)
+    # a rollback is never held back: it is the way out of a bad promotion
+    back = admin.rollback("dealer", "bob", "it was worse")
+    assert (back.to_version, back.forced) == (1, False)
+    # force where nothing is worse overrides nothing
+    admin.register("dealer", trained(tmp_path, auc=0.79), "ci", "trained", {})
+    assert admin.promote("dealer", 3, "alice", "better", force=True).forced is False

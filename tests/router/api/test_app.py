@@ -746,6 +746,7 @@ async def models_client(desk: Any, tmp_path: Any, registry_db_url: str) -> Any:
     app = make_app(desk, TOKEN, models=admin)
     async with TestClient(TestServer(app)) as c:
         c.seen = seen  # type: ignore[attr-defined]
+        c.admin = admin  # type: ignore[attr-defined]
         yield c
     admin.close()
 
@@ -767,6 +768,7 @@ async def test_models_list_show_promote_rollback(models_client: Any) -> None:
     assert await resp.json() == {
         "family": "dealer", "alias": "champion", "from_version": 1, "to_version": 2,
         "action": "promote", "by": "alice", "reason": "better", "ts_ns": 7 * NS,
+        "forced": False, "override": None,
     }  # fmt: skip
     resp = await models_client.post(
         "/api/models/dealer/rollback", json={"by": "bob", "reason": "worse"}, headers=AUTH
@@ -808,6 +810,39 @@ async def test_models_bad_input_names_the_field_and_changes_nothing(
         "slicer": 1,
     }
     assert models_client.seen == []
+
+
+@pytest.mark.requires_extra("registry", "mlflow")
+async def test_a_worse_challenger_answers_409_naming_force_unless_forced(
+    models_client: Any, tmp_path: Any
+) -> None:
+    import json
+    import shutil
+
+    from models.serving.artifacts import MODELS_DIR, family_files
+
+    worse = tmp_path / "worse"
+    worse.mkdir()
+    for path in family_files("dealer", MODELS_DIR):
+        shutil.copy(path, worse / path.name)
+    meta = json.loads((worse / "dealer.meta.json").read_text())
+    meta["metrics"]["best"]["auc"] = 0.9  # the champion's: 0.918
+    (worse / "dealer.meta.json").write_text(json.dumps(meta))
+    models_client.admin.register("dealer", worse, "ci", "trained", {})  # version 3
+    models_client.seen.clear()
+    body = {"version": 3, "by": "alice", "reason": "try"}
+    resp = await models_client.post(_PROMOTE, json=body, headers=AUTH)
+    doc = await _error(resp, 409)
+    assert (doc["error"], doc["field"]) == ("worse_than_champion", "force")
+    assert "best.auc 0.9000 vs the champion's 0.9181" in doc["message"]
+    assert models_client.seen == []
+    resp = await models_client.post(_PROMOTE, json={**body, "force": True}, headers=AUTH)
+    assert resp.status == 200, await resp.text()
+    moved = await resp.json()
+    assert (moved["to_version"], moved["forced"]) == (3, True)
+    assert moved["override"] == "best.auc 0.9000 vs the champion's 0.9181"
+    resp = await models_client.post(_PROMOTE, json={**body, "force": "yes"}, headers=AUTH)
+    assert (await _error(resp, 422))["field"] == "force"
 
 
 async def test_models_need_the_token_and_a_registry(client: TestClient) -> None:

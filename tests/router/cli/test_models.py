@@ -72,6 +72,7 @@ def test_show_promote_rollback(capsys, db, tmp_path: Path) -> None:
     assert json.loads(out) | {"ts_ns": 0} == {
         "family": "dealer", "alias": "champion", "from_version": 1, "to_version": 2,
         "action": "promote", "by": "alice", "reason": "better", "ts_ns": 0,
+        "forced": False, "override": None,
     }  # fmt: skip
     code, out, _ = cli(capsys, "models", "show", "dealer", *db, "--json", "-")
     shown = json.loads(out)
@@ -146,3 +147,29 @@ async def test_a_promotion_is_published_on_mqtt(capsys, db, tmp_path, broker_url
     address = parse_mqtt_url(broker_url)
     async with aiomqtt.Client(address.host, address.port) as client:
         await client.publish(topic, b"", qos=1, retain=True)  # clear the retained message
+
+
+def test_a_worse_challenger_needs_force(capsys, db, tmp_path: Path) -> None:
+    from router.model_admin import open_admin
+
+    folder = tmp_path / "worse"
+    folder.mkdir()
+    for path in family_files("fill", MODELS_DIR):
+        shutil.copy(path, folder / path.name)
+    meta = json.loads((folder / "fill.meta.json").read_text())
+    meta["metrics"]["passive"]["auc"] = 0.85  # the shipped champion's: 0.898
+    (folder / "fill.meta.json").write_text(json.dumps(meta))
+    admin = open_admin(db[1], lambda: 1)
+    try:
+        admin.register("fill", folder, "ci", "trained", {})
+    finally:
+        admin.close()
+    argv = ["models", "promote", "fill", "--by", "alice", "--reason", "try", *db]
+    code, out, err = cli(capsys, *argv)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "passive.auc 0.8500 vs the champion's 0.8982" in err and "force" in err
+    code, out, err = cli(capsys, *argv, "--force", "--json", "-")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert (doc["to_version"], doc["forced"]) == (2, True)
+    assert doc["override"] == "passive.auc 0.8500 vs the champion's 0.8982"
