@@ -24,7 +24,7 @@ from models.serving.artifacts import MODELS_DIR, write_family
 from models.serving.features import DEALER_FEATURES, FILL_FEATURES, HIT_FEATURES, Clipper
 from models.serving.trees import CompiledForest
 from models.training import dealer_data, fill_data
-from models.training.metrics import scores
+from models.training.metrics import auc, scores
 
 PARAMS: dict[str, Any] = {
     "objective": "binary:logistic",
@@ -171,7 +171,12 @@ def fit_binary(
     calibrated = scores(y[te], p_cal)
     use_calib = calibrated["brier"] < plain["brier"]
     p_final = p_cal if use_calib else p_te
-    metrics = scores(y[te], p_final, None if oracle is None else oracle[te])
+    metrics = scores(y[te], p_final)
+    if oracle is not None:
+        # the simulator's true probabilities: none for a journal's rows
+        known = np.isfinite(oracle[te])
+        if known.any():
+            metrics["oracle_auc"] = auc(y[te][known], oracle[te][known])
     metrics["ece_uncalibrated"] = plain["ece"]
     metrics["n_train"] = int(tr.sum())
     if journal is not None:

@@ -123,7 +123,11 @@ def iso(ts_ns: int | None) -> str | None:
     """A journal time (ns since the epoch, service clock) as ISO 8601, UTC."""
     if ts_ns is None:
         return None
-    return dt.datetime.fromtimestamp(ts_ns / NANOS_PER_SECOND, dt.UTC).isoformat()
+    # to the microsecond below (never after it: `--since` this time includes it)
+    return (_EPOCH + dt.timedelta(microseconds=ts_ns // 1000)).isoformat()
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def symbol_logs(
