@@ -137,8 +137,8 @@ def fit_binary(
     tr, va, te = split_days(day) if split is None else split
     if not (tr.any() and va.any() and te.any()):
         raise TooFewRows(
-            f"{y.size} rows ({int(tr.sum())} train, {int(va.sum())} validation, "
-            f"{int(te.sum())} test): need rows in each"
+            f"need rows in train, validation and test days: {y.size} rows give "
+            f"{int(tr.sum())}, {int(va.sum())} and {int(te.sum())}"
         )
     clipper = Clipper.fit(features, x[tr])
     params = {**(PARAMS if params is None else params), "seed": seed}

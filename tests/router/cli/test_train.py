@@ -250,3 +250,46 @@ async def test_train_from_the_journal_of_a_desk(
         err = capsys.readouterr().err
         assert says in err and err.count("\n") == 1, err
         assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (
+            ["--from-journal", "sqlite:///missing.db"],
+            "--from-journal: database sqlite:///missing.db: cannot open: no such file",
+        ),
+        (
+            ["--from-journal", "mysql://u:secret@h/db"],
+            "--from-journal: database mysql://u:***@h/db: cannot open",
+        ),
+        (
+            ["--from-journal", "sqlite:///blank.db"],
+            "not a blockroute journal (no table svc_parents)",
+        ),
+        (["--from-journal", "sqlite:///empty.db"], "the journal holds no requests for quotes"),
+        (
+            ["--from-journal", "sqlite:///empty.db", "--since", "yesterday"],
+            "--since: 'yesterday' is not an ISO 8601 time",
+        ),
+        (["--since", "2026-12-01"], "--since: only with --from-journal"),
+        (["--mix-simulated"], "--mix-simulated: only with --from-journal"),
+    ],
+)
+def test_train_from_journal_refuses_bad_input_writing_nothing(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    from router.journal import Journal
+
+    sqlite3.connect("blank.db").close()  # a database, not a journal
+    Journal.open("sqlite:///empty.db").close()  # a journal with nothing in it
+    before = sorted(p.name for p in Path().iterdir())
+    code = main(
+        ["train", "dealer", *argv, "--out", "out", "--register", "--db-url", "sqlite:///r.db"]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and says in err and err.count("\n") == 1, err
+    assert "secret" not in err
+    assert sorted(p.name for p in Path().iterdir()) == before  # no model, no registry
