@@ -148,11 +148,19 @@ def record_from_meta(
         found["rounds"] = _text(meta["rounds"])
     found.update({k: _text(v) for k, v in (params or {}).items()})
     command = str(meta.get("created_by", ""))
+    lineage = {"created_by": command} if command else {}
+    # trained on a service journal (`train ... --from-journal`): which one (its URL
+    # without a password), the time range and the rows it gave
+    journal = training.get("journal")
+    if isinstance(journal, Mapping):
+        lineage.update({f"journal.{k}": _text(v) for k, v in journal.items() if v is not None})
+        if "rows_simulated" in training:
+            lineage["rows_simulated"] = _text(training["rows_simulated"])
     return VersionRecord(
         description=json.dumps(training, sort_keys=True)[:5000],  # MLflow's text limit
         metrics=metrics,
         params=found,
-        lineage={"created_by": command} if command else {},
+        lineage=lineage,
     )
 
 

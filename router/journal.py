@@ -26,15 +26,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, Text, false, func
+from sqlalchemy import BigInteger, Index, Text, false, func, inspect
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import registry
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from router.migrations import Migrations
-from router.store import ChildOrderColumns, DbTimeouts, Store, StoreError
+from router.store import ChildOrderColumns, DbTimeouts, Store, StoreError, mask_url
 
 
 class JournalTable(SQLModel, registry=registry()):
@@ -320,6 +323,37 @@ class Journal:
             raise
         return cls(store)
 
+    @classmethod
+    def open_existing(cls, url: str, timeouts: DbTimeouts | None = None) -> Journal:
+        """An existing journal at `url`, to read what the service journaled (retraining
+        from it: models/training/journal_data.py). Creates and migrates nothing: a
+        SQLite file that is not there, or a database without the journal's tables, is
+        refused. Raises StoreError."""
+        text = url.strip()
+        try:
+            parsed = make_url(text)
+        except ArgumentError:
+            raise StoreError(
+                f"database {mask_url(text)}: cannot open: not a database URL "
+                "(use sqlite:///PATH or postgresql://...)"
+            ) from None
+        if parsed.get_backend_name() == "sqlite":
+            db = parsed.database or ""
+            if db in ("", ":memory:") or not Path(db).is_file():
+                raise StoreError(f"database {mask_url(text)}: cannot open: no such file")
+        store = Store.open(text, create=False, timeouts=timeouts or DbTimeouts())
+        try:
+            names = store._guard("read the journal", lambda: _table_names(store))
+            missing = [t for t in _TRAINING_TABLES if t not in names]
+            if missing:
+                raise StoreError(
+                    f"database {store.url}: not a blockroute journal (no table {missing[0]})"
+                )
+        except StoreError:
+            store.close()
+            raise
+        return cls(store)
+
     @property
     def url(self) -> str:
         return self.store.url
@@ -460,6 +494,40 @@ class Journal:
             out[name] = int(self._scalar(query) or 0)
         return out
 
+    # what retraining reads (models/training/journal_data.py): every fact up to
+    # `until_ns`, or from `since_ns` on, in the order the desk journaled it
+
+    def parent_sides(self) -> dict[str, tuple[str, str]]:
+        """Every parent's (symbol, side)."""
+        query = select(SvcParentRow.parent_id, SvcParentRow.symbol, SvcParentRow.side)
+        return {p: (sym, side) for p, sym, side in self._rows(query)}
+
+    def rfq_history(self, until_ns: int | None = None) -> list[SvcRfqEventRow]:
+        """The RFQ facts of every parent up to `until_ns`, in time order."""
+        query = select(SvcRfqEventRow)
+        if until_ns is not None:
+            query = query.where(SvcRfqEventRow.ts_ns <= until_ns)
+        return self._all(
+            query.order_by(
+                col(SvcRfqEventRow.ts_ns), col(SvcRfqEventRow.parent_id), col(SvcRfqEventRow.seq)
+            )
+        )
+
+    def children_sent(self, since_ns: int, until_ns: int | None = None) -> list[SvcChildRow]:
+        """The child orders sent in the range, by sending time."""
+        query = select(SvcChildRow).where(SvcChildRow.sent_ns >= since_ns)
+        if until_ns is not None:
+            query = query.where(SvcChildRow.sent_ns <= until_ns)
+        return self._all(query.order_by(col(SvcChildRow.sent_ns), col(SvcChildRow.child_id)))
+
+    def decisions_since(self, since_ns: int) -> list[SvcDecisionRow]:
+        query = select(SvcDecisionRow).where(SvcDecisionRow.ts_ns >= since_ns)
+        return self._all(query.order_by(col(SvcDecisionRow.ts_ns)))
+
+    def fills_since(self, since_ns: int) -> list[SvcFillRow]:
+        query = select(SvcFillRow).where(SvcFillRow.ts_ns >= since_ns)
+        return self._all(query.order_by(col(SvcFillRow.ts_ns), col(SvcFillRow.exec_id)))
+
     def alias_changes(self, family: str | None = None) -> list[SvcModelAliasRow]:
         """The model alias moves, oldest first (of one family if given)."""
         query = select(SvcModelAliasRow)
@@ -477,6 +545,15 @@ class Journal:
 
         return self.store._guard("read the journal", fetch)
 
+    def _rows(self, query: Any) -> list[Any]:
+        """Plain tuples of a query of columns."""
+
+        def fetch() -> list[Any]:
+            with self.store.bounded() as conn:
+                return [tuple(r) for r in conn.execute(query)]
+
+        return self.store._guard("read the journal", fetch)
+
     def _one(self, query: Any) -> Any:
         rows = self._all(query)
         return rows[0] if rows else None
@@ -490,3 +567,11 @@ class Journal:
 
 
 OPEN_STATUSES: Sequence[str] = ("working", "paused", "pending_cancel")
+
+#: what retraining from a journal reads
+_TRAINING_TABLES = ("svc_parents", "svc_children", "svc_fills", "svc_decisions", "svc_rfq_events")
+
+
+def _table_names(store: Store) -> set[str]:
+    with store.bounded() as conn:
+        return set(inspect(conn).get_table_names())

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -96,6 +97,7 @@ class _Open:
     ts_ns: int
     market: MarketContext
     rows: dict[DealerId, np.ndarray]
+    day: int | None  # the rows' `day`; None: the desk learns from it, no row is kept
     quotes: dict[DealerId, Quote] = field(default_factory=dict)
     traded: set[DealerId] = field(default_factory=set)
     traded_side: Side | None = None
@@ -115,20 +117,51 @@ def market_context(path: PricePath, t_s: float, start_tod_s: float) -> MarketCon
     )
 
 
+class Screen(Protocol):
+    """What a replay reads of the market at a logged instant (ns on the log's clock):
+    the screen at a request and the lit mid. A simulated day's price path is one
+    (`PathScreen`); a service journal, which records both with each request and quote,
+    is another (models/training/journal_data.py)."""
+
+    def context(self, ts_ns: int) -> MarketContext: ...
+
+    def mid_at(self, ts_ns: int) -> float: ...
+
+
+@dataclass(frozen=True)
+class PathScreen:
+    """The screen of a simulated day, from its price path (`market_context`)."""
+
+    path: PricePath
+    start_tod_s: float
+
+    def context(self, ts_ns: int) -> MarketContext:
+        return market_context(self.path, ts_ns / NANOS_PER_SECOND, self.start_tod_s)
+
+    def mid_at(self, ts_ns: int) -> float:
+        return self.path.mid_at(ts_ns / NANOS_PER_SECOND)
+
+
 def rows_from_log(
     events: Sequence[Event],
-    path: PricePath,
+    path: PricePath | Screen,
     *,
     desk: DeskState,
-    start_tod_s: float,
+    start_tod_s: float = 0.0,
     axe_log: Sequence[tuple[int, DealerId, float]],
     day: int,
     truth: Sequence[DealerTruth] = (),
     sides: Mapping[RfqId, Side] | None = None,
+    day_of: Callable[[RfqRequested], int | None] | None = None,
 ) -> DealerRows:
-    """Replay one day's log; `desk` carries the desk's knowledge across days. `sides`:
-    the client's own side of its requests (from its order records), which a two-sided
-    request does not show; the rows of such a request compare prices on that side."""
+    """Replay one day's log; `desk` carries the desk's knowledge across days. `path`:
+    the day's price path (its clock starting at `start_tod_s` in the day) or another
+    `Screen`. `sides`: the client's own side of its requests (from its order records),
+    which a two-sided request does not show; the rows of such a request compare prices
+    on that side. `day_of`: each request's `day` in the rows (default: `day`), None to
+    keep no row of it while the desk still learns from it (a journal's requests before
+    the range asked for)."""
+    screen = PathScreen(path, start_tod_s) if isinstance(path, PricePath) else path
     oracle = {(t.rfq_id, t.dealer): t for t in truth}
     desk.new_day()
     feed = iter(sorted(axe_log, key=lambda a: a[0]))
@@ -141,10 +174,9 @@ def rows_from_log(
     o_best: list[float] = []
     x_hit: list[list[float]] = []
     hit: list[float] = []
-
-    def mid_at(ts_ns: int) -> float:
-        return path.mid_at(ts_ns / NANOS_PER_SECOND)
-
+    days: list[int] = []
+    days_hit: list[int] = []
+    mid_at = screen.mid_at
     for e in events:
         while pending is not None and pending[0] <= e.ts_ns:
             desk.set_axe(pending[1], pending[2])
@@ -152,13 +184,14 @@ def rows_from_log(
         ctx = None
         if isinstance(e, RfqRequested):
             r = e.request
-            ctx = market_context(path, e.ts_ns / NANOS_PER_SECOND, start_tod_s)
+            ctx = screen.context(e.ts_ns)
             if r.side is None:
                 own_side = None if sides is None else sides.get(r.rfq_id)
                 x = desk.rows(r.qty, own_side, r.dealers, ctx, two_sided=True)
             else:
                 x = desk.rows(r.qty, r.side, r.dealers, ctx)
-            open_[r.rfq_id] = _Open(r, e.ts_ns, ctx, dict(zip(r.dealers, x, strict=True)))
+            keep = day if day_of is None else day_of(e)
+            open_[r.rfq_id] = _Open(r, e.ts_ns, ctx, dict(zip(r.dealers, x, strict=True)), keep)
         elif isinstance(e, QuoteReceived):
             o = open_.get(e.quote.rfq_id)
             if o is not None:
@@ -170,8 +203,11 @@ def rows_from_log(
                 o.traded_side = e.side
         elif isinstance(e, RfqEnded):
             o = open_.pop(e.rfq_id, None)
-            if o is not None:
-                _label(o, path, oracle, xs, respond, best, o_resp, o_best, x_hit, hit)
+            if o is not None and o.day is not None:
+                n_hit = len(x_hit)
+                _label(o, mid_at, oracle, xs, respond, best, o_resp, o_best, x_hit, hit)
+                days.extend([o.day] * len(o.request.dealers))
+                days_hit.extend([o.day] * (len(x_hit) - n_hit))
         desk.observe(e, mid_at, ctx)
     n, m = len(xs), len(x_hit)
     return DealerRows(
@@ -180,16 +216,16 @@ def rows_from_log(
         np.asarray(best),
         np.asarray(o_resp),
         np.asarray(o_best),
-        np.full(n, day),
+        np.asarray(days, dtype=np.int64),
         np.asarray(x_hit, dtype=np.float64).reshape(m, len(HIT_FEATURES)),
         np.asarray(hit),
-        np.full(m, day),
+        np.asarray(days_hit, dtype=np.int64),
     )
 
 
 def _label(
     o: _Open,
-    path: PricePath,
+    mid_at: Callable[[int], float],
     oracle: dict[tuple[RfqId, DealerId], DealerTruth],
     xs: list[np.ndarray],
     respond: list[float],
@@ -223,7 +259,7 @@ def _label(
         o_best.append(t.p_best(side) if t is not None and side is not None else float("nan"))
         if d in prices and side is not None:
             q = o.quotes[d]
-            mid = path.mid_at(q.ts_ns / NANOS_PER_SECOND)
+            mid = mid_at(q.ts_ns)
             cost = side.sign * (prices[d] - mid) / mid * 1e4
             x_hit.append([*o.rows[d], cost, float(ranked.index(d) + 1), float(len(prices))])
             hit.append(1.0 if d in o.traded else 0.0)

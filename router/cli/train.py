@@ -7,6 +7,7 @@ its seeds and arguments."""
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import getpass
 import statistics
 import sys
@@ -47,6 +48,7 @@ def register(sub: Subparsers) -> None:
     td.add_argument("--seed", type=integer, default=100_000, help="seed of the first day")
     add_executor(td, "worker processes, one scenario's days each (the same rows on any number)")
     add_json(td, _JSON_HELP)
+    _add_journal(td, "--days")
     _add_register(td)
     td.set_defaults(func=run_dealer)
 
@@ -61,6 +63,7 @@ def register(sub: Subparsers) -> None:
     tf.add_argument("--seed", type=integer, default=200_000, help="seed of the first episode")
     add_executor(tf, "processes that run the episodes (the same rows on any number)")
     add_json(tf, _JSON_HELP)
+    _add_journal(tf, "--episodes")
     _add_register(tf)
     tf.set_defaults(func=run_fill)
 
@@ -116,6 +119,27 @@ def _add_slicer(tsub: Subparsers) -> None:
     add_json(tl, _JSON_HELP)
     _add_register(tl)
     tl.set_defaults(func=run_slicer)
+
+
+def _add_journal(p: argparse.ArgumentParser, simulated: str) -> None:
+    p.add_argument(
+        "--from-journal",
+        metavar="DB_URL",
+        help="train on what `blockroute serve` journaled in this database (SQLite or "
+        "PostgreSQL URL) instead of simulated history; with --mix-simulated, on both",
+    )
+    p.add_argument(
+        "--since",
+        metavar="ISO-TIME",
+        help="with --from-journal: only what was sent from then on (ISO 8601, UTC unless "
+        "it says; the service clock), e.g. 2026-12-01T09:30",
+    )
+    p.add_argument(
+        "--mix-simulated",
+        action="store_true",
+        help=f"with --from-journal: add the simulated history of {simulated} (split apart, "
+        "each source 70/15/15 in its own time order)",
+    )
 
 
 def _add_register(p: argparse.ArgumentParser) -> None:
@@ -185,67 +209,177 @@ def _out_dir(args: argparse.Namespace) -> Path:
     return out
 
 
+#: the fewest requests for quotes (passive child orders) in range that a training on a
+#: journal takes: split 70/15/15 in time, 20 requests leave 3 to choose the number of
+#: trees and the calibration, and 3 to score the result (each a handful of dealer rows);
+#: passive orders are one row each and fill less than half the time, so 40 leave 6 and 6
+MIN_JOURNAL_REQUESTS = 20
+MIN_JOURNAL_PASSIVE = 40
+
+
+def _since_ns(args: argparse.Namespace) -> int:
+    """--since as ns since the epoch (0 without it). Raises `UsageError`."""
+    for flag in ("since", "mix_simulated"):
+        if getattr(args, flag) not in (None, False) and args.from_journal is None:
+            raise UsageError(f"--{flag.replace('_', '-')}: only with --from-journal")
+    if args.since is None:
+        return 0
+    try:
+        when = dt.datetime.fromisoformat(args.since)
+    except ValueError:
+        raise UsageError(
+            f"--since: {args.since!r} is not an ISO 8601 time (e.g. 2026-12-01T09:30)"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return round(when.timestamp() * 1e9)
+
+
+def _journal_source(args: argparse.Namespace, since_ns: int) -> tuple[Any, str, dict[str, str]]:
+    """With --from-journal: the journal's rows for `args.model` (a JournalSource), the
+    command line's part that says so and the registry's parameters for it; checked in
+    full before anything is trained or written. Raises `UsageError` for a journal that
+    cannot be opened, has no rows in range, or too few (MIN_JOURNAL_*)."""
+    if args.from_journal is None:
+        return None, "", {}
+    from models.training import journal_data
+    from models.training.boosting import JournalSource
+    from router.journal import Journal
+    from router.store import DbTimeouts, StoreError
+
+    in_range = f"since {args.since}" if args.since else "in the journal"
+    try:
+        # a training reads a whole journal at once: a generous bound on each read
+        journal = Journal.open_existing(args.from_journal, DbTimeouts(statement_s=600.0))
+    except StoreError as exc:
+        raise UsageError(f"--from-journal: {exc}") from None
+    try:
+        if args.model == "dealer":
+            got = journal_data.dealer_rows(journal, since_ns)
+            counts = {
+                "requests": got.requests,
+                "dealer": got.rows.x.shape[0],
+                "hit": got.rows.x_hit.shape[0],
+                "requests_without_screen": got.skipped,
+            }
+            what = "requests for quotes with their screen journaled"
+            journal_data.check_enough(got.requests, MIN_JOURNAL_REQUESTS, what, in_range)
+        else:
+            got_fill = journal_data.fill_rows(journal, since_ns)
+            counts = {"passive": got_fill.rows.x.shape[0], "pending": got_fill.pending}
+            what = "passive child orders with a known outcome"
+            journal_data.check_enough(counts["passive"], MIN_JOURNAL_PASSIVE, what, in_range)
+            got = got_fill  # type: ignore[assignment]
+        url = journal.url  # its password masked
+    except StoreError as exc:
+        raise UsageError(f"--from-journal: {exc}") from None
+    except journal_data.JournalDataError as exc:
+        raise UsageError(f"--from-journal: {exc}") from None
+    finally:
+        journal.close()
+    description = journal_data.describe(url, since_ns, got.first_ns, got.last_ns, counts)
+    command = f" --from-journal {url}" + (f" --since {args.since}" if args.since else "")
+    command += " --mix-simulated" if args.mix_simulated else ""
+    params = {"from_journal": url, "mix_simulated": str(bool(args.mix_simulated))}
+    if args.since:
+        params["since"] = args.since
+    return JournalSource(got.rows, description), command, params
+
+
 def run_dealer(args: argparse.Namespace) -> None:
-    """`train dealer`: the three dealer models on simulated RFQ days."""
-    from models.training.boosting import SCENARIOS, train_dealer
+    """`train dealer`: the three dealer models on simulated RFQ days, or on a service
+    journal's requests (with --from-journal), or both."""
+    from models.training.boosting import SCENARIOS, TooFewRows, train_dealer
     from router.ray_tasks import ExecutorUnavailable
 
+    since_ns = _since_ns(args)
     check_executor(args.executor, args.ray_address)
     out = _out_dir(args)
+    journal, journal_command, journal_params = _journal_source(args, since_ns)
+    days = args.days if journal is None or args.mix_simulated else 0
     admin = _registry(args)
-    n = args.days * len(SCENARIOS)
-    command = f"blockroute train dealer --days {args.days} --seed {args.seed}"
+    n = days * len(SCENARIOS)
+    command = f"blockroute train dealer --days {args.days} --seed {args.seed}" + journal_command
+    label = f"train dealer: {n} RFQ days" + (" and the journal" if journal is not None else "")
     try:
-        with Progress(f"train dealer: {n} RFQ days") as bar:
+        with Progress(label) as bar:
             written, meta = train_dealer(
                 out,
-                args.days,
+                days,
                 args.seed,
                 bar,
                 command,
                 workers=args.workers,
                 executor=args.executor,
                 ray_address=args.ray_address,
+                journal=journal,
             )
     except ExecutorUnavailable as exc:  # e.g. an unreachable --ray-address
+        _close(admin)
         raise UsageError(str(exc)) from None
+    except TooFewRows as exc:  # the journal's rows of one model (e.g. hits) too few
+        _close(admin)
+        raise UsageError(f"--from-journal: too few rows for a model: {exc}") from None
     except OSError as exc:
+        _close(admin)
         raise UsageError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
     if args.json_path != "-":
         _print_metrics(meta, written)
-    _register(admin, args, out, command, {"days": args.days, "seed": args.seed})
+    params = {"days": days, "seed": args.seed, **journal_params}
+    _register(admin, args, out, command, params)
     emit_json(args.json_path, meta)
 
 
+def _close(admin: Any) -> None:
+    if admin is not None:
+        admin.close()
+
+
 def run_fill(args: argparse.Namespace) -> None:
-    """`train fill`: the fill model on simulated sor-lit episodes."""
-    from models.training.boosting import SCENARIOS, train_fill
+    """`train fill`: the fill model on simulated sor-lit episodes, or on a service
+    journal's passive orders (with --from-journal), or both."""
+    from models.training.boosting import SCENARIOS, TooFewRows, train_fill
     from router.ray_tasks import ExecutorUnavailable
 
+    since_ns = _since_ns(args)
     check_executor(args.executor, args.ray_address)
     out = _out_dir(args)
+    journal, journal_command, journal_params = _journal_source(args, since_ns)
+    episodes = args.episodes if journal is None or args.mix_simulated else 0
     admin = _registry(args)
-    n = args.episodes * len(SCENARIOS)
-    command = f"blockroute train fill --episodes {args.episodes} --seed {args.seed}"
+    n = episodes * len(SCENARIOS)
+    command = (
+        f"blockroute train fill --episodes {args.episodes} --seed {args.seed}" + journal_command
+    )
+    label = f"train fill: {n} sor-lit episodes" + (
+        " and the journal" if journal is not None else ""
+    )
     try:
-        with Progress(f"train fill: {n} sor-lit episodes") as bar:
+        with Progress(label) as bar:
             written, meta = train_fill(
                 out,
-                args.episodes,
+                episodes,
                 args.seed,
                 bar,
                 command,
                 workers=args.workers,
                 executor=args.executor,
                 ray_address=args.ray_address,
+                journal=journal,
             )
     except ExecutorUnavailable as exc:
+        _close(admin)
         raise UsageError(str(exc)) from None
+    except TooFewRows as exc:
+        _close(admin)
+        raise UsageError(f"--from-journal: too few rows for a model: {exc}") from None
     except OSError as exc:
+        _close(admin)
         raise UsageError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
     if args.json_path != "-":
         _print_metrics(meta, written)
-    _register(admin, args, out, command, {"episodes": args.episodes, "seed": args.seed})
+    params = {"episodes": episodes, "seed": args.seed, **journal_params}
+    _register(admin, args, out, command, params)
     emit_json(args.json_path, meta)
 
 

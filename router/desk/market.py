@@ -14,7 +14,7 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import structlog
@@ -82,6 +82,19 @@ class MarketSession(Protocol):
 
     def vwap(self, from_world_ns: int, to_world_ns: int) -> float | None:
         """The market's volume-weighted price over the interval; None if nothing traded."""
+        ...
+
+    def rfq_screen(self, world_ns: int) -> dict[str, Any] | None:
+        """What the desk knew at a request for quotes sent at `world_ns`, journaled with
+        it so that the dealer models can be retrained from the journal (models/training/
+        journal_data.py): the screen's features (`vol_bps`, `spread_bps`, `tod`, `mid`:
+        models.serving.features.MarketContext), the dealers' axe feed then (`axes`), the
+        panel (`panel`, `dealers`) and the instrument's `adv`. None if it cannot tell."""
+        ...
+
+    def lit_mid_at(self, world_ns: int) -> float | None:
+        """The consolidated mid at `world_ns` as the price path shows it (a quote's
+        distance from the mid is measured against it); None if unknown."""
         ...
 
     def parent_ports(self, parent_id: str, routing: str, rfq: bool) -> ParentPorts:

@@ -307,7 +307,7 @@ class Projector:
                 "rfq_id": rfq_id,
                 "ts_ns": ts,
                 "what": what,
-                "detail_json": dumps(detail),
+                "detail_json": dumps(_learnable(rec, e, detail)),
             },
         )
         self._outbox.events.append(RfqUpdated(ts, rec.view(), rfq_id, what, detail))
@@ -357,6 +357,37 @@ def _finite(values: Mapping[str, float]) -> dict[str, float]:
         if np.isfinite(f):
             out[k] = f
     return out
+
+
+def _learnable(rec: Order, e: Event, detail: dict[str, Any]) -> dict[str, Any]:
+    """The journaled detail of an RFQ fact: what is published, plus what retraining the
+    dealer models from the journal needs (models/training/journal_data.py) and only the
+    market can tell: the screen and the axe feed at a request, the lit mid when a quote
+    came (its distance from the mid is a feature), a quote's validity, the client's
+    side of a trade. Kept off the bus: it is the desk's knowledge, not the event's."""
+    m = rec.market
+    if isinstance(e, RfqRequested):
+        screen = m.rfq_screen(e.ts_ns)
+        return detail if screen is None else {**detail, "screen": _json_numbers(screen)}
+    if isinstance(e, QuoteReceived):
+        return {
+            **detail,
+            "mid": m.lit_mid_at(e.quote.ts_ns),
+            "quote_ts_ns": m.epoch_ns(e.quote.ts_ns),
+            "valid_until_ns": m.epoch_ns(e.quote.valid_until_ns),
+        }
+    if isinstance(e, RfqTraded):
+        return {**detail, "side": e.side.value}
+    return detail
+
+
+def _json_numbers(value: Any) -> Any:
+    """JSON has no NaN: a number that is not finite is journaled as null."""
+    if isinstance(value, dict):
+        return {k: _json_numbers(v) for k, v in value.items()}
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def _rfq_fact(e: Event) -> tuple[str, str, dict[str, Any]] | None:

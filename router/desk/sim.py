@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from dealers.config import DealerPanel, load_panel
+from models.training.dealer_data import VOL_WINDOW_S, market_context
 from router import app
 from router.desk.config import DeskConfig
 from router.desk.market import MarketSession, ParentPorts
@@ -31,6 +33,11 @@ from router.tca import PricePath
 from simulators.kernel import rng_for
 from simulators.scenario import SESSION_CLOSE_S, Scenario, load_scenario
 from simulators.world import SimWorld
+
+#: the price path read back for a request's screen: its 10-minute volatility window and
+#: a minute more, so that the forward-filled mids at the window's start are the same as
+#: on the whole day's path (unless a side of the book stayed empty that long)
+SCREEN_WINDOW_S = VOL_WINDOW_S + 60.0
 
 
 class SimMarkets:
@@ -193,6 +200,36 @@ class SimMarketSession:
 
     def vwap(self, from_world_ns: int, to_world_ns: int) -> float | None:
         return app.market_vwap(self.world.market, from_world_ns, to_world_ns)
+
+    def rfq_screen(self, world_ns: int) -> dict[str, Any] | None:
+        """The screen as the dealer models' training reads a simulated day's
+        (models.training.dealer_data.market_context, on the path of the last
+        `SCREEN_WINDOW_S`) and the axe feed as of `world_ns` (its log: the feed may have
+        moved since, the world runs ahead of the facts it reports)."""
+        if self.panel is None or self.world.rfq is None:
+            return None
+        t = world_ns / NANOS_PER_SECOND
+        ctx = market_context(self.price_path(t - SCREEN_WINDOW_S), t, self.scenario.start_tod_s)
+        axes: dict[str, float] = {}
+        for ts, dealer, units in self.world.rfq.axe_log:
+            if ts > world_ns:
+                break
+            axes[dealer] = units
+        return {
+            "vol_bps": ctx.vol_bps,
+            "spread_bps": ctx.spread_bps,
+            "tod": ctx.tod,
+            "mid": ctx.mid,
+            "axes": axes,
+            "panel": self.panel.name,
+            "dealers": list(self.panel.ids),
+            "adv": float(self.scenario.instrument.adv),
+        }
+
+    def lit_mid_at(self, world_ns: int) -> float | None:
+        t = world_ns / NANOS_PER_SECOND
+        mid = self.price_path(t - SCREEN_WINDOW_S).mid_at(t)
+        return mid if np.isfinite(mid) else None
 
     def rfq_routing(self, routing: str) -> RfqRouting | None:
         """The dealers, with one panel selector per routing kept for the whole session:
