@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 OBJECT_STORE = 78_643_200  # Ray's smallest object store (75 MiB)
@@ -96,3 +99,43 @@ def kill(process: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
+
+
+@dataclass(frozen=True)
+class Head:
+    """A head started by `started_head`: its GCS address (host:port), the folder of its
+    files and logs, and the processes to end with it (its own first: its session)."""
+
+    address: str
+    temp: Path
+    processes: list[subprocess.Popen[bytes]]
+
+    @property
+    def session(self) -> int:
+        return self.processes[0].pid
+
+    def wait_for(self, what: str, ready: Callable[[], object], timeout_s: float) -> None:
+        wait_for(what, ready, self.processes, self.temp, timeout_s)
+
+
+@contextlib.contextmanager
+def started_head(
+    cpus: int = 1, client_port: int | None = None, timeout_s: float = 120.0
+) -> Iterator[Head]:
+    """A Ray head with `cpus` CPUs (and Ray's client server on `client_port`), once it
+    has published its address; on leaving, it and every process added to its
+    `processes` are killed and its folder removed. Raises NodeStartError if it does
+    not start within `timeout_s`."""
+    temp = Path(tempfile.mkdtemp(prefix="br-ray-"))  # short: see head_args
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        args = head_args(temp, free_port(), client_port)
+        processes.append(start_node(args, temp / "head.log", cpus))
+        wait_for("head", lambda: head_address(temp), processes, temp, timeout_s)
+        address = head_address(temp)
+        assert address is not None  # wait_for returned
+        yield Head(address, temp, processes)
+    finally:
+        for process in reversed(processes):
+            kill(process)
+        shutil.rmtree(temp, ignore_errors=True)

@@ -24,26 +24,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.raynodes import (
-    ENV,
-    NodeStartError,
-    free_port,
-    head_address,
-    head_args,
-    kill,
-    start_node,
-    wait_for,
-)
+from bench import blockroute_command
+from bench.raynodes import ENV, NodeStartError, started_head
 
 # (executor, workers or CPUs): the issue's four configurations and a standing cluster
 CONFIGS: tuple[tuple[str, int], ...] = (
@@ -78,31 +67,12 @@ def backtest_command(
 ) -> list[str]:
     """The `blockroute backtest` command line of one configuration (no hindsight, no
     database: the episodes' own simulations are timed, nothing else)."""
-    return [
-        sys.executable,
-        "-m",
-        "router.cli",
-        "--config-dir",
-        str(config_dir),
-        "backtest",
-        "--scenarios",
-        ",".join(scenarios),
-        "--strategies",
-        ",".join(strategies),
-        "--episodes",
-        str(per_scenario),
-        "--seed0",
-        str(seed0),
-        "--workers",
-        str(workers),
-        "--executor",
-        executor,
-        "--no-hindsight",
-        "--db-url",
-        "none",
-        "--json",
-        "-",
-    ]
+    return blockroute_command(
+        *("backtest", "--scenarios", ",".join(scenarios), "--strategies", ",".join(strategies)),
+        *("--episodes", str(per_scenario), "--seed0", str(seed0), "--workers", str(workers)),
+        *("--executor", executor, "--no-hindsight", "--db-url", "none", "--json", "-"),
+        config_dir=config_dir,
+    )
 
 
 def _run(
@@ -309,22 +279,13 @@ def standing_cluster(cpus: int) -> Iterator[tuple[str, int]]:
     """A Ray head with `cpus` CPUs, started and settled: its GCS address and the session
     its processes run in. Killed whole on leaving. Raises ScaleBenchError if it does not
     start."""
-    temp = Path(tempfile.mkdtemp(prefix="br-ray-"))  # short: see head_args
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        processes.append(start_node(head_args(temp, free_port()), temp / "head.log", cpus))
+    with contextlib.ExitStack() as stack:
         try:
-            wait_for("head", lambda: head_address(temp), processes, temp, HEAD_START_S)
+            head = stack.enter_context(started_head(cpus, timeout_s=HEAD_START_S))
         except NodeStartError as exc:
             raise ScaleBenchError(str(exc)) from None
-        address = head_address(temp)
-        assert address is not None  # wait_for returned
-        _settle(processes[0].pid)
-        yield address, processes[0].pid
-    finally:
-        for process in processes:
-            kill(process)
-        shutil.rmtree(temp, ignore_errors=True)
+        _settle(head.session)
+        yield head.address, head.session
 
 
 def _settle(session: int) -> None:

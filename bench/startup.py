@@ -19,12 +19,13 @@ import os
 import resource
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from bench import blockroute_command
 
 #: wall-time targets (s), warm caches: `simulate --scenario news-shock --strategies X`
 TARGETS_S = {"twap": 0.5, "all": 1.5, "ml": 1.0}
@@ -38,20 +39,11 @@ class StartupBenchError(RuntimeError):
 
 def simulate_command(scenario: str, strategies: str, out: Path, config_dir: Path) -> list[str]:
     """The command a user runs, on this interpreter and this checkout's code."""
-    return [
-        sys.executable,
-        "-m",
-        "router.cli",
-        "--config-dir",
-        str(config_dir),
-        "simulate",
-        "--scenario",
-        scenario,
-        "--strategies",
-        strategies,
-        "--json",
-        str(out),
-    ]
+    return blockroute_command(
+        *("simulate", "--scenario", scenario, "--strategies", strategies),
+        *("--json", str(out)),
+        config_dir=config_dir,
+    )
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:

@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import blockroute_command
+
 TOLERANCE = 0.10
 
 
@@ -173,11 +175,6 @@ def run_suite(
     }
 
 
-def _command(bench: Bench, config_dir: Path | None) -> list[str]:
-    where = [] if config_dir is None else ["--config-dir", str(config_dir)]
-    return [sys.executable, "-m", "router.cli", *where, *bench.args]
-
-
 def _run(command: list[str], name: str) -> str:
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
@@ -187,7 +184,7 @@ def _run(command: list[str], name: str) -> str:
 
 
 def _document(bench: Bench, config_dir: Path | None) -> dict[str, Any]:
-    out = _run([*_command(bench, config_dir), "--json", "-"], bench.name)
+    out = _run(blockroute_command(*bench.args, "--json", "-", config_dir=config_dir), bench.name)
     try:
         doc: dict[str, Any] = json.loads(out)
     except json.JSONDecodeError:

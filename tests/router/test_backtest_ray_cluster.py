@@ -6,26 +6,15 @@ the local run's."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from bench.raynodes import (
-    ENV,
-    NodeStartError,
-    free_port,
-    head_address,
-    head_args,
-    kill,
-    start_node,
-    wait_for,
-)
+from bench.raynodes import ENV, NodeStartError, free_port, start_node, started_head
 
 START_S = 120.0  # for both nodes to join, on a loaded two-core machine
 
@@ -67,36 +56,24 @@ while True:
 
 @pytest.fixture(scope="module")
 def two_nodes() -> Iterator[Cluster]:
-    temp = Path(tempfile.mkdtemp(prefix="br-ray-"))  # short: see head_args
-    processes: list[subprocess.Popen[bytes]] = []
-
-    def wait(what: str, ready) -> None:
-        try:
-            wait_for(what, ready, processes, temp, START_S)
-        except NodeStartError as exc:
-            pytest.fail(str(exc))
-
+    client = free_port()
     try:
-        client = free_port()
-        processes.append(start_node(head_args(temp, free_port(), client), temp / "head.log"))
-        wait("head", lambda: head_address(temp))
-        address = head_address(temp)
-        assert address is not None
-        processes.append(start_node(["--address", address], temp / "node.log"))
-        checker = subprocess.Popen(
-            [sys.executable, "-c", _BOTH_ALIVE, address],
-            env=ENV,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        processes.append(checker)
-        wait("second node", lambda: checker.poll() == 0)
-        yield Cluster(address, f"ray://{address.rsplit(':', 1)[0]}:{client}")
-    finally:
-        for process in reversed(processes):
-            kill(process)
-        shutil.rmtree(temp, ignore_errors=True)
+        with started_head(client_port=client, timeout_s=START_S) as head:
+            node = start_node(["--address", head.address], head.temp / "node.log")
+            head.processes.append(node)
+            checker = subprocess.Popen(
+                [sys.executable, "-c", _BOTH_ALIVE, head.address],
+                env=ENV,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            head.processes.append(checker)
+            head.wait_for("second node", lambda: checker.poll() == 0, START_S)
+            host = head.address.rsplit(":", 1)[0]
+            yield Cluster(head.address, f"ray://{host}:{client}")
+    except NodeStartError as exc:
+        pytest.fail(str(exc))
 
 
 def backtest(json_path: Path, *extra: str) -> dict:
