@@ -152,7 +152,6 @@ def train_slicer(
     from models.training.execenv import SCENARIOS, ExecutionEnv
 
     names = tuple(scenarios or SCENARIOS)
-    out_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)  # the environments own the cores; the MLP is tiny
     make_env = functools.partial(ExecutionEnv, names, seed_stride=n_envs, reward=reward)
     recorder = _Recorder(timesteps, progress)
@@ -167,6 +166,8 @@ def train_slicer(
         else:
             venv = _vec_env([make_env] * n_envs)
         stack.callback(venv.close)
+        # made once the environments run: a cluster that cannot be reached leaves none
+        out_dir.mkdir(parents=True, exist_ok=True)
         model = _ppo(venv, seed, params)
         callbacks = [recorder.callback()]
         if checkpoint_every > 0:

@@ -167,6 +167,8 @@ def _from_registry(args: argparse.Namespace, folder: Path) -> tuple[Path, Path, 
     try:
         admin.ensure_shipped()
         champions = {f: admin.show(f).version for f in FAMILIES}
+        for version in versions.values():
+            admin.show(args.family, version)  # CatalogError names a version not there
         ours = {**champions, args.family: versions.get("champion", champions[args.family])}
         theirs = {**champions, args.family: versions["challenger"]}
         out = []
@@ -174,7 +176,6 @@ def _from_registry(args: argparse.Namespace, folder: Path) -> tuple[Path, Path, 
             target = folder / name
             target.mkdir()
             for family, version in chosen.items():
-                admin.show(family, version)  # CatalogError names a version that is not there
                 for path in family_files(family, admin.catalog.files(family, version)):
                     shutil.copy2(path, target / path.name)
             out.append(target)

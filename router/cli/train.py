@@ -12,8 +12,9 @@ import getpass
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from router.cli.args import (
     Parser,
@@ -27,6 +28,8 @@ from router.cli.args import (
 )
 from router.cli.console import Progress, left, print_table
 from router.cli.output import check_json_path, emit_json
+
+Trained = TypeVar("Trained")  # what a training returns: (files written, metadata)
 
 _JSON_HELP = "write the metadata here ('-' = stdout)"
 _OUT_HELP = "folder for the artifacts (default: models/)"
@@ -289,8 +292,7 @@ def _journal_source(args: argparse.Namespace, since_ns: int) -> tuple[Any, str, 
 def run_dealer(args: argparse.Namespace) -> None:
     """`train dealer`: the three dealer models on simulated RFQ days, or on a service
     journal's requests (with --from-journal), or both."""
-    from models.training.boosting import SCENARIOS, TooFewRows, train_dealer
-    from router.ray_tasks import ExecutorUnavailable
+    from models.training.boosting import SCENARIOS, train_dealer
 
     since_ns = _since_ns(args)
     check_executor(args.executor, args.ray_address)
@@ -301,28 +303,22 @@ def run_dealer(args: argparse.Namespace) -> None:
     n = days * len(SCENARIOS)
     command = f"blockroute train dealer --days {args.days} --seed {args.seed}" + journal_command
     label = f"train dealer: {n} RFQ days" + (" and the journal" if journal is not None else "")
-    try:
-        with Progress(label) as bar:
-            written, meta = train_dealer(
-                out,
-                days,
-                args.seed,
-                bar,
-                command,
-                workers=args.workers,
-                executor=args.executor,
-                ray_address=args.ray_address,
-                journal=journal,
-            )
-    except ExecutorUnavailable as exc:  # e.g. an unreachable --ray-address
-        _close(admin)
-        raise UsageError(str(exc)) from None
-    except TooFewRows as exc:  # the journal's rows of one model (e.g. hits) too few
-        _close(admin)
-        raise UsageError(f"--from-journal: too few rows for a model: {exc}") from None
-    except OSError as exc:
-        _close(admin)
-        raise UsageError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
+    written, meta = _train(
+        admin,
+        out,
+        label,
+        lambda bar: train_dealer(
+            out,
+            days,
+            args.seed,
+            bar,
+            command,
+            workers=args.workers,
+            executor=args.executor,
+            ray_address=args.ray_address,
+            journal=journal,
+        ),
+    )
     if args.json_path != "-":
         _print_metrics(meta, written)
     params = {"days": days, "seed": args.seed, **journal_params}
@@ -335,11 +331,33 @@ def _close(admin: Any) -> None:
         admin.close()
 
 
+def _train(admin: Any, out: Path, label: str, train: Callable[[Progress], Trained]) -> Trained:
+    """`train(bar)` under a progress bar labelled `label`. What fails for the user's
+    reasons (an unreachable --ray-address, a journal with too few rows for a model, a
+    training's own checks, an --out that cannot be written) as one line; the registry
+    (`admin`, opened by --register) closed whatever fails."""
+    try:
+        with Progress(label) as bar:
+            return train(bar)
+    except BaseException as exc:
+        _close(admin)
+        from models.training.boosting import TooFewRows
+        from models.training.slicer import TrainingError
+        from router.ray_tasks import ExecutorUnavailable
+
+        if isinstance(exc, (ExecutorUnavailable, TrainingError)):
+            raise UsageError(str(exc)) from None
+        if isinstance(exc, TooFewRows):  # the journal's rows of one model (e.g. hits)
+            raise UsageError(f"--from-journal: too few rows for a model: {exc}") from None
+        if isinstance(exc, OSError):
+            raise UsageError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
+        raise
+
+
 def run_fill(args: argparse.Namespace) -> None:
     """`train fill`: the fill model on simulated sor-lit episodes, or on a service
     journal's passive orders (with --from-journal), or both."""
-    from models.training.boosting import SCENARIOS, TooFewRows, train_fill
-    from router.ray_tasks import ExecutorUnavailable
+    from models.training.boosting import SCENARIOS, train_fill
 
     since_ns = _since_ns(args)
     check_executor(args.executor, args.ray_address)
@@ -354,28 +372,22 @@ def run_fill(args: argparse.Namespace) -> None:
     label = f"train fill: {n} sor-lit episodes" + (
         " and the journal" if journal is not None else ""
     )
-    try:
-        with Progress(label) as bar:
-            written, meta = train_fill(
-                out,
-                episodes,
-                args.seed,
-                bar,
-                command,
-                workers=args.workers,
-                executor=args.executor,
-                ray_address=args.ray_address,
-                journal=journal,
-            )
-    except ExecutorUnavailable as exc:
-        _close(admin)
-        raise UsageError(str(exc)) from None
-    except TooFewRows as exc:
-        _close(admin)
-        raise UsageError(f"--from-journal: too few rows for a model: {exc}") from None
-    except OSError as exc:
-        _close(admin)
-        raise UsageError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
+    written, meta = _train(
+        admin,
+        out,
+        label,
+        lambda bar: train_fill(
+            out,
+            episodes,
+            args.seed,
+            bar,
+            command,
+            workers=args.workers,
+            executor=args.executor,
+            ray_address=args.ray_address,
+            journal=journal,
+        ),
+    )
     if args.json_path != "-":
         _print_metrics(meta, written)
     params = {"episodes": episodes, "seed": args.seed, **journal_params}
@@ -421,8 +433,7 @@ def run_slicer(args: argparse.Namespace) -> None:
             "python3 -m pip install -e '.[train]'"
         ) from None
     admin = _registry(args)
-    from models.training.slicer import TrainingError, train_slicer
-    from router.ray_tasks import ExecutorUnavailable
+    from models.training.slicer import train_slicer
 
     command = (
         f"blockroute train slicer --timesteps {args.timesteps} --envs {args.envs} "
@@ -430,23 +441,22 @@ def run_slicer(args: argparse.Namespace) -> None:
         + (" --executor ray" if args.executor == "ray" else "")
     )
     label = f"train slicer: {args.timesteps:,} steps in {args.envs} environments"
-    try:
-        with Progress(label) as bar:
-            written, meta = train_slicer(
-                out,
-                args.timesteps,
-                args.envs,
-                args.seed,
-                bar,
-                command,
-                reward=args.reward,
-                executor=args.executor,
-                ray_address=args.ray_address,
-            )
-    except (TrainingError, ExecutorUnavailable) as exc:
-        raise UsageError(str(exc)) from None
-    except OSError as exc:
-        raise UsageError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
+    written, meta = _train(
+        admin,
+        out,
+        label,
+        lambda bar: train_slicer(
+            out,
+            args.timesteps,
+            args.envs,
+            args.seed,
+            bar,
+            command,
+            reward=args.reward,
+            executor=args.executor,
+            ray_address=args.ray_address,
+        ),
+    )
     if args.json_path != "-":
         _print_slicer(meta, written)
     params = {"algorithm": "ppo", "timesteps": args.timesteps, "envs": args.envs}
@@ -465,8 +475,6 @@ def _run_slicer_ars(args: argparse.Namespace, out: Path) -> None:
             "python3 -m pip install -e '.[train]'"
         ) from None
     from models.training.ars import ArsSettings, train_slicer_ars
-    from models.training.slicer import TrainingError
-    from router.ray_tasks import ExecutorUnavailable
 
     admin = _registry(args)
 
@@ -477,22 +485,21 @@ def _run_slicer_ars(args: argparse.Namespace, out: Path) -> None:
         + (" --executor ray" if args.executor == "ray" else "")
     )
     label = f"train slicer (ars): {args.iterations} iterations on {args.envs} workers"
-    try:
-        with Progress(label) as bar:
-            written, meta = train_slicer_ars(
-                out,
-                settings,
-                args.envs,
-                args.seed,
-                bar,
-                command,
-                executor=args.executor,
-                ray_address=args.ray_address,
-            )
-    except (TrainingError, ExecutorUnavailable) as exc:
-        raise UsageError(str(exc)) from None
-    except OSError as exc:
-        raise UsageError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
+    written, meta = _train(
+        admin,
+        out,
+        label,
+        lambda bar: train_slicer_ars(
+            out,
+            settings,
+            args.envs,
+            args.seed,
+            bar,
+            command,
+            executor=args.executor,
+            ray_address=args.ray_address,
+        ),
+    )
     if args.json_path != "-":
         _print_slicer_ars(meta, written)
     params = {"algorithm": "ars", "iterations": args.iterations, "envs": args.envs}

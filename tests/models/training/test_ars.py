@@ -171,8 +171,9 @@ def test_ray_tasks_train_the_same_policy_as_this_process() -> None:
 
 
 @pytest.mark.requires_extra("ray", "ray")
+@pytest.mark.parametrize("algorithm", ["ars", "ppo"])
 def test_cli_refuses_an_unreachable_cluster(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], algorithm: str
 ) -> None:
     import socket
 
@@ -182,7 +183,7 @@ def test_cli_refuses_an_unreachable_cluster(
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     out = tmp_path / "out"
-    args = ["train", "slicer", "--algorithm", "ars", "--executor", "ray"]
+    args = ["train", "slicer", "--algorithm", algorithm, "--executor", "ray"]
     rc = main([*args, "--ray-address", f"ray://127.0.0.1:{port}", "--out", str(out)])
     assert rc == 2
     err = capsys.readouterr().err.strip().splitlines()
