@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -21,10 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 OBJECT_STORE = 78_643_200  # Ray's smallest object store (75 MiB)
-# Ray's token authentication: the head makes a token (~/.ray/auth_token) and requires
-# it; another node, or a driver given an address, sends it only when told to, as on
-# separate hosts. Ray reads this once per process: give it to every process that joins.
-ENV = {**os.environ, "RAY_AUTH_MODE": "token"}
+# Ray's token authentication, as on a cluster of separate hosts: the head requires a
+# token and every node or driver that joins must present it, which each does only when
+# told to (RAY_AUTH_MODE). The token is this process's own, passed in the environment:
+# the user's ~/.ray/auth_token may not exist (`ray start` does not make one) and must
+# not be touched. Ray reads these once per process: give ENV to every process that joins.
+ENV = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
 
 
 class NodeStartError(RuntimeError):

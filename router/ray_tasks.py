@@ -17,7 +17,7 @@ import socket
 import sys
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 T = TypeVar("T")
@@ -25,6 +25,15 @@ R = TypeVar("R")
 
 CONNECT_CHECK_S = 3.0  # a ray:// address that takes no TCP connection in this long is down
 MAX_RETRIES = 3  # a task whose worker dies (killed, out of memory) runs again elsewhere
+# Ray's client server on the head starts a server process for each driver that connects
+# through ray://, by a fork while its own gRPC threads run; now and then the child dies
+# at once (the head's ray_client_server.err: "Other threads are currently calling into
+# gRPC, skipping fork() handlers", then "SpecificServer startup failed"), and the
+# driver is told "Initialization failure from server". Seen in 2 of 12 runs of the
+# two-node test with the head's two cores busy, and once in CI. The next try forks a
+# fresh one. Anything else fails at once.
+CLIENT_ATTEMPTS = 3
+SERVER_START_FAILURE = "Initialization failure from server"
 # Jobs per task: each task takes 1/(TAIL_SHARE * CPUs) of the jobs not yet handed out
 # (guided self-scheduling), at most MAX_BATCH: a task of a second or more dwarfs Ray's
 # few milliseconds per task, the tasks shrink to single jobs at the end so that no CPU
@@ -93,27 +102,39 @@ class RayCluster:
                 object_store_memory=OBJECT_STORE_BYTES,
                 logging_level=logging.ERROR,
             )
-        try:
-            ray.init(address=self.address, **options)
-        except (
-            ConnectionError,
-            TimeoutError,
-            RuntimeError,
-            ValueError,
-            ray.exceptions.RayError,
-        ) as exc:
-            where = self.address or "a local cluster"
-            hint = ""
-            if self.address is not None and os.environ.get("RAY_AUTH_MODE") != "token":
-                # Ray 2.60's heads require a token, which a driver given an address
-                # sends only when told to
-                hint = " (a cluster with token authentication needs RAY_AUTH_MODE=token)"
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ExecutorUnavailable(
-                f"--ray-address: cannot reach {where}: {first}{hint}"
-            ) from None
+        attempts = CLIENT_ATTEMPTS if (self.address or "").startswith("ray://") else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                ray.init(address=self.address, **options)
+                break
+            except (
+                ConnectionError,
+                TimeoutError,
+                RuntimeError,
+                ValueError,
+                ray.exceptions.RayError,
+            ) as exc:
+                if attempt < attempts and SERVER_START_FAILURE in str(exc):
+                    # Ray's client has disconnected itself: a new try starts clean
+                    print(
+                        f"blockroute: {self.address}: {_reason(exc)}; "
+                        f"trying again ({attempt + 1} of {attempts})",
+                        file=sys.stderr,
+                    )
+                    continue
+                self._refuse(exc)
         self._owned = True
         return ray
+
+    def _refuse(self, exc: BaseException) -> NoReturn:
+        """ExecutorUnavailable for Ray's refusal `exc`, in one line."""
+        where = self.address or "a local cluster"
+        hint = ""
+        if self.address is not None and os.environ.get("RAY_AUTH_MODE") != "token":
+            # Ray 2.60's heads require a token, which a driver given an address sends
+            # only when told to
+            hint = " (a cluster with token authentication needs RAY_AUTH_MODE=token)"
+        raise ExecutorUnavailable(f"--ray-address: cannot reach {where}: {_reason(exc)}{hint}")
 
     def __exit__(
         self,
@@ -129,6 +150,18 @@ class RayCluster:
                 self._owned = False
         finally:
             self._stdout.close()
+
+
+def _reason(exc: BaseException) -> str:
+    """One line of why Ray refused: its message's first line, and where that only
+    introduces what follows ("Initialization failure from server:" then the server's
+    traceback), the last line too, which names the cause."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if lines[0].endswith(":") and len(lines) > 1:
+        return f"{lines[0]} {lines[-1]}"
+    return lines[0]
 
 
 def cluster_cpus(ray: Any, default: int) -> int:

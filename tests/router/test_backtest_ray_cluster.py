@@ -39,6 +39,13 @@ ARGS = [
 class Cluster:
     address: str  # the head's GCS, host:port, as `ray start --address` takes it
     client: str  # ray://host:port, Ray's client server on the head
+    temp: Path  # the head's files: its session's logs are under session_latest/logs
+
+    def client_server_logs(self) -> str:
+        """The tails of the logs of Ray's client servers on the head (the proxy and the
+        server it starts for each client): why a client was refused is there."""
+        logs = sorted((self.temp / "session_latest" / "logs").glob("ray_client_server*"))
+        return "".join(f"\n== {f.name}\n{f.read_text(errors='replace')[-4000:]}" for f in logs)
 
 
 # exits 0 once the cluster at argv[1] has two live nodes
@@ -71,16 +78,18 @@ def two_nodes() -> Iterator[Cluster]:
             head.processes.append(checker)
             head.wait_for("second node", lambda: checker.poll() == 0, START_S)
             host = head.address.rsplit(":", 1)[0]
-            yield Cluster(head.address, f"ray://{host}:{client}")
+            yield Cluster(head.address, f"ray://{host}:{client}", head.temp)
     except NodeStartError as exc:
         pytest.fail(str(exc))
 
 
-def backtest(json_path: Path, *extra: str) -> dict:
+def backtest(json_path: Path, *extra: str, cluster: Cluster | None = None) -> dict:
     """`blockroute backtest` in a process of its own (see bench.raynodes.ENV)."""
     command = [sys.executable, "-m", "router.cli", *ARGS, str(json_path), *extra]
     done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, done.stderr[-3000:] + (
+        cluster.client_server_logs() if cluster else ""
+    )
     return json.loads(json_path.read_text())
 
 
@@ -108,6 +117,13 @@ def test_both_nodes_run_episodes_and_the_rows_are_the_local_runs(two_nodes, loca
 
 @pytest.mark.requires_extra("ray", "ray")
 def test_the_same_cluster_through_rays_client_gives_the_same_rows(two_nodes, local_rows, tmp_path):
-    doc = backtest(tmp_path / "doc.json", "--executor", "ray", "--ray-address", two_nodes.client)
+    doc = backtest(
+        tmp_path / "doc.json",
+        "--executor",
+        "ray",
+        "--ray-address",
+        two_nodes.client,
+        cluster=two_nodes,
+    )
     assert rows(doc) == local_rows
     assert sum(doc["meta"]["ray"]["episodes_by_node"].values()) == 4
