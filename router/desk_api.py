@@ -183,6 +183,11 @@ class ParentView:
     n_children: int
     updated_ns: int
     text: str = ""  # why it ended, when it did not fill
+    # the algo wheel's arm that runs it ("champion", "challenger"; None: not in the
+    # wheel) and the versions of the models it started on (None: it reads none, or
+    # none from the model registry): router.wheel
+    model_arm: str | None = None
+    model_versions: dict[str, int] | None = None
 
     @classmethod
     def accepted(

@@ -26,6 +26,16 @@ instant.
 
 Every swap (or failure) is logged with the seconds the load took and published as a
 `ModelServed` event (MQTT `blockroute/models/<family>/served`, retained).
+
+The challenger's set. A service that runs the algo wheel (router.wheel) serves a
+second set of models beside the champions: each family's challenger (its champion where
+it has none), in a `ServedSet` of its own that the same `sync` keeps on the catalog,
+loaded the same way (off the loop, then one assignment), at the start too (the service
+syncs once before its desk starts). A challenger's version that fails to load is not
+served (the set keeps what it held; at the start the family stays missing and the wheel
+does not run), is logged and kept in the set's `unserved`, and is not retried until
+the alias moves again. Its swaps are logged, not published: the `served` topics are
+the champions'.
 """
 
 from __future__ import annotations
@@ -38,10 +48,10 @@ from typing import Any
 
 import structlog
 
-from models.catalog import CHAMPION, FAMILIES, SHIPPED_VERSION
+from models.catalog import CHALLENGER, CHAMPION, FAMILIES, SHIPPED_VERSION
 from router.desk_api import DeskEvent, ModelServed
 from router.model_admin import ModelAdmin
-from router.registry import Loaded, ModelRegistry
+from router.registry import Loaded, ModelRegistry, ServedSet
 
 log = structlog.get_logger("blockroute.models")
 
@@ -49,7 +59,8 @@ log = structlog.get_logger("blockroute.models")
 class ModelSwapper:
     """Keeps `served` (the desk's model registry) on the champions of `admin`'s registry.
     `now_ns`: the wall clock of the events; `timer`: seconds, for the load times;
-    `publish`: called on the loop with each ModelServed (the MQTT bus)."""
+    `publish`: called on the loop with each ModelServed (the MQTT bus); `challenger`:
+    the challenger's set to keep too (the algo wheel's; see the module's docstring)."""
 
     def __init__(
         self,
@@ -59,9 +70,11 @@ class ModelSwapper:
         now_ns: Callable[[], int],
         timer: Callable[[], float],
         publish: Callable[[DeskEvent], None] | None = None,
+        challenger: ServedSet | None = None,
     ) -> None:
         self._admin = admin
         self._registry = served
+        self.challenger = challenger
         self._now_ns = now_ns
         self._timer = timer
         self._publish = publish
@@ -80,7 +93,7 @@ class ModelSwapper:
         docstring); returns what it did. Raises what reading the registry raises."""
         loop = asyncio.get_running_loop()
         async with self._lock:
-            champions = await loop.run_in_executor(None, self._champions)
+            champions, challengers = await loop.run_in_executor(None, self._aliases)
             done = []
             for family, version in champions.items():
                 if version == self.served.get(family):
@@ -90,11 +103,19 @@ class ModelSwapper:
                 if failed is not None and failed["version"] == version:
                     continue  # said once: a version's files do not mend themselves
                 done.append(await self._swap(family, version))
+            if self.challenger is not None:
+                for family, version in challengers.items():
+                    await self._swap_challenger(self.challenger, family, version)
             return done
 
-    def _champions(self) -> dict[str, int]:
+    def _aliases(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Each family's champion, and its challenger (its champion where it has none;
+        read only for a service that serves the challenger's set)."""
         catalog = self._admin.catalog
-        return {f: catalog.alias(f, CHAMPION) or SHIPPED_VERSION for f in FAMILIES}
+        champions = {f: catalog.alias(f, CHAMPION) or SHIPPED_VERSION for f in FAMILIES}
+        if self.challenger is None:
+            return champions, {}
+        return champions, {f: catalog.alias(f, CHALLENGER) or champions[f] for f in FAMILIES}
 
     def _load(self, family: str, version: int) -> tuple[Path, Loaded]:
         """On an executor thread: the version's files, loaded as serving loads them."""
@@ -113,7 +134,7 @@ class ModelSwapper:
                 folder, loaded = await loop.run_in_executor(None, self._load, family, version)
         except Exception as exc:  # whatever fails, the old version serves on
             load_s = self._timer() - start
-            error = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else repr(exc)
+            error = _first_line(exc)
             self.unserved[family] = {"version": version, "error": error}
             log.error(
                 "model not swapped: the old version serves on",
@@ -148,6 +169,42 @@ class ModelSwapper:
             self._publish(event)
         return event
 
+    async def _swap_challenger(self, served: ServedSet, family: str, version: int) -> None:
+        """Serve `version` as `family` in the challenger's set, if it does not yet (see
+        the module's docstring)."""
+        if served.versions.get(family) == version:
+            served.unserved.pop(family, None)
+            return
+        failed = served.unserved.get(family)
+        if failed is not None and failed["version"] == version:
+            return
+        before = served.versions.get(family)
+        start = self._timer()
+        try:
+            loop = asyncio.get_running_loop()
+            folder, loaded = await loop.run_in_executor(None, self._load, family, version)
+        except Exception as exc:  # the set serves what it served
+            error = _first_line(exc)
+            served.unserved[family] = {"version": version, "error": error}
+            log.error(
+                "challenger's model not swapped: the algo wheel serves what it served",
+                family=family,
+                challenger=version,
+                served=before,
+                error=error,
+            )
+            return
+        served.registry.swap(family, folder, loaded)  # on the loop: between two decisions
+        served.versions[family] = version
+        served.unserved.pop(family, None)
+        log.warning(
+            "challenger's models swapped",
+            family=family,
+            from_version=before,
+            to_version=version,
+            load_s=round(self._timer() - start, 3),
+        )
+
     async def watch(self, every_s: float, stop: asyncio.Event) -> None:
         """Sync every `every_s` seconds until `stop` is set (moves made outside this
         service's API). A registry that cannot be read is logged and tried again."""
@@ -160,3 +217,8 @@ class ModelSwapper:
                 await self.sync()
             except Exception as exc:  # the desk trades on what it serves
                 log.warning("model registry not read: serving what is served", error=str(exc))
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else repr(exc)

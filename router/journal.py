@@ -74,6 +74,12 @@ class SvcParentRow(JournalTable, table=True):
     created_ns: int = Field(sa_type=BigInteger)
     updated_ns: int = Field(sa_type=BigInteger)
     tca_json: str = Field(default="", sa_type=Text)
+    # the algo wheel (router.wheel): the arm that runs it ("champion", "challenger"; null:
+    # not in the wheel) and the versions of its models at its start, as JSON
+    # ({"dealer": 2, "fill": 1, "slicer": 1}; null: it reads no model, or none from the
+    # model registry)
+    model_arm: str | None = None
+    model_versions: str | None = Field(default=None, sa_type=Text)
 
 
 @dataclass
@@ -107,6 +113,8 @@ class ParentRecord:
     updated_ns: int
     text: str = ""
     tca_json: str = ""
+    model_arm: str | None = None
+    model_versions: str | None = None
 
     def as_row(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -527,6 +535,14 @@ class Journal:
     def fills_since(self, since_ns: int) -> list[SvcFillRow]:
         query = select(SvcFillRow).where(SvcFillRow.ts_ns >= since_ns)
         return self._all(query.order_by(col(SvcFillRow.ts_ns), col(SvcFillRow.exec_id)))
+
+    def wheel_parents(self, since_ns: int | None = None) -> list[SvcParentRow]:
+        """The parents of the algo wheel (an arm recorded), created from `since_ns` on
+        (service clock), oldest first: router.wheel_stats."""
+        query = select(SvcParentRow).where(col(SvcParentRow.model_arm).is_not(None))
+        if since_ns is not None:
+            query = query.where(SvcParentRow.created_ns >= since_ns)
+        return self._all(query.order_by(col(SvcParentRow.created_ns), col(SvcParentRow.parent_id)))
 
     def alias_changes(self, family: str | None = None) -> list[SvcModelAliasRow]:
         """The model alias moves, oldest first (of one family if given)."""

@@ -142,10 +142,15 @@ class Verdict:
 
 
 def recommend(
-    pooled: Paired, cells: Mapping[tuple[str, str], Paired], episodes: int, episodes_needed: int
+    pooled: Paired,
+    cells: Mapping[tuple[str, str], Paired],
+    episodes: int,
+    episodes_needed: int,
+    unit: str = "episodes per scenario and side",
 ) -> Verdict:
     """The rule of this module's docstring: `pooled`, the pooled row; `cells`, the
-    (scenario, side) rows; `episodes` run and `episodes_needed`, per scenario and side."""
+    (scenario, side) rows; `episodes` run and `episodes_needed`, counted in `unit` (the
+    algo wheel's live statistics count completed parents: router.wheel_stats)."""
     worse = [
         f"{sc} {side} {c.mean:+.2f} bps ({_t_text(c.t)})"
         for (sc, side), c in cells.items()
@@ -161,20 +166,17 @@ def recommend(
     if episodes >= episodes_needed:
         return Verdict(
             KEEP,
-            f"{said}: not significant, and {episodes} episodes per scenario and side had the "
+            f"{said}: not significant, and {episodes} {unit} had the "
             f"power to find the minimum effect ({episodes_needed} needed)",
         )
-    return Verdict(
-        INCONCLUSIVE,
-        f"need {episodes_needed} episodes per scenario and side (ran {episodes}): {said}",
-    )
+    return Verdict(INCONCLUSIVE, f"need {episodes_needed} {unit} (ran {episodes}): {said}")
 
 
 def _t_text(t: float) -> str:
     return f"t {t:+.1f}" if math.isfinite(t) else "t " + ("-inf" if t < 0 else "+inf")
 
 
-def _json_t(t: float) -> float | None:
+def json_t(t: float) -> float | None:
     return t if math.isfinite(t) else None  # JSON has no infinity: null, with se 0
 
 
@@ -358,7 +360,7 @@ class Comparison:
             "diff_bps_mean": stat.mean,
             "diff_bps_sd": stat.sd,
             "diff_bps_stderr": stat.se,
-            "t": _json_t(stat.t),
+            "t": json_t(stat.t),
         }
 
 

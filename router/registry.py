@@ -12,7 +12,9 @@ next decision uses what is served then.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -184,6 +186,20 @@ class ModelRegistry:
         """Forget what was loaded: the next use loads the artifacts again."""
         self._dealer = self._fill = None
         self._slicer = None
+
+
+@dataclass(eq=False)
+class ServedSet:
+    """One set of models a service serves under a model-registry alias: `registry`
+    holds them, `versions` says which version of each family it holds now (updated in
+    place when the service swaps one: router.hotswap). The champion's set trades every
+    parent that the algo wheel does not give the challenger's (router.wheel)."""
+
+    alias: str
+    registry: ModelRegistry
+    versions: dict[str, int] = field(default_factory=dict)
+    # versions that did not load, by family: {"version": int, "error": str}
+    unserved: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class _LiveClassifier:

@@ -24,6 +24,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from models.catalog import CHALLENGER, CHAMPION
 from router.api import make_app
 from router.bus import MqttBus
 from router.config import DEFAULT_CONFIG_DIR, ConfigError, ConfigTable, load_toml
@@ -37,10 +38,12 @@ from router.fix.settings import GatewaySettings, load_acceptor_config, load_cred
 from router.hotswap import ModelSwapper
 from router.journal import Journal
 from router.model_admin import ModelAdmin, open_admin
+from router.registry import ModelRegistry, ServedSet
 from router.risk import RiskLimits
 from router.runtime import LoopClock
 from router.store import DbTimeouts
 from router.telemetry import FigureCollector
+from router.wheel import ModelArms
 from simulators.scenario import Scenario, available_scenarios
 
 log = structlog.get_logger("blockroute.service")
@@ -96,11 +99,13 @@ async def simulated_desk(
     scenarios: Mapping[str, Scenario] | None = None,
     db_timeouts: DbTimeouts | None = None,
     registry: CollectorRegistry | None = None,
+    wheel: ModelArms | None = None,
     **config: object,
 ) -> AsyncIterator[Desk]:
     """A running desk on simulated markets with its journal in `folder` (SQLite) or at
-    `db_url`, its metrics in `registry` (default: one of its own): for tests,
-    benchmarks and examples. Stops it cleanly on exit."""
+    `db_url`, its metrics in `registry` (default: one of its own), the models of
+    `wheel` (default: the process's, no wheel): for tests, benchmarks and examples.
+    Stops it cleanly on exit."""
     loop = asyncio.get_running_loop()
     cfg = DeskConfig(
         symbols=dict(symbols or {"QDI": "calm"}),
@@ -110,7 +115,9 @@ async def simulated_desk(
     journal = Journal.open(db_url or f"sqlite:///{folder / 'blockroute.db'}", db_timeouts)
     try:
         clock = service_clock(loop, sim_speed, journal)
-        desk = Desk(cfg, journal, clock.now_ns, SimMarkets(cfg, scenarios), registry)
+        models = wheel.champion.registry if wheel is not None else None
+        markets = SimMarkets(cfg, scenarios, models=models)
+        desk = Desk(cfg, journal, clock.now_ns, markets, registry, models, wheel)
         desk.start()
         try:
             yield desk
@@ -152,6 +159,10 @@ class ServiceConfig:
     # how often the running service reads the champions, to serve a move made outside
     # its API (router.hotswap); 0: only its own API's moves are served at once
     model_poll_s: float = 2.0
+    # the algo wheel (router.wheel): the share of new parents that the challenger's
+    # models run (0: off), and the seed of the draw
+    wheel_share: float = 0.0
+    wheel_seed: int = 1
 
 
 def load_service_config(
@@ -247,6 +258,7 @@ def load_service_config(
     raw_fix = {k: fixt._raw(k, None) for k in ("clients", "allow_no_password") if k in fixt}
     fixt.check_no_unknown_keys()
     use_registry, model_artifacts, model_poll_s = False, None, 2.0
+    wheel_share, wheel_seed = 0.0, 1
     if "models" in t:
         mt = t.table("models")
         use_registry = _bool(mt, "registry", False)
@@ -254,6 +266,14 @@ def load_service_config(
         model_poll_s = mt.get_duration("poll_interval", model_poll_s)
         if model_poll_s < 0:
             raise mt.error("poll_interval", f"must be >= 0, got {model_poll_s:g}")
+        wheel_share = mt.get_probability("wheel_share", 0.0)
+        wheel_seed = mt.get_int("wheel_seed", 1)
+        if wheel_share > 0 and not use_registry:
+            raise mt.error(
+                "wheel_share",
+                f"{wheel_share:g} needs registry = true: the algo wheel splits parents "
+                "between the model registry's champion and challenger",
+            )
         mt.check_no_unknown_keys()
     t.check_no_unknown_keys()
     return ServiceConfig(
@@ -274,6 +294,8 @@ def load_service_config(
         model_registry=use_registry,
         model_artifacts=model_artifacts,
         model_poll_s=model_poll_s,
+        wheel_share=wheel_share,
+        wheel_seed=wheel_seed,
     )
 
 
@@ -346,21 +368,26 @@ async def run_service(
     registry = CollectorRegistry()
     served = admin.serving() if admin is not None else None
     markets = SimMarkets(cfg.desk, models=served)
-    desk = Desk(cfg.desk, journal, clock.now_ns, markets, registry, served)
+    wheel: ModelArms | None = None
     swapper: ModelSwapper | None = None
     if admin is not None and served is not None:
+        wheel = model_arms(admin, served, cfg.wheel_share, cfg.wheel_seed)
         swapper = ModelSwapper(
             admin,
             served,
             now_ns=time.time_ns,
             timer=time.perf_counter,
             publish=bus.publish if bus is not None else None,
+            challenger=wheel.challenger,
         )
+    desk = Desk(cfg.desk, journal, clock.now_ns, markets, registry, served, wheel)
     runner: web.AppRunner | None = None
     gateway: FixGateway | None = None
     unsubscribe: Callable[[], None] | None = None
     watching: asyncio.Task[None] | None = None
     try:
+        if swapper is not None and wheel is not None and wheel.challenger is not None:
+            await swapper.sync()  # the challenger's set, loaded off the loop, then served
         desk.start()
         tune_gc()
         if bus is not None:
@@ -422,6 +449,15 @@ async def run_service(
         if admin is not None:
             admin.close()
         log.info("stopped")
+
+
+def model_arms(admin: ModelAdmin, served: ModelRegistry, share: float, seed: int) -> ModelArms:
+    """The sets of models of a service on the model registry: `served`, the champions'
+    (admin.serving()), and with a wheel `share` > 0 the challenger's, empty until the
+    swapper loads it (ModelSwapper(challenger=...).sync())."""
+    champion = ServedSet(CHAMPION, served, admin.served)  # the swapper updates `served`
+    challenger = ServedSet(CHALLENGER, ModelRegistry()) if share > 0 else None
+    return ModelArms(champion, challenger, share=share, seed=seed)
 
 
 def open_models(cfg: ServiceConfig) -> ModelAdmin:

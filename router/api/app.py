@@ -20,7 +20,9 @@ without one it answers 404 `no_registry`. Its work reads and writes a database a
 files, so it runs off the loop, one move at a time. A move is served at once (the
 service swaps its models live, router.hotswap): the answer and GET /api/models say what
 is served. A promotion to champion of a version worse than the champion on the held-out
-set answers 409 `worse_than_champion` naming the field `force`.
+set answers 409 `worse_than_champion` naming the field `force`. GET /api/models/wheel
+reports the algo wheel's live results (router.wheel_stats): 404 until the journal holds
+a parent of the wheel, 422 naming the query parameter at fault.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import math
 import re
 import time
 import uuid
@@ -40,7 +43,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from models.catalog import CatalogError
+from models.catalog import CatalogError, check_family
 from router.api.bodies import (
     MAX_NS,
     PARENT_ID,
@@ -150,6 +153,18 @@ def replace_request(data: Mapping[str, Any], parent_id: str, now_ns: int) -> Rep
         limit_price=body.limit_price,
         expire_ns=_expire_ns(body.horizon_s, body.expire_at_ns, now_ns),
     )
+
+
+def _query_number(text: str, name: str) -> float:
+    """A query parameter that must be a finite number (its range is checked where it is
+    used, with a message naming it)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise invalid(name, f"{name} must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise invalid(name, f"{name} must be a finite number, got {text!r}")
+    return value
 
 
 def _parent_id(request: web.Request) -> str:
@@ -559,6 +574,41 @@ class Api:
             await self._serve_champions()
         return json_response({**change_json(event), **self._served()})
 
+    async def model_wheel(self, request: web.Request) -> web.Response:
+        """The algo wheel's live results (router.wheel_stats), from the journal, off the
+        loop (it reads every parent of the wheel)."""
+        from router.wheel_stats import WheelError, WheelParent, parse_since, wheel_report
+
+        admin = self._admin()
+        query = request.query
+        kwargs: dict[str, Any] = {}
+        for name in ("min_effect_bps", "alpha", "power"):
+            if name in query:
+                kwargs[name] = _query_number(query[name], name)
+        try:
+            since = query.get("since")
+            since_ns = None if since is None else parse_since(since, self.desk.now_ns())
+            family = query.get("family")
+            if family is not None:
+                check_family(family)
+        except WheelError as exc:
+            raise invalid(exc.field or "since", str(exc)) from None
+        except CatalogError as exc:
+            raise invalid("family", str(exc)) from None
+
+        def report() -> dict[str, Any]:
+            rows = admin.journal.wheel_parents(since_ns)
+            parents = (WheelParent.of(r) for r in rows)
+            return wheel_report(parents, family=family, since_ns=since_ns, **kwargs)
+
+        try:
+            doc = await asyncio.get_running_loop().run_in_executor(None, report)
+        except WheelError as exc:
+            if exc.field is None:  # nothing to report yet
+                raise ApiError(404, "not_found", str(exc)) from None
+            raise invalid(exc.field, str(exc)) from None
+        return json_response(doc)
+
     # ---- dashboard
 
     async def dashboard(self, request: web.Request) -> web.StreamResponse:
@@ -610,6 +660,7 @@ def _routes(api: Api) -> list[web.RouteDef]:
         get("/api/models/{family}/versions/{version}", api.show_model, allow_head=False),
         post("/api/models/{family}/promote", api.promote_model),
         post("/api/models/{family}/rollback", api.rollback_model),
+        get("/api/models/wheel", api.model_wheel, allow_head=False),
     ]
 
 

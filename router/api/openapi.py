@@ -43,6 +43,7 @@ from router.api.responses import (
     Schedule,
     Scorecard,
     Tca,
+    WheelReport,
 )
 from router.desk_api import OrderStatus
 
@@ -367,6 +368,58 @@ def _operations() -> list[Op]:
             body=RollbackBody,
             errors=(400, 401, 403, 404, 409, 422),
             tags=("models",),
+        ),
+        Op(
+            "get",
+            "/api/models/wheel",
+            "modelWheel",
+            "The algo wheel's live results: challenger against champion, promote or keep",
+            response=WheelReport,
+            errors=(404, 422),
+            tags=("models",),
+            query=(
+                {
+                    "name": "family",
+                    "in": "query",
+                    "required": False,
+                    "schema": _FAMILY,
+                    "description": "the arms must differ in it",
+                },
+                {
+                    "name": "since",
+                    "in": "query",
+                    "required": False,
+                    "schema": _STR,
+                    "description": "a duration back from now (90m, 24h) or an ISO 8601 time",
+                },
+                {
+                    "name": "min_effect_bps",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "number", "exclusiveMinimum": 0, "default": 2.0},
+                },
+                *(
+                    {
+                        "name": name,
+                        "in": "query",
+                        "required": False,
+                        "schema": {
+                            "type": "number",
+                            "exclusiveMinimum": 0,
+                            "exclusiveMaximum": 1,
+                            "default": default,
+                        },
+                    }
+                    for name, default in (("alpha", 0.05), ("power", 0.8))
+                ),
+            ),
+            description=(
+                "From the journal: per arm the completed parents and their mean IS with its "
+                "standard error; the difference challenger - champion (Welch, matched by "
+                "symbol and side), the parents needed for the minimum effect, and the "
+                "recommendation (`verdict` inconclusive until then). 404 while no parent "
+                "of the wheel is journaled, or without a model registry."
+            ),
         ),
     ]
 

@@ -59,6 +59,13 @@ class ParentView(BaseModel):
     updated_ns: Ns
     text: str = Field(description="why it ended, when it did not fill")
     leaves_qty: int
+    model_arm: Literal["champion", "challenger"] | None = Field(
+        description="the algo wheel's arm that runs it; null: not in the wheel"
+    )
+    model_versions: dict[str, int] | None = Field(
+        description="the version of each model family it started on (the model registry's); "
+        "null: it reads no model, or the service serves no registry"
+    )
 
 
 class Error(BaseModel):
@@ -225,6 +232,103 @@ class ModelAliasChange(BaseModel):
     ts_ns: int = Field(description="nanoseconds since the Unix epoch, wall clock")
 
 
+Family = Literal["dealer", "fill", "slicer"]
+
+
+class WheelSample(BaseModel):
+    """The implementation shortfall (bps) of n completed parents; sd and se need two."""
+
+    n: int
+    is_bps_mean: float | None
+    is_bps_sd: float | None
+    is_bps_stderr: float | None
+
+
+class WheelArm(WheelSample):
+    """One arm of the algo wheel: its models and its completed parents (`n` of them)."""
+
+    versions: dict[str, int] | None = Field(description="the versions its latest parent ran")
+    completed: int
+    open: int = Field(description="parents still working: not in the statistics yet")
+    by_status: dict[str, int] = Field(description="completed parents by final status")
+
+
+class WheelDifference(BaseModel):
+    """Challenger minus champion (bps; < 0: the challenger is cheaper), Welch."""
+
+    parents: int = Field(description="completed parents of both arms it is computed on")
+    diff_bps_mean: float
+    diff_bps_stderr: float
+    df: float = Field(description="Welch-Satterthwaite degrees of freedom")
+    t: float | None = Field(description="null: infinite (a zero standard error)")
+
+
+class WheelPooled(WheelDifference):
+    """The difference matched by symbol and side: the strata's, weighted by parents."""
+
+    strata: int
+
+
+class WheelStratum(BaseModel):
+    """One symbol and side; the difference where both arms have two completed parents."""
+
+    symbol: str
+    side: Literal["buy", "sell"]
+    champion: WheelSample
+    challenger: WheelSample
+    matched: bool
+    diff_bps_mean: float = _sometimes()
+    diff_bps_stderr: float = _sometimes()
+    df: float = _sometimes()
+    t: float | None = _sometimes()
+
+
+class WheelWindow(BaseModel):
+    """Which parents: created since `since_ns`, and since either arm last changed models."""
+
+    since_ns: int | None
+    first_ns: Ns
+    last_ns: Ns
+    left_out_earlier_versions: int = Field(description="parents of an arm's earlier models")
+    no_result: int = Field(description="completed parents without a finite IS")
+
+
+class WheelSampleSize(BaseModel):
+    """The minimum effect declared before, and the completed parents that find it."""
+
+    min_effect_bps: float
+    alpha: float
+    power: float
+    sd_bps: float | None
+    parents_needed: int | None
+    formula: str
+
+
+class WheelArms(BaseModel):
+    champion: WheelArm
+    challenger: WheelArm
+
+
+class WheelReport(BaseModel):
+    """The algo wheel's live results: challenger against champion on the parents it
+    split between them (`blockroute models wheel`)."""
+
+    family: Family | None
+    families_changed: list[Family]
+    arms: WheelArms
+    challenger_share: float | None = Field(description="of the completed parents")
+    window: WheelWindow
+    strata: list[WheelStratum]
+    overall: WheelDifference | None = Field(description="unmatched: all completed parents")
+    pooled: WheelPooled | None
+    sample_size: WheelSampleSize
+    is_diff_bps_mean: float | None
+    is_diff_bps_stderr: float | None
+    recommendation: Literal["promote", "keep"]
+    verdict: Literal["promote", "keep", "inconclusive"]
+    reason: str
+
+
 # In the document's order; each model's $defs (ParentView, OrderStatus...) come with it.
 ANSWERS: tuple[type[BaseModel], ...] = (
     ParentView,
@@ -247,4 +351,5 @@ ANSWERS: tuple[type[BaseModel], ...] = (
     ModelVersion,
     ModelList,
     ModelAliasChange,
+    WheelReport,
 )

@@ -1,4 +1,5 @@
-"""`blockroute models list|show|promote|rollback`: the model registry (router.model_admin).
+"""`blockroute models list|show|promote|rollback`: the model registry (router.model_admin);
+`compare` (router/cli/models_compare.py) and `wheel` (router/cli/models_wheel.py).
 
 The registry lives beside the project database (`--db-url`, default blockroute.db here,
 the service's default): MLflow's tables in a file or schema of their own, the versions'
@@ -16,7 +17,7 @@ import sys
 import time
 from typing import Any
 
-from router.cli import models_compare
+from router.cli import models_compare, models_wheel
 from router.cli.args import Parser, Subparsers, add_json, positive_int
 from router.cli.console import left, print_table
 from router.cli.output import check_json_path, emit_json
@@ -100,6 +101,7 @@ def register(sub: Subparsers) -> None:
     mr.set_defaults(func=run_rollback)
 
     models_compare.add_compare_parser(msub)
+    models_wheel.add_wheel_parser(msub)
 
 
 def _admin(args: argparse.Namespace) -> Any:

@@ -16,7 +16,7 @@ from router.desk.metrics import DeskMetrics
 from router.desk.orders import Order, OrderBook
 from router.desk_api import NewOrder, OrderRejectedError, OrderStatus, OrdRejReason
 from router.domain import NANOS_PER_SECOND, DomainError, OrdType, Side
-from router.journal import ParentRecord
+from router.journal import ParentRecord, dumps
 from router.risk import KillSwitch
 
 log = structlog.get_logger("blockroute.desk")
@@ -124,6 +124,8 @@ class Admission:
         self.check_expiry(market, end_ns, now)
         history = market.history((end_ns - now) / NANOS_PER_SECOND)
         pid = f"P{self._book.next_parent:07d}"
+        # the algo wheel's draw (router.wheel): the arm whose models run it to the end
+        arm, versions = self._wiring.arms.assign(pid, strategy)
         row = ParentRecord(
             parent_id=pid,
             client=order.client,
@@ -148,6 +150,8 @@ class Admission:
             n_rfqs=0,
             created_ns=now,
             updated_ns=now,
+            model_arm=arm,
+            model_versions=None if versions is None else dumps(versions),
         )
         rec = Order(row, market, history=history, engine_strategy=strategy)
         try:

@@ -36,6 +36,7 @@ from router.domain import NANOS_PER_SECOND
 from router.journal import Journal
 from router.registry import ModelRegistry
 from router.risk import KillSwitch
+from router.wheel import ModelArms
 
 log = structlog.get_logger("blockroute.desk")
 
@@ -52,11 +53,14 @@ class Desk:
         markets: MarketSource,
         registry: CollectorRegistry | None = None,
         models: ModelRegistry | None = None,
+        wheel: ModelArms | None = None,
     ) -> None:
         """`clock` returns the service clock (epoch ns); `markets` opens the markets at
         `start`; the desk's metrics go to `registry` (the service's; default: one of the
         desk's own); `models`: the models it serves (default: the process's, from the
-        shipped folder; the service gives the model registry's champions)."""
+        shipped folder; the service gives the model registry's champions); `wheel`: the
+        sets of models of the algo wheel, `models` its champion's (router.wheel;
+        default: no wheel)."""
         self.config = config
         self.journal = journal
         self._clock = clock
@@ -70,8 +74,16 @@ class Desk:
         self._book = OrderBook()
         self._outbox = Outbox(config, journal, now, metrics, self._journal_down, self._journal_up)
         self._projector = Projector(self._outbox, now, metrics)
+        if wheel is not None and models is not None and wheel.champion.registry is not models:
+            raise ValueError("the wheel's champion must be the models the desk serves")
+        served = wheel.champion.registry if wheel is not None else models
         self._wiring = ExecutionWiring(
-            config, self.kill, self._projector, metrics, app.MODELS if models is None else models
+            config,
+            self.kill,
+            self._projector,
+            metrics,
+            app.MODELS if served is None else served,
+            wheel,
         )
         self._pump = MarketPump(
             config,

@@ -2,8 +2,9 @@
 
 `ExecutionWiring` decides what goes into a parent's execution (the strategy that serves
 the client's, its slicer, the ports its market session hands it, the risk gate, the
-model registry), builds it with `router.execution.build_execution` (the one builder the
-backtests use too) and connects its events to the desk's projection.
+models of the parent's arm of the algo wheel: router.wheel), builds it with
+`router.execution.build_execution` (the one builder the backtests use too) and connects
+its events to the desk's projection.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from router.desk.projection import Projector
 from router.domain import NANOS_PER_SECOND, ParentId, ParentOrder, Side, Symbol
 from router.execution import build_execution
 from router.ports import SlicerPolicy
-from router.registry import ModelRegistry
+from router.registry import LiveModels, ModelRegistry
 from router.risk import KillSwitch, RiskGate
 from router.strategies import strategy_spec
 from router.strategies.pov import PovSlicer
+from router.wheel import ModelArms
 
 log = structlog.get_logger("blockroute.desk")
 
@@ -42,15 +44,16 @@ class ExecutionWiring:
         projector: Projector,
         metrics: DeskMetrics,
         models: ModelRegistry = app.MODELS,
+        arms: ModelArms | None = None,
     ) -> None:
+        """`models`: the champion's; `arms`: the sets of models and the draw of the
+        algo wheel (default: `models` alone, no wheel)."""
         self._config = config
         self._kill = kill
         self._projector = projector
         self._metrics = metrics
-        self._models = models
-        # what executions keep: views that read the models served at each call, so that
-        # a promotion swapped in while parents work reaches their next decisions
-        self._live = models.live()
+        self.arms = arms if arms is not None else ModelArms(models)
+        self._models = self.arms.champion.registry
         self.models_missing = ""  # why the models could not be served (model_fallback)
 
     def load_models(self) -> list[str]:
@@ -91,12 +94,18 @@ class ExecutionWiring:
             return "sor"  # model_fallback: said loudly at start, and in metrics
         return strategy
 
+    def live(self, rec: Order) -> LiveModels:
+        """What `rec`'s execution keeps: its arm's models as views that read what is
+        served at each call, so that a promotion swapped in while parents work reaches
+        their next decisions (the same set from the parent's start to its end)."""
+        return self.arms.models(rec.row.model_arm)
+
     def slicer(self, rec: Order, qty: int, horizon_s: float) -> SlicerPolicy:
         assert rec.history is not None
         if rec.engine_strategy == "pov" and rec.row.participation is not None:
             return PovSlicer(rec.row.participation)
         spec = strategy_spec(rec.engine_strategy)
-        return spec.slicer(rec.history, qty, horizon_s, self._live)
+        return spec.slicer(rec.history, qty, horizon_s, self.live(rec))
 
     def start(self, rec: Order, from_world_ns: int, restore: tuple[int, int] | None) -> None:
         """Wire `rec`'s execution to its market and start it at `from_world_ns`;
@@ -117,7 +126,8 @@ class ExecutionWiring:
             rec.history = m.history((row.end_ns - row.start_ns) / NANOS_PER_SECOND)
         horizon_s = (row.end_ns - row.start_ns) / NANOS_PER_SECOND
         # the dealers come with the panel's own quote window (RfqRouting.time_limit_s)
-        wired = m.parent_ports(row.parent_id, spec.routing, spec.rfq)
+        live = self.live(rec)
+        wired = m.parent_ports(row.parent_id, spec.routing, spec.rfq, live)
         # every step of its plan is timed: the decision latency, by the strategy that runs
         schedule = self._metrics.timed(
             wired.ports.schedule,
@@ -129,7 +139,7 @@ class ExecutionWiring:
             self.slicer(rec, row.qty, horizon_s),
             spec,
             dataclasses.replace(wired.ports, schedule=schedule),
-            self._live,
+            live,
             risk=RiskGate(self._config.risk, self._kill),
             rng=wired.rng,
             on_event=functools.partial(self._projector.on_engine_event, rec),

@@ -24,6 +24,7 @@ from router.desk.metrics import DeskMetrics
 from router.domain import NANOS_PER_SECOND, Instrument, VenueId, VenueKind
 from router.execution import ExecutionPorts, ParentExecution
 from router.ports import MarketHistory
+from router.registry import LiveModels
 from router.tca import PricePath
 
 log = structlog.get_logger("blockroute.desk")
@@ -97,9 +98,13 @@ class MarketSession(Protocol):
         distance from the mid is measured against it); None if unknown."""
         ...
 
-    def parent_ports(self, parent_id: str, routing: str, rfq: bool) -> ParentPorts:
+    def parent_ports(
+        self, parent_id: str, routing: str, rfq: bool, models: LiveModels | None = None
+    ) -> ParentPorts:
         """The ports for parent `parent_id` routed by `routing`; with the dealers if
-        `rfq` and the session has dealers for that routing."""
+        `rfq` and the session has dealers for that routing. `models`: the models of the
+        parent's arm of the algo wheel (router.wheel), which its `ml` dealer panel reads
+        (default: the session's, the champion's)."""
         ...
 
     def attach(self, parent_id: str, execution: ParentExecution) -> None:

@@ -4,6 +4,7 @@ and the book that finds them by parent id or by any of their clients' ClOrdIDs."
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,8 @@ class Order:
     rfq_events: int = 0
     cancel_cl_ord_id: str = ""
     cancel_reason: str = ""
+    _versions_text: str | None = field(default=None, repr=False)
+    _versions: dict[str, int] | None = field(default=None, repr=False)
 
     @property
     def status(self) -> OrderStatus:
@@ -60,7 +63,17 @@ class Order:
             n_children=r.n_children,
             updated_ns=r.updated_ns,
             text=r.text,
+            model_arm=r.model_arm,
+            model_versions=self._model_versions(),
         )
+
+    def _model_versions(self) -> dict[str, int] | None:
+        # parsed once: a view is built for every event of the parent
+        text = self.row.model_versions
+        if text != self._versions_text:
+            self._versions = None if text is None else json.loads(text)
+            self._versions_text = text
+        return self._versions
 
 
 class OrderBook:

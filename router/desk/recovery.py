@@ -109,6 +109,10 @@ class Recovery:
         if OrderStatus(r.status).terminal:
             return
         rec.engine_strategy = self._wiring.engine_strategy(r.strategy)
+        arm = self._wiring.arms.resume(r.parent_id, r.model_arm, rec.engine_strategy)
+        if arm != r.model_arm:
+            r.model_arm = arm
+            self._projector.save(rec)
         rec.fills = [
             ChildOrderFilled(
                 f.ts_ns,

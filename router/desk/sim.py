@@ -135,7 +135,8 @@ class SimMarketSession:
         )
         self.world = SimWorld.build(self.scenario, seed, self.dispatch, None, self.panel)
         self.kinds: dict[VenueId, VenueKind] = {v: x.kind for v, x in self.world.venues.items()}
-        self._selectors: dict[str, PanelSelector] = {}
+        # per routing, and per set of models for `ml` (the algo wheel's arms)
+        self._selectors: dict[tuple[str, LiveModels | None], PanelSelector] = {}
         self._history: dict[tuple[int, float], MarketHistory] = {}
         self._mid: float | None = None
         self._mid_at = -1
@@ -231,22 +232,28 @@ class SimMarketSession:
         mid = self.price_path(t - SCREEN_WINDOW_S).mid_at(t)
         return mid if np.isfinite(mid) else None
 
-    def rfq_routing(self, routing: str) -> RfqRouting | None:
+    def rfq_routing(self, routing: str, models: LiveModels | None = None) -> RfqRouting | None:
         """The dealers, with one panel selector per routing kept for the whole session:
-        what it learns from one parent's RFQs serves the next."""
+        what it learns from one parent's RFQs serves the next. `ml`'s reads `models`
+        (default: the session's): one selector per set, so that each arm of the algo
+        wheel asks its own dealer models and learns from its own parents' RFQs."""
         if self.panel is None or self.world.rfq is None:
             return None
-        selector = self._selectors.get(routing)
+        models = models if models is not None else self._models
+        key = (routing, None if models is self._models or routing != "ml" else models)
+        selector = self._selectors.get(key)
         if selector is None:
             if routing == "ml":
-                selector = app.ml_selector(self.scenario, self.panel, self.world, self._models)
+                selector = app.ml_selector(self.scenario, self.panel, self.world, models)
             else:
                 selector = app.desk_selector(self.scenario, self.panel)
-            self._selectors[routing] = selector
+            self._selectors[key] = selector
         return app.dealer_routing(self.scenario, self.world.rfq, selector, self.panel.time_limit_s)
 
-    def parent_ports(self, parent_id: str, routing: str, rfq: bool) -> ParentPorts:
-        dealers = self.rfq_routing(routing) if rfq else None
+    def parent_ports(
+        self, parent_id: str, routing: str, rfq: bool, models: LiveModels | None = None
+    ) -> ParentPorts:
+        dealers = self.rfq_routing(routing, models) if rfq else None
         return ParentPorts(
             app.world_ports(self.world, dealers), rng_for(self.seed, f"router/{parent_id}")
         )

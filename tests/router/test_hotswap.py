@@ -111,6 +111,56 @@ async def test_the_swapper_serves_each_new_champion_and_leaves_a_broken_one_unse
     assert isinstance(published[-1], ModelServed) and not published[-1].ok
 
 
+async def test_the_swapper_keeps_the_challengers_set_on_the_catalog(
+    admin: ModelAdmin, tmp_path: Path
+) -> None:
+    """The algo wheel's second set (router.wheel): loaded at the first sync, swapped when
+    a challenger moves, a broken version left unserved; a promotion of the challenger
+    makes the two sets one, and the wheel stops."""
+    from models.catalog import CHALLENGER
+    from router.hotswap import ModelSwapper
+    from router.registry import ModelRegistry, ServedSet
+    from router.wheel import ModelArms
+
+    admin.register("fill", copy_of(tmp_path / "v2", "fill"), "ci", "trained", {})
+    served = admin.serving()
+    challenger = ServedSet(CHALLENGER, ModelRegistry())
+    arms = ModelArms(ServedSet("champion", served, admin.served), challenger, share=0.5)
+    published: list[DeskEvent] = []
+    swapper = ModelSwapper(
+        admin, served, now_ns=lambda: 7, timer=lambda: 0.0, publish=published.append,
+        challenger=challenger,
+    )  # fmt: skip
+    assert not arms.running
+    assert await swapper.sync() == []  # the champions were served: nothing to say
+    assert challenger.versions == {"dealer": 1, "fill": 2, "slicer": 1}
+    assert challenger.registry.folders()["fill"] == admin.catalog.files("fill", 2)
+    assert arms.running and published == []  # the challenger's swaps are not published
+    live = challenger.registry.live()
+    first = challenger.registry.fill_model()
+
+    # a new challenger: swapped in the set, under the views its parents hold
+    admin.register("fill", copy_of(tmp_path / "v3", "fill"), "ci", "trained", {})
+    assert await swapper.sync() == []
+    assert challenger.versions["fill"] == 3 and challenger.registry.fill_model() is not first
+    assert live is challenger.registry.live()
+    # one whose files do not load: the set keeps what it held, and says why once
+    admin.register("fill", copy_of(tmp_path / "v4", "fill"), "ci", "trained", {})
+    (admin.catalog.files("fill", 4) / "fill_passive.ubj").write_bytes(b"not a model")
+    held = challenger.registry.fill_model()
+    await swapper.sync()
+    assert challenger.versions["fill"] == 3 and challenger.registry.fill_model() is held
+    assert challenger.unserved["fill"]["version"] == 4
+    assert "fill_passive.ubj" in challenger.unserved["fill"]["error"]
+    # the challenger promoted: both sets serve version 3, the wheel has nothing to test
+    admin.catalog.set_alias("fill", "challenger", 3)
+    admin.promote("fill", 3, "alice", "won the wheel")
+    (done,) = await swapper.sync()
+    assert (done.family, done.to_version) == ("fill", 3)
+    assert challenger.unserved == {}
+    assert admin.served == challenger.versions and not arms.running
+
+
 async def test_a_slow_load_never_blocks_the_loop(
     admin: ModelAdmin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -80,6 +80,84 @@ def test_a_typo_in_the_config_names_the_key(tmp_path: Path) -> None:
     assert r.returncode == 2 and "service.sim_sped: unknown key" in r.stderr
 
 
+@pytest.mark.parametrize(
+    ("models", "message"),
+    [
+        ({"registry": True, "wheel_share": 1.5}, "models.wheel_share: must be <= 1, got 1.5"),
+        ({"registry": True, "wheel_share": -0.1}, "models.wheel_share: must be >= 0, got -0.1"),
+        ({"registry": True, "wheel_share": "half"}, "models.wheel_share: must be a number"),
+        ({"registry": True, "wheel_seed": 1.5}, "models.wheel_seed: must be an integer"),
+        ({"wheel_share": 0.5}, "models.wheel_share: 0.5 needs registry = true"),
+    ],
+)
+def test_a_bad_wheel_is_refused_naming_the_key(
+    tmp_path: Path, models: dict[str, object], message: str
+) -> None:
+    from router.config import ConfigError
+    from router.service import load_service_config
+
+    with pytest.raises(ConfigError) as bad:
+        load_service_config(write_config(tmp_path, models=models))
+    assert message in str(bad.value)
+
+
+def test_the_wheel_is_off_unless_configured(tmp_path: Path) -> None:
+    from router.service import DEFAULT_SERVICE_CONFIG, load_service_config
+
+    shipped = load_service_config(DEFAULT_SERVICE_CONFIG, data_dir=tmp_path)
+    assert (shipped.wheel_share, shipped.wheel_seed) == (0.0, 1)
+    models = {"registry": True, "wheel_share": 0.25, "wheel_seed": 9}
+    cfg = load_service_config(write_config(tmp_path, models=models))
+    assert (cfg.wheel_share, cfg.wheel_seed) == (0.25, 9)
+
+
+@pytest.mark.requires_extra("registry", "mlflow")
+async def test_the_service_splits_its_parents_between_champion_and_challenger(
+    tmp_path: Path, services: Services, registry_db_url: str
+) -> None:
+    """`serve` with [models] wheel_share: the challenger's set loaded at the start, new
+    ml parents drawn between the arms (journaled, shown), and the live results on its
+    API once they are done."""
+    import shutil
+
+    from models.serving.artifacts import MODELS_DIR, family_files
+    from router.model_admin import open_admin
+    from router.wheel import draw_arm
+
+    trained = tmp_path / "trained"
+    trained.mkdir()
+    for path in family_files("fill", MODELS_DIR):
+        shutil.copy(path, trained / path.name)
+    admin = open_admin(registry_db_url, lambda: 1)
+    admin.register("fill", trained, "ci", "trained", {"seed": 7})  # the challenger
+    admin.close()
+    models = {"registry": True, "wheel_share": 0.5, "wheel_seed": 4}
+    service = services.start(write_config(tmp_path, default_strategy="ml", models=models))
+    # 5 minutes: 3 s of wall time at 100x, far from the 30-s minimum on a busy machine
+    body = {"symbol": "QDI", "qty": 20_000, "horizon_s": 300, "strategy": "ml"}
+    orders = [service.post("/api/orders", {**body, "side": side}) for side in ("buy", "sell") * 4]
+    arms = {o["parent_id"]: draw_arm(o["parent_id"], 4, 0.5) for o in orders}
+    assert set(arms.values()) == {"champion", "challenger"}
+    versions = {
+        "champion": {"dealer": 1, "fill": 1, "slicer": 1},
+        "challenger": {"dealer": 1, "fill": 2, "slicer": 1},
+    }
+    for o in orders:
+        arm = arms[o["parent_id"]]
+        assert (o["model_arm"], o["model_versions"]) == (arm, versions[arm])
+
+    def done() -> bool:
+        return all(service.get(f"/api/orders/{p}")["status"] in ("filled", "expired") for p in arms)
+
+    await until(done, 60, "the parents did not finish")
+    doc = service.get("/api/models/wheel")
+    assert doc["families_changed"] == ["fill"]
+    counts = {a: list(arms.values()).count(a) for a in versions}
+    assert {a: doc["arms"][a]["completed"] for a in versions} == counts
+    assert doc["verdict"] in ("promote", "keep", "inconclusive")
+    assert service.terminate() == 0
+
+
 async def test_kill_9_and_restart_loses_no_fill_and_reports_none_twice(
     tmp_path: Path, ports: tuple[int, int], services: Services
 ) -> None:

@@ -851,3 +851,55 @@ async def test_models_need_the_token_and_a_registry(client: TestClient) -> None:
     resp = await client.post("/api/models/dealer/promote", json=body, headers=AUTH)
     assert (await _error(resp, 404))["error"] == "no_registry"
     assert (await _error(await client.get("/api/models"), 404))["error"] == "no_registry"
+
+
+@pytest.mark.requires_extra("registry", "mlflow")
+async def test_the_wheels_live_results(models_client: Any) -> None:
+    from router.api.responses import WheelReport
+    from router.wheel_stats import wheel_report
+    from tests.router.test_wheel_stats import hand_rows, parents, write
+
+    resp = await models_client.get("/api/models/wheel")
+    doc = await _error(resp, 404)
+    assert doc["error"] == "not_found" and "no parent of the algo wheel" in doc["message"]
+    write(models_client.admin.journal, hand_rows())
+    resp = await models_client.get("/api/models/wheel")
+    assert resp.status == 200, await resp.text()
+    doc = await resp.json()
+    WheelReport.model_validate(doc)
+    assert doc == json.loads(json.dumps(wheel_report(parents(hand_rows()))))
+    resp = await models_client.get("/api/models/wheel?family=dealer&min_effect_bps=4&power=0.9")
+    doc = await resp.json()
+    assert (doc["family"], doc["sample_size"]["min_effect_bps"], doc["sample_size"]["power"]) == (
+        "dealer",
+        4.0,
+        0.9,
+    )
+
+
+@pytest.mark.requires_extra("registry", "mlflow")
+@pytest.mark.parametrize(
+    ("query", "field", "message"),
+    [
+        ("family=nope", "family", "unknown model family 'nope'"),
+        ("family=fill", "family", "the wheel's arms run the same fill version"),
+        ("since=soon", "since", "since: 'soon' is neither a duration"),
+        ("alpha=1", "alpha", "alpha must lie between 0 and 1"),
+        ("power=nan", "power", "power must be a finite number"),
+        ("min_effect_bps=two", "min_effect_bps", "min_effect_bps must be a number"),
+        ("min_effect_bps=-1", "min_effect_bps", "min_effect_bps must be > 0 bps"),
+    ],
+)
+async def test_the_wheels_bad_queries_are_422_naming_the_parameter(
+    models_client: Any, query: str, field: str, message: str
+) -> None:
+    from tests.router.test_wheel_stats import hand_rows, write
+
+    write(models_client.admin.journal, hand_rows())
+    doc = await _error(await models_client.get(f"/api/models/wheel?{query}"), 422)
+    assert doc["field"] == field and message in doc["message"], doc
+
+
+async def test_the_wheel_needs_a_registry(client: TestClient) -> None:
+    resp = await client.get("/api/models/wheel")
+    assert (await _error(resp, 404))["error"] == "no_registry"

@@ -65,6 +65,7 @@ COMMANDS = {
     "models rollback",
     "evaluate models",
     "models compare",
+    "models wheel",
     "schedule ac",
     "serve",
     "bench book",
