@@ -108,7 +108,7 @@ class InstantDesk:
         raise InvalidStateError("the bench desk only accepts orders")
 
     cancel = replace = pause = resume = engage_kill = release_kill = _unsupported
-    decisions = schedule = tca = _unsupported
+    decisions = schedule = tca = drift = resume_models = _unsupported
 
     def parent(self, parent_id: str) -> ParentView:
         raise UnknownOrderError(parent_id)

@@ -928,7 +928,18 @@ def ml_selector(
     dealer_models = models.dealer_models()
     desk = copy.deepcopy(desk_history(scenario.name, panel.name, config_dir)[1])
     assert world.rfq is not None
-    return MlPanel(dealer_models, desk, context, mid_at, axes=world.rfq.axes)
+    # a live desk's views (router.registry.LiveModels) carry its drift fallback, and
+    # its drift monitor wants the panel asked scored
+    live = models if isinstance(models, LiveModels) else None
+    return MlPanel(
+        dealer_models,
+        desk,
+        context,
+        mid_at,
+        axes=world.rfq.axes,
+        withdrawn=None if live is None else live.withdrawal,
+        monitored=live is not None,
+    )
 
 
 def run_strategy(scenario: Scenario, seed: int, strategy: str) -> tuple[StrategyRun, float]:

@@ -23,6 +23,10 @@ Topics, under the root (default `blockroute/`), payload = the event's JSON paylo
   (`blockroute models promote|rollback`, the HTTP API, a registered training run);
 - `models/<family>/served` (retained): model_served, the service swapped a family's
   models to its new champion (with the seconds the load took), or could not;
+- `alerts/drift`: drift_alert, a drift alert raised or cleared (router.drift: features
+  outside the training range, calibration, IS against the pre-trade estimate), and
+  drift_fallback, the learned models withdrawn or given back; not retained (GET
+  /api/drift has the state);
 - `service/status` (retained): "online" on each connect, "offline" on a clean stop and,
   as the Last Will, when the connection dies.
 An id is one topic level: '%', '/', '+', '#' and NUL in it are percent-encoded (a '/'
@@ -57,6 +61,8 @@ from router.desk_api import (
     CancelRejected,
     DecisionMade,
     DeskEvent,
+    DriftAlertChanged,
+    DriftFallbackChanged,
     KillSwitchChanged,
     ModelAliasChanged,
     ModelServed,
@@ -83,11 +89,14 @@ STATUS_OFFLINE = b"offline"
 # and the database/REST API; QoS 1 there would cost a broker round trip per event on
 # the busiest stream. Decisions are diagnostics, QoS 0. The kill switch and the service
 # status are state, QoS 1 and retained so that a late subscriber learns the current one.
+# Drift alerts are QoS 1: each is said once (raised, then cleared), and a desk that
+# misses one does not learn that its models were withdrawn.
 QOS_ORDERS = 0
 QOS_FILLS = 1
 QOS_RFQ = 1
 QOS_DECISIONS = 0
 QOS_SERVICE = 1
+QOS_ALERTS = 1
 
 _TOPIC_ESCAPES = str.maketrans({"%": "%25", "/": "%2F", "+": "%2B", "#": "%23", "\0": "%00"})
 _USERINFO_PASSWORD = re.compile(r"(//[^/@:]*):[^/@]*@")
@@ -224,6 +233,8 @@ def _routes(event: DeskEvent, root: str) -> Iterator[tuple[str, int, bool]]:
     elif isinstance(event, ModelServed):
         # state too: what the service serves now (or why it does not serve the champion)
         yield f"{root}models/{topic_segment(event.family)}/served", QOS_SERVICE, True
+    elif isinstance(event, DriftAlertChanged | DriftFallbackChanged):
+        yield f"{root}alerts/drift", QOS_ALERTS, False
     elif parent is None:
         yield f"{root}service/{topic_segment(event.type)}", QOS_ORDERS, False
 

@@ -407,6 +407,9 @@ class DecisionMade(DeskEvent):
     chosen: str
     inputs: dict[str, float]
     alternatives: dict[str, float]
+    # why the heuristic router made it ("" when the parent's own router did): the drift
+    # monitor had the models withdrawn (router.drift)
+    fallback: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -466,6 +469,36 @@ class ModelServed(DeskEvent):
     ok: bool
     load_s: float
     error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DriftAlertChanged(DeskEvent):
+    """The drift monitor (router.drift) raised or cleared an alert: `family`'s
+    `figure` (out_of_range, ece_<model>, is_z) at `value` against `threshold`, over
+    `n` samples; `fallback`: whether the desk routes without the models now.
+    Journaled, then published."""
+
+    type: ClassVar[str] = "drift_alert"
+    family: str
+    figure: str
+    raised: bool
+    value: float
+    threshold: float
+    n: int
+    message: str
+    fallback: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DriftFallbackChanged(DeskEvent):
+    """The desk withdrew the learned models (`engaged`: a drift alert, with the config's
+    `fallback`) and routes their decisions with the heuristic router, or gave them back
+    (an operator's resume, or every alert cleared). Journaled, then published."""
+
+    type: ClassVar[str] = "drift_fallback"
+    engaged: bool
+    reason: str
+    by: str
 
 
 # ------------------------------------------------------------------------------- port
@@ -550,7 +583,8 @@ class DeskPort(Protocol):
         ...
 
     def decisions(self, parent_id: str, limit: int = 50) -> list[dict[str, Any]]:
-        """Newest first: decision_id, ts_ns, chosen, inputs, alternatives."""
+        """Newest first: decision_id, ts_ns, chosen, inputs, alternatives, and fallback
+        (why) on a decision the heuristic router made in the models' place."""
         ...
 
     def schedule(self, parent_id: str) -> list[dict[str, Any]]:
@@ -567,6 +601,16 @@ class DeskPort(Protocol):
 
     def metrics(self) -> dict[str, float]:
         """Counters and gauges for Prometheus (names without the blockroute_ prefix)."""
+        ...
+
+    def drift(self) -> dict[str, Any]:
+        """The drift monitor's figures, active alerts and fallback (router.drift's
+        `DriftMonitor.report`, plus `enabled` and the latest journaled changes)."""
+        ...
+
+    def resume_models(self, by: str, reason: str) -> dict[str, Any]:
+        """Give the models back after a drift fallback (journaled and published, then
+        `drift()`). InvalidStateError if they are not withdrawn."""
         ...
 
     async def sync(self) -> None:

@@ -172,6 +172,9 @@ class SvcDecisionRow(JournalTable, table=True):
     chosen: str = Field(sa_type=Text)
     inputs_json: str = Field(sa_type=Text)
     alternatives_json: str = Field(sa_type=Text)
+    # made by the heuristic router while the drift monitor had the models withdrawn
+    # (router.drift): why; None when the parent's own router decided
+    fallback: str | None = Field(default=None, sa_type=Text)
 
 
 class SvcScheduleRow(JournalTable, table=True):
@@ -242,6 +245,27 @@ class SvcModelAliasRow(JournalTable, table=True):
     # than the champion on the held-out set, promoted with force): what it overrode
     forced: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     override: str | None = Field(default=None, sa_type=Text)
+
+
+class SvcDriftEventRow(JournalTable, table=True):
+    """The drift monitor's alerts and fallback (router.drift, router/desk/drift.py):
+    `kind` "alert_raised" or "alert_cleared" (of `family`'s `figure`, with its value,
+    threshold and samples), "fallback_engaged" or "fallback_released" (figure "", by
+    "drift" or the operator who resumed). The last fallback row says, at a restart,
+    whether the models stay withdrawn."""
+
+    __tablename__ = "svc_drift_events"
+
+    # natural key: a retried commit inserts nothing twice (an id would)
+    ts_ns: int = Field(primary_key=True, sa_type=BigInteger)
+    kind: str = Field(primary_key=True)
+    family: str = Field(primary_key=True)
+    figure: str = Field(primary_key=True)
+    value: float | None = None
+    threshold: float | None = None
+    n: int = 0
+    by: str = ""
+    message: str = Field(sa_type=Text)
 
 
 JOURNAL_MIGRATIONS = Migrations("journal", JournalTable.metadata)
@@ -543,6 +567,22 @@ class Journal:
         if since_ns is not None:
             query = query.where(SvcParentRow.created_ns >= since_ns)
         return self._all(query.order_by(col(SvcParentRow.created_ns), col(SvcParentRow.parent_id)))
+
+    def drift_events(self, limit: int = 100) -> list[SvcDriftEventRow]:
+        """The drift monitor's latest alerts and fallback changes, newest first."""
+        query = select(SvcDriftEventRow).order_by(col(SvcDriftEventRow.ts_ns).desc())
+        return self._all(query.limit(limit))
+
+    def last_fallback(self) -> SvcDriftEventRow | None:
+        """The latest fallback change (engaged or released), if any."""
+        kinds = ("fallback_engaged", "fallback_released")
+        query = (
+            select(SvcDriftEventRow)
+            .where(col(SvcDriftEventRow.kind).in_(kinds))
+            .order_by(col(SvcDriftEventRow.ts_ns).desc())
+            .limit(1)
+        )
+        return self._one(query)
 
     def alias_changes(self, family: str | None = None) -> list[SvcModelAliasRow]:
         """The model alias moves, oldest first (of one family if given)."""

@@ -253,7 +253,9 @@ class PassiveOrderContext:
 
 
 class FillModel(Protocol):
-    """P(a passive order gets any fill within the decision interval), per order."""
+    """P(a passive order gets any fill within the decision interval), per order; NaN
+    for no estimate (a live desk's models withdrawn: router.registry.LiveModels), which
+    leaves the tactic to its own prior."""
 
     def p_fill(self, orders: Sequence[PassiveOrderContext]) -> list[float]: ...
 

@@ -6,12 +6,16 @@ router.hotswap): the new version is loaded and warmed up off the event loop
 (`load_family_now`), then put in place in one assignment on the loop, between two
 decisions. The desk's executions read the models through `live()`, whose objects ask
 the registry for the family's current models at every call, so that a working parent's
-next decision uses what is served then.
+next decision uses what is served then. The same views carry the desk's fallback
+(`LiveModels.withdrawn`, router.drift): while the models are withdrawn they still score
+(in the shadow: their answers keep the drift figures going) but give the decision
+nothing to act on, so that it is made the heuristic router's way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -234,42 +238,63 @@ class _LiveDealers(Mapping[str, _LiveClassifier]):
 
 
 class _LiveFill:
-    """router.ports.FillModel on the registry's current fill model."""
+    """router.ports.FillModel on the registry's current fill model. Withdrawn, it
+    answers NaN (no estimate): the lit tactic then takes the volume's prior, as the
+    heuristic router does."""
 
-    __slots__ = ("_registry",)
+    __slots__ = ("_registry", "_withdrawn")
 
-    def __init__(self, registry: ModelRegistry) -> None:
+    def __init__(self, registry: ModelRegistry, withdrawn: Callable[[], str]) -> None:
         self._registry = registry
+        self._withdrawn = withdrawn
 
     def p_fill(self, orders: Sequence[PassiveOrderContext]) -> list[float]:
-        return self._registry.fill_model().p_fill(orders)
+        p = self._registry.fill_model().p_fill(orders)  # scored in the shadow if withdrawn
+        if self._withdrawn():
+            return [math.nan] * len(p)
+        return p
 
 
 class _LivePace:
     """The slicer policy (router.strategies.learned.Policy) served now: the learned one,
-    or the even pace (a = 0, the TWAP line) while the served version has not earned it.
-    An `ml` parent on it follows the pace of whatever version is served at each step."""
+    or the even pace (a = 0, the TWAP line) while the served version has not earned it
+    or the models are withdrawn. An `ml` parent on it follows the pace of whatever
+    version is served at each step."""
 
-    __slots__ = ("_registry",)
+    __slots__ = ("_registry", "_withdrawn")
 
-    def __init__(self, registry: ModelRegistry) -> None:
+    def __init__(self, registry: ModelRegistry, withdrawn: Callable[[], str]) -> None:
         self._registry = registry
+        self._withdrawn = withdrawn
 
     def __call__(self, obs: np.ndarray) -> float:
-        return self._registry.slicer_policy()(obs)
+        a = self._registry.slicer_policy()(obs)
+        return 0.0 if self._withdrawn() else a
 
 
 class LiveModels:
     """`ModelRegistry.live()`: what a parent's execution keeps (the fill model, the
     dealer models of its RFQ panel, the slicer's pace) as objects that read the
     registry's current models at every call, so a swap reaches working parents at their
-    next decision. The same methods as ModelRegistry's that executions call."""
+    next decision. The same methods as ModelRegistry's that executions call.
+
+    `withdrawn`: why the desk routes without the models now ("" while it routes with
+    them; router.drift's fallback sets it). Every view reads it at each call: the fill
+    model answers NaN, the pace is the even one, and the model-guided panel
+    (models.serving.predictors.MlPanel, given `withdrawal`) picks its dealers the
+    heuristic's way; working parents go on, their next decisions made without the
+    models."""
 
     def __init__(self, registry: ModelRegistry) -> None:
         self.registry = registry
-        self._fill = _LiveFill(registry)
+        self.withdrawn = ""
+        self._fill = _LiveFill(registry, self.withdrawal)
         self._dealers = _LiveDealers(registry)
-        self._pace = _LivePace(registry)
+        self._pace = _LivePace(registry, self.withdrawal)
+
+    def withdrawal(self) -> str:
+        """`withdrawn`, read now (what the views and the panel call)."""
+        return self.withdrawn
 
     def fill_model(self) -> _LiveFill:
         return self._fill

@@ -33,6 +33,7 @@ from router.desk.outbox import CLOCK_SAVE_S
 from router.desk.sim import SimMarkets
 from router.desk_api import DeskEvent
 from router.domain import NANOS_PER_SECOND, DomainError
+from router.drift import DriftConfig, DriftError
 from router.fix.gateway import FixGateway
 from router.fix.settings import GatewaySettings, load_acceptor_config, load_credentials
 from router.hotswap import ModelSwapper
@@ -207,6 +208,7 @@ def load_service_config(
                 sym, f"unknown scenario {name!r} (known: {', '.join(sorted(known))})"
             )
     db_timeouts, journal_desk = _journal_config(t)
+    drift = _drift_config(t)
     risk_t = t.table("risk") if "risk" in t else None
     risk = RiskLimits()
     if risk_t is not None:
@@ -229,6 +231,7 @@ def load_service_config(
             max_order_adv=svc.get_float("max_order_adv", 0.5, gt=0.0),
             risk=risk,
             model_fallback=_bool(svc, "model_fallback", False),
+            drift=drift,
             **journal_desk,
         )
     except DomainError as exc:
@@ -319,6 +322,27 @@ def _journal_config(t: ConfigTable) -> tuple[DbTimeouts, dict[str, Any]]:
     }
     j.check_no_unknown_keys()
     return timeouts, desk
+
+
+def _drift_config(t: ConfigTable) -> DriftConfig:
+    """[drift] (optional): the drift monitor's windows, thresholds and fallback
+    (config/service.toml explains each key; router.drift)."""
+    if "drift" not in t:
+        return DriftConfig()
+    d, base = t.table("drift"), DriftConfig()
+    values: dict[str, Any] = {"enabled": _bool(d, "enabled", base.enabled)}
+    for key in ("window", "min_samples", "range_window", "is_window", "is_min_parents"):
+        values[key] = d.get_int(key, getattr(base, key), min=1)
+    for key in ("max_out_of_range", "max_ece", "clear_ratio"):
+        values[key] = d.get_float(key, getattr(base, key), gt=0.0, max=1.0)
+    values["max_is_z"] = d.get_float("max_is_z", base.max_is_z, gt=0.0)
+    values["fallback"] = _bool(d, "fallback", base.fallback)
+    values["resume"] = d.get_str("resume", base.resume)
+    d.check_no_unknown_keys()
+    try:
+        return DriftConfig(**values)
+    except DriftError as exc:  # a rule across keys (min_samples <= window, ...)
+        raise ConfigError(f"{d.file}: drift: {exc}") from None
 
 
 def _bool(t: ConfigTable, key: str, default: bool) -> bool:

@@ -44,6 +44,15 @@ class ServedModel:
         c = self.clipper
         p = self.forest.clipped_predict(x, c.lo, c.hi, c.counts)
         c.rows += p.shape[0]
+        return self._calibrated(p)
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        """`predict`, counting nothing (rows, clipped values): a monitor's own question
+        (router/desk/drift.py), which the counts of the model's use must not see."""
+        c = self.clipper
+        return self._calibrated(self.forest.clipped_predict(x, c.lo, c.hi, np.zeros_like(c.counts)))
+
+    def _calibrated(self, p: np.ndarray) -> np.ndarray:
         if self.calib_x is not None and self.calib_y is not None:
             p = np.interp(p, self.calib_x, self.calib_y)
         return p

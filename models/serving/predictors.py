@@ -59,7 +59,12 @@ class MlPanel:
         *,
         explore: float = 0.1,
         axes: Callable[[], dict[DealerId, float]] | None = None,
+        withdrawn: Callable[[], str] | None = None,
+        monitored: bool = False,
     ) -> None:
+        """`withdrawn`: why the models are withdrawn now ("" while they choose; a live
+        desk's drift fallback, router.registry.LiveModels.withdrawal). `monitored`: also
+        score the panel as asked, for a live desk's drift monitor (below)."""
         self.respond = models["respond"]
         self.best = models["best"]
         self.desk = desk
@@ -67,6 +72,8 @@ class MlPanel:
         self._mid_at = mid_at
         self.explore = explore
         self._axes = axes  # the dealers' axe feed, read at each selection
+        self._withdrawn = withdrawn
+        self._monitored = monitored
         self._score_keys = {d: f"p_best_{d}" for d in desk.dealers}
 
     def select(
@@ -74,7 +81,19 @@ class MlPanel:
     ) -> tuple[list[DealerId], dict[str, float]]:
         """Rank every dealer by its modelled P(best quote) in a panel of its own size
         (with the heuristic's favourites as the others, so the rows look like those
-        the model learned from), and ask the top `n`, one seat sometimes explored."""
+        the model learned from), and ask the top `n`, one seat sometimes explored.
+
+        `monitored`, the panel asked is scored once more, as one panel (the rows that
+        training builds of a request, models/training/dealer_data.py): the scores keep
+        each asked dealer's P(respond) and P(best) there (`p_respond_<d>`,
+        `p_best_asked_<d>`), which the live desk's drift monitor holds against the
+        answers (router.drift). The candidates' own P(best) each come from a panel of
+        its own, and need not add up over the panel asked.
+
+        Models withdrawn (`withdrawn`), the heuristic's history of the same dealers
+        (the desk's tracker, dealers.panel.HeuristicPanel) picks the panel, as the
+        heuristic router would; the models still score it, in the shadow, and the
+        scores say so (`fallback` 1, with the heuristic's own scores)."""
         if n < 1:
             raise ValueError(f"a panel needs at least one dealer, asked for {n}")
         market = self._market()
@@ -92,20 +111,34 @@ class MlPanel:
         best = self.best.predict(x).tolist()  # one call for every candidate
         p_best = dict(zip(order, best, strict=True))
         scores = {key: round(p_best[d], 4) for d, key in self._score_keys.items()}
-        ranked = sorted(dealers, key=lambda d: (-p_best[d], d))
-        chosen = ranked[:n]
-        outside = ranked[n:]
-        explored = 0.0
-        if outside and rng.random() < self.explore:
-            weights = np.array([1.0 / (1.0 + tracker.history[d].asked) for d in outside])
-            pick = outside[int(rng.choice(len(outside), p=weights / weights.sum()))]
-            chosen = [*chosen[:-1], pick]
-            explored = 1.0
+        why = self._withdrawn() if self._withdrawn is not None else ""
+        if why:
+            chosen, heuristic = tracker.select(side, qty, n, rng, two_sided)
+            explored = heuristic.pop("explore")
+            scores.update({f"heuristic_{d}": v for d, v in heuristic.items()})
+        else:
+            ranked = sorted(dealers, key=lambda d: (-p_best[d], d))
+            chosen = ranked[:n]
+            outside = ranked[n:]
+            explored = 0.0
+            if outside and rng.random() < self.explore:
+                weights = np.array([1.0 / (1.0 + tracker.history[d].asked) for d in outside])
+                pick = outside[int(rng.choice(len(outside), p=weights / weights.sum()))]
+                chosen = [*chosen[:-1], pick]
+                explored = 1.0
         # the rows already built (each in a panel like the one asked), not a new scoring
         row_of = {d: i for i, d in enumerate(order)}
         p_resp = self.respond.predict(x[[row_of[d] for d in chosen]])
         scores["p_any_quote"] = round(1.0 - float(np.prod(1.0 - p_resp)), 4)
         scores["explore"] = explored
+        if self._monitored:
+            asked = self.desk.rows(qty, side, chosen, market, two_sided=two_sided)
+            p_respond, p_best_asked = self.respond.predict(asked), self.best.predict(asked)
+            for i, d in enumerate(chosen):
+                scores[f"p_respond_{d}"] = round(float(p_respond[i]), 4)
+                scores[f"p_best_asked_{d}"] = round(float(p_best_asked[i]), 4)
+        if why:
+            scores["fallback"] = 1.0
         return chosen, scores
 
     def observe(self, event: Event) -> None:

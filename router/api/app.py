@@ -14,6 +14,9 @@ rejection.
 
 The REST client is the desk client "api": its ClOrdIDs are generated when absent.
 
+/api/drift is the drift monitor's (router.drift): its figures, alerts and fallback;
+POST /api/drift/resume (behind the token) serves the models again after a fallback.
+
 /api/models is the model registry's (router.model_admin), when the service has one:
 list and show versions, promote and roll back (behind the token, like every move);
 without one it answers 404 `no_registry`. Its work reads and writes a database and
@@ -52,6 +55,7 @@ from router.api.bodies import (
     OrderBody,
     PromoteBody,
     ReplaceBody,
+    ResumeModelsBody,
     RollbackBody,
     parse,
 )
@@ -484,6 +488,17 @@ class Api:
         await self.desk.sync()
         return json_response(self._kill_json())
 
+    # ---- drift
+
+    async def drift(self, request: web.Request) -> web.Response:
+        return json_response(self.desk.drift())
+
+    async def resume_models(self, request: web.Request) -> web.Response:
+        body = parse(ResumeModelsBody, await read_object(request))
+        doc = self.desk.resume_models(body.by.strip(), body.reason.strip())
+        await self.desk.sync()  # answered once the resume is journaled
+        return json_response(doc)
+
     # ---- model registry
 
     def _admin(self) -> ModelAdmin:
@@ -656,6 +671,8 @@ def _routes(api: Api) -> list[web.RouteDef]:
         get("/api/kill-switch", api.get_kill, allow_head=False),
         post("/api/kill-switch", api.engage_kill),
         web.delete("/api/kill-switch", api.release_kill),
+        get("/api/drift", api.drift, allow_head=False),
+        post("/api/drift/resume", api.resume_models),
         get("/api/models", api.list_models, allow_head=False),
         get("/api/models/{family}/versions/{version}", api.show_model, allow_head=False),
         post("/api/models/{family}/promote", api.promote_model),

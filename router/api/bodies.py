@@ -263,6 +263,18 @@ class RollbackBody(_Body):
     reason: Why
 
 
+class ResumeModelsBody(_Body):
+    """POST /api/drift/resume."""
+
+    model_config = ConfigDict(**_CONFIG, title="ResumeModels")
+
+    by: Annotated[
+        str,
+        Field(max_length=MAX_TEXT_LEN, pattern=VISIBLE, description="who gives the models back"),
+    ]
+    reason: Why
+
+
 B = TypeVar("B", bound=_Body)
 
 _MESSAGES = {
@@ -310,4 +322,5 @@ BODIES: tuple[type[_Body], ...] = (
     KillSwitchBody,
     PromoteBody,
     RollbackBody,
+    ResumeModelsBody,
 )

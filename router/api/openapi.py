@@ -24,11 +24,13 @@ from router.api.bodies import (
     OrderBody,
     PromoteBody,
     ReplaceBody,
+    ResumeModelsBody,
     RollbackBody,
 )
 from router.api.responses import (
     ANSWERS,
     DecisionList,
+    Drift,
     Error,
     FillList,
     Health,
@@ -130,7 +132,10 @@ _ERROR_TEXT = {
     401: "missing or wrong bearer token",
     403: "no API token configured (set BLOCKROUTE_API_TOKEN)",
     404: "unknown order (models: unknown family or version, or no model registry)",
-    409: "the order cannot do that now (models: nothing to roll back, already holds it)",
+    409: (
+        "the order cannot do that now (models: nothing to roll back, already holds it; "
+        "drift: the models are not withdrawn)"
+    ),
     422: (
         "`error` validation_error: the request breaks this document's schema (`field` names "
         "where); `error` order_rejected: the desk refused a well-formed order (`reason`)"
@@ -420,6 +425,25 @@ def _operations() -> list[Op]:
                 "recommendation (`verdict` inconclusive until then). 404 while no parent "
                 "of the wheel is journaled, or without a model registry."
             ),
+        ),
+        Op(
+            "get",
+            "/api/drift",
+            "getDrift",
+            "Drift of the learned models: inputs outside the training range, calibration, "
+            "IS against the pre-trade estimate; the alerts and the fallback",
+            response=Drift,
+            tags=("models",),
+        ),
+        Op(
+            "post",
+            "/api/drift/resume",
+            "resumeModels",
+            "Serve the learned models again after a drift fallback",
+            response=Drift,
+            body=ResumeModelsBody,
+            errors=(400, 401, 403, 409, 422, 503),
+            tags=("models",),
         ),
     ]
 

@@ -113,6 +113,9 @@ class Decision(BaseModel):
     alternatives: dict[str, float] = Field(
         description="every candidate with its score (expected cost)"
     )
+    fallback: str = _sometimes(
+        "why the heuristic router made it in the learned models' place (drift fallback)"
+    )
 
 
 class DecisionList(BaseModel):
@@ -329,6 +332,110 @@ class WheelReport(BaseModel):
     reason: str
 
 
+class DriftConfig(BaseModel):
+    """The [drift] section of the service config in force."""
+
+    enabled: bool
+    window: int = Field(description="outcomes per calibration figure")
+    min_samples: int = Field(description="rows or outcomes before a figure is judged")
+    range_window: int = Field(description="rows per family for the out-of-range shares")
+    max_out_of_range: float
+    max_ece: float
+    is_window: int = Field(description="parents")
+    is_min_parents: int
+    max_is_z: float
+    clear_ratio: float = Field(description="an alert clears under this share of its threshold")
+    fallback: bool
+    resume: Literal["operator", "auto"]
+
+
+class OutOfRange(BaseModel):
+    """One feature's values outside the training range."""
+
+    count: int = Field(description="in the window's rows")
+    share: float = Field(description="of the window's rows")
+    total: int = Field(description="since the desk started")
+
+
+class Calibration(BaseModel):
+    """One model's probabilities against what happened, over its window."""
+
+    n: int
+    total: int = Field(description="outcomes since the desk started")
+    ece: float | None = Field(description="expected calibration error; null without outcomes")
+    mean_p: float | None
+    rate: float | None = Field(description="share of the outcomes that happened")
+
+
+class ModelDrift(BaseModel):
+    """One model family's live inputs and calibration."""
+
+    rows: int = Field(description="rows its models scored, in the window")
+    rows_total: int
+    out_of_range: dict[str, OutOfRange] = Field(description="by feature name")
+    worst_feature: str | None
+    worst_share: float | None
+    calibration: dict[str, Calibration] = Field(description="by model")
+
+
+class IsVsEstimate(BaseModel):
+    """The model-guided parents' IS against the pre-trade estimate (bps)."""
+
+    parents: int
+    parents_total: int
+    mean_is_bps: float | None
+    mean_estimate_bps: float | None
+    mean_diff_bps: float | None = Field(description="IS minus the estimate, mean")
+    sd_diff_bps: float | None
+    z: float | None = Field(description="the mean over its standard error")
+
+
+class DriftAlert(BaseModel):
+    """A drift alert raised and not cleared."""
+
+    family: Literal["dealer", "fill", "router"]
+    figure: str = Field(description="out_of_range, ece_<model> or is_z")
+    value: float
+    threshold: float
+    n: int
+    message: str
+    since_ns: Ns
+
+
+class DriftFallback(BaseModel):
+    engaged: bool = Field(description="the learned models are withdrawn")
+    reason: str
+    since_ns: int | None
+    by: str
+
+
+class DriftChange(BaseModel):
+    """An alert raised or cleared, or the fallback engaged or released, as journaled."""
+
+    ts_ns: Ns
+    kind: Literal["alert_raised", "alert_cleared", "fallback_engaged", "fallback_released"]
+    family: str
+    figure: str
+    value: float | None
+    threshold: float | None
+    n: int
+    by: str
+    message: str
+
+
+class Drift(BaseModel):
+    """The drift monitor: figures per model family, IS against the estimate, the alerts
+    raised, the fallback, the latest changes."""
+
+    enabled: bool
+    config: DriftConfig
+    models: dict[str, ModelDrift] = Field(description="dealer, fill")
+    is_vs_estimate: IsVsEstimate
+    alerts: list[DriftAlert]
+    fallback: DriftFallback
+    history: list[DriftChange] = Field(description="newest first")
+
+
 # In the document's order; each model's $defs (ParentView, OrderStatus...) come with it.
 ANSWERS: tuple[type[BaseModel], ...] = (
     ParentView,
@@ -352,4 +459,5 @@ ANSWERS: tuple[type[BaseModel], ...] = (
     ModelList,
     ModelAliasChange,
     WheelReport,
+    Drift,
 )

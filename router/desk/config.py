@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from router.desk_api import ML_STRATEGY
 from router.domain import DomainError
+from router.drift import DriftConfig
 from router.risk import RiskLimits
 from router.strategies import strategy_spec
 
@@ -43,6 +44,8 @@ class DeskConfig:
     # release the kill switch that a journal outage engaged once the journal writes
     # again (off: a person looks first and releases it)
     auto_release_kill: bool = False
+    # the drift monitor of the learned models, its alerts and fallback (router.drift)
+    drift: DriftConfig = field(default_factory=DriftConfig)
 
     def __post_init__(self) -> None:
         if not self.symbols:

@@ -15,6 +15,7 @@ from router.desk.admission import Admission
 from router.desk.cancel import CancelWorkflow
 from router.desk.commands import Commands
 from router.desk.config import DeskConfig
+from router.desk.drift import DriftFeed
 from router.desk.execution import ExecutionWiring
 from router.desk.market import MarketPump, MarketSession, MarketSource
 from router.desk.metrics import DeskMetrics
@@ -25,6 +26,7 @@ from router.desk.queries import DeskQueries
 from router.desk.recovery import Recovery
 from router.desk_api import (
     CancelRequest,
+    InvalidStateError,
     KillSwitchChanged,
     Listener,
     NewOrder,
@@ -33,6 +35,7 @@ from router.desk_api import (
     ReplaceRequest,
 )
 from router.domain import NANOS_PER_SECOND
+from router.drift import DriftError
 from router.journal import Journal
 from router.registry import ModelRegistry
 from router.risk import KillSwitch
@@ -73,18 +76,16 @@ class Desk:
         self._metrics = metrics
         self._book = OrderBook()
         self._outbox = Outbox(config, journal, now, metrics, self._journal_down, self._journal_up)
-        self._projector = Projector(self._outbox, now, metrics)
         if wheel is not None and models is not None and wheel.champion.registry is not models:
             raise ValueError("the wheel's champion must be the models the desk serves")
         served = wheel.champion.registry if wheel is not None else models
-        self._wiring = ExecutionWiring(
-            config,
-            self.kill,
-            self._projector,
-            metrics,
-            app.MODELS if served is None else served,
-            wheel,
+        served = app.MODELS if served is None else served
+        also = [wheel.challenger.registry] if wheel is not None and wheel.challenger else []
+        self._drift = DriftFeed(
+            config.drift, served, self._outbox, now, metrics.registry, also=also
         )
+        self._projector = Projector(self._outbox, now, metrics, self._drift)
+        self._wiring = ExecutionWiring(config, self.kill, self._projector, metrics, served, wheel)
         self._pump = MarketPump(
             config,
             self._markets,
@@ -154,6 +155,8 @@ class Desk:
         or corrupt, unless the config falls back), StoreError (the journal cannot be
         read or written) or DomainError (an open parent's symbol is not configured)."""
         routings = self._wiring.load_models()
+        if not self.models_missing:
+            self._drift.start(self.journal)  # (no models served: nothing to watch)
         self._markets.update(self._source.open(self.now_ns, routings))
         self._recovery.recover()
         self._outbox.flush()  # written here, before the loop runs the desk: a start that
@@ -184,8 +187,11 @@ class Desk:
         self._pump.advance(self.now_ns() + int(NANOS_PER_SECOND))
         self._outbox.flush()
         await self._outbox.close()
+        self._drift.stop()
 
     def _after_step(self) -> None:
+        if not self.models_missing:
+            self._drift.step()  # its alerts go into this step's commit
         self._outbox.keep_clock()
         self._outbox.flush()
 
@@ -267,6 +273,17 @@ class Desk:
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         return self._outbox.subscribe(listener)
+
+    def drift(self) -> dict[str, Any]:
+        return self._drift.report()
+
+    def resume_models(self, by: str, reason: str) -> dict[str, Any]:
+        try:
+            self._drift.resume(by, reason)
+        except DriftError as exc:
+            raise InvalidStateError(str(exc)) from None
+        self._outbox.commit_soon()
+        return self._drift.report()
 
     async def sync(self) -> None:
         """Return once what the commands so far changed is committed (the REST API

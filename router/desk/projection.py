@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import structlog
 
+from router.desk.drift import DriftFeed
 from router.desk.metrics import DeskMetrics
 from router.desk.orders import Order, tca_report
 from router.desk.outbox import Outbox
@@ -71,10 +72,17 @@ log = structlog.get_logger("blockroute.desk")
 class Projector:
     """Stages every fact of the desk's parents in `outbox` (see the module docstring)."""
 
-    def __init__(self, outbox: Outbox, now_ns: Callable[[], int], metrics: DeskMetrics) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        now_ns: Callable[[], int],
+        metrics: DeskMetrics,
+        drift: DriftFeed | None = None,
+    ) -> None:
         self._outbox = outbox
         self._now_ns = now_ns
         self._metrics = metrics
+        self._drift = drift  # sees every engine event and every end, after the journal
         self._children: dict[str, dict[str, Any]] = {}  # rows of the open child orders
         self._schedule_dirty: dict[str, Order] = {}  # parents with new schedule points
         self.rfq_events: dict[str, list[Event]] = {}  # symbol -> this session's RFQ facts
@@ -105,6 +113,8 @@ class Projector:
         rec.row.tca_json = dumps(tca)
         self.save(rec, ts)
         self._outbox.events.append(OrderCompleted(ts, rec.view(), tca))
+        if self._drift is not None:
+            self._drift.completed(rec, status, tca)
         log.info(
             "order done",
             parent_id=rec.row.parent_id,
@@ -200,6 +210,8 @@ class Projector:
             rfq = _rfq_fact(e)
             if rfq is not None:
                 self._on_rfq(rec, e, ts, *rfq)
+        if self._drift is not None:
+            self._drift.on_event(rec, e, ts)
 
     def _on_fill(self, rec: Order, e: ChildOrderFilled, ts: int) -> None:
         row = rec.row
@@ -267,6 +279,8 @@ class Projector:
     def _on_decision(self, rec: Order, e: DecisionRecorded, ts: int) -> None:
         rec.decisions += 1
         self._metrics.decisions.inc()
+        # made now, so made the heuristic router's way if the models are withdrawn now
+        fallback = self._drift.fallback_for(rec) if self._drift is not None else ""
         self._outbox.batch.insert(
             SvcDecisionRow,
             {
@@ -277,6 +291,7 @@ class Projector:
                 "chosen": e.chosen,
                 "inputs_json": dumps(_finite(e.inputs)),
                 "alternatives_json": dumps(_finite(e.alternatives)),
+                "fallback": fallback or None,
             },
         )
         self._outbox.events.append(
@@ -287,6 +302,7 @@ class Projector:
                 e.chosen,
                 _finite(e.inputs),
                 _finite(e.alternatives),
+                fallback,
             )
         )
 

@@ -82,6 +82,8 @@ class DeskQueries:
                 "chosen": r.chosen,
                 "inputs": json.loads(r.inputs_json),
                 "alternatives": json.loads(r.alternatives_json),
+                # only on a decision the heuristic router made in the models' place
+                **({"fallback": r.fallback} if r.fallback else {}),
             }
             for r in rows
         ]

@@ -48,6 +48,7 @@ def write_config(
     mqtt_url: str = "none",
     mqtt_root: str | None = None,
     models: Mapping[str, object] | None = None,
+    drift: Mapping[str, object] | None = None,
     **service: object,
 ) -> Path:
     """`folder`/service.toml: QDI on the calm scenario, its data (SQLite journal) in
@@ -71,6 +72,8 @@ def write_config(
     tables["fix.clients.OMS"] = {"password": ""}
     if models is not None:
         tables["models"] = dict(models)
+    if drift is not None:
+        tables["drift"] = dict(drift)
     text = "".join(
         f"\n[{name}]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in table.items())
         for name, table in tables.items()

@@ -80,3 +80,33 @@ def test_the_journal_table_is_read_and_checked(tmp_path: Path):
     f.write_text(base + "\n[journal]\nauto_release_kill_switch = 1\n")
     with pytest.raises(ConfigError, match="true or false"):
         load_service_config(f, environ={})
+
+
+def test_the_drift_table_is_read_and_checked(tmp_path: Path):
+    from router.drift import DriftConfig
+    from router.service import DEFAULT_SERVICE_CONFIG, load_service_config
+
+    # the shipped file's values are the code's defaults: the two cannot drift apart
+    assert load_service_config(environ={}).desk.drift == DriftConfig()
+    shipped = DEFAULT_SERVICE_CONFIG.read_text()
+    fix = DEFAULT_SERVICE_CONFIG.parent / "fix/acceptor.cfg"
+    start, end = shipped.index("[drift]"), shipped.index("[mqtt]")
+    base = (shipped[:start] + shipped[end:]).replace('"fix/acceptor.cfg"', f'"{fix}"')
+    f = tmp_path / "s.toml"
+    f.write_text(base)
+    assert load_service_config(f, environ={}).desk.drift == DriftConfig()  # optional
+    f.write_text(
+        base + '\n[drift]\nwindow = 300\nmax_ece = 0.2\nfallback = true\nresume = "auto"\n'
+    )
+    drift = load_service_config(f, environ={}).desk.drift
+    assert (drift.window, drift.max_ece, drift.fallback, drift.resume) == (300, 0.2, True, "auto")
+    for bad, message in (
+        ("max_ecee = 0.2", r"drift\.max_ecee: unknown key"),
+        ("max_ece = 0", r"drift\.max_ece: must be > 0"),
+        ("window = 100", r"min_samples \(200\) must not exceed window \(100\)"),
+        ('resume = "later"', "resume must be one of operator, auto"),
+        ("fallback = 1", r"drift\.fallback: must be true or false"),
+    ):
+        f.write_text(base + f"\n[drift]\n{bad}\n")
+        with pytest.raises(ConfigError, match=message):
+            load_service_config(f, environ={})

@@ -120,3 +120,24 @@ def test_a_new_execution_of_ml_runs_the_policy_of_its_registry(tmp_path: Path) -
         return sum(f.qty for f in run if f.ts_ns <= half)
 
     assert done_by_half(in_a_hurry) > done_by_half(at_even)
+
+
+def test_withdrawn_live_views_score_in_the_shadow_and_answer_the_heuristic_way() -> None:
+    from router import app
+    from tests.models.serving.test_predictors import _order
+
+    live = app.MODELS.live()
+    fill = app.MODELS.fill_model()
+    orders = [_order(100.0), _order(5_000.0)]
+    served = live.fill_model().p_fill(orders)
+    assert served == fill.p_fill(orders) and all(0 < p < 1 for p in served)
+    live.withdrawn = "drift alert: fill: ECE 0.2"
+    try:
+        rows = fill.model.clipper.rows
+        assert all(np.isnan(p) for p in live.fill_model().p_fill(orders))
+        assert fill.model.clipper.rows == rows + 2  # scored all the same: the figures go on
+        assert live.slicer_policy()(OBS) == 0.0  # the even pace
+        assert live.withdrawal() == "drift alert: fill: ECE 0.2"
+    finally:
+        live.withdrawn = ""
+    assert live.fill_model().p_fill(orders) == served

@@ -24,6 +24,7 @@
     schedule: null,
     tca: null,
     scorecard: [],
+    drift: null, // GET /api/drift
     kill: { engaged: false, reason: "" },
     clock: { ns: 0, at: 0, rate: 1 }, // service ns at local ms `at`, and its pace
     activity: [],
@@ -216,6 +217,7 @@
     if (ev.type === "kill_switch") state.kill = { engaged: ev.engaged, reason: ev.reason };
     if (ev.parent_id && ev.parent_id === state.selected) onSelectedEvent(ev);
     if (ev.type === "rfq") throttle("scorecard", 2000, loadScorecard);
+    if (ev.type === "drift_alert" || ev.type === "drift_fallback") throttle("drift", 200, loadDrift);
     // routing decisions and child-order chatter have their own table: keep the feed readable
     if (ev.type !== "child_order" && ev.type !== "decision_recorded") addActivity(ev);
     renderSoon();
@@ -250,6 +252,7 @@
         chosen: ev.chosen,
         inputs: ev.inputs,
         alternatives: ev.alternatives,
+        fallback: ev.fallback || undefined,
       });
       state.decisions.length = Math.min(state.decisions.length, 10);
       throttle("schedule", 1000, () => loadSchedule(ev.parent_id));
@@ -278,6 +281,7 @@
     else if (ev.type === "cancel_rejected") text = `${ev.orig_cl_ord_id || ev.order_id}: ${ev.text}`;
     else if (ev.type === "kill_switch") text = ev.engaged ? `engaged: ${ev.reason}` : "released";
     else if (ev.type === "rfq") text = `${ev.rfq_id} ${ev.what}`;
+    else if (ev.type === "drift_alert" || ev.type === "drift_fallback") text = ev.message || ev.reason;
     else if (o) text = `${o.side} ${qty(o.qty)} ${o.symbol}, ${o.status}`;
     state.activity.unshift({ ts: ev.ts_ns, type: ev.type, pid: ev.parent_id, text });
     state.activity.length = Math.min(state.activity.length, MAX_ACTIVITY);
@@ -351,6 +355,15 @@
     }
   }
 
+  async function loadDrift() {
+    try {
+      state.drift = await api("GET", "/api/drift");
+      renderSoon();
+    } catch (_) {
+      // shown as it was: the next look tries again
+    }
+  }
+
   async function syncClock() {
     try {
       const before = Date.now();
@@ -391,6 +404,7 @@
     renderOrders();
     renderDetail();
     renderScorecard();
+    renderDrift();
     renderActivity();
   }
 
@@ -678,7 +692,12 @@
         "tr",
         { "data-testid": "decision-row" },
         el("td", {}, clockText(d.ts_ns)),
-        el("td", {}, el("strong", {}, d.chosen)),
+        el(
+          "td",
+          {},
+          el("strong", {}, d.chosen),
+          d.fallback ? el("span", { class: "badge warn", title: d.fallback, "data-testid": "decision-fallback" }, "heuristic fallback") : null
+        ),
         el(
           "td",
           {},
@@ -720,6 +739,50 @@
     );
     $("scorecard-body").replaceChildren(...rows);
     $("scorecard-empty").hidden = rows.length > 0;
+  }
+
+  function renderDrift() {
+    const d = state.drift;
+    if (!d) return;
+    const fb = d.fallback || {};
+    const alerts = d.alerts || [];
+    const badge = $("drift-state");
+    badge.textContent = !d.enabled ? "off" : fb.engaged ? "models withdrawn" : alerts.length ? `${alerts.length} alert(s)` : "ok";
+    badge.dataset.state = !d.enabled ? "off" : fb.engaged ? "fallback" : alerts.length ? "alert" : "ok";
+    $("drift-fallback").hidden = !fb.engaged;
+    $("drift-fallback").textContent = fb.engaged ? `ml decisions run on the heuristic router: ${fb.reason}` : "";
+    $("drift-resume").hidden = !fb.engaged || !state.tokenConfigured;
+    const rows = Object.entries(d.models || {}).map(([family, m]) => {
+      const cal = Object.entries(m.calibration || {}).map(([model, c]) =>
+        el("span", { class: "inp" }, el("span", { class: "k" }, `${model} `), c.ece === null ? "–" : `${num(c.ece, 3)} (n ${qty(c.n)})`)
+      );
+      return el(
+        "tr",
+        { "data-testid": "drift-row", "data-family": family },
+        el("td", {}, family),
+        el("td", { class: "num" }, qty(m.rows)),
+        el("td", {}, m.worst_feature ? `${m.worst_feature} ${pct(m.worst_share, 1)}` : "none"),
+        el("td", {}, cal)
+      );
+    });
+    $("drift-body").replaceChildren(...rows);
+    const is = d.is_vs_estimate || {};
+    $("drift-is").textContent = is.parents
+      ? `IS − pre-trade estimate: ${num(is.mean_diff_bps, 2)} bps over ${is.parents} parents (z ${num(is.z, 2)})`
+      : "IS − pre-trade estimate: no model-guided parent has ended yet";
+    $("drift-alerts").replaceChildren(
+      ...alerts.map((a) => el("li", { class: "alert", "data-testid": "drift-alert", "data-figure": `${a.family}/${a.figure}` }, a.message))
+    );
+  }
+
+  async function resumeModels() {
+    try {
+      state.drift = await api("POST", "/api/drift/resume", { by: "dashboard", reason: "resumed from the dashboard" });
+      flash("models served again");
+      render();
+    } catch (err) {
+      flash(`resume: ${explain(err)}`, true);
+    }
   }
 
   function renderActivity() {
@@ -821,6 +884,7 @@
     $("order-form").addEventListener("submit", submitOrder);
     $("kill-engage").addEventListener("click", engageKill);
     $("kill-release").addEventListener("click", releaseKill);
+    $("drift-resume").addEventListener("click", resumeModels);
 
     const info = await syncClock();
     if (info) {
@@ -834,7 +898,9 @@
     }
     connect();
     loadScorecard();
+    loadDrift();
     setInterval(loadScorecard, 30000);
+    setInterval(loadDrift, 10000);
     setInterval(syncClock, 5000);
     setInterval(() => {
       tickClock();

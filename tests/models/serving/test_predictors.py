@@ -118,3 +118,52 @@ def test_warm_up_counts_nothing() -> None:
     for k, m in models.items():
         assert m.clipper.rows == before[k][0]
         assert np.array_equal(m.clipper.counts, before[k][1])
+
+
+def test_a_monitored_panel_scores_the_panel_as_asked() -> None:
+    dealer, _ = _served()
+    plain = _panel(explore=0.0)
+    desk = DeskState(DEALERS, "equities", adv=2_000_000.0)
+    watched = MlPanel(dealer, desk, lambda: MARKET, lambda ts: 100.0, explore=0.0, monitored=True)
+    chosen, scores = watched.select(Side.BUY, 100_000, 3, np.random.default_rng(0))
+    same, plain_scores = plain.select(Side.BUY, 100_000, 3, np.random.default_rng(0))
+    # the same choice and scores, plus each asked dealer's P(respond) and P(best) in the
+    # panel as asked: the rows training builds of that request
+    assert chosen == same
+    assert {
+        k: v for k, v in scores.items() if not k.startswith(("p_respond_", "p_best_asked_"))
+    } == (plain_scores)
+    rows = desk.rows(100_000, Side.BUY, chosen, MARKET)
+    p_respond = dealer["respond"].predict(rows)
+    p_best = dealer["best"].predict(rows)
+    for i, d in enumerate(chosen):
+        assert scores[f"p_respond_{d}"] == round(float(p_respond[i]), 4)
+        assert scores[f"p_best_asked_{d}"] == round(float(p_best[i]), 4)
+    assert not any(k.startswith("p_respond_") for k in plain_scores)  # off the simulations
+
+
+def test_a_withdrawn_panel_asks_the_heuristics_dealers_and_scores_in_the_shadow() -> None:
+    dealer, _ = _served()
+    why = ["drift alert: dealer: ECE of P(best quote) 0.2"]
+    desk = DeskState(DEALERS, "equities", adv=2_000_000.0)
+    panel = MlPanel(
+        dealer, desk, lambda: MARKET, lambda ts: 100.0, withdrawn=lambda: why[0], monitored=True
+    )
+    rows_before = dealer["best"].clipper.rows
+    chosen, scores = panel.select(Side.BUY, 100_000, 3, np.random.default_rng(5))
+    # exactly what the heuristic (the desk's tracker of the same dealers) picks with the
+    # same random stream, and its scores beside the models'
+    twin = DeskState(DEALERS, "equities", adv=2_000_000.0)
+    expected, heuristic = twin.tracker.select(Side.BUY, 100_000, 3, np.random.default_rng(5))
+    assert chosen == expected
+    assert scores["fallback"] == 1.0 and scores["explore"] == heuristic["explore"]
+    assert {d: scores[f"heuristic_{d}"] for d in DEALERS} == {d: heuristic[d] for d in DEALERS}
+    assert all(f"p_best_{d}" in scores for d in DEALERS)  # the models scored (the shadow)
+    assert all(f"p_respond_{d}" in scores for d in chosen)
+    assert dealer["best"].clipper.rows > rows_before
+    why[0] = ""  # given back: the models choose again
+    chosen2, scores2 = panel.select(Side.BUY, 100_000, 3, np.random.default_rng(5))
+    assert "fallback" in scores and "fallback" not in scores2
+    ranked = sorted(DEALERS, key=lambda d: (-scores2[f"p_best_{d}"], d))
+    if scores2["explore"] == 0.0:
+        assert chosen2 == ranked[:3]

@@ -26,6 +26,8 @@ from router.desk_api import (
     CxlRejReason,
     DecisionMade,
     DeskEvent,
+    DriftAlertChanged,
+    DriftFallbackChanged,
     InvalidStateError,
     JournalUnavailableError,
     KillSwitchChanged,
@@ -47,6 +49,7 @@ from router.desk_api import (
     UnknownOrderError,
 )
 from router.domain import OrdType
+from router.drift import DriftConfig, DriftError, DriftMonitor
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -74,6 +77,9 @@ class FakeDesk:
         self.kill_reason = ""
         self.journal_down = ""  # why the journal cannot write; "" while it can
         self.scorecard_rows: list[dict[str, Any]] | None = None
+        # the real drift monitor's logic (router.drift), fed by `drift_alert`
+        self.drift_monitor = DriftMonitor(DriftConfig(window=20, min_samples=20, fallback=True))
+        self.drift_history: list[dict[str, Any]] = []
         self.auto_fill = auto_fill
         self.slices = slices
         self.fill_interval_s = fill_interval_s
@@ -180,8 +186,13 @@ class FakeDesk:
         alternatives = {v: 1.5 + 0.5 * i for i, (v, _) in enumerate(_VENUES)}
         alternatives[chosen] = 0.9
         inputs = {"spread_bps": 5.0, "slice_qty": float(qty), "imbalance": 0.12}
-        event = DecisionMade(self.now_ns(), view, self._next("D"), chosen, inputs, alternatives)
+        fallback = self.drift_monitor.fallback  # the desk's: the heuristic decided
+        event = DecisionMade(
+            self.now_ns(), view, self._next("D"), chosen, inputs, alternatives, fallback
+        )
         row = {k: event.payload()[k] for k in ("decision_id", "ts_ns", "chosen")}
+        if fallback:
+            row["fallback"] = fallback
         self._decisions[parent_id].insert(
             0, {**row, "inputs": inputs, "alternatives": alternatives}
         )
@@ -368,6 +379,79 @@ class FakeDesk:
         working = sum(1 for v in self._orders.values() if not v.status.terminal)
         fills = sum(len(f) for f in self._fills.values())
         return {"parents_working": working, "fills_total": fills, "odd name-x": 1.5}
+
+    # ---- drift
+
+    def drift(self) -> dict[str, Any]:
+        return {"enabled": True, **self.drift_monitor.report(), "history": self.drift_history}
+
+    def drift_alert(self) -> None:
+        """The fill model's calibration drifts: 20 outcomes at P 0.3, all of which
+        happened; the monitor raises its alert and withdraws the models."""
+        for _ in range(20):
+            self.drift_monitor.outcome("fill", "passive", 0.3, True)
+        changes, fallback = self.drift_monitor.evaluate(self.now_ns())
+        for ch in changes:
+            self._drift_row(
+                "alert_raised" if ch.raised else "alert_cleared",
+                ch.family,
+                ch.figure,
+                ch.value,
+                ch.threshold,
+                ch.n,
+                ch.message,
+            )
+            self.publish(
+                DriftAlertChanged(
+                    self.now_ns(),
+                    ch.family,
+                    ch.figure,
+                    ch.raised,
+                    ch.value,
+                    ch.threshold,
+                    ch.n,
+                    ch.message,
+                    bool(self.drift_monitor.fallback),
+                )
+            )
+        if fallback is not None:
+            self._drift_row("fallback_engaged", "", "", None, None, 0, fallback.reason)
+            self.publish(DriftFallbackChanged(self.now_ns(), True, fallback.reason, "drift"))
+
+    def _drift_row(
+        self,
+        kind: str,
+        family: str,
+        figure: str,
+        value: float | None,
+        threshold: float | None,
+        n: int,
+        message: str,
+        by: str = "drift",
+    ) -> None:
+        self.drift_history.insert(
+            0,
+            {
+                "ts_ns": self.now_ns(),
+                "kind": kind,
+                "family": family,
+                "figure": figure,
+                "value": value,
+                "threshold": threshold,
+                "n": n,
+                "by": by,
+                "message": message,
+            },
+        )
+
+    def resume_models(self, by: str, reason: str) -> dict[str, Any]:
+        try:
+            change = self.drift_monitor.resume(by, reason)
+        except DriftError as exc:
+            raise InvalidStateError(str(exc)) from None
+        self._drift_row("fallback_released", "", "", None, None, 0, change.reason, by)
+        self.publish(DriftFallbackChanged(self.now_ns(), False, change.reason, by))
+        return self.drift()
 
     async def sync(self) -> None:
         """Commits nothing: every call takes effect at once (or, with `journal_down`

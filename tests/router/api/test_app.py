@@ -321,6 +321,36 @@ async def test_kill_switch(client: TestClient, post_order: Any, desk: Any) -> No
     assert (await client.post("/api/orders", json=_GOOD, headers=AUTH)).status == 201
 
 
+async def test_drift_figures_alerts_and_the_operators_resume(client: TestClient, desk: Any) -> None:
+    doc = await (await client.get("/api/drift")).json()
+    assert doc["enabled"] is True and doc["alerts"] == [] and doc["history"] == []
+    assert doc["fallback"]["engaged"] is False
+    assert set(doc["models"]) == {"dealer", "fill"}
+    assert set(doc["models"]["dealer"]["calibration"]) == {"respond", "best"}
+    # nothing withdrawn: nothing to resume (409), the body checked first (422 by name)
+    body = {"by": "ops", "reason": "looked at it"}
+    err = await _error(await client.post("/api/drift/resume", json=body, headers=AUTH), 409)
+    assert "not withdrawn" in err["message"]
+    err = await _error(
+        await client.post("/api/drift/resume", json={"by": "ops"}, headers=AUTH), 422
+    )
+    assert err["field"] == "reason"
+    desk.drift_alert()
+    doc = await (await client.get("/api/drift")).json()
+    assert [(a["family"], a["figure"]) for a in doc["alerts"]] == [("fill", "ece_passive")]
+    assert doc["alerts"][0]["value"] == pytest.approx(0.7)
+    assert doc["fallback"]["engaged"] is True
+    assert doc["fallback"]["reason"] == "drift alert: " + doc["alerts"][0]["message"]
+    assert [h["kind"] for h in doc["history"]] == ["fallback_engaged", "alert_raised"]
+    resp = await client.post("/api/drift/resume", json=body, headers=AUTH)
+    assert resp.status == 200, await resp.text()
+    after = await resp.json()
+    assert after["fallback"]["engaged"] is False
+    assert after["history"][0]["kind"] == "fallback_released"
+    assert after["history"][0]["by"] == "ops"
+    assert "alerts still active: fill/ece_passive" in after["history"][0]["message"]
+
+
 # ---------------------------------------------------------------------------- auth
 
 _MUTATING = [
@@ -331,6 +361,7 @@ _MUTATING = [
     ("POST", "/api/orders/P1/replace", {"qty": 5}),
     ("POST", "/api/kill-switch", {"reason": "x"}),
     ("DELETE", "/api/kill-switch", None),
+    ("POST", "/api/drift/resume", {"by": "ops", "reason": "x"}),
 ]
 
 

@@ -202,6 +202,39 @@ async def test_cancel_and_the_kill_switch(browser: Any, fake_desk_type: Any) -> 
         await server.close()
 
 
+async def test_drift_alerts_the_fallback_and_resuming_the_models(
+    browser: Any, fake_desk_type: Any
+) -> None:
+    desk = fake_desk_type(auto_fill=True, slices=3, fill_interval_s=0.3)
+    server, page = await _open(browser, desk)
+    p = page.page
+    try:
+        card = '[data-testid="drift-state"]'
+        await p.wait_for_selector(f'{card}[data-state="ok"]')
+        assert await p.locator('[data-testid="drift-row"]').count() == 2
+        assert await p.locator('[data-testid="drift-resume"]').is_hidden()
+        desk.drift_alert()  # published: the page reads /api/drift again at once
+        await p.wait_for_selector(f'{card}[data-state="fallback"]')
+        alert = p.locator('[data-testid="drift-alert"][data-figure="fill/ece_passive"]')
+        assert "P(fill within 30 s)" in await alert.inner_text()
+        assert "heuristic router" in await p.inner_text('[data-testid="drift-fallback"]')
+        fill_row = p.locator('[data-testid="drift-row"][data-family="fill"]')
+        assert "0.700 (n 20)" in await fill_row.inner_text()
+        assert "drift alert" in await p.inner_text('[data-testid="activity"]')
+        # a decision made while the models are withdrawn says so
+        await _submit(p, qty="900")
+        await p.wait_for_selector('[data-testid="decision-fallback"]')
+        await p.click('[data-testid="drift-resume"]')
+        # given back; the alert itself is still raised (the operator has looked at it)
+        await p.wait_for_selector(f'{card}[data-state="alert"]')
+        assert await p.locator('[data-testid="drift-fallback"]').is_hidden()
+        assert desk.drift_history[0]["kind"] == "fallback_released"
+        assert desk.drift_history[0]["by"] == "dashboard"
+        page.check_clean()
+    finally:
+        await server.close()
+
+
 async def test_the_page_reconnects_after_being_dropped(browser: Any, fake_desk_type: Any) -> None:
     desk = fake_desk_type()
     server, page = await _open(browser, desk, ws_queue_size=2)

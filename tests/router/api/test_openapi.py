@@ -156,6 +156,12 @@ async def test_real_answers_match_the_schemas(
     await check("POST", "/api/kill-switch", "/api/kill-switch", {"reason": "drill"})
     await check("GET", "/api/kill-switch", "/api/kill-switch")
     await check("DELETE", "/api/kill-switch", "/api/kill-switch")
+    resume = {"by": "ops", "reason": "checked"}
+    await check("GET", "/api/drift", "/api/drift")
+    await check("POST", "/api/drift/resume", "/api/drift/resume", resume)  # 409
+    desk.drift_alert()
+    await check("GET", "/api/drift", "/api/drift")
+    await check("POST", "/api/drift/resume", "/api/drift/resume", resume)
     # the answers of a desk with nothing to show yet, not ready, its journal down
     desk.scorecard_rows = [
         {"dealer": "DEALER-9", "rfqs": 0, "response_rate": None, "hit_ratio": None}
