@@ -42,8 +42,9 @@ from router.domain import (
     TimeInForce,
     VenueId,
 )
-from router.drift import DriftConfig
+from router.drift import DriftConfig, FallbackChange
 from router.journal import Batch
+from router.registry import ModelRegistry
 from router.service import simulated_desk
 from tests.models.serving.test_predictors import _order
 from tests.router.desk.support import order, record, until
@@ -284,3 +285,22 @@ def test_drift_events_in_the_journal_are_json_numbers() -> None:
     assert app.MODELS.live().withdrawn.startswith("drift alert: fill: ECE")
     feed.stop()
     assert app.MODELS.live().withdrawn == ""
+
+
+def test_a_fallback_withdraws_every_set_the_desk_trades_on() -> None:
+    # the algo wheel's challenger's set (its own registry) follows the champion's
+    app.MODELS.load()
+    challenger = ModelRegistry()
+    outbox = SimpleNamespace(batch=Batch(), events=[])
+    feed = DriftFeed(
+        DriftConfig(fallback=True),
+        app.MODELS,
+        outbox,
+        lambda: 10**18,
+        CollectorRegistry(),
+        also=[challenger],
+    )
+    feed._fallback(FallbackChange(True, "drift alert: fill ECE", "drift"), 10**18)
+    assert app.MODELS.live().withdrawn == challenger.live().withdrawn == "drift alert: fill ECE"
+    feed.stop()
+    assert app.MODELS.live().withdrawn == challenger.live().withdrawn == ""
