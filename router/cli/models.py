@@ -15,12 +15,15 @@ import asyncio
 import getpass
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from router.cli import models_compare, models_wheel
 from router.cli.args import Parser, Subparsers, add_json, positive_int
 from router.cli.console import left, print_table
 from router.cli.output import check_json_path, emit_json
+
+if TYPE_CHECKING:
+    from router.desk_api import ModelAliasChanged
 
 _DB_HELP = (
     "the project database the registry lives beside: sqlite:///file.db or "
@@ -38,6 +41,33 @@ def _mqtt_url(text: str) -> str:
     return text
 
 
+def add_mqtt(p: argparse.ArgumentParser, when: str = "") -> None:
+    """--mqtt-url and --mqtt-root: where a move of an alias is also published."""
+    p.add_argument(
+        "--mqtt-url",
+        type=_mqtt_url,
+        help=f"{when}also publish the move on this broker (mqtt://host[:port]), as the "
+        "service does",
+    )
+    p.add_argument("--mqtt-root", default="blockroute/", help=f"{when}the topic root")
+
+
+def announce(event: ModelAliasChanged, url: str | None, root: str) -> None:
+    """Publish a move of an alias on the broker at `url` (nothing without one). The move
+    stands and is journaled whatever happens here: a failure is a warning."""
+    if not url:
+        return
+    from router.bus import publish_once  # aiomqtt: only when asked to publish
+
+    try:
+        asyncio.run(publish_once(url, event, root))
+    except Exception as exc:  # aiomqtt's errors, a timeout, a refused connection
+        print(
+            f"blockroute: warning: moved and journaled, not published on MQTT: {exc}",
+            file=sys.stderr,
+        )
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db-url", default=None, help=_DB_HELP)
     p.add_argument(
@@ -52,12 +82,7 @@ def _mover(p: argparse.ArgumentParser) -> None:
     p.add_argument("family", help="dealer, fill or slicer")
     p.add_argument("--by", help="who moves the alias (default: this user's login name)")
     p.add_argument("--reason", required=True, help="why: kept in the journal")
-    p.add_argument(
-        "--mqtt-url",
-        type=_mqtt_url,
-        help="also publish the move on this broker (mqtt://host[:port]), as the service does",
-    )
-    p.add_argument("--mqtt-root", default="blockroute/", help="the topic root")
+    add_mqtt(p)
     _common(p)
 
 
@@ -169,7 +194,6 @@ def run_rollback(args: argparse.Namespace) -> None:
 
 
 def _move(args: argparse.Namespace, act: Any) -> None:
-    from router.bus import publish_once
     from router.model_admin import change_json
 
     by = args.by if args.by is not None else getpass.getuser()
@@ -187,13 +211,5 @@ def _move(args: argparse.Namespace, act: Any) -> None:
         )
         if event.forced:
             print(f"forced over the guard rail: {event.override}")
-    if args.mqtt_url:
-        try:
-            asyncio.run(publish_once(args.mqtt_url, event, args.mqtt_root))
-        except Exception as exc:  # aiomqtt's errors, a timeout, a refused connection
-            # the move stands and is journaled; only its announcement failed
-            print(
-                f"blockroute: warning: moved and journaled, not published on MQTT: {exc}",
-                file=sys.stderr,
-            )
+    announce(event, args.mqtt_url, args.mqtt_root)
     emit_json(args.json_path, doc)

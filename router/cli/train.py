@@ -27,6 +27,7 @@ from router.cli.args import (
     positive_int,
 )
 from router.cli.console import Progress, left, print_table
+from router.cli.models import add_mqtt, announce
 from router.cli.output import check_json_path, emit_json
 
 Trained = TypeVar("Trained")  # what a training returns: (files written, metadata)
@@ -159,6 +160,7 @@ def _add_register(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--artifacts", help="with --register: the registry's artifact folder or URI")
     p.add_argument("--by", help="with --register: who registers it (default: this user)")
+    add_mqtt(p, "with --register: ")
 
 
 def _registry(args: argparse.Namespace) -> Any:
@@ -166,7 +168,7 @@ def _registry(args: argparse.Namespace) -> Any:
     fails before the work, and the shipped files become version 1 before --out (models/
     by default) is overwritten. None without --register."""
     if not args.register:
-        for flag in ("db_url", "artifacts", "by"):
+        for flag in ("db_url", "artifacts", "by", "mqtt_url"):
             if getattr(args, flag) is not None:
                 raise UsageError(f"--{flag.replace('_', '-')}: only with --register")
         return None
@@ -198,6 +200,7 @@ def _register(
         f"registered {event.family} version {event.to_version} as the challenger",
         file=sys.stderr if args.json_path == "-" else sys.stdout,
     )
+    announce(event, args.mqtt_url, args.mqtt_root)
 
 
 def _out_dir(args: argparse.Namespace) -> Path:
