@@ -23,6 +23,8 @@ Topics, under the root (default `blockroute/`), payload = the event's JSON paylo
   (`blockroute models promote|rollback`, the HTTP API, a registered training run);
 - `models/<family>/served` (retained): model_served, the service swapped a family's
   models to its new champion (with the seconds the load took), or could not;
+- `models/<family>/shadowed` (retained): model_shadowed, the challenger the service asks
+  beside the champion changed (shadow mode), or could not be loaded;
 - `service/status` (retained): "online" on each connect, "offline" on a clean stop and,
   as the Last Will, when the connection dies.
 An id is one topic level: '%', '/', '+', '#' and NUL in it are percent-encoded (a '/'
@@ -60,6 +62,7 @@ from router.desk_api import (
     KillSwitchChanged,
     ModelAliasChanged,
     ModelServed,
+    ModelShadowed,
     OrderFilled,
     OrderRejected,
     RfqUpdated,
@@ -224,6 +227,9 @@ def _routes(event: DeskEvent, root: str) -> Iterator[tuple[str, int, bool]]:
     elif isinstance(event, ModelServed):
         # state too: what the service serves now (or why it does not serve the champion)
         yield f"{root}models/{topic_segment(event.family)}/served", QOS_SERVICE, True
+    elif isinstance(event, ModelShadowed):
+        # and which challenger it asks beside the champion (shadow mode), if any
+        yield f"{root}models/{topic_segment(event.family)}/shadowed", QOS_SERVICE, True
     elif parent is None:
         yield f"{root}service/{topic_segment(event.type)}", QOS_ORDERS, False
 

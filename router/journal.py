@@ -164,6 +164,9 @@ class SvcDecisionRow(JournalTable, table=True):
     chosen: str = Field(sa_type=Text)
     inputs_json: str = Field(sa_type=Text)
     alternatives_json: str = Field(sa_type=Text)
+    # shadow mode: the challengers' answers by model family (router.shadow); NULL when
+    # no challenger was asked
+    shadow_json: str | None = Field(default=None, sa_type=Text)
 
 
 class SvcScheduleRow(JournalTable, table=True):

@@ -152,6 +152,8 @@ class ServiceConfig:
     # how often the running service reads the champions, to serve a move made outside
     # its API (router.hotswap); 0: only its own API's moves are served at once
     model_poll_s: float = 2.0
+    # shadow mode (router.shadow): ask each family's challenger beside its champion
+    model_shadow: bool = True
 
 
 def load_service_config(
@@ -246,10 +248,11 @@ def load_service_config(
     file_log = _bool(fixt, "file_log", False)
     raw_fix = {k: fixt._raw(k, None) for k in ("clients", "allow_no_password") if k in fixt}
     fixt.check_no_unknown_keys()
-    use_registry, model_artifacts, model_poll_s = False, None, 2.0
+    use_registry, model_artifacts, model_poll_s, model_shadow = False, None, 2.0, True
     if "models" in t:
         mt = t.table("models")
         use_registry = _bool(mt, "registry", False)
+        model_shadow = _bool(mt, "shadow", True)
         model_artifacts = mt.get_str("artifacts", "") or None
         model_poll_s = mt.get_duration("poll_interval", model_poll_s)
         if model_poll_s < 0:
@@ -274,6 +277,7 @@ def load_service_config(
         model_registry=use_registry,
         model_artifacts=model_artifacts,
         model_poll_s=model_poll_s,
+        model_shadow=model_shadow,
     )
 
 
@@ -355,6 +359,7 @@ async def run_service(
             now_ns=time.time_ns,
             timer=time.perf_counter,
             publish=bus.publish if bus is not None else None,
+            shadow=cfg.model_shadow,
         )
     runner: web.AppRunner | None = None
     gateway: FixGateway | None = None
@@ -362,6 +367,13 @@ async def run_service(
     watching: asyncio.Task[None] | None = None
     try:
         desk.start()
+        if swapper is not None and cfg.model_shadow:
+            # the challengers, loaded off the loop before the first order (the champions
+            # were loaded by the desk's start); later moves are followed by the watch
+            try:
+                await swapper.sync()
+            except Exception as exc:  # the desk trades on its champions meanwhile
+                log.warning("challengers not read: the watch tries again", error=str(exc))
         tune_gc()
         if bus is not None:
             unsubscribe = desk.subscribe(bus.publish)
@@ -378,7 +390,14 @@ async def run_service(
             bus.start()
         gateway = FixGateway(desk, gw_settings, loop, registry=registry)
         gateway.start()
-        app = make_app(desk, cfg.api_token, registry=registry, models=admin, swapper=swapper)
+        app = make_app(
+            desk,
+            cfg.api_token,
+            registry=registry,
+            models=admin,
+            swapper=swapper,
+            shadow=desk.shadow_report if admin is not None else None,
+        )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, cfg.http_host, cfg.http_port)

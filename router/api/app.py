@@ -20,7 +20,9 @@ without one it answers 404 `no_registry`. Its work reads and writes a database a
 files, so it runs off the loop, one move at a time. A move is served at once (the
 service swaps its models live, router.hotswap): the answer and GET /api/models say what
 is served. A promotion to champion of a version worse than the champion on the held-out
-set answers 409 `worse_than_champion` naming the field `force`.
+set answers 409 `worse_than_champion` naming the field `force`. GET /api/models/shadow
+reports shadow mode: each family's challenger asked beside its champion, how often
+they agree, the challenger's latency and its latest disagreements.
 """
 
 from __future__ import annotations
@@ -241,6 +243,7 @@ class Api:
     static_dir: Path = STATIC_DIR
     models: ModelAdmin | None = None  # the model registry, if the service has one
     swapper: ModelSwaps | None = None  # serves its champions live (router.hotswap)
+    shadow: Callable[[], dict[str, Any]] | None = None  # shadow mode's report (the desk's)
     # one alias move at a time: each reads the aliases it then moves
     _moving: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -522,6 +525,12 @@ class Api:
         except Exception as exc:  # the move stands: it is journaled
             log.warning("models not swapped after a move: the watch retries", error=str(exc))
 
+    async def shadow_models(self, request: web.Request) -> web.Response:
+        # without a model registry there is no challenger: nothing to report, which the
+        # dashboard reads as such (rather than an error at every look)
+        report = self.shadow() if self.shadow is not None else {"families": []}
+        return json_response(report)
+
     async def show_model(self, request: web.Request) -> web.Response:
         family, text = request.match_info["family"], request.match_info["version"]
         if not _DIGITS.fullmatch(text) or int(text) < 1:
@@ -607,6 +616,7 @@ def _routes(api: Api) -> list[web.RouteDef]:
         post("/api/kill-switch", api.engage_kill),
         web.delete("/api/kill-switch", api.release_kill),
         get("/api/models", api.list_models, allow_head=False),
+        get("/api/models/shadow", api.shadow_models, allow_head=False),
         get("/api/models/{family}/versions/{version}", api.show_model, allow_head=False),
         post("/api/models/{family}/promote", api.promote_model),
         post("/api/models/{family}/rollback", api.rollback_model),
@@ -626,6 +636,7 @@ def make_app(
     registry: CollectorRegistry | None = None,
     models: ModelAdmin | None = None,
     swapper: ModelSwaps | None = None,
+    shadow: Callable[[], dict[str, Any]] | None = None,
 ) -> web.Application:
     """The API, WebSocket and dashboard app over `desk`.
 
@@ -636,7 +647,8 @@ def make_app(
     GET /metrics shows them (default: a registry of this app's alone, with the desk's
     `metrics()` figures read at each scrape). `models`: the model registry that
     /api/models lists and moves (None: those answer 404 no_registry); `swapper`: what
-    serves a moved champion at once (the service's; None: nothing is swapped).
+    serves a moved champion at once (the service's; None: nothing is swapped); `shadow`:
+    shadow mode's report, GET /api/models/shadow (the desk's `shadow_report`).
     """
     hub = WsHub(desk, queue_size=ws_queue_size, heartbeat_s=ws_heartbeat_s)
     names = list(strategies) if strategies is not None else default_strategies()
@@ -653,6 +665,7 @@ def make_app(
         http=HttpMetrics(registry),
         models=models,
         swapper=swapper,
+        shadow=shadow,
     )
     registry.register(FigureCollector(api.ws_figures, lambda raw: f"API {raw.replace('_', ' ')}"))
     app = web.Application(middlewares=[api.count_requests, api.errors_as_json, api.require_token])

@@ -70,9 +70,8 @@ class Desk:
         self._book = OrderBook()
         self._outbox = Outbox(config, journal, now, metrics, self._journal_down, self._journal_up)
         self._projector = Projector(self._outbox, now, metrics)
-        self._wiring = ExecutionWiring(
-            config, self.kill, self._projector, metrics, app.MODELS if models is None else models
-        )
+        self._models = app.MODELS if models is None else models
+        self._wiring = ExecutionWiring(config, self.kill, self._projector, metrics, self._models)
         self._pump = MarketPump(
             config,
             self._markets,
@@ -288,6 +287,14 @@ class Desk:
 
     def scorecard(self) -> dict[str, Any]:
         return self._queries.scorecard()
+
+    def shadow_report(self) -> dict[str, Any]:
+        """Shadow mode as the desk sees it (router.desk.shadow.ShadowBook.report): per
+        model family, the versions served and compared, agreement, the challenger's
+        latency and its latest disagreements (GET /api/models/shadow)."""
+        models = self._models
+        challengers = {f: held.version for f, held in models.challengers().items()}
+        return self._projector.shadow.report(models.versions, challengers)
 
     # ------------------------------------------------------------------ port: commands
 

@@ -24,6 +24,7 @@
     schedule: null,
     tca: null,
     scorecard: [],
+    shadow: [], // GET /api/models/shadow: one entry per model family
     kill: { engaged: false, reason: "" },
     clock: { ns: 0, at: 0, rate: 1 }, // service ns at local ms `at`, and its pace
     activity: [],
@@ -250,6 +251,7 @@
         chosen: ev.chosen,
         inputs: ev.inputs,
         alternatives: ev.alternatives,
+        shadow: ev.shadow,
       });
       state.decisions.length = Math.min(state.decisions.length, 10);
       throttle("schedule", 1000, () => loadSchedule(ev.parent_id));
@@ -351,6 +353,15 @@
     }
   }
 
+  async function loadShadow() {
+    try {
+      state.shadow = (await api("GET", "/api/models/shadow")).families || [];
+      renderSoon();
+    } catch (_) {
+      /* shown as before */
+    }
+  }
+
   async function syncClock() {
     try {
       const before = Date.now();
@@ -391,6 +402,7 @@
     renderOrders();
     renderDetail();
     renderScorecard();
+    renderShadow();
     renderActivity();
   }
 
@@ -674,11 +686,20 @@
     const rows = state.decisions.slice(0, 8).map((d) => {
       const alts = Object.entries(d.alternatives || {}).sort((a, b) => a[1] - b[1]);
       const inputs = Object.entries(d.inputs || {});
+      // shadow mode: the families whose challenger would have acted otherwise here
+      const differs = Object.entries(d.shadow || {})
+        .filter(([, a]) => !a.agree)
+        .map(([family, a]) => `${family}: ${answerText(family, a.challenger)}`);
       return el(
         "tr",
         { "data-testid": "decision-row" },
         el("td", {}, clockText(d.ts_ns)),
-        el("td", {}, el("strong", {}, d.chosen)),
+        el(
+          "td",
+          {},
+          el("strong", {}, d.chosen),
+          differs.length ? el("div", { class: "shadow-flag", "data-testid": "decision-shadow" }, `challenger differs (${differs.join("; ")})`) : null
+        ),
         el(
           "td",
           {},
@@ -720,6 +741,63 @@
     );
     $("scorecard-body").replaceChildren(...rows);
     $("scorecard-empty").hidden = rows.length > 0;
+  }
+
+  // a family's answer in a few words: the panel it asks, the split it sends, the pace
+  function answerText(family, a) {
+    if (!a) return "–";
+    if (family === "dealer") return `ask ${(a.panel || []).join(", ")} (P any quote ${pct(a.p_any_quote)})`;
+    if (family === "fill") {
+      const posts = Object.entries(a.post || {}).map(([where, q]) => `post ${qty(q)} ${where}`);
+      return [`take ${qty(a.take)}`, ...posts].join(", ");
+    }
+    if (family === "slicer") return `pace ×${num(a.pace, 2)} (action ${num(a.action, 3)})`;
+    return JSON.stringify(a);
+  }
+
+  function renderShadow() {
+    const families = state.shadow.filter((f) => f.shadowing || f.decisions > 0);
+    $("shadow").hidden = families.length === 0;
+    const rows = families.map((f) =>
+      el(
+        "tr",
+        { "data-testid": "shadow-row", "data-family": f.family },
+        el("td", {}, f.family),
+        el("td", { class: "num" }, f.champion_version == null ? "–" : `v${f.champion_version}`),
+        el("td", { class: "num" }, f.challenger_version == null ? "none" : `v${f.challenger_version}`),
+        el("td", { class: "num" }, qty(f.decisions)),
+        el("td", { class: "num", "data-testid": "shadow-agreement" }, pct(f.agreement_rate, 1)),
+        el("td", { class: "num" }, `${num(f.latency_p50_us, 0)} / ${num(f.latency_p99_us, 0)}`)
+      )
+    );
+    $("shadow-body").replaceChildren(...rows);
+    const diffs = families
+      .flatMap((f) => (f.disagreements || []).map((d) => ({ ...d, family: f.family })))
+      .sort((a, b) => b.ts_ns - a.ts_ns)
+      .slice(0, 10)
+      .map((d) =>
+        el(
+          "tr",
+          { "data-testid": "shadow-disagreement", "data-family": d.family },
+          el("td", {}, clockText(d.ts_ns)),
+          el("td", {}, d.family),
+          el("td", {}, d.parent_id),
+          el("td", {}, answerText(d.family, d.champion)),
+          el("td", {}, el("strong", {}, answerText(d.family, d.challenger))),
+          el(
+            "td",
+            {},
+            firstAndMore(
+              Object.entries(d.diffs || {}).map(([k, [a, b]]) =>
+                el("span", { class: "inp" }, el("span", { class: "k" }, `${k} `), `${num(a, 3)} → ${num(b, 3)}`)
+              ),
+              3
+            )
+          )
+        )
+      );
+    $("shadow-diffs-body").replaceChildren(...diffs);
+    $("shadow-diffs-empty").hidden = diffs.length > 0;
   }
 
   function renderActivity() {
@@ -834,7 +912,9 @@
     }
     connect();
     loadScorecard();
+    loadShadow();
     setInterval(loadScorecard, 30000);
+    setInterval(loadShadow, 5000);
     setInterval(syncClock, 5000);
     setInterval(() => {
       tickClock();

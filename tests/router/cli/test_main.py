@@ -76,6 +76,7 @@ COMMANDS = {
     "bench fix",
     "bench memory",
     "bench decide",
+    "bench shadow",
     "bench scale",
     "bench all",
     "bench startup",
