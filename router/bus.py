@@ -27,6 +27,9 @@ Topics, under the root (default `blockroute/`), payload = the event's JSON paylo
   outside the training range, calibration, IS against the pre-trade estimate), and
   drift_fallback, the learned models withdrawn or given back; not retained (GET
   /api/drift has the state);
+
+- `models/<family>/shadowed` (retained): model_shadowed, the challenger the service asks
+  beside the champion changed (shadow mode), or could not be loaded;
 - `service/status` (retained): "online" on each connect, "offline" on a clean stop and,
   as the Last Will, when the connection dies.
 An id is one topic level: '%', '/', '+', '#' and NUL in it are percent-encoded (a '/'
@@ -66,6 +69,7 @@ from router.desk_api import (
     KillSwitchChanged,
     ModelAliasChanged,
     ModelServed,
+    ModelShadowed,
     OrderFilled,
     OrderRejected,
     RfqUpdated,
@@ -235,6 +239,10 @@ def _routes(event: DeskEvent, root: str) -> Iterator[tuple[str, int, bool]]:
         yield f"{root}models/{topic_segment(event.family)}/served", QOS_SERVICE, True
     elif isinstance(event, DriftAlertChanged | DriftFallbackChanged):
         yield f"{root}alerts/drift", QOS_ALERTS, False
+
+    elif isinstance(event, ModelShadowed):
+        # and which challenger it asks beside the champion (shadow mode), if any
+        yield f"{root}models/{topic_segment(event.family)}/shadowed", QOS_SERVICE, True
     elif parent is None:
         yield f"{root}service/{topic_segment(event.type)}", QOS_ORDERS, False
 

@@ -410,6 +410,15 @@ class DecisionMade(DeskEvent):
     # why the heuristic router made it ("" when the parent's own router did): the drift
     # monitor had the models withdrawn (router.drift)
     fallback: str = ""
+    #: shadow mode: what the challengers of the models asked would have answered, by
+    #: family (router.domain.ShadowAnswer.to_json); None without a challenger
+    shadow: dict[str, Any] | None = None
+
+    def payload(self) -> dict[str, Any]:
+        out = DeskEvent.payload(self)
+        if self.shadow is None:
+            del out["shadow"]  # the payload without a challenger is as it always was
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -499,6 +508,23 @@ class DriftFallbackChanged(DeskEvent):
     engaged: bool
     reason: str
     by: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModelShadowed(DeskEvent):
+    """A running service changed the challenger it asks beside `family`'s champion
+    (shadow mode, router.hotswap): from `from_version` to `to_version` (None: no
+    challenger is asked now: the alias was removed or now names the champion), after
+    `load_s` seconds of loading it off the loop; or, `ok` false, could not load it
+    (`error` says why) and asks none."""
+
+    type: ClassVar[str] = "model_shadowed"
+    family: str
+    from_version: int | None
+    to_version: int | None
+    ok: bool
+    load_s: float
+    error: str = ""
 
 
 # ------------------------------------------------------------------------------- port

@@ -9,8 +9,9 @@ nanoseconds of the injected clock, simulated or live) at which the fact happened
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import NewType
+from typing import Any, NewType
 
 Symbol = NewType("Symbol", str)
 VenueId = NewType("VenueId", str)
@@ -424,11 +425,56 @@ class RfqEnded(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class ShadowAnswer:
+    """What a model family's challenger answered where its champion was asked, in one
+    decision (shadow mode: the router acts on the champion's answer only).
+
+    `champion` and `challenger`: each one's answer as the decision reads it (the panel it
+    would ask, the venue split it would send, the pace it would set), JSON-ready;
+    `agree`: the two would act alike; `diffs`: the key numbers that differ, name ->
+    (champion's, challenger's); `latency_us`: the challenger's own calls, microseconds."""
+
+    family: str
+    champion_version: int | None
+    challenger_version: int
+    champion: Mapping[str, Any]
+    challenger: Mapping[str, Any]
+    agree: bool
+    diffs: Mapping[str, tuple[float, float]]
+    latency_us: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "champion_version": self.champion_version,
+            "challenger_version": self.challenger_version,
+            "agree": self.agree,
+            "champion": dict(self.champion),
+            "challenger": dict(self.challenger),
+            "diffs": {k: [a, b] for k, (a, b) in self.diffs.items()},
+            "latency_us": self.latency_us,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class DecisionRecorded(Event):
-    """Why the router did what it did: the inputs, the alternatives and the choice."""
+    """Why the router did what it did: the inputs, the alternatives and the choice.
+    `shadow`: what the challengers of the models this decision asked would have answered
+    (shadow mode; empty without a challenger)."""
 
     decision_id: DecisionId
     parent_id: ParentId
     chosen: str
     inputs: dict[str, float] = field(default_factory=dict)
     alternatives: dict[str, float] = field(default_factory=dict)
+    shadow: tuple[ShadowAnswer, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowCompared(Event):
+    """A challenger was asked beside its champion (one per asking, whatever the number of
+    decision records it led to): `decision_ids` are those records (none if the champion's
+    answer sent nothing)."""
+
+    parent_id: ParentId
+    answer: ShadowAnswer
+    decision_ids: tuple[DecisionId, ...] = ()

@@ -36,6 +36,15 @@ served (the set keeps what it held; at the start the family stays missing and th
 does not run), is logged and kept in the set's `unserved`, and is not retried until
 the alias moves again. Its swaps are logged, not published: the `served` topics are
 the champions'.
+
+Shadow mode (`shadow`, `[models] shadow`): the `challenger` alias is followed the same
+way. A family whose challenger is a version other than the one served has it loaded off
+the loop and put beside the champion in one assignment (`ModelRegistry.set_challenger`),
+where every decision that asks the champion asks it too (router.shadow); a challenger
+alias removed, or now on the champion's version (a promotion), stops the asking. Each
+change is logged and published as `ModelShadowed` (`blockroute/models/<family>/shadowed`,
+retained); a challenger that fails to load is not asked, and not retried until its alias
+moves (`unshadowed`).
 """
 
 from __future__ import annotations
@@ -49,7 +58,7 @@ from typing import Any
 import structlog
 
 from models.catalog import CHALLENGER, CHAMPION, FAMILIES, SHIPPED_VERSION
-from router.desk_api import DeskEvent, ModelServed
+from router.desk_api import DeskEvent, ModelServed, ModelShadowed
 from router.model_admin import ModelAdmin
 from router.registry import Loaded, ModelRegistry, ServedSet
 
@@ -59,8 +68,10 @@ log = structlog.get_logger("blockroute.models")
 class ModelSwapper:
     """Keeps `served` (the desk's model registry) on the champions of `admin`'s registry.
     `now_ns`: the wall clock of the events; `timer`: seconds, for the load times;
-    `publish`: called on the loop with each ModelServed (the MQTT bus); `challenger`:
-    the challenger's set to keep too (the algo wheel's; see the module's docstring)."""
+    `publish`: called on the loop with each ModelServed and ModelShadowed (the MQTT
+    bus); `challenger`: the challenger's set to keep too (the algo wheel's); `shadow`:
+    also hold each family's challenger beside its champion (shadow mode; the timer times
+    its calls). See the module's docstring for both."""
 
     def __init__(
         self,
@@ -71,6 +82,7 @@ class ModelSwapper:
         timer: Callable[[], float],
         publish: Callable[[DeskEvent], None] | None = None,
         challenger: ServedSet | None = None,
+        shadow: bool = False,
     ) -> None:
         self._admin = admin
         self._registry = served
@@ -78,6 +90,8 @@ class ModelSwapper:
         self._now_ns = now_ns
         self._timer = timer
         self._publish = publish
+        self.shadow = shadow
+        self.unshadowed: dict[str, dict[str, Any]] = {}  # challengers that did not load
         self._lock = asyncio.Lock()  # one sync at a time: the API's and the watch's
         # the version a swap replaced, still loaded: a rollback to it swaps at once
         self._kept: dict[str, tuple[int, Path, Loaded]] = {}
@@ -89,13 +103,14 @@ class ModelSwapper:
         return self._admin.served
 
     async def sync(self) -> list[ModelServed]:
-        """Serve each family's champion, if it is not served yet (see the module's
-        docstring); returns what it did. Raises what reading the registry raises."""
+        """Serve each family's champion, if it is not served yet, and in shadow mode its
+        challenger (see the module's docstring); returns the champions' swaps. Raises
+        what reading the registry raises."""
         loop = asyncio.get_running_loop()
         async with self._lock:
-            champions, challengers = await loop.run_in_executor(None, self._aliases)
+            aliases = await loop.run_in_executor(None, self._aliases)
             done = []
-            for family, version in champions.items():
+            for family, (version, _) in aliases.items():
                 if version == self.served.get(family):
                     self.unserved.pop(family, None)  # rolled back to what serves
                     continue
@@ -104,18 +119,88 @@ class ModelSwapper:
                     continue  # said once: a version's files do not mend themselves
                 done.append(await self._swap(family, version))
             if self.challenger is not None:
-                for family, version in challengers.items():
-                    await self._swap_challenger(self.challenger, family, version)
+                for family, (version, challenger) in aliases.items():
+                    wheel_version = challenger if challenger is not None else version
+                    await self._swap_challenger(self.challenger, family, wheel_version)
+            for family, (_, challenger) in aliases.items():
+                # a challenger on the version served is the champion: nothing to compare
+                if not self.shadow or challenger == self.served.get(family):
+                    challenger = None
+                await self._shadow(family, challenger)
             return done
 
-    def _aliases(self) -> tuple[dict[str, int], dict[str, int]]:
-        """Each family's champion, and its challenger (its champion where it has none;
-        read only for a service that serves the challenger's set)."""
+    def _aliases(self) -> dict[str, tuple[int, int | None]]:
+        """(champion, challenger) of each family: what the registry says now."""
         catalog = self._admin.catalog
-        champions = {f: catalog.alias(f, CHAMPION) or SHIPPED_VERSION for f in FAMILIES}
-        if self.challenger is None:
-            return champions, {}
-        return champions, {f: catalog.alias(f, CHALLENGER) or champions[f] for f in FAMILIES}
+        return {
+            f: (
+                catalog.alias(f, CHAMPION) or SHIPPED_VERSION,
+                # read for shadow mode, and for the wheel's set (its champion without one)
+                catalog.alias(f, CHALLENGER) if self.shadow or self.challenger else None,
+            )
+            for f in FAMILIES
+        }
+
+    @property
+    def shadowed(self) -> dict[str, int]:
+        """The challenger version asked beside each family's champion now."""
+        return {f: held.version for f, held in self._registry.challengers().items()}
+
+    async def _shadow(self, family: str, version: int | None) -> None:
+        """Ask `version` beside `family`'s champion (None: no challenger)."""
+        before = self.shadowed.get(family)
+        if version == before:
+            self.unshadowed.pop(family, None)
+            return
+        failed = self.unshadowed.get(family)
+        if version is not None and failed is not None and failed["version"] == version:
+            return  # said once, as for a champion
+        start = self._timer()
+        error = ""
+        if version is None:
+            self._registry.clear_challenger(family)
+            self.unshadowed.pop(family, None)
+        else:
+            try:
+                loop = asyncio.get_running_loop()
+                folder, loaded = await loop.run_in_executor(None, self._load, family, version)
+            except Exception as exc:  # the champion trades on; nothing is compared
+                error = _first_line(exc)
+                self.unshadowed[family] = {"version": version, "error": error}
+                self._registry.clear_challenger(family)
+            else:
+                # one assignment on the loop, as a swap: between two decisions
+                self._registry.set_challenger(family, version, folder, loaded, self._timer)
+                self.unshadowed.pop(family, None)
+        load_s = self._timer() - start
+        if error:
+            log.error(
+                "challenger not loaded: nothing is shadowed",
+                family=family,
+                challenger=version,
+                load_s=round(load_s, 3),
+                error=error,
+            )
+        else:
+            log.warning(
+                "challenger shadowed" if version is not None else "challenger no longer shadowed",
+                family=family,
+                from_version=before,
+                to_version=version,
+                champion=self.served.get(family),
+                load_s=round(load_s, 3),
+            )
+        event = ModelShadowed(
+            self._now_ns(),
+            family,
+            before,
+            version,
+            not error,
+            load_s,
+            error,
+        )
+        if self._publish is not None:
+            self._publish(event)
 
     def _load(self, family: str, version: int) -> tuple[Path, Loaded]:
         """On an executor thread: the version's files, loaded as serving loads them."""
@@ -150,7 +235,7 @@ class ModelSwapper:
             if before is not None and replaced is not None:
                 self._kept[family] = (before, self._registry.folders()[family], replaced)
             # one assignment on the loop: between two decisions
-            self._registry.swap(family, folder, loaded)
+            self._registry.swap(family, folder, loaded, version=version)
             self.served[family] = version
             self.unserved.pop(family, None)
             load_s = self._timer() - start
@@ -220,5 +305,5 @@ class ModelSwapper:
 
 
 def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else repr(exc)
+    """What a failed load says, in one line for the log, the event and the API."""
+    return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else repr(exc)

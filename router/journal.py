@@ -176,6 +176,10 @@ class SvcDecisionRow(JournalTable, table=True):
     # (router.drift): why; None when the parent's own router decided
     fallback: str | None = Field(default=None, sa_type=Text)
 
+    # shadow mode: the challengers' answers by model family (router.shadow); NULL when
+    # no challenger was asked
+    shadow_json: str | None = Field(default=None, sa_type=Text)
+
 
 class SvcScheduleRow(JournalTable, table=True):
     __tablename__ = "svc_schedule"

@@ -168,7 +168,10 @@ class ModelAdmin:
 
         self.ensure_shipped()
         self.served = {f: self.catalog.alias(f, CHAMPION) or SHIPPED_VERSION for f in FAMILIES}
-        return ModelRegistry(families={f: self.catalog.files(f, v) for f, v in self.served.items()})
+        return ModelRegistry(
+            families={f: self.catalog.files(f, v) for f, v in self.served.items()},
+            versions=self.served,
+        )
 
     # ------------------------------------------------------------------ moves
 

@@ -10,6 +10,11 @@ next decision uses what is served then. The same views carry the desk's fallback
 (`LiveModels.withdrawn`, router.drift): while the models are withdrawn they still score
 (in the shadow: their answers keep the drift figures going) but give the decision
 nothing to act on, so that it is made the heuristic router's way.
+
+In shadow mode (router.shadow) the registry also holds a family's challenger, loaded and
+put in place the same way (`set_challenger`, `clear_challenger`); the live objects hand
+it to the decisions that ask them (`challenger()`), which ask it beside the champion and
+act on the champion's answer only.
 """
 
 from __future__ import annotations
@@ -28,11 +33,28 @@ from models.serving.artifacts import ServedModel, load_family
 from models.serving.predictors import FillPredictor
 from models.serving.predictors import warm_up as warm_up_models
 from router.ports import PassiveOrderContext
+from router.shadow import Challenger
 from router.strategies.learned import OBS_SIZE, OnnxPolicy, Policy, ShippedSlicer
 from router.strategies.learned import warm_up as warm_up_slicer
 
 # One family as loaded: the dealer models, the fill model, or the slicer policy
 Loaded = dict[str, ServedModel] | FillPredictor | ShippedSlicer
+
+
+@dataclass(frozen=True)
+class Shadowed:
+    """A family's challenger as the registry holds it (`ModelRegistry.set_challenger`):
+    its version, its folder, the models loaded, and what a decision asks (`asked`: the
+    slicer's served pace, else the models themselves)."""
+
+    version: int
+    folder: Path
+    loaded: Loaded
+    timer: Callable[[], float]
+
+    @property
+    def asked(self) -> Any:
+        return self.loaded.served if isinstance(self.loaded, ShippedSlicer) else self.loaded
 
 
 class ModelRegistry:
@@ -47,10 +69,19 @@ class ModelRegistry:
     next use loads from the new folders."""
 
     def __init__(
-        self, directory: Path | None = None, *, families: Mapping[str, Path] | None = None
+        self,
+        directory: Path | None = None,
+        *,
+        families: Mapping[str, Path] | None = None,
+        versions: Mapping[str, int] | None = None,
     ) -> None:
         self._directory = directory
         self._families = dict(families or {})
+        # the registry's version of each family served, where known (the model registry's)
+        self.versions: dict[str, int] = dict(versions or {})
+        # shadow mode: each family's challenger, and what decisions are handed of it
+        self._shadowed: dict[str, Shadowed] = {}
+        self._challengers: dict[str, Challenger[Any]] = {}
         # each family loaded on its first use (sor-ml runs without the slicer)
         self._dealer: dict[str, ServedModel] | None = None
         self._fill: FillPredictor | None = None
@@ -104,11 +135,17 @@ class ModelRegistry:
                 slicer.served(obs)
         return slicer
 
-    def swap(self, family: str, directory: Path, loaded: Loaded) -> None:
+    def swap(
+        self, family: str, directory: Path, loaded: Loaded, *, version: int | None = None
+    ) -> None:
         """Serve `loaded` (`load_family_now(family, directory)`) as `family` from now on:
         one assignment, so a decision sees the old models or the new, never a mix. The
-        other families stay as they are (loaded or not)."""
+        other families stay as they are (loaded or not). `version`: its version in the
+        model registry."""
         self._families[family] = directory
+        if version is not None:
+            self.versions[family] = version
+            self._hand_out(family)
         if family == "dealer":
             assert isinstance(loaded, dict)
             self._dealer = loaded
@@ -118,6 +155,44 @@ class ModelRegistry:
         else:
             assert isinstance(loaded, ShippedSlicer)
             self._slicer = loaded
+
+    # ------------------------------------------------------------------ shadow mode
+
+    def set_challenger(
+        self,
+        family: str,
+        version: int,
+        directory: Path,
+        loaded: Loaded,
+        timer: Callable[[], float],
+    ) -> None:
+        """Ask `loaded` (`load_family_now(family, directory)`, version `version`) beside
+        `family`'s champion from now on, in one assignment as `swap`; `timer`: seconds,
+        for its latency."""
+        self._shadowed[family] = Shadowed(version, directory, loaded, timer)
+        self._hand_out(family)
+
+    def clear_challenger(self, family: str) -> None:
+        """Stop asking `family`'s challenger (if it has one)."""
+        self._shadowed.pop(family, None)
+        self._challengers.pop(family, None)
+
+    def challengers(self) -> dict[str, Shadowed]:
+        """The challenger of each family that has one, as held now."""
+        return dict(self._shadowed)
+
+    def challenger(self, family: str) -> Challenger[Any] | None:
+        """What a decision asks of `family`'s challenger, None without one."""
+        return self._challengers.get(family)
+
+    def _hand_out(self, family: str) -> None:
+        """Make what decisions are handed of `family`'s challenger (its champion's
+        version with it)."""
+        held = self._shadowed.get(family)
+        if held is not None:
+            self._challengers[family] = Challenger(
+                held.asked, held.version, self.versions.get(family), held.timer
+            )
 
     def loaded_family(self, family: str) -> Loaded | None:
         """`family`'s models as loaded now (None if they are not: nothing is read)."""
@@ -225,6 +300,10 @@ class _LiveDealers(Mapping[str, _LiveClassifier]):
     def __init__(self, registry: ModelRegistry) -> None:
         self._registry = registry
 
+    def challenger(self) -> Challenger[Any] | None:
+        """The dealer models' challenger (shadow mode), None without one."""
+        return self._registry.challenger("dealer")
+
     def __getitem__(self, name: str) -> _LiveClassifier:
         if name not in self._registry.dealer_models():
             raise KeyError(name)
@@ -254,6 +333,10 @@ class _LiveFill:
             return [math.nan] * len(p)
         return p
 
+    def challenger(self) -> Challenger[Any] | None:
+        """The fill model's challenger (shadow mode), None without one."""
+        return self._registry.challenger("fill")
+
 
 class _LivePace:
     """The slicer policy (router.strategies.learned.Policy) served now: the learned one,
@@ -270,6 +353,10 @@ class _LivePace:
     def __call__(self, obs: np.ndarray) -> float:
         a = self._registry.slicer_policy()(obs)
         return 0.0 if self._withdrawn() else a
+
+    def challenger(self) -> Challenger[Any] | None:
+        """The slicer's challenger's pace (shadow mode), None without one."""
+        return self._registry.challenger("slicer")
 
 
 class LiveModels:

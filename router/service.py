@@ -164,6 +164,8 @@ class ServiceConfig:
     # models run (0: off), and the seed of the draw
     wheel_share: float = 0.0
     wheel_seed: int = 1
+    # shadow mode (router.shadow): ask each family's challenger beside its champion
+    model_shadow: bool = True
 
 
 def load_service_config(
@@ -260,11 +262,12 @@ def load_service_config(
     file_log = _bool(fixt, "file_log", False)
     raw_fix = {k: fixt._raw(k, None) for k in ("clients", "allow_no_password") if k in fixt}
     fixt.check_no_unknown_keys()
-    use_registry, model_artifacts, model_poll_s = False, None, 2.0
+    use_registry, model_artifacts, model_poll_s, model_shadow = False, None, 2.0, True
     wheel_share, wheel_seed = 0.0, 1
     if "models" in t:
         mt = t.table("models")
         use_registry = _bool(mt, "registry", False)
+        model_shadow = _bool(mt, "shadow", True)
         model_artifacts = mt.get_str("artifacts", "") or None
         model_poll_s = mt.get_duration("poll_interval", model_poll_s)
         if model_poll_s < 0:
@@ -299,6 +302,7 @@ def load_service_config(
         model_poll_s=model_poll_s,
         wheel_share=wheel_share,
         wheel_seed=wheel_seed,
+        model_shadow=model_shadow,
     )
 
 
@@ -403,6 +407,7 @@ async def run_service(
             timer=time.perf_counter,
             publish=bus.publish if bus is not None else None,
             challenger=wheel.challenger,
+            shadow=cfg.model_shadow,
         )
     desk = Desk(cfg.desk, journal, clock.now_ns, markets, registry, served, wheel)
     runner: web.AppRunner | None = None
@@ -413,6 +418,13 @@ async def run_service(
         if swapper is not None and wheel is not None and wheel.challenger is not None:
             await swapper.sync()  # the challenger's set, loaded off the loop, then served
         desk.start()
+        if swapper is not None and cfg.model_shadow:
+            # the challengers, loaded off the loop before the first order (the champions
+            # were loaded by the desk's start); later moves are followed by the watch
+            try:
+                await swapper.sync()
+            except Exception as exc:  # the desk trades on its champions meanwhile
+                log.warning("challengers not read: the watch tries again", error=str(exc))
         tune_gc()
         if bus is not None:
             unsubscribe = desk.subscribe(bus.publish)
@@ -429,7 +441,14 @@ async def run_service(
             bus.start()
         gateway = FixGateway(desk, gw_settings, loop, registry=registry)
         gateway.start()
-        app = make_app(desk, cfg.api_token, registry=registry, models=admin, swapper=swapper)
+        app = make_app(
+            desk,
+            cfg.api_token,
+            registry=registry,
+            models=admin,
+            swapper=swapper,
+            shadow=desk.shadow_report if admin is not None else None,
+        )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, cfg.http_host, cfg.http_port)

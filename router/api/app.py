@@ -26,6 +26,10 @@ is served. A promotion to champion of a version worse than the champion on the h
 set answers 409 `worse_than_champion` naming the field `force`. GET /api/models/wheel
 reports the algo wheel's live results (router.wheel_stats): 404 until the journal holds
 a parent of the wheel, 422 naming the query parameter at fault.
+
+set answers 409 `worse_than_champion` naming the field `force`. GET /api/models/shadow
+reports shadow mode: each family's challenger asked beside its champion, how often
+they agree, the challenger's latency and its latest disagreements.
 """
 
 from __future__ import annotations
@@ -260,6 +264,7 @@ class Api:
     static_dir: Path = STATIC_DIR
     models: ModelAdmin | None = None  # the model registry, if the service has one
     swapper: ModelSwaps | None = None  # serves its champions live (router.hotswap)
+    shadow: Callable[[], dict[str, Any]] | None = None  # shadow mode's report (the desk's)
     # one alias move at a time: each reads the aliases it then moves
     _moving: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -552,6 +557,12 @@ class Api:
         except Exception as exc:  # the move stands: it is journaled
             log.warning("models not swapped after a move: the watch retries", error=str(exc))
 
+    async def shadow_models(self, request: web.Request) -> web.Response:
+        # without a model registry there is no challenger: nothing to report, which the
+        # dashboard reads as such (rather than an error at every look)
+        report = self.shadow() if self.shadow is not None else {"families": []}
+        return json_response(report)
+
     async def show_model(self, request: web.Request) -> web.Response:
         family, text = request.match_info["family"], request.match_info["version"]
         if not _DIGITS.fullmatch(text) or int(text) < 1:
@@ -674,6 +685,7 @@ def _routes(api: Api) -> list[web.RouteDef]:
         get("/api/drift", api.drift, allow_head=False),
         post("/api/drift/resume", api.resume_models),
         get("/api/models", api.list_models, allow_head=False),
+        get("/api/models/shadow", api.shadow_models, allow_head=False),
         get("/api/models/{family}/versions/{version}", api.show_model, allow_head=False),
         post("/api/models/{family}/promote", api.promote_model),
         post("/api/models/{family}/rollback", api.rollback_model),
@@ -694,6 +706,7 @@ def make_app(
     registry: CollectorRegistry | None = None,
     models: ModelAdmin | None = None,
     swapper: ModelSwaps | None = None,
+    shadow: Callable[[], dict[str, Any]] | None = None,
 ) -> web.Application:
     """The API, WebSocket and dashboard app over `desk`.
 
@@ -704,7 +717,8 @@ def make_app(
     GET /metrics shows them (default: a registry of this app's alone, with the desk's
     `metrics()` figures read at each scrape). `models`: the model registry that
     /api/models lists and moves (None: those answer 404 no_registry); `swapper`: what
-    serves a moved champion at once (the service's; None: nothing is swapped).
+    serves a moved champion at once (the service's; None: nothing is swapped); `shadow`:
+    shadow mode's report, GET /api/models/shadow (the desk's `shadow_report`).
     """
     hub = WsHub(desk, queue_size=ws_queue_size, heartbeat_s=ws_heartbeat_s)
     names = list(strategies) if strategies is not None else default_strategies()
@@ -721,6 +735,7 @@ def make_app(
         http=HttpMetrics(registry),
         models=models,
         swapper=swapper,
+        shadow=shadow,
     )
     registry.register(FigureCollector(api.ws_figures, lambda raw: f"API {raw.replace('_', ' ')}"))
     app = web.Application(middlewares=[api.count_requests, api.errors_as_json, api.require_token])

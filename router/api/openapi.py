@@ -44,6 +44,7 @@ from router.api.responses import (
     Ready,
     Schedule,
     Scorecard,
+    ShadowReport,
     Tca,
     WheelReport,
 )
@@ -343,6 +344,16 @@ def _operations() -> list[Op]:
             "Every version of every model family, with its aliases",
             response=ModelList,
             errors=(404,),
+            tags=("models",),
+        ),
+        Op(
+            "get",
+            "/api/models/shadow",
+            "shadowModels",
+            "Shadow mode: each challenger's agreement with its champion, its latency and "
+            "its latest disagreements",
+            response=ShadowReport,
+            description="No family without a model registry ([models] registry = true).",
             tags=("models",),
         ),
         Op(

@@ -103,6 +103,28 @@ class FillList(BaseModel):
     fills: list[Fill]
 
 
+_FAMILY = Literal["dealer", "fill", "slicer"]
+_ANSWER = (
+    "as the decision reads it: dealer {panel, p_any_quote}; fill {take, post: shares by "
+    "'<venue> <level>', cost_ticks}; slicer {action, pace}"
+)
+
+
+class ShadowAnswer(BaseModel):
+    """What a model family's challenger answered beside its champion in a decision
+    (shadow mode: the router acts on the champion's answer only)."""
+
+    champion_version: int | None
+    challenger_version: int
+    agree: bool = Field(description="the challenger's answer would have acted alike")
+    champion: dict[str, Any] = Field(description=f"the champion's answer, {_ANSWER}")
+    challenger: dict[str, Any] = Field(description="the challenger's answer, alike")
+    diffs: dict[str, list[float | None]] = Field(
+        description="the key numbers that differ: name -> [champion's, challenger's]"
+    )
+    latency_us: float = Field(description="the challenger's model calls, microseconds")
+
+
 class Decision(BaseModel):
     """A routing decision: why this venue."""
 
@@ -115,6 +137,9 @@ class Decision(BaseModel):
     )
     fallback: str = _sometimes(
         "why the heuristic router made it in the learned models' place (drift fallback)"
+    )
+    shadow: dict[str, ShadowAnswer] | None = _sometimes(
+        "shadow mode: the challengers' answers by model family, where one was asked"
     )
 
 
@@ -436,6 +461,48 @@ class Drift(BaseModel):
     history: list[DriftChange] = Field(description="newest first")
 
 
+class ShadowVersions(BaseModel):
+    champion_version: int | None
+    challenger_version: int
+
+
+class ShadowDisagreement(BaseModel):
+    """A shadowed decision where the challenger would have acted otherwise."""
+
+    ts_ns: Ns
+    parent_id: str
+    decision_ids: list[str] = Field(description="the records it rode on (none: nothing sent)")
+    champion: dict[str, Any] = Field(description=f"the champion's answer, {_ANSWER}")
+    challenger: dict[str, Any]
+    diffs: dict[str, list[float | None]] = Field(
+        description="the key numbers that differ: name -> [champion's, challenger's]"
+    )
+
+
+class ShadowFamily(BaseModel):
+    """One model family in shadow mode. The figures are those of the pair of versions
+    last compared (`compared`), since the service started or the pair changed."""
+
+    family: _FAMILY
+    champion_version: int | None = Field(description="served now")
+    challenger_version: int | None = Field(description="asked beside it now; null: none")
+    shadowing: bool
+    compared: ShadowVersions | None = Field(description="null: nothing compared yet")
+    since_ns: Ns | None
+    decisions: int = Field(description="askings of the challenger (one per decision)")
+    agreements: int
+    agreement_rate: float | None = Field(description=_RATIO)
+    latency_p50_us: float | None = Field(description="the challenger's model calls")
+    latency_p99_us: float | None
+    disagreements: list[ShadowDisagreement] = Field(description="the latest first")
+
+
+class ShadowReport(BaseModel):
+    """Shadow mode: how each family's challenger compares with its champion."""
+
+    families: list[ShadowFamily]
+
+
 # In the document's order; each model's $defs (ParentView, OrderStatus...) come with it.
 ANSWERS: tuple[type[BaseModel], ...] = (
     ParentView,
@@ -460,4 +527,5 @@ ANSWERS: tuple[type[BaseModel], ...] = (
     ModelAliasChange,
     WheelReport,
     Drift,
+    ShadowReport,
 )

@@ -161,6 +161,22 @@ def register(sub: Subparsers) -> None:
     add_json(bd)
     bd.set_defaults(func=run_decide)
 
+    bsh = bsub.add_parser(
+        "shadow",
+        help="the desk's decision latency with a challenger of every model family vs none",
+    )
+    bsh.add_argument(
+        "--parents", type=positive_int, default=4, help="ml parents at once (default: 4)"
+    )
+    bsh.add_argument(
+        "--rounds",
+        type=positive_int,
+        default=3,
+        help="rounds of the two runs, interleaved (default: 3)",
+    )
+    add_json(bsh)
+    bsh.set_defaults(func=run_shadow)
+
     ba = bsub.add_parser(
         "all", help="every speed benchmark, one file; --compare: each figure against a run before"
     )
@@ -332,6 +348,53 @@ def run_decide(args: argparse.Namespace) -> None:
             f"{doc['lit_options']} lit queues scored, a panel chosen among "
             f"{doc['dealers']} dealers (no_rfq: the decision without the panel; "
             f"desk_refresh: the desk's dealer arrays rebuilt at an RFQ event)"
+        )
+    emit_json(args.json_path, doc)
+
+
+def run_shadow(args: argparse.Namespace) -> None:
+    """`bench shadow`: what challengers beside the champions add to the desk's steps."""
+    from bench.shadow import run_shadow_bench
+
+    doc = run_shadow_bench(args.parents, rounds=args.rounds)
+    if args.json_path != "-":
+        quantiles = ("mean_us", "p50_us", "p99_us")
+        rows = [["every step, no challenger", *(f"{doc['without'][q]:.1f}" for q in quantiles)]]
+        for mode, what in (("same", "identical"), ("other", "differing")):
+            part = doc[mode]
+            rows += [
+                [
+                    f"every step, {what} challengers",
+                    *(f"{part['every_step'][q]:.1f}" for q in quantiles),
+                ],
+                [
+                    "asking steps, no challenger",
+                    *(f"{part['asking_without'][q]:.1f}" for q in quantiles),
+                ],
+                [
+                    f"asking steps, {what} challengers",
+                    *(f"{part['asking_with'][q]:.1f}" for q in quantiles),
+                ],
+            ]
+        print_table([left("desk step"), "mean us", "p50 us", "p99 us"], rows)
+        calls = [
+            [f"{family} ({what})", str(c["decisions"]), f"{c['p50_us']:.1f}", f"{c['p99_us']:.1f}"]
+            for mode, what in (("same", "identical"), ("other", "differing"))
+            for family, c in doc[mode]["challenger_calls"].items()
+            if c["decisions"]
+        ]
+        print_table([left("challenger calls"), "asked", "p50 us", "p99 us"], calls)
+        load = ", ".join(f"{x:.2f}" for x in doc["loadavg_before"])
+        added = "; ".join(
+            f"{what}: +{doc[mode]['added_mean_us']:.1f} us a step, "
+            f"+{doc[mode]['added_asking_mean_us']:.1f} us an asking step "
+            f"(paired median +{doc[mode]['added_asking_p50_us']:.1f} us)"
+            for mode, what in (("same", "identical"), ("other", "differing"))
+        )
+        print(
+            f"{doc['steps']} steps of {doc['parents']} ml parents over {doc['horizon_s']} s, "
+            f"{doc['rounds']} rounds; {added}; load average before: {load} on "
+            f"{doc['cpus']} CPUs"
         )
     emit_json(args.json_path, doc)
 

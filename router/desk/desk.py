@@ -85,6 +85,7 @@ class Desk:
             config.drift, served, self._outbox, now, metrics.registry, also=also
         )
         self._projector = Projector(self._outbox, now, metrics, self._drift)
+        self._models = served
         self._wiring = ExecutionWiring(config, self.kill, self._projector, metrics, served, wheel)
         self._pump = MarketPump(
             config,
@@ -317,6 +318,14 @@ class Desk:
 
     def scorecard(self) -> dict[str, Any]:
         return self._queries.scorecard()
+
+    def shadow_report(self) -> dict[str, Any]:
+        """Shadow mode as the desk sees it (router.desk.shadow.ShadowBook.report): per
+        model family, the versions served and compared, agreement, the challenger's
+        latency and its latest disagreements (GET /api/models/shadow)."""
+        models = self._models
+        challengers = {f: held.version for f, held in models.challengers().items()}
+        return self._projector.shadow.report(models.versions, challengers)
 
     # ------------------------------------------------------------------ port: commands
 

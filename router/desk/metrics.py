@@ -137,6 +137,26 @@ class DeskMetrics:
             buckets=DECISION_BUCKETS,
             registry=registry,
         )
+        # shadow mode (router.shadow): per model family, labelled (not desk figures)
+        self.shadow_decisions = Counter(
+            f"{PREFIX}shadow_decisions",
+            "Decisions that asked a model family's challenger beside its champion",
+            ("family",),
+            registry=registry,
+        )
+        self.shadow_agreements = Counter(
+            f"{PREFIX}shadow_agreements",
+            "Shadowed decisions whose challenger would have acted as the champion did",
+            ("family",),
+            registry=registry,
+        )
+        self.shadow_latency = Histogram(
+            f"{PREFIX}shadow_latency_seconds",
+            "Wall time of the challenger's model calls in a shadowed decision",
+            ("family",),
+            buckets=DECISION_BUCKETS,
+            registry=registry,
+        )
 
     def _counter(self, name: str) -> Counter:
         made = Counter(PREFIX + name, _COUNTERS[name], registry=self.registry)

@@ -21,6 +21,7 @@ from router.desk.drift import DriftFeed
 from router.desk.metrics import DeskMetrics
 from router.desk.orders import Order, tca_report
 from router.desk.outbox import Outbox
+from router.desk.shadow import ShadowBook
 from router.desk_api import (
     ChildOrderUpdated,
     DecisionMade,
@@ -53,6 +54,8 @@ from router.domain import (
     RfqEnded,
     RfqRequested,
     RfqTraded,
+    ShadowAnswer,
+    ShadowCompared,
     VenueKind,
 )
 from router.journal import (
@@ -78,11 +81,16 @@ class Projector:
         now_ns: Callable[[], int],
         metrics: DeskMetrics,
         drift: DriftFeed | None = None,
+        shadow: ShadowBook | None = None,
     ) -> None:
         self._outbox = outbox
         self._now_ns = now_ns
         self._metrics = metrics
         self._drift = drift  # sees every engine event and every end, after the journal
+        self.shadow = shadow if shadow is not None else ShadowBook()
+        # the JSON of the challengers' answers the last records carried: an answer rides
+        # on every record of its decision (a split's posts), made into JSON once
+        self._shadow_json: tuple[tuple[ShadowAnswer, ...], dict[str, Any], str] | None = None
         self._children: dict[str, dict[str, Any]] = {}  # rows of the open child orders
         self._schedule_dirty: dict[str, Order] = {}  # parents with new schedule points
         self.rfq_events: dict[str, list[Event]] = {}  # symbol -> this session's RFQ facts
@@ -195,6 +203,8 @@ class Projector:
             pass  # the child's row says open already; acks are not journaled
         elif isinstance(e, DecisionRecorded):
             self._on_decision(rec, e, ts)
+        elif isinstance(e, ShadowCompared):
+            self._on_shadow(e, ts)
         elif isinstance(e, ParentOrderCompleted):
             self.journal_schedule(rec)
             if rec.status is OrderStatus.PENDING_CANCEL:
@@ -281,6 +291,7 @@ class Projector:
         self._metrics.decisions.inc()
         # made now, so made the heuristic router's way if the models are withdrawn now
         fallback = self._drift.fallback_for(rec) if self._drift is not None else ""
+        shadow, shadow_text = self._shadow_of(e.shadow)
         self._outbox.batch.insert(
             SvcDecisionRow,
             {
@@ -292,6 +303,7 @@ class Projector:
                 "inputs_json": dumps(_finite(e.inputs)),
                 "alternatives_json": dumps(_finite(e.alternatives)),
                 "fallback": fallback or None,
+                "shadow_json": shadow_text,
             },
         )
         self._outbox.events.append(
@@ -303,8 +315,33 @@ class Projector:
                 _finite(e.inputs),
                 _finite(e.alternatives),
                 fallback,
+                shadow,
             )
         )
+
+    def _shadow_of(
+        self, answers: tuple[ShadowAnswer, ...]
+    ) -> tuple[dict[str, Any] | None, str | None]:
+        """A decision's challengers' answers by family, and as journaled (None, None
+        without)."""
+        if not answers:
+            return None, None
+        cached = self._shadow_json
+        if cached is not None and _same(cached[0], answers):
+            return cached[1], cached[2]
+        doc = {a.family: _json_numbers(a.to_json()) for a in answers}
+        self._shadow_json = (answers, doc, dumps(doc))
+        return doc, self._shadow_json[2]
+
+    def _on_shadow(self, e: ShadowCompared, ts: int) -> None:
+        """A challenger asked beside its champion: counted once per asking."""
+        family = e.answer.family
+        self._metrics.shadow_decisions.labels(family).inc()
+        agreements = self._metrics.shadow_agreements.labels(family)  # 0 is a figure too
+        if e.answer.agree:
+            agreements.inc()
+        self._metrics.shadow_latency.labels(family).observe(e.answer.latency_us / 1e6)
+        self.shadow.observe(ts, e.parent_id, e.answer, e.decision_ids)
 
     def _on_rfq(
         self, rec: Order, e: Event, ts: int, rfq_id: str, what: str, detail: dict[str, Any]
@@ -362,6 +399,11 @@ class Projector:
         rec.schedule_seen = len(points)
 
 
+def _same(a: tuple[ShadowAnswer, ...], b: tuple[ShadowAnswer, ...]) -> bool:
+    """The same answers (the objects themselves: their dicts make them unhashable)."""
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+
+
 def _finite(values: Mapping[str, float]) -> dict[str, float]:
     """JSON has no NaN: drop what is not a finite number."""
     out = {}
@@ -401,6 +443,8 @@ def _json_numbers(value: Any) -> Any:
     """JSON has no NaN: a number that is not finite is journaled as null."""
     if isinstance(value, dict):
         return {k: _json_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_numbers(v) for v in value]
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value

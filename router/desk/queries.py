@@ -17,7 +17,7 @@ from router.desk.orders import OrderBook, tca_report
 from router.desk.outbox import Outbox
 from router.desk.projection import Projector
 from router.desk_api import InvalidStateError, JournalUnavailableError, OrderStatus, ParentView
-from router.journal import Journal
+from router.journal import Journal, SvcDecisionRow
 from router.store import StoreError
 
 log = structlog.get_logger("blockroute.desk")
@@ -75,18 +75,7 @@ class DeskQueries:
         self._book.get(parent_id)
         n = max(1, min(limit, 1000))
         rows = self._read(lambda t: self._journal.decisions(parent_id, n, timeout_s=t))
-        return [
-            {
-                "decision_id": r.decision_id,
-                "ts_ns": r.ts_ns,
-                "chosen": r.chosen,
-                "inputs": json.loads(r.inputs_json),
-                "alternatives": json.loads(r.alternatives_json),
-                # only on a decision the heuristic router made in the models' place
-                **({"fallback": r.fallback} if r.fallback else {}),
-            }
-            for r in rows
-        ]
+        return [_decision(r) for r in rows]
 
     def schedule(self, parent_id: str) -> list[dict[str, Any]]:
         self._book.get(parent_id)
@@ -130,3 +119,20 @@ class DeskQueries:
         out = card.to_json()
         out["rfqs"] = card.n_rfqs
         return out
+
+
+def _decision(row: SvcDecisionRow) -> dict[str, Any]:
+    """A decision row as GET /api/orders/{id}/decisions answers it; with "shadow" (the
+    challengers' answers by model family) where a challenger was asked."""
+    out = {
+        "decision_id": row.decision_id,
+        "ts_ns": row.ts_ns,
+        "chosen": row.chosen,
+        "inputs": json.loads(row.inputs_json),
+        "alternatives": json.loads(row.alternatives_json),
+    }
+    if row.fallback:  # only on a decision the heuristic router made in the models' place
+        out["fallback"] = row.fallback
+    if row.shadow_json is not None:
+        out["shadow"] = json.loads(row.shadow_json)
+    return out

@@ -32,6 +32,8 @@ from router.domain import (
     OrdType,
     ParentOrder,
     RfqId,
+    ShadowAnswer,
+    ShadowCompared,
     Side,
     TimeInForce,
     VenueId,
@@ -114,6 +116,9 @@ class ChildOrderLedger:
         self._sent: set[ChildId] = set()
         self._ids = itertools.count(1)
         self._next_rfq = 1
+        # shadow mode: the challengers' answers of the asking under way, by family, with
+        # the decisions recorded since (`begin_shadow`)
+        self._shadows: dict[str, tuple[ShadowAnswer, list[DecisionId]]] = {}
 
     # ------------------------------------------------------------ what is where
 
@@ -206,16 +211,35 @@ class ChildOrderLedger:
     ) -> None:
         """Record a decision about a child order (or, given an id, one that sent none)."""
         key = child if isinstance(child, str) else child.child_id
+        decision_id = DecisionId(f"{key}-d")
+        shadow: tuple[ShadowAnswer, ...] = ()
+        if self._shadows:
+            shadow = tuple(answer for answer, _ in self._shadows.values())
+            for _, ids in self._shadows.values():
+                ids.append(decision_id)
         decision = DecisionRecorded(
             ts_ns=now,
-            decision_id=DecisionId(f"{key}-d"),
+            decision_id=decision_id,
             parent_id=self.parent.parent_id,
             chosen=chosen,
             inputs=inputs,
             alternatives=alternatives,
+            shadow=shadow,
         )
         self.result.decisions.append(decision)
         self.emit(decision)
+
+    def begin_shadow(self, answer: ShadowAnswer) -> None:
+        """What a family's challenger answered where the decision under way asked the
+        champion (router.shadow): the decisions recorded until `end_shadow` carry it."""
+        self._shadows[answer.family] = (answer, [])
+
+    def end_shadow(self, answer: ShadowAnswer) -> None:
+        """The decision under way is done with `answer`: report it once
+        (ShadowCompared), with the decisions that carried it (none if the champion's
+        answer recorded nothing)."""
+        _, ids = self._shadows.pop(answer.family, (answer, []))
+        self.emit(ShadowCompared(self.now(), self.parent.parent_id, answer, tuple(ids)))
 
     def emit(self, event: Event) -> None:
         if self._on_event is not None:

@@ -20,6 +20,7 @@ from router.domain import (
     Nanos,
     ParentOrder,
     ParentOrderCompleted,
+    ShadowAnswer,
 )
 from router.execution.config import PlanConfig
 from router.execution.ledger import ChildOrderLedger, ExecutionResult
@@ -28,6 +29,7 @@ from router.execution.tactic import Decision, Tactic
 from router.execution.take import TakeTactic
 from router.ports import Clock, ExecutionState, MarketSnapshot, SlicerPolicy
 from router.risk import RiskGate
+from router.shadow import take_shadow
 
 Scheduler = Callable[[Nanos, Callable[[], None]], None]
 
@@ -64,6 +66,9 @@ class ParentExecution:
         self.stopped = False  # canceled by the client: no new children ever
         self._plan_gen = 0  # bumped by every re-plan (replace, resume)
         self.on_schedule: Callable[[], None] | None = None  # a schedule point was added
+        # shadow mode: the slicer's challenger's pace, asked at a decision whose orders
+        # are placed by the next `_act` (a re-placing decision's second half)
+        self._pace_shadow: ShadowAnswer | None = None
 
     # ------------------------------------------------------------ what it has done
 
@@ -208,7 +213,18 @@ class ParentExecution:
 
     def _target(self, snap: MarketSnapshot, at_ns: Nanos) -> int:
         state = ExecutionState(self.parent, at_ns, self.ledger.filled, snap)
-        return max(0, min(self.slicer.target_filled(state), self.parent.qty))
+        target = max(0, min(self.slicer.target_filled(state), self.parent.qty))
+        answer = take_shadow(self.slicer)
+        if answer is not None:
+            self._flush_pace_shadow()  # an earlier one no decision acted on
+            self._pace_shadow = answer
+        return target
+
+    def _flush_pace_shadow(self) -> None:
+        answer, self._pace_shadow = self._pace_shadow, None
+        if answer is not None:
+            self.ledger.begin_shadow(answer)
+            self.ledger.end_shadow(answer)
 
     def _slice_qty(self) -> float:
         horizon_s = self.parent.horizon_ns / NANOS_PER_SECOND
@@ -270,8 +286,18 @@ class ParentExecution:
             self._slice_qty(),
             lambda: signals.screen(snap, now, side),
         )
-        for tactic in self.tactics:
-            tactic.on_decision(decision)
+        pace, self._pace_shadow = self._pace_shadow, None
+        if pace is None:
+            for tactic in self.tactics:
+                tactic.on_decision(decision)
+            return
+        # the pace set this decision's targets: its records carry the challenger's
+        self.ledger.begin_shadow(pace)
+        try:
+            for tactic in self.tactics:
+                tactic.on_decision(decision)
+        finally:
+            self.ledger.end_shadow(pace)
 
     def _sweep(self) -> None:
         if self.idle:
@@ -291,6 +317,7 @@ class ParentExecution:
             return
         self.done = True
         self._pull()
+        self._flush_pace_shadow()
         now = self._clock.now_ns()
         self._sample((now, self.parent.qty, self.ledger.filled))
         self.ledger.emit(

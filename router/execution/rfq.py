@@ -42,6 +42,7 @@ from router.execution.ledger import ChildOrderLedger
 from router.execution.tactic import Decision, Tactic
 from router.execution.venues import LitFees, RfqRouting
 from router.ports import MarketData, MarketSnapshot
+from router.shadow import take_shadow
 
 
 @dataclass
@@ -115,11 +116,36 @@ class RfqTactic(Tactic):
         if snap.mid is None:
             return False
         side = ledger.parent.side
-        panel, scores = self._rfq.selector.select(
+        selector = self._rfq.selector
+        panel, scores = selector.select(
             side, size, cfg.panel_size, self._rng, two_sided=cfg.two_sided
         )
+        # shadow mode: the panel the dealer models' challenger would have asked
+        answer = take_shadow(selector)
+        if answer is None:
+            return self._request(snap, now, size, chosen, inputs, panel, scores)
+        ledger.begin_shadow(answer)
+        try:
+            return self._request(snap, now, size, chosen, inputs, panel, scores)
+        finally:
+            ledger.end_shadow(answer)
+
+    def _request(
+        self,
+        snap: MarketSnapshot,
+        now: Nanos,
+        size: int,
+        chosen: str,
+        inputs: dict[str, float],
+        panel: list[DealerId],
+        scores: dict[str, float],
+    ) -> bool:
+        """`_request_quotes` once the selector has chosen `panel` on `scores`."""
+        cfg = self.config
+        ledger = self._ledger
         if not panel:
             return False
+        side = ledger.parent.side
         rfq_id = ledger.next_rfq_id()
         request = QuoteRequest(
             rfq_id=rfq_id,

@@ -48,8 +48,9 @@ import numpy as np
 import structlog
 from numba import njit
 
-from router.domain import NANOS_PER_SECOND, Nanos
+from router.domain import NANOS_PER_SECOND, Nanos, ShadowAnswer
 from router.ports import ExecutionState, MarketHistory
+from router.shadow import challenger_of, compare_pace
 
 #: maps an observation (float32, OBS_SIZE) to an action in [-1, 1]
 Policy = Callable[[np.ndarray], float]
@@ -284,6 +285,7 @@ class PacedSlicer:
         self._lead0 = 0.0  # the schedule's lead then
         self._m = 1.0  # the step's pace multiplier
         self.paces: list[tuple[Nanos, float, float]] = []  # (time, action, multiplier)
+        self._shadow: ShadowAnswer | None = None
 
     def target_filled(self, state: ExecutionState) -> int:
         p = state.parent
@@ -301,11 +303,28 @@ class PacedSlicer:
         s = min(1.0, max(0.0, (now_ns - self._t0) / self._span_ns))
         return self._lead0 + ((self._m - 1.0) * (1.0 - self._e0) - self._m * self._lead0) * s
 
+    def take_shadow(self) -> ShadowAnswer | None:
+        """The pace the slicer's challenger would have set at the last step, compared
+        with the one set (router.shadow.ShadowSource), once."""
+        answer, self._shadow = self._shadow, None
+        return answer
+
     def _act(self, state: ExecutionState) -> None:
         lead = self.lead(state.now_ns)
         self.obs.lead = lead
-        action = float(self.policy(self.obs.observe(state)))
-        action = min(1.0, max(-1.0, action)) if math.isfinite(action) else 0.0
+        obs = self.obs.observe(state)
+        action = _action(self.policy(obs))
+        challenger = challenger_of(self.policy)
+        if challenger is not None:  # shadow mode: the same observation, not acted on
+            start = challenger.timer()
+            theirs = _action(challenger.model(obs))
+            spent = challenger.timer() - start
+            self._shadow = compare_pace(
+                challenger,
+                (action, pace_multiplier(action)),
+                (theirs, pace_multiplier(theirs)),
+                spent,
+            )
         self.obs.last_action = action
         m = pace_multiplier(action)
         self._t0 = state.now_ns
@@ -314,6 +333,12 @@ class PacedSlicer:
         self._lead0 = lead
         self._m = m
         self.paces.append((state.now_ns, action, m))
+
+
+def _action(answer: float) -> float:
+    """A policy's answer as the action taken: clipped to [-1, 1], 0 if not finite."""
+    action = float(answer)
+    return min(1.0, max(-1.0, action)) if math.isfinite(action) else 0.0
 
 
 # ----------------------------------------------------------------------------- serving

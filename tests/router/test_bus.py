@@ -9,6 +9,7 @@ own topic root, so runs side by side do not see each other's messages.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import getpass
 import json
 import math
@@ -395,6 +396,26 @@ def test_topics_qos_and_retain_of_each_event() -> None:
         text="unknown order",
     )
     assert [m.topic for m in messages_for(unknown, "r/")] == ["r/orders/rejected"]
+
+
+def test_shadow_mode_on_the_bus() -> None:
+    """The challenger a service asks (retained, per family), and a decision's
+    challengers' answers in its payload only when it has some."""
+    from router.desk_api import ModelShadowed
+
+    shadowed = ModelShadowed(1, "fill", None, 2, True, 0.02)
+    ((topic, qos, retain, payload),) = [
+        (m.topic, m.qos, m.retain, json.loads(m.payload)) for m in messages_for(shadowed, "b/")
+    ]
+    assert (topic, qos, retain) == ("b/models/fill/shadowed", 1, True)
+    assert payload["type"] == "model_shadowed" and payload["to_version"] == 2
+    plain = next(e for e in one_of_each() if isinstance(e, DecisionMade))
+    assert "shadow" not in json.loads(messages_for(plain)[-1].payload)
+    answer = {"agree": False, "champion": {"action": 0.0}, "challenger": {"action": 0.5}}
+    with_shadow = dataclasses.replace(plain, shadow={"slicer": answer})
+    decision_message = messages_for(with_shadow)[-1]
+    assert decision_message.topic == "blockroute/decisions/P-1"
+    assert json.loads(decision_message.payload)["shadow"] == {"slicer": answer}
 
 
 def test_ids_become_one_valid_topic_level() -> None:

@@ -110,3 +110,21 @@ def test_the_drift_table_is_read_and_checked(tmp_path: Path):
         f.write_text(base + f"\n[drift]\n{bad}\n")
         with pytest.raises(ConfigError, match=message):
             load_service_config(f, environ={})
+
+
+def test_shadow_mode_is_on_by_default_and_can_be_turned_off(tmp_path: Path):
+    from router.service import DEFAULT_SERVICE_CONFIG, load_service_config
+
+    assert load_service_config(environ={}).model_shadow is True  # the shipped config
+    shipped = DEFAULT_SERVICE_CONFIG.read_text()
+    fix = DEFAULT_SERVICE_CONFIG.parent / "fix/acceptor.cfg"
+    base = shipped.replace('"fix/acceptor.cfg"', f'"{fix}"')
+    f = tmp_path / "s.toml"
+    f.write_text(base.replace("shadow = true", "shadow = false"))
+    assert load_service_config(f, environ={}).model_shadow is False
+    f.write_text(base.replace("shadow = true", 'shadow = "yes"'))
+    with pytest.raises(ConfigError, match=r"models\.shadow: must be true or false"):
+        load_service_config(f, environ={})
+    start, end = shipped.index("[models]"), shipped.index("[mqtt]")
+    f.write_text((shipped[:start] + shipped[end:]).replace('"fix/acceptor.cfg"', f'"{fix}"'))
+    assert load_service_config(f, environ={}).model_shadow is True  # no [models]: on

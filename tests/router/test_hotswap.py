@@ -26,7 +26,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from models.serving.artifacts import MODELS_DIR, family_files
-from router.desk_api import DeskEvent, ModelServed
+from router.desk_api import DeskEvent, ModelServed, ModelShadowed
 from router.model_admin import ModelAdmin, open_admin
 from tests.router.fix.client import until
 from tests.router.service_harness import Service, Services, write_config
@@ -195,6 +195,95 @@ async def test_a_slow_load_never_blocks_the_loop(
     assert max(np.diff(ticks)) < 0.2, max(np.diff(ticks))
 
 
+async def test_in_shadow_mode_the_swapper_follows_the_challenger_alias_live(
+    admin: ModelAdmin, tmp_path: Path
+) -> None:
+    """A challenger is loaded beside the champion (off the loop, as a champion), handed
+    to the decisions through the live views, replaced when the alias moves, dropped when
+    it is promoted or removed; one that does not load is not asked, and said once."""
+    from router.hotswap import ModelSwapper
+
+    admin.register("fill", copy_of(tmp_path / "v2", "fill"), "ci", "trained", {})
+    served = admin.serving()
+    live = served.live().fill_model()
+    published: list[DeskEvent] = []
+    ticks = itertools.count()
+    swapper = ModelSwapper(
+        admin,
+        served,
+        now_ns=lambda: 7,
+        timer=lambda: float(next(ticks)),
+        publish=published.append,
+        shadow=True,
+    )
+    assert await swapper.sync() == []  # no champion moved; the challenger is loaded
+    assert swapper.shadowed == {"fill": 2}
+    (loaded,) = published
+    assert isinstance(loaded, ModelShadowed)
+    assert (loaded.family, loaded.from_version, loaded.to_version, loaded.ok) == (
+        "fill",
+        None,
+        2,
+        True,
+    )
+    challenger = live.challenger()
+    assert challenger is not None and (challenger.version, challenger.champion_version) == (2, 1)
+    assert challenger.model is served.challengers()["fill"].loaded
+    assert challenger.model is not served.fill_model()  # its own copy, its own counters
+    assert served.live().dealer_models().challenger() is None  # no dealer challenger
+    assert await swapper.sync() == [] and len(published) == 1  # nothing moved
+
+    # a new challenger registered: the next look follows it
+    admin.register("fill", copy_of(tmp_path / "v3", "fill"), "ci", "retrained", {})
+    await swapper.sync()
+    assert swapper.shadowed == {"fill": 3}
+    assert (published[-1].from_version, published[-1].to_version) == (2, 3)  # type: ignore[attr-defined]
+    # the champion moves under it (not to it): the challenger is compared with the new one
+    admin.catalog.set_alias("fill", "champion", 2)
+    (swapped,) = await swapper.sync()
+    assert swapped.to_version == 2
+    challenger = live.challenger()
+    assert challenger is not None and (challenger.version, challenger.champion_version) == (3, 2)
+
+    # the challenger promoted: it is the champion now, nothing left to compare
+    admin.promote("fill", None, "alice", "agreed in shadow")
+    (promoted,) = await swapper.sync()
+    assert promoted.to_version == 3 and swapper.shadowed == {} and live.challenger() is None
+    dropped = published[-1]
+    assert isinstance(dropped, ModelShadowed)
+    assert (dropped.from_version, dropped.to_version, dropped.ok) == (3, None, True)
+
+    # a challenger whose files do not load: not asked, said once
+    admin.register("fill", copy_of(tmp_path / "v4", "fill"), "ci", "trained", {})
+    (admin.catalog.files("fill", 4) / "fill_passive.ubj").write_bytes(b"not a model")
+    await swapper.sync()
+    failed = published[-1]
+    assert isinstance(failed, ModelShadowed) and not failed.ok and failed.to_version == 4
+    assert "fill_passive.ubj" in failed.error
+    assert swapper.unshadowed == {"fill": {"version": 4, "error": failed.error}}
+    assert swapper.shadowed == {} and live.challenger() is None
+    before = len(published)
+    assert await swapper.sync() == [] and len(published) == before
+    # the alias removed: nothing to shadow, nothing to report as failed
+    admin.catalog.delete_alias("fill", "challenger")
+    await swapper.sync()
+    assert swapper.unshadowed == {} and len(published) == before
+
+
+async def test_with_shadow_off_no_challenger_is_loaded(admin: ModelAdmin, tmp_path: Path) -> None:
+    from router.hotswap import ModelSwapper
+
+    admin.register("dealer", copy_of(tmp_path, "dealer"), "ci", "trained", {})
+    served = admin.serving()
+    published: list[DeskEvent] = []
+    swapper = ModelSwapper(
+        admin, served, now_ns=lambda: 7, timer=time.perf_counter, publish=published.append
+    )
+    assert await swapper.sync() == []
+    assert swapper.shadowed == {} and published == []
+    assert served.live().dealer_models().challenger() is None
+
+
 def test_live_models_read_the_model_served_at_each_call(admin: ModelAdmin, tmp_path: Path) -> None:
     from router.registry import ModelRegistry
 
@@ -223,6 +312,20 @@ def _fill_rows(service: Service) -> float:
     for family in text_string_to_metric_families(service.page("/metrics")):
         for s in family.samples:
             if s.name == "blockroute_model_fill_rows_total":
+                return float(s.value)
+    return 0.0
+
+
+def _shadowed(service: Service, family: str) -> dict[str, Any]:
+    """GET /api/models/shadow's entry of `family`."""
+    doc = service.get("/api/models/shadow")
+    return next(f for f in doc["families"] if f["family"] == family)
+
+
+def _metric(service: Service, name: str, **labels: str) -> float:
+    for family in text_string_to_metric_families(service.page("/metrics")):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
                 return float(s.value)
     return 0.0
 
@@ -292,6 +395,17 @@ async def test_promotion_and_rollback_swap_the_models_of_the_running_service_liv
     ]
     # the ml parent scores its passive orders with the fill model at every decision
     await until(lambda: _fill_rows(service) >= 20, 30, "the fill model scored nothing")
+    # shadow mode ([models] shadow defaults to true): the registered versions are the
+    # challengers, byte-identical copies, asked beside the champions and always agreeing
+    await until(lambda: _shadowed(service, "fill")["decisions"] > 0, 20, "fill not shadowed")
+    fill = _shadowed(service, "fill")
+    assert (fill["shadowing"], fill["champion_version"], fill["challenger_version"]) == (True, 1, 2)
+    assert fill["agreement_rate"] == 1.0 and fill["disagreements"] == []
+    assert _shadowed(service, "dealer")["challenger_version"] == 2
+    assert not _shadowed(service, "slicer")["shadowing"]  # no slicer challenger
+    journaled = service.get(f"/api/orders/{pid}/decisions?limit=500")["decisions"]
+    assert any(d.get("shadow", {}).get("fill", {}).get("agree") for d in journaled)
+    assert _metric(service, "blockroute_shadow_decisions_total", family="fill") > 0
     rows_before = _fill_rows(service)
     clock_before = service.get("/api/info")["now_ns"]
 
@@ -302,6 +416,14 @@ async def test_promotion_and_rollback_swap_the_models_of_the_running_service_liv
         await asyncio.sleep(0.5)
     assert (moved["from_version"], moved["to_version"], moved["served"]["fill"]) == (1, 2, 2)
     assert service.get("/api/models")["served"] == {"dealer": 1, "fill": 2, "slicer": 1}
+    # the challenger promoted is the champion: nothing left to shadow
+    fill = _shadowed(service, "fill")
+    assert (fill["shadowing"], fill["champion_version"], fill["challenger_version"]) == (
+        False,
+        2,
+        None,
+    )
+    assert _shadowed(service, "dealer")["shadowing"]
     (swap_line,) = _swaps(service, "fill")
     load_s = float(swap_line.split("load_s=")[1].split()[0])
     # the loop never waited for the load: every answer during it came quickly
@@ -339,6 +461,7 @@ async def test_promotion_and_rollback_swap_the_models_of_the_running_service_liv
         lambda: service.get("/api/models")["served"]["dealer"] == 2, 15, "the CLI move unseen"
     )
     assert len(_swaps(service, "dealer")) == 1
+    assert not _shadowed(service, "dealer")["shadowing"]  # followed at the same look
 
     # and back, live
     filled = service.get(f"/api/orders/{pid}")["filled_qty"]

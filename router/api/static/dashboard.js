@@ -25,6 +25,7 @@
     tca: null,
     scorecard: [],
     drift: null, // GET /api/drift
+    shadow: [], // GET /api/models/shadow: one entry per model family
     kill: { engaged: false, reason: "" },
     clock: { ns: 0, at: 0, rate: 1 }, // service ns at local ms `at`, and its pace
     activity: [],
@@ -253,6 +254,7 @@
         inputs: ev.inputs,
         alternatives: ev.alternatives,
         fallback: ev.fallback || undefined,
+        shadow: ev.shadow,
       });
       state.decisions.length = Math.min(state.decisions.length, 10);
       throttle("schedule", 1000, () => loadSchedule(ev.parent_id));
@@ -364,6 +366,15 @@
     }
   }
 
+  async function loadShadow() {
+    try {
+      state.shadow = (await api("GET", "/api/models/shadow")).families || [];
+      renderSoon();
+    } catch (_) {
+      /* shown as before */
+    }
+  }
+
   async function syncClock() {
     try {
       const before = Date.now();
@@ -405,6 +416,7 @@
     renderDetail();
     renderScorecard();
     renderDrift();
+    renderShadow();
     renderActivity();
   }
 
@@ -688,6 +700,10 @@
     const rows = state.decisions.slice(0, 8).map((d) => {
       const alts = Object.entries(d.alternatives || {}).sort((a, b) => a[1] - b[1]);
       const inputs = Object.entries(d.inputs || {});
+      // shadow mode: the families whose challenger would have acted otherwise here
+      const differs = Object.entries(d.shadow || {})
+        .filter(([, a]) => !a.agree)
+        .map(([family, a]) => `${family}: ${answerText(family, a.challenger)}`);
       return el(
         "tr",
         { "data-testid": "decision-row" },
@@ -696,7 +712,8 @@
           "td",
           {},
           el("strong", {}, d.chosen),
-          d.fallback ? el("span", { class: "badge warn", title: d.fallback, "data-testid": "decision-fallback" }, "heuristic fallback") : null
+          d.fallback ? el("span", { class: "badge warn", title: d.fallback, "data-testid": "decision-fallback" }, "heuristic fallback") : null,
+          differs.length ? el("div", { class: "shadow-flag", "data-testid": "decision-shadow" }, `challenger differs (${differs.join("; ")})`) : null
         ),
         el(
           "td",
@@ -783,6 +800,63 @@
     } catch (err) {
       flash(`resume: ${explain(err)}`, true);
     }
+  }
+
+  // a family's answer in a few words: the panel it asks, the split it sends, the pace
+  function answerText(family, a) {
+    if (!a) return "–";
+    if (family === "dealer") return `ask ${(a.panel || []).join(", ")} (P any quote ${pct(a.p_any_quote)})`;
+    if (family === "fill") {
+      const posts = Object.entries(a.post || {}).map(([where, q]) => `post ${qty(q)} ${where}`);
+      return [`take ${qty(a.take)}`, ...posts].join(", ");
+    }
+    if (family === "slicer") return `pace ×${num(a.pace, 2)} (action ${num(a.action, 3)})`;
+    return JSON.stringify(a);
+  }
+
+  function renderShadow() {
+    const families = state.shadow.filter((f) => f.shadowing || f.decisions > 0);
+    $("shadow").hidden = families.length === 0;
+    const rows = families.map((f) =>
+      el(
+        "tr",
+        { "data-testid": "shadow-row", "data-family": f.family },
+        el("td", {}, f.family),
+        el("td", { class: "num" }, f.champion_version == null ? "–" : `v${f.champion_version}`),
+        el("td", { class: "num" }, f.challenger_version == null ? "none" : `v${f.challenger_version}`),
+        el("td", { class: "num" }, qty(f.decisions)),
+        el("td", { class: "num", "data-testid": "shadow-agreement" }, pct(f.agreement_rate, 1)),
+        el("td", { class: "num" }, `${num(f.latency_p50_us, 0)} / ${num(f.latency_p99_us, 0)}`)
+      )
+    );
+    $("shadow-body").replaceChildren(...rows);
+    const diffs = families
+      .flatMap((f) => (f.disagreements || []).map((d) => ({ ...d, family: f.family })))
+      .sort((a, b) => b.ts_ns - a.ts_ns)
+      .slice(0, 10)
+      .map((d) =>
+        el(
+          "tr",
+          { "data-testid": "shadow-disagreement", "data-family": d.family },
+          el("td", {}, clockText(d.ts_ns)),
+          el("td", {}, d.family),
+          el("td", {}, d.parent_id),
+          el("td", {}, answerText(d.family, d.champion)),
+          el("td", {}, el("strong", {}, answerText(d.family, d.challenger))),
+          el(
+            "td",
+            {},
+            firstAndMore(
+              Object.entries(d.diffs || {}).map(([k, [a, b]]) =>
+                el("span", { class: "inp" }, el("span", { class: "k" }, `${k} `), `${num(a, 3)} → ${num(b, 3)}`)
+              ),
+              3
+            )
+          )
+        )
+      );
+    $("shadow-diffs-body").replaceChildren(...diffs);
+    $("shadow-diffs-empty").hidden = diffs.length > 0;
   }
 
   function renderActivity() {
@@ -899,8 +973,10 @@
     connect();
     loadScorecard();
     loadDrift();
+    loadShadow();
     setInterval(loadScorecard, 30000);
     setInterval(loadDrift, 10000);
+    setInterval(loadShadow, 5000);
     setInterval(syncClock, 5000);
     setInterval(() => {
       tickClock();

@@ -181,20 +181,24 @@ class FakeDesk:
             {"ts_ns": self.now_ns(), "target_qty": float(target), "filled_qty": float(target)}
         )
 
-    def decide(self, parent_id: str, chosen: str, qty: int) -> None:
+    def decide(
+        self, parent_id: str, chosen: str, qty: int, shadow: dict[str, Any] | None = None
+    ) -> None:
+        """A decision; `shadow`: its challengers' answers by family (shadow mode)."""
         view = self._orders[parent_id]
         alternatives = {v: 1.5 + 0.5 * i for i, (v, _) in enumerate(_VENUES)}
         alternatives[chosen] = 0.9
         inputs = {"spread_bps": 5.0, "slice_qty": float(qty), "imbalance": 0.12}
         fallback = self.drift_monitor.fallback  # the desk's: the heuristic decided
         event = DecisionMade(
-            self.now_ns(), view, self._next("D"), chosen, inputs, alternatives, fallback
+            self.now_ns(), view, self._next("D"), chosen, inputs, alternatives, fallback, shadow
         )
         row = {k: event.payload()[k] for k in ("decision_id", "ts_ns", "chosen")}
+        extra: dict[str, Any] = {} if shadow is None else {"shadow": shadow}
         if fallback:
-            row["fallback"] = fallback
+            extra["fallback"] = fallback
         self._decisions[parent_id].insert(
-            0, {**row, "inputs": inputs, "alternatives": alternatives}
+            0, {**row, "inputs": inputs, "alternatives": alternatives, **extra}
         )
         self.publish(event)
 
@@ -502,3 +506,22 @@ def fake_desk_type() -> type[FakeDesk]:
     """The class, for tests that need a desk set up differently (test files cannot import
     this conftest by name)."""
     return FakeDesk
+
+
+@pytest.fixture
+def shadow_report() -> tuple[dict[str, Any], dict[str, Any]]:
+    """A desk's shadow-mode report after a disagreeing dealer panel and an agreeing pace
+    (router.desk.shadow.ShadowBook, fed as the projector feeds it), and the panel's
+    answer as a decision carries it."""
+    from router.desk.shadow import ShadowBook
+    from router.shadow import Challenger, compare_pace, compare_panel
+
+    challenger = Challenger(None, 3, 2, lambda: 0.0)
+    book = ShadowBook()
+    panel = compare_panel(
+        challenger, (["A", "B"], {"A": 0.6, "B": 0.3}, 0.9), (["A", "C"], {"C": 0.5}, 0.8), 4e-5
+    )
+    book.observe(10, "P1", panel, ("P1-R1-request-d",))
+    book.observe(20, "P1", compare_pace(challenger, (0.0, 1.0), (0.01, 1.01), 3e-6), ())
+    report = book.report({"dealer": 2, "fill": 1, "slicer": 2}, {"dealer": 3, "slicer": 3})
+    return report, panel.to_json()

@@ -150,6 +150,51 @@ async def test_an_order_from_the_form_appears_and_fills(
         await server.close()
 
 
+async def test_the_model_shadow_shows_agreement_and_where_the_challenger_differs(
+    browser: Any, fake_desk_type: Any, shadow_report: tuple[dict[str, Any], dict[str, Any]]
+) -> None:
+    """Shadow mode: the agreement of each family shadowed, its latest disagreements, and
+    on a decision the family whose challenger would have acted otherwise; the card goes
+    when nothing is shadowed any more."""
+    report, panel = shadow_report
+    shown = {"report": report}
+    desk = fake_desk_type()
+    server, page = await _open(browser, desk, shadow=lambda: shown["report"])
+    p = page.page
+    try:
+        await p.wait_for_selector('[data-testid="shadow"]:not([hidden])')
+        rows = p.locator('[data-testid="shadow-row"]')
+        assert [await rows.nth(i).get_attribute("data-family") for i in range(2)] == [
+            "dealer",
+            "slicer",
+        ]  # fill: no challenger, nothing compared
+        dealer = p.locator('[data-testid="shadow-row"][data-family="dealer"]')
+        assert await dealer.locator('[data-testid="shadow-agreement"]').inner_text() == "0.0%"
+        assert (await dealer.inner_text()).split("\t")[:4] == ["dealer", "v2", "v3", "1"]
+        slicer = p.locator('[data-testid="shadow-row"][data-family="slicer"]')
+        assert await slicer.locator('[data-testid="shadow-agreement"]').inner_text() == "100.0%"
+        (differs,) = await p.locator('[data-testid="shadow-disagreement"]').all()
+        text = await differs.inner_text()
+        assert "ask A, B (P any quote 90%)" in text and "ask A, C (P any quote 80%)" in text
+        assert "p_any_quote 0.900 → 0.800" in text and "+1 more" in text  # 3 shown, 1 more
+
+        # a decision whose dealer challenger would have asked another panel
+        await _submit(p, qty="500")
+        await p.click('[data-testid="order-row"][data-parent-id="P1"]')
+        desk.decide("P1", "LIT-A", 100)
+        desk.decide("P1", "DEALER-1", 100, shadow={"dealer": panel})
+        flag = p.locator('[data-testid="decision-shadow"]')
+        await flag.wait_for()
+        assert await flag.count() == 1  # the other decision has no shadow
+        assert "dealer: ask A, C" in await flag.inner_text()
+
+        shown["report"] = {"families": []}  # the challengers promoted or removed
+        await p.wait_for_selector('[data-testid="shadow"][hidden]', state="attached")
+        page.check_clean()
+    finally:
+        await server.close()
+
+
 async def test_the_form_shows_what_is_wrong(browser: Any, fake_desk_type: Any) -> None:
     desk = fake_desk_type()
     server, page = await _open(browser, desk)

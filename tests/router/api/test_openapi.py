@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
 from router.api import make_app, responses
 from router.api.app import ORDER_FIELDS, REPLACE_FIELDS
@@ -174,6 +174,41 @@ async def test_real_answers_match_the_schemas(
     desk.journal_down = "the database did not answer in time"
     await check("POST", "/api/orders", "/api/orders", {"symbol": "QDI", "side": "buy", "qty": 1})
     await check("GET", "/api/kill-switch", "/api/kill-switch")
+
+
+async def test_the_shadow_answers_match_their_schemas(
+    desk: Any, post_order: Any, shadow_report: tuple[dict[str, Any], dict[str, Any]]
+) -> None:
+    """GET /api/models/shadow (with a desk's report, and without a registry) and a
+    decision that carries its challengers' answers validate against their schemas and
+    models, and send no key they leave out."""
+    jsonschema = pytest.importorskip("jsonschema")
+    doc = openapi_document(STRATEGIES)
+    components = doc["components"]["schemas"]
+    report, panel = shadow_report
+    pid = (await post_order(strategy="ml"))["parent_id"]
+    desk.decide(pid, "LIT-A", 100, shadow={"dealer": panel})
+    for shadow in (lambda: report, None):
+        async with TestClient(TestServer(make_app(desk, TOKEN, shadow=shadow))) as client:
+            for path, template in (
+                ("/api/models/shadow", "/api/models/shadow"),
+                (f"/api/orders/{pid}/decisions", "/api/orders/{id}/decisions"),
+            ):
+                resp = await client.get(path)
+                assert resp.status == 200
+                answer = await resp.json()
+                op = doc["paths"][template]["get"]
+                schema = op["responses"]["200"]["content"]["application/json"]["schema"]
+                jsonschema.validate(
+                    answer,
+                    {**schema, "components": doc["components"]},
+                    cls=jsonschema.Draft202012Validator,
+                )
+                model = getattr(responses, schema["$ref"].rsplit("/", 1)[1])
+                model.model_validate_json(await resp.text(), strict=True)
+                assert _undocumented(answer, schema, components) == [], path
+                if path == "/api/models/shadow":
+                    assert answer == (report if shadow is not None else {"families": []})
 
 
 _KEYWORDS = {

@@ -77,6 +77,7 @@ COMMANDS = {
     "bench fix",
     "bench memory",
     "bench decide",
+    "bench shadow",
     "bench scale",
     "bench all",
     "bench startup",
