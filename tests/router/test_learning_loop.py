@@ -100,24 +100,38 @@ async def test_trade_train_from_the_journal_shadow_compare_promote_and_roll_back
         assert (moved["action"], moved["to_version"], moved["by"]) == ("register", 2, "ci")
 
         # 3. shadow: the service asks the challenger at every dealer choice, acts on the
-        # champion's, and counts where they agree
+        # champion's answer, and counts where they agree
+        def dealer_shadow() -> dict[str, Any]:
+            (family,) = [
+                f for f in service.get("/api/models/shadow")["families"] if f["family"] == "dealer"
+            ]
+            return family
+
         await until(
-            lambda: service.get("/api/models/shadow")["families"]["dealer"]["challenger"] == 2,
+            lambda: dealer_shadow()["challenger_version"] == 2,
             15,
             "the service did not load the challenger",
         )
+        await bus.wait_until(lambda _: bus.on("models/dealer/shadowed", root), 10)
         shadowed = _submit(service, 2, 300_000)
         await until(lambda: _done(service, shadowed), 120, "the shadowed parents did not finish")
-        shadow = service.get("/api/models/shadow")["families"]["dealer"]
-        assert shadow["decisions"] > 0 and 0.0 <= shadow["agreement"] <= 1.0
+        shadow = dealer_shadow()
+        assert shadow["shadowing"] and shadow["decisions"] > 0
+        assert shadow["agreements"] <= shadow["decisions"]
+        assert shadow["agreement_rate"] == shadow["agreements"] / shadow["decisions"]
         recorded = [
-            d
+            d["shadow"]["dealer"]
             for pid in shadowed
             for d in service.get(f"/api/orders/{pid}/decisions?limit=500")["decisions"]
-            if d.get("shadow")
+            if "dealer" in d.get("shadow", {})
         ]
-        assert recorded and all(d["shadow"]["dealer"]["challenger"] == 2 for d in recorded)
-        assert service.get("/api/models")["served"]["dealer"] == 1  # acted on: the champion
+        assert recorded and all(
+            (a["champion_version"], a["challenger_version"]) == (1, 2) and a["latency_us"] > 0
+            for a in recorded
+        )
+        # where the two disagree, the panel asked is the champion's (acted on), not the
+        # challenger's
+        assert service.get("/api/models")["served"]["dealer"] == 1
 
         # 4. the paired offline comparison, both sides, with its recommendation
         report_path = tmp_path / "compare.json"
@@ -167,6 +181,19 @@ async def test_trade_train_from_the_journal_shadow_compare_promote_and_roll_back
         ]
         served = [payload(m)["to_version"] for m in bus.on("models/dealer/served", root)]
         assert served[-2:] == [2, 1]
-        assert bus.on(f"decisions/{shadowed[0]}", root)
+        published = [payload(m) for m in bus.on(f"decisions/{shadowed[0]}", root)]
+        assert any("dealer" in (d.get("shadow") or {}) for d in published)
+        # rolled back, version 2 is the challenger again beside the champion: shadowed
+        await until(
+            lambda: dealer_shadow()["challenger_version"] == 2, 15, "not shadowed after rollback"
+        )
+        await bus.wait_until(lambda _: len(bus.on("models/dealer/shadowed", root)) >= 3, 10)
+        shadowed_moves = [payload(m) for m in bus.on("models/dealer/shadowed", root)]
+        # asked, stopped by the promotion (the challenger is the champion), asked again
+        assert [(m["from_version"], m["to_version"]) for m in shadowed_moves] == [
+            (None, 2),
+            (2, None),
+            (None, 2),
+        ]
         assert service.terminate() == 0
     await asyncio.sleep(0)
