@@ -4,10 +4,11 @@ MQTT events, the database) until SIGINT or SIGTERM."""
 from __future__ import annotations
 
 import argparse
+import errno
 from pathlib import Path
 from typing import Any
 
-from router.cli.args import Subparsers, port, positive_float
+from router.cli.args import Subparsers, UsageError, port, positive_float
 
 
 def register(sub: Subparsers) -> None:
@@ -53,5 +54,18 @@ def run_serve(args: argparse.Namespace) -> None:
             flush=True,
         )
 
-    asyncio.run(run_service(cfg, on_ready=ready))
+    from router.fix.gateway import FixGatewayError
+
+    try:
+        asyncio.run(run_service(cfg, on_ready=ready))
+    except FixGatewayError as exc:
+        # a port that another process holds is the user's to change, not a crash
+        raise UsageError(f"{exc} (another service on that port? --fix-port)") from None
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise UsageError(
+            f"HTTP on {cfg.http_host} port {cfg.http_port}: address already in use "
+            "(another service on that port? --http-port)"
+        ) from None
     print("blockroute stopped: open child orders pulled, state flushed", flush=True)
