@@ -48,10 +48,14 @@ SPEED = 400.0
 MODES = ("none", "same", "other")
 
 
-def _other(folder: Path, family: str) -> Path:
-    """A copy of the shipped `family` whose answers differ (see the module docstring)."""
+def altered(folder: Path, family: str) -> Path:
+    """`folder`/other-<family>: the shipped files of `family` with answers that differ:
+    the dealer models' P(best quote) turned upside down (another panel ranks first),
+    the fill model's P(fill) scaled to 30% (other queue outflows, so other splits), and
+    the slicer's validation rewritten so that its learned pace is served (where the
+    shipped one runs the even pace)."""
     out = folder / f"other-{family}"
-    out.mkdir(exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     for path in family_files(family, MODELS_DIR):
         shutil.copy(path, out / path.name)
     meta_path = out / f"{family}.meta.json"
@@ -73,7 +77,7 @@ def _registry(folder: Path, mode: str) -> ModelRegistry:
     registry = ModelRegistry(versions=dict.fromkeys(FAMILIES, 1))
     if mode != "none":
         for family in FAMILIES:
-            files = MODELS_DIR if mode == "same" else _other(folder, family)
+            files = MODELS_DIR if mode == "same" else altered(folder, family)
             loaded = ModelRegistry.load_family_now(family, files)
             registry.set_challenger(family, 2, files, loaded, time.perf_counter)
     return registry

@@ -10,13 +10,8 @@ from typing import Any
 
 from router.cli.args import Subparsers, UsageError, add_json, positive_float
 from router.cli.console import Col, left, print_table
+from router.cli.models_compare import _ALPHA, _MIN_EFFECT_BPS, _POWER  # one set of defaults
 from router.cli.output import check_json_path, emit_json
-
-# router.model_compare's defaults, repeated so that building the parser loads nothing
-# (tests/router/cli/test_models_wheel.py checks that they agree)
-_MIN_EFFECT_BPS = 2.0
-_ALPHA = 0.05
-_POWER = 0.8
 
 
 def add_wheel_parser(subparsers: Subparsers) -> None:
