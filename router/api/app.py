@@ -538,12 +538,18 @@ class Api:
 
     def _served(self) -> dict[str, Any]:
         """`served`: the version of each family the service serves now; `unserved`, if
-        any: champions it could not load (it serves the version before), and why."""
+        any: champions it could not load (it serves the version before), and why;
+        `shadowed`: the challengers asked beside them (shadow mode); `wheel_challenger`:
+        what the algo wheel's challenger arm serves."""
         doc: dict[str, Any] = {}
         if self._admin().served:
             doc["served"] = dict(self._admin().served)
         if self.swapper is not None and self.swapper.unserved:
             doc["unserved"] = {f: dict(v) for f, v in self.swapper.unserved.items()}
+        if self.swapper is not None and self.swapper.shadowed:
+            doc["shadowed"] = dict(self.swapper.shadowed)
+        if self.swapper is not None and self.swapper.challenger is not None:
+            doc["wheel_challenger"] = dict(self.swapper.challenger.versions)
         return doc
 
     async def _serve_champions(self) -> None:

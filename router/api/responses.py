@@ -243,7 +243,17 @@ class ModelVersion(BaseModel):
 class ModelList(BaseModel):
     models: list[ModelVersion]
     served: dict[str, int] | None = _sometimes(
-        "the version of each family the service loaded at its start"
+        "the version of each family the service serves now (its champions)"
+    )
+    unserved: dict[str, dict[str, Any]] | None = _sometimes(
+        "champions the service could not load (it serves the version before): "
+        '{family: {"version", "error"}}'
+    )
+    shadowed: dict[str, int] | None = _sometimes(
+        "shadow mode: the challenger version asked beside each family's champion"
+    )
+    wheel_challenger: dict[str, int] | None = _sometimes(
+        "the algo wheel: the version of each family its challenger arm serves"
     )
 
 

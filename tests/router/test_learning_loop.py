@@ -113,6 +113,9 @@ async def test_trade_train_from_the_journal_shadow_compare_promote_and_roll_back
             "the service did not load the challenger",
         )
         await bus.wait_until(lambda _: bus.on("models/dealer/shadowed", root), 10)
+        models = service.get("/api/models")
+        assert (models["served"]["dealer"], models["shadowed"]) == (1, {"dealer": 2})
+        assert "wheel_challenger" not in models  # no algo wheel here
         shadowed = _submit(service, 2, 300_000)
         await until(lambda: _done(service, shadowed), 120, "the shadowed parents did not finish")
         shadow = dealer_shadow()
