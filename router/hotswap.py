@@ -142,6 +142,11 @@ class ModelSwapper:
         }
 
     @property
+    def wheel_versions(self) -> dict[str, int] | None:
+        """What the algo wheel's challenger set serves, by family (None: no wheel)."""
+        return None if self.challenger is None else self.challenger.versions
+
+    @property
     def shadowed(self) -> dict[str, int]:
         """The challenger version asked beside each family's champion now."""
         return {f: held.version for f, held in self._registry.challengers().items()}

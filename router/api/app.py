@@ -244,9 +244,16 @@ def _http_error(exc: web.HTTPException) -> web.StreamResponse:
 
 class ModelSwaps(Protocol):
     """What the API asks of the service's hot swap (router.hotswap.ModelSwapper): serve
-    the champions now, and which champions could not be served."""
+    the champions now, which champions could not be served, which challengers it
+    shadows and what the algo wheel's challenger arm serves."""
 
     unserved: dict[str, dict[str, Any]]
+
+    @property
+    def shadowed(self) -> dict[str, int]: ...
+
+    @property
+    def wheel_versions(self) -> dict[str, int] | None: ...
 
     async def sync(self) -> Any: ...
 
@@ -548,8 +555,8 @@ class Api:
             doc["unserved"] = {f: dict(v) for f, v in self.swapper.unserved.items()}
         if self.swapper is not None and self.swapper.shadowed:
             doc["shadowed"] = dict(self.swapper.shadowed)
-        if self.swapper is not None and self.swapper.challenger is not None:
-            doc["wheel_challenger"] = dict(self.swapper.challenger.versions)
+        if self.swapper is not None and self.swapper.wheel_versions is not None:
+            doc["wheel_challenger"] = dict(self.swapper.wheel_versions)
         return doc
 
     async def _serve_champions(self) -> None:
