@@ -224,6 +224,7 @@ async def test_an_alert_withdraws_the_models_working_parents_go_on_and_a_restart
             60,
             "a parent stalled",
         )
+        await desk.sync()  # its last decisions journaled: the API reads them from there
         decisions = desk.decisions(first.parent_id, 1000)  # all of them (the most asked)
         assert len(decisions) < 1000
         fell_back = [d for d in decisions if "fallback" in d]
