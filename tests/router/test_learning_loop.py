@@ -11,6 +11,8 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
+import urllib.error
 import uuid
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,19 @@ def _submit(service: Service, n: int, qty: int) -> list[str]:
         ]
         for i in range(n)
     ]
+
+
+def _decisions(service: Service, pid: str) -> list[dict[str, Any]]:
+    """A parent's decisions. The API reads them from the journal and answers 503 when
+    that read runs past `[journal] read_timeout` (a busy machine): a client tries again."""
+    for attempt in range(10):
+        try:
+            return list(service.get(f"/api/orders/{pid}/decisions?limit=500")["decisions"])
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503 or attempt == 9:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
 
 
 def _done(service: Service, pids: list[str]) -> bool:
@@ -125,7 +140,7 @@ async def test_trade_train_from_the_journal_shadow_compare_promote_and_roll_back
         recorded = [
             d["shadow"]["dealer"]
             for pid in shadowed
-            for d in service.get(f"/api/orders/{pid}/decisions?limit=500")["decisions"]
+            for d in _decisions(service, pid)
             if "dealer" in d.get("shadow", {})
         ]
         assert recorded and all(
