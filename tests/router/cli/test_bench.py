@@ -143,3 +143,39 @@ def test_bench_startup_refuses_bad_input_before_any_run(capsys):
     assert "unknown scenario 'nowhere'" in capsys.readouterr().err
     assert run_cli("bench", "startup", "--strategies", " ; ") == 2
     assert "--strategies: nothing to time" in capsys.readouterr().err
+
+
+def test_bench_lead_refuses_a_cap_outside_a_share_and_an_unknown_scenario(capsys):
+    assert run_cli("bench", "lead", "--caps", "0.35,1.5") == 2
+    assert "--caps: 1.5" in capsys.readouterr().err
+    assert run_cli("bench", "lead", "--caps", "0.35,x") == 2
+    assert "'x' is not a number" in capsys.readouterr().err
+    assert run_cli("bench", "lead", "--scenarios", "nowhere") == 2
+    assert "nowhere" in capsys.readouterr().err
+
+
+def test_bench_lead_prints_a_row_per_cap_and_side(monkeypatch, capsys):
+    import bench.lead
+
+    stat = {"mean_bps": 1.0, "stderr_bps": 0.5, "sd_bps": 3.0}
+    cap = {
+        "is": stat,
+        "vs_best_baseline": stat,
+        "vs_shipped": stat,
+        "mean_lead": 0.1,
+        "venue_mix": {"lit": 0.5, "dark": 0.2, "rfq": 0.3},
+        "dealer_pnl_bps": 2.0,
+    }
+    row = {
+        "scenario": "calm",
+        "side": "both",
+        "episodes": 2,
+        "baselines": {"twap": stat},
+        "best_baseline": "twap",
+        "caps": [dict(cap, cap=0.35), dict(cap, cap=0.05)],
+    }
+    doc = {"router": "sor-ml", "caps": [0.35, 0.05], "rows": [row]}
+    monkeypatch.setattr(bench.lead, "run_lead_study", lambda *a, **k: doc)
+    assert run_cli("bench", "lead", "--scenarios", "calm", "--seeds", "1") == 0
+    out = capsys.readouterr().out
+    assert "vs cap 0.35" in out and "30%/20%/50%" in out and out.count("calm") == 2
