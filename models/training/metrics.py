@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 
 def auc(y: np.ndarray, p: np.ndarray) -> float:
+    # scikit-learn imported here, not above: the service's drift monitor (router.drift)
+    # uses `ece` from this module, and scikit-learn's import costs about a second of
+    # every `serve` start
+    from sklearn.metrics import roc_auc_score
+
     if len(np.unique(y)) < 2:
         return float("nan")
     return float(roc_auc_score(y, p))
