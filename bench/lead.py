@@ -15,7 +15,8 @@ each of `caps`, beside the baselines, and reports per (scenario, side) and poole
 
 - per cap: mean IS and its standard error, the standard deviation of IS across
   episodes (the risk a desk carries), the mean lead over the parent's life (how far
-  ahead of the TWAP line its fills ran, share of the parent), the venue mix;
+  ahead of the TWAP line its fills ran, share of the parent), the venue mix, and the
+  dealers' P&L on the router's trades with them (whether they would keep quoting);
 - its paired difference against the best baseline of that side, and against the
   first cap (the shipped setting).
 """
@@ -117,11 +118,12 @@ def _summary(rows: list[dict[str, Any]], caps: Sequence[float]) -> dict[str, Any
                 "vs_shipped": _stat(x - first),
                 "mean_lead": float(np.mean([r["caps"][k]["lead"] for r in rows])),
                 "venue_mix": {v: float(np.mean([m[v] for m in mixes])) for v in mixes[0]},
-                "dealer_pnl_bps": (
-                    float(np.mean([p for p in pnl if p is not None]))
-                    if any(p is not None for p in pnl)
-                    else None
-                ),
+                # the dealers' P&L on this router's trades with them, bps of their
+                # notional, per episode that traded with any: a lower cost that came
+                # out of the dealers' pockets would not last in a real market
+                "dealer_pnl": _stat(np.array([p for p in pnl if p is not None]))
+                if any(p is not None for p in pnl)
+                else None,
             }
         )
     return out

@@ -584,6 +584,7 @@ def _print_lead(doc: dict[str, Any]) -> None:
                     cell(c["vs_shipped"]),
                     f"{c['mean_lead']:+.3f}",
                     f"{mix.get('rfq', 0):.0%}/{mix.get('dark', 0):.0%}/{mix.get('lit', 0):.0%}",
+                    "-" if c["dealer_pnl"] is None else cell(c["dealer_pnl"]),
                 ]
             )
     print_table(
@@ -598,6 +599,7 @@ def _print_lead(doc: dict[str, Any]) -> None:
             f"vs cap {doc['caps'][0]:g}",
             "lead",
             "dealers/dark/lit",
+            "dealers' P&L",
         ],
         rows,
     )
@@ -606,7 +608,7 @@ def _print_lead(doc: dict[str, Any]) -> None:
         "schedule; bps of arrival, mean +- standard error over the episodes, 'sd' across "
         "them; 'vs' columns are paired on the same episodes; the best baseline is chosen "
         "per row after the fact; 'lead': the fills' mean lead over the TWAP line, share "
-        "of the parent."
+        "of the parent; dealers' P&L: theirs on these trades, bps of their notional."
     )
 
 

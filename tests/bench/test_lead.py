@@ -52,6 +52,8 @@ def test_the_study_pairs_every_cap_with_the_same_episodes() -> None:
             shipped["is"]["mean_bps"] - best
         )
         assert sum(none["venue_mix"].values()) == pytest.approx(1.0)
+        # calm's panel quotes these parents: the dealers' side of the trades is reported
+        assert shipped["dealer_pnl"] is not None and shipped["venue_mix"]["rfq"] > 0
     # no lead for the blocks: the parent runs closer to its schedule than at 0.35
     assert rows["both"]["caps"][1]["mean_lead"] < rows["both"]["caps"][0]["mean_lead"]
 

@@ -164,7 +164,7 @@ def test_bench_lead_prints_a_row_per_cap_and_side(monkeypatch, capsys):
         "vs_shipped": stat,
         "mean_lead": 0.1,
         "venue_mix": {"lit": 0.5, "dark": 0.2, "rfq": 0.3},
-        "dealer_pnl_bps": 2.0,
+        "dealer_pnl": {"mean_bps": 2.0, "stderr_bps": 1.5, "sd_bps": 3.0},
     }
     row = {
         "scenario": "calm",
@@ -179,3 +179,4 @@ def test_bench_lead_prints_a_row_per_cap_and_side(monkeypatch, capsys):
     assert run_cli("bench", "lead", "--scenarios", "calm", "--seeds", "1") == 0
     out = capsys.readouterr().out
     assert "vs cap 0.35" in out and "30%/20%/50%" in out and out.count("calm") == 2
+    assert "+2.0 +- 1.5" in out  # the dealers' P&L
