@@ -472,7 +472,10 @@ async def test_promotion_and_rollback_swap_the_models_of_the_running_service_liv
     await until(
         lambda: service.get(f"/api/orders/{pid}")["filled_qty"] > filled, 20, "no fill after"
     )
-    assert service.get(f"/api/orders/{pid}")["status"] == "working"
+    # it filled after the rollback (above); on a busy machine the hour's 36 s of wall
+    # time can run out by now, so done is as good as still working (not canceled, not
+    # failed)
+    assert service.get(f"/api/orders/{pid}")["status"] in ("working", "filled")
     assert service.terminate() == 0
 
 

@@ -73,6 +73,7 @@ COMMANDS = {
     "bench risk-transfer",
     "bench drift",
     "bench pace",
+    "bench lead",
     "bench scenario",
     "bench fix",
     "bench memory",
