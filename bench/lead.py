@@ -24,12 +24,12 @@ each of `caps`, beside the baselines, and reports per (scenario, side) and poole
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from bench.pace import mean_stderr
 from router.app import Episode, StrategyRun
 from router.domain import Side
 from router.execution.config import RfqConfig
@@ -87,13 +87,8 @@ def _episode(job: tuple[str, int, str, tuple[float, ...]]) -> dict[str, Any]:
 
 
 def _stat(x: np.ndarray) -> dict[str, float | None]:
-    n = len(x)
-    sd = float(x.std(ddof=1)) if n > 1 else None
-    return {
-        "mean_bps": float(x.mean()),
-        "stderr_bps": None if sd is None else sd / math.sqrt(n),
-        "sd_bps": sd,
-    }
+    """`mean_stderr` and the standard deviation across episodes (the risk)."""
+    return {**mean_stderr(x), "sd_bps": float(x.std(ddof=1)) if len(x) > 1 else None}
 
 
 def _summary(rows: list[dict[str, Any]], caps: Sequence[float]) -> dict[str, Any]:

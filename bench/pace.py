@@ -45,7 +45,8 @@ def _run(episode: Episode, action: float) -> float:
         return stepper.tca().is_bps
 
 
-def _stat(x: np.ndarray) -> dict[str, float | None]:
+def mean_stderr(x: np.ndarray) -> dict[str, float | None]:
+    """Mean and standard error (None for one value), in bps: a study's cell."""
     se = float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else None
     return {"mean_bps": float(x.mean()), "stderr_bps": se}
 
@@ -79,10 +80,17 @@ def run_pace_study(
             c = np.asarray(table)
             row: dict[str, Any] = {"scenario": name, "side": side_name, "episodes": len(c)}
             row["by_action"] = [
-                {"action": a, "is": _stat(c[:, k]), "vs_even_pace": _stat(c[:, k] - c[:, zero])}
+                {
+                    "action": a,
+                    "is": mean_stderr(c[:, k]),
+                    "vs_even_pace": mean_stderr(c[:, k] - c[:, zero]),
+                }
                 for k, a in enumerate(actions)
             ]
             best = c.min(axis=1)
-            row["hindsight_best"] = {"is": _stat(best), "vs_even_pace": _stat(best - c[:, zero])}
+            row["hindsight_best"] = {
+                "is": mean_stderr(best),
+                "vs_even_pace": mean_stderr(best - c[:, zero]),
+            }
             out["rows"].append(row)
     return out

@@ -487,15 +487,22 @@ def _print_drift(doc: dict[str, Any]) -> None:
     )
 
 
-def run_pace(args: argparse.Namespace) -> None:
-    """`bench pace`: fixed paces around the TWAP line and the hindsight best of them."""
-    from bench.pace import run_pace_study
+def _scenario_names(args: argparse.Namespace) -> list[str]:
+    """`--scenarios`, comma-separated, each a scenario of the config folder."""
     from simulators.scenario import available_scenarios
 
     names = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     unknown = [n for n in names if n not in available_scenarios(args.config_dir)]
     if not names or unknown:
         raise UsageError(f"--scenarios: unknown scenario {', '.join(unknown) or '(none given)'}")
+    return names
+
+
+def run_pace(args: argparse.Namespace) -> None:
+    """`bench pace`: fixed paces around the TWAP line and the hindsight best of them."""
+    from bench.pace import run_pace_study
+
+    names = _scenario_names(args)
     with Progress("pace study") as bar:
         doc = run_pace_study(names, args.seeds, seed0=args.seed0, progress=bar)
     if args.json_path != "-":
@@ -545,12 +552,8 @@ def _lead_caps(text: str) -> list[float]:
 def run_lead(args: argparse.Namespace) -> None:
     """`bench lead`: the dealer blocks' lead capped, beside the baselines, both sides."""
     from bench.lead import run_lead_study
-    from simulators.scenario import available_scenarios
 
-    names = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    unknown = [n for n in names if n not in available_scenarios(args.config_dir)]
-    if not names or unknown:
-        raise UsageError(f"--scenarios: unknown scenario {', '.join(unknown) or '(none given)'}")
+    names = _scenario_names(args)
     caps = _lead_caps(args.caps)
     check_json_path(args.json_path)
     with Progress("lead study") as bar:
