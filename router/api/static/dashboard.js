@@ -343,9 +343,18 @@
       loadTca(pid),
     ]);
     if (pid === state.selected && decisions.status === "fulfilled") {
-      state.decisions = decisions.value.decisions;
+      mergeDecisions(decisions.value.decisions);
     }
     renderSoon();
+  }
+
+  // The HTTP answer merges with what the WebSocket told meanwhile: a decision recorded
+  // after the server read its list but before the answer came would otherwise vanish
+  // until the next reload.
+  function mergeDecisions(fetched) {
+    const byId = new Map(fetched.map((d) => [d.decision_id, d]));
+    for (const d of state.decisions) if (!byId.has(d.decision_id)) byId.set(d.decision_id, d);
+    state.decisions = [...byId.values()].sort((a, b) => b.ts_ns - a.ts_ns).slice(0, 10);
   }
 
   async function loadScorecard() {
