@@ -68,9 +68,14 @@ class AllocationProblem:
 
 
 def allocate(
-    problem: AllocationProblem, rng: np.random.Generator, n_samples: int = 64
+    problem: AllocationProblem,
+    rng: np.random.Generator,
+    n_samples: int = 64,
+    keep: int | None = None,
 ) -> tuple[Allocation, list[Allocation]]:
-    """The cheapest allocation and every candidate scored (cheapest first)."""
+    """The cheapest allocation and the candidates scored, cheapest first: every one, or
+    the cheapest `keep` (a decision record shows a few; building the rest costs more
+    than scoring them)."""
     p = problem
     if p.slice_qty <= 0 or p.max_qty <= 0:
         empty = Allocation(0, (), 0.0, 0.0, "nothing to do")
@@ -83,10 +88,6 @@ def allocate(
     queues = np.array([o.queue_ahead for o in p.options], dtype=np.float64)
     beyond = np.maximum(xi - queues, 0.0)  # (samples, options)
     costs = np.array([o.cost_ticks for o in p.options])
-    labels: list[str] = []
-    markets: list[int] = []
-    sizes: list[np.ndarray] = []
-    seen: set[tuple[int, ...]] = set()
     # how a passive total splits among the venues of one price level: in proportion to
     # the volume expected to reach us there, E[(xi - Q)+] = mu exp(-Q / mu) for an
     # exponential outflow (short queues, busy venues first, as in Cont-Kukanov)
@@ -97,20 +98,33 @@ def allocate(
         w = np.where(mask, reach, 0.0)
         if w.sum() > 0:
             splits[level] = w / w.sum()
+    # the grid (market share x price level x passive multiple), each candidate's passive
+    # total in `totals` and its level's split in `shares`; the lots of all of them in one
+    # array operation (elementwise, so the same numbers as one candidate at a time)
+    grid: list[tuple[str, int]] = []
+    totals: list[float] = []
+    shares: list[np.ndarray] = []
     for m_share in MARKET_SHARES:
         market = _lots(min(p.slice_qty * m_share, p.max_qty), p.lot)
         rest = p.slice_qty - market
         for level, share in splits.items() or [("join", np.zeros(n_opt))]:
             for mult in PASSIVE_MULTIPLES if share.any() else (0.0,):
-                total = max(0.0, min(rest * mult, p.max_qty - market))
-                row = (np.floor(total * share / p.lot) * p.lot).astype(np.int64)
-                key = (market, *row.tolist())
-                if key in seen:
-                    continue
-                seen.add(key)
-                labels.append(f"{m_share:.0%} take, {level}")
-                markets.append(market)
-                sizes.append(row)
+                grid.append((f"{m_share:.0%} take, {level}", market))
+                totals.append(max(0.0, min(rest * mult, p.max_qty - market)))
+                shares.append(share)
+    lots = np.floor(np.array(totals)[:, None] * np.array(shares) / p.lot) * p.lot
+    labels: list[str] = []
+    markets: list[int] = []
+    sizes: list[list[int]] = []
+    seen: set[tuple[int, ...]] = set()
+    for (label, market), row in zip(grid, lots.astype(np.int64).tolist(), strict=True):
+        key = (market, *row)
+        if key in seen:
+            continue
+        seen.add(key)
+        labels.append(label)
+        markets.append(market)
+        sizes.append(row)
     # score every candidate at once: (candidates, samples)
     size_m = np.array(sizes, dtype=np.float64).reshape(len(sizes), n_opt)
     market_v = np.array(markets, dtype=np.float64)
@@ -122,19 +136,19 @@ def allocate(
         + p.under_cost_ticks * np.maximum(p.slice_qty - filled, 0.0)
         + p.over_cost_ticks * np.maximum(filled - p.slice_qty, 0.0)
     )
-    per_share = cost.mean(axis=1) / p.slice_qty
-    expected_fill = filled.mean(axis=1)
+    per_share = (cost.mean(axis=1) / p.slice_qty).tolist()
+    expected_fill = filled.mean(axis=1).tolist()
+    ranked = sorted(range(len(labels)), key=lambda c: (per_share[c], -expected_fill[c], labels[c]))
     candidates = [
         Allocation(
             market_qty=markets[c],
-            passive=tuple((p.options[i], int(q)) for i, q in enumerate(sizes[c]) if q > 0),
-            expected_cost_ticks=float(per_share[c]),
-            expected_fill=float(expected_fill[c]),
+            passive=tuple((p.options[i], q) for i, q in enumerate(sizes[c]) if q > 0),
+            expected_cost_ticks=per_share[c],
+            expected_fill=expected_fill[c],
             label=labels[c],
         )
-        for c in range(len(labels))
+        for c in (ranked if keep is None else ranked[: max(keep, 1)])
     ]
-    candidates.sort(key=lambda a: (a.expected_cost_ticks, -a.expected_fill, a.label))
     return candidates[0], candidates
 
 

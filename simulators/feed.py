@@ -104,38 +104,26 @@ class MarketFeed:
     def snapshot(self, ts: Nanos) -> MarketSnapshot:
         st = self.state
         n_ticks = st.depth.shape[2]
-        quotes = []
-        bb, ba = -1, n_ticks
-        for v in range(len(self._venue_ids)):
-            bb = max(bb, int(st.best[v, book.BID]))
-            ba = min(ba, int(st.best[v, book.ASK]))
-        lo, hi = max(0, bb - DEPTH_LEVELS + 1), ba + DEPTH_LEVELS
-        for v, vid in enumerate(self._venue_ids):
-            b, a = int(st.best[v, book.BID]), int(st.best[v, book.ASK])
-            quotes.append(
-                VenueQuote(
-                    venue=vid,
-                    bid_ticks=b if b >= 0 else None,
-                    bid_qty=int(st.depth[v, book.BID, b]) if b >= 0 else 0,
-                    ask_ticks=a if a < n_ticks else None,
-                    ask_qty=int(st.depth[v, book.ASK, a]) if a < n_ticks else 0,
-                    bid_depth=int(st.depth[v, book.BID, lo : bb + 1].sum()) if bb >= 0 else 0,
-                    ask_depth=int(st.depth[v, book.ASK, ba:hi].sum()) if ba < n_ticks else 0,
-                )
+        first, bar = self._grid.bar_of(0), self._grid.bar_of(ts)
+        n_v = len(self._venue_ids)
+        per_venue = np.empty((n_v, 6), dtype=np.int64)
+        levels = np.empty((2, BOOK_LEVELS), dtype=np.int64)
+        bb, ba, last, volume, pv = _snapshot_numbers(
+            st.depth, st.best, st.last_px, st.tape_vol, st.tape_pv, first, bar, per_venue, levels
+        )
+        quotes = tuple(
+            VenueQuote(
+                venue=vid,
+                bid_ticks=b if b >= 0 else None,
+                bid_qty=bq,
+                ask_ticks=a if a < n_ticks else None,
+                ask_qty=aq,
+                bid_depth=bd,
+                ask_depth=ad,
             )
-        bid_depth = sum(q.bid_depth for q in quotes)
-        ask_depth = sum(q.ask_depth for q in quotes)
-        bar = self._grid.bar_of(ts)
-        last = int(st.last_px.max())
-        bid_levels: tuple[int, ...] = ()
-        ask_levels: tuple[int, ...] = ()
-        if bb >= 0:  # the touch first, then away from it; 0 past the grid's edge
-            lv = st.depth[:, book.BID, max(0, bb - BOOK_LEVELS + 1) : bb + 1].sum(axis=0)
-            bid_levels = (*lv[::-1].tolist(), *(0,) * (BOOK_LEVELS - lv.shape[0]))
-        if ba < n_ticks:
-            lv = st.depth[:, book.ASK, ba : ba + BOOK_LEVELS].sum(axis=0)
-            ask_levels = (*lv.tolist(), *(0,) * (BOOK_LEVELS - lv.shape[0]))
-        first = self._grid.bar_of(0)
+            for vid, (b, bq, a, aq, bd, ad) in zip(self._venue_ids, per_venue.tolist(), strict=True)
+        )
+        bid_levels, ask_levels = levels.tolist()
         tick = self._instrument.tick_size
         return MarketSnapshot(
             ts_ns=ts,
@@ -143,14 +131,14 @@ class MarketFeed:
             tick_size=tick,
             bid_ticks=bb if bb >= 0 else None,
             ask_ticks=ba if ba < n_ticks else None,
-            bid_depth=bid_depth,
-            ask_depth=ask_depth,
-            venues=tuple(quotes),
+            bid_depth=int(per_venue[:, 4].sum()),
+            ask_depth=int(per_venue[:, 5].sum()),
+            venues=quotes,
             last_ticks=last if last >= 0 else None,
-            volume=int(st.tape_vol[first : bar + 1].sum()),
-            vwap_num=float(st.tape_pv[first : bar + 1].sum()) * tick,
-            bid_levels=bid_levels,
-            ask_levels=ask_levels,
+            volume=volume,
+            vwap_num=pv * tick,
+            bid_levels=tuple(bid_levels) if bb >= 0 else (),
+            ask_levels=tuple(ask_levels) if ba < n_ticks else (),
         )
 
     def mid_ticks(self) -> float | None:
@@ -193,12 +181,13 @@ class MarketFeed:
 
     def mid_at(self, ts: Nanos) -> float:
         """Consolidated mid (ticks) at the last step at or before `ts` that had one."""
-        g = self._grid
-        mids = self.mid_path()[: min(g.step_of(ts), g.n_steps - 1) + 1]
-        valid = np.flatnonzero(~np.isnan(mids))
-        if valid.size == 0:
+        g, rec = self._grid, self.record
+        # the path's steps run so far, read back from `ts` (not the whole day's mids)
+        last = min(g.step_of(ts), g.n_steps - 1, rec.steps_done - 1)
+        mid = _last_mid(rec.bid_path, rec.ask_path, self.state.depth.shape[2], last)
+        if math.isnan(mid):
             raise RuntimeError("the lit market never had two sides")
-        return float(mids[valid[-1]])
+        return mid
 
     def mid_path(self) -> np.ndarray:
         """Consolidated mid per step (ticks), NaN where a side was empty or not yet run."""
@@ -328,3 +317,73 @@ class FeedReaders:
 
     def vol_ratio(self, ts: Nanos, window_s: float = 600.0, every_s: float = 10.0) -> float:
         return self.feed.vol_ratio(ts, window_s, every_s)
+
+
+@njit(cache=True)
+def _snapshot_numbers(
+    depth: np.ndarray,
+    best: np.ndarray,
+    last_px: np.ndarray,
+    tape_vol: np.ndarray,
+    tape_pv: np.ndarray,
+    first: int,
+    bar: int,
+    per_venue: np.ndarray,
+    levels: np.ndarray,
+) -> tuple[int, int, int, int, float]:
+    """`MarketFeed.snapshot`'s numbers in one compiled call: the consolidated touch
+    (bid, ask ticks), the last trade's tick, the session's volume and sum of tick x qty;
+    into `per_venue` each venue's (bid, bid qty, ask, ask qty, bid depth, ask depth) and
+    into `levels` the consolidated depth at the BOOK_LEVELS prices from each touch
+    outwards (0 past the grid's edge). The tape's tick x qty are whole numbers, so their
+    sum is exact in any order."""
+    n_v, n_ticks = best.shape[0], depth.shape[2]
+    bb, ba = -1, n_ticks
+    for v in range(n_v):
+        bb = max(bb, best[v, book.BID])
+        ba = min(ba, best[v, book.ASK])
+    lo, hi = max(0, bb - DEPTH_LEVELS + 1), min(ba + DEPTH_LEVELS, n_ticks)
+    for v in range(n_v):
+        b, a = best[v, book.BID], best[v, book.ASK]
+        per_venue[v, 0] = b
+        per_venue[v, 1] = depth[v, book.BID, b] if b >= 0 else 0
+        per_venue[v, 2] = a
+        per_venue[v, 3] = depth[v, book.ASK, a] if a < n_ticks else 0
+        bid_depth = 0
+        if bb >= 0:
+            for p in range(lo, bb + 1):
+                bid_depth += depth[v, book.BID, p]
+        ask_depth = 0
+        for p in range(ba, hi):
+            ask_depth += depth[v, book.ASK, p]
+        per_venue[v, 4] = bid_depth
+        per_venue[v, 5] = ask_depth
+    for k in range(levels.shape[1]):
+        bid_level, ask_level = 0, 0
+        for v in range(n_v):
+            if bb - k >= 0:
+                bid_level += depth[v, book.BID, bb - k]
+            if ba + k < n_ticks:
+                ask_level += depth[v, book.ASK, ba + k]
+        levels[0, k] = bid_level
+        levels[1, k] = ask_level
+    last = -1
+    for v in range(n_v):
+        last = max(last, last_px[v])
+    volume = 0
+    pv = 0.0
+    for b in range(first, bar + 1):
+        volume += tape_vol[b]
+        pv += tape_pv[b]
+    return bb, ba, last, volume, pv
+
+
+@njit(cache=True)
+def _last_mid(bid_path: np.ndarray, ask_path: np.ndarray, n_ticks: int, last: int) -> float:
+    """The consolidated mid (ticks) at the last step at or before `last` with both sides
+    (`MarketFeed.mid_path`'s arithmetic); NaN if none had."""
+    for i in range(last, -1, -1):
+        b, a = bid_path[i], ask_path[i]
+        if b >= 0 and 0 <= a < n_ticks:
+            return 0.5 * (float(b) + float(a))
+    return math.nan

@@ -13,7 +13,7 @@ import heapq
 import math
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -69,11 +69,9 @@ class LatencyModel:
         return max(1, int(self.median_ns * math.exp(self.jitter * rng.standard_normal())))
 
 
-@dataclass(order=True, slots=True)
-class _Scheduled:
-    ts: Nanos
-    seq: int
-    action: Callable[[], None] = field(compare=False)
+#: a queued event: (time, scheduling order, action). A plain tuple, compared in C; the
+#: sequence number is unique, so two entries never get as far as comparing actions
+_Scheduled = tuple[Nanos, int, Callable[[], None]]
 
 
 class Kernel:
@@ -91,13 +89,13 @@ class Kernel:
         if ts < self.clock.now_ns():
             raise ValueError(f"cannot schedule in the past: {ts} < {self.clock.now_ns()}")
         self._seq += 1
-        heapq.heappush(self._queue, _Scheduled(ts, self._seq, action))
+        heapq.heappush(self._queue, (ts, self._seq, action))
 
     def schedule_in(self, delay_ns: Nanos, action: Callable[[], None]) -> None:
         self.schedule(self.clock.now_ns() + delay_ns, action)
 
     def next_event_ns(self) -> Nanos | None:
-        return self._queue[0].ts if self._queue else None
+        return self._queue[0][0] if self._queue else None
 
     def run_until(self, ts: Nanos, enough: Callable[[], bool] | None = None) -> bool:
         """Deliver every event due at or before `ts`, then leave the clock at `ts`.
@@ -105,14 +103,15 @@ class Kernel:
         `enough` (a live caller's time budget) is asked after each event: when it says
         so, the run stops there, the clock at that event, and returns False; call again
         to go on. Returns True once the clock is at `ts`."""
-        while self._queue and self._queue[0].ts <= ts:
-            item = heapq.heappop(self._queue)
+        queue = self._queue
+        while queue and queue[0][0] <= ts:
+            at, _, action = heapq.heappop(queue)
             if self._market is not None:
-                self._market.advance_to(item.ts)
-            self.clock._set(item.ts)
-            item.action()
+                self._market.advance_to(at)
+            self.clock._set(at)
+            action()
             self.events_run += 1
-            if enough is not None and enough() and self._queue and self._queue[0].ts <= ts:
+            if enough is not None and enough() and queue and queue[0][0] <= ts:
                 return False
         if self._market is not None:
             self._market.advance_to(ts)

@@ -61,6 +61,9 @@ from router.domain import (
 )
 
 MidAt = Callable[[int], float]  # the lit mid at a time (ns), price units
+#: the events that change what the desk knows of its dealers (those `DeskState.observe`
+#: and its tracker, dealers.panel.HeuristicPanel, read)
+_LEARNED_FROM = (RfqRequested, QuoteReceived, QuoteRequestRejected, RfqTraded, RfqEnded)
 #: how long the desk remembers what it asked each dealer for, as a share of the session
 #: (half-life; `MarketContext.tod` is the clock): half an hour, about how long a dealer
 #: can be expected to remember a client's flow. The regression weighs the term, so a
@@ -386,7 +389,11 @@ class DeskState:
 
     def observe(self, event: Event, mid_at: MidAt, market: MarketContext | None = None) -> None:
         """Learn from one event of the log. `market` (for a request) is the screen at that
-        moment, needed to remember the dealers' pricing terms of the request."""
+        moment, needed to remember the dealers' pricing terms of the request. Any other
+        event (the parent's own orders and fills, most of the log) teaches the desk
+        nothing: the dealers' arrays stay as they are, not rebuilt."""
+        if not isinstance(event, _LEARNED_FROM):
+            return
         if isinstance(event, RfqRequested):
             r = event.request
             z: dict[DealerId, np.ndarray] = {}

@@ -148,7 +148,7 @@ class LitPostTactic(Tactic):
         # shadow mode: the challenger's split draws the champion's outflow samples from a
         # copy of the random stream taken now
         rng_state = None if challenger is None else self._rng.bit_generator.state
-        best, candidates = allocate(problem, self._rng)
+        best, candidates = allocate(problem, self._rng, keep=8)
         alternatives = {
             f"{c.label}: take {c.market_qty}, post {sum(q for _, q in c.passive)}": (
                 c.expected_cost_ticks
@@ -311,7 +311,7 @@ class LitPostTactic(Tactic):
         if theirs == problem:
             best = champion[0]  # the same problem on the same draws: the same split
         else:
-            best, _ = allocate(theirs, clone_rng(rng_state))
+            best, _ = allocate(theirs, clone_rng(rng_state), keep=1)
         asked = [j.venue for j in joins if j.queue_ahead > 0]
         return compare_split(
             challenger,

@@ -137,3 +137,11 @@ def test_a_twap_pays_less_impact_the_longer_it_works() -> None:
     at_once = screen_cost_bps(snap, 0.003, 40_000, 90.0, 1e6)
     assert agency_cost_bps(snap, 0.003, 40_000, 90.0, 1e6, 1800.0) == pytest.approx(at_once)
     assert agency_cost_bps(snap, 0.003, 40_000, 90.0, 1e6, 10_800.0) == pytest.approx(2.3 + 6.0)
+
+
+def test_keeping_the_cheapest_few_gives_the_head_of_the_full_ranking():
+    opts = [option("A", queue=500, mean=800.0), option("B", level="improve", mean=800.0)]
+    best, every = allocate(problem(opts), np.random.default_rng(3))
+    kept_best, kept = allocate(problem(opts), np.random.default_rng(3), keep=3)
+    assert len(every) > 3 and kept == every[:3] and kept_best == best
+    assert allocate(problem(opts), np.random.default_rng(3), keep=0)[1] == every[:1]

@@ -2,6 +2,8 @@ import numpy as np
 import pytest
 
 from router.domain import NANOS_PER_SECOND
+from router.ports import BOOK_LEVELS
+from simulators.feed import DEPTH_LEVELS
 from simulators.kernel import rng_for
 from simulators.market import SimMarket
 from simulators.scenario import load_scenario
@@ -52,6 +54,113 @@ def test_snapshot_levels_are_the_consolidated_depth_from_each_touch_outwards():
     # the touch holds shares on every venue's best, summed
     at_touch = [q.bid_qty for q in snap.venues if q.bid_ticks == snap.bid_ticks]
     assert snap.bid_levels[0] == sum(at_touch)
+
+
+def _readable_snapshot_numbers(m, ts):
+    """`MarketFeed.snapshot`'s numbers as numpy reads them: what the compiled kernel
+    must equal (it replaced this code, byte for byte in every run)."""
+    st, n_ticks = m.state, m.state.depth.shape[2]
+    bb, ba = int(st.best[:, 0].max()), int(st.best[:, 1].min())
+    lo, hi = max(0, bb - DEPTH_LEVELS + 1), ba + DEPTH_LEVELS
+    venues = []
+    for v in range(st.best.shape[0]):
+        b, a = int(st.best[v, 0]), int(st.best[v, 1])
+        venues.append(
+            (
+                b if b >= 0 else None,
+                int(st.depth[v, 0, b]) if b >= 0 else 0,
+                a if a < n_ticks else None,
+                int(st.depth[v, 1, a]) if a < n_ticks else 0,
+                int(st.depth[v, 0, lo : bb + 1].sum()) if bb >= 0 else 0,
+                int(st.depth[v, 1, ba:hi].sum()) if ba < n_ticks else 0,
+            )
+        )
+    bids = asks = ()
+    if bb >= 0:
+        lv = st.depth[:, 0, max(0, bb - BOOK_LEVELS + 1) : bb + 1].sum(axis=0)
+        bids = (*lv[::-1].tolist(), *(0,) * (BOOK_LEVELS - lv.shape[0]))
+    if ba < n_ticks:
+        lv = st.depth[:, 1, ba : ba + BOOK_LEVELS].sum(axis=0)
+        asks = (*lv.tolist(), *(0,) * (BOOK_LEVELS - lv.shape[0]))
+    first, bar = m.grid.bar_of(0), m.grid.bar_of(ts)
+    tick = m.feed._instrument.tick_size
+    return (
+        bb if bb >= 0 else None,
+        ba if ba < n_ticks else None,
+        venues,
+        bids,
+        asks,
+        int(st.last_px.max()) if st.last_px.max() >= 0 else None,
+        int(st.tape_vol[first : bar + 1].sum()),
+        float(st.tape_pv[first : bar + 1].sum()) * tick,
+    )
+
+
+def _snapshot_numbers(snap):
+    return (
+        snap.bid_ticks,
+        snap.ask_ticks,
+        [
+            (q.bid_ticks, q.bid_qty, q.ask_ticks, q.ask_qty, q.bid_depth, q.ask_depth)
+            for q in snap.venues
+        ],
+        snap.bid_levels,
+        snap.ask_levels,
+        snap.last_ticks,
+        snap.volume,
+        snap.vwap_num,
+    )
+
+
+@pytest.mark.parametrize(("name", "seed"), [("calm", 5), ("news-shock", 6), ("illiquid-bond", 7)])
+def test_snapshot_is_the_readable_definition_to_the_bit(name, seed):
+    m = run(name, seed, until_s=5.0)
+    for until_s in (5.0, 300.0, 1800.0):
+        ts = int(until_s * NANOS_PER_SECOND)
+        m.advance_to(ts)
+        got = _snapshot_numbers(m.feed.snapshot(ts))
+        assert got == _readable_snapshot_numbers(m, ts)
+    assert got[-2] > 0  # by then the tape has traded
+    # the edges: one side of the book empty, and the touch at the grid's last ticks
+    st = m.state
+    saved = st.best.copy(), st.depth.copy()
+    try:
+        n_ticks = st.depth.shape[2]
+        st.best[:, 0] = -1
+        got = _snapshot_numbers(m.feed.snapshot(ts))
+        assert got == _readable_snapshot_numbers(m, ts) and got[0] is None and got[3] == ()
+        st.best[:] = saved[0]
+        st.best[:, 1] = n_ticks - 2
+        st.depth[:, 1, n_ticks - 2 :] = 7
+        got = _snapshot_numbers(m.feed.snapshot(ts))
+        assert got == _readable_snapshot_numbers(m, ts)
+        assert got[4] == (7 * st.best.shape[0],) * 2 + (0, 0, 0)
+    finally:
+        st.best[:], st.depth[:] = saved
+
+
+def test_mid_at_is_the_last_two_sided_mid_of_the_path_so_far():
+    m = run("news-shock", 8, until_s=600.0)
+
+    def readable(ts):  # what mid_at read before it scanned back from `ts`
+        mids = m.feed.mid_path()[: min(m.grid.step_of(ts), m.grid.n_steps - 1) + 1]
+        return float(mids[np.flatnonzero(~np.isnan(mids))[-1]])
+
+    for t_s in (0.0, 1.0, 299.95, 600.0, 7200.0):  # the last: not simulated yet
+        ts = int(t_s * NANOS_PER_SECOND)
+        assert m.feed.mid_at(ts) == readable(ts)
+    # a step with an empty side has no mid: the one before it counts
+    step = m.steps_done - 1
+    saved = int(m.record.ask_path[step])
+    m.record.ask_path[step] = m.state.depth.shape[2]
+    try:
+        now = int(600.0 * NANOS_PER_SECOND)
+        assert m.feed.mid_at(now) == readable(now)
+        assert m.feed.mid_at(now) == 0.5 * (
+            m.record.bid_path[step - 1] + m.record.ask_path[step - 1]
+        )
+    finally:
+        m.record.ask_path[step] = saved
 
 
 def test_fair_price_is_the_recorded_reference_and_the_open_before_any_step():

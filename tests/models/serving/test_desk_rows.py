@@ -17,13 +17,17 @@ from models.serving.quotecost import AXE_UNIT, QuoteCostTracker, terms
 from router.domain import (
     NANOS_PER_SECOND,
     ChildId,
+    ChildOrderFilled,
     DealerId,
     Event,
     Quote,
+    QuoteIgnored,
     QuoteReceived,
     QuoteRejectReason,
     QuoteRequest,
     QuoteRequestRejected,
+    QuoteResponseSent,
+    QuoteRespType,
     RfqClosed,
     RfqEnded,
     RfqId,
@@ -31,6 +35,7 @@ from router.domain import (
     RfqTraded,
     Side,
     Symbol,
+    VenueId,
 )
 
 A, B, C, D = (DealerId(x) for x in ("ALPHA", "BRAVO", "CHARLIE", "ZULU"))  # ZULU: no column
@@ -217,6 +222,27 @@ def test_rows_change_nothing() -> None:
     first = desk.rows(3_000, Side.BUY, (A, B, C), MARKET)
     desk.forget()
     np.testing.assert_array_equal(desk.rows(3_000, Side.BUY, (A, B, C), MARKET), first)
+
+
+def test_the_parents_own_orders_and_fills_leave_the_desk_as_it_was() -> None:
+    """Only the RFQ's events teach the desk anything: the rest of the log (most of it)
+    neither changes its rows nor sends it to rebuild its dealers' arrays."""
+    desk = desk_after()
+    first = desk.rows(3_000, Side.BUY, (A, B, C), MARKET)
+    others: list[Event] = [
+        ChildOrderFilled(
+            s(400), ChildId("C9"), VenueId("LIT-A"), Side.BUY, 100, 100.01, 0.1, "maker", 0
+        ),
+        QuoteIgnored(s(401), RfqId("R1"), A, "late"),
+        QuoteResponseSent(s(402), RfqId("R1"), C, QuoteRespType.PASS),
+    ]
+    for e in others:
+        desk.observe(e, lambda ts: 100.0)
+        assert not desk._stale
+    np.testing.assert_array_equal(desk.rows(3_000, Side.BUY, (A, B, C), MARKET), first)
+    # and an RFQ's event does
+    desk.observe(LOG[0], lambda ts: 100.0, MARKET)
+    assert desk._stale
 
 
 def test_rows_follow_each_event_and_axe_update_at_once() -> None:
