@@ -138,6 +138,13 @@ def register(sub: Subparsers) -> None:
         help="real: the service's desk (journal, markets, engine); instant: accepts at once, "
         "to time the FIX path alone",
     )
+    bf.add_argument(
+        "--client",
+        choices=("process", "inproc"),
+        default="process",
+        help="process: the FIX client in a process of its own, as an OMS would be; inproc: "
+        "in the gateway's process, sharing its interpreter (the comparison)",
+    )
     add_json(bf)
     bf.set_defaults(func=run_fix)
 
@@ -624,13 +631,14 @@ def run_fix(args: argparse.Namespace) -> None:
             args.orders,
             args.rate,
             window=args.window,
+            client=args.client,
             real_desk=args.desk == "real",
             progress=bar,
         )
     if args.json_path != "-":
         pace = "unpaced" if args.rate is None else f"paced at {args.rate:g}/s"
         print(
-            f"fix ({args.desk} desk, {pace}): {doc['orders']:,} orders, "
+            f"fix ({args.desk} desk, {pace}, client {args.client}): {doc['orders']:,} orders, "
             f"{doc['orders_per_s']:,.0f} orders/s, ack p50 {doc['ack_p50_ms']:.3f} ms, "
             f"p99 {doc['ack_p99_ms']:.3f} ms"
         )

@@ -180,3 +180,29 @@ def test_bench_lead_prints_a_row_per_cap_and_side(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "vs cap 0.35" in out and "30%/20%/50%" in out and out.count("calm") == 2
     assert "+2.0 +- 1.5" in out  # the dealers' P&L
+
+
+def test_bench_fix_passes_its_client_and_prints_it(monkeypatch, capsys):
+    # the benchmark itself is tests/bench's: here only the options and the output
+    import bench.fix
+
+    calls = []
+    doc = {"orders": 5, "orders_per_s": 1.0, "ack_p50_ms": 1.0, "ack_p99_ms": 2.0}
+
+    def fake(orders, rate, **kw):
+        calls.append((orders, rate, kw["client"], kw["real_desk"]))
+        return {**doc, "client": kw["client"]}
+
+    monkeypatch.setattr(bench.fix, "fix_bench", fake)
+    assert run_cli("bench", "fix", "--orders", "5", "--desk", "instant", "--client", "inproc") == 0
+    assert calls == [(5, None, "inproc", False)]
+    assert "client inproc" in capsys.readouterr().out
+    assert run_cli("bench", "fix", "--orders", "5", "--json", "-") == 0
+    assert calls[-1] == (5, None, "process", True)
+    assert json.loads(capsys.readouterr().out)["client"] == "process"
+
+
+def test_bench_fix_refuses_an_unknown_client(capsys):
+    assert run_cli("bench", "fix", "--client", "thread") == 2
+    err = capsys.readouterr().err
+    assert "argument --client" in err and len(err.strip().splitlines()) == 1
