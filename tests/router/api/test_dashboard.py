@@ -122,10 +122,18 @@ async def test_an_order_from_the_form_appears_and_fills(
         assert await p.inner_text('[data-testid="detail-id"]') == "P1 · buy 12,000 QDI"
         await p.wait_for_selector('[data-testid="detail-is"]')
         # the detail panel refreshes on its own after the fill: wait for its last rows
-        await p.wait_for_function(
-            "document.querySelectorAll('[data-testid=\"venue-row\"]').length === 4"
-            " && document.querySelectorAll('[data-testid=\"decision-row\"]').length === 4"
-        )
+        try:
+            await p.wait_for_function(
+                "document.querySelectorAll('[data-testid=\"venue-row\"]').length === 4"
+                " && document.querySelectorAll('[data-testid=\"decision-row\"]').length === 4"
+            )
+        except Exception as exc:  # which rows never came, for the next time it fails
+            venue_rows = await p.locator('[data-testid="venue-row"]').count()
+            decision_rows = await p.locator('[data-testid="decision-row"]').count()
+            raise AssertionError(
+                f"{venue_rows} venue rows and {decision_rows} decision rows, not 4 and 4;"
+                f" page errors {page.errors}"
+            ) from exc
         venues = p.locator('[data-testid="venue-row"]')
         assert await venues.count() == 4
         names = {await venues.nth(i).get_attribute("data-venue") for i in range(4)}
