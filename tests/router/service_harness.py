@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -127,9 +128,23 @@ class Service:
         return self.log.read_text(errors="replace")
 
     def get(self, path: str) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self.url}{path}", timeout=5) as r:
+        with self._open(f"{self.url}{path}") as r:
             out: dict[str, Any] = json.loads(r.read())
             return out
+
+    def _open(self, request: str | urllib.request.Request) -> Any:
+        """urlopen; if the service is not there any more, say how it ended and what it
+        wrote last (a refused connection alone says nothing of why)."""
+        try:
+            return urllib.request.urlopen(request, timeout=5)
+        except urllib.error.URLError as exc:
+            if not isinstance(exc.reason, ConnectionRefusedError) or self.proc is None:
+                raise
+            code = self.proc.poll()
+            tail = "\n".join(self.output().splitlines()[-40:])
+            raise AssertionError(
+                f"the service refused the connection (exit status {code}); its last output:\n{tail}"
+            ) from exc
 
     def post(self, path: str, body: Mapping[str, object]) -> dict[str, Any]:
         """POST `body` as JSON to the HTTP API, with the API's token."""
@@ -138,13 +153,13 @@ class Service:
             data=json.dumps(body).encode(),
             headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=5) as r:
+        with self._open(request) as r:
             out: dict[str, Any] = json.loads(r.read())
             return out
 
     def page(self, path: str) -> str:
         """GET `path` as text (e.g. /metrics)."""
-        with urllib.request.urlopen(f"{self.url}{path}", timeout=5) as r:
+        with self._open(f"{self.url}{path}") as r:
             return str(r.read().decode())
 
     def kill9(self) -> None:
