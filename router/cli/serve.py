@@ -31,6 +31,12 @@ def run_serve(args: argparse.Namespace) -> None:
     """`serve`: returns once the service has stopped cleanly. A bad service config
     raises `ConfigError`."""
     import asyncio
+    import faulthandler
+
+    # A native crash (SIGSEGV, SIGBUS, SIGFPE, SIGABRT, SIGILL) would otherwise end the
+    # service with an exit status alone: print every thread's Python stack to stderr
+    # first, into the log the operator keeps.
+    faulthandler.enable(all_threads=True)
 
     from router.service import DEFAULT_SERVICE_CONFIG, load_service_config, run_service
 

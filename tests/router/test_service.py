@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -229,6 +230,21 @@ async def test_sigterm_pulls_the_children_and_exits_cleanly(
     engine.dispose()
     assert open_children == 0  # every child was pulled and confirmed before exit
     assert parent[0] == "working" and parent[1] > 0  # the parent resumes at the next start
+
+
+def test_a_fatal_signal_leaves_every_threads_python_stack_in_the_log(
+    tmp_path: Path, ports: tuple[int, int], services: Services
+) -> None:
+    # a bus error once ended a service with its exit status alone (-7): the stacks say
+    # which code was running
+    service = services.start(write_config(tmp_path), *ports)
+    assert service.proc is not None
+    service.proc.send_signal(signal.SIGBUS)
+    assert service.proc.wait(timeout=20) == -signal.SIGBUS
+    out = service.output()
+    assert "Fatal Python error: Bus error" in out
+    assert "Current thread" in out and "most recent call first" in out
+    assert out.count("Thread 0x") >= 2  # quickfix's and the loop's, not only the current
 
 
 async def test_the_metrics_page_shows_the_decision_latency_and_the_old_series(

@@ -98,6 +98,7 @@ class RawFixClient:
         password: str | None,
         username: str | None = None,
         extra: Iterable[tuple[int | str, str]] = (),
+        timeout: float = 3.0,
     ) -> Fields:
         pairs: list[tuple[int | str, str]] = [(98, "0"), (108, "30")]
         if username is not None:
@@ -105,7 +106,7 @@ class RawFixClient:
         if password is not None:
             pairs.append((554, password))
         await self.send("A", [*pairs, *extra])
-        return await self.expect(lambda m: m.get(35) in ("A", "5"))
+        return await self.expect(lambda m: m.get(35) in ("A", "5"), timeout)
 
     async def probe(self) -> None:
         """A TestRequest that must be answered by a Heartbeat echoing its id: the session
