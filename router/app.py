@@ -19,10 +19,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
+import multiprocessing as mp
 import pickle
 import queue
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -956,21 +958,19 @@ def simulate(
     hindsight: bool = True,
     limit_price: float | None = None,
     config_dir: Path = DEFAULT_CONFIG_DIR,
+    workers: int = 1,
 ) -> SimulationReport:
     """Every strategy of `strategies`, then the hindsight oracle, on one path of
-    `scenario` (read from `config_dir`)."""
+    `scenario` (read from `config_dir`). With `workers` > 1 the strategies run on that
+    many processes, each a fork of this one holding the path already built; the
+    report is the same as with one (each run starts from the shared market at arrival
+    and touches nothing the others read). `progress(name)` is called as each run
+    starts, or with workers, as each result comes back, in order."""
     check_strategies(strategies)
     episode = Episode(scenario, seed, limit_price, config_dir=config_dir)
-    runs = []
-    for name in strategies:
-        if progress:
-            progress(name)
-        runs.append(episode.run(name))
-    oracle = None
-    if hindsight:
-        if progress:
-            progress(HINDSIGHT)
-        oracle = episode.run(HINDSIGHT)
+    names = [*strategies, *([HINDSIGHT] if hindsight else [])]
+    done = _run_strategies(episode, names, workers, progress)
+    runs, oracle = done[: len(strategies)], (done[-1] if hindsight else None)
     return SimulationReport(
         scenario=scenario.name,
         seed=seed,
@@ -984,6 +984,46 @@ def simulate(
         venue_kinds=episode.venue_kinds,
         phases=tuple((ph.start_s, ph.end_s) for ph in scenario.phases),
     )
+
+
+# the episode that `_run_strategies` hands its forked workers (module state: a fork
+# inherits it; pickling the built market to each worker would cost more than a run)
+_SHARED_EPISODE: Episode | None = None
+
+
+def _run_strategies(
+    episode: Episode,
+    names: Sequence[str],
+    workers: int,
+    progress: Callable[[str], None] | None,
+) -> list[StrategyRun]:
+    """`[episode.run(n) for n in names]`, on up to `workers` forked processes."""
+    global _SHARED_EPISODE
+    if workers <= 1 or len(names) < 2 or "fork" not in mp.get_all_start_methods():
+        runs = []
+        for name in names:
+            if progress:
+                progress(name)
+            runs.append(episode.run(name))
+        return runs
+    _SHARED_EPISODE = episode
+    try:
+        context = mp.get_context("fork")
+        with ProcessPoolExecutor(min(workers, len(names)), mp_context=context) as pool:
+            futures = [pool.submit(_run_shared, name) for name in names]
+            runs = []
+            for i, future in enumerate(futures):
+                if progress:
+                    progress(names[i])  # the runs before it are in
+                runs.append(future.result())
+            return runs
+    finally:
+        _SHARED_EPISODE = None
+
+
+def _run_shared(name: str) -> StrategyRun:
+    assert _SHARED_EPISODE is not None, "a worker forked by _run_strategies"
+    return _SHARED_EPISODE.run(name)
 
 
 # ------------------------------------------------------------------ the learned slicer

@@ -55,6 +55,13 @@ def register(sub: Subparsers) -> None:
     add_json(sim, _JSON_HELP)
     sim.add_argument("--limit", type=float, help="limit price of the parent (default: none)")
     sim.add_argument("--report", type=Path, help=_REPORT_HELP)
+    sim.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="processes the strategies run on, each a fork of the path built once (the "
+        "same report on any number)",
+    )
     add_db_url(sim)
     sim.set_defaults(func=run_simulate)
 
@@ -165,6 +172,7 @@ def run_simulate(args: argparse.Namespace) -> None:
             progress=progress,
             limit_price=args.limit,
             config_dir=args.config_dir,
+            workers=args.workers,
         )
         bar(len(steps), len(steps))
     if store is not None:

@@ -6,6 +6,7 @@ rebuilt, and read from the configuration folder it is asked for."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import pickle
 import shutil
@@ -184,3 +185,33 @@ def test_a_run_on_the_cached_history_is_the_run_on_the_simulated_one(config):
     _next_process()
     assert (config.parent / "cache" / app.DESK_HISTORY_CACHE).is_dir()
     assert run() == fresh
+
+
+def test_strategies_on_forked_workers_give_the_report_of_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sc = app.apply_overrides(load_scenario("news-shock"), 100_000, None, 1800.0)
+    names = ["twap", "sor", "ml", "risk-bid"]
+    run = app.Episode.run
+
+    def noted(self: app.Episode, name: str) -> app.StrategyRun:
+        # a fork inherits the patched class, so the workers run this wrapper too
+        (tmp_path / f"{name}.pid").write_text(str(os.getpid()))
+        return run(self, name)
+
+    monkeypatch.setattr(app.Episode, "run", noted)
+
+    def report(workers: int) -> tuple[str, list[str]]:
+        started: list[str] = []
+        doc = app.simulate(sc, names, 7, progress=started.append, workers=workers)
+        # as text: a NaN input (no quote to cover) is unequal to itself in a dict
+        return json.dumps(doc.to_json(detail=True), sort_keys=True), started
+
+    one, started_one = report(1)
+    for p in tmp_path.glob("*.pid"):
+        p.unlink()
+    two, started_two = report(2)
+    assert two == one
+    assert started_one == started_two == [*names, app.HINDSIGHT]
+    pids = {int(p.read_text()) for p in tmp_path.glob("*.pid")}
+    assert len(pids) == 2 and os.getpid() not in pids  # both workers ran, none here

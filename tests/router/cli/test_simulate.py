@@ -130,6 +130,7 @@ def test_overrides(capsys):
         (["--scenario", "news-shock", "--limit", "120"], "above the ask"),
         (["--scenario", "news-shock", "--side", "buy", "--limit", "80"], "below the bid"),
         (["--scenario", "calm", "--limit", "-1"], "limit price must be > 0"),
+        (["--scenario", "calm", "--workers", "0"], "--workers: must be > 0"),
         (["--scenario", "calm", "--db-url", "mysql://x@y/z"], "database"),
         (["--scenario", "calm", "--db-url", "sqlite:///no/such/dir/x.db"], "database"),
         (["--scenario", "calm", "--db-url", "postgresql://u:secret@127.0.0.1:1/x"], "database"),
