@@ -64,3 +64,17 @@ def test_the_command_is_the_user_s_simulate(tmp_path):
         "--json",
         str(tmp_path / "o.json"),
     ]
+
+
+def test_the_runs_keep_python_s_bytecode_cache_as_a_user_does(tmp_path, monkeypatch):
+    # a sandbox's PYTHONDONTWRITEBYTECODE would have every start compile the project's
+    # modules again: not the warm start the figures claim
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    flags = tmp_path / "flags"
+
+    def command(scenario: str, strategies: str, out: Path, config_dir: Path) -> list[str]:
+        code = f"import sys; open({str(flags)!r}, 'a').write(str(sys.dont_write_bytecode))"
+        return [sys.executable, "-c", code]
+
+    startup.run_startup_bench("calm", ["twap"], 2, tmp_path, command)
+    assert flags.read_text() == "False" * 3
