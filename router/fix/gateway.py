@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import stat
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -73,17 +74,28 @@ def _free_port() -> int:
 
 
 def _listening() -> dict[int, tuple[str, int]]:
-    """This process's listening sockets: descriptor -> (host, port)."""
+    """This process's listening sockets: descriptor -> (host, port).
+
+    Only sockets are duplicated to be asked. Closing a duplicate of a file's descriptor
+    releases every POSIX record lock that the process holds on that file (fcntl's
+    rule, whichever descriptor took them): duplicating the journal's descriptors here
+    dropped SQLite's locks on the database and its wal-index, so that the next process
+    to open the journal (`train --from-journal`, a report) found nobody holding it,
+    reset the wal-index under the service, and the service died of SIGBUS on its next
+    commit."""
     out = {}
     for name in os.listdir("/dev/fd"):
         try:
-            copy = os.dup(int(name))
+            fd = int(name)
+            if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+                continue  # fstat opens nothing: the file's locks stay
+            copy = os.dup(fd)
         except (OSError, ValueError):
             continue  # already gone
         try:
             probe = socket.socket(fileno=copy)
         except OSError:
-            os.close(copy)  # not a socket
+            os.close(copy)
             continue
         with probe:
             try:

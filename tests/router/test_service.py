@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
 from tests.router.fix.client import until
+from tests.router.posix_locks import WAL_INDEX_DMS, locks_held, needs_proc_locks
 from tests.router.service_harness import (
     Services,
     fix_client,
@@ -230,6 +231,25 @@ async def test_sigterm_pulls_the_children_and_exits_cleanly(
     engine.dispose()
     assert open_children == 0  # every child was pulled and confirmed before exit
     assert parent[0] == "working" and parent[1] > 0  # the parent resumes at the next start
+
+
+@needs_proc_locks
+async def test_the_running_service_keeps_its_locks_on_the_journal(
+    tmp_path: Path, ports: tuple[int, int], services: Services
+) -> None:
+    # Every process with the journal open in WAL mode holds a lock on its wal-index; a
+    # process opening it that finds none resets the index. The FIX gateway's start
+    # once dropped the service's locks, and a `train --from-journal` beside it then
+    # reset the index under the service, which died of SIGBUS at its next commit.
+    service = services.start(write_config(tmp_path), *ports)
+    assert service.proc is not None
+    async with fix_client(service, tmp_path) as client:
+        client.new_order("L1", qty="20000", side="1", extra=[(847, "1002")])
+        await until(lambda: len(client.all_app(f150="F")) >= 1, 30, "no fill")
+    shm = tmp_path / "blockroute.db-shm"
+    assert WAL_INDEX_DMS in locks_held(service.proc.pid, shm)
+    assert locks_held(service.proc.pid, tmp_path / "blockroute.db")  # SQLite's SHARED
+    assert service.terminate() == 0
 
 
 def test_a_fatal_signal_leaves_every_threads_python_stack_in_the_log(

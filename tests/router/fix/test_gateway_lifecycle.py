@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import quickfix as fix
 
 from router.fix.gateway import FixGateway, FixGatewayError
 from router.fix.settings import Credentials, GatewaySettings, parse_acceptor_cfg
+from tests.router.posix_locks import WAL_INDEX_DMS, locks_held, needs_proc_locks
 
 from .client import until
 from .env import PASSWORDS, FixEnv
@@ -185,3 +188,25 @@ async def test_a_failed_reconcile_leaves_nothing_running(env: FixEnv, desk: Fake
         env.gateway(desk)
     assert not fix.Session.doesSessionExist(fix.SessionID("FIX.4.4", "BLOCKROUTE", "OMS"))
     env.gateway(FakeDesk())  # the port and the sessions are free again
+
+
+@needs_proc_locks
+async def test_starting_leaves_the_process_s_locks_on_its_database(
+    env: FixEnv, desk: FakeDesk, tmp_path: Path
+):
+    # The service holds its journal open (SQLite, WAL) when the gateway starts, and the
+    # gateway looks through the process's descriptors for quickfix's listening socket.
+    # Closing a copy of the journal's descriptor there dropped SQLite's locks: the next
+    # process to open the journal reset its wal-index under the service (SIGBUS).
+    db = tmp_path / "journal.db"
+    journal = sqlite3.connect(db, isolation_level=None)
+    journal.execute("PRAGMA journal_mode = WAL")
+    journal.execute("CREATE TABLE t (x)")
+    journal.execute("INSERT INTO t VALUES (1)")
+    shm = tmp_path / "journal.db-shm"
+    before = (locks_held(os.getpid(), db), locks_held(os.getpid(), shm))
+    assert WAL_INDEX_DMS in before[1]
+    env.gateway(desk)
+    await env.logged_on_client("OMS")
+    assert (locks_held(os.getpid(), db), locks_held(os.getpid(), shm)) == before
+    journal.close()
