@@ -108,7 +108,7 @@ class MarketFeed:
         n_v = len(self._venue_ids)
         per_venue = np.empty((n_v, 6), dtype=np.int64)
         levels = np.empty((2, BOOK_LEVELS), dtype=np.int64)
-        bb, ba, last, volume, pv = _snapshot_numbers(
+        bb, ba, bid_depth, ask_depth, last, volume, pv = _snapshot_numbers(
             st.depth, st.best, st.last_px, st.tape_vol, st.tape_pv, first, bar, per_venue, levels
         )
         quotes = tuple(
@@ -131,8 +131,8 @@ class MarketFeed:
             tick_size=tick,
             bid_ticks=bb if bb >= 0 else None,
             ask_ticks=ba if ba < n_ticks else None,
-            bid_depth=int(per_venue[:, 4].sum()),
-            ask_depth=int(per_venue[:, 5].sum()),
+            bid_depth=bid_depth,
+            ask_depth=ask_depth,
             venues=quotes,
             last_ticks=last if last >= 0 else None,
             volume=volume,
@@ -330,12 +330,13 @@ def _snapshot_numbers(
     bar: int,
     per_venue: np.ndarray,
     levels: np.ndarray,
-) -> tuple[int, int, int, int, float]:
+) -> tuple[int, int, int, int, int, int, float]:
     """`MarketFeed.snapshot`'s numbers in one compiled call: the consolidated touch
-    (bid, ask ticks), the last trade's tick, the session's volume and sum of tick x qty;
-    into `per_venue` each venue's (bid, bid qty, ask, ask qty, bid depth, ask depth) and
-    into `levels` the consolidated depth at the BOOK_LEVELS prices from each touch
-    outwards (0 past the grid's edge). The tape's tick x qty are whole numbers, so their
+    (bid, ask ticks) and depth on each side (the venues' summed), the last trade's
+    tick, the session's volume and sum of tick x qty; into `per_venue` each venue's
+    (bid, bid qty, ask, ask qty, bid depth, ask depth) and into `levels` the
+    consolidated depth at the BOOK_LEVELS prices from each touch outwards (0 past the
+    grid's edge). The tape's tick x qty are whole numbers, so their
     sum is exact in any order."""
     n_v, n_ticks = best.shape[0], depth.shape[2]
     bb, ba = -1, n_ticks
@@ -343,6 +344,7 @@ def _snapshot_numbers(
         bb = max(bb, best[v, book.BID])
         ba = min(ba, best[v, book.ASK])
     lo, hi = max(0, bb - DEPTH_LEVELS + 1), min(ba + DEPTH_LEVELS, n_ticks)
+    bid_total, ask_total = 0, 0
     for v in range(n_v):
         b, a = best[v, book.BID], best[v, book.ASK]
         per_venue[v, 0] = b
@@ -358,6 +360,8 @@ def _snapshot_numbers(
             ask_depth += depth[v, book.ASK, p]
         per_venue[v, 4] = bid_depth
         per_venue[v, 5] = ask_depth
+        bid_total += bid_depth
+        ask_total += ask_depth
     for k in range(levels.shape[1]):
         bid_level, ask_level = 0, 0
         for v in range(n_v):
@@ -375,7 +379,7 @@ def _snapshot_numbers(
     for b in range(first, bar + 1):
         volume += tape_vol[b]
         pv += tape_pv[b]
-    return bb, ba, last, volume, pv
+    return bb, ba, bid_total, ask_total, last, volume, pv
 
 
 @njit(cache=True)

@@ -87,6 +87,8 @@ def _readable_snapshot_numbers(m, ts):
     return (
         bb if bb >= 0 else None,
         ba if ba < n_ticks else None,
+        sum(v[4] for v in venues),
+        sum(v[5] for v in venues),
         venues,
         bids,
         asks,
@@ -100,6 +102,8 @@ def _snapshot_numbers(snap):
     return (
         snap.bid_ticks,
         snap.ask_ticks,
+        snap.bid_depth,
+        snap.ask_depth,
         [
             (q.bid_ticks, q.bid_qty, q.ask_ticks, q.ask_qty, q.bid_depth, q.ask_depth)
             for q in snap.venues
@@ -128,13 +132,13 @@ def test_snapshot_is_the_readable_definition_to_the_bit(name, seed):
         n_ticks = st.depth.shape[2]
         st.best[:, 0] = -1
         got = _snapshot_numbers(m.feed.snapshot(ts))
-        assert got == _readable_snapshot_numbers(m, ts) and got[0] is None and got[3] == ()
+        assert got == _readable_snapshot_numbers(m, ts) and got[0] is None and got[5] == ()
         st.best[:] = saved[0]
         st.best[:, 1] = n_ticks - 2
         st.depth[:, 1, n_ticks - 2 :] = 7
         got = _snapshot_numbers(m.feed.snapshot(ts))
         assert got == _readable_snapshot_numbers(m, ts)
-        assert got[4] == (7 * st.best.shape[0],) * 2 + (0, 0, 0)
+        assert got[6] == (7 * st.best.shape[0],) * 2 + (0, 0, 0)
     finally:
         st.best[:], st.depth[:] = saved
 
