@@ -175,9 +175,14 @@ async def test_trade_train_from_the_journal_shadow_compare_promote_and_roll_back
         # 6. and rolled back, live, while a parent works
         back = service.post("/api/models/dealer/rollback", {"by": "bob", "reason": "worse live"})
         assert (back["to_version"], back["served"]["dealer"]) == (1, 1)
-        assert service.get(f"/api/orders/{working}")["status"] == "working"
+        at_rollback = service.get(f"/api/orders/{working}")
+        assert at_rollback["status"] == "working"
         await until(lambda: _done(service, [working]), 120, "the working parent stalled")
-        assert service.get(f"/api/orders/{working}")["status"] == "filled"
+        # it traded on after the rollback to its end: filled, or at its horizon with what
+        # the market would not take (one CI run: 368,100 of 400,000 on a 57 bps fall)
+        ended = service.get(f"/api/orders/{working}")
+        assert ended["status"] in ("filled", "expired")
+        assert ended["filled_qty"] > at_rollback["filled_qty"]
 
         # the journal holds every move, with who and why
         moves = _rows(
