@@ -24,7 +24,6 @@ import pickle
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -65,6 +64,7 @@ from router.execution import (
     RfqRouting,
     build_execution,
 )
+from router.parallel import ordered_map
 from router.ports import MarketHistory, MarketSnapshot, PanelSelector, RfqChannel, SlicerPolicy
 from router.registry import LiveModels, ModelRegistry
 from router.risk import RiskGate, RiskLimits
@@ -965,7 +965,7 @@ def simulate(
     many processes, each a fork of this one holding the path already built; the
     report is the same as with one (each run starts from the shared market at arrival
     and touches nothing the others read). `progress(name)` is called as each run
-    starts, or with workers, as each result comes back, in order."""
+    starts, or with workers, once the runs before it have come back."""
     check_strategies(strategies)
     episode = Episode(scenario, seed, limit_price, config_dir=config_dir)
     names = [*strategies, *([HINDSIGHT] if hindsight else [])]
@@ -997,26 +997,20 @@ def _run_strategies(
     workers: int,
     progress: Callable[[str], None] | None,
 ) -> list[StrategyRun]:
-    """`[episode.run(n) for n in names]`, on up to `workers` forked processes."""
+    """`[episode.run(n) for n in names]`, on up to `workers` forked processes (one,
+    in this process, where the platform does not fork)."""
     global _SHARED_EPISODE
-    if workers <= 1 or len(names) < 2 or "fork" not in mp.get_all_start_methods():
-        runs = []
-        for name in names:
-            if progress:
-                progress(name)
-            runs.append(episode.run(name))
-        return runs
+
+    def next_one(done: int, total: int) -> None:
+        if progress is not None and done < total:
+            progress(names[done])
+
+    if "fork" not in mp.get_all_start_methods():
+        workers = 1
+    next_one(0, len(names))
     _SHARED_EPISODE = episode
     try:
-        context = mp.get_context("fork")
-        with ProcessPoolExecutor(min(workers, len(names)), mp_context=context) as pool:
-            futures = [pool.submit(_run_shared, name) for name in names]
-            runs = []
-            for i, future in enumerate(futures):
-                if progress:
-                    progress(names[i])  # the runs before it are in
-                runs.append(future.result())
-            return runs
+        return ordered_map(_run_shared, names, workers, progress=next_one, fork=True)
     finally:
         _SHARED_EPISODE = None
 

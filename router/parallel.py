@@ -5,6 +5,7 @@ models' evaluation)."""
 
 from __future__ import annotations
 
+import multiprocessing as mp
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
@@ -24,12 +25,16 @@ def ordered_map(
     progress: Callable[[int, int], None] | None = None,
     weight: Callable[[T], int] | None = None,
     max_batch: int | None = None,
+    fork: bool = False,
 ) -> list[R]:
     """`[fn(item) for item in items]`: in this process (one local worker), on a pool of
     `workers` processes, or as Ray tasks (`executor` "ray": the cluster at
     `ray_address`, or one of `workers` CPUs started for the call; `max_batch` items a
     task at most, see router.ray_tasks). `progress(done, total)` counts items, or their
-    `weight`. `fn` and the items must pickle for a pool or Ray.
+    `weight`. `fn` and the items must pickle for a pool or Ray. With `fork` the pool's
+    workers are forks of this process, which see its state as it was when the pool
+    started (what `fn` reads from there need not pickle); the caller checks that the
+    platform forks.
 
     Raises ValueError for another executor, router.ray_tasks.ExecutorUnavailable if
     the cluster cannot be reached."""
@@ -57,7 +62,8 @@ def ordered_map(
         for item in items:
             advance(item, fn(item))
         return results
-    with ProcessPoolExecutor(max_workers=min(workers, max(len(items), 1))) as pool:
+    context = mp.get_context("fork") if fork else None
+    with ProcessPoolExecutor(min(workers, max(len(items), 1)), mp_context=context) as pool:
         for item, result in zip(items, pool.map(fn, items), strict=True):  # in order
             advance(item, result)
     return results
