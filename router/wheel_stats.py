@@ -40,11 +40,11 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from models.catalog import CHALLENGER, CHAMPION, FAMILIES, check_family
-from router.config import parse_duration
+from router.config import epoch_ns, parse_duration
 from router.desk_api import OrderStatus
 from router.domain import DomainError
 from router.journal import SvcParentRow
@@ -122,9 +122,7 @@ def parse_since(text: str, now_ns: int) -> int:
             "(2026-12-08T09:30)",
             "since",
         ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return round(when.timestamp() * 1e9)
+    return epoch_ns(when)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from router.cli.args import (
 from router.cli.console import Progress, left, print_table
 from router.cli.models import add_mqtt, announce
 from router.cli.output import check_json_path, emit_json
+from router.config import epoch_ns
 
 Trained = TypeVar("Trained")  # what a training returns: (files written, metadata)
 
@@ -236,9 +237,7 @@ def _since_ns(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--since: {args.since!r} is not an ISO 8601 time (e.g. 2026-12-01T09:30)"
         ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return round(when.timestamp() * 1e9)
+    return epoch_ns(when)
 
 
 def _journal_source(args: argparse.Namespace, since_ns: int) -> tuple[Any, str, dict[str, str]]:
