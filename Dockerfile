@@ -49,7 +49,12 @@ COPY config ./config
 ENV PATH=/opt/blockroute/bin:$PATH \
     BLOCKROUTE_CONFIG_DIR=/app/config \
     NUMBA_CACHE_DIR=/tmp/numba-cache \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    ORT_DISABLE_TELEMETRY=1 \
+    MLFLOW_DISABLE_TELEMETRY=true \
+    RAY_USAGE_STATS_ENABLED=0
+# the last three: no usage reports to the libraries' vendors (router/vendor_telemetry.py), here
+# too for the processes that Ray's cluster launcher starts without blockroute (`ray start`)
 # the service's journal and FIX message store (`serve --data-dir /app/data`), and the working
 # directory, so that the default run store (./blockroute.db) lands where the user may write
 RUN mkdir /app/data && chown blockroute /app/data
