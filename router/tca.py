@@ -109,6 +109,12 @@ class PricePath:
         ):
             object.__setattr__(self, name, value)
 
+    def __reduce__(self) -> tuple[type[PricePath], tuple[FloatArray, FloatArray, FloatArray]]:
+        # the forward-filled arrays are derived: a pickle (a run sent back from a worker
+        # of `simulate --workers`) carries the three given ones, half the bytes, and
+        # __post_init__ derives the rest again, the same numbers
+        return (PricePath, (self.times_s, self.bid, self.ask))
+
     @property
     def start_s(self) -> float:
         return float(self.times_s[0])

@@ -3,6 +3,7 @@
 import itertools
 import json
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -121,6 +122,21 @@ def test_price_path_lookups_at_between_and_outside_points():
     np.testing.assert_array_equal(path.mids_at([0.0, 20.0, 30.0]), [99.5, 101.5, 101.5])
     leading_gap = PricePath(np.array([0.0, 1.0]), np.array([nan, 99.0]), np.array([100.0, 100.0]))
     assert leading_gap.bid_at(0.0) == 99.0 and leading_gap.mid_at(-1.0) == 99.5
+
+
+def test_a_pickled_price_path_carries_its_three_arrays_and_looks_up_the_same():
+    nan = float("nan")
+    rng = np.random.default_rng(3)
+    bid = 100.0 + rng.normal(size=1_000).cumsum() * 0.01
+    bid[[0, 1, 500]] = nan  # a leading gap and one inside
+    path = PricePath(np.arange(1_000, dtype=float) * 0.5, bid, bid + 0.02)
+    back = pickle.loads(pickle.dumps(path, protocol=5))
+    for name in ("times_s", "bid", "ask", "_bid_ff", "_ask_ff", "_mid_ff"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(path, name))
+    probe = np.linspace(-5.0, 600.0, 97)
+    np.testing.assert_array_equal(back.mids_at(probe), path.mids_at(probe))
+    # three arrays of 8 kB and the pickle's own bytes, not six
+    assert len(pickle.dumps(path, protocol=5)) < 3 * 8_000 + 1_000
 
 
 def test_price_path_rejects_unordered_times():
