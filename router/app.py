@@ -762,6 +762,7 @@ DESK_HISTORY_CODE = (
     "router/parallel.py",
     "router/ports.py",
     "router/tca.py",
+    "router/vendor_telemetry.py",
 )
 _ROOT = Path(__file__).resolve().parents[1]
 
