@@ -50,8 +50,22 @@ def test_a_choice_already_made_is_kept() -> None:
     assert env["MLFLOW_DISABLE_TELEMETRY"] == "true"
 
 
+def _python(
+    code: str, *args: str, without: tuple[str, ...] = (), **env: str
+) -> subprocess.CompletedProcess[str]:
+    """`python -c code args` in an environment that names none of the opt-outs (nor any
+    of `without`), with `env` added."""
+    keep = {k: v for k, v in os.environ.items() if k not in OPT_OUT and k not in without}
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env={**keep, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def test_importing_router_opts_the_process_and_its_children_out() -> None:
-    env = {k: v for k, v in os.environ.items() if k not in OPT_OUT}
     code = (
         "import os, subprocess, sys, router;"
         "print(subprocess.run([sys.executable, '-c', 'import os, sys;"
@@ -59,22 +73,23 @@ def test_importing_router_opts_the_process_and_its_children_out() -> None:
         " capture_output=True, text=True, check=True).stdout)"
     )
     for name, off in OPT_OUT.items():
-        child = subprocess.run(
-            [sys.executable, "-c", code, name], env=env, capture_output=True, text=True, timeout=60
-        )
+        child = _python(code, name)
         assert child.returncode == 0, child.stderr
         assert child.stdout.strip() == off, name
 
 
+def test_the_image_sets_the_same_variables() -> None:
+    # for the processes that Ray's cluster launcher starts in the image without blockroute
+    dockerfile = (Path(__file__).resolve().parents[2] / "Dockerfile").read_text()
+    for name, off in OPT_OUT.items():
+        assert f"{name}={off}" in dockerfile, name
+
+
 def test_ray_sees_its_usage_statistics_turned_off() -> None:
     pytest.importorskip("ray")  # the `ray` extra, installed in CI
-    env = {k: v for k, v in os.environ.items() if k not in OPT_OUT}
-    code = (
+    done = _python(
         "import router; from ray._common.usage.usage_lib import usage_stats_enabled;"
         "print(usage_stats_enabled())"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[-1] == "False"
@@ -84,27 +99,18 @@ def _session_in_a_fresh_home(
     home: Path, *, through_router: bool
 ) -> subprocess.CompletedProcess[str]:
     """One ONNX Runtime session of the shipped policy, in a process whose home is `home`
-    and whose environment names none of the opt-outs: through blockroute's own loader,
-    or straight from onnxruntime without importing blockroute."""
-    env = {k: v for k, v in os.environ.items() if k not in OPT_OUT and k not in CI_MARKERS}
-    env["HOME"] = str(home)
-    env.pop("XDG_CACHE_HOME", None)
+    and whose environment names none of the opt-outs nor CI's markers: through
+    blockroute's own loader, or straight from onnxruntime without importing blockroute."""
     if through_router:
         code = (
-            "import sys; from router.strategies.learned import OnnxPolicy;OnnxPolicy(sys.argv[1])"
+            "import sys; from router.strategies.learned import OnnxPolicy; OnnxPolicy(sys.argv[1])"
         )
     else:
         code = (
             "import sys, onnxruntime as ort;"
             "ort.InferenceSession(sys.argv[1], providers=['CPUExecutionProvider'])"
         )
-    return subprocess.run(
-        [sys.executable, "-c", code, str(SLICER)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return _python(code, str(SLICER), without=(*CI_MARKERS, "XDG_CACHE_HOME"), HOME=str(home))
 
 
 def test_onnx_runtime_leaves_no_device_id_or_event_queue(tmp_path: Path) -> None:
