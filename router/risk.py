@@ -85,22 +85,29 @@ class RiskGate:
         self.limits = limits or RiskLimits()
         self.kill = kill or KillSwitch()
         self._fills: deque[tuple[Nanos, int]] = deque()
+        self._own = 0  # the sum of `_fills`' quantities, kept as they come and go
         self._window_ns = int(self.limits.participation_window_s * NANOS_PER_SECOND)
         self.blocked = 0
         self.shrunk = 0
 
     def record_lit_fill(self, ts_ns: Nanos, qty: int) -> None:
         """A passive lit fill: own volume on the tape (aggressive ones are reserved)."""
-        self._fills.append((ts_ns, qty))
+        self._add(ts_ns, qty)
 
     def release(self, ts_ns: Nanos, qty: int) -> None:
         """An aggressive child ended with `qty` unfilled: give its reservation back."""
-        self._fills.append((ts_ns, -qty))
+        self._add(ts_ns, -qty)
 
     def own_volume(self, now_ns: Nanos) -> int:
-        while self._fills and self._fills[0][0] < now_ns - self._window_ns:
-            self._fills.popleft()
-        return sum(q for _, q in self._fills)
+        fills, start = self._fills, now_ns - self._window_ns
+        while fills and fills[0][0] < start:
+            self._own -= fills.popleft()[1]
+        return self._own
+
+    def _add(self, ts_ns: Nanos, qty: int) -> None:
+        # a running sum (integers: exact), not a scan of the window at every child
+        self._fills.append((ts_ns, qty))
+        self._own += qty
 
     def check(
         self,
@@ -151,7 +158,7 @@ class RiskGate:
         if aggressive:
             # reserved now, before its fills come back: the next child of the same
             # decision must see it, or each venue's child would get the whole room
-            self._fills.append((now_ns, qty))
+            self._add(now_ns, qty)
         return RiskVerdict(qty, reason)
 
     def _block(self, reason: str) -> RiskVerdict:

@@ -93,9 +93,13 @@ class MarketSignals:
     def window_volume(self, now: Nanos, snap: MarketSnapshot, window_s: float) -> int:
         """Market volume over the last `window_s` as the decisions saw it (the risk
         gate's participation base)."""
-        window = int(window_s * NANOS_PER_SECOND)
-        base = next((v for t, v in self._volume_seen if t >= now - window), snap.volume)
-        return snap.volume - base
+        start = now - int(window_s * NANOS_PER_SECOND)
+        # a plain loop, not next() over a generator expression: this runs at every child
+        # order, and starting a generator cost more than the few entries it looks at
+        for t, v in self._volume_seen:
+            if t >= start:
+                return snap.volume - v
+        return 0
 
 
 def touch_imbalance(snap: MarketSnapshot, side: Side) -> float:

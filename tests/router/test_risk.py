@@ -1,5 +1,6 @@
 """Pre-trade risk checks (router/risk.py)."""
 
+import numpy as np
 import pytest
 
 from router.domain import (
@@ -76,6 +77,32 @@ def test_participation_cap_counts_own_fills_in_the_window():
         child(), 10_000.0, 100 * NS, 10_000, aggressive=True, exempt_participation=True
     )
     assert exempt.qty == 1_000
+
+
+def test_own_volume_is_the_sum_of_what_is_in_the_window():
+    # the gate keeps a running sum: after any mix of fills, reservations and their
+    # releases, it is what summing the window's entries gives
+    rng = np.random.default_rng(7)
+    gate = RiskGate(RiskLimits(max_participation=0.5, participation_window_s=30))
+    entries: list[tuple[int, int]] = []
+    now = 0
+    for _ in range(2_000):
+        now += int(rng.integers(0, 3 * NS))
+        qty = int(rng.integers(1, 5_000))
+        kind = rng.integers(0, 3)
+        if kind == 0:
+            gate.record_lit_fill(now, qty)
+            entries.append((now, qty))
+        elif kind == 1:
+            gate.release(now, qty)
+            entries.append((now, -qty))
+        else:
+            v = gate.check(child(qty=qty), 10_000.0, now, 10**6, aggressive=True)
+            entries.append((now, v.qty))
+        later = now + int(rng.integers(0, 40 * NS))
+        expected = sum(q for t, q in entries if t >= later - 30 * NS)
+        assert gate.own_volume(later) == expected
+        now = later
 
 
 def test_kill_switch_blocks_everything_until_released():
