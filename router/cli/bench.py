@@ -79,6 +79,12 @@ def register(sub: Subparsers) -> None:
     bp.add_argument("--scenarios", default="news-shock,liquidity-squeeze")
     bp.add_argument("--seeds", type=positive_int, default=40, help="per scenario, both sides each")
     bp.add_argument("--seed0", type=integer, default=1000)
+    bp.add_argument(
+        "--rules",
+        default="",
+        help="reactive paces to add, comma-separated: jump-follow, spread-lag, trend-follow "
+        "(bench/pace.py RULES; default none)",
+    )
     add_json(bp)
     bp.set_defaults(func=run_pace)
 
@@ -507,11 +513,15 @@ def _scenario_names(args: argparse.Namespace) -> list[str]:
 
 def run_pace(args: argparse.Namespace) -> None:
     """`bench pace`: fixed paces around the TWAP line and the hindsight best of them."""
-    from bench.pace import run_pace_study
+    from bench.pace import RULES, run_pace_study
 
     names = _scenario_names(args)
+    rules = [r.strip() for r in args.rules.split(",") if r.strip()]
+    unknown = [r for r in rules if r not in RULES]
+    if unknown:
+        raise UsageError(f"--rules: unknown rule {', '.join(unknown)}; known: {', '.join(RULES)}")
     with Progress("pace study") as bar:
-        doc = run_pace_study(names, args.seeds, seed0=args.seed0, progress=bar)
+        doc = run_pace_study(names, args.seeds, seed0=args.seed0, progress=bar, rules=rules)
     if args.json_path != "-":
         _print_pace(doc)
     emit_json(args.json_path, doc)
@@ -529,17 +539,30 @@ def _print_pace(doc: dict[str, Any]) -> None:
             str(r["episodes"]),
             *(cell(a["vs_even_pace"]) for a in r["by_action"]),
             cell(r["hindsight_best"]["vs_even_pace"]),
+            *(cell(a["vs_even_pace"]) for a in r["by_rule"]),
         ]
         for r in doc["rows"]
     ]
     print_table(
-        [left("scenario"), left("side"), "n", *(f"a={a:+g}" for a in doc["actions"]), "hindsight"],
+        [
+            left("scenario"),
+            left("side"),
+            "n",
+            *(f"a={a:+g}" for a in doc["actions"]),
+            "hindsight",
+            *doc["rules"],
+        ],
         rows,
     )
     print(
         "IS minus sor-ml's (a = 0, the TWAP line) on the same episodes, bps, mean +- standard "
         "error; a > 0 leads the TWAP line, a < 0 lags it. 'hindsight': per episode the best "
         "fixed pace, chosen knowing the outcome: a ceiling, not a strategy."
+        + (
+            " Rules: paces that react to the market as it unfolds (bench/pace.py)."
+            if doc["rules"]
+            else ""
+        )
     )
 
 

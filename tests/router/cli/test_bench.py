@@ -45,6 +45,12 @@ def test_bench_pace_refuses_an_unknown_scenario(capsys):
     assert "nowhere" in capsys.readouterr().err
 
 
+def test_bench_pace_refuses_an_unknown_rule_before_running(capsys):
+    assert run_cli("bench", "pace", "--scenarios", "calm", "--rules", "jump-follow,hunch") == 2
+    err = capsys.readouterr().err
+    assert "--rules" in err and "hunch" in err and "jump-follow" in err.split("known:")[1]
+
+
 def test_bench_risk_transfer_prints_a_row_per_size(monkeypatch, capsys):
     import bench.risk_transfer
 
