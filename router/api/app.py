@@ -453,17 +453,20 @@ class Api:
         if not _DIGITS.fullmatch(limit_text) or not 1 <= int(limit_text) <= _DECISIONS_MAX:
             raise invalid("limit", f"limit must be a whole number from 1 to {_DECISIONS_MAX}")
         view = self._parent(request)
+        await self._committed()
         rows = self.desk.decisions(view.parent_id, int(limit_text))
         return json_response({"parent_id": view.parent_id, "decisions": rows})
 
     async def fills(self, request: web.Request) -> web.Response:
         view = self._parent(request)
+        await self._committed()
         return json_response(
             {"parent_id": view.parent_id, "fills": self.desk.fills(view.parent_id)}
         )
 
     async def schedule(self, request: web.Request) -> web.Response:
         view = self._parent(request)
+        await self._committed()
         return json_response(
             {
                 "parent_id": view.parent_id,
@@ -473,6 +476,14 @@ class Api:
                 "schedule": self.desk.schedule(view.parent_id),
             }
         )
+
+    async def _committed(self) -> None:
+        """Before a read of the journal (decisions, fills, schedule): what the desk did
+        so far is committed first. The order's view changes at once and the journal only
+        when the outbox has written (router/desk/outbox.py), so a client that saw a fill
+        or the end in the view would otherwise miss the last rows behind it. 503 while
+        the journal cannot write, as for a change."""
+        await self.desk.sync()
 
     async def tca(self, request: web.Request) -> web.Response:
         view = self._parent(request)

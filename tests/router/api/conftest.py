@@ -76,6 +76,11 @@ class FakeDesk:
         self.kill = False
         self.kill_reason = ""
         self.journal_down = ""  # why the journal cannot write; "" while it can
+        # as the real desk's journal (router/desk/outbox.py): with `read_lag` set, the
+        # rows of decisions and fills are readable only once `sync` has committed them,
+        # while the order's view has them at once
+        self.read_lag = False
+        self._uncommitted: list[Callable[[], None]] = []
         self.scorecard_rows: list[dict[str, Any]] | None = None
         # the real drift monitor's logic (router.drift), fed by `drift_alert`
         self.drift_monitor = DriftMonitor(DriftConfig(window=20, min_samples=20, fallback=True))
@@ -197,9 +202,8 @@ class FakeDesk:
         extra: dict[str, Any] = {} if shadow is None else {"shadow": shadow}
         if fallback:
             extra["fallback"] = fallback
-        self._decisions[parent_id].insert(
-            0, {**row, "inputs": inputs, "alternatives": alternatives, **extra}
-        )
+        decision = {**row, "inputs": inputs, "alternatives": alternatives, **extra}
+        self._journal(lambda: self._decisions[parent_id].insert(0, decision))
         self.publish(event)
 
     def fill(self, parent_id: str, qty: int, px: float, venue: str, kind: str = "lit") -> None:
@@ -226,19 +230,18 @@ class FakeDesk:
             "taker",
             0.0,
         )
-        self._fills[parent_id].append(
-            {
-                "exec_id": event.exec_id,
-                "child_id": event.child_id,
-                "ts_ns": event.ts_ns,
-                "venue": venue,
-                "venue_kind": kind,
-                "qty": qty,
-                "price": px,
-                "fee": 0.0,
-                "liquidity": "taker",
-            }
-        )
+        row = {
+            "exec_id": event.exec_id,
+            "child_id": event.child_id,
+            "ts_ns": event.ts_ns,
+            "venue": venue,
+            "venue_kind": kind,
+            "qty": qty,
+            "price": px,
+            "fee": 0.0,
+            "liquidity": "taker",
+        }
+        self._journal(lambda: self._fills[parent_id].append(row))
         self.publish(event)
         if done:
             self.publish(OrderCompleted(self.now_ns(), view, self.tca(parent_id)))
@@ -458,10 +461,21 @@ class FakeDesk:
         return self.drift()
 
     async def sync(self) -> None:
-        """Commits nothing: every call takes effect at once (or, with `journal_down`
-        set, is kept for a journal that cannot write, like the desk's)."""
+        """Commits what `read_lag` held back; otherwise every call takes effect at once
+        (with `journal_down` set, it is kept for a journal that cannot write, like the
+        desk's)."""
         if self.journal_down:
             raise JournalUnavailableError(f"the journal cannot write now ({self.journal_down})")
+        staged, self._uncommitted = self._uncommitted, []
+        for commit in staged:
+            commit()
+
+    def _journal(self, commit: Callable[[], None]) -> None:
+        """A row for the journal: readable now, or after the next `sync` with `read_lag`."""
+        if self.read_lag:
+            self._uncommitted.append(commit)
+        else:
+            commit()
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         self._listeners.append(listener)

@@ -292,6 +292,24 @@ async def test_decisions_fills_schedule_and_tca(
         assert err["field"] == "limit"
 
 
+async def test_journal_reads_show_what_the_desk_did_before_them(
+    client: TestClient, post_order: Any, desk: Any
+) -> None:
+    # the desk's view of an order changes at once, its journal once the outbox commits:
+    # a client that saw the fill in the order must find it, and the decision behind it,
+    # in the reads of the journal that follow
+    pid = (await post_order(qty=300))["parent_id"]
+    desk.read_lag = True
+    desk.decide(pid, "LIT-A", 300)
+    desk.fill(pid, 300, 100.0, "LIT-A")
+    view = await (await client.get(f"/api/orders/{pid}")).json()
+    assert view["filled_qty"] == 300 and view["status"] == "filled"
+    decisions = await (await client.get(f"/api/orders/{pid}/decisions")).json()
+    assert [d["chosen"] for d in decisions["decisions"]] == ["LIT-A"]
+    fills = await (await client.get(f"/api/orders/{pid}/fills")).json()
+    assert [(f["venue"], f["qty"]) for f in fills["fills"]] == [("LIT-A", 300)]
+
+
 async def test_scorecard(client: TestClient) -> None:
     card = await (await client.get("/api/dealers/scorecard")).json()
     assert card["dealers"][0]["dealer"] == "DEALER-1"
@@ -735,6 +753,10 @@ async def test_a_journal_that_cannot_write_answers_503(
         ("POST", "/api/orders", _GOOD),
         ("POST", f"/api/orders/{pid}/pause", None),
         ("POST", "/api/kill-switch", {"reason": "db"}),
+        # reads of the journal commit what came before them first (as the real desk's
+        # would, with rows waiting)
+        ("GET", f"/api/orders/{pid}/decisions", None),
+        ("GET", f"/api/orders/{pid}/fills", None),
     ):
         resp = await client.request(method, path, json=body, headers=AUTH)
         err = await _error(resp, 503)
