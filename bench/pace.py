@@ -93,6 +93,13 @@ RULES: dict[str, Callable[[], Pace]] = {
 }
 
 
+def check_rules(rules: Sequence[str]) -> None:
+    """ValueError naming every name of `rules` that is not in `RULES`, and those that are."""
+    unknown = [r for r in rules if r not in RULES]
+    if unknown:
+        raise ValueError(f"unknown pace rule {', '.join(unknown)}; known: {', '.join(RULES)}")
+
+
 def _run(episode: Episode, pace: Pace) -> float:
     with ExecutionStepper(episode.scenario, episode.seed, episode=episode) as stepper:
         while not stepper.done:
@@ -124,9 +131,7 @@ def run_pace_study(
     best stays that of the fixed actions)."""
     if 0.0 not in actions:
         raise ValueError("the actions must include 0 (the TWAP line: sor-ml)")
-    unknown = [r for r in rules if r not in RULES]
-    if unknown:
-        raise ValueError(f"unknown pace rule {', '.join(unknown)}; known: {', '.join(RULES)}")
+    check_rules(rules)
     total, done = len(scenarios) * seeds * 2, 0
     out: dict[str, Any] = {
         "actions": list(actions),

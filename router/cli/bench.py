@@ -513,13 +513,14 @@ def _scenario_names(args: argparse.Namespace) -> list[str]:
 
 def run_pace(args: argparse.Namespace) -> None:
     """`bench pace`: fixed paces around the TWAP line and the hindsight best of them."""
-    from bench.pace import RULES, run_pace_study
+    from bench.pace import check_rules, run_pace_study
 
     names = _scenario_names(args)
     rules = [r.strip() for r in args.rules.split(",") if r.strip()]
-    unknown = [r for r in rules if r not in RULES]
-    if unknown:
-        raise UsageError(f"--rules: unknown rule {', '.join(unknown)}; known: {', '.join(RULES)}")
+    try:
+        check_rules(rules)  # before the first episode, as a usage error
+    except ValueError as exc:
+        raise UsageError(f"--rules: {exc}") from None
     with Progress("pace study") as bar:
         doc = run_pace_study(names, args.seeds, seed0=args.seed0, progress=bar, rules=rules)
     if args.json_path != "-":
