@@ -17,7 +17,8 @@ The REST client is the desk client "api": its ClOrdIDs are generated when absent
 /api/drift is the drift monitor's (router.drift): its figures, alerts and fallback;
 POST /api/drift/resume (behind the token) serves the models again after a fallback.
 
-/api/models is the model registry's (router.model_admin), when the service has one:
+/api/models is the model registry's (router.model_admin; its handlers are
+router/api/models.py), when the service has one:
 list and show versions, promote and roll back (behind the token, like every move);
 without one it answers 404 `no_registry`. Its work reads and writes a database and
 files, so it runs off the loop, one move at a time. A move is served at once (the
@@ -25,47 +26,41 @@ service swaps its models live, router.hotswap): the answer and GET /api/models s
 is served. A promotion to champion of a version worse than the champion on the held-out
 set answers 409 `worse_than_champion` naming the field `force`. GET /api/models/wheel
 reports the algo wheel's live results (router.wheel_stats): 404 until the journal holds
-a parent of the wheel, 422 naming the query parameter at fault.
-
-set answers 409 `worse_than_champion` naming the field `force`. GET /api/models/shadow
+a parent of the wheel, 422 naming the query parameter at fault. GET /api/models/shadow
 reports shadow mode: each family's challenger asked beside its champion, how often
 they agree, the challenger's latency and its latest disagreements.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hmac
-import json
-import math
 import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from models.catalog import CatalogError, check_family
 from router.api.bodies import (
     MAX_NS,
     PARENT_ID,
     CancelBody,
     KillSwitchBody,
     OrderBody,
-    PromoteBody,
     ReplaceBody,
     ResumeModelsBody,
-    RollbackBody,
     parse,
 )
 from router.api.errors import ApiError, desk_error, invalid
+from router.api.http import DIGITS, json_response, read_object
+from router.api.models import ModelsApi, ModelSwaps
 from router.api.openapi import openapi_document
-from router.api.ws import WsHub, json_text
+from router.api.ws import WsHub
 from router.config import parse_duration
 from router.desk_api import (
     ML_STRATEGY,
@@ -79,7 +74,7 @@ from router.desk_api import (
     UnknownOrderError,
 )
 from router.domain import OrdType, Side
-from router.model_admin import ModelAdmin, WorseThanChampion, change_json
+from router.model_admin import ModelAdmin
 from router.reporting import REPORT_CSS
 from router.strategies import STRATEGIES
 from router.telemetry import CONTENT_TYPE, FigureCollector, HttpMetrics, exposition
@@ -98,7 +93,6 @@ _DECISIONS_MAX = 500
 # Any other id is an unknown order without asking the desk, so that no garbage reaches
 # its rejection events and journal.
 _PARENT_ID = re.compile(PARENT_ID)
-_DIGITS = re.compile(r"^[0-9]{1,9}$")
 NO_TOKEN_MESSAGE = "no API token configured (set BLOCKROUTE_API_TOKEN)"
 
 
@@ -163,56 +157,11 @@ def replace_request(data: Mapping[str, Any], parent_id: str, now_ns: int) -> Rep
     )
 
 
-def _query_number(text: str, name: str) -> float:
-    """A query parameter that must be a finite number (its range is checked where it is
-    used, with a message naming it)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise invalid(name, f"{name} must be a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise invalid(name, f"{name} must be a finite number, got {text!r}")
-    return value
-
-
 def _parent_id(request: web.Request) -> str:
     parent_id = request.match_info["id"]
     if not _PARENT_ID.fullmatch(parent_id):
         raise UnknownOrderError(f"unknown order {parent_id!r}")
     return parent_id
-
-
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")  # Python's json reads NaN and Infinity
-
-
-def _type_name(value: object) -> str:
-    return "null" if value is None else type(value).__name__
-
-
-async def read_object(request: web.Request, *, required: bool = True) -> dict[str, Any]:
-    """The request body as a JSON object (400 if it is not one); {} for an empty optional
-    body."""
-    raw = await request.read()
-    if not raw.strip():
-        if required:
-            raise ApiError(400, "bad_request", "the request body is empty: send a JSON object")
-        return {}
-    try:
-        data = json.loads(raw, parse_constant=_no_constant)
-    except RecursionError:
-        raise ApiError(400, "bad_request", "the request body is nested too deeply") from None
-    except ValueError as exc:  # not UTF-8, not JSON, NaN, an integer of 5,000 digits...
-        raise ApiError(400, "bad_request", f"the request body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ApiError(
-            400, "bad_request", f"the request body must be a JSON object, got {_type_name(data)}"
-        )
-    return data
-
-
-def json_response(doc: object, status: int = 200) -> web.Response:
-    return web.Response(text=json_text(doc), status=status, content_type="application/json")
 
 
 # ---------------------------------------------------------------------------- middleware
@@ -242,22 +191,6 @@ def _http_error(exc: web.HTTPException) -> web.StreamResponse:
 # ---------------------------------------------------------------------------------- app
 
 
-class ModelSwaps(Protocol):
-    """What the API asks of the service's hot swap (router.hotswap.ModelSwapper): serve
-    the champions now, which champions could not be served, which challengers it
-    shadows and what the algo wheel's challenger arm serves."""
-
-    unserved: dict[str, dict[str, Any]]
-
-    @property
-    def shadowed(self) -> dict[str, int]: ...
-
-    @property
-    def wheel_versions(self) -> dict[str, int] | None: ...
-
-    async def sync(self) -> Any: ...
-
-
 @dataclass(eq=False)
 class Api:
     """The handlers, with what they share (no module state)."""
@@ -268,12 +201,8 @@ class Api:
     hub: WsHub
     registry: CollectorRegistry  # what GET /metrics shows
     http: HttpMetrics
+    registry_api: ModelsApi  # /api/models... (router/api/models.py)
     static_dir: Path = STATIC_DIR
-    models: ModelAdmin | None = None  # the model registry, if the service has one
-    swapper: ModelSwaps | None = None  # serves its champions live (router.hotswap)
-    shadow: Callable[[], dict[str, Any]] | None = None  # shadow mode's report (the desk's)
-    # one alias move at a time: each reads the aliases it then moves
-    _moving: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     # ---- middleware
 
@@ -450,7 +379,7 @@ class Api:
     async def decisions(self, request: web.Request) -> web.Response:
         limit_text = request.query.get("limit", "50")
         # ASCII digits only: str.isdigit() would pass "²", which int() refuses
-        if not _DIGITS.fullmatch(limit_text) or not 1 <= int(limit_text) <= _DECISIONS_MAX:
+        if not DIGITS.fullmatch(limit_text) or not 1 <= int(limit_text) <= _DECISIONS_MAX:
             raise invalid("limit", f"limit must be a whole number from 1 to {_DECISIONS_MAX}")
         view = self._parent(request)
         await self._committed()
@@ -522,143 +451,6 @@ class Api:
         await self.desk.sync()  # answered once the resume is journaled
         return json_response(doc)
 
-    # ---- model registry
-
-    def _admin(self) -> ModelAdmin:
-        if self.models is None:
-            raise ApiError(
-                404,
-                "no_registry",
-                "this service has no model registry: set [models] registry = true in its config",
-            )
-        return self.models
-
-    async def _catalog(self, work: Callable[[ModelAdmin], Any], in_path: Collection[str]) -> Any:
-        """Run `work` on the registry off the loop (it reads and writes a database and
-        files); a CatalogError answers 404 for what the path names, 422 for the body's
-        input, 409 for what cannot be done now."""
-        admin = self._admin()
-        try:
-            return await asyncio.get_running_loop().run_in_executor(None, work, admin)
-        except WorseThanChampion as exc:
-            raise ApiError(409, "worse_than_champion", str(exc), exc.field) from None
-        except CatalogError as exc:
-            if exc.kind == "conflict":
-                raise ApiError(409, "conflict", str(exc), exc.field) from None
-            if exc.kind == "missing" and exc.field in in_path:
-                raise ApiError(404, "not_found", str(exc), exc.field) from None
-            raise invalid(exc.field, str(exc)) from None
-
-    async def list_models(self, request: web.Request) -> web.Response:
-        versions = await self._catalog(lambda admin: admin.models(), ())
-        doc: dict[str, Any] = {"models": [v.summary() for v in versions]}
-        return json_response({**doc, **self._served()})
-
-    def _served(self) -> dict[str, Any]:
-        """`served`: the version of each family the service serves now; `unserved`, if
-        any: champions it could not load (it serves the version before), and why;
-        `shadowed`: the challengers asked beside them (shadow mode); `wheel_challenger`:
-        what the algo wheel's challenger arm serves."""
-        doc: dict[str, Any] = {}
-        if self._admin().served:
-            doc["served"] = dict(self._admin().served)
-        if self.swapper is not None and self.swapper.unserved:
-            doc["unserved"] = {f: dict(v) for f, v in self.swapper.unserved.items()}
-        if self.swapper is not None and self.swapper.shadowed:
-            doc["shadowed"] = dict(self.swapper.shadowed)
-        if self.swapper is not None and self.swapper.wheel_versions is not None:
-            doc["wheel_challenger"] = dict(self.swapper.wheel_versions)
-        return doc
-
-    async def _serve_champions(self) -> None:
-        """After a move: swap the service's models now (loaded off the loop), so that
-        the answer says what is served. A failure to load is in `unserved`; a failure
-        to read the registry leaves the swap to the service's next look."""
-        if self.swapper is None:
-            return
-        try:
-            await self.swapper.sync()
-        except Exception as exc:  # the move stands: it is journaled
-            log.warning("models not swapped after a move: the watch retries", error=str(exc))
-
-    async def shadow_models(self, request: web.Request) -> web.Response:
-        # without a model registry there is no challenger: nothing to report, which the
-        # dashboard reads as such (rather than an error at every look)
-        report = self.shadow() if self.shadow is not None else {"families": []}
-        return json_response(report)
-
-    async def show_model(self, request: web.Request) -> web.Response:
-        family, text = request.match_info["family"], request.match_info["version"]
-        if not _DIGITS.fullmatch(text) or int(text) < 1:
-            raise ApiError(
-                404, "not_found", f"no version {text!r}: versions are 1, 2, ...", "version"
-            )
-        found = await self._catalog(
-            lambda admin: admin.show(family, int(text)), ("family", "version")
-        )
-        return json_response(found.to_json())
-
-    async def promote_model(self, request: web.Request) -> web.Response:
-        family = request.match_info["family"]
-        self._admin()
-        body = parse(PromoteBody, await read_object(request))
-        async with self._moving:
-            event = await self._catalog(
-                lambda admin: admin.promote(
-                    family, body.version, body.by, body.reason, body.alias, force=body.force
-                ),
-                ("family",),
-            )
-            await self._serve_champions()
-        return json_response({**change_json(event), **self._served()})
-
-    async def rollback_model(self, request: web.Request) -> web.Response:
-        family = request.match_info["family"]
-        self._admin()
-        body = parse(RollbackBody, await read_object(request))
-        async with self._moving:
-            event = await self._catalog(
-                lambda admin: admin.rollback(family, body.by, body.reason, body.version),
-                ("family",),
-            )
-            await self._serve_champions()
-        return json_response({**change_json(event), **self._served()})
-
-    async def model_wheel(self, request: web.Request) -> web.Response:
-        """The algo wheel's live results (router.wheel_stats), from the journal, off the
-        loop (it reads every parent of the wheel)."""
-        from router.wheel_stats import WheelError, WheelParent, parse_since, wheel_report
-
-        admin = self._admin()
-        query = request.query
-        kwargs: dict[str, Any] = {}
-        for name in ("min_effect_bps", "alpha", "power"):
-            if name in query:
-                kwargs[name] = _query_number(query[name], name)
-        try:
-            since = query.get("since")
-            since_ns = None if since is None else parse_since(since, self.desk.now_ns())
-            family = query.get("family")
-            if family is not None:
-                check_family(family)
-        except WheelError as exc:
-            raise invalid(exc.field or "since", str(exc)) from None
-        except CatalogError as exc:
-            raise invalid("family", str(exc)) from None
-
-        def report() -> dict[str, Any]:
-            rows = admin.journal.wheel_parents(since_ns)
-            parents = (WheelParent.of(r) for r in rows)
-            return wheel_report(parents, family=family, since_ns=since_ns, **kwargs)
-
-        try:
-            doc = await asyncio.get_running_loop().run_in_executor(None, report)
-        except WheelError as exc:
-            if exc.field is None:  # nothing to report yet
-                raise ApiError(404, "not_found", str(exc)) from None
-            raise invalid(exc.field, str(exc)) from None
-        return json_response(doc)
-
     # ---- dashboard
 
     async def dashboard(self, request: web.Request) -> web.StreamResponse:
@@ -680,6 +472,7 @@ class Api:
 
 
 def _routes(api: Api) -> list[web.RouteDef]:
+    models = api.registry_api
     get = web.get
     post = web.post
     return [
@@ -708,12 +501,12 @@ def _routes(api: Api) -> list[web.RouteDef]:
         web.delete("/api/kill-switch", api.release_kill),
         get("/api/drift", api.drift, allow_head=False),
         post("/api/drift/resume", api.resume_models),
-        get("/api/models", api.list_models, allow_head=False),
-        get("/api/models/shadow", api.shadow_models, allow_head=False),
-        get("/api/models/{family}/versions/{version}", api.show_model, allow_head=False),
-        post("/api/models/{family}/promote", api.promote_model),
-        post("/api/models/{family}/rollback", api.rollback_model),
-        get("/api/models/wheel", api.model_wheel, allow_head=False),
+        get("/api/models", models.list_models, allow_head=False),
+        get("/api/models/shadow", models.shadow_models, allow_head=False),
+        get("/api/models/{family}/versions/{version}", models.show_model, allow_head=False),
+        post("/api/models/{family}/promote", models.promote_model),
+        post("/api/models/{family}/rollback", models.rollback_model),
+        get("/api/models/wheel", models.model_wheel, allow_head=False),
     ]
 
 
@@ -757,9 +550,7 @@ def make_app(
         hub=hub,
         registry=registry,
         http=HttpMetrics(registry),
-        models=models,
-        swapper=swapper,
-        shadow=shadow,
+        registry_api=ModelsApi(desk, models, swapper, shadow),
     )
     registry.register(FigureCollector(api.ws_figures, lambda raw: f"API {raw.replace('_', ' ')}"))
     app = web.Application(middlewares=[api.count_requests, api.errors_as_json, api.require_token])
