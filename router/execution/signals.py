@@ -4,6 +4,7 @@ orders' fill chances depend on (`Screen`, computed once per decision)."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -94,12 +95,14 @@ class MarketSignals:
         """Market volume over the last `window_s` as the decisions saw it (the risk
         gate's participation base)."""
         start = now - int(window_s * NANOS_PER_SECOND)
-        # a plain loop, not next() over a generator expression: this runs at every child
-        # order, and starting a generator cost more than the few entries it looks at
-        for t, v in self._volume_seen:
-            if t >= start:
-                return snap.volume - v
-        return 0
+        # a binary search, not a scan from the oldest entry: this runs at every child
+        # order, and the deque holds up to RECENT_NS of decisions, most of them older
+        # than the window. Entries are in time order (observe runs on the clock), and
+        # (start,) sorts before every (start, v), so this is the first entry at or
+        # after `start`.
+        seen = self._volume_seen
+        i = bisect_left(seen, (start,))
+        return snap.volume - seen[i][1] if i < len(seen) else 0
 
 
 def touch_imbalance(snap: MarketSnapshot, side: Side) -> float:

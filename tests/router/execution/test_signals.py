@@ -3,6 +3,8 @@ the recent past its passive orders share."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from router.domain import Side, Symbol
@@ -123,6 +125,30 @@ def test_the_participation_window_counts_from_the_first_decision_inside_it():
     assert signals.window_volume(600 * NS, snapshot(volume=5_000), 1e6) == 4_900
     # nothing seen inside the window: no base, no volume
     assert signals.window_volume(900 * NS, snapshot(volume=5_000), 100.0) == 0
+
+
+def test_the_participation_window_finds_what_a_scan_from_the_oldest_decision_finds():
+    # decisions share timestamps at times (one per venue report): the base is the first
+    # of them inside the window, as a scan of what the signals keep from the oldest
+    # entry finds it
+    rng = random.Random(7)
+    signals = MarketSignals(FakeMarket(snapshot()))
+    t, volume, hits = 0, 0, 0
+    for _ in range(2_000):
+        t += rng.choice((0, 0, 1, 5, 30)) * NS
+        volume += rng.randrange(0, 500)
+        signals.observe(t, snapshot(volume=volume))
+        signals.volume_rate(t)  # drops what is older than the recent past, as decisions do
+        window_s = rng.choice((1.0, 30.0, 60.0, 300.0, 1e6))
+        now = t + rng.choice((0, 10, 100)) * NS
+        start = now - int(window_s * NS)
+        kept = list(signals._volume_seen)
+        assert [s for s, _ in kept] == sorted(s for s, _ in kept)
+        base = next((v for s, v in kept if s >= start), None)
+        expected = 0 if base is None else volume + 7 - base
+        hits += base is not None and base != kept[0][1]
+        assert signals.window_volume(now, snapshot(volume=volume + 7), window_s) == expected
+    assert hits > 500  # most windows start after the oldest entry kept
 
 
 def test_touch_imbalance_weighs_our_side_against_the_other_at_the_best_prices():
