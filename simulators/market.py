@@ -15,14 +15,18 @@ Monte Carlo (simulators/oracle.py).
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from router.domain import Nanos, Side, VenueId
+from router.ports import MarketSnapshot
 from simulators import book, flow
 from simulators.feed import FeedReaders, MarketFeed, PathRecord
 from simulators.fills import BookFullError, FillCallback, FillRouter, outside_take
+from simulators.jit import machine_code
 from simulators.scenario import Scenario
 from simulators.schedule import STEP_S, StepGrid, build_schedule
 
@@ -61,6 +65,10 @@ class SimMarket(FeedReaders):
         self._cum_share = np.cumsum(shares) / shares.sum()
         self.impact = np.zeros(flow.N_IMPACT, dtype=np.float64)
         self.record = PathRecord.empty(self.grid.n_steps)
+        # what last changed the books (a count of the calls that may have), and the last
+        # snapshot with the instant and count it was taken at: see `snapshot`
+        self._changes = 0
+        self._last_snap: tuple[Nanos, int, MarketSnapshot] | None = None
         self.feed = MarketFeed(
             self.grid,
             self.instrument,
@@ -70,10 +78,49 @@ class SimMarket(FeedReaders):
             self.state,
             self.record,
         )
+        self._advance = self._flow_code()
         self.advance_to(0)  # warm the book up to the parent's arrival
         # the feed's compiled readers too, before any decision reads them
         self.touches_before(0, (0.0,))
         self.flow_over(0, (0,))
+
+    def _flow_args(self, i0: int, i1: int) -> tuple[Any, ...]:
+        """flow.advance's arguments for steps [i0, i1): the market's own arrays."""
+        rec, g = self.record, self.grid
+        return (
+            self.state,
+            self._fills.buffer,
+            self._gen,
+            self.sched,
+            self.params,
+            self._cum_share,
+            self.impact,
+            rec.ref_path,
+            rec.bid_path,
+            rec.ask_path,
+            i0,
+            i1,
+            g.t0_ns,
+            0,
+            g.steps_per_bar,
+        )
+
+    def _flow_code(self) -> Callable[..., None]:
+        # flow.advance called past numba's dispatch (simulators/jit.py machine_code): the
+        # arguments are always this market's arrays, made as here (a fork's and a
+        # branch's are copies of them), so their types never change
+        return machine_code(flow.advance, self._flow_args(0, 0))
+
+    def __getstate__(self) -> dict[str, Any]:
+        # machine code does not pickle: an unpickled market (or a deep copy) looks it up
+        # again, for its own arrays
+        state = self.__dict__.copy()
+        del state["_advance"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._advance = self._flow_code()
 
     def fork(self) -> SimMarket:
         """An independent copy in the same state (books, generator, impact): the
@@ -87,7 +134,9 @@ class SimMarket(FeedReaders):
             # branch redraws its exogenous row, in a copy of its own), so every fork of
             # an episode shares it: 8 MB and four fifths of a fork's time (32 -> 7 ms)
             memo[id(self.sched)] = self.sched
-        return copy.deepcopy(self, memo)
+        new = copy.deepcopy(self, memo)
+        new._last_snap = None  # not worth a copy: the fork's first read takes its own
+        return new
 
     def branch(self, rng: np.random.Generator, *, reuse: SimMarket | None = None) -> SimMarket:
         """An independent copy in the current state (books, impact, paths so far) whose
@@ -134,6 +183,7 @@ class SimMarket(FeedReaders):
             # the other rows are the construction's schedule, which nothing ever writes
             new.sched[flow.S_EXO, :k] = self.sched[flow.S_EXO, :k]
         new._gen = rng
+        new._last_snap = None
         new._fills.callback = None
         # NaN, not the original's future: a read before the redraw would show at once
         new.sched[flow.S_EXO, k:] = np.nan
@@ -178,24 +228,9 @@ class SimMarket(FeedReaders):
             return
         # informed takers of step i read the exogenous path at i + lookahead
         self._ensure_exo(target + int(self.params[flow.P_LOOKAHEAD]))
-        flow.advance(
-            self.state,
-            self._fills.buffer,
-            self._gen,
-            self.sched,
-            self.params,
-            self._cum_share,
-            self.impact,
-            rec.ref_path,
-            rec.bid_path,
-            rec.ask_path,
-            rec.steps_done,
-            target,
-            g.t0_ns,
-            0,
-            g.steps_per_bar,
-        )
+        self._advance(*self._flow_args(rec.steps_done, target))
         rec.steps_done = target
+        self._changes += 1
         self._fills.drain()
 
     @property
@@ -238,12 +273,14 @@ class SimMarket(FeedReaders):
             ts,
             self.grid.bar_of(ts),
         )
+        self._changes += 1
         self._fills.drain()
         if status == book.BOOK_FULL:
             raise BookFullError("order book capacity exhausted")
         return SubmitResult(int(slot), int(leaves), int(status))
 
     def cancel(self, slot: int) -> int:
+        self._changes += 1
         return int(book.cancel(self.state, slot))
 
     def record_passive_client_fill(self, side: Side, qty: int) -> None:
@@ -274,6 +311,20 @@ class SimMarket(FeedReaders):
 
     # ------------------------------------------------------------------ market data
     # what the feed shows: FeedReaders (simulators/feed.py)
+
+    def snapshot(self, ts: Nanos) -> MarketSnapshot:
+        """The feed's snapshot; the last one again if it was taken at the same instant
+        and nothing that may change the books (the background steps, a client's order or
+        cancel) has run since. A decision that takes reads the book twice at one instant,
+        to decide and then to place, and a snapshot is a tenth of a backtest's time. A
+        snapshot is immutable, and its numbers are a function of the books and the
+        instant only, so the answer is the one a new read would give."""
+        last = self._last_snap
+        if last is not None and last[0] == ts and last[1] == self._changes:
+            return last[2]
+        snap = self.feed.snapshot(ts)
+        self._last_snap = (ts, self._changes, snap)
+        return snap
 
     def interaction(self) -> None:
         """Nothing to count: the simulated participants react to the clients."""

@@ -1,9 +1,10 @@
 import dataclasses
+import pickle
 
 import numpy as np
 
 from router.domain import NANOS_PER_SECOND, Side
-from simulators import book
+from simulators import book, flow
 from simulators.kernel import rng_for
 from simulators.market import SimMarket
 from simulators.scenario import load_scenario
@@ -141,3 +142,54 @@ def test_forks_share_the_schedule_and_run_as_a_fresh_market_does():
     fork.advance_to(end)
     branch.advance_to(end)
     assert np.array_equal(fork.record.ref_path, branch.record.ref_path, equal_nan=True)
+
+
+def test_a_snapshot_is_read_again_only_when_nothing_changed_the_books_since():
+    # one instant, the same books: the same snapshot; an order, a cancel or the
+    # background's steps in between: a new read, equal to what the feed itself shows
+    m = SimMarket(load_scenario("calm"), rng_for(6, "market"))
+    t = 10 * NANOS_PER_SECOND
+    m.advance_to(t)
+    first = m.snapshot(t)
+    assert m.snapshot(t) is first
+    bid = first.venues[0].bid_ticks
+    res = m.submit(t, 0, Side.BUY, bid, 700, owner=5)
+    after_order = m.snapshot(t)
+    assert after_order == m.feed.snapshot(t)
+    assert after_order.venues[0].bid_qty == first.venues[0].bid_qty + 700
+    m.cancel(res.slot)
+    after_cancel = m.snapshot(t)
+    assert after_cancel.venues[0].bid_qty == first.venues[0].bid_qty
+    assert m.snapshot(t + 1) is not after_cancel  # another instant: another read
+    later = t + 5 * NANOS_PER_SECOND
+    before_steps = m.snapshot(later)  # an instant the background has not reached yet
+    m.advance_to(later)
+    assert m.snapshot(later) == m.feed.snapshot(later) != before_steps
+    # a fork and a branch read their own books
+    fork = m.fork()
+    fork.submit(later, 0, Side.BUY, bid - 3, 900, owner=6)
+    assert fork.snapshot(later) == fork.feed.snapshot(later) != m.snapshot(later)
+    branch = m.branch(np.random.default_rng(1))
+    assert branch.snapshot(later) == branch.feed.snapshot(later)
+
+
+def test_the_flow_runs_the_code_numba_would_pick_and_a_pickled_market_runs_on_alike():
+    # the market calls flow.advance's machine code directly (simulators/jit.py): the
+    # same steps through numba's dispatcher give the same books and path; a pickled
+    # market looks its machine code up again and runs on as the original does
+    m = SimMarket(load_scenario("news-shock"), rng_for(8, "market"))
+    direct, dispatched = m.fork(), m.fork()
+    end = int(0.25 * H)
+    direct.advance_to(end)
+    target = dispatched.grid.step_of(end) + 1
+    dispatched._ensure_exo(target + int(dispatched.params[flow.P_LOOKAHEAD]))
+    flow.advance(*dispatched._flow_args(dispatched.record.steps_done, target))
+    for x, y in zip(direct.state, dispatched.state, strict=True):
+        assert x.tobytes() == y.tobytes()
+    assert direct.record.ref_path.tobytes() == dispatched.record.ref_path.tobytes()
+    copy = pickle.loads(pickle.dumps(m))
+    for x in (m, copy):
+        x.advance_to(end)
+    for x, y in zip(m.state, copy.state, strict=True):
+        assert x.tobytes() == y.tobytes()
+    assert m.record.bid_path.tobytes() == copy.record.bid_path.tobytes()
