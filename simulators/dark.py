@@ -98,7 +98,9 @@ class SimDarkPool:
         self._kernel = kernel
         self._sink = sink
         contra_rng, self._rng = rng.spawn(2)  # contra stream | latency samples
-        self._latency = LatencyModel.from_micros(spec.latency_us, spec.latency_jitter)
+        self._latency = LatencyModel.from_micros(spec.latency_us, spec.latency_jitter).draws(
+            self._rng
+        )
         self._window_ns = round(spec.firm_up_window_s * NANOS_PER_SECOND)
         self._last_in_ns: Nanos = 0  # delivery time of the last message to the pool
         self._last_out_ns: Nanos = 0  # and of the last report to the router
@@ -198,12 +200,12 @@ class SimDarkPool:
     # but never reorders them, so a cancel cannot overtake its order, nor a fill its ack.
 
     def _inbound(self, action: Callable[[], None]) -> None:
-        at = max(self._now() + self._latency.sample(self._rng), self._last_in_ns)
+        at = max(self._now() + self._latency(), self._last_in_ns)
         self._last_in_ns = at
         self._kernel.schedule(at, action)
 
     def _report(self, event: Event) -> None:
-        at = max(event.ts_ns, self._now()) + self._latency.sample(self._rng)
+        at = max(event.ts_ns, self._now()) + self._latency()
         at = max(at, self._last_out_ns)
         self._last_out_ns = at
         self._kernel.schedule(at, lambda: self._sink.publish(event))

@@ -81,9 +81,8 @@ class SimLitVenue:
         self._market = market
         self._kernel = kernel
         self._sink = sink
-        self._rng = rng
         self._owners = owners
-        self._latency = LatencyModel.from_micros(spec.latency_us, spec.latency_jitter)
+        self._latency = LatencyModel.from_micros(spec.latency_us, spec.latency_jitter).draws(rng)
         self._working: dict[ChildId, _Working] = {}
         self._by_owner: dict[int, _Working] = {}
         self._last_report_ns: Nanos = 0
@@ -110,7 +109,7 @@ class SimLitVenue:
 
     def _send(self, action: Callable[[], None]) -> None:
         # requests travel in sequence too: a cancel never overtakes its order
-        due = self._now() + self._latency.sample(self._rng)
+        due = self._now() + self._latency()
         self._last_request_ns = max(due, self._last_request_ns)
         self._kernel.schedule(self._last_request_ns, action)
 
@@ -131,7 +130,7 @@ class SimLitVenue:
 
     def _report(self, event: Event) -> None:
         # reports travel in sequence, as on a real session: never overtake each other
-        due = max(event.ts_ns, self._now()) + self._latency.sample(self._rng)
+        due = max(event.ts_ns, self._now()) + self._latency()
         self._last_report_ns = max(due, self._last_report_ns)
         self._kernel.schedule(self._last_report_ns, lambda: self._sink.publish(event))
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from simulators.kernel import Kernel, LatencyModel, SimClock, rng_for
+from simulators.kernel import Kernel, LatencyDraws, LatencyModel, SimClock, rng_for
 
 
 class Recorder:
@@ -62,3 +62,13 @@ def test_latency_model():
     samples = [LatencyModel.from_micros(500, 0.3).sample(rng) for _ in range(2000)]
     assert min(samples) > 0
     assert 450_000 < float(np.median(samples)) < 550_000
+
+
+def test_latency_draws_are_the_samples_one_at_a_time_gives():
+    # a venue's draws take their normals a block at a time from its own generator:
+    # across several blocks, the latencies of LatencyModel.sample on the same stream
+    for model in (LatencyModel.from_micros(500, 0.3), LatencyModel(1000, 0.0)):
+        draws = model.draws(np.random.default_rng(9))
+        one_by_one = np.random.default_rng(9)
+        n = 3 * LatencyDraws.BLOCK + 17
+        assert [draws() for _ in range(n)] == [model.sample(one_by_one) for _ in range(n)]
