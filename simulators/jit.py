@@ -43,10 +43,10 @@ def machine_code(dispatcher: Any, args: tuple[Any, ...]) -> Callable[..., Any]:
     """The machine code that the compiled function `dispatcher` runs for arguments of the
     types of `args`: compiled, or loaded from numba's cache, as a first call would.
 
-    A call through the dispatcher types every argument first, to pick that code. It
-    reads most types in C, but types a numpy `Generator` in Python: about half of the
-    20 us that a call of the background flow's `advance` costs before it runs a step,
-    and a backtest run calls it about 400 times. The machine code checks no type: an
+    A call through the dispatcher types every argument first, to pick that code (most
+    types in C, a numpy `Generator` in Python): about half of the 20 us that a call of
+    the background flow's `advance` costs before it runs a step, and a backtest run
+    calls it about 400 times. The machine code checks no type: an
     argument of another dtype, number of dimensions or memory layout than it was
     compiled for would be read wrongly. Call it only with arguments made as `args`
     were (a market's own arrays, simulators/market.py)."""
