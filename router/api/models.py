@@ -126,25 +126,25 @@ class ModelsApi:
         family = request.match_info["family"]
         self._admin()
         body = parse(PromoteBody, await read_object(request))
-        async with self._moving:
-            event = await self._catalog(
-                lambda admin: admin.promote(
-                    family, body.version, body.by, body.reason, body.alias, force=body.force
-                ),
-                ("family",),
+        return await self._move_alias(
+            lambda admin: admin.promote(
+                family, body.version, body.by, body.reason, body.alias, force=body.force
             )
-            await self._serve_champions()
-        return json_response({**change_json(event), **self._served()})
+        )
 
     async def rollback_model(self, request: web.Request) -> web.Response:
         family = request.match_info["family"]
         self._admin()
         body = parse(RollbackBody, await read_object(request))
+        return await self._move_alias(
+            lambda admin: admin.rollback(family, body.by, body.reason, body.version)
+        )
+
+    async def _move_alias(self, move: Callable[[ModelAdmin], Any]) -> web.Response:
+        """A promotion or a rollback: one alias move at a time, then the champions
+        served; the answer is the change and what is served now."""
         async with self._moving:
-            event = await self._catalog(
-                lambda admin: admin.rollback(family, body.by, body.reason, body.version),
-                ("family",),
-            )
+            event = await self._catalog(move, ("family",))
             await self._serve_champions()
         return json_response({**change_json(event), **self._served()})
 
