@@ -112,10 +112,12 @@ class SimMarket(FeedReaders):
         return machine_code(flow.advance, self._flow_args(0, 0))
 
     def __getstate__(self) -> dict[str, Any]:
-        # machine code does not pickle: an unpickled market (or a deep copy) looks it up
-        # again, for its own arrays
+        # machine code does not pickle: an unpickled market (or a deep copy: a fork, a
+        # branch) looks it up again, for its own arrays; the last snapshot is not worth
+        # a copy, the copy's first read takes its own
         state = self.__dict__.copy()
         del state["_advance"]
+        state["_last_snap"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -134,9 +136,7 @@ class SimMarket(FeedReaders):
             # branch redraws its exogenous row, in a copy of its own), so every fork of
             # an episode shares it: 8 MB and four fifths of a fork's time (32 -> 7 ms)
             memo[id(self.sched)] = self.sched
-        new = copy.deepcopy(self, memo)
-        new._last_snap = None  # not worth a copy: the fork's first read takes its own
-        return new
+        return copy.deepcopy(self, memo)
 
     def branch(self, rng: np.random.Generator, *, reuse: SimMarket | None = None) -> SimMarket:
         """An independent copy in the current state (books, impact, paths so far) whose
@@ -183,7 +183,7 @@ class SimMarket(FeedReaders):
             # the other rows are the construction's schedule, which nothing ever writes
             new.sched[flow.S_EXO, :k] = self.sched[flow.S_EXO, :k]
         new._gen = rng
-        new._last_snap = None
+        new._last_snap = None  # a reused branch took `self`'s with its attributes
         new._fills.callback = None
         # NaN, not the original's future: a read before the redraw would show at once
         new.sched[flow.S_EXO, k:] = np.nan
