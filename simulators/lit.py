@@ -87,6 +87,9 @@ class SimLitVenue:
         self._by_owner: dict[int, _Working] = {}
         self._last_report_ns: Nanos = 0
         self._last_request_ns: Nanos = 0
+        # the price of each tick a fill was seen at: Instrument.to_price rounds to 10
+        # digits (a decimal conversion, about 1 us), and a day fills at a few hundred ticks
+        self._prices: dict[int, float] = {}
 
     @property
     def venue_id(self) -> VenueId:
@@ -202,6 +205,9 @@ class SimLitVenue:
         if maker:
             self._market.record_passive_client_fill(w.child.side, qty)
         fee_rate = self.spec.maker_fee if maker else self.spec.taker_fee
+        px = self._prices.get(price)
+        if px is None:
+            px = self._prices[price] = self._market.instrument.to_price(price)
         self._report(
             ChildOrderFilled(
                 ts_ns=ts,
@@ -209,7 +215,7 @@ class SimLitVenue:
                 venue=self.venue_id,
                 side=w.child.side,
                 qty=qty,
-                price=self._market.instrument.to_price(price),
+                price=px,
                 fee=fee_rate * qty,
                 liquidity="maker" if maker else "taker",
                 leaves_qty=w.leaves,
