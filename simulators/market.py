@@ -15,8 +15,8 @@ Monte Carlo (simulators/oracle.py).
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from dataclasses import dataclass
+from operator import index
 from typing import Any
 
 import numpy as np
@@ -58,9 +58,6 @@ class SimMarket(FeedReaders):
         n_ticks = int(self.price_ticks0 * 2) + 1
         self.state = book.new_book_state(len(self.venue_ids), n_ticks, 1 << 16, self.grid.n_bars)
         self._fills = FillRouter(book.new_fill_buffer(1 << 14))
-        # compiled (or loaded from the cache) now, not at a live service's first cancel:
-        # there is no order in slot -1, so nothing changes
-        book.cancel(self.state, -1)
         shares = np.array([v.share for v in scenario.lit], dtype=np.float64)
         self._cum_share = np.cumsum(shares) / shares.sum()
         self.impact = np.zeros(flow.N_IMPACT, dtype=np.float64)
@@ -78,7 +75,8 @@ class SimMarket(FeedReaders):
             self.state,
             self.record,
         )
-        self._advance = self._flow_code()
+        # compiled (or loaded from the cache) now, not at a live service's first order
+        self._resolve_code()
         self.advance_to(0)  # warm the book up to the parent's arrival
         # the feed's compiled readers too, before any decision reads them
         self.touches_before(0, (0.0,))
@@ -105,24 +103,29 @@ class SimMarket(FeedReaders):
             g.steps_per_bar,
         )
 
-    def _flow_code(self) -> Callable[..., None]:
-        # flow.advance called past numba's dispatch (simulators/jit.py machine_code): the
-        # arguments are always this market's arrays, made as here (a fork's and a
-        # branch's are copies of them), so their types never change
-        return machine_code(flow.advance, self._flow_args(0, 0))
+    def _resolve_code(self) -> None:
+        """Look up the machine code of the compiled calls that take the whole book (its
+        22 arrays in a named tuple, which numba's dispatcher types in Python, about 5 us
+        a call), past the dispatch (simulators/jit.py machine_code): the arguments are
+        always this market's arrays, made as here (a fork's and a branch's are copies of
+        them), and whole numbers (`submit` checks), so their types never change."""
+        self._advance = machine_code(flow.advance, self._flow_args(0, 0))
+        self._submit = machine_code(book.submit, (self.state, self._fills.buffer, *(0,) * 9))
+        self._cancel = machine_code(book.cancel, (self.state, 0))
 
     def __getstate__(self) -> dict[str, Any]:
-        # machine code does not pickle: an unpickled market (or a deep copy: a fork, a
-        # branch) looks it up again, for its own arrays; the last snapshot is not worth
-        # a copy, the copy's first read takes its own
+        # machine code does not pickle: an unpickled market (or a deep copy) looks it up
+        # again, for its own arrays; the last snapshot is not worth a copy, the copy's
+        # first read takes its own
         state = self.__dict__.copy()
-        del state["_advance"]
+        for name in ("_advance", "_submit", "_cancel"):
+            del state[name]
         state["_last_snap"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._advance = self._flow_code()
+        self._resolve_code()
 
     def fork(self) -> SimMarket:
         """An independent copy in the same state (books, generator, impact): the
@@ -130,13 +133,32 @@ class SimMarket(FeedReaders):
         warm-up. Only a market no client has touched may be forked."""
         if self._fills.callback is not None:
             raise RuntimeError("fork a market before any client is attached to it")
-        memo: dict[int, object] = {}
-        if self._exo_rng is None:
-            # not a branch: the schedule is whole and nothing ever writes it (only a
-            # branch redraws its exogenous row, in a copy of its own), so every fork of
-            # an episode shares it: 8 MB and four fifths of a fork's time (32 -> 7 ms)
-            memo[id(self.sched)] = self.sched
-        return copy.deepcopy(self, memo)
+        new = self._copy_parts()
+        new._gen = copy.deepcopy(self._gen)  # the same stream from here on
+        if self._exo_rng is not None:
+            # a branch's schedule is its own, redrawn ahead lazily from its own generator
+            new.sched = self.sched.copy()
+            new._exo_rng = copy.deepcopy(self._exo_rng)
+        # else the schedule is whole and nothing ever writes it (only a branch redraws
+        # its exogenous row, in a copy of its own), so every fork of an episode shares
+        # it: 8 MB and four fifths of a fork's time (32 -> 7 ms)
+        new._last_snap = None  # the copy's first read takes its own
+        return new
+
+    def _copy_parts(self) -> SimMarket:
+        """A copy with its own books, fill buffer, impact, path and feed, sharing every
+        other attribute (the immutable parts: scenario, params, shares; the machine code,
+        since the copy's arrays are made as these were). Not `copy.copy`: that goes
+        through `__getstate__` and would look the machine code up again."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.state = book.BookState(*(a.copy() for a in self.state))
+        # between calls the fill buffer is always drained: an empty one is an exact copy
+        new._fills = FillRouter(book.new_fill_buffer(self._fills.buffer.ts.shape[0]))
+        new.impact = self.impact.copy()
+        new.record = self.record.copy()
+        new.feed = self.feed.over(new.state, new.record)
+        return new
 
     def branch(self, rng: np.random.Generator, *, reuse: SimMarket | None = None) -> SimMarket:
         """An independent copy in the current state (books, impact, paths so far) whose
@@ -158,14 +180,8 @@ class SimMarket(FeedReaders):
         exo_rng = rng.spawn(1)[0]
         k = self.record.steps_done
         if reuse is None:
-            new = copy.copy(self)  # shares the immutable parts (scenario, params, shares)
-            new.state = book.BookState(*(a.copy() for a in self.state))
-            # between calls the fill buffer is always drained: an empty one is an exact copy
-            new._fills = FillRouter(book.new_fill_buffer(self._fills.buffer.ts.shape[0]))
-            new.impact = self.impact.copy()
-            new.record = self.record.copy()
+            new = self._copy_parts()
             new.sched = self.sched.copy()
-            new.feed = self.feed.over(new.state, new.record)
         else:
             if reuse is self or reuse._exo_rng is None:
                 raise ValueError("only a branch that is no longer needed can be reused")
@@ -260,17 +276,19 @@ class SimMarket(FeedReaders):
         peak: int = 0,
     ) -> SubmitResult:
         s = book.BID if side is Side.BUY else book.ASK
-        slot, leaves, status = book.submit(
+        # whole numbers only: the machine code would truncate a float where numba's
+        # dispatch would have compiled (or refused) another version
+        slot, leaves, status = self._submit(
             self.state,
             self._fills.buffer,
-            venue,
+            index(venue),
             s,
-            price_ticks,
-            qty,
-            peak,
-            owner,
-            flags,
-            ts,
+            index(price_ticks),
+            index(qty),
+            index(peak),
+            index(owner),
+            index(flags),
+            index(ts),
             self.grid.bar_of(ts),
         )
         self._changes += 1
@@ -281,7 +299,7 @@ class SimMarket(FeedReaders):
 
     def cancel(self, slot: int) -> int:
         self._changes += 1
-        return int(book.cancel(self.state, slot))
+        return int(self._cancel(self.state, index(slot)))
 
     def record_passive_client_fill(self, side: Side, qty: int) -> None:
         """Count a client's passive fill as the client's own signed flow in the price

@@ -2,6 +2,7 @@ import dataclasses
 import pickle
 
 import numpy as np
+import pytest
 
 from router.domain import NANOS_PER_SECOND, Side
 from simulators import book, flow
@@ -193,3 +194,22 @@ def test_the_flow_runs_the_code_numba_would_pick_and_a_pickled_market_runs_on_al
     for x, y in zip(m.state, copy.state, strict=True):
         assert x.tobytes() == y.tobytes()
     assert m.record.bid_path.tobytes() == copy.record.bid_path.tobytes()
+
+
+def test_an_order_in_anything_but_whole_numbers_is_refused_before_the_book():
+    # the book's machine code takes whole numbers as it finds them (a float would be
+    # truncated), so the market checks them first: a TypeError, and the book unchanged
+    m = SimMarket(load_scenario("calm"), rng_for(7, "market"))
+    t = 10 * NANOS_PER_SECOND
+    m.advance_to(t)
+    before = m.feed.snapshot(t)
+    bid = before.venues[0].bid_ticks
+    for price, qty in ((bid + 0.5, 700), (bid, 700.0)):
+        with pytest.raises(TypeError):
+            m.submit(t, 0, Side.BUY, price, qty, owner=5)  # type: ignore[arg-type]
+        assert m.feed.snapshot(t) == before
+    # numpy's integers are whole numbers: taken as Python's
+    res = m.submit(t, np.int64(0), Side.BUY, np.int64(bid), np.int64(700), owner=5)
+    assert m.feed.snapshot(t).venues[0].bid_qty == before.venues[0].bid_qty + 700
+    assert m.cancel(np.int64(res.slot)) == 700
+    assert m.feed.snapshot(t) == before
