@@ -67,14 +67,20 @@ def build_parser() -> Parser:
 
 
 def _bad_input_errors() -> tuple[type[Exception], ...]:
-    # read only when an exception reaches `main`'s handler: the store and the artifacts
-    # take 0.7 s to import, which a command that needs neither should not pay
+    # built only when an exception gets past main's clause for the command line's own
+    # errors: the store and the artifacts take 0.7 s to import, which a command that
+    # needs neither (or `--help`, or a mistyped option) should not pay
     from models.catalog import CatalogError
     from models.serving.artifacts import ModelError
     from router.store import StoreError
     from simulators.replay.errors import ReplayError
 
-    return (UsageError, ConfigError, DomainError, StoreError, ModelError, ReplayError, CatalogError)
+    return (StoreError, ModelError, ReplayError, CatalogError)
+
+
+def _bad_input(exc: Exception) -> int:
+    print(f"blockroute: error: {exc}", file=sys.stderr)
+    return EXIT_BAD_INPUT
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -89,12 +95,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError(f"--log-level: {exc}") from None
         args.func(args)
         return 0
-    except _bad_input_errors() as exc:
-        print(f"blockroute: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    except SystemExit:  # --help: before the clauses below, one of which imports
+        raise
     except KeyboardInterrupt:
         print("blockroute: interrupted", file=sys.stderr)
         return 130
+    except (UsageError, ConfigError, DomainError) as exc:
+        return _bad_input(exc)
+    except _bad_input_errors() as exc:
+        return _bad_input(exc)
     except Exception as exc:  # an internal failure: one line, details in the log
         log.exception("internal error")
         print(f"blockroute: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)

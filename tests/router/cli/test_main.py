@@ -150,3 +150,53 @@ def test_an_interrupt_exits_130(monkeypatch, capsys):
     monkeypatch.setattr(router.cli.bench, "run_book", interrupted)
     assert run_cli("bench", "book") == 130
     assert capsys.readouterr().err == "blockroute: interrupted\n"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        "router.store:StoreError",
+        "models.serving.artifacts:ModelError",
+        "simulators.replay.errors:ReplayError",
+        "models.catalog:CatalogError",
+    ],
+)
+def test_the_store_models_and_replay_errors_exit_2_with_one_line(monkeypatch, capsys, error):
+    # their classes are imported only once such an error reaches main (below)
+    import importlib
+
+    import router.cli.bench
+
+    module, name = error.split(":")
+    cls = getattr(importlib.import_module(module), name)
+
+    def failing(args: argparse.Namespace) -> None:
+        # CatalogError names the input at fault too
+        raise cls("no such thing", "family") if name == "CatalogError" else cls("no such thing")
+
+    monkeypatch.setattr(router.cli.bench, "run_book", failing)
+    assert run_cli("bench", "book") == 2
+    assert capsys.readouterr().err == "blockroute: error: no such thing\n"
+
+
+def test_help_and_usage_errors_import_neither_the_store_nor_the_models():
+    # main's error clauses are tried in order, and the one for the store's and the
+    # models' errors imports them (0.7 s): --help (SystemExit) and the command line's
+    # own errors end before it
+    code = (
+        "import sys\n"
+        "from router.cli import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 0\n"
+        "assert main(['simulate', '--bogus']) == 2\n"
+        "assert main(['--log-level', 'loud', 'bench', 'book']) == 2\n"
+        "print(sorted(m for m in ('router.store', 'models.serving.artifacts', 'numba')"
+        " if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert "unrecognized arguments: --bogus" in out.stderr
