@@ -64,9 +64,17 @@ def _ffill(values: FloatArray) -> FloatArray:
     valid = ~np.isnan(values)
     if not valid.any():
         return values.copy()
+    first = int(np.argmax(valid))
+    if valid[first:].all():
+        # no gap after the first valid value (every path of a calm day here, about half
+        # of a news-shock's, whose books empty a side): the same numbers without the
+        # index arithmetic, a thirtieth of its time on a day's 123,000 steps
+        out = values.copy()
+        out[:first] = values[first]
+        return out
     idx = np.where(valid, np.arange(values.size), -1)
     np.maximum.accumulate(idx, out=idx)
-    idx[idx < 0] = int(np.argmax(valid))
+    idx[idx < 0] = first
     return values[idx]
 
 

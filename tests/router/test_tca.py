@@ -495,3 +495,31 @@ def test_hindsight_refuses_a_market_without_volume():
                 Side.BUY, 100, [0.0, 1.0], [100.0, 100.0], [0.0, 0.0], 0.01, 0.7, 0.02, 1e6, 1, 0.1
             ).quantities
         )
+
+
+def test_forward_fill_is_the_last_valid_value_with_or_without_gaps():
+    # PricePath's lookups rest on it; a path with no gap after its first valid value
+    # takes a shorter way, which must give what a scan gives
+    from router.tca import _ffill
+
+    def scan(values: np.ndarray) -> np.ndarray:
+        valid = [float(v) for v in values if not np.isnan(v)]
+        out, last = [], valid[0] if valid else float("nan")
+        for v in values:
+            last = last if np.isnan(v) else float(v)
+            out.append(last)
+        return np.array(out)
+
+    rng = np.random.default_rng(3)
+    for trial in range(400):
+        v = rng.random(int(rng.integers(1, 30)))
+        if trial % 4 == 1:
+            v[: int(rng.integers(0, v.size + 1))] = np.nan  # a leading gap only
+        elif trial % 4 == 2:
+            v[rng.random(v.size) < 0.3] = np.nan  # gaps anywhere
+        elif trial % 4 == 3:
+            v[:] = np.nan
+        before = v.copy()
+        got = _ffill(v)
+        assert np.array_equal(got, scan(v), equal_nan=True)
+        assert got is not v and np.array_equal(v, before, equal_nan=True)  # a new array
