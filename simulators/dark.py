@@ -97,9 +97,9 @@ class SimDarkPool:
         self._market = market
         self._kernel = kernel
         self._sink = sink
-        contra_rng, self._rng = rng.spawn(2)  # contra stream | latency samples
+        contra_rng, latency_rng = rng.spawn(2)
         self._latency = LatencyModel.from_micros(spec.latency_us, spec.latency_jitter).draws(
-            self._rng
+            latency_rng
         )
         self._window_ns = round(spec.firm_up_window_s * NANOS_PER_SECOND)
         self._last_in_ns: Nanos = 0  # delivery time of the last message to the pool

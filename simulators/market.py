@@ -142,7 +142,6 @@ class SimMarket(FeedReaders):
         # else the schedule is whole and nothing ever writes it (only a branch redraws
         # its exogenous row, in a copy of its own), so every fork of an episode shares
         # it: 8 MB and four fifths of a fork's time (32 -> 7 ms)
-        new._last_snap = None  # the copy's first read takes its own
         return new
 
     def _copy_parts(self) -> SimMarket:
@@ -158,6 +157,7 @@ class SimMarket(FeedReaders):
         new.impact = self.impact.copy()
         new.record = self.record.copy()
         new.feed = self.feed.over(new.state, new.record)
+        new._last_snap = None  # the copy's first read takes its own
         return new
 
     def branch(self, rng: np.random.Generator, *, reuse: SimMarket | None = None) -> SimMarket:
@@ -199,7 +199,7 @@ class SimMarket(FeedReaders):
             # the other rows are the construction's schedule, which nothing ever writes
             new.sched[flow.S_EXO, :k] = self.sched[flow.S_EXO, :k]
         new._gen = rng
-        new._last_snap = None  # a reused branch took `self`'s with its attributes
+        new._last_snap = None  # a reused branch took `self`'s with its attributes too
         new._fills.callback = None
         # NaN, not the original's future: a read before the redraw would show at once
         new.sched[flow.S_EXO, k:] = np.nan
